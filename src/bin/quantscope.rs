@@ -1,0 +1,212 @@
+//! `quantscope`: the native front end. Same engine as the browser playground.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// `println!` into a String (writing to a String cannot fail).
+macro_rules! outln {
+    ($out:expr, $($arg:tt)*) => {{
+        use std::fmt::Write as _;
+        let _ = writeln!($out, $($arg)*);
+    }};
+}
+use quantscope::model::{Model, Progress};
+
+/// The model the README's setup downloads.
+const DEFAULT_MODEL: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
+
+#[derive(Parser)]
+#[command(name = "quantscope", version, about = "Run a transformer, quantize it, see what changes")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Architecture, dimensions and every tensor (dtype, shape, bits per weight, bytes).
+    Info {
+        /// A .gguf file, a .safetensors file (config.json and tokenizer.json beside it), or a
+        /// folder holding model.safetensors, config.json and tokenizer.json.
+        model: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The most likely next tokens after a prompt (CPU reference forward).
+    Predict {
+        #[arg(long)]
+        model: Option<PathBuf>,
+        #[arg(long)]
+        prompt: String,
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let mut out = String::new();
+    match run(Cli::parse(), &mut out) {
+        Ok(()) => {
+            // A closed pipe (`quantscope info | head`) is the reader's choice, not an error.
+            let written = std::io::stdout().lock().write_all(out.as_bytes());
+            match written {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    eprintln!("error: writing output: {e}");
+                    ExitCode::from(1)
+                }
+                _ => ExitCode::SUCCESS,
+            }
+        }
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Runs a command, appending what it prints to `out`.
+fn run(cli: Cli, out: &mut String) -> Result<(), String> {
+    match cli.command {
+        Command::Info { model, json } => {
+            let model = load(model)?;
+            let summary = model.summary();
+            if json {
+                outln!(out, "{}", serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?);
+                return Ok(());
+            }
+            let c = &summary.config;
+            outln!(out, "model        {}", summary.name.as_deref().unwrap_or(&summary.source));
+            outln!(out, "file         {}", summary.source);
+            outln!(out, "architecture {}", c.architecture);
+            outln!(out, "layers       {}", c.n_layers);
+            outln!(out, "width        {}", c.d_model);
+            outln!(out, "heads        {} (head dim {})", c.n_heads, c.head_dim);
+            outln!(out, "kv heads     {}", c.n_kv_heads);
+            outln!(out, "ffn width    {}", c.d_ff);
+            outln!(out, "vocab        {}", c.vocab_size);
+            outln!(out, "context      {}", c.context_length);
+            outln!(out, "rope         base {}, {:?} pairs", c.rope_base, c.rope_layout);
+            outln!(out, "rms eps      {:e}", c.rms_eps);
+            outln!(out, "tied embed.  {}", c.tied_embeddings);
+            outln!(
+                out,
+                "parameters   {} ({:.1} M), {} bytes ({:.2} bits/weight)",
+                summary.parameters,
+                summary.parameters as f64 / 1e6,
+                summary.bytes,
+                8.0 * summary.bytes as f64 / summary.parameters as f64
+            );
+            out.push('\n');
+            outln!(out, "{:<28} {:<6} {:>16} {:>6} {:>12}", "tensor", "dtype", "shape", "bpw", "bytes");
+            for t in &summary.tensors {
+                let shape = t.shape.iter().map(u64::to_string).collect::<Vec<_>>().join("×");
+                outln!(out, "{:<28} {:<6} {:>16} {:>6.2} {:>12}", t.name, t.dtype, shape, t.bits_per_weight, t.bytes);
+            }
+            Ok(())
+        }
+        Command::Predict { model, prompt, top, json } => {
+            let model = load(model)?;
+            let prediction = model.predict(&prompt, top).map_err(|e| e.to_string())?;
+            if json {
+                outln!(out, "{}", serde_json::to_string(&prediction).map_err(|e| e.to_string())?);
+                return Ok(());
+            }
+            outln!(out, "prompt: {prompt:?} ({} tokens: {:?})", prediction.tokens.len(), prediction.tokens);
+            for (rank, t) in prediction.top.iter().enumerate() {
+                let bar = "█".repeat((t.prob * 40.0).round() as usize);
+                outln!(
+                    out,
+                    "{:>2}. {:<20} {:>7.3}%  logit {:>8.3}  {bar}",
+                    rank + 1,
+                    format!("{:?}", t.token),
+                    t.prob * 100.0,
+                    t.logit
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+fn default_model() -> PathBuf {
+    let relative = PathBuf::from(DEFAULT_MODEL);
+    if relative.exists() {
+        relative
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_MODEL)
+    }
+}
+
+/// Reads a model from a GGUF file, a safetensors file or a folder; shows a progress bar on a terminal.
+fn load(path: Option<PathBuf>) -> Result<Model, String> {
+    let path = path.unwrap_or_else(default_model);
+    let name = path.display().to_string();
+    let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: cannot read: {e}", p.display()));
+    let mut bar = ProgressBar::new();
+    let mut progress = |p: Progress| bar.show(p);
+    let result = if path.is_dir() {
+        Model::from_safetensors(
+            read(&path.join("model.safetensors"))?,
+            &read(&path.join("config.json"))?,
+            &read(&path.join("tokenizer.json"))?,
+            &name,
+            &mut progress,
+        )
+    } else if path.extension().is_some_and(|e| e == "safetensors") {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        Model::from_safetensors(
+            read(&path)?,
+            &read(&dir.join("config.json"))?,
+            &read(&dir.join("tokenizer.json"))?,
+            &name,
+            &mut progress,
+        )
+    } else {
+        Model::from_gguf(read(&path)?, &name, &mut progress)
+    };
+    bar.finish();
+    result.map_err(|e| e.to_string())
+}
+
+/// A one-line progress bar on stderr, drawn only when stderr is a terminal.
+struct ProgressBar {
+    enabled: bool,
+    drawn: bool,
+}
+
+impl ProgressBar {
+    fn new() -> Self {
+        ProgressBar { enabled: std::io::stderr().is_terminal(), drawn: false }
+    }
+
+    fn show(&mut self, p: Progress) {
+        if !self.enabled || p.total == 0 {
+            return;
+        }
+        const WIDTH: usize = 30;
+        let filled = (WIDTH as u64 * p.done / p.total) as usize;
+        let mut err = std::io::stderr();
+        let _ = write!(
+            err,
+            "\r{:<9} [{}{}] {}/{}",
+            p.stage,
+            "#".repeat(filled),
+            " ".repeat(WIDTH - filled),
+            p.done,
+            p.total
+        );
+        let _ = err.flush();
+        self.drawn = true;
+    }
+
+    fn finish(&mut self) {
+        if self.drawn {
+            eprintln!();
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! One error enum per layer. Every variant names *what* was wrong and *where* (file, byte offset,
+//! tensor), because a user staring at a broken 100 MB file needs more than "parse error".
+
+use thiserror::Error;
+
+/// Errors from reading bytes of a model file (GGUF, safetensors, config.json, tokenizer.json).
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum FormatError {
+    #[error("{file}: cannot read file: {message}")]
+    Io { file: String, message: String },
+
+    #[error("{file}: not a GGUF file: magic at offset 0 is {found:02x?}, expected \"GGUF\"")]
+    BadMagic { file: String, found: Vec<u8> },
+
+    #[error("{file}: unsupported GGUF version {version} (supported: 2, 3)")]
+    UnsupportedVersion { file: String, version: u32 },
+
+    #[error("{file}: truncated at offset {offset}: reading {what} needs {needed} bytes, {available} left")]
+    Truncated { file: String, offset: u64, what: String, needed: u64, available: u64 },
+
+    #[error("{file}: implausible {what} = {value} at offset {offset} (limit {limit})")]
+    Implausible { file: String, offset: u64, what: String, value: u64, limit: u64 },
+
+    #[error("{file}: invalid UTF-8 in {what} at offset {offset}")]
+    InvalidUtf8 { file: String, offset: u64, what: String },
+
+    #[error("{file}: unknown metadata value type {type_id} for key {key:?} at offset {offset}")]
+    UnknownValueType { file: String, offset: u64, key: String, type_id: u32 },
+
+    #[error("{file}: unknown tensor type id {type_id} in tensor {tensor:?} (tensor info at offset {offset})")]
+    UnknownTensorType { file: String, offset: u64, tensor: String, type_id: u32 },
+
+    #[error("{file}: unsupported tensor type {ty} in tensor {tensor:?}")]
+    UnsupportedTensorType { file: String, tensor: String, ty: String },
+
+    #[error("{file}: tensor {tensor:?}: {message}")]
+    BadTensor { file: String, tensor: String, message: String },
+
+    #[error("{file}: tensor {tensor:?} spans bytes {start}..{end} but the file has {file_len} bytes")]
+    TensorOutOfBounds { file: String, tensor: String, start: u64, end: u64, file_len: u64 },
+
+    #[error("{file}: tensors {first:?} and {second:?} overlap at data offset {offset}")]
+    OverlappingTensors { file: String, first: String, second: String, offset: u64 },
+
+    #[error("{file}: duplicate {what} {name:?}")]
+    Duplicate { file: String, what: String, name: String },
+
+    #[error("{file}: tensor {tensor:?} has a non-finite value ({value}) at element {index}")]
+    NonFinite { file: String, tensor: String, index: u64, value: f32 },
+
+    #[error("{file}: metadata key {key:?} is missing")]
+    MissingMetadata { file: String, key: String },
+
+    #[error("{file}: metadata key {key:?} has the wrong type: expected {expected}, found {found}")]
+    WrongMetadataType { file: String, key: String, expected: String, found: String },
+
+    #[error("{file}: {message}")]
+    Invalid { file: String, message: String },
+}
+
+/// Errors from assembling a runnable model out of a parsed file.
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum ModelError {
+    #[error(transparent)]
+    Format(#[from] FormatError),
+
+    #[error("{file}: unsupported architecture {architecture:?} (supported: {supported})")]
+    UnsupportedArchitecture { file: String, architecture: String, supported: String },
+
+    #[error("{file}: bad config: {message}")]
+    BadConfig { file: String, message: String },
+
+    #[error("{file}: tensor {tensor:?} is missing")]
+    MissingTensor { file: String, tensor: String },
+
+    #[error("{file}: tensor {tensor:?} has shape {found:?}, expected {expected:?}")]
+    WrongShape { file: String, tensor: String, found: Vec<u64>, expected: Vec<u64> },
+
+    #[error("tokenizer: {message}")]
+    Tokenizer { message: String },
+
+    #[error("token id {id} is outside the vocabulary of {vocab} tokens")]
+    TokenOutOfRange { id: u32, vocab: usize },
+
+    #[error("the prompt is empty: it encodes to no tokens")]
+    EmptyPrompt,
+
+    #[error("the prompt has {tokens} tokens, more than the model's context of {context}")]
+    PromptTooLong { tokens: usize, context: usize },
+}

@@ -1,0 +1,13 @@
+//! quantscope: run a real transformer, quantize it live, and see what the quantizers do.
+//!
+//! Data flows one way: `formats` (bytes -> typed files) -> `model` (config, weights, tokenizer,
+//! CPU reference forward) -> front ends (`web` facade in the browser, the `quantscope` CLI).
+
+pub mod error;
+pub mod formats;
+pub mod model;
+
+#[cfg(target_arch = "wasm32")]
+pub mod web;
+
+pub use error::{FormatError, ModelError};

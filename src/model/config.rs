@@ -1,0 +1,283 @@
+//! Llama-family architecture hyper-parameters, read from GGUF metadata or a Hugging Face
+//! `config.json`. One struct serves llama, SmolLM2, Mistral and Qwen2: they differ only in values
+//! (heads, rope base, q/k/v biases, RoPE pair layout), not in the shape of the computation.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{FormatError, ModelError};
+use crate::formats::gguf::GgufFile;
+
+/// Which dimensions of a head RoPE rotates together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RopeLayout {
+    /// Pairs (2i, 2i+1). llama.cpp's mode 0: GGUF llama files store Q/K rows permuted for it.
+    Interleaved,
+    /// Pairs (i, i + head_dim/2). Hugging Face's `rotate_half`, and GGUF's NEOX mode (qwen2).
+    HalfSplit,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LlamaConfig {
+    pub architecture: String,
+    pub n_layers: usize,
+    pub d_model: usize,
+    pub n_heads: usize,
+    pub n_kv_heads: usize,
+    pub head_dim: usize,
+    pub d_ff: usize,
+    pub vocab_size: usize,
+    pub context_length: usize,
+    pub rope_base: f32,
+    pub rms_eps: f32,
+    pub rope_layout: RopeLayout,
+    pub tied_embeddings: bool,
+    /// Qwen2 adds biases to the q, k and v projections.
+    pub qkv_bias: bool,
+}
+
+/// Architectures this file knows how to run, with the RoPE layout their GGUF exports use.
+const GGUF_ARCHITECTURES: &[(&str, RopeLayout)] =
+    &[("llama", RopeLayout::Interleaved), ("qwen2", RopeLayout::HalfSplit)];
+const HF_ARCHITECTURES: &[&str] = &["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM"];
+
+impl LlamaConfig {
+    pub fn q_dim(&self) -> usize {
+        self.n_heads * self.head_dim
+    }
+
+    pub fn kv_dim(&self) -> usize {
+        self.n_kv_heads * self.head_dim
+    }
+
+    /// Config from GGUF metadata (`{arch}.block_count`, ...). Tensor-dependent facts (tied
+    /// embeddings, biases) are passed in by the loader, which sees the tensor list.
+    pub fn from_gguf(gguf: &GgufFile, tied_embeddings: bool, qkv_bias: bool) -> Result<Self, ModelError> {
+        let file = gguf.file.as_str();
+        let architecture = get_str(gguf, "general.architecture")?.to_string();
+        let Some(&(_, rope_layout)) = GGUF_ARCHITECTURES.iter().find(|(name, _)| *name == architecture) else {
+            return Err(ModelError::UnsupportedArchitecture {
+                file: file.into(),
+                architecture,
+                supported: GGUF_ARCHITECTURES.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "),
+            });
+        };
+        let key = |suffix: &str| format!("{architecture}.{suffix}");
+        let d_model = get_usize(gguf, &key("embedding_length"))?;
+        let n_heads = get_usize(gguf, &key("attention.head_count"))?;
+        let n_kv_heads = match gguf.get(&key("attention.head_count_kv")) {
+            Some(_) => get_usize(gguf, &key("attention.head_count_kv"))?,
+            None => n_heads,
+        };
+        let head_dim = match gguf.get(&key("attention.key_length")) {
+            Some(_) => get_usize(gguf, &key("attention.key_length"))?,
+            None if n_heads > 0 => d_model / n_heads,
+            None => 0,
+        };
+        let vocab_size = match gguf.get(&key("vocab_size")) {
+            Some(_) => get_usize(gguf, &key("vocab_size"))?,
+            None => gguf.get("tokenizer.ggml.tokens").and_then(|v| v.as_array()).map_or(0, |a| a.len()),
+        };
+        let config = LlamaConfig {
+            n_layers: get_usize(gguf, &key("block_count"))?,
+            d_model,
+            n_heads,
+            n_kv_heads,
+            head_dim,
+            d_ff: get_usize(gguf, &key("feed_forward_length"))?,
+            vocab_size,
+            context_length: get_usize(gguf, &key("context_length"))?,
+            rope_base: match gguf.get(&key("rope.freq_base")) {
+                Some(_) => get_f32(gguf, &key("rope.freq_base"))?,
+                None => 10_000.0,
+            },
+            rms_eps: get_f32(gguf, &key("attention.layer_norm_rms_epsilon"))?,
+            rope_layout,
+            tied_embeddings,
+            qkv_bias,
+            architecture: architecture.clone(),
+        };
+        if let Some(rope_dims) = gguf.get(&key("rope.dimension_count")).and_then(|v| v.as_u64()) {
+            if rope_dims != config.head_dim as u64 {
+                return Err(bad(
+                    file,
+                    format!("partial RoPE ({rope_dims} of {} head dims) is not supported", config.head_dim),
+                ));
+            }
+        }
+        config.validate(file)?;
+        Ok(config)
+    }
+
+    /// Config from a Hugging Face `config.json` (LlamaForCausalLM, MistralForCausalLM,
+    /// Qwen2ForCausalLM). HF checkpoints keep Q/K unpermuted, so RoPE is half-split.
+    pub fn from_hf_json(json: &[u8], file: &str) -> Result<Self, ModelError> {
+        let v: serde_json::Value = serde_json::from_slice(json)
+            .map_err(|e| FormatError::Invalid { file: file.into(), message: format!("invalid JSON: {e}") })?;
+        let architecture = v["architectures"][0].as_str().unwrap_or("").to_string();
+        if !HF_ARCHITECTURES.contains(&architecture.as_str()) {
+            return Err(ModelError::UnsupportedArchitecture {
+                file: file.into(),
+                architecture,
+                supported: HF_ARCHITECTURES.join(", "),
+            });
+        }
+        let uint = |k: &str| -> Result<usize, ModelError> {
+            v[k].as_u64()
+                .map(|x| x as usize)
+                .ok_or_else(|| bad(file, format!("field {k:?} is missing or not a non-negative integer")))
+        };
+        let float_or = |k: &str, default: f64| -> Result<f32, ModelError> {
+            match &v[k] {
+                serde_json::Value::Null => Ok(default as f32),
+                x => x.as_f64().map(|f| f as f32).ok_or_else(|| bad(file, format!("field {k:?} is not a number"))),
+            }
+        };
+        if !v["rope_scaling"].is_null() {
+            return Err(bad(file, "rope_scaling is not supported yet".into()));
+        }
+        let d_model = uint("hidden_size")?;
+        let n_heads = uint("num_attention_heads")?;
+        let n_kv_heads = if v["num_key_value_heads"].is_null() { n_heads } else { uint("num_key_value_heads")? };
+        let head_dim = if v["head_dim"].is_null() { d_model / n_heads.max(1) } else { uint("head_dim")? };
+        let is_qwen2 = architecture == "Qwen2ForCausalLM";
+        let config = LlamaConfig {
+            n_layers: uint("num_hidden_layers")?,
+            d_model,
+            n_heads,
+            n_kv_heads,
+            head_dim,
+            d_ff: uint("intermediate_size")?,
+            vocab_size: uint("vocab_size")?,
+            context_length: uint("max_position_embeddings")?,
+            rope_base: float_or("rope_theta", 10_000.0)?,
+            rms_eps: float_or("rms_norm_eps", 1e-6)?,
+            rope_layout: RopeLayout::HalfSplit,
+            tied_embeddings: v["tie_word_embeddings"].as_bool().unwrap_or(false),
+            qkv_bias: is_qwen2 || v["attention_bias"].as_bool().unwrap_or(false),
+            architecture: if is_qwen2 { "qwen2".into() } else { "llama".into() },
+        };
+        config.validate(file)?;
+        Ok(config)
+    }
+
+    fn validate(&self, file: &str) -> Result<(), ModelError> {
+        let positive = [
+            ("layers", self.n_layers),
+            ("width", self.d_model),
+            ("heads", self.n_heads),
+            ("kv heads", self.n_kv_heads),
+            ("head dim", self.head_dim),
+            ("ffn width", self.d_ff),
+            ("vocab", self.vocab_size),
+        ];
+        for (what, value) in positive {
+            if value == 0 {
+                return Err(bad(file, format!("{what} is 0")));
+            }
+        }
+        if !self.n_heads.is_multiple_of(self.n_kv_heads) {
+            return Err(bad(
+                file,
+                format!("{} heads are not a multiple of {} kv heads", self.n_heads, self.n_kv_heads),
+            ));
+        }
+        if !self.head_dim.is_multiple_of(2) {
+            return Err(bad(file, format!("head dim {} is odd; RoPE rotates pairs", self.head_dim)));
+        }
+        if !(self.rope_base.is_finite() && self.rope_base > 0.0 && self.rms_eps.is_finite() && self.rms_eps >= 0.0) {
+            return Err(bad(file, format!("rope base {} / rms eps {} out of range", self.rope_base, self.rms_eps)));
+        }
+        // Keeps every derived size (and the CPU forward's scratch buffers) far from overflow.
+        const LIMIT: usize = 1 << 20;
+        if [self.n_layers, self.d_model, self.q_dim(), self.d_ff, self.vocab_size].iter().any(|&x| x > LIMIT) {
+            return Err(bad(file, format!("a dimension exceeds {LIMIT}")));
+        }
+        Ok(())
+    }
+}
+
+fn bad(file: &str, message: String) -> ModelError {
+    ModelError::BadConfig { file: file.into(), message }
+}
+
+fn get_str<'a>(gguf: &'a GgufFile, key: &str) -> Result<&'a str, ModelError> {
+    let value = gguf.get(key).ok_or_else(|| missing(gguf, key))?;
+    value.as_str().ok_or_else(|| wrong_type(gguf, key, "string", value.type_name()))
+}
+
+fn get_usize(gguf: &GgufFile, key: &str) -> Result<usize, ModelError> {
+    let value = gguf.get(key).ok_or_else(|| missing(gguf, key))?;
+    let n = value.as_u64().ok_or_else(|| wrong_type(gguf, key, "unsigned integer", value.type_name()))?;
+    usize::try_from(n).map_err(|_| bad(&gguf.file, format!("{key} = {n} does not fit in memory")))
+}
+
+fn get_f32(gguf: &GgufFile, key: &str) -> Result<f32, ModelError> {
+    let value = gguf.get(key).ok_or_else(|| missing(gguf, key))?;
+    Ok(value.as_f64().ok_or_else(|| wrong_type(gguf, key, "number", value.type_name()))? as f32)
+}
+
+fn missing(gguf: &GgufFile, key: &str) -> ModelError {
+    FormatError::MissingMetadata { file: gguf.file.clone(), key: key.into() }.into()
+}
+
+fn wrong_type(gguf: &GgufFile, key: &str, expected: &str, found: &str) -> ModelError {
+    FormatError::WrongMetadataType {
+        file: gguf.file.clone(),
+        key: key.into(),
+        expected: expected.into(),
+        found: found.into(),
+    }
+    .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SMOLLM2_HF: &str = r#"{"architectures": ["LlamaForCausalLM"], "hidden_size": 576,
+        "intermediate_size": 1536, "num_hidden_layers": 30, "num_attention_heads": 9,
+        "num_key_value_heads": 3, "rms_norm_eps": 1e-05, "rope_theta": 100000,
+        "max_position_embeddings": 8192, "vocab_size": 49152, "tie_word_embeddings": true,
+        "rope_scaling": null}"#;
+
+    #[test]
+    fn hf_llama_config() {
+        let c = LlamaConfig::from_hf_json(SMOLLM2_HF.as_bytes(), "config.json").unwrap();
+        assert_eq!((c.n_layers, c.d_model, c.n_heads, c.n_kv_heads, c.head_dim), (30, 576, 9, 3, 64));
+        assert_eq!((c.d_ff, c.vocab_size, c.context_length), (1536, 49152, 8192));
+        assert_eq!((c.rope_base, c.rms_eps), (100000.0, 1e-5));
+        assert_eq!(c.rope_layout, RopeLayout::HalfSplit);
+        assert!(c.tied_embeddings && !c.qkv_bias);
+        assert_eq!(c.architecture, "llama");
+    }
+
+    #[test]
+    fn hf_qwen2_has_qkv_bias_and_defaults() {
+        let json = SMOLLM2_HF
+            .replace("LlamaForCausalLM", "Qwen2ForCausalLM")
+            .replace(r#""num_key_value_heads": 3,"#, "")
+            .replace(r#""rope_theta": 100000,"#, "");
+        let c = LlamaConfig::from_hf_json(json.as_bytes(), "config.json").unwrap();
+        assert!(c.qkv_bias);
+        assert_eq!(c.architecture, "qwen2");
+        assert_eq!(c.n_kv_heads, 9, "defaults to the head count");
+        assert_eq!(c.rope_base, 10_000.0, "HF default");
+    }
+
+    #[test]
+    fn hf_config_errors_name_the_problem() {
+        let err = |json: &str| LlamaConfig::from_hf_json(json.as_bytes(), "cfg.json").unwrap_err().to_string();
+        assert!(err("{not json").contains("cfg.json: invalid JSON"));
+        assert!(err(&SMOLLM2_HF.replace("LlamaForCausalLM", "BertModel"))
+            .contains("unsupported architecture \"BertModel\""));
+        assert!(err(&SMOLLM2_HF.replace(r#""hidden_size": 576,"#, "")).contains("\"hidden_size\" is missing"));
+        assert!(err(&SMOLLM2_HF.replace(r#""rope_scaling": null"#, r#""rope_scaling": {"type": "llama3"}"#))
+            .contains("rope_scaling"));
+        assert!(err(&SMOLLM2_HF.replace(r#""num_key_value_heads": 3"#, r#""num_key_value_heads": 4"#))
+            .contains("not a multiple of 4 kv heads"));
+        assert!(
+            err(&SMOLLM2_HF.replace(r#""num_hidden_layers": 30"#, r#""num_hidden_layers": 0"#)).contains("layers is 0")
+        );
+    }
+}

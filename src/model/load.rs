@@ -1,0 +1,280 @@
+//! Model = config + weights + tokenizer, assembled from a GGUF file or from safetensors +
+//! config.json + tokenizer.json; plus the small queries the front ends share (summary, predict).
+
+use serde::Serialize;
+
+use crate::error::ModelError;
+use crate::formats::gguf::GgufFile;
+use crate::formats::safetensors;
+use crate::formats::tokenizer::TextTokenizer;
+use crate::model::config::LlamaConfig;
+use crate::model::reference::{forward, ForwardOptions};
+use crate::model::weights::{WeightTensor, Weights};
+
+/// A step of long work (parsing, validating weights), for progress bars in the page and the CLI.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Progress {
+    pub stage: &'static str,
+    pub done: u64,
+    pub total: u64,
+}
+
+pub struct Model {
+    /// Where the model came from (file name), used in error messages and summaries.
+    pub source: String,
+    /// `general.name` of a GGUF, when it has one.
+    pub name: Option<String>,
+    pub config: LlamaConfig,
+    pub weights: Weights,
+    pub tokenizer: TextTokenizer,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TensorSummary {
+    pub name: String,
+    pub dtype: String,
+    /// ggml order: shape[0] is the contiguous row length.
+    pub shape: Vec<u64>,
+    pub bits_per_weight: f64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelSummary {
+    pub source: String,
+    pub name: Option<String>,
+    pub config: LlamaConfig,
+    pub parameters: u64,
+    pub bytes: u64,
+    pub tensors: Vec<TensorSummary>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TopToken {
+    pub id: u32,
+    pub token: String,
+    pub prob: f32,
+    pub logit: f32,
+}
+
+/// The `--json` shape of `quantscope predict`, also what the page receives.
+#[derive(Debug, Clone, Serialize)]
+pub struct Prediction {
+    pub model: String,
+    pub prompt: String,
+    pub tokens: Vec<u32>,
+    pub top: Vec<TopToken>,
+}
+
+impl Model {
+    /// A model from a whole GGUF file. `source` names the file in errors. Every tensor is checked
+    /// for shape and for finite values before the model is returned.
+    pub fn from_gguf(bytes: Vec<u8>, source: &str, progress: &mut dyn FnMut(Progress)) -> Result<Model, ModelError> {
+        progress(Progress { stage: "parse", done: 0, total: 1 });
+        let gguf = GgufFile::parse(&bytes, source)?;
+        progress(Progress { stage: "parse", done: 1, total: 1 });
+        let tokenizer = TextTokenizer::from_gguf(&gguf)?;
+        let tied = gguf.tensor("output.weight").is_none();
+        let qkv_bias = gguf.tensor("blk.0.attn_q.bias").is_some();
+        let config = LlamaConfig::from_gguf(&gguf, tied, qkv_bias)?;
+        let name = gguf.get("general.name").and_then(|v| v.as_str()).map(str::to_string);
+        let tensors = gguf
+            .tensors
+            .iter()
+            .map(|t| WeightTensor {
+                name: t.name.clone(),
+                dtype: t.dtype,
+                dims: t.dims.clone(),
+                start: (gguf.data_offset + t.offset) as usize,
+                len: t.n_bytes as usize,
+            })
+            .collect();
+        let weights = Weights::new(bytes, source, tensors)?;
+        Model::assemble(source, name, config, weights, tokenizer, progress)
+    }
+
+    /// A model from a Hugging Face checkpoint: one `model.safetensors`, its `config.json` and
+    /// `tokenizer.json`. Tensor names are mapped onto GGUF's (`model.layers.3.mlp.up_proj.weight`
+    /// → `blk.3.ffn_up.weight`) so the rest of the code sees one naming scheme.
+    pub fn from_safetensors(
+        bytes: Vec<u8>,
+        config_json: &[u8],
+        tokenizer_json: &[u8],
+        source: &str,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Model, ModelError> {
+        progress(Progress { stage: "parse", done: 0, total: 1 });
+        let mut config = LlamaConfig::from_hf_json(config_json, &format!("{source}: config.json"))?;
+        let tokenizer = TextTokenizer::from_json(tokenizer_json, &format!("{source}: tokenizer.json"))?;
+        let mut tensors = Vec::new();
+        for t in safetensors::read_tensors(&bytes, source)? {
+            // Rotary inverse-frequency buffers are recomputed from rope_theta.
+            if t.name.ends_with("rotary_emb.inv_freq") {
+                continue;
+            }
+            let name = gguf_name(&t.name).ok_or_else(|| ModelError::BadConfig {
+                file: source.into(),
+                message: format!("unexpected tensor {:?} for a {} model", t.name, config.architecture),
+            })?;
+            tensors.push(WeightTensor { name, dtype: t.dtype, dims: t.dims, start: t.start, len: t.len });
+        }
+        progress(Progress { stage: "parse", done: 1, total: 1 });
+        config.tied_embeddings = !tensors.iter().any(|t| t.name == "output.weight");
+        let weights = Weights::new(bytes, source, tensors)?;
+        Model::assemble(source, None, config, weights, tokenizer, progress)
+    }
+
+    fn assemble(
+        source: &str,
+        name: Option<String>,
+        config: LlamaConfig,
+        weights: Weights,
+        tokenizer: TextTokenizer,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Model, ModelError> {
+        let model = Model { source: source.into(), name, config, weights, tokenizer };
+        model.check_shapes()?;
+        model.weights.check_finite(&mut |done, total| progress(Progress { stage: "validate", done, total }))?;
+        Ok(model)
+    }
+
+    /// Every tensor the forward reads exists with the shape the config implies.
+    fn check_shapes(&self) -> Result<(), ModelError> {
+        let c = &self.config;
+        let [d, q, kv, ff, vocab] = [c.d_model, c.q_dim(), c.kv_dim(), c.d_ff, c.vocab_size].map(|x| x as u64);
+        let mut expected: Vec<(String, Vec<u64>)> =
+            vec![("token_embd.weight".into(), vec![d, vocab]), ("output_norm.weight".into(), vec![d])];
+        if !c.tied_embeddings {
+            expected.push(("output.weight".into(), vec![d, vocab]));
+        }
+        for l in 0..c.n_layers {
+            let mut layer = vec![
+                ("attn_norm.weight", vec![d]),
+                ("attn_q.weight", vec![d, q]),
+                ("attn_k.weight", vec![d, kv]),
+                ("attn_v.weight", vec![d, kv]),
+                ("attn_output.weight", vec![q, d]),
+                ("ffn_norm.weight", vec![d]),
+                ("ffn_gate.weight", vec![d, ff]),
+                ("ffn_up.weight", vec![d, ff]),
+                ("ffn_down.weight", vec![ff, d]),
+            ];
+            if c.qkv_bias {
+                layer.extend([("attn_q.bias", vec![q]), ("attn_k.bias", vec![kv]), ("attn_v.bias", vec![kv])]);
+            }
+            expected.extend(layer.into_iter().map(|(suffix, dims)| (format!("blk.{l}.{suffix}"), dims)));
+        }
+        for (name, dims) in expected {
+            let t = self.tensor(&name)?;
+            if t.dims != dims {
+                return Err(ModelError::WrongShape {
+                    file: self.source.clone(),
+                    tensor: name,
+                    found: t.dims.clone(),
+                    expected: dims,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    pub fn tensor(&self, name: &str) -> Result<&WeightTensor, ModelError> {
+        self.weights
+            .get(name)
+            .ok_or_else(|| ModelError::MissingTensor { file: self.source.clone(), tensor: name.into() })
+    }
+
+    /// The unembedding matrix: `output.weight`, or the token embeddings when they are tied.
+    pub fn output_tensor(&self) -> Result<&WeightTensor, ModelError> {
+        self.tensor(if self.config.tied_embeddings { "token_embd.weight" } else { "output.weight" })
+    }
+
+    pub fn summary(&self) -> ModelSummary {
+        let tensors: Vec<TensorSummary> = self
+            .weights
+            .tensors()
+            .iter()
+            .map(|t| TensorSummary {
+                name: t.name.clone(),
+                dtype: t.dtype.name().into(),
+                shape: t.dims.clone(),
+                bits_per_weight: t.dtype.bits_per_weight(),
+                bytes: t.len as u64,
+            })
+            .collect();
+        ModelSummary {
+            source: self.source.clone(),
+            name: self.name.clone(),
+            config: self.config.clone(),
+            parameters: self.weights.tensors().iter().map(|t| t.n_elements()).sum(),
+            bytes: tensors.iter().map(|t| t.bytes).sum(),
+            tensors,
+        }
+    }
+
+    /// The `top_k` most likely next tokens after `prompt`, by the CPU reference forward.
+    pub fn predict(&self, prompt: &str, top_k: usize) -> Result<Prediction, ModelError> {
+        let tokens = self.tokenizer.encode(prompt)?;
+        let out = forward(self, &tokens, ForwardOptions::default())?;
+        Ok(Prediction {
+            model: self.source.clone(),
+            prompt: prompt.into(),
+            tokens,
+            top: self.top_tokens(&out.logits, top_k),
+        })
+    }
+
+    /// Softmax (in f64, so tiny probabilities keep their digits) and the `k` largest logits,
+    /// ties broken by the lower id.
+    pub fn top_tokens(&self, logits: &[f32], k: usize) -> Vec<TopToken> {
+        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+        let total: f64 = logits.iter().map(|&l| (l as f64 - max).exp()).sum();
+        let mut order: Vec<u32> = (0..logits.len() as u32).collect();
+        order.sort_by(|&a, &b| logits[b as usize].total_cmp(&logits[a as usize]).then(a.cmp(&b)));
+        order
+            .into_iter()
+            .take(k)
+            .map(|id| {
+                let logit = logits[id as usize];
+                TopToken {
+                    id,
+                    token: self.tokenizer.token_text(id),
+                    prob: ((logit as f64 - max).exp() / total) as f32,
+                    logit,
+                }
+            })
+            .collect()
+    }
+}
+
+/// Hugging Face llama/qwen2 tensor names → GGUF names.
+fn gguf_name(hf: &str) -> Option<String> {
+    let fixed = match hf {
+        "model.embed_tokens.weight" => Some("token_embd.weight"),
+        "model.norm.weight" => Some("output_norm.weight"),
+        "lm_head.weight" => Some("output.weight"),
+        _ => None,
+    };
+    if let Some(name) = fixed {
+        return Some(name.into());
+    }
+    let rest = hf.strip_prefix("model.layers.")?;
+    let (layer, suffix) = rest.split_once('.')?;
+    let layer: usize = layer.parse().ok()?;
+    let gguf_suffix = match suffix {
+        "input_layernorm.weight" => "attn_norm.weight",
+        "self_attn.q_proj.weight" => "attn_q.weight",
+        "self_attn.k_proj.weight" => "attn_k.weight",
+        "self_attn.v_proj.weight" => "attn_v.weight",
+        "self_attn.q_proj.bias" => "attn_q.bias",
+        "self_attn.k_proj.bias" => "attn_k.bias",
+        "self_attn.v_proj.bias" => "attn_v.bias",
+        "self_attn.o_proj.weight" => "attn_output.weight",
+        "post_attention_layernorm.weight" => "ffn_norm.weight",
+        "mlp.gate_proj.weight" => "ffn_gate.weight",
+        "mlp.up_proj.weight" => "ffn_up.weight",
+        "mlp.down_proj.weight" => "ffn_down.weight",
+        _ => return None,
+    };
+    Some(format!("blk.{layer}.{gguf_suffix}"))
+}

@@ -1,0 +1,11 @@
+//! A runnable model: architecture config, named weight tensors, tokenizer, and the CPU reference
+//! forward that every GPU kernel is checked against.
+
+pub mod config;
+pub mod load;
+pub mod reference;
+pub mod weights;
+
+pub use config::{LlamaConfig, RopeLayout};
+pub use load::{Model, ModelSummary, Prediction, Progress, TensorSummary, TopToken};
+pub use weights::{WeightTensor, Weights};

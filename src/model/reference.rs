@@ -1,0 +1,282 @@
+//! The CPU reference forward: plain f32 loops, written to be read and trusted, not to be fast.
+//! Every GPU kernel is checked against these numbers, so each step mirrors the textbook formula:
+//!
+//! ```text
+//! x = embed(tokens)
+//! for each block:  x += W_o · attention(rope(W_q · norm(x)), rope(W_k · norm(x)), W_v · norm(x))
+//!                  x += W_down · (silu(W_gate · norm(x)) ⊙ (W_up · norm(x)))
+//! logits = W_out · norm(x)
+//! ```
+//!
+//! Activations are row-major `[tokens × width]`. Weights are dequantized one row at a time, so the
+//! quantized model never needs a full f32 copy in memory.
+
+use crate::error::{FormatError, ModelError};
+use crate::model::config::{LlamaConfig, RopeLayout};
+use crate::model::load::Model;
+use crate::model::weights::{WeightTensor, Weights};
+
+/// What a forward returns besides the logits. Everything off by default: the extra tensors are
+/// large (attention probabilities grow with tokens²).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ForwardOptions {
+    /// Logits of every position (for perplexity) instead of only the last one.
+    pub all_logits: bool,
+    pub hidden_states: bool,
+    pub attention_probs: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ForwardOutput {
+    /// `[positions × vocab]`: every position with `all_logits`, else only the last.
+    pub logits: Vec<f32>,
+    /// `n_layers + 1` entries of `[tokens × d_model]`: the embeddings, then the residual stream
+    /// after each block.
+    pub hidden_states: Vec<Vec<f32>>,
+    /// Per layer `[n_heads × tokens × tokens]`, row = query, column = key; zero above the diagonal.
+    pub attention_probs: Vec<Vec<f32>>,
+}
+
+/// The weights of one transformer block, resolved by name once per forward.
+struct Block<'a> {
+    attn_norm: &'a WeightTensor,
+    q: &'a WeightTensor,
+    k: &'a WeightTensor,
+    v: &'a WeightTensor,
+    q_bias: Option<&'a WeightTensor>,
+    k_bias: Option<&'a WeightTensor>,
+    v_bias: Option<&'a WeightTensor>,
+    o: &'a WeightTensor,
+    ffn_norm: &'a WeightTensor,
+    gate: &'a WeightTensor,
+    up: &'a WeightTensor,
+    down: &'a WeightTensor,
+}
+
+pub fn forward(model: &Model, tokens: &[u32], options: ForwardOptions) -> Result<ForwardOutput, ModelError> {
+    let c = &model.config;
+    let w = &model.weights;
+    let n = tokens.len();
+    if n == 0 {
+        return Err(ModelError::EmptyPrompt);
+    }
+    if n > c.context_length {
+        return Err(ModelError::PromptTooLong { tokens: n, context: c.context_length });
+    }
+    let mut out = ForwardOutput::default();
+
+    let embeddings = model.tensor("token_embd.weight")?;
+    let mut x = vec![0.0f32; n * c.d_model];
+    for (t, &id) in tokens.iter().enumerate() {
+        if id as usize >= embeddings.n_rows() {
+            return Err(ModelError::TokenOutOfRange { id, vocab: embeddings.n_rows() });
+        }
+        w.dequantize_row(embeddings, id as usize, &mut x[t * c.d_model..(t + 1) * c.d_model])?;
+    }
+    if options.hidden_states {
+        out.hidden_states.push(x.clone());
+    }
+
+    let rope = RopeTable::new(c, n);
+    for layer in 0..c.n_layers {
+        let b = model.block(layer)?;
+
+        let xn = rms_norm(w, &x, b.attn_norm, c.rms_eps)?;
+        let mut q = linear(w, &xn, b.q, b.q_bias)?;
+        let mut k = linear(w, &xn, b.k, b.k_bias)?;
+        let v = linear(w, &xn, b.v, b.v_bias)?;
+        rope.apply(&mut q, c.n_heads);
+        rope.apply(&mut k, c.n_kv_heads);
+        let (attended, probs) = causal_attention(c, n, &q, &k, &v, options.attention_probs);
+        add_in_place(&mut x, &linear(w, &attended, b.o, None)?);
+        if options.attention_probs {
+            out.attention_probs.push(probs);
+        }
+
+        let xn = rms_norm(w, &x, b.ffn_norm, c.rms_eps)?;
+        let gate = linear(w, &xn, b.gate, None)?;
+        let up = linear(w, &xn, b.up, None)?;
+        let hidden: Vec<f32> = gate.iter().zip(&up).map(|(&g, &u)| silu(g) * u).collect();
+        add_in_place(&mut x, &linear(w, &hidden, b.down, None)?);
+
+        if options.hidden_states {
+            out.hidden_states.push(x.clone());
+        }
+    }
+
+    let final_rows = if options.all_logits { &x[..] } else { &x[(n - 1) * c.d_model..] };
+    let xn = rms_norm(w, final_rows, model.tensor("output_norm.weight")?, c.rms_eps)?;
+    out.logits = linear(w, &xn, model.output_tensor()?, None)?;
+    Ok(out)
+}
+
+impl Model {
+    fn block(&self, layer: usize) -> Result<Block<'_>, ModelError> {
+        let t = |suffix: &str| self.tensor(&format!("blk.{layer}.{suffix}"));
+        let bias = |suffix: &str| self.weights.get(&format!("blk.{layer}.{suffix}"));
+        Ok(Block {
+            attn_norm: t("attn_norm.weight")?,
+            q: t("attn_q.weight")?,
+            k: t("attn_k.weight")?,
+            v: t("attn_v.weight")?,
+            q_bias: bias("attn_q.bias"),
+            k_bias: bias("attn_k.bias"),
+            v_bias: bias("attn_v.bias"),
+            o: t("attn_output.weight")?,
+            ffn_norm: t("ffn_norm.weight")?,
+            gate: t("ffn_gate.weight")?,
+            up: t("ffn_up.weight")?,
+            down: t("ffn_down.weight")?,
+        })
+    }
+}
+
+/// `y[t] = W · x[t] (+ bias)` for every token row of `x`. ggml stores W as `n_out` rows of
+/// `n_in` values, so each stored row is one output feature: dequantize it once, use it for every token.
+fn linear(w: &Weights, x: &[f32], weight: &WeightTensor, bias: Option<&WeightTensor>) -> Result<Vec<f32>, FormatError> {
+    let (n_in, n_out) = (weight.row_len(), weight.n_rows());
+    let n_tokens = x.len() / n_in;
+    let mut y = vec![0.0f32; n_tokens * n_out];
+    let mut row = vec![0.0f32; n_in];
+    for o in 0..n_out {
+        w.dequantize_row(weight, o, &mut row)?;
+        for t in 0..n_tokens {
+            y[t * n_out + o] = dot(&x[t * n_in..(t + 1) * n_in], &row);
+        }
+    }
+    if let Some(bias) = bias {
+        let bias = w.dequantize(bias)?;
+        for y_t in y.chunks_exact_mut(n_out) {
+            add_in_place(y_t, &bias);
+        }
+    }
+    Ok(y)
+}
+
+/// f32 dot product with eight partial sums: the compiler can vectorize it, and the error stays
+/// at the level of any f32 GPU reduction.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut partial = [0.0f32; 8];
+    let (a_blocks, b_blocks) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = a_blocks.remainder().iter().zip(b_blocks.remainder()).map(|(x, y)| x * y).sum();
+    for (ab, bb) in a_blocks.zip(b_blocks) {
+        for i in 0..8 {
+            partial[i] += ab[i] * bb[i];
+        }
+    }
+    partial.iter().sum::<f32>() + tail
+}
+
+fn rms_norm(w: &Weights, x: &[f32], gain: &WeightTensor, eps: f32) -> Result<Vec<f32>, FormatError> {
+    let gain = w.dequantize(gain)?;
+    let d = gain.len();
+    let mut y = vec![0.0f32; x.len()];
+    for (x_t, y_t) in x.chunks_exact(d).zip(y.chunks_exact_mut(d)) {
+        let mean_square = dot(x_t, x_t) / d as f32;
+        let scale = 1.0 / (mean_square + eps).sqrt();
+        for i in 0..d {
+            y_t[i] = x_t[i] * scale * gain[i];
+        }
+    }
+    Ok(y)
+}
+
+fn silu(x: f32) -> f32 {
+    x / (1.0 + (-x).exp())
+}
+
+fn add_in_place(acc: &mut [f32], delta: &[f32]) {
+    for (a, d) in acc.iter_mut().zip(delta) {
+        *a += d;
+    }
+}
+
+/// cos/sin of `position × base^(-2i/head_dim)` for every position and pair, computed in f64 and
+/// rounded once, so the table itself adds no error worth speaking of.
+struct RopeTable {
+    head_dim: usize,
+    layout: RopeLayout,
+    cos: Vec<f32>,
+    sin: Vec<f32>,
+}
+
+impl RopeTable {
+    fn new(c: &LlamaConfig, n_tokens: usize) -> Self {
+        let half = c.head_dim / 2;
+        let (mut cos, mut sin) = (Vec::with_capacity(n_tokens * half), Vec::with_capacity(n_tokens * half));
+        for p in 0..n_tokens {
+            for i in 0..half {
+                let angle = p as f64 * (c.rope_base as f64).powf(-2.0 * i as f64 / c.head_dim as f64);
+                cos.push(angle.cos() as f32);
+                sin.push(angle.sin() as f32);
+            }
+        }
+        RopeTable { head_dim: c.head_dim, layout: c.rope_layout, cos, sin }
+    }
+
+    /// Rotates every head of every token of `x` (`[tokens × n_heads·head_dim]`) in place.
+    fn apply(&self, x: &mut [f32], n_heads: usize) {
+        let (hd, half) = (self.head_dim, self.head_dim / 2);
+        for (p, x_t) in x.chunks_exact_mut(n_heads * hd).enumerate() {
+            for head in x_t.chunks_exact_mut(hd) {
+                for i in 0..half {
+                    let (a, b) = match self.layout {
+                        RopeLayout::Interleaved => (2 * i, 2 * i + 1),
+                        RopeLayout::HalfSplit => (i, i + half),
+                    };
+                    let (cos, sin) = (self.cos[p * half + i], self.sin[p * half + i]);
+                    let (x0, x1) = (head[a], head[b]);
+                    head[a] = x0 * cos - x1 * sin;
+                    head[b] = x0 * sin + x1 * cos;
+                }
+            }
+        }
+    }
+}
+
+/// softmax(q·kᵀ/√d, causal) · v per head. Query head h reads key/value head
+/// h / (n_heads / n_kv_heads) (grouped-query attention). Returns the attended values
+/// `[tokens × n_heads·head_dim]` and, if asked, the probabilities `[n_heads × tokens × tokens]`.
+fn causal_attention(
+    c: &LlamaConfig,
+    n: usize,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    keep_probs: bool,
+) -> (Vec<f32>, Vec<f32>) {
+    let hd = c.head_dim;
+    let group = c.n_heads / c.n_kv_heads;
+    let (q_dim, kv_dim) = (c.q_dim(), c.kv_dim());
+    let scale = 1.0 / (hd as f32).sqrt();
+    let mut attended = vec![0.0f32; n * q_dim];
+    let mut probs = if keep_probs { vec![0.0f32; c.n_heads * n * n] } else { Vec::new() };
+    let mut p = vec![0.0f32; n];
+    for h in 0..c.n_heads {
+        let kv_h = h / group;
+        for i in 0..n {
+            let q_i = &q[i * q_dim + h * hd..][..hd];
+            for j in 0..=i {
+                p[j] = dot(q_i, &k[j * kv_dim + kv_h * hd..][..hd]) * scale;
+            }
+            let max = p[..=i].iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let mut sum = 0.0f32;
+            for pj in &mut p[..=i] {
+                *pj = (*pj - max).exp();
+                sum += *pj;
+            }
+            let out = &mut attended[i * q_dim + h * hd..][..hd];
+            for j in 0..=i {
+                p[j] /= sum;
+                let v_j = &v[j * kv_dim + kv_h * hd..][..hd];
+                for d in 0..hd {
+                    out[d] += p[j] * v_j[d];
+                }
+            }
+            if keep_probs {
+                probs[(h * n + i) * n..][..=i].copy_from_slice(&p[..=i]);
+            }
+        }
+    }
+    (attended, probs)
+}

@@ -1,0 +1,87 @@
+//! The `quantscope` binary as a user runs it: JSON shape, info facts, exit codes on bad files.
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::*;
+
+fn quantscope(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_quantscope")).args(args).current_dir(repo()).output().unwrap()
+}
+
+#[test]
+fn predict_json_has_paris_on_top() {
+    let model = default_model_path().display().to_string();
+    let out =
+        quantscope(&["predict", "--model", &model, "--prompt", "The capital of France is", "--top", "5", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["prompt"], "The capital of France is");
+    assert_eq!(v["model"], model.as_str());
+    assert_eq!(v["tokens"], serde_json::json!([504, 3575, 282, 4649, 314]));
+    let top = v["top"].as_array().unwrap();
+    assert_eq!(top.len(), 5);
+    assert_eq!(top[0]["token"], " Paris");
+    assert!(top[0]["id"].is_u64() && top[0]["logit"].is_f64());
+    let probs: Vec<f64> = top.iter().map(|t| t["prob"].as_f64().unwrap()).collect();
+    assert!(probs.windows(2).all(|w| w[0] >= w[1]), "sorted by probability: {probs:?}");
+}
+
+#[test]
+fn info_reports_the_architecture_of_the_default_model() {
+    let out = quantscope(&["info"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    for line in [
+        "layers       30",
+        "width        576",
+        "heads        9 ",
+        "kv heads     3",
+        "ffn width    1536",
+        "vocab        49152",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    }
+    assert!(text.contains("blk.29.ffn_down.weight") && text.contains("Q4_1") && text.contains("Q8_0"));
+
+    let out = quantscope(&["info", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["config"]["n_layers"], 30);
+    assert_eq!(v["tensors"].as_array().unwrap().len(), 272);
+}
+
+fn assert_fails_clearly(file: &std::path::Path, expect_in_message: &[&str]) {
+    let out = quantscope(&["predict", "--model", &file.display().to_string(), "--prompt", "hi"]);
+    assert_eq!(out.status.code(), Some(1), "exit code");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    for needle in expect_in_message {
+        assert!(err.contains(needle), "{needle:?} not in {err:?}");
+    }
+}
+
+#[test]
+fn truncated_model_and_random_bytes_exit_with_code_1_and_a_clear_message() {
+    let dir = scratch("cli_bad_input");
+    let truncated = dir.join("truncated.gguf");
+    let bytes = std::fs::read(default_model_path()).unwrap();
+    std::fs::write(&truncated, &bytes[..1 << 20]).unwrap();
+    assert_fails_clearly(&truncated, &["truncated.gguf", "offset", "tokenizer.ggml.merges"]);
+
+    let random = dir.join("random.bin");
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let noise: Vec<u8> = (0..1 << 20)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    std::fs::write(&random, noise).unwrap();
+    assert_fails_clearly(&random, &["random.bin", "not a GGUF file"]);
+
+    assert_fails_clearly(&dir.join("does-not-exist.gguf"), &["does-not-exist.gguf", "cannot read"]);
+}

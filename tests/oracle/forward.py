@@ -1,0 +1,83 @@
+"""Independent oracle for the CPU reference forward: a llama forward in float64 numpy over weights
+dequantized by gguf-py (the GGUF project's own Python package).
+
+Written from the formulas, not from the Rust code: whole-matrix numpy ops, RoPE applied to GGUF's
+permuted Q/K as llama.cpp does (adjacent pairs), GQA by repeating K/V heads.
+
+usage: forward.py MODEL.gguf TOKEN_ID [TOKEN_ID ...] [--layers N]
+prints JSON {"logits": [...]} for the last position.
+"""
+import json
+import sys
+
+import numpy as np
+from gguf import GGUFReader
+from gguf.quants import dequantize
+
+
+def main():
+    args = sys.argv[1:]
+    layers = None
+    if "--layers" in args:
+        i = args.index("--layers")
+        layers = int(args[i + 1])
+        del args[i : i + 2]
+    path, tokens = args[0], [int(t) for t in args[1:]]
+
+    reader = GGUFReader(path)
+    field = lambda key: reader.fields[key].contents()
+    arch = field("general.architecture")
+    n_layers = field(f"{arch}.block_count") if layers is None else layers
+    n_heads = field(f"{arch}.attention.head_count")
+    n_kv = field(f"{arch}.attention.head_count_kv")
+    eps = field(f"{arch}.attention.layer_norm_rms_epsilon")
+    base = field(f"{arch}.rope.freq_base")
+
+    wanted = {"token_embd.weight", "output_norm.weight", "output.weight"} | {
+        f"blk.{l}.{s}" for l in range(n_layers) for s in
+        ["attn_norm.weight", "attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_output.weight",
+         "ffn_norm.weight", "ffn_gate.weight", "ffn_up.weight", "ffn_down.weight"]}
+    W = {t.name: dequantize(t.data, t.tensor_type).astype(np.float64) for t in reader.tensors if t.name in wanted}
+    out_w = W.get("output.weight", W["token_embd.weight"])
+
+    d = W["token_embd.weight"].shape[1]
+    hd = d // n_heads
+    T = len(tokens)
+
+    def rms_norm(x, g):
+        return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * g.reshape(-1)
+
+    pos = np.arange(T, dtype=np.float64)[:, None]
+    inv_freq = base ** (-np.arange(0, hd, 2, dtype=np.float64) / hd)
+    cos, sin = np.cos(pos * inv_freq), np.sin(pos * inv_freq)  # (T, hd/2)
+
+    def rope(x, heads):  # x: (T, heads*hd); GGUF llama rows are permuted for adjacent pairs
+        x = x.reshape(T, heads, hd // 2, 2)
+        a, b = x[..., 0], x[..., 1]
+        c, s = cos[:, None, :], sin[:, None, :]
+        return np.stack([a * c - b * s, a * s + b * c], axis=-1).reshape(T, heads * hd)
+
+    x = W["token_embd.weight"][tokens]
+    mask = np.triu(np.full((T, T), -np.inf), k=1)
+    for l in range(n_layers):
+        p = lambda s: W[f"blk.{l}.{s}"]
+        h = rms_norm(x, p("attn_norm.weight"))
+        q = rope(h @ p("attn_q.weight").T, n_heads).reshape(T, n_heads, hd).transpose(1, 0, 2)
+        k = rope(h @ p("attn_k.weight").T, n_kv).reshape(T, n_kv, hd).transpose(1, 0, 2)
+        v = (h @ p("attn_v.weight").T).reshape(T, n_kv, hd).transpose(1, 0, 2)
+        k = np.repeat(k, n_heads // n_kv, axis=0)
+        v = np.repeat(v, n_heads // n_kv, axis=0)
+        scores = q @ k.transpose(0, 2, 1) / np.sqrt(hd) + mask
+        probs = np.exp(scores - scores.max(axis=-1, keepdims=True))
+        probs /= probs.sum(axis=-1, keepdims=True)
+        attn = (probs @ v).transpose(1, 0, 2).reshape(T, n_heads * hd)
+        x = x + attn @ p("attn_output.weight").T
+        h = rms_norm(x, p("ffn_norm.weight"))
+        gate, up = h @ p("ffn_gate.weight").T, h @ p("ffn_up.weight").T
+        x = x + (gate / (1 + np.exp(-gate)) * up) @ p("ffn_down.weight").T
+    logits = rms_norm(x[-1:], W["output_norm.weight"]) @ out_w.T
+    json.dump({"logits": logits[0].tolist()}, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
