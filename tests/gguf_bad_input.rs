@@ -6,9 +6,7 @@
 //! every truncation of a small file, and a few thousand random byte mutations.
 
 use quantscope::formats::ggml::GgmlType;
-use quantscope::formats::gguf::{
-    write_gguf, GgufFile, MetadataValue, MAX_METADATA_ENTRIES, MAX_TENSORS,
-};
+use quantscope::formats::gguf::{write_gguf, GgufFile, MetadataValue, MAX_METADATA_ENTRIES, MAX_TENSORS};
 use quantscope::FormatError;
 
 const FILE: &str = "corrupt-test.gguf";
@@ -20,11 +18,7 @@ fn parse(bytes: &[u8]) -> Result<GgufFile, FormatError> {
 
 fn err(bytes: &[u8]) -> FormatError {
     match parse(bytes) {
-        Ok(f) => panic!(
-            "a corrupt file parsed: {} tensors, {} keys",
-            f.tensors.len(),
-            f.metadata.len()
-        ),
+        Ok(f) => panic!("a corrupt file parsed: {} tensors, {} keys", f.tensors.len(), f.metadata.len()),
         Err(e) => e,
     }
 }
@@ -57,19 +51,12 @@ fn kv(key: &str, value: MetadataValue) -> (String, MetadataValue) {
     (key.to_string(), value)
 }
 
-fn tensor(
-    name: &str,
-    dims: &[u64],
-    ty: GgmlType,
-    data: Vec<u8>,
-) -> (String, Vec<u64>, GgmlType, Vec<u8>) {
+fn tensor(name: &str, dims: &[u64], ty: GgmlType, data: Vec<u8>) -> (String, Vec<u64>, GgmlType, Vec<u8>) {
     (name.to_string(), dims.to_vec(), ty, data)
 }
 
 fn f32_data(n: usize) -> Vec<u8> {
-    (0..n)
-        .flat_map(|i| (i as f32 * 0.5 - 3.0).to_le_bytes())
-        .collect()
+    (0..n).flat_map(|i| (i as f32 * 0.5 - 3.0).to_le_bytes()).collect()
 }
 
 fn q8_0_data(blocks: usize) -> Vec<u8> {
@@ -86,17 +73,10 @@ fn q8_0_data(blocks: usize) -> Vec<u8> {
 fn base() -> Vec<u8> {
     write_gguf(
         &[
-            kv(
-                "general.architecture",
-                MetadataValue::String("llama".into()),
-            ),
+            kv("general.architecture", MetadataValue::String("llama".into())),
             kv(
                 "test.array",
-                MetadataValue::Array(vec![
-                    MetadataValue::U32(1),
-                    MetadataValue::U32(2),
-                    MetadataValue::U32(3),
-                ]),
+                MetadataValue::Array(vec![MetadataValue::U32(1), MetadataValue::U32(2), MetadataValue::U32(3)]),
             ),
             kv("test.flag", MetadataValue::Bool(true)),
         ],
@@ -134,16 +114,8 @@ fn base_file_is_valid() {
     assert_eq!(f.tensors.len(), 2);
     assert_eq!(f.tensor("tensor.alpha").unwrap().offset, 0);
     assert_eq!(f.tensor("tensor.beta").unwrap().offset, 256);
-    assert_eq!(
-        f.data_offset + 256 + 68,
-        bytes.len() as u64,
-        "beta must end the file"
-    );
-    assert_eq!(
-        f.dequantize_tensor(&bytes, f.tensor("tensor.alpha").unwrap())
-            .unwrap()[3],
-        -1.5
-    );
+    assert_eq!(f.data_offset + 256 + 68, bytes.len() as u64, "beta must end the file");
+    assert_eq!(f.dequantize_tensor(&bytes, f.tensor("tensor.alpha").unwrap()).unwrap()[3], -1.5);
     assert_eq!(f.get("test.flag"), Some(&MetadataValue::Bool(true)));
 }
 
@@ -152,20 +124,11 @@ fn wrong_magic() {
     let mut bytes = base();
     bytes[3] = b'X';
     let e = err(&bytes);
-    assert_eq!(
-        e,
-        FormatError::BadMagic {
-            file: FILE.into(),
-            found: b"GGUX".to_vec()
-        }
-    );
+    assert_eq!(e, FormatError::BadMagic { file: FILE.into(), found: b"GGUX".to_vec() });
     assert_mentions(&e, &["offset 0"]);
     // Short files that can't be GGUF say so too; short prefixes of "GGUF" are truncated.
     assert!(matches!(err(b"PK"), FormatError::BadMagic { .. }));
-    assert!(matches!(
-        err(b"GG"),
-        FormatError::Truncated { offset: 0, .. }
-    ));
+    assert!(matches!(err(b"GG"), FormatError::Truncated { offset: 0, .. }));
 }
 
 #[test]
@@ -174,13 +137,7 @@ fn unsupported_versions() {
         let mut bytes = base();
         put_u32(&mut bytes, 4, version);
         let e = err(&bytes);
-        assert_eq!(
-            e,
-            FormatError::UnsupportedVersion {
-                file: FILE.into(),
-                version
-            }
-        );
+        assert_eq!(e, FormatError::UnsupportedVersion { file: FILE.into(), version });
         assert_mentions(&e, &[&format!("version {version}")]);
     }
 }
@@ -295,24 +252,11 @@ fn array_length_past_the_end() {
             && needed == 4 << 40 && a == available),
         "{e:?}"
     );
-    assert_mentions(
-        &e,
-        &[
-            &format!("offset {}", at + 8),
-            "test.array",
-            "1099511627776 items",
-        ],
-    );
+    assert_mentions(&e, &[&format!("offset {}", at + 8), "test.array", "1099511627776 u32 items"]);
 
     // u64::MAX items: the byte count saturates instead of overflowing.
     put_u64(&mut bytes, at, u64::MAX);
-    assert!(matches!(
-        err(&bytes),
-        FormatError::Truncated {
-            needed: u64::MAX,
-            ..
-        }
-    ));
+    assert!(matches!(err(&bytes), FormatError::Truncated { needed: u64::MAX, .. }));
 }
 
 #[test]
@@ -324,12 +268,7 @@ fn unknown_value_types() {
     let e = err(&bytes);
     assert_eq!(
         e,
-        FormatError::UnknownValueType {
-            file: FILE.into(),
-            offset: at as u64,
-            key: "test.flag".into(),
-            type_id: 13
-        }
+        FormatError::UnknownValueType { file: FILE.into(), offset: at as u64, key: "test.flag".into(), type_id: 13 }
     );
     assert_mentions(&e, &[&format!("offset {at}"), "test.flag", "13"]);
 
@@ -355,10 +294,7 @@ fn invalid_utf8_and_bool() {
     let at = layout(&bytes).arch_key + 32; // "llama"
     bytes[at] = 0xFF;
     let e = err(&bytes);
-    assert!(
-        matches!(e, FormatError::InvalidUtf8 { offset, .. } if offset == at as u64),
-        "{e:?}"
-    );
+    assert!(matches!(e, FormatError::InvalidUtf8 { offset, .. } if offset == at as u64), "{e:?}");
     assert_mentions(&e, &[&format!("offset {at}"), "general.architecture"]);
 
     let mut bytes = base();
@@ -385,10 +321,7 @@ fn bad_n_dims() {
     let mut bytes = base();
     put_u32(&mut bytes, at, 0);
     let e = err(&bytes);
-    assert!(
-        matches!(e, FormatError::BadTensor { ref tensor, .. } if tensor == "tensor.alpha"),
-        "{e:?}"
-    );
+    assert!(matches!(e, FormatError::BadTensor { ref tensor, .. } if tensor == "tensor.alpha"), "{e:?}");
     assert_mentions(&e, &[&format!("offset {}", at - 12 - 8), "n_dims is 0"]);
 }
 
@@ -398,21 +331,14 @@ fn zero_size_dimension() {
     let at = layout(&bytes).alpha + 16 + 8; // second dim of alpha
     put_u64(&mut bytes, at, 0);
     let e = err(&bytes);
-    assert!(
-        matches!(e, FormatError::BadTensor { ref tensor, .. } if tensor == "tensor.alpha"),
-        "{e:?}"
-    );
+    assert!(matches!(e, FormatError::BadTensor { ref tensor, .. } if tensor == "tensor.alpha"), "{e:?}");
     assert_mentions(&e, &[&format!("offset {at}"), "dimension 1 is 0"]);
 }
 
 #[test]
 fn element_count_overflow() {
     // 2^32 * 2^32 overflows u64.
-    let bytes = write_gguf(
-        &[],
-        &[tensor("huge", &[1 << 32, 1 << 32], GgmlType::F32, vec![])],
-        32,
-    );
+    let bytes = write_gguf(&[], &[tensor("huge", &[1 << 32, 1 << 32], GgmlType::F32, vec![])], 32);
     let e = err(&bytes);
     assert!(
         matches!(e, FormatError::Implausible { ref what, value: u64::MAX, .. } if what.contains("element count") && what.contains("huge")),
@@ -422,34 +348,18 @@ fn element_count_overflow() {
     // 2^31 * 2^31 * 4 = 2^64 overflows too; 2^62 * 2 = 2^63 exceeds ggml's int64.
     for dims in [vec![1u64 << 31, 1 << 31, 4], vec![1 << 62, 2]] {
         let bytes = write_gguf(&[], &[tensor("huge", &dims, GgmlType::F32, vec![])], 32);
-        assert!(
-            matches!(err(&bytes), FormatError::Implausible { .. }),
-            "{dims:?}"
-        );
+        assert!(matches!(err(&bytes), FormatError::Implausible { .. }), "{dims:?}");
     }
     // A single dimension past int64.
-    let bytes = write_gguf(
-        &[],
-        &[tensor("huge", &[1 << 63], GgmlType::F32, vec![])],
-        32,
-    );
+    let bytes = write_gguf(&[], &[tensor("huge", &[1 << 63], GgmlType::F32, vec![])], 32);
     assert!(matches!(err(&bytes), FormatError::Implausible { value, .. } if value == 1 << 63));
     // Fits int64 in elements, but not u64 in bytes (F64: 8 bytes each).
-    let bytes = write_gguf(
-        &[],
-        &[tensor("huge", &[1 << 62], GgmlType::F64, vec![])],
-        32,
-    );
+    let bytes = write_gguf(&[], &[tensor("huge", &[1 << 62], GgmlType::F64, vec![])], 32);
     let e = err(&bytes);
-    assert!(
-        matches!(e, FormatError::BadTensor { ref message, .. } if message.contains("overflows")),
-        "{e:?}"
-    );
+    assert!(matches!(e, FormatError::BadTensor { ref message, .. } if message.contains("overflows")), "{e:?}");
     // Large but representable: in bounds check says out of bounds, not overflow.
     let bytes = write_gguf(&[], &[tensor("big", &[1 << 40], GgmlType::F32, vec![])], 32);
-    assert!(
-        matches!(err(&bytes), FormatError::TensorOutOfBounds { ref tensor, .. } if tensor == "big")
-    );
+    assert!(matches!(err(&bytes), FormatError::TensorOutOfBounds { ref tensor, .. } if tensor == "big"));
 }
 
 #[test]
@@ -468,29 +378,15 @@ fn unknown_tensor_type() {
                 type_id
             }
         );
-        assert_mentions(
-            &e,
-            &[
-                &format!("offset {}", lay.beta - 8),
-                "tensor.beta",
-                &type_id.to_string(),
-            ],
-        );
+        assert_mentions(&e, &[&format!("offset {}", lay.beta - 8), "tensor.beta", &type_id.to_string()]);
     }
 }
 
 #[test]
 fn row_not_a_multiple_of_the_block() {
-    let bytes = write_gguf(
-        &[],
-        &[tensor("odd", &[33, 2], GgmlType::Q8_0, vec![0; 68])],
-        32,
-    );
+    let bytes = write_gguf(&[], &[tensor("odd", &[33, 2], GgmlType::Q8_0, vec![0; 68])], 32);
     let e = err(&bytes);
-    assert!(
-        matches!(e, FormatError::BadTensor { ref tensor, .. } if tensor == "odd"),
-        "{e:?}"
-    );
+    assert!(matches!(e, FormatError::BadTensor { ref tensor, .. } if tensor == "odd"), "{e:?}");
     assert_mentions(&e, &["odd", "offset", "block size 32"]);
 }
 
@@ -531,19 +427,8 @@ fn misaligned_tensor_offset() {
     let at = layout(&bytes).beta + 27;
     put_u64(&mut bytes, at, 250);
     let e = err(&bytes);
-    assert!(
-        matches!(e, FormatError::BadTensor { ref tensor, .. } if tensor == "tensor.beta"),
-        "{e:?}"
-    );
-    assert_mentions(
-        &e,
-        &[
-            "tensor.beta",
-            &format!("offset {at}"),
-            "250",
-            "alignment 32",
-        ],
-    );
+    assert!(matches!(e, FormatError::BadTensor { ref tensor, .. } if tensor == "tensor.beta"), "{e:?}");
+    assert_mentions(&e, &["tensor.beta", &format!("offset {at}"), "250", "alignment 32"]);
 }
 
 #[test]
@@ -566,20 +451,14 @@ fn overlapping_tensors() {
 
     // Both at offset 0.
     put_u64(&mut bytes, at, 0);
-    assert!(matches!(
-        err(&bytes),
-        FormatError::OverlappingTensors { offset: 0, .. }
-    ));
+    assert!(matches!(err(&bytes), FormatError::OverlappingTensors { offset: 0, .. }));
 }
 
 #[test]
 fn duplicate_names() {
     let bytes = write_gguf(
         &[],
-        &[
-            tensor("same", &[4], GgmlType::F32, f32_data(4)),
-            tensor("same", &[4], GgmlType::F32, f32_data(4)),
-        ],
+        &[tensor("same", &[4], GgmlType::F32, f32_data(4)), tensor("same", &[4], GgmlType::F32, f32_data(4))],
         32,
     );
     let second_info = 24 + (8 + 4 + 4 + 8 + 4 + 8);
@@ -594,11 +473,7 @@ fn duplicate_names() {
     );
     assert_mentions(&e, &["same", &format!("offset {second_info}")]);
 
-    let bytes = write_gguf(
-        &[kv("k", MetadataValue::U8(1)), kv("k", MetadataValue::U8(2))],
-        &[],
-        32,
-    );
+    let bytes = write_gguf(&[kv("k", MetadataValue::U8(1)), kv("k", MetadataValue::U8(2))], &[], 32);
     let e = err(&bytes);
     assert!(
         matches!(e, FormatError::Duplicate { ref name, ref what, .. } if name == "k" && what.contains("metadata key")),
@@ -616,11 +491,8 @@ fn bad_alignment() {
         (MetadataValue::U32(48), false),
         (MetadataValue::I32(-32), false),
     ] {
-        let bytes = write_gguf(
-            &[kv("general.alignment", value.clone())],
-            &[tensor("t", &[8], GgmlType::F32, f32_data(8))],
-            64,
-        );
+        let bytes =
+            write_gguf(&[kv("general.alignment", value.clone())], &[tensor("t", &[8], GgmlType::F32, f32_data(8))], 64);
         match (ok, parse(&bytes)) {
             (true, Ok(f)) => assert_eq!(Some(f.alignment), value.as_u64()),
             (false, Err(e)) => {
@@ -630,16 +502,9 @@ fn bad_alignment() {
             (ok, r) => panic!("alignment {value:?}: expected ok={ok}, got {r:?}"),
         }
     }
-    let bytes = write_gguf(
-        &[kv("general.alignment", MetadataValue::String("32".into()))],
-        &[],
-        32,
-    );
+    let bytes = write_gguf(&[kv("general.alignment", MetadataValue::String("32".into()))], &[], 32);
     let e = err(&bytes);
-    assert!(
-        matches!(e, FormatError::WrongMetadataType { ref found, .. } if found == "string"),
-        "{e:?}"
-    );
+    assert!(matches!(e, FormatError::WrongMetadataType { ref found, .. } if found == "string"), "{e:?}");
 }
 
 #[test]
@@ -664,10 +529,7 @@ fn every_truncation_is_an_error() {
 fn real_model_cut_to_one_mib() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(MODEL);
     let bytes = std::fs::read(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e}. The default model is missing: run `scripts/test` (it fetches it) first",
-            path.display()
-        )
+        panic!("{}: {e}. The default model is missing: run `scripts/test` (it fetches it) first", path.display())
     });
     let whole = GgufFile::parse(&bytes, MODEL).expect("the whole model parses");
     assert_eq!(whole.tensors.len(), 272);
@@ -698,10 +560,7 @@ fn one_mib_of_random_bytes() {
     let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
     let mut bytes: Vec<u8> = (0..1 << 20).map(|_| rng.next() as u8).collect();
     let e = err(&bytes);
-    assert!(
-        matches!(e, FormatError::BadMagic { ref found, .. } if found == &bytes[..4]),
-        "{e:?}"
-    );
+    assert!(matches!(e, FormatError::BadMagic { ref found, .. } if found == &bytes[..4]), "{e:?}");
     // With a valid header in front, the rest is still garbage: some error, no panic, quickly.
     bytes[..8].copy_from_slice(b"GGUF\x03\0\0\0");
     for seed in 0..64u64 {
@@ -722,21 +581,7 @@ fn random_mutations_never_panic() {
     // values into a valid file; every outcome must be Ok or a typed error.
     let base = base();
     let mut rng = XorShift(42);
-    let specials = [
-        0u64,
-        1,
-        4,
-        5,
-        13,
-        31,
-        32,
-        255,
-        1 << 31,
-        1 << 32,
-        1 << 40,
-        u64::MAX / 2,
-        u64::MAX,
-    ];
+    let specials = [0u64, 1, 4, 5, 13, 31, 32, 255, 1 << 31, 1 << 32, 1 << 40, u64::MAX / 2, u64::MAX];
     let (mut ok, mut errors) = (0, 0);
     for _ in 0..20_000 {
         let mut bytes = base.clone();
@@ -747,11 +592,9 @@ fn random_mutations_never_panic() {
             let at = (rng.next() % bytes.len() as u64) as usize;
             match rng.next() % 3 {
                 0 => bytes[at] = rng.next() as u8,
-                1 if at + 8 <= bytes.len() => put_u64(
-                    &mut bytes,
-                    at,
-                    specials[(rng.next() % specials.len() as u64) as usize],
-                ),
+                1 if at + 8 <= bytes.len() => {
+                    put_u64(&mut bytes, at, specials[(rng.next() % specials.len() as u64) as usize])
+                }
                 _ => bytes.truncate(at),
             }
         }

@@ -45,17 +45,11 @@ fn python() -> PathBuf {
 }
 
 fn oracle_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| manifest_dir().join("target"));
-    let target = if target.is_absolute() {
-        target
-    } else {
-        manifest_dir().join(target)
-    };
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| manifest_dir().join("target"));
+    let target = if target.is_absolute() { target } else { manifest_dir().join(target) };
     let dir = target.join("oracle");
-    std::fs::create_dir_all(&dir)
-        .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
     dir
 }
 
@@ -87,8 +81,7 @@ struct OracleTensor {
 }
 
 fn read_index(path: &Path) -> Vec<OracleTensor> {
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     text.lines()
         .map(|line| {
             let f: Vec<&str> = line.split('\t').collect();
@@ -107,54 +100,33 @@ fn read_index(path: &Path) -> Vec<OracleTensor> {
 /// with us, and compare. Returns the parsed file and the problems found (empty = all equal).
 fn compare_with_gguf_py(gguf_path: &Path, prefix: &Path) -> (GgufFile, Vec<String>) {
     run_script("gguf_dequant.py", &[gguf_path, prefix]);
-    let bytes = std::fs::read(gguf_path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", gguf_path.display()));
+    let bytes = std::fs::read(gguf_path).unwrap_or_else(|e| panic!("cannot read {}: {e}", gguf_path.display()));
     let file = GgufFile::parse(&bytes, &gguf_path.display().to_string())
         .unwrap_or_else(|e| panic!("our parser rejects a file gguf-py reads: {e}"));
     let index = read_index(&prefix.with_extension("index"));
     let values_path = prefix.with_extension("f32");
     let mut values = BufReader::new(
-        File::open(&values_path)
-            .unwrap_or_else(|e| panic!("cannot open {}: {e}", values_path.display())),
+        File::open(&values_path).unwrap_or_else(|e| panic!("cannot open {}: {e}", values_path.display())),
     );
 
     let mut problems = Vec::new();
     let names: Vec<&str> = file.tensors.iter().map(|t| t.name.as_str()).collect();
     let oracle_names: Vec<&str> = index.iter().map(|t| t.name.as_str()).collect();
-    assert_eq!(
-        names, oracle_names,
-        "tensor lists differ between our parser and gguf-py's"
-    );
+    assert_eq!(names, oracle_names, "tensor lists differ between our parser and gguf-py's");
 
     for (info, oracle) in file.tensors.iter().zip(&index) {
         // The parser, cross-checked against gguf-py's reader.
-        if info.dtype.name() != oracle.ty
-            || info.dims != oracle.dims
-            || info.n_elements != oracle.count
-        {
+        if info.dtype.name() != oracle.ty || info.dims != oracle.dims || info.n_elements != oracle.count {
             problems.push(format!(
                 "tensor {}: we read {} {:?} ({} elements), gguf-py {} {:?} ({})",
-                info.name,
-                info.dtype,
-                info.dims,
-                info.n_elements,
-                oracle.ty,
-                oracle.dims,
-                oracle.count
+                info.name, info.dtype, info.dims, info.n_elements, oracle.ty, oracle.dims, oracle.count
             ));
         }
         let mut raw = vec![0u8; oracle.count as usize * 4];
-        values.read_exact(&mut raw).unwrap_or_else(|e| {
-            panic!(
-                "{}: short oracle file at tensor {}: {e}",
-                values_path.display(),
-                info.name
-            )
-        });
-        let expected: Vec<u32> = raw
-            .chunks_exact(4)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
+        values
+            .read_exact(&mut raw)
+            .unwrap_or_else(|e| panic!("{}: short oracle file at tensor {}: {e}", values_path.display(), info.name));
+        let expected: Vec<u32> = raw.chunks_exact(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
 
         let ours = match file.dequantize_tensor(&bytes, info) {
             Ok(v) => v,
@@ -164,17 +136,10 @@ fn compare_with_gguf_py(gguf_path: &Path, prefix: &Path) -> (GgufFile, Vec<Strin
             }
         };
         if ours.len() != expected.len() {
-            problems.push(format!(
-                "tensor {}: we give {} values, gguf-py {}",
-                info.name,
-                ours.len(),
-                expected.len()
-            ));
+            problems.push(format!("tensor {}: we give {} values, gguf-py {}", info.name, ours.len(), expected.len()));
             continue;
         }
-        let mismatches: Vec<usize> = (0..ours.len())
-            .filter(|&i| ours[i].to_bits() != expected[i])
-            .collect();
+        let mismatches: Vec<usize> = (0..ours.len()).filter(|&i| ours[i].to_bits() != expected[i]).collect();
         if let Some(&i) = mismatches.first() {
             let theirs = f32::from_bits(expected[i]);
             problems.push(format!(
@@ -193,37 +158,20 @@ fn compare_with_gguf_py(gguf_path: &Path, prefix: &Path) -> (GgufFile, Vec<Strin
     }
     let mut rest = Vec::new();
     values.read_to_end(&mut rest).unwrap();
-    assert!(
-        rest.is_empty(),
-        "{} has {} bytes more than the index says",
-        values_path.display(),
-        rest.len()
-    );
+    assert!(rest.is_empty(), "{} has {} bytes more than the index says", values_path.display(), rest.len());
     (file, problems)
 }
 
 #[test]
 fn default_model_matches_gguf_py() {
     let model = manifest_dir().join(MODEL);
-    assert!(
-        model.exists(),
-        "{} is missing: run `scripts/test` (it fetches the default model) first",
-        model.display()
-    );
+    assert!(model.exists(), "{} is missing: run `scripts/test` (it fetches the default model) first", model.display());
     let (file, problems) = compare_with_gguf_py(&model, &oracle_dir().join("model"));
-    assert!(
-        problems.is_empty(),
-        "{} tensors differ from gguf-py:\n{}",
-        problems.len(),
-        problems.join("\n")
-    );
+    assert!(problems.is_empty(), "{} tensors differ from gguf-py:\n{}", problems.len(), problems.join("\n"));
     // The comparison above must have covered real work: the model's 272 tensors, in 3 types.
     assert_eq!(file.tensors.len(), 272);
     for ty in [GgmlType::Q8_0, GgmlType::Q4_1, GgmlType::F32] {
-        assert!(
-            file.tensors.iter().any(|t| t.dtype == ty),
-            "no {ty} tensor in the model"
-        );
+        assert!(file.tensors.iter().any(|t| t.dtype == ty), "no {ty} tensor in the model");
     }
 }
 
@@ -233,24 +181,13 @@ fn random_blocks_of_every_type_match_gguf_py() {
     let gguf_path = dir.join("random_blocks.gguf");
     run_script("make_random_blocks.py", &[&gguf_path]);
     let (file, problems) = compare_with_gguf_py(&gguf_path, &dir.join("random_blocks"));
-    assert!(
-        problems.is_empty(),
-        "{} tensors differ from gguf-py:\n{}",
-        problems.len(),
-        problems.join("\n")
-    );
+    assert!(problems.is_empty(), "{} tensors differ from gguf-py:\n{}", problems.len(), problems.join("\n"));
 
     // Every type we can dequantize was in the file (so was compared above).
     for ty in GgmlType::ALL.iter().filter(|t| t.can_dequantize()) {
-        assert!(
-            file.tensors.iter().any(|t| t.dtype == *ty),
-            "no {ty} tensor in the random file"
-        );
+        assert!(file.tensors.iter().any(|t| t.dtype == *ty), "no {ty} tensor in the random file");
     }
-    assert_eq!(
-        GgmlType::ALL.iter().filter(|t| t.can_dequantize()).count(),
-        11
-    );
+    assert_eq!(GgmlType::ALL.iter().filter(|t| t.can_dequantize()).count(), 11);
 
     // Metadata written by gguf-py, one value of every type (values from make_random_blocks.py).
     use MetadataValue::*;
@@ -268,14 +205,7 @@ fn random_blocks_of_every_type_match_gguf_py() {
         ("test.i64", I64(-(1 << 62))),
         ("test.f64", F64(-1.0e300)),
         ("test.array.i16", Array(vec![I16(1), I16(-2), I16(3)])),
-        (
-            "test.array.string",
-            Array(vec![
-                String("a".into()),
-                String("".into()),
-                String("bc".into()),
-            ]),
-        ),
+        ("test.array.string", Array(vec![String("a".into()), String("".into()), String("bc".into())])),
         ("general.architecture", String("quantscope-test".into())),
     ];
     for (key, value) in expected {

@@ -23,9 +23,7 @@ fuzz_target!(|data: &[u8]| {
             continue;
         }
         budget -= info.n_elements;
-        let values = file
-            .dequantize_tensor(data, info)
-            .expect("a tensor that parse accepted must dequantize");
+        let values = file.dequantize_tensor(data, info).expect("a tensor that parse accepted must dequantize");
         assert_eq!(values.len() as u64, info.n_elements);
     }
     for (key, value) in &file.metadata {

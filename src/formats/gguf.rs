@@ -350,6 +350,13 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// The name [`MetadataValue::type_name`] gives values of GGUF type `type_id`.
+fn value_type_name(type_id: u32) -> &'static str {
+    const NAMES: [&str; 13] =
+        ["u8", "i8", "u16", "i16", "u32", "i32", "f32", "bool", "string", "array", "u64", "i64", "f64"];
+    NAMES.get(type_id as usize).copied().unwrap_or("unknown")
+}
+
 /// Smallest encoding of one value of GGUF type `type_id`; None for unknown types.
 fn min_value_size(type_id: u32) -> Option<u64> {
     Some(match type_id {
@@ -589,7 +596,8 @@ impl<'a> Parser<'a> {
                 file: self.file(),
                 offset: self.r.offset(),
                 what: format!(
-                    "array of {len} items of type {item_type} ({min_item}+ bytes each) of metadata key {key:?}"
+                    "array of {len} {} items ({min_item}+ bytes each) of metadata key {key:?}",
+                    value_type_name(item_type)
                 ),
                 needed: len.saturating_mul(min_item),
                 available,
@@ -848,6 +856,14 @@ mod tests {
         // A slice that is not the parsed file gives an empty slice, not a panic.
         assert!(f.tensor_data(&bytes[..10], tb).is_empty());
         assert!(f.dequantize_tensor(&bytes[..10], ta).is_err());
+    }
+
+    #[test]
+    fn type_names_agree() {
+        for (_, v) in every_value_type() {
+            assert_eq!(value_type_name(v.type_id()), v.type_name());
+        }
+        assert_eq!(value_type_name(13), "unknown");
     }
 
     #[test]
