@@ -88,3 +88,31 @@ pub enum ModelError {
     #[error("the prompt has {tokens} tokens, more than the model's context of {context}")]
     PromptTooLong { tokens: usize, context: usize },
 }
+
+/// Errors from the GPU: no adapter, limits, validation, device loss, out of memory, bad shapes.
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum GpuError {
+    #[error("no GPU adapter: {message}")]
+    NoAdapter { message: String },
+
+    #[error("the GPU adapter {adapter:?} refused a device: {message}")]
+    RequestDevice { adapter: String, message: String },
+
+    #[error("{what} needs {bytes} bytes, more than this device's {limit_name} of {limit} bytes")]
+    TooLarge { what: String, bytes: u64, limit_name: &'static str, limit: u64 },
+
+    #[error("GPU validation error in {what}: {message}")]
+    Validation { what: String, message: String },
+
+    #[error("GPU out of memory in {what}: {message}")]
+    OutOfMemory { what: String, message: String },
+
+    #[error("the GPU device was lost: {message}")]
+    DeviceLost { message: String },
+
+    #[error("reading back {what} from the GPU failed: {message}")]
+    Readback { what: String, message: String },
+
+    #[error("kernel {kernel}: {message}")]
+    Shape { kernel: &'static str, message: String },
+}

@@ -5,9 +5,10 @@
 
 pub mod error;
 pub mod formats;
+pub mod gpu;
 pub mod model;
 
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 
-pub use error::{FormatError, ModelError};
+pub use error::{FormatError, GpuError, ModelError};

@@ -170,6 +170,7 @@ impl LlamaConfig {
             ("head dim", self.head_dim),
             ("ffn width", self.d_ff),
             ("vocab", self.vocab_size),
+            ("context length", self.context_length),
         ];
         for (what, value) in positive {
             if value == 0 {

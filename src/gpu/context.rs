@@ -1,0 +1,335 @@
+//! One GPU device, its features and limits, buffers, dispatch and readback.
+//!
+//! Errors never panic: wgpu's default handler for uncaptured errors panics natively, so the
+//! context installs its own that records them, and every readback checks the record. Device loss
+//! is recorded the same way.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use wgpu::util::DeviceExt;
+
+use crate::error::GpuError;
+use crate::gpu::shader::ShaderSource;
+
+/// Optional capabilities. Every kernel has a path that needs none of them (Chromium's
+/// SwiftShader adapter has no shader-f16), so these only ever select faster variants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct GpuFeatures {
+    pub shader_f16: bool,
+    pub subgroups: bool,
+    pub timestamps: bool,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AdapterSummary {
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+    pub features: GpuFeatures,
+    pub max_storage_buffer_binding_size: u64,
+    pub max_buffer_size: u64,
+    pub max_compute_invocations_per_workgroup: u32,
+    pub max_compute_workgroups_per_dimension: u32,
+}
+
+type PipelineKey = (String, String, String);
+
+pub struct GpuContext {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub summary: AdapterSummary,
+    pub limits: wgpu::Limits,
+    pipelines: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
+    errors: Arc<Mutex<Vec<GpuError>>>,
+}
+
+/// Storage buffers are read and written by kernels and copied for readback and uploads.
+const STORAGE: wgpu::BufferUsages =
+    wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_SRC).union(wgpu::BufferUsages::COPY_DST);
+
+impl GpuContext {
+    /// The default adapter (high performance), with every optional feature it has and its full
+    /// limits, so large weight tensors can be bound whole where the hardware allows.
+    pub async fn new() -> Result<Self, GpuError> {
+        // Compute only: Vulkan, Metal, DX12 or the browser's WebGPU (WGPU_BACKEND overrides).
+        let mut descriptor = wgpu::InstanceDescriptor::new_without_display_handle();
+        descriptor.backends = wgpu::Backends::PRIMARY;
+        let instance = wgpu::Instance::new(descriptor.with_env());
+        let adapter = instance
+            .request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::HighPerformance,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| GpuError::NoAdapter { message: e.to_string() })?;
+        Self::from_adapter(adapter).await
+    }
+
+    /// Blocking [`GpuContext::new`] for the CLI and tests.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn new_blocking() -> Result<Self, GpuError> {
+        pollster::block_on(Self::new())
+    }
+
+    pub async fn from_adapter(adapter: wgpu::Adapter) -> Result<Self, GpuError> {
+        let info = adapter.get_info();
+        let available = adapter.features();
+        let wanted = wgpu::Features::SHADER_F16 | wgpu::Features::SUBGROUP | wgpu::Features::TIMESTAMP_QUERY;
+        let required_features = available & wanted;
+        let limits = adapter.limits();
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("quantscope"),
+                required_features,
+                required_limits: limits.clone(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| GpuError::RequestDevice { adapter: info.name.clone(), message: e.to_string() })?;
+
+        let errors: Arc<Mutex<Vec<GpuError>>> = Arc::default();
+        let sink = errors.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            let error = match e {
+                wgpu::Error::OutOfMemory { .. } => {
+                    GpuError::OutOfMemory { what: "a GPU call".into(), message: e.to_string() }
+                }
+                _ => GpuError::Validation { what: "a GPU call".into(), message: e.to_string() },
+            };
+            if let Ok(mut errors) = sink.lock() {
+                errors.push(error);
+            }
+        }));
+        let sink = errors.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            if let Ok(mut errors) = sink.lock() {
+                errors.push(GpuError::DeviceLost { message: format!("{reason:?}: {message}") });
+            }
+        });
+
+        let features = GpuFeatures {
+            shader_f16: required_features.contains(wgpu::Features::SHADER_F16),
+            subgroups: required_features.contains(wgpu::Features::SUBGROUP),
+            timestamps: required_features.contains(wgpu::Features::TIMESTAMP_QUERY),
+        };
+        let summary = AdapterSummary {
+            name: info.name.clone(),
+            backend: format!("{:?}", info.backend),
+            device_type: format!("{:?}", info.device_type),
+            driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),
+            features,
+            max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size as u64,
+            max_buffer_size: limits.max_buffer_size,
+            max_compute_invocations_per_workgroup: limits.max_compute_invocations_per_workgroup,
+            max_compute_workgroups_per_dimension: limits.max_compute_workgroups_per_dimension,
+        };
+        Ok(GpuContext { device, queue, summary, limits, pipelines: Mutex::default(), errors })
+    }
+
+    pub fn features(&self) -> GpuFeatures {
+        self.summary.features
+    }
+
+    /// The first error recorded since the last check, labelled with `what`.
+    pub fn check(&self, what: &str) -> Result<(), GpuError> {
+        let first = match self.errors.lock() {
+            Ok(mut errors) => errors.drain(..).next(),
+            Err(_) => Some(GpuError::DeviceLost { message: "the error log was poisoned".into() }),
+        };
+        match first {
+            None => Ok(()),
+            Some(GpuError::Validation { message, .. }) => Err(GpuError::Validation { what: what.into(), message }),
+            Some(GpuError::OutOfMemory { message, .. }) => Err(GpuError::OutOfMemory { what: what.into(), message }),
+            Some(other) => Err(other),
+        }
+    }
+
+    /// Refuses sizes a binding cannot hold, before wgpu would raise a validation error.
+    pub fn check_binding_size(&self, what: &str, bytes: u64) -> Result<(), GpuError> {
+        let limits = [
+            ("maxBufferSize", self.summary.max_buffer_size),
+            ("maxStorageBufferBindingSize", self.summary.max_storage_buffer_binding_size),
+        ];
+        for (limit_name, limit) in limits {
+            if bytes > limit {
+                return Err(GpuError::TooLarge { what: what.into(), bytes, limit_name, limit });
+            }
+        }
+        Ok(())
+    }
+
+    /// A storage buffer holding `bytes` (padded with zeros to a multiple of 4).
+    pub fn upload(&self, label: &str, bytes: &[u8]) -> Result<wgpu::Buffer, GpuError> {
+        self.check_binding_size(label, bytes.len() as u64)?;
+        // wgpu needs non-empty buffers whose size is a multiple of 4: copy only when padding.
+        let contents: std::borrow::Cow<[u8]> = if bytes.len() % 4 == 0 && !bytes.is_empty() {
+            bytes.into()
+        } else {
+            let mut padded = bytes.to_vec();
+            padded.resize(bytes.len().next_multiple_of(4).max(4), 0);
+            padded.into()
+        };
+        Ok(self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents: &contents,
+            usage: STORAGE,
+        }))
+    }
+
+    pub fn upload_f32(&self, label: &str, values: &[f32]) -> Result<wgpu::Buffer, GpuError> {
+        self.upload(label, bytemuck::cast_slice(values))
+    }
+
+    pub fn upload_u32(&self, label: &str, values: &[u32]) -> Result<wgpu::Buffer, GpuError> {
+        self.upload(label, bytemuck::cast_slice(values))
+    }
+
+    /// An uninitialized (zeroed by WebGPU rules) storage buffer of `bytes`.
+    pub fn storage(&self, label: &str, bytes: u64) -> Result<wgpu::Buffer, GpuError> {
+        self.check_binding_size(label, bytes)?;
+        Ok(self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes.max(4).next_multiple_of(4),
+            usage: STORAGE,
+            mapped_at_creation: false,
+        }))
+    }
+
+    /// A small uniform buffer of kernel parameters.
+    pub fn uniform(&self, label: &str, words: &[u32]) -> wgpu::Buffer {
+        // Uniform buffers are read in 16-byte units.
+        let mut padded = words.to_vec();
+        padded.resize(words.len().next_multiple_of(4).max(4), 0);
+        self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents: bytemuck::cast_slice(&padded),
+            usage: wgpu::BufferUsages::UNIFORM,
+        })
+    }
+
+    /// The compute pipeline for `entry` of `source` with the given override constants, compiled
+    /// once and cached by (source key, entry, constants).
+    pub fn pipeline(
+        &self,
+        source: &ShaderSource,
+        entry: &str,
+        constants: &[(&str, f64)],
+    ) -> Result<Arc<wgpu::ComputePipeline>, GpuError> {
+        let key = (source.key.clone(), entry.to_string(), format!("{constants:?}"));
+        if let Some(p) = self.pipelines.lock().ok().and_then(|m| m.get(&key).cloned()) {
+            return Ok(p);
+        }
+        let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(&source.key),
+            source: wgpu::ShaderSource::Wgsl(source.code.as_str().into()),
+        });
+        let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(&format!("{}::{entry}", source.key)),
+            layout: None,
+            module: &module,
+            entry_point: Some(entry),
+            compilation_options: wgpu::PipelineCompilationOptions { constants, ..Default::default() },
+            cache: None,
+        });
+        self.check(&format!("compiling {}::{entry}", source.key))?;
+        let pipeline = Arc::new(pipeline);
+        if let Ok(mut m) = self.pipelines.lock() {
+            m.insert(key, pipeline.clone());
+        }
+        Ok(pipeline)
+    }
+
+    /// Records one dispatch: binding i of group 0 is `buffers[i]`. `workgroups` is a count that
+    /// [`GpuContext::grid`] spreads over x and y when it exceeds the per-dimension limit.
+    pub fn dispatch(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        pipeline: &wgpu::ComputePipeline,
+        buffers: &[&wgpu::Buffer],
+        workgroups: u32,
+    ) {
+        let layout = pipeline.get_bind_group_layout(0);
+        let entries: Vec<wgpu::BindGroupEntry> = buffers
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
+            .collect();
+        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &layout,
+            entries: &entries,
+        });
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
+        pass.set_pipeline(pipeline);
+        pass.set_bind_group(0, &bind_group, &[]);
+        let (x, y) = self.grid(workgroups);
+        pass.dispatch_workgroups(x, y, 1);
+    }
+
+    /// Splits a linear workgroup count into (x, y) within the per-dimension limit. Kernels
+    /// recover the linear index as `wg.x + wg.y * num_workgroups.x`, and must ignore indices past
+    /// their work (x·y may exceed the count).
+    pub fn grid(&self, workgroups: u32) -> (u32, u32) {
+        let max = self.summary.max_compute_workgroups_per_dimension.max(1);
+        if workgroups <= max {
+            (workgroups.max(1), 1)
+        } else {
+            let y = workgroups.div_ceil(max);
+            (workgroups.div_ceil(y), y)
+        }
+    }
+
+    pub fn encoder(&self) -> wgpu::CommandEncoder {
+        self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor::default())
+    }
+
+    pub fn submit(&self, encoder: wgpu::CommandEncoder) {
+        self.queue.submit([encoder.finish()]);
+    }
+
+    /// Copies `bytes` bytes of `buffer` to the CPU (waits for all submitted work first).
+    pub async fn read_bytes(&self, buffer: &wgpu::Buffer, bytes: u64, what: &str) -> Result<Vec<u8>, GpuError> {
+        let size = bytes.next_multiple_of(4).max(4);
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut encoder = self.encoder();
+        encoder.copy_buffer_to_buffer(buffer, 0, &staging, 0, size);
+        self.submit(encoder);
+        let (sender, receiver) = futures_channel::oneshot::channel();
+        staging.slice(..).map_async(wgpu::MapMode::Read, move |result| {
+            let _ = sender.send(result);
+        });
+        #[cfg(not(target_arch = "wasm32"))]
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| GpuError::Readback { what: what.into(), message: e.to_string() })?;
+        let mapped = receiver
+            .await
+            .map_err(|_| GpuError::Readback { what: what.into(), message: "mapping was cancelled".into() })?;
+        mapped.map_err(|e| GpuError::Readback { what: what.into(), message: e.to_string() })?;
+        self.check(what)?;
+        let data = staging
+            .slice(..)
+            .get_mapped_range()
+            .map_err(|e| GpuError::Readback { what: what.into(), message: e.to_string() })?[..bytes as usize]
+            .to_vec();
+        staging.unmap();
+        Ok(data)
+    }
+
+    pub async fn read_f32(&self, buffer: &wgpu::Buffer, len: usize, what: &str) -> Result<Vec<f32>, GpuError> {
+        let bytes = self.read_bytes(buffer, 4 * len as u64, what).await?;
+        Ok(bytemuck::pod_collect_to_vec(&bytes))
+    }
+
+    pub async fn read_u32(&self, buffer: &wgpu::Buffer, len: usize, what: &str) -> Result<Vec<u32>, GpuError> {
+        let bytes = self.read_bytes(buffer, 4 * len as u64, what).await?;
+        Ok(bytemuck::pod_collect_to_vec(&bytes))
+    }
+}

@@ -1,0 +1,50 @@
+//! `shaders/elementwise.wgsl`: residual add and SwiGLU, in place on f32 vectors.
+
+use crate::error::GpuError;
+use crate::gpu::kernels::require_len;
+use crate::gpu::{GpuContext, ShaderSource};
+
+const KERNEL: &str = "elementwise";
+const WORKGROUP_SIZE: u32 = 256;
+
+fn source() -> ShaderSource {
+    ShaderSource::new(KERNEL, include_str!("../../../shaders/elementwise.wgsl"))
+}
+
+fn record(
+    ctx: &GpuContext,
+    encoder: &mut wgpu::CommandEncoder,
+    entry: &str,
+    acc: &wgpu::Buffer,
+    operand: &wgpu::Buffer,
+    n: u32,
+) -> Result<(), GpuError> {
+    require_len(KERNEL, "acc", acc, n as u64)?;
+    require_len(KERNEL, "operand", operand, n as u64)?;
+    let pipeline = ctx.pipeline(&source(), entry, &[("WORKGROUP_SIZE", WORKGROUP_SIZE as f64)])?;
+    let params = ctx.uniform("elementwise params", &[n]);
+    ctx.dispatch(encoder, &pipeline, &[&params, acc, operand], n.div_ceil(WORKGROUP_SIZE));
+    Ok(())
+}
+
+/// `acc[i] += delta[i]` for `i < n`.
+pub fn add_in_place(
+    ctx: &GpuContext,
+    encoder: &mut wgpu::CommandEncoder,
+    acc: &wgpu::Buffer,
+    delta: &wgpu::Buffer,
+    n: u32,
+) -> Result<(), GpuError> {
+    record(ctx, encoder, "add_in_place", acc, delta, n)
+}
+
+/// `gate[i] = silu(gate[i]) * up[i]` for `i < n`.
+pub fn swiglu_in_place(
+    ctx: &GpuContext,
+    encoder: &mut wgpu::CommandEncoder,
+    gate: &wgpu::Buffer,
+    up: &wgpu::Buffer,
+    n: u32,
+) -> Result<(), GpuError> {
+    record(ctx, encoder, "swiglu_in_place", gate, up, n)
+}

@@ -1,0 +1,23 @@
+//! One Rust wrapper per WGSL file in `shaders/`. Each wrapper owns its binding table (in the
+//! order of the WGSL bindings), checks shapes and buffer sizes, and records its dispatches into
+//! a caller's command encoder, so a whole forward is one encoder with no readback inside.
+
+pub mod elementwise;
+
+use crate::error::GpuError;
+
+/// Fails unless `buffer` holds at least `elements` 4-byte values.
+pub(crate) fn require_len(
+    kernel: &'static str,
+    what: &str,
+    buffer: &wgpu::Buffer,
+    elements: u64,
+) -> Result<(), GpuError> {
+    if buffer.size() < elements * 4 {
+        return Err(GpuError::Shape {
+            kernel,
+            message: format!("{what} holds {} values, needs {elements}", buffer.size() / 4),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,10 @@
+//! The GPU engine: device acquisition, WGSL composition and pipeline cache, and one Rust wrapper
+//! per kernel family (in `kernels/`). The same code runs natively (wgpu on Vulkan/Metal/DX12;
+//! lavapipe in CI) and in the browser (WebGPU).
+
+pub mod context;
+pub mod kernels;
+pub mod shader;
+
+pub use context::{GpuContext, GpuFeatures};
+pub use shader::ShaderSource;
