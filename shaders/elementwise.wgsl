@@ -1,4 +1,4 @@
-// Elementwise kernels over f32 vectors: residual add and SwiGLU's gate.
+// Elementwise kernels over f32 vectors: residual add, bias add and SwiGLU's gate.
 // One invocation per element; the workgroup grid may be 2-D for long vectors (see
 // GpuContext::grid), so the linear index folds y in and threads past the end return.
 
@@ -6,6 +6,7 @@ override WORKGROUP_SIZE: u32 = 256u;
 
 struct Params {
     n: u32,
+    period: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -33,4 +34,13 @@ fn swiglu_in_place(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
     if (i >= params.n) { return; }
     let g = acc[i];
     acc[i] = g / (1.0 + exp(-g)) * operand[i];
+}
+
+// acc[i] += operand[i % params.period]: a bias row added to every token row.
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn add_rows_in_place(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+                     @builtin(local_invocation_index) local: u32) {
+    let i = linear_index(wg, groups, local);
+    if (i >= params.n) { return; }
+    acc[i] = acc[i] + operand[i % params.period];
 }

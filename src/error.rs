@@ -82,6 +82,9 @@ pub enum ModelError {
     #[error("token id {id} is outside the vocabulary of {vocab} tokens")]
     TokenOutOfRange { id: u32, vocab: usize },
 
+    #[error(transparent)]
+    Gpu(#[from] GpuError),
+
     #[error("the prompt is empty: it encodes to no tokens")]
     EmptyPrompt,
 

@@ -85,3 +85,61 @@ fn truncated_model_and_random_bytes_exit_with_code_1_and_a_clear_message() {
 
     assert_fails_clearly(&dir.join("does-not-exist.gguf"), &["does-not-exist.gguf", "cannot read"]);
 }
+
+#[test]
+fn predict_on_gpu_and_cpu_agree() {
+    let run = |backend: &str| -> serde_json::Value {
+        let out = quantscope(&[
+            "predict",
+            "--backend",
+            backend,
+            "--prompt",
+            "The capital of France is",
+            "--top",
+            "5",
+            "--json",
+        ]);
+        assert!(out.status.success(), "{backend}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let (gpu, cpu) = (run("gpu"), run("cpu"));
+    let ids = |v: &serde_json::Value| {
+        v["top"].as_array().unwrap().iter().map(|t| t["id"].as_u64().unwrap()).collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&gpu), ids(&cpu));
+    assert_eq!(gpu["top"][0]["token"], " Paris");
+    for (g, c) in gpu["top"].as_array().unwrap().iter().zip(cpu["top"].as_array().unwrap()) {
+        let (g, c) = (g["logit"].as_f64().unwrap(), c["logit"].as_f64().unwrap());
+        assert!((g - c).abs() <= 1e-3 * c.abs(), "logit {g} vs {c}");
+    }
+}
+
+#[test]
+fn generate_streams_text_and_json_agrees_across_backends() {
+    let run = |backend: &str| -> serde_json::Value {
+        let args = [
+            "generate",
+            "--backend",
+            backend,
+            "--prompt",
+            "Once upon a time",
+            "--max-tokens",
+            "8",
+            "--seed",
+            "1",
+            "--json",
+        ];
+        let out = quantscope(&args);
+        assert!(out.status.success(), "{backend}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let (gpu, cpu) = (run("gpu"), run("cpu"));
+    assert_eq!(gpu["tokens"], cpu["tokens"]);
+    assert_eq!(gpu["tokens"].as_array().unwrap().len(), 8);
+    assert!(gpu["tokens_per_second"].as_f64().unwrap() > 0.0);
+
+    let out = quantscope(&["generate", "--backend", "cpu", "--prompt", "Once upon a time", "--max-tokens", "8"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.trim_end(), format!("Once upon a time{}", cpu["text"].as_str().unwrap()));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("tokens/s"));
+}

@@ -45,3 +45,18 @@ fn short_buffers_are_a_shape_error() {
     let err = elementwise::add_in_place(ctx(), &mut enc, &small, &small, 5).unwrap_err();
     assert!(err.to_string().contains("acc holds 4 values, needs 5"), "{err}");
 }
+
+#[test]
+fn add_rows_broadcasts_a_bias_row() {
+    let mut rng = Rng(13);
+    for (rows, row_len) in [(1usize, 7usize), (5, 192), (33, 576)] {
+        let n = rows * row_len;
+        let (a, b) = (rng.vec(n, -4.0, 4.0), rng.vec(row_len, -1.0, 1.0));
+        let (acc, bias) = (ctx().upload_f32("a", &a).unwrap(), ctx().upload_f32("bias", &b).unwrap());
+        let mut enc = ctx().encoder();
+        elementwise::add_rows_in_place(ctx(), &mut enc, &acc, &bias, n as u32, row_len as u32).unwrap();
+        ctx().submit(enc);
+        let want: Vec<f32> = a.iter().enumerate().map(|(i, x)| x + b[i % row_len]).collect();
+        assert_close(&format!("bias {rows}x{row_len}"), &read(&acc, n), &want, 0.0, 0.0);
+    }
+}

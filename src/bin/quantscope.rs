@@ -13,7 +13,12 @@ macro_rules! outln {
         let _ = writeln!($out, $($arg)*);
     }};
 }
+use quantscope::gpu::forward::{GpuBackend, GpuModel};
+use quantscope::gpu::GpuContext;
+use quantscope::model::generate::{generate, CpuBackend, NextTokenLogits};
+use quantscope::model::sampling::{Sampler, SamplingParams};
 use quantscope::model::{Model, Progress};
+use quantscope::ModelError;
 
 /// The model the README's setup downloads.
 const DEFAULT_MODEL: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
@@ -45,7 +50,38 @@ enum Command {
         top: usize,
         #[arg(long)]
         json: bool,
+        #[arg(long, value_enum, default_value_t = Backend::Auto)]
+        backend: Backend,
     },
+    /// Generate text after a prompt, streaming tokens; prints tokens/s at the end.
+    Generate {
+        #[arg(long)]
+        model: Option<PathBuf>,
+        #[arg(long)]
+        prompt: String,
+        #[arg(long, default_value_t = 32)]
+        max_tokens: usize,
+        /// 0 is greedy decoding.
+        #[arg(long, default_value_t = 0.0)]
+        temperature: f32,
+        #[arg(long, default_value_t = 1.0)]
+        top_p: f32,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long, value_enum, default_value_t = Backend::Auto)]
+        backend: Backend,
+        /// Print one JSON object at the end instead of streaming text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Backend {
+    /// The GPU where an adapter exists, else the CPU reference.
+    Auto,
+    Gpu,
+    Cpu,
 }
 
 fn main() -> ExitCode {
@@ -109,9 +145,10 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
             }
             Ok(())
         }
-        Command::Predict { model, prompt, top, json } => {
+        Command::Predict { model, prompt, top, json, backend } => {
             let model = load(model)?;
-            let prediction = model.predict(&prompt, top).map_err(|e| e.to_string())?;
+            let capacity = model.tokenizer.encode(&prompt).map_err(|e| e.to_string())?.len();
+            let prediction = with_backend(&model, backend, capacity, &mut |b| model.predict_with(b, &prompt, top))?;
             if json {
                 outln!(out, "{}", serde_json::to_string(&prediction).map_err(|e| e.to_string())?);
                 return Ok(());
@@ -130,7 +167,67 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
             }
             Ok(())
         }
+        Command::Generate { model, prompt, max_tokens, temperature, top_p, seed, backend, json } => {
+            let model = load(model)?;
+            let capacity = model.tokenizer.encode(&prompt).map_err(|e| e.to_string())?.len() + max_tokens;
+            let mut sampler = Sampler::new(SamplingParams { temperature, top_p, seed });
+            let mut stdout = std::io::stdout();
+            if !json {
+                let _ = write!(stdout, "{prompt}");
+                let _ = stdout.flush();
+            }
+            // Timed from the prompt on: model loading and upload are not generation.
+            let (generation, elapsed) = with_backend(&model, backend, capacity, &mut |b| {
+                let started = std::time::Instant::now();
+                let generation = generate(&model, b, &prompt, max_tokens, &mut sampler, &mut |piece| {
+                    if !json {
+                        let _ = write!(stdout, "{piece}");
+                        let _ = stdout.flush();
+                    }
+                })?;
+                Ok((generation, started.elapsed()))
+            })?;
+            let seconds = elapsed.as_secs_f64();
+            let rate = generation.tokens.len() as f64 / seconds;
+            if json {
+                let mut v = serde_json::to_value(&generation).map_err(|e| e.to_string())?;
+                v["tokens_per_second"] = rate.into();
+                outln!(out, "{v}");
+            } else {
+                let _ = writeln!(stdout);
+                eprintln!(
+                    "{} tokens in {seconds:.2} s: {rate:.1} tokens/s (stop: {})",
+                    generation.tokens.len(),
+                    generation.stop
+                );
+            }
+            Ok(())
+        }
     }
+}
+
+/// Runs `f` with the chosen backend; `capacity` is the number of tokens the GPU's KV cache
+/// must hold.
+fn with_backend<T>(
+    model: &Model,
+    backend: Backend,
+    capacity: usize,
+    f: &mut dyn FnMut(&mut dyn NextTokenLogits) -> Result<T, ModelError>,
+) -> Result<T, String> {
+    let ctx = match backend {
+        Backend::Cpu => None,
+        Backend::Gpu => Some(GpuContext::new_blocking().map_err(|e| e.to_string())?),
+        Backend::Auto => GpuContext::new_blocking().ok(),
+    };
+    let Some(ctx) = ctx else {
+        return f(&mut CpuBackend::new(model)).map_err(|e| e.to_string());
+    };
+    let mut bar = ProgressBar::new();
+    let gpu_model = GpuModel::upload(&ctx, model, &mut |p| bar.show(p));
+    bar.finish();
+    let gpu_model = gpu_model.map_err(|e| e.to_string())?;
+    let cache = gpu_model.new_cache(&ctx, capacity.max(1) as u32).map_err(|e| e.to_string())?;
+    f(&mut GpuBackend { ctx: &ctx, model: &gpu_model, cache }).map_err(|e| e.to_string())
 }
 
 fn default_model() -> PathBuf {

@@ -120,7 +120,7 @@ impl GpuContext {
             device_type: format!("{:?}", info.device_type),
             driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),
             features,
-            max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size as u64,
+            max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size,
             max_buffer_size: limits.max_buffer_size,
             max_compute_invocations_per_workgroup: limits.max_compute_invocations_per_workgroup,
             max_compute_workgroups_per_dimension: limits.max_compute_workgroups_per_dimension,
@@ -164,7 +164,7 @@ impl GpuContext {
     pub fn upload(&self, label: &str, bytes: &[u8]) -> Result<wgpu::Buffer, GpuError> {
         self.check_binding_size(label, bytes.len() as u64)?;
         // wgpu needs non-empty buffers whose size is a multiple of 4: copy only when padding.
-        let contents: std::borrow::Cow<[u8]> = if bytes.len() % 4 == 0 && !bytes.is_empty() {
+        let contents: std::borrow::Cow<[u8]> = if bytes.len().is_multiple_of(4) && !bytes.is_empty() {
             bytes.into()
         } else {
             let mut padded = bytes.to_vec();

@@ -3,8 +3,10 @@
 //! lavapipe in CI) and in the browser (WebGPU).
 
 pub mod context;
+pub mod forward;
 pub mod kernels;
 pub mod shader;
+pub mod weights;
 
 pub use context::{GpuContext, GpuFeatures};
 pub use shader::ShaderSource;

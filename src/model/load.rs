@@ -8,7 +8,7 @@ use crate::formats::gguf::GgufFile;
 use crate::formats::safetensors;
 use crate::formats::tokenizer::TextTokenizer;
 use crate::model::config::LlamaConfig;
-use crate::model::reference::{forward, ForwardOptions};
+use crate::model::generate::CpuBackend;
 use crate::model::weights::{WeightTensor, Weights};
 
 /// A step of long work (parsing, validating weights), for progress bars in the page and the CLI.
@@ -214,14 +214,7 @@ impl Model {
 
     /// The `top_k` most likely next tokens after `prompt`, by the CPU reference forward.
     pub fn predict(&self, prompt: &str, top_k: usize) -> Result<Prediction, ModelError> {
-        let tokens = self.tokenizer.encode(prompt)?;
-        let out = forward(self, &tokens, ForwardOptions::default())?;
-        Ok(Prediction {
-            model: self.source.clone(),
-            prompt: prompt.into(),
-            tokens,
-            top: self.top_tokens(&out.logits, top_k),
-        })
+        self.predict_with(&mut CpuBackend::new(self), prompt, top_k)
     }
 
     /// Softmax (in f64, so tiny probabilities keep their digits) and the `k` largest logits,

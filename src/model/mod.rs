@@ -2,8 +2,10 @@
 //! forward that every GPU kernel is checked against.
 
 pub mod config;
+pub mod generate;
 pub mod load;
 pub mod reference;
+pub mod sampling;
 pub mod weights;
 
 pub use config::{LlamaConfig, RopeLayout};

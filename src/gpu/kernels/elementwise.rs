@@ -1,4 +1,4 @@
-//! `shaders/elementwise.wgsl`: residual add and SwiGLU, in place on f32 vectors.
+//! `shaders/elementwise.wgsl`: residual add, bias add and SwiGLU, in place on f32 vectors.
 
 use crate::error::GpuError;
 use crate::gpu::kernels::require_len;
@@ -18,11 +18,15 @@ fn record(
     acc: &wgpu::Buffer,
     operand: &wgpu::Buffer,
     n: u32,
+    period: u32,
 ) -> Result<(), GpuError> {
     require_len(KERNEL, "acc", acc, n as u64)?;
-    require_len(KERNEL, "operand", operand, n as u64)?;
+    require_len(KERNEL, "operand", operand, period as u64)?;
+    if period == 0 {
+        return Err(GpuError::Shape { kernel: KERNEL, message: "operand period is 0".into() });
+    }
     let pipeline = ctx.pipeline(&source(), entry, &[("WORKGROUP_SIZE", WORKGROUP_SIZE as f64)])?;
-    let params = ctx.uniform("elementwise params", &[n]);
+    let params = ctx.uniform("elementwise params", &[n, period]);
     ctx.dispatch(encoder, &pipeline, &[&params, acc, operand], n.div_ceil(WORKGROUP_SIZE));
     Ok(())
 }
@@ -35,7 +39,7 @@ pub fn add_in_place(
     delta: &wgpu::Buffer,
     n: u32,
 ) -> Result<(), GpuError> {
-    record(ctx, encoder, "add_in_place", acc, delta, n)
+    record(ctx, encoder, "add_in_place", acc, delta, n, n)
 }
 
 /// `gate[i] = silu(gate[i]) * up[i]` for `i < n`.
@@ -46,5 +50,17 @@ pub fn swiglu_in_place(
     up: &wgpu::Buffer,
     n: u32,
 ) -> Result<(), GpuError> {
-    record(ctx, encoder, "swiglu_in_place", gate, up, n)
+    record(ctx, encoder, "swiglu_in_place", gate, up, n, n)
+}
+
+/// `acc[t][i] += bias[i]` for every row t of length `row_len` in the first `n` values of `acc`.
+pub fn add_rows_in_place(
+    ctx: &GpuContext,
+    encoder: &mut wgpu::CommandEncoder,
+    acc: &wgpu::Buffer,
+    bias: &wgpu::Buffer,
+    n: u32,
+    row_len: u32,
+) -> Result<(), GpuError> {
+    record(ctx, encoder, "add_rows_in_place", acc, bias, n, row_len)
 }

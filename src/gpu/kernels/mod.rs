@@ -2,7 +2,13 @@
 //! order of the WGSL bindings), checks shapes and buffer sizes, and records its dispatches into
 //! a caller's command encoder, so a whole forward is one encoder with no readback inside.
 
+pub mod attention;
 pub mod elementwise;
+pub mod embedding;
+pub mod matmul;
+pub mod norm;
+pub mod rope;
+pub mod topk;
 
 use crate::error::GpuError;
 

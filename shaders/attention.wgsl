@@ -1,0 +1,130 @@
+// Causal grouped-query attention over a KV cache, with online (flash-style) softmax.
+//
+// q:   [n_tokens × n_heads·head_dim]      queries of the new tokens, at positions past + t
+// k,v: [capacity × n_kv_heads·head_dim]   cache rows 0 .. past + n_tokens are valid
+// out: [n_tokens × n_heads·head_dim]
+// probs (if write_probs): [n_heads × n_tokens × (past + n_tokens)], zero for masked keys.
+//
+// One workgroup per (head, query token). Keys are visited in chunks of WORKGROUP_SIZE:
+//   1. invocation j scores key (chunk + j): s = q·k / sqrt(head_dim), masked keys excluded;
+//   2. every invocation finds the chunk's max, updates the running max m, and invocation j
+//      turns its score into p_j = exp(s_j − m);
+//   3. invocation d owns output dims d, d + WORKGROUP_SIZE, …: acc = acc·exp(m_old − m) + Σ p_j v_j,
+//      and the running sum l = l·exp(m_old − m) + Σ p_j (computed redundantly by every invocation).
+// out = acc / l. With probs, a second pass over the keys writes exp(s − m) / l with the final m, l.
+// Key 0 is in every query's window, so the first chunk makes m finite.
+
+override WORKGROUP_SIZE: u32 = 64u; // keys per chunk; a power of two, ≤ 256
+const MAX_HEAD_DIM: u32 = 128u;     // the wrapper refuses larger heads
+const MASKED: f32 = -3.0e38;        // a finite "−∞": exp(MASKED − m) underflows to 0
+
+struct Params {
+    n_tokens: u32,
+    past: u32,
+    n_heads: u32,
+    n_kv_heads: u32,
+    head_dim: u32,
+    scale: f32,
+    write_probs: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> q: array<f32>;
+@group(0) @binding(2) var<storage, read> k_cache: array<f32>;
+@group(0) @binding(3) var<storage, read> v_cache: array<f32>;
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+@group(0) @binding(5) var<storage, read_write> probs: array<f32>;
+
+var<workgroup> q_row: array<f32, MAX_HEAD_DIM>;
+var<workgroup> acc: array<f32, MAX_HEAD_DIM>;
+var<workgroup> p: array<f32, WORKGROUP_SIZE>;
+
+// q·k_key / sqrt(head_dim) for cache row `key` of kv head `kv_head`.
+fn score(key: u32, kv_head: u32) -> f32 {
+    let hd = params.head_dim;
+    let k_base = key * params.n_kv_heads * hd + kv_head * hd;
+    var s = 0.0;
+    for (var d = 0u; d < hd; d++) {
+        s += q_row[d] * k_cache[k_base + d];
+    }
+    return s * params.scale;
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn attention(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+             @builtin(local_invocation_index) local: u32) {
+    let item = wg.x + wg.y * groups.x;
+    // Uniform per workgroup: the barriers below stay in uniform control flow.
+    if (item >= params.n_heads * params.n_tokens) { return; }
+    let head = item / params.n_tokens;
+    let t = item % params.n_tokens;
+    let hd = params.head_dim;
+    let kv_head = head / (params.n_heads / params.n_kv_heads);
+    let kv_stride = params.n_kv_heads * hd;
+    let n_keys = params.past + t + 1u; // keys 0 ..= position
+    let q_base = t * params.n_heads * hd + head * hd;
+
+    for (var d = local; d < hd; d += WORKGROUP_SIZE) {
+        q_row[d] = q[q_base + d];
+        acc[d] = 0.0;
+    }
+    workgroupBarrier();
+
+    var m = MASKED;
+    var l = 0.0;
+    for (var chunk = 0u; chunk < n_keys; chunk += WORKGROUP_SIZE) {
+        let key = chunk + local;
+        var s = MASKED;
+        if (key < n_keys) {
+            s = score(key, kv_head);
+        }
+        p[local] = s;
+        workgroupBarrier();
+
+        var m_new = m;
+        for (var j = 0u; j < WORKGROUP_SIZE; j++) {
+            m_new = max(m_new, p[j]);
+        }
+        let correction = exp(m - m_new);
+        m = m_new;
+        workgroupBarrier(); // everyone has read the scores before they become weights
+        var w = 0.0;
+        if (key < n_keys) {
+            w = exp(s - m);
+        }
+        p[local] = w;
+        workgroupBarrier();
+
+        let chunk_len = min(WORKGROUP_SIZE, n_keys - chunk);
+        var chunk_sum = 0.0;
+        for (var j = 0u; j < chunk_len; j++) {
+            chunk_sum += p[j];
+        }
+        l = l * correction + chunk_sum;
+        for (var d = local; d < hd; d += WORKGROUP_SIZE) {
+            var a = acc[d] * correction;
+            for (var j = 0u; j < chunk_len; j++) {
+                a += p[j] * v_cache[(chunk + j) * kv_stride + kv_head * hd + d];
+            }
+            acc[d] = a;
+        }
+        workgroupBarrier(); // weights are read before the next chunk overwrites them
+    }
+
+    let inv_l = 1.0 / l;
+    for (var d = local; d < hd; d += WORKGROUP_SIZE) {
+        out[q_base + d] = acc[d] * inv_l;
+    }
+
+    if (params.write_probs != 0u) {
+        let row_len = params.past + params.n_tokens;
+        let row = (head * params.n_tokens + t) * row_len;
+        for (var key = local; key < row_len; key += WORKGROUP_SIZE) {
+            var prob = 0.0;
+            if (key < n_keys) {
+                prob = exp(score(key, kv_head) - m) / l;
+            }
+            probs[row + key] = prob;
+        }
+    }
+}

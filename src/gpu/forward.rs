@@ -1,0 +1,267 @@
+//! The model on the GPU: weights uploaded once in their stored formats, a KV cache per
+//! session, and a forward step (prefill of many tokens or decode of one) recorded into one
+//! command encoder with no readback until the logits.
+//!
+//! Capture points ([`Capture`]) copy named intermediate tensors into capture buffers inside
+//! the same encoder; with none requested, no copy is recorded, so they cost nothing.
+
+use crate::error::{GpuError, ModelError};
+use crate::gpu::kernels::attention::{attention, AttentionShape};
+use crate::gpu::kernels::elementwise::{add_in_place, add_rows_in_place, swiglu_in_place};
+use crate::gpu::kernels::embedding::embedding;
+use crate::gpu::kernels::matmul::matmul;
+use crate::gpu::kernels::norm::rms_norm;
+use crate::gpu::kernels::rope::rope;
+use crate::gpu::weights::GpuWeight;
+use crate::gpu::GpuContext;
+use crate::model::{LlamaConfig, Model, Progress, WeightTensor};
+
+struct GpuBlock {
+    attn_norm: wgpu::Buffer,
+    q: GpuWeight,
+    k: GpuWeight,
+    v: GpuWeight,
+    qkv_bias: Option<[wgpu::Buffer; 3]>,
+    o: GpuWeight,
+    ffn_norm: wgpu::Buffer,
+    gate: GpuWeight,
+    up: GpuWeight,
+    down: GpuWeight,
+}
+
+pub struct GpuModel {
+    pub config: LlamaConfig,
+    embeddings: GpuWeight,
+    /// `None` when the unembedding is tied to the embeddings.
+    output: Option<GpuWeight>,
+    output_norm: wgpu::Buffer,
+    blocks: Vec<GpuBlock>,
+}
+
+/// The KV cache of one sequence: per layer, `capacity` rows of `n_kv_heads · head_dim` keys
+/// and values. `len` rows are filled.
+pub struct KvCache {
+    keys: Vec<wgpu::Buffer>,
+    values: Vec<wgpu::Buffer>,
+    pub capacity: u32,
+    pub len: u32,
+}
+
+/// Intermediate tensors a caller wants from a step, beyond the logits.
+#[derive(Debug, Clone, Default)]
+pub struct Capture {
+    /// The residual stream after the embeddings and after each block: `n_layers + 1` tensors
+    /// of `[tokens × d_model]`.
+    pub hidden_states: bool,
+    /// Attention probabilities `[n_heads × tokens × (past + tokens)]` of these layers.
+    pub attention_layers: Vec<usize>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct StepOutput {
+    /// Logits of the last token of the step.
+    pub logits: Vec<f32>,
+    pub hidden_states: Vec<Vec<f32>>,
+    /// (layer, probabilities) for each requested layer.
+    pub attention_probs: Vec<(usize, Vec<f32>)>,
+}
+
+impl GpuModel {
+    /// Uploads every weight of `model`; `progress` counts tensors.
+    pub fn upload(ctx: &GpuContext, model: &Model, progress: &mut dyn FnMut(Progress)) -> Result<GpuModel, ModelError> {
+        let c = &model.config;
+        let total = model.weights.tensors().len() as u64;
+        let mut done = 0u64;
+        let mut tick = |progress: &mut dyn FnMut(Progress)| {
+            done += 1;
+            progress(Progress { stage: "upload", done, total });
+        };
+        let mut matrix = |name: &str, progress: &mut dyn FnMut(Progress)| -> Result<GpuWeight, ModelError> {
+            let w = GpuWeight::upload(ctx, &model.weights, model.tensor(name)?)?;
+            tick(progress);
+            Ok(w)
+        };
+        let vector = |t: &WeightTensor| -> Result<wgpu::Buffer, ModelError> {
+            Ok(ctx.upload_f32(&t.name, &model.weights.dequantize(t)?)?)
+        };
+        let embeddings = matrix("token_embd.weight", progress)?;
+        let output = if c.tied_embeddings { None } else { Some(matrix("output.weight", progress)?) };
+        let output_norm = vector(model.tensor("output_norm.weight")?)?;
+        let mut blocks = Vec::with_capacity(c.n_layers);
+        for l in 0..c.n_layers {
+            let name = |s: &str| format!("blk.{l}.{s}");
+            let qkv_bias = if c.qkv_bias {
+                Some([
+                    vector(model.tensor(&name("attn_q.bias"))?)?,
+                    vector(model.tensor(&name("attn_k.bias"))?)?,
+                    vector(model.tensor(&name("attn_v.bias"))?)?,
+                ])
+            } else {
+                None
+            };
+            blocks.push(GpuBlock {
+                attn_norm: vector(model.tensor(&name("attn_norm.weight"))?)?,
+                q: matrix(&name("attn_q.weight"), progress)?,
+                k: matrix(&name("attn_k.weight"), progress)?,
+                v: matrix(&name("attn_v.weight"), progress)?,
+                qkv_bias,
+                o: matrix(&name("attn_output.weight"), progress)?,
+                ffn_norm: vector(model.tensor(&name("ffn_norm.weight"))?)?,
+                gate: matrix(&name("ffn_gate.weight"), progress)?,
+                up: matrix(&name("ffn_up.weight"), progress)?,
+                down: matrix(&name("ffn_down.weight"), progress)?,
+            });
+        }
+        ctx.check("uploading weights")?;
+        progress(Progress { stage: "upload", done: total, total });
+        Ok(GpuModel { config: c.clone(), embeddings, output, output_norm, blocks })
+    }
+
+    /// Bytes of weights on the GPU.
+    pub fn gpu_bytes(&self) -> u64 {
+        let matrices = self.blocks.iter().flat_map(|b| [&b.q, &b.k, &b.v, &b.o, &b.gate, &b.up, &b.down]);
+        matrices.chain([&self.embeddings]).chain(self.output.as_ref()).map(GpuWeight::gpu_bytes).sum()
+    }
+
+    /// An empty KV cache for up to `capacity` tokens (at most the model's context).
+    pub fn new_cache(&self, ctx: &GpuContext, capacity: u32) -> Result<KvCache, GpuError> {
+        let c = &self.config;
+        let capacity = capacity.min(c.context_length as u32).max(1);
+        let bytes = capacity as u64 * c.kv_dim() as u64 * 4;
+        let mut keys = Vec::with_capacity(c.n_layers);
+        let mut values = Vec::with_capacity(c.n_layers);
+        for l in 0..c.n_layers {
+            keys.push(ctx.storage(&format!("k cache {l}"), bytes)?);
+            values.push(ctx.storage(&format!("v cache {l}"), bytes)?);
+        }
+        Ok(KvCache { keys, values, capacity, len: 0 })
+    }
+
+    /// Runs `tokens` after the cache's contents, appends their keys and values to the cache, and
+    /// returns the logits of the last token (plus any captures). On error the cache is left as
+    /// it was (its `len` is only advanced after the step succeeded).
+    pub async fn step(
+        &self,
+        ctx: &GpuContext,
+        cache: &mut KvCache,
+        tokens: &[u32],
+        capture: &Capture,
+    ) -> Result<StepOutput, ModelError> {
+        let c = &self.config;
+        let n = tokens.len() as u32;
+        if n == 0 {
+            return Err(ModelError::EmptyPrompt);
+        }
+        let past = cache.len;
+        if past + n > cache.capacity {
+            return Err(ModelError::PromptTooLong { tokens: (past + n) as usize, context: cache.capacity as usize });
+        }
+        if let Some(&id) = tokens.iter().find(|&&id| id >= self.embeddings.n_out) {
+            return Err(ModelError::TokenOutOfRange { id, vocab: self.embeddings.n_out as usize });
+        }
+        if let Some(&l) = capture.attention_layers.iter().find(|&&l| l >= c.n_layers) {
+            return Err(GpuError::Shape { kernel: "forward", message: format!("no layer {l} to capture") }.into());
+        }
+        let (d, q_dim, kv_dim, ff) = (c.d_model as u32, c.q_dim() as u32, c.kv_dim() as u32, c.d_ff as u32);
+        let f32s = |count: u32| count as u64 * 4;
+        let ids = ctx.upload_u32("token ids", tokens)?;
+        let x = ctx.storage("residual", f32s(n * d))?;
+        let xn = ctx.storage("normed", f32s(n * d))?;
+        let q = ctx.storage("q", f32s(n * q_dim))?;
+        let k = ctx.storage("k", f32s(n * kv_dim))?;
+        let v = ctx.storage("v", f32s(n * kv_dim))?;
+        let attended = ctx.storage("attended", f32s(n * q_dim))?;
+        let delta = ctx.storage("block output", f32s(n * d))?;
+        let gate = ctx.storage("gate", f32s(n * ff))?;
+        let up = ctx.storage("up", f32s(n * ff))?;
+        let keys = past + n;
+
+        let hidden_capture = if capture.hidden_states {
+            Some(ctx.storage("hidden states", f32s(n * d) * (c.n_layers as u64 + 1))?)
+        } else {
+            None
+        };
+        let mut prob_captures = Vec::new();
+        for &layer in &capture.attention_layers {
+            prob_captures.push((layer, ctx.storage("attention probs", f32s(c.n_heads as u32 * n * keys))?));
+        }
+        let capture_hidden = |enc: &mut wgpu::CommandEncoder, index: u64| {
+            if let Some(buf) = &hidden_capture {
+                enc.copy_buffer_to_buffer(&x, 0, buf, index * f32s(n * d), f32s(n * d));
+            }
+        };
+
+        let mut enc = ctx.encoder();
+        embedding(ctx, &mut enc, &self.embeddings, &ids, &x, n)?;
+        capture_hidden(&mut enc, 0);
+        let shape =
+            AttentionShape { n_heads: c.n_heads as u32, n_kv_heads: c.n_kv_heads as u32, head_dim: c.head_dim as u32 };
+        for (l, b) in self.blocks.iter().enumerate() {
+            rms_norm(ctx, &mut enc, &x, &b.attn_norm, &xn, n, d, c.rms_eps)?;
+            matmul(ctx, &mut enc, &b.q, &xn, &q, n)?;
+            matmul(ctx, &mut enc, &b.k, &xn, &k, n)?;
+            matmul(ctx, &mut enc, &b.v, &xn, &v, n)?;
+            if let Some([qb, kb, vb]) = &b.qkv_bias {
+                add_rows_in_place(ctx, &mut enc, &q, qb, n * q_dim, q_dim)?;
+                add_rows_in_place(ctx, &mut enc, &k, kb, n * kv_dim, kv_dim)?;
+                add_rows_in_place(ctx, &mut enc, &v, vb, n * kv_dim, kv_dim)?;
+            }
+            rope(ctx, &mut enc, &q, n, c.n_heads as u32, c.head_dim as u32, past, c.rope_base, c.rope_layout)?;
+            rope(ctx, &mut enc, &k, n, c.n_kv_heads as u32, c.head_dim as u32, past, c.rope_base, c.rope_layout)?;
+            enc.copy_buffer_to_buffer(&k, 0, &cache.keys[l], f32s(past * kv_dim), f32s(n * kv_dim));
+            enc.copy_buffer_to_buffer(&v, 0, &cache.values[l], f32s(past * kv_dim), f32s(n * kv_dim));
+            let probs = prob_captures.iter().find(|(layer, _)| *layer == l).map(|(_, buf)| buf);
+            attention(ctx, &mut enc, shape, &q, &cache.keys[l], &cache.values[l], &attended, n, past, probs)?;
+            matmul(ctx, &mut enc, &b.o, &attended, &delta, n)?;
+            add_in_place(ctx, &mut enc, &x, &delta, n * d)?;
+
+            rms_norm(ctx, &mut enc, &x, &b.ffn_norm, &xn, n, d, c.rms_eps)?;
+            matmul(ctx, &mut enc, &b.gate, &xn, &gate, n)?;
+            matmul(ctx, &mut enc, &b.up, &xn, &up, n)?;
+            swiglu_in_place(ctx, &mut enc, &gate, &up, n * ff)?;
+            matmul(ctx, &mut enc, &b.down, &gate, &delta, n)?;
+            add_in_place(ctx, &mut enc, &x, &delta, n * d)?;
+            capture_hidden(&mut enc, l as u64 + 1);
+        }
+        // Only the last token's logits are needed: normalize and unembed one row.
+        let last = ctx.storage("last token", f32s(d))?;
+        let last_normed = ctx.storage("last token normed", f32s(d))?;
+        let unembedding = self.output.as_ref().unwrap_or(&self.embeddings);
+        let logits = ctx.storage("logits", f32s(unembedding.n_out))?;
+        enc.copy_buffer_to_buffer(&x, f32s((n - 1) * d), &last, 0, f32s(d));
+        rms_norm(ctx, &mut enc, &last, &self.output_norm, &last_normed, 1, d, c.rms_eps)?;
+        matmul(ctx, &mut enc, unembedding, &last_normed, &logits, 1)?;
+        ctx.submit(enc);
+
+        let mut out = StepOutput {
+            logits: ctx.read_f32(&logits, unembedding.n_out as usize, "logits").await?,
+            ..Default::default()
+        };
+        if let Some(buf) = &hidden_capture {
+            let all = ctx.read_f32(buf, (n * d) as usize * (c.n_layers + 1), "hidden states").await?;
+            out.hidden_states = all.chunks_exact((n * d) as usize).map(<[f32]>::to_vec).collect();
+        }
+        for (layer, buf) in &prob_captures {
+            let len = (c.n_heads as u32 * n * keys) as usize;
+            out.attention_probs.push((*layer, ctx.read_f32(buf, len, "attention probabilities").await?));
+        }
+        cache.len = past + n;
+        Ok(out)
+    }
+}
+
+/// The GPU as a [`NextTokenLogits`] backend for native callers (blocks on each step).
+#[cfg(not(target_arch = "wasm32"))]
+pub struct GpuBackend<'a> {
+    pub ctx: &'a GpuContext,
+    pub model: &'a GpuModel,
+    pub cache: KvCache,
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl crate::model::generate::NextTokenLogits for GpuBackend<'_> {
+    fn advance(&mut self, new_tokens: &[u32]) -> Result<Vec<f32>, ModelError> {
+        let out = pollster::block_on(self.model.step(self.ctx, &mut self.cache, new_tokens, &Capture::default()))?;
+        Ok(out.logits)
+    }
+}

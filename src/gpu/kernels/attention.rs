@@ -1,0 +1,88 @@
+//! `shaders/attention.wgsl`: causal grouped-query attention over a KV cache (prefill and
+//! decode), online softmax, optional probability output.
+
+use crate::error::GpuError;
+use crate::gpu::kernels::require_len;
+use crate::gpu::{GpuContext, ShaderSource};
+
+const KERNEL: &str = "attention";
+/// Keys per chunk and invocations per workgroup.
+const WORKGROUP_SIZE: u32 = 64;
+/// `MAX_HEAD_DIM` in the WGSL: the query row and accumulator live in workgroup memory.
+pub const MAX_HEAD_DIM: u32 = 128;
+
+fn source() -> ShaderSource {
+    ShaderSource::new(KERNEL, include_str!("../../../shaders/attention.wgsl"))
+}
+
+/// Head counts of one attention layer. Query head h reads key/value head
+/// `h / (n_heads / n_kv_heads)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttentionShape {
+    pub n_heads: u32,
+    pub n_kv_heads: u32,
+    pub head_dim: u32,
+}
+
+/// Causal GQA attention of `n_tokens` new queries at positions `past..past+n_tokens` over the KV
+/// cache rows `0..past+n_tokens` (the caller has already copied the new tokens' K and V into the
+/// cache rows `past..`). `q`: `[n_tokens × n_heads·hd]`; `k_cache`, `v_cache`:
+/// `[capacity × n_kv_heads·hd]`; `out`: `[n_tokens × n_heads·hd]`. Scale `1/sqrt(hd)`. Online
+/// softmax, so any length up to the cache capacity works without a T×T buffer. If `probs` is
+/// `Some`, also writes the normalized probabilities `[n_heads × n_tokens × (past+n_tokens)]`
+/// (zeros for masked keys).
+#[allow(clippy::too_many_arguments)]
+pub fn attention(
+    ctx: &GpuContext,
+    enc: &mut wgpu::CommandEncoder,
+    shape: AttentionShape,
+    q: &wgpu::Buffer,
+    k_cache: &wgpu::Buffer,
+    v_cache: &wgpu::Buffer,
+    out: &wgpu::Buffer,
+    n_tokens: u32,
+    past: u32,
+    probs: Option<&wgpu::Buffer>,
+) -> Result<(), GpuError> {
+    let err = |message: String| GpuError::Shape { kernel: KERNEL, message };
+    let AttentionShape { n_heads, n_kv_heads, head_dim } = shape;
+    if n_heads == 0 || n_kv_heads == 0 || n_heads % n_kv_heads != 0 {
+        return Err(err(format!("n_heads {n_heads} must be a positive multiple of n_kv_heads {n_kv_heads}")));
+    }
+    if head_dim == 0 || head_dim > MAX_HEAD_DIM {
+        return Err(err(format!("head_dim {head_dim} must be in 1..={MAX_HEAD_DIM}")));
+    }
+    if n_tokens == 0 {
+        return Ok(());
+    }
+    let (hd, n, keys) = (head_dim as u64, n_tokens as u64, past as u64 + n_tokens as u64);
+    let workgroups = n_heads as u64 * n;
+    if keys > u32::MAX as u64 || workgroups > u32::MAX as u64 || n_heads as u64 * n * keys > u32::MAX as u64 {
+        return Err(err(format!("{n_tokens} tokens after {past} with {n_heads} heads overflow 32-bit indices")));
+    }
+    require_len(KERNEL, "q", q, n * n_heads as u64 * hd)?;
+    require_len(KERNEL, "k_cache", k_cache, keys * n_kv_heads as u64 * hd)?;
+    require_len(KERNEL, "v_cache", v_cache, keys * n_kv_heads as u64 * hd)?;
+    require_len(KERNEL, "out", out, n * n_heads as u64 * hd)?;
+    if let Some(probs) = probs {
+        require_len(KERNEL, "probs", probs, n_heads as u64 * n * keys)?;
+    }
+
+    let pipeline = ctx.pipeline(&source(), "attention", &[("WORKGROUP_SIZE", WORKGROUP_SIZE as f64)])?;
+    let scale = 1.0 / (head_dim as f32).sqrt();
+    let params = ctx.uniform(
+        "attention params",
+        &[n_tokens, past, n_heads, n_kv_heads, head_dim, scale.to_bits(), probs.is_some() as u32],
+    );
+    // The layout binds probs either way; without it the kernel never touches this stand-in.
+    let unused;
+    let probs = match probs {
+        Some(p) => p,
+        None => {
+            unused = ctx.storage("attention probs (unused)", 4)?;
+            &unused
+        }
+    };
+    ctx.dispatch(enc, &pipeline, &[&params, q, k_cache, v_cache, out, probs], workgroups as u32);
+    Ok(())
+}

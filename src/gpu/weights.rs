@@ -1,0 +1,219 @@
+//! Weight matrices on the GPU, kept in their stored format (no dequantization to f32).
+//!
+//! Each supported format has a word-aligned layout here and a matching decode function in
+//! `shaders/formats/<fmt>.wgsl` (`fn decode_chunk(row, chunk) -> array<f32, 32>`), which the
+//! matmul and embedding kernels compose in. Every format is addressed in chunks of 32 values; the
+//! chunk index `g = row · n_chunks + chunk` (with `n_chunks = ceil(n_in / 32)`) locates the data:
+//!
+//! | format | bytes/block | GPU layout (one `array<u32>`)                                     |
+//! |--------|-------------|-------------------------------------------------------------------|
+//! | F32    | 4 / value   | rows zero-padded to `32 · n_chunks` values                        |
+//! | F16    | 2 / value   | rows zero-padded to `32 · n_chunks` values, two per word          |
+//! | Q4_1   | 20          | GGUF blocks unchanged (5 words each)                              |
+//! | Q4_K   | 144         | GGUF super-blocks unchanged (36 words each)                       |
+//! | Q8_0   | 34          | quants (8 words / block) \| f16 `d`s, two per word (aux segment)   |
+//! | Q4_0   | 18          | quants (4 words / block) \| f16 `d`s (aux segment)                 |
+//! | Q6_K   | 210         | ql, qh, scales (52 words / block) \| f16 `d`s (aux segment)        |
+//!
+//! Blocks whose size is not a multiple of 4 bytes have their f16 `d` moved to the aux segment,
+//! which starts at word `aux_offset` of the same buffer, so every kernel binds one weight buffer.
+
+use crate::error::GpuError;
+use crate::formats::ggml::GgmlType;
+use crate::gpu::GpuContext;
+use crate::model::weights::{WeightTensor, Weights};
+
+/// Values per chunk: the unit `decode_chunk` returns.
+pub(crate) const CHUNK: u32 = 32;
+
+/// A weight matrix on the GPU in a kernel-friendly layout of its stored format.
+#[derive(Debug)]
+pub struct GpuWeight {
+    pub name: String,
+    pub dtype: GgmlType,
+    /// Row length (ggml dims[0]): a linear layer's input width.
+    pub n_in: u32,
+    /// Number of rows: a linear layer's output width (or an embedding table's vocabulary).
+    pub n_out: u32,
+    buffer: wgpu::Buffer,
+    /// Word index of the aux (f16 scale) segment inside `buffer`; 0 where there is none.
+    aux_offset: u32,
+}
+
+/// Byte offset of the f16 `d` that moves to the aux segment, for blocks that are not
+/// word-aligned.
+fn split_scale_offset(dtype: GgmlType) -> Option<usize> {
+    match dtype {
+        GgmlType::Q8_0 | GgmlType::Q4_0 => Some(0),
+        GgmlType::Q6_K => Some(208),
+        _ => None,
+    }
+}
+
+impl GpuWeight {
+    /// Repacks the GGUF blocks (no dequantization to f32) and uploads. Supported: F32, F16,
+    /// Q8_0, Q4_0, Q4_1, Q4_K, Q6_K.
+    pub fn upload(ctx: &GpuContext, weights: &Weights, t: &WeightTensor) -> Result<GpuWeight, GpuError> {
+        let shape = |message: String| GpuError::Shape { kernel: "matmul", message };
+        if format_source(t.dtype).is_none() {
+            return Err(shape(format!("unsupported weight format {} of tensor {}", t.dtype.name(), t.name)));
+        }
+        let (n_in, n_out) = (t.row_len(), t.n_rows());
+        let (Ok(n_in32), Ok(n_out32)) = (u32::try_from(n_in), u32::try_from(n_out)) else {
+            return Err(shape(format!("tensor {} of {:?} is too large for 32-bit indexing", t.name, t.dims)));
+        };
+        let n_chunks = n_in.div_ceil(CHUNK as usize);
+        // Every word must be addressable by a u32 index (F32, the widest, has 32 words a chunk).
+        if (n_out as u64) * (n_chunks as u64) * CHUNK as u64 > u32::MAX as u64 {
+            return Err(shape(format!("tensor {} of {:?} is too large for 32-bit indexing", t.name, t.dims)));
+        }
+        let block_size = t.dtype.block_size();
+        if block_size > 1 && n_in % block_size != 0 {
+            return Err(shape(format!(
+                "row length {n_in} of tensor {} is not a multiple of the {} block size {block_size}",
+                t.name,
+                t.dtype.name()
+            )));
+        }
+
+        let (packed, aux_offset) = repack(t.dtype, weights.data(t), n_in, n_out);
+        let buffer = ctx.upload(&format!("weight {}", t.name), &packed)?;
+        Ok(GpuWeight { name: t.name.clone(), dtype: t.dtype, n_in: n_in32, n_out: n_out32, buffer, aux_offset })
+    }
+
+    /// Whether [`GpuWeight::upload`] takes tensors of `dtype`.
+    pub fn is_supported(dtype: GgmlType) -> bool {
+        format_source(dtype).is_some()
+    }
+
+    /// Bytes on the GPU.
+    pub fn gpu_bytes(&self) -> u64 {
+        self.buffer.size()
+    }
+
+    /// Chunks of 32 values per row.
+    pub(crate) fn n_chunks(&self) -> u32 {
+        self.n_in.div_ceil(CHUNK)
+    }
+
+    pub(crate) fn buffer(&self) -> &wgpu::Buffer {
+        &self.buffer
+    }
+
+    /// The uniform words every weight-reading kernel starts its params with:
+    /// `n_in, n_out, n_tokens, n_chunks, aux_offset`.
+    pub(crate) fn params(&self, n_tokens: u32) -> [u32; 5] {
+        [self.n_in, self.n_out, n_tokens, self.n_chunks(), self.aux_offset]
+    }
+
+    /// `kernel` (its own WGSL) with this weight's format decode composed in.
+    pub(crate) fn shader(&self, kernel: &str, code: &str) -> crate::gpu::ShaderSource {
+        let (name, snippet) = format_source(self.dtype).expect("checked on upload");
+        crate::gpu::ShaderSource::new(kernel, code)
+            .include(name, snippet)
+            .include("formats/common", include_str!("../../shaders/formats/common.wgsl"))
+    }
+}
+
+/// The GPU layout of `n_out` rows of `n_in` values of `dtype` (see the module docs): the packed
+/// bytes (a multiple of 4 where the format is word-aligned) and the aux segment's word offset.
+/// `data` must hold exactly the tensor's bytes and `dtype` be one [`format_source`] knows.
+fn repack(dtype: GgmlType, data: &[u8], n_in: usize, n_out: usize) -> (Vec<u8>, u32) {
+    let n_chunks = n_in.div_ceil(CHUNK as usize);
+    let type_size = dtype.type_size();
+    let mut aux_offset = 0usize;
+    let packed: Vec<u8> = match dtype {
+        GgmlType::F32 | GgmlType::F16 => {
+            // Rows zero-padded to whole chunks.
+            let row_bytes = n_in * type_size;
+            let padded = n_chunks * CHUNK as usize * type_size;
+            if row_bytes == padded {
+                data.to_vec()
+            } else {
+                let mut out = vec![0u8; padded * n_out];
+                for (src, dst) in data.chunks_exact(row_bytes.max(1)).zip(out.chunks_exact_mut(padded.max(1))) {
+                    dst[..row_bytes].copy_from_slice(src);
+                }
+                out
+            }
+        }
+        dtype => match split_scale_offset(dtype) {
+            None => data.to_vec(),
+            Some(d_at) => {
+                let n_blocks = data.len() / type_size;
+                let main = type_size - 2;
+                let mut out = Vec::with_capacity(n_blocks * main + 2 * n_blocks + 2);
+                for block in data.chunks_exact(type_size) {
+                    out.extend_from_slice(&block[..d_at]);
+                    out.extend_from_slice(&block[d_at + 2..]);
+                }
+                debug_assert_eq!(out.len() % 4, 0);
+                aux_offset = out.len() / 4;
+                for block in data.chunks_exact(type_size) {
+                    out.extend_from_slice(&block[d_at..d_at + 2]);
+                }
+                out
+            }
+        },
+    };
+    (packed, aux_offset as u32)
+}
+
+/// The decode snippet of a format: (name, WGSL), or None where the GPU has none.
+pub(crate) fn format_source(dtype: GgmlType) -> Option<(&'static str, &'static str)> {
+    Some(match dtype {
+        GgmlType::F32 => ("formats/f32", include_str!("../../shaders/formats/f32.wgsl")),
+        GgmlType::F16 => ("formats/f16", include_str!("../../shaders/formats/f16.wgsl")),
+        GgmlType::Q8_0 => ("formats/q8_0", include_str!("../../shaders/formats/q8_0.wgsl")),
+        GgmlType::Q4_0 => ("formats/q4_0", include_str!("../../shaders/formats/q4_0.wgsl")),
+        GgmlType::Q4_1 => ("formats/q4_1", include_str!("../../shaders/formats/q4_1.wgsl")),
+        GgmlType::Q4_K => ("formats/q4_k", include_str!("../../shaders/formats/q4_k.wgsl")),
+        GgmlType::Q6_K => ("formats/q6_k", include_str!("../../shaders/formats/q6_k.wgsl")),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unaligned_blocks_move_their_scale_to_the_aux_segment() {
+        // Two Q8_0 blocks: d = [1, 2] / [3, 4], quants 10.. / 50...
+        let mut data = vec![1, 2];
+        data.extend(10..42);
+        data.extend([3, 4]);
+        data.extend(50..82);
+        let (packed, aux) = repack(GgmlType::Q8_0, &data, 64, 1);
+        assert_eq!(aux, 16);
+        assert_eq!(&packed[..32], &(10..42).collect::<Vec<u8>>()[..]);
+        assert_eq!(&packed[32..64], &(50..82).collect::<Vec<u8>>()[..]);
+        assert_eq!(&packed[64..], &[1, 2, 3, 4]);
+
+        // Q6_K: d is the last 2 of 210 bytes.
+        let data: Vec<u8> = (0..210).map(|i| i as u8).collect();
+        let (packed, aux) = repack(GgmlType::Q6_K, &data, 256, 1);
+        assert_eq!((packed.len(), aux), (210, 52));
+        assert_eq!(&packed[..208], &data[..208]);
+        assert_eq!(&packed[208..], &[208, 209]);
+    }
+
+    #[test]
+    fn float_rows_are_zero_padded_to_whole_chunks() {
+        let data: Vec<u8> = (1..=2 * 5 * 2).collect(); // F16, 2 rows of 5
+        let (packed, aux) = repack(GgmlType::F16, &data, 5, 2);
+        assert_eq!((packed.len(), aux), (2 * 64, 0));
+        assert_eq!(&packed[..10], &data[..10]);
+        assert!(packed[10..64].iter().all(|&b| b == 0));
+        assert_eq!(&packed[64..74], &data[10..]);
+        assert!(packed[74..].iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn aligned_formats_are_uploaded_unchanged() {
+        let data: Vec<u8> = (0..144).map(|i| i as u8).collect();
+        assert_eq!(repack(GgmlType::Q4_K, &data, 256, 1), (data.clone(), 0));
+        assert_eq!(repack(GgmlType::Q4_1, &data[..40], 64, 1), (data[..40].to_vec(), 0));
+        assert!(GpuWeight::is_supported(GgmlType::Q6_K) && !GpuWeight::is_supported(GgmlType::Q5_K));
+    }
+}

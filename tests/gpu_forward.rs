@@ -1,0 +1,120 @@
+//! The whole forward on the GPU (lavapipe in CI) against the CPU reference on the default model.
+
+mod common;
+mod gpu_common;
+
+use common::load_default_model;
+use gpu_common::ctx;
+use quantscope::gpu::forward::{Capture, GpuBackend, GpuModel};
+use quantscope::model::generate::{generate, CpuBackend};
+use quantscope::model::reference::{forward, ForwardOptions};
+use quantscope::model::sampling::{Sampler, SamplingParams};
+use quantscope::model::Model;
+
+/// f32 on both sides, different summation orders (tiled GPU reductions vs the CPU's eight
+/// partial sums) through 30 layers; the bound for f32 mode.
+const LOGITS_TOLERANCE: f64 = 1e-4;
+
+const PROMPTS: &[&str] = &[
+    "The capital of France is",
+    "Once upon a time",
+    "def fibonacci(n):\n    ",
+    "Water boils at a temperature of",
+    "<|im_start|>user\nWhat is the largest planet?<|im_end|>\n<|im_start|>assistant\n",
+];
+
+fn upload(model: &Model) -> GpuModel {
+    GpuModel::upload(ctx(), model, &mut |_| {}).expect("upload")
+}
+
+fn top5(logits: &[f32]) -> Vec<usize> {
+    let mut ids: Vec<usize> = (0..logits.len()).collect();
+    ids.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]).then(a.cmp(&b)));
+    ids.truncate(5);
+    ids
+}
+
+#[test]
+fn prefill_logits_match_the_cpu_reference_for_several_prompts() {
+    let model = load_default_model();
+    let gpu = upload(&model);
+    for prompt in PROMPTS {
+        let tokens = model.tokenizer.encode(prompt).unwrap();
+        let cpu = forward(&model, &tokens, ForwardOptions::default()).unwrap().logits;
+        let mut cache = gpu.new_cache(ctx(), tokens.len() as u32).unwrap();
+        let out = pollster::block_on(gpu.step(ctx(), &mut cache, &tokens, &Capture::default())).unwrap();
+        let err = gpu_common::relative_l2(&out.logits, &cpu);
+        eprintln!("{prompt:?}: relative L2 {err:.2e}");
+        assert!(err <= LOGITS_TOLERANCE, "{prompt:?}: relative L2 {err:.2e}");
+        assert_eq!(top5(&out.logits), top5(&cpu), "{prompt:?}: top-5 ids");
+    }
+}
+
+#[test]
+fn decode_steps_with_the_kv_cache_match_full_recomputation() {
+    let model = load_default_model();
+    let gpu = upload(&model);
+    let tokens = model.tokenizer.encode("The quick brown fox jumps over the lazy dog because").unwrap();
+    let (prompt, rest) = tokens.split_at(4);
+    let mut cache = gpu.new_cache(ctx(), tokens.len() as u32).unwrap();
+    pollster::block_on(gpu.step(ctx(), &mut cache, prompt, &Capture::default())).unwrap();
+    for (i, &t) in rest.iter().enumerate() {
+        let out = pollster::block_on(gpu.step(ctx(), &mut cache, &[t], &Capture::default())).unwrap();
+        let upto = &tokens[..prompt.len() + i + 1];
+        let cpu = forward(&model, upto, ForwardOptions::default()).unwrap().logits;
+        let err = gpu_common::relative_l2(&out.logits, &cpu);
+        assert!(err <= LOGITS_TOLERANCE, "step {i}: relative L2 {err:.2e}");
+    }
+    assert_eq!(cache.len as usize, tokens.len());
+}
+
+#[test]
+fn greedy_continuation_of_32_tokens_equals_the_cpu_reference() {
+    let model = load_default_model();
+    let gpu = upload(&model);
+    let greedy = || Sampler::new(SamplingParams { temperature: 0.0, top_p: 1.0, seed: 1 });
+    let prompt = "Once upon a time";
+    let cpu = generate(&model, &mut CpuBackend::new(&model), prompt, 32, &mut greedy(), &mut |_| {}).unwrap();
+    let cache = gpu.new_cache(ctx(), 64).unwrap();
+    let mut backend = GpuBackend { ctx: ctx(), model: &gpu, cache };
+    let on_gpu = generate(&model, &mut backend, prompt, 32, &mut greedy(), &mut |_| {}).unwrap();
+    assert_eq!(on_gpu.tokens, cpu.tokens, "GPU {:?} vs CPU {:?}", on_gpu.text, cpu.text);
+    assert_eq!(cpu.tokens.len(), 32, "stopped early: {:?}", cpu.stop);
+}
+
+#[test]
+fn captured_hidden_states_and_attention_match_the_cpu_reference() {
+    let model = load_default_model();
+    let gpu = upload(&model);
+    let c = &model.config;
+    let tokens = model.tokenizer.encode("The capital of France is").unwrap();
+    let n = tokens.len();
+    let cpu =
+        forward(&model, &tokens, ForwardOptions { hidden_states: true, attention_probs: true, ..Default::default() })
+            .unwrap();
+    let capture = Capture { hidden_states: true, attention_layers: vec![0, 3, c.n_layers - 1] };
+    let mut cache = gpu.new_cache(ctx(), n as u32).unwrap();
+    let out = pollster::block_on(gpu.step(ctx(), &mut cache, &tokens, &capture)).unwrap();
+    assert_eq!(out.hidden_states.len(), c.n_layers + 1);
+    for (l, (g, c)) in out.hidden_states.iter().zip(&cpu.hidden_states).enumerate() {
+        let err = gpu_common::relative_l2(g, c);
+        assert!(err <= LOGITS_TOLERANCE, "hidden state {l}: relative L2 {err:.2e}");
+    }
+    for (layer, probs) in &out.attention_probs {
+        // Probabilities are in [0, 1]: an absolute bound.
+        gpu_common::assert_close(&format!("attention layer {layer}"), probs, &cpu.attention_probs[*layer], 1e-5, 0.0);
+    }
+    assert_eq!(out.attention_probs.len(), 3);
+}
+
+#[test]
+fn a_full_cache_is_a_clear_error_and_leaves_the_cache_usable() {
+    let model = load_default_model();
+    let gpu = upload(&model);
+    let mut cache = gpu.new_cache(ctx(), 3).unwrap();
+    let err = pollster::block_on(gpu.step(ctx(), &mut cache, &[1, 2, 3, 4], &Capture::default())).unwrap_err();
+    assert!(err.to_string().contains("4 tokens"), "{err}");
+    assert_eq!(cache.len, 0);
+    pollster::block_on(gpu.step(ctx(), &mut cache, &[1, 2, 3], &Capture::default())).unwrap();
+    assert_eq!(cache.len, 3);
+}

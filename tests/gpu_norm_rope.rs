@@ -1,0 +1,147 @@
+//! RMS norm and RoPE on the GPU against CPU formulas that mirror `model::reference`.
+
+mod gpu_common;
+
+use gpu_common::*;
+use quantscope::gpu::kernels::{norm, rope};
+use quantscope::model::RopeLayout;
+
+/// The reference's dot: eight partial sums, then the tail.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut partial = [0.0f32; 8];
+    let (a_blocks, b_blocks) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = a_blocks.remainder().iter().zip(b_blocks.remainder()).map(|(x, y)| x * y).sum();
+    for (ab, bb) in a_blocks.zip(b_blocks) {
+        for i in 0..8 {
+            partial[i] += ab[i] * bb[i];
+        }
+    }
+    partial.iter().sum::<f32>() + tail
+}
+
+fn cpu_rms_norm(x: &[f32], gain: &[f32], eps: f32) -> Vec<f32> {
+    let d = gain.len();
+    let mut y = vec![0.0f32; x.len()];
+    for (x_t, y_t) in x.chunks_exact(d).zip(y.chunks_exact_mut(d)) {
+        let scale = 1.0 / (dot(x_t, x_t) / d as f32 + eps).sqrt();
+        for i in 0..d {
+            y_t[i] = x_t[i] * scale * gain[i];
+        }
+    }
+    y
+}
+
+/// The reference's RopeTable: angles in f64, cos/sin rounded to f32 once, rotation in f32.
+fn cpu_rope(x: &mut [f32], n_heads: usize, hd: usize, offset: usize, base: f32, layout: RopeLayout) {
+    let half = hd / 2;
+    for (t, x_t) in x.chunks_exact_mut(n_heads * hd).enumerate() {
+        let p = (offset + t) as f64;
+        for head in x_t.chunks_exact_mut(hd) {
+            for i in 0..half {
+                let angle = p * (base as f64).powf(-2.0 * i as f64 / hd as f64);
+                let (cos, sin) = (angle.cos() as f32, angle.sin() as f32);
+                let (a, b) = match layout {
+                    RopeLayout::Interleaved => (2 * i, 2 * i + 1),
+                    RopeLayout::HalfSplit => (i, i + half),
+                };
+                let (x0, x1) = (head[a], head[b]);
+                head[a] = x0 * cos - x1 * sin;
+                head[b] = x0 * sin + x1 * cos;
+            }
+        }
+    }
+}
+
+#[test]
+fn rms_norm_matches_cpu() {
+    let mut rng = Rng(21);
+    for &d in &[576usize, 100, 7, 2048] {
+        for &n in &[1usize, 5, 33] {
+            let x = rng.vec(n * d, -3.0, 3.0);
+            let gain = rng.vec(d, 0.2, 2.0);
+            let eps = 1e-5;
+            let (xb, gb) = (ctx().upload_f32("x", &x).unwrap(), ctx().upload_f32("gain", &gain).unwrap());
+            let out = poisoned("out", n * d);
+            let mut enc = ctx().encoder();
+            norm::rms_norm(ctx(), &mut enc, &xb, &gb, &out, n as u32, d as u32, eps).unwrap();
+            ctx().submit(enc);
+            // The sum of squares is reduced in another order, and GPU sqrt/division are within a
+            // few ulp, not correctly rounded: a few 1e-7 relative, so 2e-6 leaves margin.
+            assert_close(
+                &format!("rms_norm d={d} n={n}"),
+                &read(&out, n * d),
+                &cpu_rms_norm(&x, &gain, eps),
+                1e-6,
+                2e-6,
+            );
+        }
+    }
+}
+
+#[test]
+fn rms_norm_checks_shapes() {
+    let small = ctx().upload_f32("small", &[1.0; 8]).unwrap();
+    let mut enc = ctx().encoder();
+    let err = norm::rms_norm(ctx(), &mut enc, &small, &small, &small, 3, 4, 1e-5).unwrap_err();
+    assert!(err.to_string().contains("x holds 8 values, needs 12"), "{err}");
+    let err = norm::rms_norm(ctx(), &mut enc, &small, &small, &small, 1, 0, 1e-5).unwrap_err();
+    assert!(err.to_string().contains("d is 0"), "{err}");
+}
+
+/// Rotation errors come from the angle: the kernel reduces it exactly mod one turn (error
+/// ~2e-7 turns ≈ 1e-6 rad), then GPU sin/cos add a few ulp. With |x| ≤ 4 a rotated value is off
+/// by ≲ 8·1.5e-6; 2e-5 absolute leaves margin yet is ~50× below what a plain f32 angle gives
+/// at position 30 000 (~1e-3).
+const ROPE_ABS: f32 = 2e-5;
+
+#[test]
+fn rope_matches_cpu() {
+    let mut rng = Rng(22);
+    let base = 10_000.0;
+    for layout in [RopeLayout::Interleaved, RopeLayout::HalfSplit] {
+        for &(n_heads, hd) in &[(9usize, 64usize), (4, 8), (3, 128)] {
+            for &n in &[1usize, 5, 33] {
+                for &offset in &[0usize, 40, 30_000, 1_000_000] {
+                    let x = rng.vec(n * n_heads * hd, -4.0, 4.0);
+                    let buf = ctx().upload_f32("x", &x).unwrap();
+                    let mut enc = ctx().encoder();
+                    rope::rope(ctx(), &mut enc, &buf, n as u32, n_heads as u32, hd as u32, offset as u32, base, layout)
+                        .unwrap();
+                    ctx().submit(enc);
+                    let mut want = x.clone();
+                    cpu_rope(&mut want, n_heads, hd, offset, base, layout);
+                    let what = format!("rope {layout:?} heads={n_heads} hd={hd} n={n} offset={offset}");
+                    assert_close(&what, &read(&buf, x.len()), &want, ROPE_ABS, 0.0);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn rope_with_a_large_base_matches_cpu() {
+    // Qwen2's base 1e6: frequencies down to 1e-6 rad per position.
+    let mut rng = Rng(23);
+    let (n, n_heads, hd, offset) = (17usize, 2usize, 64usize, 12_345usize);
+    let x = rng.vec(n * n_heads * hd, -4.0, 4.0);
+    let buf = ctx().upload_f32("x", &x).unwrap();
+    let mut enc = ctx().encoder();
+    rope::rope(ctx(), &mut enc, &buf, n as u32, n_heads as u32, hd as u32, offset as u32, 1e6, RopeLayout::HalfSplit)
+        .unwrap();
+    ctx().submit(enc);
+    let mut want = x.clone();
+    cpu_rope(&mut want, n_heads, hd, offset, 1e6, RopeLayout::HalfSplit);
+    assert_close("rope base 1e6", &read(&buf, x.len()), &want, ROPE_ABS, 0.0);
+}
+
+#[test]
+fn rope_checks_shapes() {
+    let small = ctx().upload_f32("small", &[1.0; 8]).unwrap();
+    let mut enc = ctx().encoder();
+    let err = rope::rope(ctx(), &mut enc, &small, 1, 1, 7, 0, 1e4, RopeLayout::Interleaved).unwrap_err();
+    assert!(err.to_string().contains("head_dim must be even"), "{err}");
+    let err = rope::rope(ctx(), &mut enc, &small, 2, 1, 8, 0, 1e4, RopeLayout::Interleaved).unwrap_err();
+    assert!(err.to_string().contains("x holds 8 values, needs 16"), "{err}");
+    let err = rope::rope(ctx(), &mut enc, &small, 1, 1, 8, 1 << 20, 1e4, RopeLayout::Interleaved).unwrap_err();
+    assert!(err.to_string().contains("supported maximum"), "{err}");
+}
