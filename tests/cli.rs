@@ -143,3 +143,23 @@ fn generate_streams_text_and_json_agrees_across_backends() {
     assert_eq!(text.trim_end(), format!("Once upon a time{}", cpu["text"].as_str().unwrap()));
     assert!(String::from_utf8_lossy(&out.stderr).contains("tokens/s"));
 }
+
+#[test]
+fn quick_bench_reports_kernels_ceiling_and_end_to_end() {
+    let out = quantscope(&["bench", "--quick", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["ceiling_gb_per_s"].as_f64().unwrap() > 0.0);
+    let kernels = v["kernels"].as_array().unwrap();
+    for name in ["gemv", "gemm", "rms_norm", "rope", "attention", "swiglu", "embedding", "top_k"] {
+        assert!(kernels.iter().any(|k| k["kernel"] == name), "no {name} in {kernels:?}");
+    }
+    for k in kernels {
+        let (gbs, frac) = (k["gb_per_s"].as_f64().unwrap(), k["ceiling_fraction"].as_f64().unwrap());
+        assert!(gbs > 0.0 && frac > 0.0 && (frac - gbs / v["ceiling_gb_per_s"].as_f64().unwrap()).abs() < 1e-9);
+    }
+    let e2e = &v["end_to_end"];
+    assert!(e2e["decode_tokens_per_s"].as_f64().unwrap() > 0.0);
+    // embedding + 15 per block × 30 + final norm and unembedding
+    assert_eq!(e2e["dispatches_per_decode_token"].as_f64().unwrap(), 453.0);
+}

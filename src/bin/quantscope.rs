@@ -13,6 +13,7 @@ macro_rules! outln {
         let _ = writeln!($out, $($arg)*);
     }};
 }
+use quantscope::gpu::bench::{self, BenchOptions};
 use quantscope::gpu::forward::{GpuBackend, GpuModel};
 use quantscope::gpu::GpuContext;
 use quantscope::model::generate::{generate, CpuBackend, NextTokenLogits};
@@ -71,6 +72,17 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Backend::Auto)]
         backend: Backend,
         /// Print one JSON object at the end instead of streaming text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Per-kernel time, GB/s and fraction of a measured read ceiling; end-to-end prefill and
+    /// decode tokens/s and dispatches per token (GPU).
+    Bench {
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Default-model shapes only and short timing windows (a smoke run).
+        #[arg(long)]
+        quick: bool,
         #[arg(long)]
         json: bool,
     },
@@ -200,6 +212,18 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
                     generation.tokens.len(),
                     generation.stop
                 );
+            }
+            Ok(())
+        }
+        Command::Bench { model, quick, json } => {
+            let model = load(model)?;
+            let ctx = GpuContext::new_blocking().map_err(|e| e.to_string())?;
+            let a = &ctx.summary;
+            eprintln!("adapter: {} ({}, {}), driver {}", a.name, a.backend, a.device_type, a.driver);
+            let report = bench::run(&ctx, &model, BenchOptions { quick }, &mut |line| eprintln!("{line}"))
+                .map_err(|e| e.to_string())?;
+            if json {
+                outln!(out, "{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
             }
             Ok(())
         }

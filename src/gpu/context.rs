@@ -43,6 +43,8 @@ pub struct GpuContext {
     pub limits: wgpu::Limits,
     pipelines: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
     errors: Arc<Mutex<Vec<GpuError>>>,
+    /// Dispatches recorded so far (the benchmark reports dispatches per token).
+    dispatches: std::sync::atomic::AtomicU64,
 }
 
 /// Storage buffers are read and written by kernels and copied for readback and uploads.
@@ -125,7 +127,15 @@ impl GpuContext {
             max_compute_invocations_per_workgroup: limits.max_compute_invocations_per_workgroup,
             max_compute_workgroups_per_dimension: limits.max_compute_workgroups_per_dimension,
         };
-        Ok(GpuContext { device, queue, summary, limits, pipelines: Mutex::default(), errors })
+        Ok(GpuContext {
+            device,
+            queue,
+            summary,
+            limits,
+            pipelines: Mutex::default(),
+            errors,
+            dispatches: Default::default(),
+        })
     }
 
     pub fn features(&self) -> GpuFeatures {
@@ -266,6 +276,21 @@ impl GpuContext {
         pass.set_bind_group(0, &bind_group, &[]);
         let (x, y) = self.grid(workgroups);
         pass.dispatch_workgroups(x, y, 1);
+        self.dispatches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Dispatches recorded since the context was made.
+    pub fn dispatch_count(&self) -> u64 {
+        self.dispatches.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Blocks until all submitted work is done (native; the browser has no blocking wait).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn wait_idle(&self) -> Result<(), GpuError> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| GpuError::Readback { what: "waiting for the GPU".into(), message: e.to_string() })?;
+        self.check("waiting for the GPU")
     }
 
     /// Splits a linear workgroup count into (x, y) within the per-dimension limit. Kernels

@@ -1,0 +1,319 @@
+//! `quantscope bench`: per-kernel time and effective bandwidth on the default model's shapes and
+//! on large LLM shapes, against a measured read ceiling; then end-to-end prefill and decode.
+//!
+//! Bandwidth counts the bytes a kernel must move at least once (weights as stored + activations
+//! in + out), divided by the time per call. The ceiling is a plain WGSL read kernel over a large
+//! buffer measured in the same run on the same device, so the fraction compares like with like.
+//! Times are wall-clock from submit to completion of a batch of calls recorded in one encoder,
+//! divided by the batch size: launch overhead is included, as it is in a real forward.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::error::{GpuError, ModelError};
+use crate::formats::ggml::GgmlType;
+use crate::gpu::context::AdapterSummary;
+use crate::gpu::forward::{Capture, GpuModel};
+use crate::gpu::kernels::attention::{attention, AttentionShape};
+use crate::gpu::kernels::elementwise::swiglu_in_place;
+use crate::gpu::kernels::embedding::embedding;
+use crate::gpu::kernels::matmul::matmul;
+use crate::gpu::kernels::norm::rms_norm;
+use crate::gpu::kernels::rope::rope;
+use crate::gpu::kernels::topk::top_k;
+use crate::gpu::weights::GpuWeight;
+use crate::gpu::{GpuContext, ShaderSource};
+use crate::model::{Model, WeightTensor, Weights};
+
+#[derive(Debug, Clone, Copy)]
+pub struct BenchOptions {
+    /// Only the default model's shapes, short timing windows, a short end-to-end run.
+    pub quick: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct KernelResult {
+    pub kernel: String,
+    pub shape: String,
+    pub microseconds: f64,
+    pub bytes: u64,
+    pub gb_per_s: f64,
+    pub ceiling_fraction: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EndToEnd {
+    pub prefill_tokens: usize,
+    pub prefill_tokens_per_s: f64,
+    pub decode_tokens: usize,
+    pub decode_tokens_per_s: f64,
+    pub dispatches_per_decode_token: f64,
+    pub weight_bytes_on_gpu: u64,
+    /// Weight bytes per decode token / decode time per token.
+    pub decode_weight_gb_per_s: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    pub adapter: AdapterSummary,
+    pub ceiling_gb_per_s: f64,
+    pub ceiling_buffer_bytes: u64,
+    pub kernels: Vec<KernelResult>,
+    pub end_to_end: EndToEnd,
+}
+
+/// Seconds per call of `record`, batching calls into one encoder until a batch takes at least
+/// `window` (after one warm-up batch that also compiles the pipelines).
+fn time_per_call(
+    ctx: &GpuContext,
+    window: Duration,
+    record: &mut dyn FnMut(&mut wgpu::CommandEncoder) -> Result<(), GpuError>,
+) -> Result<f64, GpuError> {
+    let mut batch = 1u32;
+    let mut warm = false;
+    loop {
+        let mut enc = ctx.encoder();
+        for _ in 0..batch {
+            record(&mut enc)?;
+        }
+        let started = Instant::now();
+        ctx.submit(enc);
+        ctx.wait_idle()?;
+        let elapsed = started.elapsed();
+        if !warm {
+            warm = true;
+            continue;
+        }
+        if elapsed >= window || batch >= 4096 {
+            return Ok(elapsed.as_secs_f64() / batch as f64);
+        }
+        let scale = (window.as_secs_f64() / elapsed.as_secs_f64().max(1e-6)).clamp(2.0, 64.0);
+        batch = ((batch as f64 * scale).ceil() as u32).min(4096);
+    }
+}
+
+/// GB/s of the plain read kernel over a buffer of `bytes`.
+fn read_ceiling(ctx: &GpuContext, bytes: u64, window: Duration) -> Result<f64, GpuError> {
+    let n_vec4 = (bytes / 16) as u32;
+    let data = ctx.storage("ceiling data", n_vec4 as u64 * 16)?;
+    let n_threads = n_vec4.min(1 << 19);
+    let sums = ctx.storage("ceiling sums", n_threads as u64 * 4)?;
+    let source = ShaderSource::new("bench_read", include_str!("../../shaders/bench_read.wgsl"));
+    let pipeline = ctx.pipeline(&source, "read_all", &[])?;
+    let params = ctx.uniform("ceiling params", &[n_vec4, n_threads]);
+    let seconds = time_per_call(ctx, window, &mut |enc| {
+        ctx.dispatch(enc, &pipeline, &[&params, &data, &sums], n_threads.div_ceil(256));
+        Ok(())
+    })?;
+    Ok(n_vec4 as f64 * 16.0 / seconds / 1e9)
+}
+
+/// A weight of `dtype` with `n_out` rows of `n_in` random bytes' worth of blocks: timing does
+/// not depend on the values.
+fn random_weight(ctx: &GpuContext, dtype: GgmlType, n_in: u32, n_out: u32) -> Result<GpuWeight, ModelError> {
+    let elements = n_in as u64 * n_out as u64;
+    let len = dtype.bytes_for(elements).ok_or_else(|| GpuError::Shape {
+        kernel: "bench",
+        message: format!("{n_in} is not a multiple of the {} block", dtype.name()),
+    })? as usize;
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let bytes: Vec<u8> = (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            // Small values: scales stay finite, so the kernels see ordinary numbers.
+            (state as u8) & 0x3B
+        })
+        .collect();
+    let name = format!("{}×{} {}", n_out, n_in, dtype.name());
+    let tensor = WeightTensor { name: name.clone(), dtype, dims: vec![n_in as u64, n_out as u64], start: 0, len };
+    let weights = Weights::new(bytes, "bench", vec![tensor.clone()])?;
+    Ok(GpuWeight::upload(ctx, &weights, &tensor)?)
+}
+
+pub fn run(
+    ctx: &GpuContext,
+    model: &Model,
+    options: BenchOptions,
+    log: &mut dyn FnMut(&str),
+) -> Result<BenchReport, ModelError> {
+    let window = Duration::from_millis(if options.quick { 30 } else { 300 });
+    let ceiling_bytes = (if options.quick { 64u64 } else { 1024 } << 20)
+        .min(ctx.summary.max_storage_buffer_binding_size)
+        .min(ctx.summary.max_buffer_size);
+    let ceiling = read_ceiling(ctx, ceiling_bytes, window)?;
+    log(&format!("read ceiling: {ceiling:.1} GB/s over {} MiB", ceiling_bytes >> 20));
+    let mut kernels = Vec::new();
+    let mut push = |kernel: &str, shape: String, seconds: f64, bytes: u64, log: &mut dyn FnMut(&str)| {
+        let gb_per_s = bytes as f64 / seconds / 1e9;
+        let r = KernelResult {
+            kernel: kernel.into(),
+            shape,
+            microseconds: seconds * 1e6,
+            bytes,
+            gb_per_s,
+            ceiling_fraction: gb_per_s / ceiling,
+        };
+        log(&format!(
+            "{:<10} {:<34} {:>10.1} µs {:>9.2} GB/s {:>6.1}% of ceiling",
+            r.kernel,
+            r.shape,
+            r.microseconds,
+            r.gb_per_s,
+            100.0 * r.ceiling_fraction
+        ));
+        kernels.push(r);
+    };
+
+    // Matrix products: the model's own weights, then large LLM shapes.
+    let mut weights: Vec<(String, GpuWeight)> = Vec::new();
+    for name in [
+        "blk.0.attn_q.weight",
+        "blk.0.attn_k.weight",
+        "blk.0.ffn_gate.weight",
+        "blk.0.ffn_down.weight",
+        "token_embd.weight",
+    ] {
+        weights.push((
+            format!("{name} {}", model.tensor(name)?.dtype.name()),
+            GpuWeight::upload(ctx, &model.weights, model.tensor(name)?)?,
+        ));
+    }
+    if !options.quick {
+        for dtype in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::F16] {
+            for (n_out, n_in) in [(4096, 4096), (11008, 4096)] {
+                let w = random_weight(ctx, dtype, n_in, n_out)?;
+                weights.push((w.name.clone(), w));
+            }
+        }
+    }
+    let prefill_tokens: u32 = if options.quick { 16 } else { 128 };
+    for (label, w) in &weights {
+        for n_tokens in [1, prefill_tokens] {
+            let x = ctx.storage("x", 4 * n_tokens as u64 * w.n_in as u64)?;
+            let y = ctx.storage("y", 4 * n_tokens as u64 * w.n_out as u64)?;
+            let seconds = time_per_call(ctx, window, &mut |enc| matmul(ctx, enc, w, &x, &y, n_tokens))?;
+            let bytes = w.gpu_bytes() + 4 * n_tokens as u64 * (w.n_in + w.n_out) as u64;
+            let kernel = if n_tokens == 1 { "gemv" } else { "gemm" };
+            push(kernel, format!("{label} ×{n_tokens} tok"), seconds, bytes, log);
+        }
+    }
+
+    // The other kernels at decode shapes of the default model.
+    let c = &model.config;
+    let (d, q_dim, kv_dim, ff, vocab) =
+        (c.d_model as u32, c.q_dim() as u32, c.kv_dim() as u32, c.d_ff as u32, c.vocab_size as u32);
+    let f32s = |n: u32| 4 * n as u64;
+    let x = ctx.storage("x", f32s(d))?;
+    let out = ctx.storage("out", f32s(d))?;
+    let gain = ctx.upload_f32("gain", &vec![1.0; d as usize])?;
+    let seconds = time_per_call(ctx, window, &mut |enc| rms_norm(ctx, enc, &x, &gain, &out, 1, d, c.rms_eps))?;
+    push("rms_norm", format!("{d}"), seconds, 3 * f32s(d), log);
+
+    let q = ctx.storage("q", f32s(q_dim))?;
+    let seconds = time_per_call(ctx, window, &mut |enc| {
+        rope(ctx, enc, &q, 1, c.n_heads as u32, c.head_dim as u32, 100, c.rope_base, c.rope_layout)
+    })?;
+    push("rope", format!("{} heads × {}", c.n_heads, c.head_dim), seconds, 2 * f32s(q_dim), log);
+
+    let past = prefill_tokens - 1;
+    let keys = ctx.storage("k cache", f32s(kv_dim * (past + 1)))?;
+    let values = ctx.storage("v cache", f32s(kv_dim * (past + 1)))?;
+    let attended = ctx.storage("attended", f32s(q_dim))?;
+    let shape =
+        AttentionShape { n_heads: c.n_heads as u32, n_kv_heads: c.n_kv_heads as u32, head_dim: c.head_dim as u32 };
+    let seconds = time_per_call(ctx, window, &mut |enc| {
+        attention(ctx, enc, shape, &q, &keys, &values, &attended, 1, past, None)
+    })?;
+    push(
+        "attention",
+        format!("decode over {} keys", past + 1),
+        seconds,
+        2 * f32s(q_dim) + 2 * f32s(kv_dim * (past + 1)),
+        log,
+    );
+
+    let gate = ctx.storage("gate", f32s(ff))?;
+    let up = ctx.storage("up", f32s(ff))?;
+    let seconds = time_per_call(ctx, window, &mut |enc| swiglu_in_place(ctx, enc, &gate, &up, ff))?;
+    push("swiglu", format!("{ff}"), seconds, 3 * f32s(ff), log);
+
+    let embeddings = &weights.iter().find(|(l, _)| l.starts_with("token_embd")).expect("uploaded above").1;
+    let ids = ctx.upload_u32("ids", &[42])?;
+    let row = ctx.storage("row", f32s(d))?;
+    let seconds = time_per_call(ctx, window, &mut |enc| embedding(ctx, enc, embeddings, &ids, &row, 1))?;
+    push(
+        "embedding",
+        format!("1 row of {}", embeddings.name),
+        seconds,
+        embeddings.gpu_bytes() / vocab as u64 + f32s(d),
+        log,
+    );
+
+    let logits = ctx.storage("logits", f32s(vocab))?;
+    let (top_ids, top_values) = (ctx.storage("top ids", 4 * 64)?, ctx.storage("top values", 4 * 64)?);
+    let seconds = time_per_call(ctx, window, &mut |enc| top_k(ctx, enc, &logits, vocab, 10, &top_ids, &top_values))?;
+    push("top_k", format!("10 of {vocab}"), seconds, f32s(vocab), log);
+
+    let end_to_end = end_to_end(ctx, model, prefill_tokens as usize, if options.quick { 4 } else { 64 }, log)?;
+    Ok(BenchReport {
+        adapter: ctx.summary.clone(),
+        ceiling_gb_per_s: ceiling,
+        ceiling_buffer_bytes: ceiling_bytes,
+        kernels,
+        end_to_end,
+    })
+}
+
+fn end_to_end(
+    ctx: &GpuContext,
+    model: &Model,
+    prefill: usize,
+    decode: usize,
+    log: &mut dyn FnMut(&str),
+) -> Result<EndToEnd, ModelError> {
+    let gpu = GpuModel::upload(ctx, model, &mut |_| {})?;
+    // The opening of Pride and Prejudice (Jane Austen, 1813; public domain).
+    let text = include_str!("bench_prompt.txt");
+    let mut tokens = model.tokenizer.encode(text)?;
+    if tokens.len() < prefill {
+        return Err(GpuError::Shape {
+            kernel: "bench",
+            message: format!("bench prompt has only {} tokens", tokens.len()),
+        }
+        .into());
+    }
+    tokens.truncate(prefill);
+    let mut cache = gpu.new_cache(ctx, (prefill + decode + 1) as u32)?;
+    // Warm-up compiles every pipeline, then the timed runs start from an empty cache.
+    pollster::block_on(gpu.step(ctx, &mut cache, &tokens[..2], &Capture::default()))?;
+    cache.len = 0;
+    let started = Instant::now();
+    let mut logits = pollster::block_on(gpu.step(ctx, &mut cache, &tokens, &Capture::default()))?.logits;
+    let prefill_seconds = started.elapsed().as_secs_f64();
+    let dispatches_before = ctx.dispatch_count();
+    let started = Instant::now();
+    for _ in 0..decode {
+        let next = logits.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i as u32);
+        logits = pollster::block_on(gpu.step(ctx, &mut cache, &[next], &Capture::default()))?.logits;
+    }
+    let decode_seconds = started.elapsed().as_secs_f64();
+    let per_token = decode_seconds / decode as f64;
+    let r = EndToEnd {
+        prefill_tokens: prefill,
+        prefill_tokens_per_s: prefill as f64 / prefill_seconds,
+        decode_tokens: decode,
+        decode_tokens_per_s: 1.0 / per_token,
+        dispatches_per_decode_token: (ctx.dispatch_count() - dispatches_before) as f64 / decode as f64,
+        weight_bytes_on_gpu: gpu.gpu_bytes(),
+        decode_weight_gb_per_s: gpu.gpu_bytes() as f64 / per_token / 1e9,
+    };
+    log(&format!(
+        "end to end: prefill {} tokens at {:.1} tokens/s; decode {} tokens at {:.2} tokens/s, {:.0} dispatches/token, weights {:.1} MB read at {:.2} GB/s",
+        r.prefill_tokens, r.prefill_tokens_per_s, r.decode_tokens, r.decode_tokens_per_s, r.dispatches_per_decode_token,
+        r.weight_bytes_on_gpu as f64 / 1e6, r.decode_weight_gb_per_s
+    ));
+    Ok(r)
+}
