@@ -146,7 +146,17 @@ fn generate_streams_text_and_json_agrees_across_backends() {
 
 #[test]
 fn quick_bench_reports_kernels_ceiling_and_end_to_end() {
-    let out = quantscope(&["bench", "--quick", "--json"]);
+    check_quick_bench(&[]);
+}
+
+#[test]
+fn quick_bench_on_the_synthetic_model_has_the_same_shape() {
+    // What scripts/device-bench.sh runs on the GPU machine, where the model file cannot go.
+    check_quick_bench(&["--synthetic"]);
+}
+
+fn check_quick_bench(extra: &[&str]) {
+    let out = quantscope(&[&["bench", "--quick", "--json"], extra].concat());
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(v["ceiling_gb_per_s"].as_f64().unwrap() > 0.0);

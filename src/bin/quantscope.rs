@@ -1,4 +1,8 @@
 //! `quantscope`: the native front end. Same engine as the browser playground.
+// Native only. On wasm32 the binary is empty (no main), so that `cargo test --target
+// wasm32-unknown-unknown` (tests/web.rs), which builds every binary of the package, compiles.
+#![cfg_attr(target_arch = "wasm32", no_main)]
+#![cfg(not(target_arch = "wasm32"))]
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -83,6 +87,10 @@ enum Command {
         /// Default-model shapes only and short timing windows (a smoke run).
         #[arg(long)]
         quick: bool,
+        /// Random weights in the default model's shapes and formats instead of a model file
+        /// (for machines without the file, such as the lent GPU machine).
+        #[arg(long, conflicts_with = "model")]
+        synthetic: bool,
         #[arg(long)]
         json: bool,
     },
@@ -215,8 +223,9 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
             }
             Ok(())
         }
-        Command::Bench { model, quick, json } => {
-            let model = load(model)?;
+        Command::Bench { model, quick, synthetic, json } => {
+            let model =
+                if synthetic { bench::synthetic_default_model().map_err(|e| e.to_string())? } else { load(model)? };
             let ctx = GpuContext::new_blocking().map_err(|e| e.to_string())?;
             let a = &ctx.summary;
             eprintln!("adapter: {} ({}, {}), driver {}", a.name, a.backend, a.device_type, a.driver);

@@ -317,3 +317,90 @@ fn end_to_end(
     ));
     Ok(r)
 }
+
+/// A model with the default model's shapes (SmolLM2-135M: 30 layers, width 576, 9 query and 3
+/// KV heads, FFN 1536, vocabulary 49152, Q4_1 matrices, Q8_0 embeddings) and random weights, for
+/// machines that cannot hold the model file (the lent GPU machine has no network). Kernel
+/// timings depend on shapes and formats, not on values. Its tokenizer has one token per byte,
+/// so any prompt encodes.
+pub fn synthetic_default_model() -> Result<Model, ModelError> {
+    use crate::formats::gguf::{write_gguf, MetadataValue as V};
+    let (d, layers, heads, kv_heads, ff, vocab) = (576u64, 30u32, 9u32, 3u32, 1536u64, 49152usize);
+    let kv = d / heads as u64 * kv_heads as u64;
+    let mut tokens: Vec<V> = byte_level_alphabet().into_iter().map(|c| V::String(c.to_string())).collect();
+    tokens.extend((tokens.len()..vocab).map(|i| V::String(format!("<filler {i}>"))));
+    let metadata = vec![
+        ("general.architecture".to_string(), V::String("llama".into())),
+        ("general.name".into(), V::String("synthetic SmolLM2-135M shapes".into())),
+        ("llama.block_count".into(), V::U32(layers)),
+        ("llama.context_length".into(), V::U32(8192)),
+        ("llama.embedding_length".into(), V::U32(d as u32)),
+        ("llama.feed_forward_length".into(), V::U32(ff as u32)),
+        ("llama.attention.head_count".into(), V::U32(heads)),
+        ("llama.attention.head_count_kv".into(), V::U32(kv_heads)),
+        ("llama.rope.freq_base".into(), V::F32(100_000.0)),
+        ("llama.attention.layer_norm_rms_epsilon".into(), V::F32(1e-5)),
+        ("tokenizer.ggml.model".into(), V::String("gpt2".into())),
+        ("tokenizer.ggml.pre".into(), V::String("gpt2".into())),
+        ("tokenizer.ggml.tokens".into(), V::Array(tokens)),
+        ("tokenizer.ggml.merges".into(), V::Array(Vec::new())),
+    ];
+    let mut rng = 0x2545_F491_4F6C_DD1Du64;
+    let mut matrix = |name: String, n_in: u64, n_out: u64, dtype: GgmlType| {
+        // Random quants; every block's f16 scale fields (the first 2 or 4 bytes) set to small values.
+        let (block_bytes, scale_bytes) = match dtype {
+            GgmlType::Q8_0 => (34, 2),
+            _ => (20, 4),
+        };
+        let blocks = (n_in * n_out / 32) as usize;
+        let mut bytes = Vec::with_capacity(blocks * block_bytes);
+        for _ in 0..blocks {
+            let scale = half::f16::from_f32(0.01).to_le_bytes();
+            bytes.extend_from_slice(&scale);
+            if scale_bytes == 4 {
+                bytes.extend_from_slice(&half::f16::from_f32(-0.08).to_le_bytes());
+            }
+            for _ in scale_bytes..block_bytes {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                bytes.push(rng as u8);
+            }
+        }
+        (name, vec![n_in, n_out], dtype, bytes)
+    };
+    let ones = |name: String| (name, vec![d], GgmlType::F32, bytemuck::cast_slice(&vec![1.0f32; d as usize]).to_vec());
+    let mut tensors =
+        vec![matrix("token_embd.weight".into(), d, vocab as u64, GgmlType::Q8_0), ones("output_norm.weight".into())];
+    for l in 0..layers {
+        let name = |s: &str| format!("blk.{l}.{s}");
+        tensors.extend([
+            ones(name("attn_norm.weight")),
+            matrix(name("attn_q.weight"), d, d, GgmlType::Q4_1),
+            matrix(name("attn_k.weight"), d, kv, GgmlType::Q4_1),
+            matrix(name("attn_v.weight"), d, kv, GgmlType::Q4_1),
+            matrix(name("attn_output.weight"), d, d, GgmlType::Q4_1),
+            ones(name("ffn_norm.weight")),
+            matrix(name("ffn_gate.weight"), d, ff, GgmlType::Q4_1),
+            matrix(name("ffn_up.weight"), d, ff, GgmlType::Q4_1),
+            matrix(name("ffn_down.weight"), ff, d, GgmlType::Q4_1),
+        ]);
+    }
+    Model::from_gguf(write_gguf(&metadata, &tensors, 32), "synthetic", &mut |_| {})
+}
+
+/// The 256 characters GPT-2's byte-level BPE uses for the bytes 0..=255, in byte order.
+fn byte_level_alphabet() -> Vec<char> {
+    let printable = |b: u32| (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b);
+    let mut next = 256;
+    (0..256u32)
+        .map(|b| {
+            if printable(b) {
+                char::from_u32(b).unwrap_or('?')
+            } else {
+                next += 1;
+                char::from_u32(next - 1).unwrap_or('?')
+            }
+        })
+        .collect()
+}
