@@ -6,7 +6,8 @@
 // GPU sin/cos are only specified on [-π, π]. So the angle is reduced exactly, in turns: the
 // wrapper splits freq/2π (computed in f64) into CHUNKS − 1 pieces short enough that p·piece is
 // exact in f32, plus a tiny remainder. The fractional parts of the exact products are summed
-// mod 1, leaving a turn fraction in [-0.5, 0.5] with ~1e-7 absolute error before sin/cos.
+// mod 1, leaving a turn fraction in [-0.5, 0.5] with ~1e-7 absolute error, whose sin and cos
+// come from sin_cos_turns (shaders/sincos.wgsl, prepended by the wrapper), not the built-ins.
 //
 // One invocation per (token, head, pair); pairs are (2i, 2i+1) for the interleaved layout and
 // (i, i + head_dim/2) for the half-split one.
@@ -26,7 +27,6 @@ struct Params {
 // Per pair i: freq_i / 2π as CHUNKS values turns[i·CHUNKS ..] that sum to it (see the wrapper).
 @group(0) @binding(2) var<storage, read> turns_per_position: array<f32>;
 
-const TAU: f32 = 6.283185307179586;
 const CHUNKS: u32 = 8u; // must match the wrapper's table
 
 @compute @workgroup_size(WORKGROUP_SIZE)
@@ -45,9 +45,9 @@ fn rope(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: v
     for (var j = 0u; j < CHUNKS; j++) {
         turns = fract(turns + fract(p * turns_per_position[i * CHUNKS + j]));
     }
-    let angle = (turns - round(turns)) * TAU; // in [-π, π]
-    let c = cos(angle);
-    let s = sin(angle);
+    let sin_cos = sin_cos_turns(turns - round(turns));
+    let s = sin_cos.x;
+    let c = sin_cos.y;
 
     var a = head * params.head_dim + 2u * i;
     var b = a + 1u;

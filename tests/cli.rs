@@ -1,4 +1,6 @@
 //! The `quantscope` binary as a user runs it: JSON shape, info facts, exit codes on bad files.
+// Native only (files, processes, blocking GPU calls); the browser suite is tests/web.rs.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 

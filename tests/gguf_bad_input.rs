@@ -4,6 +4,8 @@
 //! Small valid files are built with `write_gguf`, checked to parse, then corrupted one field at a
 //! time at offsets found in the bytes. Also: the real model cut to 1 MiB, 1 MiB of random bytes,
 //! every truncation of a small file, and a few thousand random byte mutations.
+// Native only (files, processes, blocking GPU calls); the browser suite is tests/web.rs.
+#![cfg(not(target_arch = "wasm32"))]
 
 use quantscope::formats::ggml::GgmlType;
 use quantscope::formats::gguf::{write_gguf, GgufFile, MetadataValue, MAX_METADATA_ENTRIES, MAX_TENSORS};

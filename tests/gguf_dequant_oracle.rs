@@ -15,6 +15,8 @@
 //!    value of every GGUF type, checked literally.
 //!
 //! Tolerance: none. Every f32 must have the same bits (`to_bits`), NaNs included.
+// Native only (files, processes, blocking GPU calls); the browser suite is tests/web.rs.
+#![cfg(not(target_arch = "wasm32"))]
 
 use std::fs::File;
 use std::io::{BufReader, Read};

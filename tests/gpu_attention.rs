@@ -1,5 +1,7 @@
 //! Causal GQA attention on the GPU against a CPU formula that mirrors
 //! `model::reference::causal_attention`, extended to queries after a KV-cache prefix.
+// Native only (files, processes, blocking GPU calls); the browser suite is tests/web.rs.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod gpu_common;
 

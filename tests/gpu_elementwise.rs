@@ -1,4 +1,6 @@
 //! Residual add and SwiGLU on the GPU against their CPU formulas.
+// Native only (files, processes, blocking GPU calls); the browser suite is tests/web.rs.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod gpu_common;
 

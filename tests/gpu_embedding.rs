@@ -4,6 +4,8 @@
 //! Tolerance: the GPU decodes with the CPU's formula, but may contract `d * q + m` into an FMA
 //! (Q4_1, Q4_K), so |gpu − cpu| ≤ 1e-6 · max |row| + 1e-6 · |cpu| per element; formats without
 //! an add (F32, F16, Q8_0, Q4_0, Q6_K) come out bit-exact on lavapipe but are not required to.
+// Native only (files, processes, blocking GPU calls); the browser suite is tests/web.rs.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod gpu_common;
 

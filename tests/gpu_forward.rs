@@ -1,4 +1,6 @@
 //! The whole forward on the GPU (lavapipe in CI) against the CPU reference on the default model.
+// Native only (files, processes, blocking GPU calls); the browser suite is tests/web.rs.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 mod gpu_common;

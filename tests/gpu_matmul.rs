@@ -7,6 +7,8 @@
 //! - per token, the relative L2 error of the output vector ≤ 1e-5 where it has ≥ 64 elements
 //!   (on a handful of outputs one cancelling dot product dominates the norm, so the relative L2
 //!   says nothing more than the elementwise bound there).
+// Native only (files, processes, blocking GPU calls); the browser suite is tests/web.rs.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod gpu_common;
 

@@ -1,4 +1,6 @@
 //! RMS norm and RoPE on the GPU against CPU formulas that mirror `model::reference`.
+// Native only (files, processes, blocking GPU calls); the browser suite is tests/web.rs.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod gpu_common;
 

@@ -1,4 +1,6 @@
 //! Top-k of logits on the GPU against a CPU sort, with planted ties.
+// Native only (files, processes, blocking GPU calls); the browser suite is tests/web.rs.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod gpu_common;
 

@@ -1,5 +1,7 @@
 //! A tiny synthetic llama written as GGUF in the test: the loader's checks (missing tensors,
 //! shapes, unsupported types, non-finite weights) and the RoPE layout equivalence, without Python.
+// Native only (files, processes, blocking GPU calls); the browser suite is tests/web.rs.
+#![cfg(not(target_arch = "wasm32"))]
 
 use quantscope::formats::ggml::GgmlType;
 use quantscope::formats::gguf::{write_gguf, MetadataValue as V};

@@ -1,5 +1,7 @@
 //! The CPU reference forward on the default model, against an independent numpy forward over
 //! gguf-py's dequantized weights, and through the Hugging Face (safetensors) path.
+// Native only (files, processes, blocking GPU calls); the browser suite is tests/web.rs.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 

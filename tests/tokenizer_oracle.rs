@@ -1,5 +1,7 @@
 //! Tokenization built from GGUF metadata against Hugging Face's Python `tokenizers` package on
 //! the same vocabulary, for every pre-tokenizer we can rebuild; and the tokenizer.json round trip.
+// Native only (files, processes, blocking GPU calls); the browser suite is tests/web.rs.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 

@@ -14,6 +14,7 @@ const CHUNKS: usize = 8;
 
 fn source() -> ShaderSource {
     ShaderSource::new(KERNEL, include_str!("../../../shaders/rope.wgsl"))
+        .include("sincos", include_str!("../../../shaders/sincos.wgsl"))
 }
 
 /// Splits `turns` (a frequency in turns per position, > 0) into `CHUNKS` values summing to it

@@ -1,0 +1,407 @@
+//! The GPU engine in a real browser: headless Chromium, WebGPU on SwiftShader (Chromium's CPU
+//! implementation of Vulkan), through wasm-bindgen-test.
+//!
+//! The native tests (tests/gpu_*.rs) check the same kernels on lavapipe through wgpu's own WGSL
+//! compiler (naga → SPIR-V). Here the WGSL goes through Chromium's Tint and Dawn instead, the
+//! path the playground page takes, with the browser's limits (256 invocations per workgroup, no
+//! shader-f16) and asynchronous readback (no blocking: every test is async).
+//!
+//! Run:  scripts/test-browser
+//!   or  CHROMEDRIVER=/usr/bin/chromedriver cargo test --target wasm32-unknown-unknown --test web
+//!   or  wasm-pack test --headless --chrome --chromedriver /usr/bin/chromedriver --test web
+//! (.cargo/config.toml makes wasm-bindgen-test-runner the runner; webdriver.json next to
+//! Cargo.toml gives Chromium its flags.) Natively this file compiles to nothing.
+//!
+//! Tolerances are the native tests' (each is explained there and restated briefly here): they
+//! hold on SwiftShader too, and loosening them for the browser would hide a Tint/Dawn difference.
+#![cfg(target_arch = "wasm32")]
+
+mod web_support;
+
+use quantscope::formats::ggml::GgmlType;
+use quantscope::gpu::forward::{Capture, GpuModel};
+use quantscope::gpu::kernels::attention::{attention, AttentionShape};
+use quantscope::gpu::kernels::matmul::matmul;
+use quantscope::gpu::kernels::{elementwise, norm, rope, topk};
+use quantscope::gpu::weights::GpuWeight;
+use quantscope::model::reference::{forward, ForwardOptions};
+use quantscope::model::{Model, RopeLayout};
+use wasm_bindgen_test::*;
+use web_support::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+/// Fails unless the page is Chromium with a WebGPU adapter, and logs what the adapter is.
+#[wasm_bindgen_test]
+async fn adapter_is_chromium_webgpu() {
+    let ua = user_agent();
+    let ctx = ctx().await;
+    let s = &ctx.summary;
+    console_log!("user agent: {ua}");
+    console_log!(
+        "adapter: name {:?}, backend {}, type {}, driver {:?}, features {:?}, maxComputeInvocationsPerWorkgroup {}, \
+         maxStorageBufferBindingSize {}, maxBufferSize {}",
+        s.name,
+        s.backend,
+        s.device_type,
+        s.driver,
+        s.features,
+        s.max_compute_invocations_per_workgroup,
+        s.max_storage_buffer_binding_size,
+        s.max_buffer_size
+    );
+    // wgpu leaves AdapterInfo empty on the web: ask the browser itself.
+    let info = browser_adapter_info().await;
+    console_log!("navigator.gpu adapter info: {info}");
+    assert!(ua.contains("Chrome"), "not Chromium: user agent {ua:?}");
+    assert!(!info.is_empty(), "navigator.gpu.requestAdapter() gave no adapter");
+    assert_eq!(s.backend, "BrowserWebGpu", "wgpu is not on the browser's WebGPU");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Matmul: GEMV (one token) and GEMM (several) over weights in their stored formats.
+
+/// Per element |gpu − cpu| ≤ 1e-5 · Σ|w·x| (f32 accumulation in another order than the f64
+/// reference); per token relative L2 ≤ 1e-5 where the output has ≥ 64 elements.
+const MATMUL_TERM_REL: f64 = 1e-5;
+const MATMUL_REL_L2: f64 = 1e-5;
+const REL_L2_MIN_LEN: usize = 64;
+
+async fn check_matmul(dtype: GgmlType, n_ins: [usize; 2], seed: u64) {
+    let ctx = ctx().await;
+    let start = now_ms();
+    let mut rng = Rng(seed);
+    let mut worst = 0.0f64;
+    // 1 and 7 rows: less than a GEMV workgroup (8 rows); 67 and 300: ragged GEMM tiles (64 rows).
+    for (i, &n_out) in [1usize, 7, 67, 300].iter().enumerate() {
+        let n_in = n_ins[i % 2];
+        let (weights, t) = random_weights(&mut rng, dtype, n_in, n_out);
+        let w = GpuWeight::upload(ctx, &weights, &t).unwrap();
+        // 1 token: GEMV; 2, 5, 17: GEMM with partial 8-token tiles.
+        for n_tokens in [1usize, 2, 5, 17] {
+            let what = format!("{} n_in={n_in} n_out={n_out} n_tokens={n_tokens}", dtype.name());
+            let x = rng.vec(n_tokens * n_in, -1.0, 1.0);
+            let xb = ctx.upload_f32("x", &x).unwrap();
+            let tail = 3;
+            let yb = poisoned(ctx, "y", n_tokens * n_out + tail);
+            let mut enc = ctx.encoder();
+            matmul(ctx, &mut enc, &w, &xb, &yb, n_tokens as u32).unwrap();
+            ctx.submit(enc);
+            let got = read(ctx, &yb, n_tokens * n_out + tail).await;
+            assert!(got[n_tokens * n_out..].iter().all(|v| v.is_nan()), "{what}: wrote past the output");
+            let (want, scale) = cpu_matmul(&weights, &t, &x, n_tokens);
+            for tok in 0..n_tokens {
+                let r = tok * n_out..(tok + 1) * n_out;
+                let (g, c, s) = (&got[r.clone()], &want[r.clone()], &scale[r]);
+                let bad: Vec<String> = (0..n_out)
+                    .filter(|&o| {
+                        let err = (g[o] as f64 - c[o]).abs();
+                        err.is_nan() || err > MATMUL_TERM_REL * s[o]
+                    })
+                    .take(8)
+                    .map(|o| format!("[{tok}][{o}] gpu {} cpu {} (Σ|wx| {})", g[o], c[o], s[o]))
+                    .collect();
+                assert!(bad.is_empty(), "{what}: mismatches (first 8): {}", bad.join(", "));
+                let num: f64 = g.iter().zip(c).map(|(&g, &c)| (g as f64 - c).powi(2)).sum();
+                let den: f64 = c.iter().map(|c| c * c).sum();
+                let rel = if den == 0.0 { num.sqrt() } else { (num / den).sqrt() };
+                if n_out >= REL_L2_MIN_LEN {
+                    assert!(rel <= MATMUL_REL_L2, "{what}: token {tok}: relative L2 {rel:e} > {MATMUL_REL_L2:e}");
+                    worst = worst.max(rel);
+                }
+            }
+        }
+    }
+    console_log!("matmul {}: worst relative L2 {worst:.2e} ({:.0} ms)", dtype.name(), now_ms() - start);
+}
+
+#[wasm_bindgen_test]
+async fn matmul_f32_matches_cpu() {
+    // 40 and 5 are not multiples of 32: rows are zero-padded on upload.
+    check_matmul(GgmlType::F32, [160, 40], 1).await;
+    check_matmul(GgmlType::F32, [5, 576], 2).await;
+}
+
+#[wasm_bindgen_test]
+async fn matmul_q8_0_matches_cpu() {
+    check_matmul(GgmlType::Q8_0, [160, 576], 5).await;
+}
+
+#[wasm_bindgen_test]
+async fn matmul_q4_1_matches_cpu() {
+    check_matmul(GgmlType::Q4_1, [160, 576], 7).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// RMS norm and RoPE.
+
+#[wasm_bindgen_test]
+async fn rms_norm_matches_cpu() {
+    let ctx = ctx().await;
+    let mut rng = Rng(21);
+    for d in [576usize, 100, 7, 2048] {
+        for n in [1usize, 5, 33] {
+            let x = rng.vec(n * d, -3.0, 3.0);
+            let gain = rng.vec(d, 0.2, 2.0);
+            let eps = 1e-5;
+            let (xb, gb) = (ctx.upload_f32("x", &x).unwrap(), ctx.upload_f32("gain", &gain).unwrap());
+            let out = poisoned(ctx, "out", n * d);
+            let mut enc = ctx.encoder();
+            norm::rms_norm(ctx, &mut enc, &xb, &gb, &out, n as u32, d as u32, eps).unwrap();
+            ctx.submit(enc);
+            // Another summation order and GPU sqrt/division within a few ulp: 2e-6 relative.
+            let got = read(ctx, &out, n * d).await;
+            assert_close(&format!("rms_norm d={d} n={n}"), &got, &cpu_rms_norm(&x, &gain, eps), 1e-6, 2e-6);
+        }
+    }
+}
+
+/// The kernel reduces the angle exactly mod one turn, then sin/cos add a few ulp: with |x| ≤ 4,
+/// 2e-5 absolute leaves margin yet is ~50× below a plain f32 angle at position 30 000.
+const ROPE_ABS: f32 = 2e-5;
+
+#[wasm_bindgen_test]
+async fn rope_matches_cpu() {
+    let ctx = ctx().await;
+    let mut rng = Rng(22);
+    for layout in [RopeLayout::Interleaved, RopeLayout::HalfSplit] {
+        for (n_heads, hd) in [(9usize, 64usize), (3, 128), (4, 8)] {
+            for n in [1usize, 33] {
+                for offset in [0usize, 40, 30_000, 1_000_000] {
+                    let x = rng.vec(n * n_heads * hd, -4.0, 4.0);
+                    let buf = ctx.upload_f32("x", &x).unwrap();
+                    let mut enc = ctx.encoder();
+                    let (base, pos) = (10_000.0, offset as u32);
+                    rope::rope(ctx, &mut enc, &buf, n as u32, n_heads as u32, hd as u32, pos, base, layout).unwrap();
+                    ctx.submit(enc);
+                    let mut want = x.clone();
+                    cpu_rope(&mut want, n_heads, hd, offset, base, matches!(layout, RopeLayout::Interleaved));
+                    let what = format!("rope {layout:?} heads={n_heads} hd={hd} n={n} offset={offset}");
+                    assert_close(&what, &read(ctx, &buf, x.len()).await, &want, ROPE_ABS, 0.0);
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attention.
+
+/// Online softmax in another order with the GPU's exp: a few ulp of the largest terms (lavapipe
+/// ≤ 1.1e-6 on |v| ≤ 2); a wrong mask or a lost chunk is off by ~1e-2.
+const ATTN_ABS: f32 = 5e-6;
+const ATTN_REL: f32 = 1e-5;
+const ATTN_L2: f64 = 2e-6;
+/// Cache rows past the valid ones, filled with NaN: reading past the causal window poisons.
+const SPARE_ROWS: usize = 7;
+
+#[wasm_bindgen_test]
+async fn attention_prefill_and_cached_queries_match_cpu() {
+    let ctx = ctx().await;
+    let mut rng = Rng(31);
+    let shapes = [
+        AttentionShape { n_heads: 9, n_kv_heads: 3, head_dim: 64 },
+        AttentionShape { n_heads: 4, n_kv_heads: 4, head_dim: 8 },
+        AttentionShape { n_heads: 2, n_kv_heads: 1, head_dim: 128 },
+    ];
+    // Prefill of 33 tokens (a partial 64-key chunk), 5 queries after 40 cached keys, a decode
+    // step after 100 (two chunks, the running max moves).
+    for s in shapes {
+        for (n, past) in [(33usize, 0usize), (5, 40), (1, 100)] {
+            let (nh, nkv, hd) = (s.n_heads as usize, s.n_kv_heads as usize, s.head_dim as usize);
+            let (q_dim, kv_dim, rows) = (nh * hd, nkv * hd, past + n);
+            let q = rng.vec(n * q_dim, -1.5, 1.5);
+            let mut k = rng.vec(rows * kv_dim, -1.0, 1.0);
+            let mut v = rng.vec(rows * kv_dim, -2.0, 2.0);
+            let (want_out, want_probs) = cpu_attention(nh, nkv, hd, n, past, &q, &k, &v);
+            k.resize((rows + SPARE_ROWS) * kv_dim, f32::NAN);
+            v.resize((rows + SPARE_ROWS) * kv_dim, f32::NAN);
+            let (qb, kb, vb) =
+                (ctx.upload_f32("q", &q).unwrap(), ctx.upload_f32("k", &k).unwrap(), ctx.upload_f32("v", &v).unwrap());
+            let out = poisoned(ctx, "out", n * q_dim);
+            let probs = poisoned(ctx, "probs", nh * n * rows);
+            let mut enc = ctx.encoder();
+            attention(ctx, &mut enc, s, &qb, &kb, &vb, &out, n as u32, past as u32, Some(&probs)).unwrap();
+            ctx.submit(enc);
+            let what = format!("{s:?} n={n} past={past}");
+            let got = read(ctx, &out, n * q_dim).await;
+            assert_close(&format!("out {what}"), &got, &want_out, ATTN_ABS, ATTN_REL);
+            let l2 = relative_l2(&got, &want_out);
+            assert!(l2 < ATTN_L2, "out {what}: relative L2 {l2:e}");
+            let got_probs = read(ctx, &probs, nh * n * rows).await;
+            assert_close(&format!("probs {what}"), &got_probs, &want_probs, ATTN_ABS, ATTN_REL);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Top-k and elementwise.
+
+#[wasm_bindgen_test]
+async fn top_k_matches_a_cpu_sort() {
+    let ctx = ctx().await;
+    let mut rng = Rng(41);
+    // 1000: one workgroup; 4097 and 49 152 (SmolLM2's vocabulary): two stages.
+    for n in [1000usize, 4097, 49_152] {
+        // Ties planted among the largest values, straddling workgroup segments.
+        let mut x = rng.vec(n, -10.0, 10.0);
+        for _ in 0..5 {
+            let i = (rng.next_u64() % n as u64) as usize;
+            x[i] = 12.5;
+        }
+        x[n - 1] = 12.5;
+        for j in 0..20 {
+            let i = (rng.next_u64() % n as u64) as usize;
+            x[i] = 11.0 + (j % 4) as f32 * 0.25;
+        }
+        for k in [1usize, 10, 64] {
+            let logits = ctx.upload_f32("logits", &x).unwrap();
+            let ids = ctx.upload_u32("ids", &vec![0xDEAD_BEEF; k]).unwrap();
+            let values = poisoned(ctx, "values", k);
+            let mut enc = ctx.encoder();
+            topk::top_k(ctx, &mut enc, &logits, n as u32, k as u32, &ids, &values).unwrap();
+            ctx.submit(enc);
+            let want = cpu_top_k(&x, k);
+            assert_eq!(ctx.read_u32(&ids, k, "ids").await.unwrap(), want, "n={n} k={k}: ids");
+            // Values are copied, not computed: exact.
+            let want_values: Vec<f32> = want.iter().map(|&i| x[i as usize]).collect();
+            assert_eq!(read(ctx, &values, k).await, want_values, "n={n} k={k}: values");
+        }
+    }
+}
+
+#[wasm_bindgen_test]
+async fn elementwise_matches_cpu() {
+    let ctx = ctx().await;
+    let mut rng = Rng(11);
+    // Around the workgroup size (256) and several workgroups.
+    for n in [1usize, 7, 255, 256, 257, 70_001] {
+        let (a, b) = (rng.vec(n, -4.0, 4.0), rng.vec(n, -4.0, 4.0));
+        let (acc, delta) = (ctx.upload_f32("a", &a).unwrap(), ctx.upload_f32("b", &b).unwrap());
+        let mut enc = ctx.encoder();
+        elementwise::add_in_place(ctx, &mut enc, &acc, &delta, n as u32).unwrap();
+        ctx.submit(enc);
+        let want: Vec<f32> = a.iter().zip(&b).map(|(x, y)| x + y).collect();
+        // One f32 add: rounds exactly as the CPU does.
+        assert_close(&format!("add n={n}"), &read(ctx, &acc, n).await, &want, 0.0, 0.0);
+
+        let (g, u) = (rng.vec(n, -8.0, 8.0), rng.vec(n, -4.0, 4.0));
+        let (gate, up) = (ctx.upload_f32("g", &g).unwrap(), ctx.upload_f32("u", &u).unwrap());
+        let mut enc = ctx.encoder();
+        elementwise::swiglu_in_place(ctx, &mut enc, &gate, &up, n as u32).unwrap();
+        ctx.submit(enc);
+        let want: Vec<f32> = g.iter().zip(&u).map(|(&g, &u)| g / (1.0 + (-g).exp()) * u).collect();
+        // exp on the GPU is not correctly rounded: a few ulp.
+        assert_close(&format!("swiglu n={n}"), &read(ctx, &gate, n).await, &want, 1e-6, 1e-5);
+    }
+    for (rows, row_len) in [(1usize, 7usize), (33, 576)] {
+        let n = rows * row_len;
+        let (a, b) = (rng.vec(n, -4.0, 4.0), rng.vec(row_len, -1.0, 1.0));
+        let (acc, bias) = (ctx.upload_f32("a", &a).unwrap(), ctx.upload_f32("bias", &b).unwrap());
+        let mut enc = ctx.encoder();
+        elementwise::add_rows_in_place(ctx, &mut enc, &acc, &bias, n as u32, row_len as u32).unwrap();
+        ctx.submit(enc);
+        let want: Vec<f32> = a.iter().enumerate().map(|(i, x)| x + b[i % row_len]).collect();
+        assert_close(&format!("bias {rows}x{row_len}"), &read(ctx, &acc, n).await, &want, 0.0, 0.0);
+    }
+}
+
+#[wasm_bindgen_test]
+async fn short_buffers_are_shape_errors_not_gpu_errors() {
+    let ctx = ctx().await;
+    let small = ctx.upload_f32("small", &[1.0; 4]).unwrap();
+    let mut enc = ctx.encoder();
+    let err = elementwise::add_in_place(ctx, &mut enc, &small, &small, 5).unwrap_err();
+    assert!(err.to_string().contains("acc holds 4 values, needs 5"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The whole forward: a tiny llama written as GGUF in the test, GPU vs the CPU reference.
+
+/// f32 on both sides, different summation orders: the bound the native forward test uses.
+const LOGITS_REL_L2: f64 = 1e-4;
+
+#[wasm_bindgen_test]
+async fn tiny_llama_forward_matches_the_cpu_reference() {
+    let ctx = ctx().await;
+    let start = now_ms();
+    let bytes = tiny_llama_gguf(0x2545_F491_4F6C_DD1D);
+    let model = Model::from_gguf(bytes, "tiny.gguf", &mut |_| {}).expect("load the tiny llama");
+    assert_eq!(model.config.rope_layout, RopeLayout::Interleaved);
+    let gpu = GpuModel::upload(ctx, &model, &mut |_| {}).expect("upload");
+    let tokens: Vec<u32> = (0..21u32).map(|i| (i * 37 + 5) % web_support::VOCAB as u32).collect();
+
+    // Prefill of 17 tokens in one step.
+    let (prompt, rest) = tokens.split_at(17);
+    let mut cache = gpu.new_cache(ctx, tokens.len() as u32).unwrap();
+    let out = gpu.step(ctx, &mut cache, prompt, &Capture::default()).await.expect("prefill");
+    let cpu = forward(&model, prompt, ForwardOptions::default()).unwrap().logits;
+    assert_eq!(out.logits.len(), web_support::VOCAB);
+    let err = relative_l2(&out.logits, &cpu);
+    console_log!("tiny llama prefill ({} tokens): logits relative L2 {err:.2e}", prompt.len());
+    assert!(err <= LOGITS_REL_L2, "prefill: relative L2 {err:.2e} > {LOGITS_REL_L2:e}");
+
+    // Then decode one token at a time through the KV cache.
+    for (i, &t) in rest.iter().enumerate() {
+        let out = gpu.step(ctx, &mut cache, &[t], &Capture::default()).await.expect("decode");
+        let cpu = forward(&model, &tokens[..prompt.len() + i + 1], ForwardOptions::default()).unwrap().logits;
+        let err = relative_l2(&out.logits, &cpu);
+        console_log!("tiny llama decode step {i}: logits relative L2 {err:.2e}");
+        assert!(err <= LOGITS_REL_L2, "decode step {i}: relative L2 {err:.2e} > {LOGITS_REL_L2:e}");
+    }
+    assert_eq!(cache.len as usize, tokens.len());
+    console_log!("tiny llama forward: {:.0} ms", now_ms() - start);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Why RoPE does not use the built-in sin/cos: WebGPU only promises them to 2^-11 absolute on
+// [-π, π], and SwiftShader uses that freedom, where lavapipe (and real GPUs) are far closer. This
+// probe measures the adapter's built-ins and, next to them, shaders/sincos.wgsl (what rope.wgsl
+// uses), which must stay within 1e-6 everywhere.
+
+const SIN_COS_PROBE: &str = r#"
+@group(0) @binding(0) var<uniform> n: vec4<u32>;
+@group(0) @binding(1) var<storage, read> turns: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<vec4<f32>>;
+
+const TAU: f32 = 6.283185307179586;
+
+@compute @workgroup_size(64)
+fn probe(@builtin(global_invocation_id) id: vec3<u32>) {
+    if (id.x >= n.x) { return; }
+    let t = turns[id.x];
+    let angle = t * TAU;
+    out[id.x] = vec4<f32>(sin(angle), cos(angle), sin_cos_turns(t));
+}
+"#;
+
+#[wasm_bindgen_test]
+async fn sin_cos_precision_of_this_adapter() {
+    let ctx = ctx().await;
+    let n = 100_001usize;
+    let turns: Vec<f32> = (0..n).map(|i| -0.5 + i as f32 / (n - 1) as f32).collect();
+    let source = quantscope::gpu::ShaderSource::new("sin_cos_probe", SIN_COS_PROBE)
+        .include("sincos", include_str!("../shaders/sincos.wgsl"));
+    let pipeline = ctx.pipeline(&source, "probe", &[]).unwrap();
+    let params = ctx.uniform("probe n", &[n as u32]);
+    let input = ctx.upload_f32("turns", &turns).unwrap();
+    let out = poisoned(ctx, "sin cos", 4 * n);
+    let mut enc = ctx.encoder();
+    ctx.dispatch(&mut enc, &pipeline, &[&params, &input, &out], (n as u32).div_ceil(64));
+    ctx.submit(enc);
+    let got = read(ctx, &out, 4 * n).await;
+    let (mut builtin, mut poly) = (0.0f64, 0.0f64);
+    for (t, g) in turns.iter().zip(got.chunks_exact(4)) {
+        // The exact values for the f32 angle the built-ins receive, and for the turn itself.
+        let angle = (*t * std::f32::consts::TAU) as f64;
+        let exact = (*t as f64) * std::f64::consts::TAU;
+        builtin = builtin.max((g[0] as f64 - angle.sin()).abs()).max((g[1] as f64 - angle.cos()).abs());
+        poly = poly.max((g[2] as f64 - exact.sin()).abs()).max((g[3] as f64 - exact.cos()).abs());
+    }
+    console_log!(
+        "sin/cos on [-π, π], max absolute error: built-in {builtin:.2e} (WebGPU allows {:.2e}), \
+         octant-reduced polynomial {poly:.2e}",
+        2f64.powi(-11)
+    );
+    assert!(poly <= 1e-6, "the polynomial sin/cos is off by {poly:e}");
+}
