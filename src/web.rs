@@ -7,8 +7,13 @@
 //!   serde (serde-wasm-bindgen) only carries small objects (summary, prediction).
 //! - Every failure becomes a `JsError` whose message is the engine error's `Display` text, which
 //!   names the file, offset or tensor. Nothing here unwraps.
-//! - Loading is a constructor: a file that fails to load leaves any `Playground` that JS already
-//!   holds untouched, so the page keeps its previous model.
+//! - Loading is an async constructor ([`Playground::load`]): a file that fails to load leaves any
+//!   `Playground` that JS already holds untouched, so the page keeps its previous model.
+//! - The GPU is optional. `load` parses on the CPU, then acquires WebGPU and uploads the weights;
+//!   when there is no adapter (or the upload fails) the model still loads and every call runs on
+//!   the CPU reference, and [`Playground::device_info`] says why.
+//! - Async methods take `&self` and keep no state between calls (each call makes its own KV
+//!   cache), so JS must only keep the object alive until their promises settle.
 //! - A panic is a bug, not an input error. It aborts the wasm instance (wasm32 has no unwinding),
 //!   so the panic hook installed at start-up records the message where [`take_panic_message`]
 //!   can hand it to the worker, which then reports the crash instead of a bare
@@ -17,8 +22,15 @@
 use std::sync::Mutex;
 
 use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
 
-use crate::model::{Model, Progress};
+use crate::error::ModelError;
+use crate::gpu::context::AdapterSummary;
+use crate::gpu::forward::{Capture, GpuModel, KvCache};
+use crate::gpu::GpuContext;
+use crate::model::generate::{ranked, CpuBackend, NextTokenLogits};
+use crate::model::sampling::{Sampler, SamplingParams};
+use crate::model::{Model, Progress, TopToken};
 
 /// The message of the last panic, kept for [`take_panic_message`].
 static LAST_PANIC: Mutex<Option<String>> = Mutex::new(None);
@@ -93,23 +105,180 @@ fn to_js<T: serde::Serialize>(value: &T) -> Result<JsValue, JsError> {
     value.serialize(&serializer).map_err(|e| JsError::new(&format!("cannot convert the result for JavaScript: {e}")))
 }
 
-/// One loaded model, owned by the worker.
+fn js_error(e: impl std::fmt::Display) -> JsError {
+    JsError::new(&e.to_string())
+}
+
+/// Milliseconds since the epoch (`std::time::Instant` panics on wasm32).
+fn now_ms() -> f64 {
+    js_sys::Date::now()
+}
+
+/// Lets the JS event loop run (a `setTimeout(0)` task), so that messages such as "stop" reach
+/// the worker between CPU steps, which otherwise never yield.
+async fn yield_to_event_loop() {
+    let global = js_sys::global();
+    let Ok(set_timeout) = js_sys::Reflect::get(&global, &JsValue::from_str("setTimeout")) else { return };
+    let Ok(set_timeout) = set_timeout.dyn_into::<js_sys::Function>() else { return };
+    let promise = js_sys::Promise::new(&mut |resolve, _reject| {
+        let _ = set_timeout.call2(&global, &resolve, &JsValue::from_f64(0.0));
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+}
+
+/// Why WebGPU cannot be used here before asking wgpu, in words: wgpu's own error for a missing
+/// `navigator.gpu` is a generic "no adapter".
+fn browser_gpu_missing() -> Option<String> {
+    let global = js_sys::global();
+    let navigator = js_sys::Reflect::get(&global, &JsValue::from_str("navigator")).ok()?;
+    if navigator.is_undefined() {
+        return Some("this context has no navigator".into());
+    }
+    match js_sys::Reflect::get(&navigator, &JsValue::from_str("gpu")) {
+        Ok(gpu) if !gpu.is_undefined() && !gpu.is_null() => None,
+        _ => Some("this browser does not expose navigator.gpu (WebGPU is not supported or is disabled)".into()),
+    }
+}
+
+/// The GPU half of a loaded model.
+struct Gpu {
+    ctx: GpuContext,
+    model: GpuModel,
+}
+
+/// How long each part of [`Playground::load`] took, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LoadTimings {
+    parse_ms: f64,
+    adapter_ms: f64,
+    upload_ms: f64,
+}
+
+/// What [`Playground::device_info`] returns.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DeviceInfo<'a> {
+    /// "webgpu" or "cpu": where predictions and generation run.
+    backend: &'static str,
+    adapter: Option<&'a AdapterSummary>,
+    /// Why the GPU is not used (only when `backend` is "cpu").
+    reason: Option<&'a str>,
+    /// Bytes of weights on the GPU.
+    gpu_bytes: u64,
+    timings: LoadTimings,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct WebPrediction {
+    model: String,
+    prompt: String,
+    tokens: Vec<u32>,
+    top: Vec<TopToken>,
+    backend: &'static str,
+    /// Time of the forward pass (tokenizing to logits), milliseconds.
+    ms: f64,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct WebGeneration {
+    prompt_tokens: Vec<u32>,
+    tokens: Vec<u32>,
+    /// The continuation only (not the prompt), decoded as a whole.
+    text: String,
+    /// "max-tokens", "eos" or "stopped" (the callback returned `false`).
+    stop: &'static str,
+    backend: &'static str,
+    /// Generated tokens per second, from the prompt on (prefill included), like the CLI.
+    tokens_per_second: f64,
+    /// The prompt's forward pass (prefill), then the whole run, milliseconds.
+    prompt_ms: f64,
+    ms: f64,
+}
+
+/// One sequence on either backend: the async counterpart of
+/// [`crate::model::generate::NextTokenLogits`] (GPU steps are async in the browser).
+enum Session<'a> {
+    Gpu { gpu: &'a Gpu, cache: KvCache },
+    Cpu(CpuBackend<'a>),
+}
+
+impl<'a> Session<'a> {
+    fn new(playground: &'a Playground, capacity: usize) -> Result<Self, ModelError> {
+        Ok(match &playground.gpu {
+            Some(gpu) => {
+                let capacity = u32::try_from(capacity).unwrap_or(u32::MAX);
+                Session::Gpu { gpu, cache: gpu.model.new_cache(&gpu.ctx, capacity)? }
+            }
+            None => Session::Cpu(CpuBackend::new(&playground.model)),
+        })
+    }
+
+    /// Appends `tokens` and returns the logits after the last one.
+    async fn advance(&mut self, tokens: &[u32]) -> Result<Vec<f32>, ModelError> {
+        match self {
+            Session::Gpu { gpu, cache } => {
+                Ok(gpu.model.step(&gpu.ctx, cache, tokens, &Capture::default()).await?.logits)
+            }
+            Session::Cpu(cpu) => cpu.advance(tokens),
+        }
+    }
+}
+
+/// One loaded model, owned by the worker: the CPU model, and its GPU copy when WebGPU works.
 #[wasm_bindgen]
 pub struct Playground {
     model: Model,
+    gpu: Option<Gpu>,
+    /// Why `gpu` is `None`.
+    gpu_reason: Option<String>,
+    timings: LoadTimings,
 }
 
 #[wasm_bindgen]
 impl Playground {
-    /// Parses and validates a GGUF file. `name` is the file name shown in errors and the
-    /// summary. `progress(stage, done, total)` is called as work proceeds.
+    /// Parses and validates a GGUF file, then (when `use_gpu`) acquires WebGPU and uploads the
+    /// weights. `name` is the file name shown in errors and the summary. `progress(stage, done,
+    /// total)` is called as work proceeds; stages include "webgpu" (acquiring the adapter) and
+    /// "upload" (tensors sent to the GPU).
     ///
-    /// Throws an `Error` whose message names what is wrong and where; the bytes are dropped.
-    pub fn load(bytes: Vec<u8>, name: &str, progress: &js_sys::Function) -> Result<Playground, JsError> {
-        let mut throttle = ProgressThrottle::new(progress);
-        let model =
-            Model::from_gguf(bytes, name, &mut |p| throttle.report(p)).map_err(|e| JsError::new(&e.to_string()))?;
-        Ok(Playground { model })
+    /// Rejects with an `Error` whose message names what is wrong and where when the file is bad.
+    /// A missing or failing GPU does not reject: the model runs on the CPU, and
+    /// [`Playground::device_info`] gives the reason.
+    pub async fn load(
+        bytes: Vec<u8>,
+        name: String,
+        progress: js_sys::Function,
+        use_gpu: bool,
+    ) -> Result<Playground, JsError> {
+        let mut throttle = ProgressThrottle::new(&progress);
+        let t0 = now_ms();
+        let model = Model::from_gguf(bytes, &name, &mut |p| throttle.report(p)).map_err(js_error)?;
+        let mut timings = LoadTimings { parse_ms: now_ms() - t0, ..Default::default() };
+        let (gpu, gpu_reason) = if !use_gpu {
+            (None, Some("turned off by the page (backend=cpu in its address)".to_string()))
+        } else if let Some(reason) = browser_gpu_missing() {
+            (None, Some(reason))
+        } else {
+            throttle.report(Progress { stage: "webgpu", done: 0, total: 1 });
+            let t1 = now_ms();
+            match GpuContext::new().await {
+                Err(e) => (None, Some(e.to_string())),
+                Ok(ctx) => {
+                    let t2 = now_ms();
+                    timings.adapter_ms = t2 - t1;
+                    let uploaded = GpuModel::upload(&ctx, &model, &mut |p| throttle.report(p));
+                    timings.upload_ms = now_ms() - t2;
+                    match uploaded {
+                        Ok(gpu_model) => (Some(Gpu { ctx, model: gpu_model }), None),
+                        Err(e) => (None, Some(format!("uploading the weights failed: {e}"))),
+                    }
+                }
+            }
+        };
+        Ok(Playground { model, gpu, gpu_reason, timings })
     }
 
     /// The model summary: source, name, config, parameter and byte counts, and every tensor's
@@ -118,13 +287,151 @@ impl Playground {
         to_js(&self.model.summary())
     }
 
-    /// The `top_k` most likely next tokens after `prompt`, with probabilities and logits
-    /// (see `quantscope::model::Prediction`).
-    pub fn predict(&self, prompt: &str, top_k: usize) -> Result<JsValue, JsError> {
+    /// Where the model runs: `{backend: "webgpu"|"cpu", adapter: {name, backend, device_type,
+    /// driver, features: {shader_f16, subgroups, timestamps}, max_*...} | null, reason: string |
+    /// null, gpuBytes, timings: {parseMs, adapterMs, uploadMs}}`.
+    #[wasm_bindgen(js_name = deviceInfo)]
+    pub fn device_info(&self) -> Result<JsValue, JsError> {
+        to_js(&DeviceInfo {
+            backend: self.backend(),
+            adapter: self.gpu.as_ref().map(|g| &g.ctx.summary),
+            reason: self.gpu_reason.as_deref(),
+            gpu_bytes: self.gpu.as_ref().map_or(0, |g| g.model.gpu_bytes()),
+            timings: self.timings,
+        })
+    }
+
+    fn backend(&self) -> &'static str {
+        if self.gpu.is_some() {
+            "webgpu"
+        } else {
+            "cpu"
+        }
+    }
+
+    /// The `top_k` most likely next tokens after `prompt`, with probabilities and logits, on the
+    /// GPU when there is one: `{model, prompt, tokens, top: [{id, token, prob, logit}], backend,
+    /// ms}`.
+    pub async fn predict(&self, prompt: String, top_k: usize) -> Result<JsValue, JsError> {
         if top_k == 0 {
             return Err(JsError::new("top_k must be at least 1"));
         }
-        let prediction = self.model.predict(prompt, top_k).map_err(|e| JsError::new(&e.to_string()))?;
-        to_js(&prediction)
+        let t0 = now_ms();
+        let tokens = self.model.tokenizer.encode(&prompt).map_err(js_error)?;
+        if tokens.is_empty() {
+            return Err(js_error(ModelError::EmptyPrompt));
+        }
+        let mut session = Session::new(self, tokens.len()).map_err(js_error)?;
+        let logits = session.advance(&tokens).await.map_err(js_error)?;
+        let top = self.model.top_tokens(&logits, top_k);
+        to_js(&WebPrediction {
+            model: self.model.source.clone(),
+            prompt,
+            tokens,
+            top,
+            backend: self.backend(),
+            ms: now_ms() - t0,
+        })
+    }
+
+    /// Generates up to `max_tokens` after `prompt`: greedy when `temperature` is 0, else
+    /// temperature + top-p sampling seeded by `seed` (a non-negative integer; same seed, same
+    /// text). Stops early at the tokenizer's end-of-sequence token.
+    ///
+    /// `on_token(piece, count)` is called after every generated token: `piece` is the new text
+    /// (empty while a character is split over tokens), `count` the tokens so far. Returning
+    /// `false` from it stops the generation (`stop: "stopped"`).
+    ///
+    /// Resolves to `{promptTokens, tokens, text, stop, backend, tokensPerSecond, promptMs, ms}`.
+    pub async fn generate(
+        &self,
+        prompt: String,
+        max_tokens: usize,
+        temperature: f32,
+        top_p: f32,
+        seed: f64,
+        on_token: js_sys::Function,
+    ) -> Result<JsValue, JsError> {
+        if !(seed.is_finite() && seed >= 0.0 && seed.fract() == 0.0 && seed <= 9_007_199_254_740_991.0) {
+            return Err(JsError::new(&format!("the seed must be a whole number from 0 to 2^53 - 1, not {seed}")));
+        }
+        if !(top_p > 0.0 && top_p <= 1.0) {
+            return Err(JsError::new(&format!("top-p must be in (0, 1], not {top_p}")));
+        }
+        if temperature.is_nan() || temperature < 0.0 {
+            return Err(JsError::new(&format!("the temperature must be 0 or more, not {temperature}")));
+        }
+        let t0 = now_ms();
+        let tokenizer = &self.model.tokenizer;
+        let prompt_tokens = tokenizer.encode(&prompt).map_err(js_error)?;
+        if prompt_tokens.is_empty() {
+            return Err(js_error(ModelError::EmptyPrompt));
+        }
+        let context = self.model.config.context_length;
+        let max_tokens = max_tokens.min(context.saturating_sub(prompt_tokens.len()));
+        let mut session = Session::new(self, prompt_tokens.len() + max_tokens).map_err(js_error)?;
+        let mut sampler = Sampler::new(SamplingParams { temperature, top_p, seed: seed as u64 });
+
+        let mut logits = session.advance(&prompt_tokens).await.map_err(js_error)?;
+        let prompt_ms = now_ms() - t0;
+        let mut tokens: Vec<u32> = Vec::with_capacity(max_tokens);
+        let mut shown = String::new();
+        let mut stop = "max-tokens";
+        while tokens.len() < max_tokens {
+            let (ids, sorted) = ranked(&logits);
+            let next = sampler.pick(&ids, &sorted);
+            if Some(next) == tokenizer.eos {
+                stop = "eos";
+                break;
+            }
+            tokens.push(next);
+            // Decode the whole continuation: a character split over tokens shows once complete.
+            let text = tokenizer.decode(&tokens).map_err(js_error)?;
+            let mut piece = "";
+            if !text.ends_with('\u{FFFD}') && text.len() > shown.len() && text.starts_with(shown.as_str()) {
+                piece = &text[shown.len()..];
+            }
+            let reply =
+                on_token.call2(&JsValue::NULL, &JsValue::from_str(piece), &JsValue::from_f64(tokens.len() as f64));
+            if !piece.is_empty() {
+                shown = text.clone();
+            }
+            match reply {
+                Ok(v) if v == JsValue::FALSE => {
+                    stop = "stopped";
+                    break;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    web_sys::console::warn_2(&JsValue::from_str("quantscope: onToken threw"), &e);
+                }
+            }
+            if tokens.len() < max_tokens {
+                if matches!(session, Session::Cpu(_)) {
+                    yield_to_event_loop().await;
+                }
+                logits = session.advance(&[next]).await.map_err(js_error)?;
+            }
+        }
+        let text = tokenizer.decode(&tokens).map_err(js_error)?;
+        if text.len() > shown.len() && text.starts_with(shown.as_str()) {
+            let _ = on_token.call2(
+                &JsValue::NULL,
+                &JsValue::from_str(&text[shown.len()..]),
+                &JsValue::from_f64(tokens.len() as f64),
+            );
+        }
+        let ms = now_ms() - t0;
+        let tokens_per_second = if ms > 0.0 { tokens.len() as f64 / (ms / 1000.0) } else { 0.0 };
+        to_js(&WebGeneration {
+            prompt_tokens,
+            tokens,
+            text,
+            stop,
+            backend: self.backend(),
+            tokens_per_second,
+            prompt_ms,
+            ms,
+        })
     }
 }

@@ -1,5 +1,8 @@
 // The playground page: loads a model into an engine (a Web Worker running the wasm, see
-// worker.js), shows its summary, and shows the top next tokens for the prompt as bars.
+// worker.js), shows its summary and the device it runs on (WebGPU, or the CPU when WebGPU is
+// unavailable), the top next tokens for the prompt as bars, and generates text token by token.
+//
+// ?backend=cpu skips WebGPU (the CPU reference runs everything); ?model=URL loads another file.
 //
 // One engine = one worker = one model. Loading a file starts a *new* engine; only once it has
 // loaded does it replace the current one, so a bad file (or a crash while loading it) leaves the
@@ -8,6 +11,8 @@
 const DEFAULT_MODEL = 'models/SmolLM2-135M-Instruct.Q4_1.gguf';
 const TOP_K = 10;
 const TYPING_DEBOUNCE_MS = 350;
+const PARAMS = new URLSearchParams(location.search);
+const USE_GPU = PARAMS.get('backend') !== 'cpu';
 
 const $ = (testid) => document.querySelector(`[data-testid="${testid}"]`);
 
@@ -18,7 +23,7 @@ class Engine {
   constructor() {
     this.worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
     this.nextId = 1;
-    /** @type {Map<number, {resolve: Function, reject: Function, onProgress?: Function}>} */
+    /** @type {Map<number, {resolve: Function, reject: Function, onEvent?: Function}>} */
     this.pending = new Map();
     this.dead = null; // the reason, once the worker has crashed
     this.version = null;
@@ -38,7 +43,7 @@ class Engine {
     if (msg.type === 'error' && msg.fatal) { this.#die(msg.message); return; }
     if (!request) return;
     switch (msg.type) {
-      case 'progress': request.onProgress?.(msg); break;
+      case 'progress': case 'token': request.onEvent?.(msg); break;
       case 'error': this.pending.delete(msg.id); request.reject(new Error(msg.message)); break;
       default: this.pending.delete(msg.id); request.resolve(msg); break;
     }
@@ -53,17 +58,33 @@ class Engine {
     this.onCrash?.(reason);
   }
 
-  request(message, onProgress) {
+  /** Sends a request; `onEvent` gets its 'progress' and 'token' messages. */
+  request(message, onEvent) {
     if (this.dead) return Promise.reject(new Error(this.dead));
     const id = this.nextId++;
+    this.lastId = id;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject, onProgress });
+      this.pending.set(id, { resolve, reject, onEvent });
       this.worker.postMessage({ ...message, id });
     });
   }
 
-  load(name, source, onProgress) { return this.request({ type: 'load', name, source }, onProgress); }
+  load(name, source, useGpu, onProgress) { return this.request({ type: 'load', name, source, useGpu }, onProgress); }
   predict(prompt, topK) { return this.request({ type: 'predict', prompt, topK }); }
+
+  /** Streams tokens to `onToken({piece, count})`; resolves with {generation}. */
+  generate(params, onToken) {
+    const reply = this.request({ type: 'generate', ...params }, onToken);
+    const id = this.lastId;
+    this.generating = id;
+    reply.finally(() => { if (this.generating === id) this.generating = null; }).catch(() => {});
+    return reply;
+  }
+
+  /** Asks the running generation to stop after its current token. */
+  stopGenerating() {
+    if (this.generating != null && !this.dead) this.worker.postMessage({ type: 'stop', id: 0, target: this.generating });
+  }
 
   /** Stops the worker. Requests still in flight are rejected, so nobody waits forever. */
   terminate() {
@@ -181,6 +202,8 @@ const progressView = {
 };
 
 const STAGE_TITLES = {
+  webgpu: 'Starting WebGPU for',
+  upload: 'Uploading to the GPU:',
   download: 'Downloading',
   read: 'Reading file',
   parse: 'Parsing',
@@ -273,6 +296,91 @@ function renderSummary(summary, fileBytes) {
   $('summary').hidden = false;
 }
 
+/** The adapter's name as well as the browser tells it (Chromium often leaves it blank). */
+function adapterName(device) {
+  const a = device.adapter ?? {};
+  const info = device.adapterInfo ?? {};
+  const vendorArch = [info.vendor, info.architecture].filter(Boolean).join(' ');
+  return a.name || info.description || vendorArch || 'unnamed adapter';
+}
+
+/** A short name for "computed on WebGPU (…)": SwiftShader, or the adapter's name. */
+function adapterShortName(device) {
+  const info = device.adapterInfo ?? {};
+  const all = [device.adapter?.name, info.description, info.architecture, info.vendor].filter(Boolean).join(' ');
+  if (/swiftshader/i.test(all)) return 'SwiftShader';
+  return adapterName(device);
+}
+
+/** Where predictions run, in words: "WebGPU (SwiftShader)" or "the CPU (WebAssembly)". */
+function backendLabel(device) {
+  return device?.backend === 'webgpu' ? `WebGPU (${adapterShortName(device)})` : 'the CPU (WebAssembly)';
+}
+
+/** @type {object | null} the current engine's deviceInfo() */
+let device = null;
+
+function renderDevice(d) {
+  device = d;
+  const el = $('device');
+  el.dataset.backend = d.backend;
+  el.dataset.adapter = d.adapter ? adapterName(d) : '';
+  $('device-backend').textContent = d.backend === 'webgpu' ? 'WebGPU' : 'CPU';
+  const features = $('device-features');
+  features.replaceChildren();
+  const unavailable = $('gpu-unavailable');
+  if (d.adapter) {
+    const a = d.adapter;
+    $('device-name').textContent = adapterName(d);
+    $('device-name').title = `wgpu backend ${a.backend} · device type ${a.device_type}`;
+    const facts = [
+      ['shader-f16', a.features.shader_f16],
+      ['subgroups', a.features.subgroups],
+      ['timestamps', a.features.timestamps],
+    ];
+    for (const [name, on] of facts) {
+      const li = document.createElement('li');
+      li.dataset.feature = name;
+      li.dataset.on = String(on);
+      li.append(`${name} `);
+      const b = document.createElement('b');
+      b.textContent = on ? 'yes' : 'no';
+      li.append(b);
+      features.append(li);
+    }
+    const li = document.createElement('li');
+    li.textContent = `${nf.format(a.max_compute_invocations_per_workgroup)} invocations / workgroup`;
+    features.append(li);
+    unavailable.hidden = true;
+    // A software adapter works, but slowly: say so, so nobody reads its speed as the GPU's.
+    const software = a.device_type === 'Cpu' || adapterShortName(d) === 'SwiftShader';
+    $('device-note').textContent = software
+      ? 'This is a software WebGPU adapter (no GPU found): it runs the GPU kernels on the CPU, slowly.'
+      : '';
+    $('device-note').hidden = !software;
+  } else {
+    $('device-note').hidden = true;
+    $('device-name').textContent = 'WebAssembly on the CPU';
+    $('device-name').title = '';
+    const body = unavailable.querySelector('.notice-body');
+    body.replaceChildren();
+    const b = document.createElement('b');
+    b.textContent = 'WebGPU unavailable:';
+    body.append(b, ` ${d.reason ?? 'unknown reason'} — predictions run on the CPU.`);
+    unavailable.hidden = false;
+  }
+  const t = d.timings ?? {};
+  const parts = [];
+  if (t.downloadMs != null) parts.push(`read ${formatMs(t.downloadMs)}`);
+  if (t.parseMs != null) parts.push(`parse ${formatMs(t.parseMs)}`);
+  if (d.backend === 'webgpu') {
+    parts.push(`adapter ${formatMs(t.adapterMs)}`);
+    parts.push(`upload ${formatMs(t.uploadMs)} (${formatBytes(d.gpuBytes)} on the GPU)`);
+  }
+  $('device-timings').textContent = parts.join(' · ');
+  el.hidden = false;
+}
+
 function renderPrediction(prediction, ms) {
   const list = $('top-tokens');
   list.dataset.prompt = prediction.prompt;
@@ -306,7 +414,14 @@ function renderPrediction(prediction, ms) {
   });
   $('tokens-placeholder').hidden = prediction.top.length > 0;
   const n = prediction.tokens.length;
-  $('predict-meta').textContent = `${n} prompt token${n === 1 ? '' : 's'} · ${formatMs(ms)}`;
+  $('predict-meta').textContent = `${n} prompt token${n === 1 ? '' : 's'} · ${formatMs(prediction.ms ?? ms)}`;
+  const on = $('predict-backend');
+  on.dataset.backend = prediction.backend;
+  on.replaceChildren('Computed on ');
+  const b = document.createElement('b');
+  b.textContent = prediction.backend === 'webgpu' ? backendLabel(device) : 'the CPU (WebAssembly)';
+  on.append(b, ` in ${formatMs(prediction.ms ?? ms)}.`);
+  on.hidden = false;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -324,15 +439,18 @@ async function loadModel(name, source) {
   progressView.show(`Loading ${name}`);
   status.set('busy', 'loading model…');
   try {
-    const reply = await candidate.load(name, source, (p) => { if (seq === loadSeq) showProgress(name, p); });
+    const reply = await candidate.load(name, source, USE_GPU, (p) => { if (seq === loadSeq) showProgress(name, p); });
     if (seq !== loadSeq) { candidate.terminate(); return; }
     previous?.terminate();
     engine = candidate;
     engine.onCrash = onEngineCrash;
+    generator.reset();
+    renderDevice(reply.device);
     renderSummary(reply.summary, reply.bytes);
     $('engine-version').textContent = candidate.version ? `Engine v${candidate.version}.` : '';
     progressView.hide();
     status.set('ready', `ready · loaded in ${formatMs(reply.ms)}`);
+    $('generate-button').disabled = false;
     predictor.now();
   } catch (e) {
     candidate.terminate();
@@ -354,6 +472,7 @@ function onEngineCrash(reason) {
   errorView.show('load-error', 'The engine stopped', `${reason}. Reload the page or open the model again.`);
   status.set('error', 'engine crashed');
   $('predict-button').disabled = true;
+  $('generate-button').disabled = true;
 }
 
 /**
@@ -407,6 +526,91 @@ const predictor = {
   },
 };
 
+/** Generation: one at a time; the Stop button asks the engine to stop after the current token. */
+const generator = {
+  running: false,
+
+  /** A new model: whatever was generated belongs to the old one. */
+  reset() {
+    $('generate-output-prompt').textContent = '';
+    $('generate-text').textContent = '';
+    $('generate-stats').textContent = '';
+    $('generate-output').dataset.state = 'idle';
+    errorView.hide('generate-error');
+  },
+
+  readParams() {
+    const num = (id, fallback) => {
+      const v = Number($(id).value);
+      return $(id).value.trim() === '' || !Number.isFinite(v) ? fallback : v;
+    };
+    return {
+      prompt: $('generate-prompt').value,
+      maxTokens: Math.max(1, Math.floor(num('generate-max-tokens', 32))),
+      temperature: Math.max(0, num('generate-temperature', 0)),
+      topP: num('generate-top-p', 1),
+      seed: Math.max(0, Math.floor(num('generate-seed', 0))),
+    };
+  },
+
+  async run() {
+    if (this.running || !engine) return;
+    const current = engine;
+    const params = this.readParams();
+    this.running = true;
+    const out = $('generate-output');
+    const textEl = $('generate-text');
+    $('generate-output-prompt').textContent = params.prompt;
+    textEl.textContent = '';
+    out.dataset.state = 'running';
+    for (const key of ['stop', 'text', 'pieces', 'tokens', 'tokensPerSecond', 'backend']) delete out.dataset[key];
+    errorView.hide('generate-error');
+    $('generate-button').disabled = true;
+    $('stop-button').hidden = false;
+    $('stop-button').disabled = false;
+    const t0 = performance.now();
+    let count = 0;
+    let pieces = 0;
+    $('generate-stats').textContent = 'generating…';
+    try {
+      const reply = await current.generate(params, ({ piece, count: n }) => {
+        if (current !== engine) return;
+        count = n;
+        if (piece) { textEl.append(piece); pieces += 1; out.dataset.pieces = String(pieces); }
+        const s = (performance.now() - t0) / 1000;
+        $('generate-stats').textContent = `${n} token${n === 1 ? '' : 's'} · ${s.toFixed(1)} s`;
+      });
+      if (current !== engine) return;
+      const g = reply.generation;
+      // The pieces add up to the whole decode by construction; trust the whole if they do not.
+      if (textEl.textContent !== g.text) textEl.textContent = g.text;
+      out.dataset.text = g.text;
+      out.dataset.state = 'done';
+      out.dataset.stop = g.stop;
+      out.dataset.tokens = String(g.tokens.length);
+      out.dataset.tokensPerSecond = String(g.tokensPerSecond);
+      out.dataset.backend = g.backend;
+      const why = { 'max-tokens': 'max tokens', eos: 'end of text', stopped: 'stopped' }[g.stop] ?? g.stop;
+      $('generate-stats').textContent =
+        `${g.tokens.length} tokens · ${g.tokensPerSecond.toFixed(1)} tokens/s · ${why} · ${g.backend === 'webgpu' ? 'WebGPU' : 'CPU'}`;
+    } catch (e) {
+      if (current !== engine) return;
+      out.dataset.state = 'error';
+      errorView.show('generate-error', null, e.message);
+      $('generate-stats').textContent = count ? `${count} tokens, then an error` : '';
+    } finally {
+      this.running = false;
+      $('stop-button').hidden = true;
+      $('generate-button').disabled = !engine;
+    }
+  },
+
+  stop() {
+    $('stop-button').disabled = true;
+    engine?.stopGenerating();
+  },
+};
+
 // ---------------------------------------------------------------------------------------------
 // Wiring.
 
@@ -425,8 +629,14 @@ function init() {
   });
   $('load-error').querySelector('.notice-close').addEventListener('click', () => errorView.hide('load-error'));
 
+  $('generate-form').addEventListener('submit', (e) => { e.preventDefault(); generator.run(); });
+  $('generate-prompt').addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); generator.run(); }
+  });
+  $('stop-button').addEventListener('click', () => generator.stop());
+
   // ?model=URL loads another served file instead of the default (handy for trying models).
-  const modelUrl = new URL(new URLSearchParams(location.search).get('model') ?? DEFAULT_MODEL, location.href);
+  const modelUrl = new URL(PARAMS.get('model') ?? DEFAULT_MODEL, location.href);
   loadModel(baseName(modelUrl.pathname), { kind: 'url', url: modelUrl.href });
 }
 

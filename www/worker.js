@@ -6,15 +6,26 @@
 // Messages. Every request carries an `id`; every reply to it repeats that id.
 //
 // page -> worker
-/** @typedef {{type: 'load', id: number, name: string, source: {kind: 'url', url: string} | {kind: 'file', file: File}}} LoadRequest */
+/** @typedef {{type: 'load', id: number, name: string, source: {kind: 'url', url: string} | {kind: 'file', file: File}, useGpu: boolean}} LoadRequest */
 /** @typedef {{type: 'predict', id: number, prompt: string, topK: number}} PredictRequest */
+/** @typedef {{type: 'generate', id: number, prompt: string, maxTokens: number, temperature: number, topP: number, seed: number}} GenerateRequest */
+/** @typedef {{type: 'stop', id: number, target: number}} StopRequest
+ *  Stops the generation whose request id is `target` after its current token. Handled at once,
+ *  not queued behind the generation; it gets no reply of its own (the generation's reply says
+ *  stop: 'stopped'). */
 //
 // worker -> page
 /** @typedef {{type: 'ready', version: string}} Ready  (sent once, unprompted, when the wasm is instantiated) */
 /** @typedef {{type: 'progress', id: number, stage: string, done: number, total: number}} ProgressReply
  *  stage 'download' / 'read' count bytes (total 0 when unknown); other stages come from the engine. */
-/** @typedef {{type: 'loaded', id: number, summary: object, bytes: number, ms: number}} LoadedReply */
-/** @typedef {{type: 'prediction', id: number, prediction: object, ms: number}} PredictionReply */
+/** @typedef {{type: 'loaded', id: number, summary: object, device: object, bytes: number, ms: number}} LoadedReply
+ *  device: Playground.deviceInfo() — {backend: 'webgpu'|'cpu', adapter, reason, gpuBytes, timings},
+ *  plus adapterInfo {vendor, architecture, device, description} from the browser when it has one. */
+/** @typedef {{type: 'prediction', id: number, prediction: object, ms: number}} PredictionReply
+ *  prediction.backend says where it ran ('webgpu' | 'cpu'); prediction.ms is the engine's time. */
+/** @typedef {{type: 'token', id: number, piece: string, count: number}} TokenReply  (streamed, then:) */
+/** @typedef {{type: 'generated', id: number, generation: object}} GeneratedReply
+ *  generation: {promptTokens, tokens, text, stop, backend, tokensPerSecond, promptMs, ms}. */
 /** @typedef {{type: 'error', id: number | null, message: string, fatal: boolean}} ErrorReply
  *  fatal: the engine crashed (a panic or a wasm trap) and this worker must be thrown away. */
 
@@ -23,6 +34,8 @@ import init, { Playground, takePanicMessage, engineVersion } from './pkg/quantsc
 /** @type {Playground | null} */
 let model = null;
 let crashed = false;
+/** Ids of generations asked to stop. */
+const stopRequested = new Set();
 
 const post = (msg) => self.postMessage(msg);
 
@@ -101,24 +114,58 @@ function reportError(id, e) {
   }
 }
 
-async function handleLoad({ id, name, source }) {
+/**
+ * What the browser says about its WebGPU adapter (wgpu reports only the description, which
+ * Chromium often leaves empty). Best effort: null when there is none.
+ */
+async function browserAdapterInfo() {
+  try {
+    const adapter = await navigator.gpu?.requestAdapter({ powerPreference: 'high-performance' });
+    const info = adapter?.info;
+    if (!info) return null;
+    return { vendor: info.vendor, architecture: info.architecture, device: info.device, description: info.description };
+  } catch {
+    return null;
+  }
+}
+
+async function handleLoad({ id, name, source, useGpu }) {
   const t0 = performance.now();
   let bytes = await fetchBytes(id, source);
   const size = bytes.length;
+  const downloadMs = performance.now() - t0;
   const progress = (stage, done, total) => post({ type: 'progress', id, stage, done, total });
   progress('parse', 0, 1);
-  const loaded = Playground.load(bytes, name, progress);
+  const loading = Playground.load(bytes, name, progress, useGpu !== false);
   bytes = null; // the engine holds its own copy now
+  const loaded = await loading;
   model?.free();
   model = loaded;
-  post({ type: 'loaded', id, summary: model.summary(), bytes: size, ms: performance.now() - t0 });
+  const device = model.deviceInfo();
+  if (device.backend === 'webgpu') device.adapterInfo = await browserAdapterInfo();
+  device.timings.downloadMs = downloadMs;
+  post({ type: 'loaded', id, summary: model.summary(), device, bytes: size, ms: performance.now() - t0 });
 }
 
-function handlePredict({ id, prompt, topK }) {
+async function handlePredict({ id, prompt, topK }) {
   if (!model) throw new Error('no model is loaded');
   const t0 = performance.now();
-  const prediction = model.predict(prompt, topK);
+  const prediction = await model.predict(prompt, topK);
   post({ type: 'prediction', id, prediction, ms: performance.now() - t0 });
+}
+
+async function handleGenerate({ id, prompt, maxTokens, temperature, topP, seed }) {
+  if (!model) throw new Error('no model is loaded');
+  try {
+    const onToken = (piece, count) => {
+      post({ type: 'token', id, piece, count });
+      return !stopRequested.has(id);
+    };
+    const generation = await model.generate(prompt, maxTokens, temperature, topP, seed, onToken);
+    post({ type: 'generated', id, generation });
+  } finally {
+    stopRequested.delete(id);
+  }
 }
 
 const ready = init().then(
@@ -137,6 +184,8 @@ let queue = Promise.resolve();
 
 self.onmessage = (event) => {
   const msg = event.data;
+  // A stop must not wait in the queue behind the generation it stops.
+  if (msg.type === 'stop') { stopRequested.add(msg.target); return; }
   queue = queue.then(async () => {
     if (crashed) {
       post({ type: 'error', id: msg.id, fatal: true, message: 'the engine has crashed; load the model again' });
@@ -146,7 +195,8 @@ self.onmessage = (event) => {
       await ready;
       switch (msg.type) {
         case 'load': await handleLoad(msg); break;
-        case 'predict': handlePredict(msg); break;
+        case 'predict': await handlePredict(msg); break;
+        case 'generate': await handleGenerate(msg); break;
         default: throw new Error(`unknown request type ${JSON.stringify(msg.type)}`);
       }
     } catch (e) {

@@ -44,7 +44,7 @@ pub struct Generation {
 }
 
 /// All token ids sorted by logit, descending (ties: lower id first): the sampler's candidates.
-fn ranked(logits: &[f32]) -> (Vec<u32>, Vec<f32>) {
+pub fn ranked(logits: &[f32]) -> (Vec<u32>, Vec<f32>) {
     let mut ids: Vec<u32> = (0..logits.len() as u32).collect();
     ids.sort_by(|&a, &b| logits[b as usize].total_cmp(&logits[a as usize]).then(a.cmp(&b)));
     let sorted = ids.iter().map(|&i| logits[i as usize]).collect();

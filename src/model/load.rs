@@ -8,7 +8,7 @@ use crate::formats::gguf::GgufFile;
 use crate::formats::safetensors;
 use crate::formats::tokenizer::TextTokenizer;
 use crate::model::config::LlamaConfig;
-use crate::model::generate::CpuBackend;
+use crate::model::generate::{ranked, CpuBackend};
 use crate::model::weights::{WeightTensor, Weights};
 
 /// A step of long work (parsing, validating weights), for progress bars in the page and the CLI.
@@ -222,8 +222,7 @@ impl Model {
     pub fn top_tokens(&self, logits: &[f32], k: usize) -> Vec<TopToken> {
         let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
         let total: f64 = logits.iter().map(|&l| (l as f64 - max).exp()).sum();
-        let mut order: Vec<u32> = (0..logits.len() as u32).collect();
-        order.sort_by(|&a, &b| logits[b as usize].total_cmp(&logits[a as usize]).then(a.cmp(&b)));
+        let (order, _) = ranked(logits);
         order
             .into_iter()
             .take(k)

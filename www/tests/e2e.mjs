@@ -5,10 +5,15 @@
 //
 // Needs www/pkg (scripts/build-web) and models/SmolLM2-135M-Instruct.Q4_1.gguf (scripts/setup).
 // Starts scripts/serve on a free port, and always stops it. Screenshots go to target/e2e/.
+//
+// Chromium runs with --enable-unsafe-webgpu: headless and without a GPU it offers SwiftShader's
+// WebGPU adapter, so the page must compute on WebGPU. The generated text is compared with the
+// native CLI's CPU reference (target/debug/quantscope, built by `cargo test`; built here with
+// `cargo build --bin quantscope` when missing).
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, openSync, readSync, closeSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -23,13 +28,28 @@ const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 // Download (98 MB over loopback) + parse + the first forward pass, in wasm on a slow CI core.
 const LOAD_TIMEOUT_MS = 180_000;
 const PREDICT_TIMEOUT_MS = 60_000;
+const GENERATE_TIMEOUT_MS = 120_000;
+const CLI = join(ROOT, 'target/debug/quantscope');
+const GENERATE_PROMPT = 'Once upon a time';
+const GENERATE_TOKENS = 8;
 
 let server;
 let serverLog = '';
 let context;
 let userDataDir;
 let baseUrl;
+let cliGeneration;
 const browserErrors = [];
+
+/** What the native CLI generates (greedy, CPU reference) for GENERATE_PROMPT. */
+function cliGenerate() {
+  if (!existsSync(CLI)) {
+    execFileSync('cargo', ['build', '--bin', 'quantscope'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
+  }
+  const out = execFileSync(CLI, ['generate', '--backend', 'cpu', '--model', MODEL, '--prompt', GENERATE_PROMPT,
+    '--max-tokens', String(GENERATE_TOKENS), '--json'], { cwd: ROOT, encoding: 'utf8' });
+  return JSON.parse(out);
+}
 
 /** Starts scripts/serve on a free port (--port 0) and resolves with its URL. */
 function startServer() {
@@ -62,6 +82,7 @@ before(async () => {
   assert.ok(existsSync(MODEL), `${MODEL} is missing: run scripts/setup`);
   assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install chromium`);
   mkdirSync(SHOTS, { recursive: true });
+  cliGeneration = cliGenerate();
   baseUrl = await startServer();
   userDataDir = mkdtempSync(join(tmpdir(), 'quantscope-e2e-'));
   context = await chromium.launchPersistentContext(userDataDir, {
@@ -152,6 +173,23 @@ test('playground: load, summary, predict, bad file, screenshot', { timeout: 420_
   // The token is shown with its space made visible.
   assert.equal(await page.locator('[data-testid="top-tokens"] li').first().locator('.token-text').innerText(), '␣Paris');
 
+  // ... and it was computed on WebGPU (SwiftShader here), which the page says in words.
+  const computedOn = page.getByTestId('predict-backend');
+  assert.equal(await computedOn.getAttribute('data-backend'), 'webgpu',
+    `the prediction ran on WebGPU: ${await computedOn.innerText()} / ${await page.getByTestId('device').innerText()}`);
+  const computedText = await computedOn.innerText();
+  t.diagnostic(computedText);
+  assert.match(computedText, /Computed on WebGPU \(.+\)/);
+  assert.equal(await page.getByTestId('device').getAttribute('data-backend'), 'webgpu');
+  assert.equal(await page.getByTestId('gpu-unavailable').isVisible(), false);
+  const features = await page.$$eval('[data-testid="device-features"] li[data-feature]',
+    (lis) => Object.fromEntries(lis.map((li) => [li.dataset.feature, li.dataset.on === 'true'])));
+  assert.ok('shader-f16' in features && 'subgroups' in features, `features are listed: ${JSON.stringify(features)}`);
+  const deviceText = (await page.getByTestId('device').innerText()).replace(/\s+/g, ' ');
+  t.diagnostic(`device: ${deviceText}`);
+  assert.match(deviceText, /shader-f16 (yes|no)/);
+  assert.match(deviceText, /subgroups (yes|no)/);
+
   // 2. The summary describes SmolLM2-135M.
   const fact = (id) => page.getByTestId(id).getAttribute('data-value');
   assert.equal(await fact('summary-architecture'), 'llama');
@@ -166,7 +204,45 @@ test('playground: load, summary, predict, bad file, screenshot', { timeout: 420_
   assert.match(await page.getByTestId('summary-layers').innerText(), /^30$/);
   const dtypes = await page.$$eval('[data-testid="summary-dtypes"] li', (lis) => lis.map((li) => li.dataset.dtype));
   assert.ok(dtypes.includes('Q4_1'), `the dtype list names Q4_1: ${dtypes}`);
+
+  // 2b. Greedy generation streams text, and it is exactly what the native CPU reference generates.
+  await page.getByTestId('generate-prompt').fill(GENERATE_PROMPT);
+  await page.getByTestId('generate-max-tokens').fill(String(GENERATE_TOKENS));
+  await page.getByTestId('generate-temperature').fill('0');
+  await page.getByTestId('generate-button').click();
+  const output = page.getByTestId('generate-output');
+  await page.waitForFunction(() => {
+    const el = document.querySelector('[data-testid="generate-output"]');
+    return el.dataset.state === 'done' || el.dataset.state === 'error';
+  }, null, { timeout: GENERATE_TIMEOUT_MS });
+  const generated = await output.evaluate((el) => ({
+    state: el.dataset.state, text: el.dataset.text, stop: el.dataset.stop, tokens: Number(el.dataset.tokens),
+    pieces: Number(el.dataset.pieces), backend: el.dataset.backend, tokensPerSecond: Number(el.dataset.tokensPerSecond),
+    streamed: el.querySelector('[data-testid="generate-text"]').textContent,
+  }));
+  assert.equal(generated.state, 'done', `generation finished: ${await page.getByTestId('generate-error').innerText()}`);
+  t.diagnostic(`generated ${JSON.stringify(generated.streamed)} on ${generated.backend}: ${generated.tokens} tokens, ` +
+    `${generated.pieces} pieces, ${generated.tokensPerSecond.toFixed(2)} tokens/s; CLI: ${JSON.stringify(cliGeneration.text)}`);
+  assert.ok(generated.streamed.length > 0, 'some text was generated');
+  assert.ok(generated.pieces > 1, 'the text arrived in several pieces');
+  assert.equal(generated.backend, 'webgpu');
+  assert.equal(generated.streamed, cliGeneration.text, 'the streamed text matches the native CPU reference');
+  assert.equal(generated.text, cliGeneration.text);
+  assert.equal(generated.tokens, cliGeneration.tokens.length);
+  assert.match(await page.getByTestId('generate-stats').innerText(), /tokens\/s/);
   await page.screenshot({ path: join(SHOTS, 'playground.png'), fullPage: true, animations: 'disabled' });
+
+  // 2c. Stop ends a long generation early.
+  await page.getByTestId('generate-max-tokens').fill('500');
+  await page.getByTestId('generate-button').click();
+  await page.waitForFunction(() => Number(document.querySelector('[data-testid="generate-output"]').dataset.pieces ?? 0) >= 2,
+    null, { timeout: GENERATE_TIMEOUT_MS });
+  await page.getByTestId('stop-button').click();
+  await page.waitForFunction(() => document.querySelector('[data-testid="generate-output"]').dataset.state === 'done',
+    null, { timeout: GENERATE_TIMEOUT_MS });
+  assert.equal(await output.getAttribute('data-stop'), 'stopped');
+  assert.ok(Number(await output.getAttribute('data-tokens')) < 500, 'stopped before max tokens');
+  assert.equal(await page.getByTestId('stop-button').isVisible(), false);
 
   // 3. Another prompt gives another list: typing alone predicts (debounced), no Enter needed.
   await page.getByTestId('prompt').fill('My favourite colour is');
@@ -234,4 +310,27 @@ test('playground: load, summary, predict, bad file, screenshot', { timeout: 420_
   assert.deepEqual(external, [], 'the page requests nothing outside the local server');
   assert.deepEqual(browserErrors, [], 'no errors in the browser console');
   t.diagnostic(`total ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  await page.close();
+});
+
+test('playground: without WebGPU it says so and predicts on the CPU', { timeout: 300_000 }, async (t) => {
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(`console: ${m.text()}`); });
+  // ?backend=cpu stands in for a browser without WebGPU: the engine never asks for an adapter.
+  await page.goto(`${baseUrl}?backend=cpu`);
+  const top = await waitForPrediction(page, 'The capital of France is', LOAD_TIMEOUT_MS);
+  assert.equal(top[0].token, ' Paris');
+  const notice = page.getByTestId('gpu-unavailable');
+  assert.ok(await notice.isVisible(), 'the page says WebGPU is not used');
+  const text = (await notice.innerText()).replace(/\s+/g, ' ');
+  t.diagnostic(text);
+  assert.match(text, /WebGPU unavailable: .+ — predictions run on the CPU/);
+  assert.equal(await page.getByTestId('device').getAttribute('data-backend'), 'cpu');
+  assert.equal(await page.getByTestId('predict-backend').getAttribute('data-backend'), 'cpu');
+  assert.match(await page.getByTestId('predict-backend').innerText(), /Computed on the CPU/);
+  await page.screenshot({ path: join(SHOTS, 'playground-cpu.png'), fullPage: true, animations: 'disabled' });
+  assert.deepEqual(errors, [], 'no errors in the browser console');
+  await page.close();
 });
