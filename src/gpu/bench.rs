@@ -40,6 +40,9 @@ pub struct KernelResult {
     pub bytes: u64,
     pub gb_per_s: f64,
     pub ceiling_fraction: f64,
+    /// Arithmetic rate for matrix products (2 flops per weight per token); prefill GEMMs are
+    /// judged by this, not by bandwidth.
+    pub gflop_per_s: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -146,7 +149,7 @@ pub fn run(
     let ceiling = read_ceiling(ctx, ceiling_bytes, window)?;
     log(&format!("read ceiling: {ceiling:.1} GB/s over {} MiB", ceiling_bytes >> 20));
     let mut kernels = Vec::new();
-    let mut push = |kernel: &str, shape: String, seconds: f64, bytes: u64, log: &mut dyn FnMut(&str)| {
+    let mut push = |kernel: &str, shape: String, seconds: f64, bytes: u64, flops: Option<f64>, log: &mut dyn FnMut(&str)| {
         let gb_per_s = bytes as f64 / seconds / 1e9;
         let r = KernelResult {
             kernel: kernel.into(),
@@ -155,9 +158,11 @@ pub fn run(
             bytes,
             gb_per_s,
             ceiling_fraction: gb_per_s / ceiling,
+            gflop_per_s: flops.map(|f| f / seconds / 1e9),
         };
+        let rate = r.gflop_per_s.map_or(String::new(), |g| format!(" {g:>9.2} GFLOP/s"));
         log(&format!(
-            "{:<10} {:<34} {:>10.1} µs {:>9.2} GB/s {:>6.1}% of ceiling",
+            "{:<10} {:<34} {:>10.1} µs {:>9.2} GB/s {:>6.1}% of ceiling{rate}",
             r.kernel,
             r.shape,
             r.microseconds,
@@ -197,7 +202,8 @@ pub fn run(
             let seconds = time_per_call(ctx, window, &mut |enc| matmul(ctx, enc, w, &x, &y, n_tokens))?;
             let bytes = w.gpu_bytes() + 4 * n_tokens as u64 * (w.n_in + w.n_out) as u64;
             let kernel = if n_tokens == 1 { "gemv" } else { "gemm" };
-            push(kernel, format!("{label} ×{n_tokens} tok"), seconds, bytes, log);
+            let flops = 2.0 * w.n_in as f64 * w.n_out as f64 * n_tokens as f64;
+            push(kernel, format!("{label} ×{n_tokens} tok"), seconds, bytes, Some(flops), log);
         }
     }
 
@@ -210,13 +216,13 @@ pub fn run(
     let out = ctx.storage("out", f32s(d))?;
     let gain = ctx.upload_f32("gain", &vec![1.0; d as usize])?;
     let seconds = time_per_call(ctx, window, &mut |enc| rms_norm(ctx, enc, &x, &gain, &out, 1, d, c.rms_eps))?;
-    push("rms_norm", format!("{d}"), seconds, 3 * f32s(d), log);
+    push("rms_norm", format!("{d}"), seconds, 3 * f32s(d), None, log);
 
     let q = ctx.storage("q", f32s(q_dim))?;
     let seconds = time_per_call(ctx, window, &mut |enc| {
         rope(ctx, enc, &q, 1, c.n_heads as u32, c.head_dim as u32, 100, c.rope_base, c.rope_layout)
     })?;
-    push("rope", format!("{} heads × {}", c.n_heads, c.head_dim), seconds, 2 * f32s(q_dim), log);
+    push("rope", format!("{} heads × {}", c.n_heads, c.head_dim), seconds, 2 * f32s(q_dim), None, log);
 
     let past = prefill_tokens - 1;
     let keys = ctx.storage("k cache", f32s(kv_dim * (past + 1)))?;
@@ -232,13 +238,14 @@ pub fn run(
         format!("decode over {} keys", past + 1),
         seconds,
         2 * f32s(q_dim) + 2 * f32s(kv_dim * (past + 1)),
+        None,
         log,
     );
 
     let gate = ctx.storage("gate", f32s(ff))?;
     let up = ctx.storage("up", f32s(ff))?;
     let seconds = time_per_call(ctx, window, &mut |enc| swiglu_in_place(ctx, enc, &gate, &up, ff))?;
-    push("swiglu", format!("{ff}"), seconds, 3 * f32s(ff), log);
+    push("swiglu", format!("{ff}"), seconds, 3 * f32s(ff), None, log);
 
     let embeddings = &weights.iter().find(|(l, _)| l.starts_with("token_embd")).expect("uploaded above").1;
     let ids = ctx.upload_u32("ids", &[42])?;
@@ -249,13 +256,14 @@ pub fn run(
         format!("1 row of {}", embeddings.name),
         seconds,
         embeddings.gpu_bytes() / vocab as u64 + f32s(d),
+        None,
         log,
     );
 
     let logits = ctx.storage("logits", f32s(vocab))?;
     let (top_ids, top_values) = (ctx.storage("top ids", 4 * 64)?, ctx.storage("top values", 4 * 64)?);
     let seconds = time_per_call(ctx, window, &mut |enc| top_k(ctx, enc, &logits, vocab, 10, &top_ids, &top_values))?;
-    push("top_k", format!("10 of {vocab}"), seconds, f32s(vocab), log);
+    push("top_k", format!("10 of {vocab}"), seconds, f32s(vocab), None, log);
 
     let end_to_end = end_to_end(ctx, model, prefill_tokens as usize, if options.quick { 4 } else { 64 }, log)?;
     Ok(BenchReport {
