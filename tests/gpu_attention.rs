@@ -29,57 +29,6 @@ const ATTN_REL: f32 = 1e-5;
 /// The same agreement over whole tensors: lavapipe shows ≤ 3.5e-7.
 const ATTN_L2: f64 = 2e-6;
 
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut partial = [0.0f32; 8];
-    let (a_blocks, b_blocks) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = a_blocks.remainder().iter().zip(b_blocks.remainder()).map(|(x, y)| x * y).sum();
-    for (ab, bb) in a_blocks.zip(b_blocks) {
-        for i in 0..8 {
-            partial[i] += ab[i] * bb[i];
-        }
-    }
-    partial.iter().sum::<f32>() + tail
-}
-
-/// Queries i at positions past + i over keys 0..=past + i. Returns (out, probs) with
-/// out `[n × n_heads·hd]` and probs `[n_heads × n × (past + n)]`.
-fn cpu_attention(s: AttentionShape, n: usize, past: usize, q: &[f32], k: &[f32], v: &[f32]) -> (Vec<f32>, Vec<f32>) {
-    let (nh, hd) = (s.n_heads as usize, s.head_dim as usize);
-    let group = nh / s.n_kv_heads as usize;
-    let (q_dim, kv_dim) = (nh * hd, s.n_kv_heads as usize * hd);
-    let keys = past + n;
-    let scale = 1.0 / (hd as f32).sqrt();
-    let mut out = vec![0.0f32; n * q_dim];
-    let mut probs = vec![0.0f32; nh * n * keys];
-    let mut p = vec![0.0f32; keys];
-    for h in 0..nh {
-        let kv_h = h / group;
-        for i in 0..n {
-            let last = past + i;
-            let q_i = &q[i * q_dim + h * hd..][..hd];
-            for j in 0..=last {
-                p[j] = dot(q_i, &k[j * kv_dim + kv_h * hd..][..hd]) * scale;
-            }
-            let max = p[..=last].iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let mut sum = 0.0f32;
-            for pj in &mut p[..=last] {
-                *pj = (*pj - max).exp();
-                sum += *pj;
-            }
-            let o = &mut out[i * q_dim + h * hd..][..hd];
-            for j in 0..=last {
-                p[j] /= sum;
-                let v_j = &v[j * kv_dim + kv_h * hd..][..hd];
-                for d in 0..hd {
-                    o[d] += p[j] * v_j[d];
-                }
-            }
-            probs[(h * n + i) * keys..][..=last].copy_from_slice(&p[..=last]);
-        }
-    }
-    (out, probs)
-}
-
 struct Case {
     q: Vec<f32>,
     /// Cache contents: rows 0..past+n random, then SPARE_ROWS of NaN.

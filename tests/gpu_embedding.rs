@@ -9,59 +9,11 @@
 
 mod gpu_common;
 
-use std::sync::OnceLock;
-
 use gpu_common::*;
-use half::f16;
 use quantscope::formats::ggml::GgmlType;
 use quantscope::gpu::kernels::embedding::embedding;
 use quantscope::gpu::weights::GpuWeight;
 use quantscope::model::weights::{WeightTensor, Weights};
-use quantscope::model::Model;
-
-/// Byte offsets of the f16 scale fields inside one block (ggml-common.h).
-fn f16_fields(dtype: GgmlType) -> &'static [usize] {
-    match dtype {
-        GgmlType::Q4_0 | GgmlType::Q8_0 => &[0],
-        GgmlType::Q4_1 | GgmlType::Q4_K => &[0, 2],
-        GgmlType::Q6_K => &[208],
-        _ => &[],
-    }
-}
-
-/// A finite f16 scale: mostly in [-1, 1), sometimes zero or subnormal.
-fn random_scale(rng: &mut Rng) -> f16 {
-    match rng.next_u64() % 16 {
-        0 => f16::ZERO,
-        1 => f16::from_bits((rng.next_u64() as u16) & 0x83FF),
-        _ => f16::from_f32(rng.uniform(-1.0, 1.0)),
-    }
-}
-
-fn random_weights(rng: &mut Rng, dtype: GgmlType, n_in: usize, n_out: usize) -> (Weights, WeightTensor) {
-    let n = n_in * n_out;
-    let bytes: Vec<u8> = match dtype {
-        GgmlType::F32 => rng.vec(n, -1.0, 1.0).iter().flat_map(|v| v.to_le_bytes()).collect(),
-        GgmlType::F16 => rng.vec(n, -1.0, 1.0).iter().flat_map(|&v| f16::from_f32(v).to_le_bytes()).collect(),
-        _ => {
-            let mut bytes = rng.bytes(dtype.bytes_for(n as u64).unwrap() as usize);
-            for block in bytes.chunks_exact_mut(dtype.type_size()) {
-                for &at in f16_fields(dtype) {
-                    block[at..at + 2].copy_from_slice(&random_scale(rng).to_le_bytes());
-                }
-            }
-            bytes
-        }
-    };
-    let t = WeightTensor {
-        name: format!("random.{}.{n_in}x{n_out}", dtype.name()),
-        dtype,
-        dims: vec![n_in as u64, n_out as u64],
-        start: 0,
-        len: bytes.len(),
-    };
-    (Weights::new(bytes, "random", vec![t.clone()]).unwrap(), t)
-}
 
 /// Looks `ids` up on the GPU (output poisoned, with a poisoned tail that must stay untouched)
 /// and compares with the CPU; ids past the table must come out as zeros.
@@ -123,16 +75,6 @@ fn short_buffers_are_a_shape_error() {
     assert!(err.to_string().contains("ids holds 2 values, needs 3"), "{err}");
     let err = embedding(ctx(), &mut enc, &w, &ids, &out, 2).unwrap_err();
     assert!(err.to_string().contains("out holds 127 values, needs n_tokens 2 × n_in 64 = 128"), "{err}");
-}
-
-fn default_model() -> &'static Model {
-    static MODEL: OnceLock<Model> = OnceLock::new();
-    MODEL.get_or_init(|| {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
-        let bytes = std::fs::read(&path)
-            .unwrap_or_else(|e| panic!("{}: {e}: run scripts/test (or scripts/setup) first", path.display()));
-        Model::from_gguf(bytes, &path.display().to_string(), &mut |_| {}).expect("load default model")
-    })
 }
 
 #[test]

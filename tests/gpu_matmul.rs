@@ -12,92 +12,15 @@
 
 mod gpu_common;
 
-use std::sync::OnceLock;
-
 use gpu_common::*;
-use half::f16;
 use quantscope::formats::ggml::GgmlType;
 use quantscope::gpu::kernels::matmul::matmul;
 use quantscope::gpu::weights::GpuWeight;
 use quantscope::model::weights::{WeightTensor, Weights};
-use quantscope::model::Model;
 
-const REL_L2: f64 = 1e-5;
-const TERM_REL: f64 = 1e-5;
-/// Output vectors shorter than this are held to the elementwise bound only.
-const REL_L2_MIN_LEN: usize = 64;
+// The bounds are kernel_reference's MATMUL_TERM_REL, MATMUL_REL_L2 and REL_L2_MIN_LEN, checked by
+// its check_matmul_output (shared with the browser suite).
 const TOKENS: &[u32] = &[1, 2, 5, 17];
-
-/// Byte offsets of the f16 scale fields inside one block (ggml-common.h).
-fn f16_fields(dtype: GgmlType) -> &'static [usize] {
-    match dtype {
-        GgmlType::Q4_0 | GgmlType::Q8_0 => &[0],
-        GgmlType::Q4_1 | GgmlType::Q4_K => &[0, 2],
-        GgmlType::Q6_K => &[208],
-        _ => &[],
-    }
-}
-
-/// A finite f16 scale: mostly in [-1, 1), sometimes zero or subnormal.
-fn random_scale(rng: &mut Rng) -> f16 {
-    match rng.next_u64() % 16 {
-        0 => f16::ZERO,
-        1 => f16::from_bits((rng.next_u64() as u16) & 0x83FF), // subnormal (or ±0)
-        _ => f16::from_f32(rng.uniform(-1.0, 1.0)),
-    }
-}
-
-/// A random tensor of `n_out` rows of `n_in` values: random floats for F32/F16, random bytes
-/// with finite f16 scales for quantized blocks.
-fn random_weights(rng: &mut Rng, dtype: GgmlType, n_in: usize, n_out: usize) -> (Weights, WeightTensor) {
-    let n = n_in * n_out;
-    let bytes: Vec<u8> = match dtype {
-        GgmlType::F32 => rng.vec(n, -1.0, 1.0).iter().flat_map(|v| v.to_le_bytes()).collect(),
-        GgmlType::F16 => rng.vec(n, -1.0, 1.0).iter().flat_map(|&v| f16::from_f32(v).to_le_bytes()).collect(),
-        _ => {
-            let type_size = dtype.type_size();
-            let mut bytes = rng.bytes(dtype.bytes_for(n as u64).unwrap() as usize);
-            for block in bytes.chunks_exact_mut(type_size) {
-                for &at in f16_fields(dtype) {
-                    block[at..at + 2].copy_from_slice(&random_scale(rng).to_le_bytes());
-                }
-            }
-            bytes
-        }
-    };
-    let t = WeightTensor {
-        name: format!("random.{}.{n_in}x{n_out}", dtype.name()),
-        dtype,
-        dims: vec![n_in as u64, n_out as u64],
-        start: 0,
-        len: bytes.len(),
-    };
-    let weights = Weights::new(bytes, "random", vec![t.clone()]).unwrap();
-    (weights, t)
-}
-
-/// The CPU reference: (y, Σ|w·x|) per output, `[n_tokens × n_out]`, rows dequantized one at a time.
-fn cpu_matmul(weights: &Weights, t: &WeightTensor, x: &[f32], n_tokens: usize) -> (Vec<f64>, Vec<f64>) {
-    let (n_in, n_out) = (t.row_len(), t.n_rows());
-    let mut y = vec![0.0; n_tokens * n_out];
-    let mut scale = vec![0.0; n_tokens * n_out];
-    let mut row = vec![0.0f32; n_in];
-    for o in 0..n_out {
-        weights.dequantize_row(t, o, &mut row).unwrap();
-        for tok in 0..n_tokens {
-            let xs = &x[tok * n_in..(tok + 1) * n_in];
-            let (mut sum, mut abs) = (0.0f64, 0.0f64);
-            for (&w, &v) in row.iter().zip(xs) {
-                let p = w as f64 * v as f64;
-                sum += p;
-                abs += p.abs();
-            }
-            y[tok * n_out + o] = sum;
-            scale[tok * n_out + o] = abs;
-        }
-    }
-    (y, scale)
-}
 
 /// Runs the GPU matmul (output poisoned with NaN, plus a poisoned tail that must stay untouched)
 /// and checks it against the CPU; returns the worst relative L2 over tokens.
@@ -111,30 +34,7 @@ fn check(what: &str, weights: &Weights, t: &WeightTensor, gpu_w: &GpuWeight, x: 
     matmul(ctx(), &mut enc, gpu_w, &xb, &yb, n_tokens as u32).unwrap();
     ctx().submit(enc);
     let got = read(&yb, n_tokens * n_out + tail);
-    assert!(got[n_tokens * n_out..].iter().all(|v| v.is_nan()), "{what}: wrote past the output");
-    let (want, scale) = cpu_matmul(weights, t, x, n_tokens);
-    let mut worst = 0.0f64;
-    for tok in 0..n_tokens {
-        let range = tok * n_out..(tok + 1) * n_out;
-        let (g, c, s) = (&got[range.clone()], &want[range.clone()], &scale[range]);
-        let bad: Vec<String> = (0..n_out)
-            .filter(|&o| {
-                let err = (g[o] as f64 - c[o]).abs();
-                err.is_nan() || err > TERM_REL * s[o]
-            })
-            .take(8)
-            .map(|o| format!("[{tok}][{o}] gpu {} cpu {} (Σ|wx| {})", g[o], c[o], s[o]))
-            .collect();
-        assert!(bad.is_empty(), "{what}: mismatches (first 8): {}", bad.join(", "));
-        let num: f64 = g.iter().zip(c).map(|(&g, &c)| (g as f64 - c).powi(2)).sum();
-        let den: f64 = c.iter().map(|c| c * c).sum();
-        let rel = if den == 0.0 { num.sqrt() } else { (num / den).sqrt() };
-        assert!(rel <= REL_L2 || n_out < REL_L2_MIN_LEN, "{what}: token {tok}: relative L2 {rel:e} > {REL_L2:e}");
-        if n_out >= REL_L2_MIN_LEN {
-            worst = worst.max(rel);
-        }
-    }
-    worst
+    check_matmul_output(what, weights, t, x, n_tokens, &got)
 }
 
 /// Random weights of `dtype` in awkward shapes × every token count.
@@ -225,16 +125,6 @@ fn gpu_bytes_count_the_repacked_blocks() {
         let w = GpuWeight::upload(ctx(), &weights, &t).unwrap();
         assert_eq!(w.gpu_bytes(), (bytes as u64).next_multiple_of(4), "{}", dtype.name());
     }
-}
-
-fn default_model() -> &'static Model {
-    static MODEL: OnceLock<Model> = OnceLock::new();
-    MODEL.get_or_init(|| {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
-        let bytes = std::fs::read(&path)
-            .unwrap_or_else(|e| panic!("{}: {e}: run scripts/test (or scripts/setup) first", path.display()));
-        Model::from_gguf(bytes, &path.display().to_string(), &mut |_| {}).expect("load default model")
-    })
 }
 
 fn check_model_tensor(name: &str, dtype: GgmlType, tokens: &[usize], seed: u64) {

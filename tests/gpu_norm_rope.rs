@@ -8,52 +8,6 @@ use gpu_common::*;
 use quantscope::gpu::kernels::{norm, rope};
 use quantscope::model::RopeLayout;
 
-/// The reference's dot: eight partial sums, then the tail.
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut partial = [0.0f32; 8];
-    let (a_blocks, b_blocks) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = a_blocks.remainder().iter().zip(b_blocks.remainder()).map(|(x, y)| x * y).sum();
-    for (ab, bb) in a_blocks.zip(b_blocks) {
-        for i in 0..8 {
-            partial[i] += ab[i] * bb[i];
-        }
-    }
-    partial.iter().sum::<f32>() + tail
-}
-
-fn cpu_rms_norm(x: &[f32], gain: &[f32], eps: f32) -> Vec<f32> {
-    let d = gain.len();
-    let mut y = vec![0.0f32; x.len()];
-    for (x_t, y_t) in x.chunks_exact(d).zip(y.chunks_exact_mut(d)) {
-        let scale = 1.0 / (dot(x_t, x_t) / d as f32 + eps).sqrt();
-        for i in 0..d {
-            y_t[i] = x_t[i] * scale * gain[i];
-        }
-    }
-    y
-}
-
-/// The reference's RopeTable: angles in f64, cos/sin rounded to f32 once, rotation in f32.
-fn cpu_rope(x: &mut [f32], n_heads: usize, hd: usize, offset: usize, base: f32, layout: RopeLayout) {
-    let half = hd / 2;
-    for (t, x_t) in x.chunks_exact_mut(n_heads * hd).enumerate() {
-        let p = (offset + t) as f64;
-        for head in x_t.chunks_exact_mut(hd) {
-            for i in 0..half {
-                let angle = p * (base as f64).powf(-2.0 * i as f64 / hd as f64);
-                let (cos, sin) = (angle.cos() as f32, angle.sin() as f32);
-                let (a, b) = match layout {
-                    RopeLayout::Interleaved => (2 * i, 2 * i + 1),
-                    RopeLayout::HalfSplit => (i, i + half),
-                };
-                let (x0, x1) = (head[a], head[b]);
-                head[a] = x0 * cos - x1 * sin;
-                head[b] = x0 * sin + x1 * cos;
-            }
-        }
-    }
-}
-
 #[test]
 fn rms_norm_matches_cpu() {
     let mut rng = Rng(21);

@@ -7,14 +7,6 @@ mod gpu_common;
 use gpu_common::*;
 use quantscope::gpu::kernels::topk::top_k;
 
-/// Indices of the k largest values, descending, ties by lower index.
-fn cpu_top_k(x: &[f32], k: usize) -> Vec<u32> {
-    let mut idx: Vec<u32> = (0..x.len() as u32).collect();
-    idx.sort_by(|&a, &b| x[b as usize].total_cmp(&x[a as usize]).then(a.cmp(&b)));
-    idx.truncate(k);
-    idx
-}
-
 fn gpu_top_k(x: &[f32], k: usize) -> (Vec<u32>, Vec<f32>) {
     let logits = ctx().upload_f32("logits", x).unwrap();
     let ids = ctx().upload_u32("ids", &vec![0xDEAD_BEEF; k]).unwrap();
@@ -23,23 +15,6 @@ fn gpu_top_k(x: &[f32], k: usize) -> (Vec<u32>, Vec<f32>) {
     top_k(ctx(), &mut enc, &logits, x.len() as u32, k as u32, &ids, &values).unwrap();
     ctx().submit(enc);
     (pollster::block_on(ctx().read_u32(&ids, k, "ids")).unwrap(), read(&values, k))
-}
-
-/// Random logits with ties planted among the largest values: the maximum copied to a few
-/// positions (early and late, so ties straddle workgroup segments) and runs of equal values.
-fn logits_with_ties(rng: &mut Rng, n: usize) -> Vec<f32> {
-    let mut x = rng.vec(n, -10.0, 10.0);
-    let top = 12.5;
-    for _ in 0..5 {
-        let i = (rng.next_u64() % n as u64) as usize;
-        x[i] = top;
-    }
-    x[n - 1] = top;
-    for j in 0..20 {
-        let i = (rng.next_u64() % n as u64) as usize;
-        x[i] = 11.0 + (j % 4) as f32 * 0.25; // four values, five copies each
-    }
-    x
 }
 
 fn check(what: &str, x: &[f32], k: usize) {

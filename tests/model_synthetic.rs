@@ -3,6 +3,9 @@
 // Native only (files, processes, blocking GPU calls); the browser suite is tests/web.rs.
 #![cfg(not(target_arch = "wasm32"))]
 
+mod kernel_reference;
+
+use kernel_reference::{tiny_metadata, TinyShape};
 use quantscope::formats::ggml::GgmlType;
 use quantscope::formats::gguf::{write_gguf, MetadataValue as V};
 use quantscope::model::reference::{forward, ForwardOptions};
@@ -55,26 +58,9 @@ fn permute_rows(w: &[f32], heads: usize) -> Vec<f32> {
 }
 
 fn metadata(arch: &str) -> Vec<(String, V)> {
-    let key = |k: &str| format!("{arch}.{k}");
     // Letters and one merge of two of them: a valid byte-level BPE vocabulary.
-    let mut tokens: Vec<V> = (0..VOCAB - 1).map(|i| V::String(((b'a' + i as u8) as char).to_string())).collect();
-    tokens.push(V::String("ab".into()));
-    vec![
-        ("general.architecture".into(), V::String(arch.into())),
-        (key("block_count"), V::U32(LAYERS as u32)),
-        (key("context_length"), V::U32(64)),
-        (key("embedding_length"), V::U32(D as u32)),
-        (key("feed_forward_length"), V::U32(FF as u32)),
-        (key("attention.head_count"), V::U32(HEADS as u32)),
-        (key("attention.head_count_kv"), V::U32(KV_HEADS as u32)),
-        (key("rope.freq_base"), V::F32(10_000.0)),
-        (key("attention.layer_norm_rms_epsilon"), V::F32(1e-5)),
-        ("tokenizer.ggml.model".into(), V::String("gpt2".into())),
-        ("tokenizer.ggml.pre".into(), V::String("gpt2".into())),
-        ("tokenizer.ggml.tokens".into(), V::Array(tokens)),
-        ("tokenizer.ggml.token_type".into(), V::Array(vec![V::I32(1); VOCAB])),
-        ("tokenizer.ggml.merges".into(), V::Array(vec![V::String("a b".into())])),
-    ]
+    let shape = TinyShape { d: D, heads: HEADS, kv_heads: KV_HEADS, ff: FF, vocab: VOCAB, layers: LAYERS, context: 64 };
+    tiny_metadata(arch, &shape)
 }
 
 /// The tiny model's tensors, Q/K rows in GGUF llama order when `permute_qk`.

@@ -1,0 +1,341 @@
+//! What the GPU kernel tests check against, natively (`tests/gpu_common/mod.rs`, lavapipe) and in
+//! the browser (`tests/web_support/mod.rs`, headless Chromium): deterministic random data, random
+//! weights in stored formats, comparisons that list the first mismatches, and the CPU formulas
+//! (mirroring `model::reference`); also the GGUF metadata of the tiny synthetic llamas
+//! (tests/model_synthetic.rs, tests/web.rs). Target-independent and synchronous: nothing here
+//! touches a GPU.
+#![allow(dead_code)]
+
+use half::f16;
+use quantscope::formats::ggml::GgmlType;
+use quantscope::formats::gguf::MetadataValue as V;
+use quantscope::gpu::kernels::attention::AttentionShape;
+use quantscope::model::weights::{WeightTensor, Weights};
+use quantscope::model::RopeLayout;
+
+/// Deterministic values in [lo, hi): xorshift64*, no rand crate needed.
+pub struct Rng(pub u64);
+impl Rng {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    pub fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
+        lo + (hi - lo) * ((self.next_u64() >> 40) as f32 / (1u64 << 24) as f32)
+    }
+    pub fn vec(&mut self, n: usize, lo: f32, hi: f32) -> Vec<f32> {
+        (0..n).map(|_| self.uniform(lo, hi)).collect()
+    }
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| (self.next_u64() >> 56) as u8).collect()
+    }
+}
+
+/// Asserts `gpu` ≈ `cpu` elementwise: |g − c| ≤ abs + rel·|c|; on failure lists the first mismatches.
+pub fn assert_close(what: &str, gpu: &[f32], cpu: &[f32], abs: f32, rel: f32) {
+    assert_eq!(gpu.len(), cpu.len(), "{what}: lengths");
+    let bad: Vec<String> = gpu
+        .iter()
+        .zip(cpu)
+        .enumerate()
+        .filter(|(_, (g, c))| {
+            // Written as "not within" so that NaN (a poisoned, unwritten output) fails.
+            let within = (*g - *c).abs() <= abs + rel * c.abs();
+            !within
+        })
+        .take(8)
+        .map(|(i, (g, c))| format!("[{i}] gpu {g} cpu {c}"))
+        .collect();
+    assert!(bad.is_empty(), "{what}: mismatches (first 8): {}", bad.join(", "));
+}
+
+/// ‖gpu − cpu‖₂ / ‖cpu‖₂ in f64.
+pub fn relative_l2(gpu: &[f32], cpu: &[f32]) -> f64 {
+    let num: f64 = gpu.iter().zip(cpu).map(|(&g, &c)| (g as f64 - c as f64).powi(2)).sum();
+    let den: f64 = cpu.iter().map(|&c| (c as f64).powi(2)).sum();
+    (num / den).sqrt()
+}
+
+// ---------------------------------------------------------------------------------------------
+// CPU formulas (mirroring `model::reference`).
+
+/// The reference's dot: eight partial sums, then the tail.
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut partial = [0.0f32; 8];
+    let (a_blocks, b_blocks) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = a_blocks.remainder().iter().zip(b_blocks.remainder()).map(|(x, y)| x * y).sum();
+    for (ab, bb) in a_blocks.zip(b_blocks) {
+        for i in 0..8 {
+            partial[i] += ab[i] * bb[i];
+        }
+    }
+    partial.iter().sum::<f32>() + tail
+}
+
+pub fn cpu_rms_norm(x: &[f32], gain: &[f32], eps: f32) -> Vec<f32> {
+    let d = gain.len();
+    let mut y = vec![0.0f32; x.len()];
+    for (x_t, y_t) in x.chunks_exact(d).zip(y.chunks_exact_mut(d)) {
+        let scale = 1.0 / (dot(x_t, x_t) / d as f32 + eps).sqrt();
+        for i in 0..d {
+            y_t[i] = x_t[i] * scale * gain[i];
+        }
+    }
+    y
+}
+
+/// The reference's RopeTable: angles in f64, cos/sin rounded to f32 once, rotation in f32.
+pub fn cpu_rope(x: &mut [f32], n_heads: usize, hd: usize, offset: usize, base: f32, layout: RopeLayout) {
+    let half = hd / 2;
+    for (t, x_t) in x.chunks_exact_mut(n_heads * hd).enumerate() {
+        let p = (offset + t) as f64;
+        for head in x_t.chunks_exact_mut(hd) {
+            for i in 0..half {
+                let angle = p * (base as f64).powf(-2.0 * i as f64 / hd as f64);
+                let (cos, sin) = (angle.cos() as f32, angle.sin() as f32);
+                let (a, b) = match layout {
+                    RopeLayout::Interleaved => (2 * i, 2 * i + 1),
+                    RopeLayout::HalfSplit => (i, i + half),
+                };
+                let (x0, x1) = (head[a], head[b]);
+                head[a] = x0 * cos - x1 * sin;
+                head[b] = x0 * sin + x1 * cos;
+            }
+        }
+    }
+}
+
+/// Causal GQA attention (`model::reference::causal_attention`, extended to queries after a
+/// KV-cache prefix): queries i at positions past + i over keys 0..=past + i. Returns (out, probs)
+/// with out `[n × n_heads·hd]` and probs `[n_heads × n × (past + n)]`.
+pub fn cpu_attention(
+    s: AttentionShape,
+    n: usize,
+    past: usize,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+) -> (Vec<f32>, Vec<f32>) {
+    let (nh, hd) = (s.n_heads as usize, s.head_dim as usize);
+    let group = nh / s.n_kv_heads as usize;
+    let (q_dim, kv_dim) = (nh * hd, s.n_kv_heads as usize * hd);
+    let keys = past + n;
+    let scale = 1.0 / (hd as f32).sqrt();
+    let mut out = vec![0.0f32; n * q_dim];
+    let mut probs = vec![0.0f32; nh * n * keys];
+    let mut p = vec![0.0f32; keys];
+    for h in 0..nh {
+        let kv_h = h / group;
+        for i in 0..n {
+            let last = past + i;
+            let q_i = &q[i * q_dim + h * hd..][..hd];
+            for j in 0..=last {
+                p[j] = dot(q_i, &k[j * kv_dim + kv_h * hd..][..hd]) * scale;
+            }
+            let max = p[..=last].iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let mut sum = 0.0f32;
+            for pj in &mut p[..=last] {
+                *pj = (*pj - max).exp();
+                sum += *pj;
+            }
+            let o = &mut out[i * q_dim + h * hd..][..hd];
+            for j in 0..=last {
+                p[j] /= sum;
+                let v_j = &v[j * kv_dim + kv_h * hd..][..hd];
+                for d in 0..hd {
+                    o[d] += p[j] * v_j[d];
+                }
+            }
+            probs[(h * n + i) * keys..][..=last].copy_from_slice(&p[..=last]);
+        }
+    }
+    (out, probs)
+}
+
+/// Indices of the k largest values, descending, ties by lower index.
+pub fn cpu_top_k(x: &[f32], k: usize) -> Vec<u32> {
+    let mut idx: Vec<u32> = (0..x.len() as u32).collect();
+    idx.sort_by(|&a, &b| x[b as usize].total_cmp(&x[a as usize]).then(a.cmp(&b)));
+    idx.truncate(k);
+    idx
+}
+
+/// Random logits in [-10, 10) with ties planted among the largest values: the maximum (12.5)
+/// copied to a few positions (early and late, so ties straddle workgroup segments) and runs of
+/// equal values (four values in [11, 12), five copies each).
+pub fn logits_with_ties(rng: &mut Rng, n: usize) -> Vec<f32> {
+    let mut x = rng.vec(n, -10.0, 10.0);
+    let top = 12.5;
+    for _ in 0..5 {
+        let i = (rng.next_u64() % n as u64) as usize;
+        x[i] = top;
+    }
+    x[n - 1] = top;
+    for j in 0..20 {
+        let i = (rng.next_u64() % n as u64) as usize;
+        x[i] = 11.0 + (j % 4) as f32 * 0.25; // four values, five copies each
+    }
+    x
+}
+
+// ---------------------------------------------------------------------------------------------
+// Random weights in stored formats, and the matmul they are checked with.
+
+/// Byte offsets of the f16 scale fields inside one block (ggml-common.h).
+fn f16_fields(dtype: GgmlType) -> &'static [usize] {
+    match dtype {
+        GgmlType::Q4_0 | GgmlType::Q8_0 => &[0],
+        GgmlType::Q4_1 | GgmlType::Q4_K => &[0, 2],
+        GgmlType::Q6_K => &[208],
+        _ => &[],
+    }
+}
+
+/// Raw bytes of `n` values of `dtype`: random floats in [-1, 1) for F32/F16; random bytes with
+/// finite f16 scales for quantized blocks, mostly in [-scale, scale), sometimes zero or subnormal.
+pub fn random_tensor_bytes(rng: &mut Rng, dtype: GgmlType, n: usize, scale: f32) -> Vec<u8> {
+    match dtype {
+        GgmlType::F32 => rng.vec(n, -1.0, 1.0).iter().flat_map(|v| v.to_le_bytes()).collect(),
+        GgmlType::F16 => rng.vec(n, -1.0, 1.0).iter().flat_map(|&v| f16::from_f32(v).to_le_bytes()).collect(),
+        _ => {
+            let mut bytes = rng.bytes(dtype.bytes_for(n as u64).unwrap() as usize);
+            for block in bytes.chunks_exact_mut(dtype.type_size()) {
+                for &at in f16_fields(dtype) {
+                    let d = match rng.next_u64() % 16 {
+                        0 => f16::ZERO,
+                        1 => f16::from_bits((rng.next_u64() as u16) & 0x83FF), // subnormal (or ±0)
+                        _ => f16::from_f32(rng.uniform(-scale, scale)),
+                    };
+                    block[at..at + 2].copy_from_slice(&d.to_le_bytes());
+                }
+            }
+            bytes
+        }
+    }
+}
+
+/// A random `n_out × n_in` matrix of `dtype` (quantized scales in [-1, 1)) as a one-tensor
+/// [`Weights`].
+pub fn random_weights(rng: &mut Rng, dtype: GgmlType, n_in: usize, n_out: usize) -> (Weights, WeightTensor) {
+    let bytes = random_tensor_bytes(rng, dtype, n_in * n_out, 1.0);
+    let t = WeightTensor {
+        name: format!("random.{}.{n_in}x{n_out}", dtype.name()),
+        dtype,
+        dims: vec![n_in as u64, n_out as u64],
+        start: 0,
+        len: bytes.len(),
+    };
+    let weights = Weights::new(bytes, "random", vec![t.clone()]).unwrap();
+    (weights, t)
+}
+
+/// The CPU matmul: (y, Σ|w·x|) per output, `[n_tokens × n_out]`, rows dequantized one at a time
+/// by the CPU decoder, products accumulated in f64.
+pub fn cpu_matmul(weights: &Weights, t: &WeightTensor, x: &[f32], n_tokens: usize) -> (Vec<f64>, Vec<f64>) {
+    let (n_in, n_out) = (t.row_len(), t.n_rows());
+    let mut y = vec![0.0; n_tokens * n_out];
+    let mut scale = vec![0.0; n_tokens * n_out];
+    let mut row = vec![0.0f32; n_in];
+    for o in 0..n_out {
+        weights.dequantize_row(t, o, &mut row).unwrap();
+        for tok in 0..n_tokens {
+            let xs = &x[tok * n_in..(tok + 1) * n_in];
+            let (mut sum, mut abs) = (0.0f64, 0.0f64);
+            for (&w, &v) in row.iter().zip(xs) {
+                let p = w as f64 * v as f64;
+                sum += p;
+                abs += p.abs();
+            }
+            y[tok * n_out + o] = sum;
+            scale[tok * n_out + o] = abs;
+        }
+    }
+    (y, scale)
+}
+
+/// Matmul tolerances (f32 accumulation on the GPU, in another order than the f64 reference):
+/// per element |gpu − cpu| ≤ MATMUL_TERM_REL · Σ_k |w_k · x_k|; per token relative L2 ≤
+/// MATMUL_REL_L2 where the output has ≥ REL_L2_MIN_LEN elements.
+pub const MATMUL_TERM_REL: f64 = 1e-5;
+pub const MATMUL_REL_L2: f64 = 1e-5;
+/// Output vectors shorter than this are held to the elementwise bound only.
+pub const REL_L2_MIN_LEN: usize = 64;
+
+/// Checks a GPU matmul's output `got` (`[n_tokens × n_out]` then a tail that was poisoned with
+/// NaN and must stay so) against [`cpu_matmul`] of `x`; returns the worst relative L2 over tokens
+/// (over outputs of ≥ REL_L2_MIN_LEN elements; 0 otherwise).
+pub fn check_matmul_output(
+    what: &str,
+    weights: &Weights,
+    t: &WeightTensor,
+    x: &[f32],
+    n_tokens: usize,
+    got: &[f32],
+) -> f64 {
+    let n_out = t.n_rows();
+    assert!(got[n_tokens * n_out..].iter().all(|v| v.is_nan()), "{what}: wrote past the output");
+    let (want, scale) = cpu_matmul(weights, t, x, n_tokens);
+    let mut worst = 0.0f64;
+    for tok in 0..n_tokens {
+        let range = tok * n_out..(tok + 1) * n_out;
+        let (g, c, s) = (&got[range.clone()], &want[range.clone()], &scale[range]);
+        let bad: Vec<String> = (0..n_out)
+            .filter(|&o| {
+                let err = (g[o] as f64 - c[o]).abs();
+                err.is_nan() || err > MATMUL_TERM_REL * s[o]
+            })
+            .take(8)
+            .map(|o| format!("[{tok}][{o}] gpu {} cpu {} (Σ|wx| {})", g[o], c[o], s[o]))
+            .collect();
+        assert!(bad.is_empty(), "{what}: mismatches (first 8): {}", bad.join(", "));
+        let num: f64 = g.iter().zip(c).map(|(&g, &c)| (g as f64 - c).powi(2)).sum();
+        let den: f64 = c.iter().map(|c| c * c).sum();
+        let rel = if den == 0.0 { num.sqrt() } else { (num / den).sqrt() };
+        if n_out >= REL_L2_MIN_LEN {
+            assert!(rel <= MATMUL_REL_L2, "{what}: token {tok}: relative L2 {rel:e} > {MATMUL_REL_L2:e}");
+            worst = worst.max(rel);
+        }
+    }
+    worst
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tiny synthetic llamas written as GGUF in the tests (tests/model_synthetic.rs, tests/web.rs).
+
+/// The shape of a tiny synthetic model.
+pub struct TinyShape {
+    pub d: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub ff: usize,
+    pub vocab: usize,
+    pub layers: usize,
+    pub context: usize,
+}
+
+/// GGUF metadata of a tiny `arch` model (llama-style keys) with a byte-level BPE vocabulary:
+/// letters a..k, one merge "ab", then filler tokens "w{i}" up to `shape.vocab`.
+pub fn tiny_metadata(arch: &str, shape: &TinyShape) -> Vec<(String, V)> {
+    let key = |k: &str| format!("{arch}.{k}");
+    let mut tokens: Vec<V> = (0..11).map(|i| V::String(((b'a' + i as u8) as char).to_string())).collect();
+    tokens.push(V::String("ab".into()));
+    tokens.extend((tokens.len()..shape.vocab).map(|i| V::String(format!("w{i}"))));
+    vec![
+        ("general.architecture".into(), V::String(arch.into())),
+        (key("block_count"), V::U32(shape.layers as u32)),
+        (key("context_length"), V::U32(shape.context as u32)),
+        (key("embedding_length"), V::U32(shape.d as u32)),
+        (key("feed_forward_length"), V::U32(shape.ff as u32)),
+        (key("attention.head_count"), V::U32(shape.heads as u32)),
+        (key("attention.head_count_kv"), V::U32(shape.kv_heads as u32)),
+        (key("rope.freq_base"), V::F32(10_000.0)),
+        (key("attention.layer_norm_rms_epsilon"), V::F32(1e-5)),
+        ("tokenizer.ggml.model".into(), V::String("gpt2".into())),
+        ("tokenizer.ggml.pre".into(), V::String("gpt2".into())),
+        ("tokenizer.ggml.tokens".into(), V::Array(tokens)),
+        ("tokenizer.ggml.token_type".into(), V::Array(vec![V::I32(1); shape.vocab])),
+        ("tokenizer.ggml.merges".into(), V::Array(vec![V::String("a b".into())])),
+    ]
+}
