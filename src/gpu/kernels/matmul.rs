@@ -7,9 +7,20 @@ use crate::gpu::weights::GpuWeight;
 use crate::gpu::GpuContext;
 
 const KERNEL: &str = "matmul";
-/// GEMV: invocations per workgroup and per row (rows per workgroup = the quotient).
+/// GEMV: invocations per workgroup, and at most this many per row (rows per workgroup = the
+/// quotient).
 const GEMV_WORKGROUP_SIZE: u32 = 256;
-const GEMV_THREADS_PER_ROW: u32 = 32;
+const GEMV_MAX_THREADS_PER_ROW: u32 = 32;
+
+/// Threads sharing one GEMV row: the largest power of two up to 32 that has a chunk for every
+/// thread, so short rows (576 values = 18 chunks) do not leave most threads idle.
+fn gemv_threads_per_row(n_chunks: u32) -> u32 {
+    if n_chunks >= GEMV_MAX_THREADS_PER_ROW {
+        GEMV_MAX_THREADS_PER_ROW
+    } else {
+        1 << n_chunks.max(1).ilog2()
+    }
+}
 /// GEMM: rows per workgroup (one per invocation); tokens per workgroup is the WGSL's
 /// `TILE_TOKENS` const.
 const GEMM_ROWS: u32 = 64;
@@ -60,12 +71,13 @@ pub fn matmul(
     let params = ctx.uniform("matmul params", &w.params(n_tokens));
     let buffers = [&params, w.buffer(), x, y];
     if n_tokens == 1 {
+        let threads_per_row = gemv_threads_per_row(w.n_in.div_ceil(32));
         let pipeline = ctx.pipeline(
             &source,
             "gemv",
-            &[("WORKGROUP_SIZE", GEMV_WORKGROUP_SIZE as f64), ("THREADS_PER_ROW", GEMV_THREADS_PER_ROW as f64)],
+            &[("WORKGROUP_SIZE", GEMV_WORKGROUP_SIZE as f64), ("THREADS_PER_ROW", threads_per_row as f64)],
         )?;
-        let rows_per_group = GEMV_WORKGROUP_SIZE / GEMV_THREADS_PER_ROW;
+        let rows_per_group = GEMV_WORKGROUP_SIZE / threads_per_row;
         ctx.dispatch(encoder, &pipeline, &buffers, w.n_out.div_ceil(rows_per_group));
     } else {
         let pipeline = ctx.pipeline(&source, "gemm", &[("GEMM_ROWS", GEMM_ROWS as f64)])?;
