@@ -27,18 +27,7 @@ override WORKGROUP_SIZE: u32 = 256u;  // gemv; ≤ 256 (SwiftShader's limit)
 override THREADS_PER_ROW: u32 = 32u;  // gemv; a power of two dividing WORKGROUP_SIZE
 override GEMM_ROWS: u32 = 64u;        // gemm workgroup size = rows per workgroup; ≤ 256
 const TILE_TOKENS: u32 = 8u;          // gemm tokens per workgroup (sizes a private array)
-const CHUNK: u32 = 32u;
-
-struct Params {
-    n_in: u32,
-    n_out: u32,
-    n_tokens: u32,
-    n_chunks: u32,    // ceil(n_in / 32)
-    aux_offset: u32,  // word index of the aux (f16 scale) segment of w, for formats that have one
-}
-
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> w: array<u32>;
+// CHUNK, Params, params (binding 0) and w (binding 1): shaders/formats/common.wgsl.
 @group(0) @binding(2) var<storage, read> x: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 

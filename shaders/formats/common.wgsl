@@ -1,5 +1,21 @@
-// Helpers shared by every weight-format snippet (included before the format's own snippet).
-// They read the kernel's `w: array<u32>` (packed weight words) and `params` (layout fields).
+// What every kernel that reads weights (matmul.wgsl, embedding.wgsl) shares with the
+// weight-format snippets: the packed weight words `w`, the layout fields `params` (the kernel's
+// bindings 0 and 1; its own bindings start at 2), and byte/f16 helpers. Included before the
+// format's own snippet.
+
+const CHUNK: u32 = 32u;
+
+struct Params {
+    n_in: u32,
+    n_out: u32,
+    n_tokens: u32,
+    n_chunks: u32,    // ceil(n_in / 32)
+    aux_offset: u32,  // word index of the aux (f16 scale) segment of w, for formats that have one
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> w: array<u32>;
+
 
 // Byte `i` (0..4) of `word`, as an unsigned value.
 fn byte_u(word: u32, i: u32) -> u32 {
