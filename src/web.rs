@@ -28,7 +28,7 @@ use crate::error::ModelError;
 use crate::gpu::context::AdapterSummary;
 use crate::gpu::forward::{Capture, GpuModel, KvCache};
 use crate::gpu::GpuContext;
-use crate::model::generate::{ranked, CpuBackend, NextTokenLogits};
+use crate::model::generate::{Continuation, CpuBackend, NextTokenLogits, Step};
 use crate::model::sampling::{Sampler, SamplingParams};
 use crate::model::{Model, Progress, TopToken};
 
@@ -317,10 +317,7 @@ impl Playground {
             return Err(JsError::new("top_k must be at least 1"));
         }
         let t0 = now_ms();
-        let tokens = self.model.tokenizer.encode(&prompt).map_err(js_error)?;
-        if tokens.is_empty() {
-            return Err(js_error(ModelError::EmptyPrompt));
-        }
+        let tokens = self.model.prompt_tokens(&prompt).map_err(js_error)?;
         let mut session = Session::new(self, tokens.len()).map_err(js_error)?;
         let logits = session.advance(&tokens).await.map_err(js_error)?;
         let top = self.model.top_tokens(&logits, top_k);
@@ -362,11 +359,7 @@ impl Playground {
             return Err(JsError::new(&format!("the temperature must be 0 or more, not {temperature}")));
         }
         let t0 = now_ms();
-        let tokenizer = &self.model.tokenizer;
-        let prompt_tokens = tokenizer.encode(&prompt).map_err(js_error)?;
-        if prompt_tokens.is_empty() {
-            return Err(js_error(ModelError::EmptyPrompt));
-        }
+        let prompt_tokens = self.model.prompt_tokens(&prompt).map_err(js_error)?;
         let context = self.model.config.context_length;
         let max_tokens = max_tokens.min(context.saturating_sub(prompt_tokens.len()));
         let mut session = Session::new(self, prompt_tokens.len() + max_tokens).map_err(js_error)?;
@@ -374,29 +367,18 @@ impl Playground {
 
         let mut logits = session.advance(&prompt_tokens).await.map_err(js_error)?;
         let prompt_ms = now_ms() - t0;
-        let mut tokens: Vec<u32> = Vec::with_capacity(max_tokens);
-        let mut shown = String::new();
+        let mut continuation = Continuation::new(max_tokens);
         let mut stop = "max-tokens";
-        while tokens.len() < max_tokens {
-            let (ids, sorted) = ranked(&logits);
-            let next = sampler.pick(&ids, &sorted);
-            if Some(next) == tokenizer.eos {
-                stop = "eos";
-                break;
-            }
-            tokens.push(next);
-            // Decode the whole continuation: a character split over tokens shows once complete.
-            let text = tokenizer.decode(&tokens).map_err(js_error)?;
-            let mut piece = "";
-            if !text.ends_with('\u{FFFD}') && text.len() > shown.len() && text.starts_with(shown.as_str()) {
-                piece = &text[shown.len()..];
-            }
-            let reply =
-                on_token.call2(&JsValue::NULL, &JsValue::from_str(piece), &JsValue::from_f64(tokens.len() as f64));
-            if !piece.is_empty() {
-                shown = text.clone();
-            }
-            match reply {
+        while continuation.wants_more() {
+            let (token, piece) = match continuation.step(&self.model, &mut sampler, &logits).map_err(js_error)? {
+                Step::EndOfSequence => {
+                    stop = "eos";
+                    break;
+                }
+                Step::Token { token, piece } => (token, piece),
+            };
+            let count = JsValue::from_f64(continuation.tokens().len() as f64);
+            match on_token.call2(&JsValue::NULL, &JsValue::from_str(&piece), &count) {
                 Ok(v) if v == JsValue::FALSE => {
                     stop = "stopped";
                     break;
@@ -406,20 +388,17 @@ impl Playground {
                     web_sys::console::warn_2(&JsValue::from_str("quantscope: onToken threw"), &e);
                 }
             }
-            if tokens.len() < max_tokens {
+            if continuation.wants_more() {
                 if matches!(session, Session::Cpu(_)) {
                     yield_to_event_loop().await;
                 }
-                logits = session.advance(&[next]).await.map_err(js_error)?;
+                logits = session.advance(&[token]).await.map_err(js_error)?;
             }
         }
-        let text = tokenizer.decode(&tokens).map_err(js_error)?;
-        if text.len() > shown.len() && text.starts_with(shown.as_str()) {
-            let _ = on_token.call2(
-                &JsValue::NULL,
-                &JsValue::from_str(&text[shown.len()..]),
-                &JsValue::from_f64(tokens.len() as f64),
-            );
+        let (tokens, text, rest) = continuation.finish(&self.model).map_err(js_error)?;
+        if !rest.is_empty() {
+            let count = JsValue::from_f64(tokens.len() as f64);
+            let _ = on_token.call2(&JsValue::NULL, &JsValue::from_str(&rest), &count);
         }
         let ms = now_ms() - t0;
         let tokens_per_second = if ms > 0.0 { tokens.len() as f64 / (ms / 1000.0) } else { 0.0 };

@@ -51,6 +51,66 @@ pub fn ranked(logits: &[f32]) -> (Vec<u32>, Vec<f32>) {
     (ids, sorted)
 }
 
+/// The state of one continuation, shared by every generation loop (this module's, and the async
+/// one of the web facade): which tokens were picked and how much of their text was shown.
+pub struct Continuation {
+    max_tokens: usize,
+    tokens: Vec<u32>,
+    shown: String,
+}
+
+/// What [`Continuation::step`] did with one set of logits.
+pub enum Step {
+    /// The sampler picked the end-of-sequence token: nothing was added.
+    EndOfSequence,
+    /// `token` was added; `piece` is the text it completes (empty while a character is still
+    /// split over tokens).
+    Token { token: u32, piece: String },
+}
+
+impl Continuation {
+    pub fn new(max_tokens: usize) -> Self {
+        Continuation { max_tokens, tokens: Vec::with_capacity(max_tokens), shown: String::new() }
+    }
+
+    /// Whether another token may be added.
+    pub fn wants_more(&self) -> bool {
+        self.tokens.len() < self.max_tokens
+    }
+
+    pub fn tokens(&self) -> &[u32] {
+        &self.tokens
+    }
+
+    /// Samples the next token from `logits` and adds it, unless it is the tokenizer's EOS.
+    pub fn step(&mut self, model: &Model, sampler: &mut Sampler, logits: &[f32]) -> Result<Step, ModelError> {
+        let (ids, sorted) = ranked(logits);
+        let token = sampler.pick(&ids, &sorted);
+        if Some(token) == model.tokenizer.eos {
+            return Ok(Step::EndOfSequence);
+        }
+        self.tokens.push(token);
+        // Decode the whole continuation: a character split over tokens shows once complete.
+        let text = model.tokenizer.decode(&self.tokens)?;
+        let mut piece = String::new();
+        if !text.ends_with('\u{FFFD}') && text.len() > self.shown.len() && text.starts_with(self.shown.as_str()) {
+            piece = text[self.shown.len()..].to_string();
+            self.shown = text;
+        }
+        Ok(Step::Token { token, piece })
+    }
+
+    /// The tokens, their whole text, and the text not yet shown by [`Continuation::step`].
+    pub fn finish(self, model: &Model) -> Result<(Vec<u32>, String, String), ModelError> {
+        let text = model.tokenizer.decode(&self.tokens)?;
+        let mut rest = String::new();
+        if text.len() > self.shown.len() && text.starts_with(self.shown.as_str()) {
+            rest = text[self.shown.len()..].to_string();
+        }
+        Ok((self.tokens, text, rest))
+    }
+}
+
 /// Generates up to `max_tokens` after `prompt`, calling `on_text` with each new piece of text
 /// as soon as it decodes to whole characters. Stops early at the tokenizer's EOS.
 pub fn generate(
@@ -61,40 +121,43 @@ pub fn generate(
     sampler: &mut Sampler,
     on_text: &mut dyn FnMut(&str),
 ) -> Result<Generation, ModelError> {
-    let prompt_tokens = model.tokenizer.encode(prompt)?;
-    if prompt_tokens.is_empty() {
-        return Err(ModelError::EmptyPrompt);
-    }
+    let prompt_tokens = model.prompt_tokens(prompt)?;
     let mut logits = backend.advance(&prompt_tokens)?;
-    let mut tokens = Vec::with_capacity(max_tokens);
-    let mut shown = String::new();
+    let mut continuation = Continuation::new(max_tokens);
     let mut stop = "max-tokens";
-    while tokens.len() < max_tokens {
-        let (ids, sorted) = ranked(&logits);
-        let next = sampler.pick(&ids, &sorted);
-        if Some(next) == model.tokenizer.eos {
-            stop = "eos";
-            break;
-        }
-        tokens.push(next);
-        // Decode the whole continuation: a character split over tokens shows once complete.
-        let text = model.tokenizer.decode(&tokens)?;
-        if !text.ends_with('\u{FFFD}') && text.len() > shown.len() && text.starts_with(shown.as_str()) {
-            on_text(&text[shown.len()..]);
-            shown = text;
-        }
-        if tokens.len() < max_tokens {
-            logits = backend.advance(&[next])?;
+    while continuation.wants_more() {
+        match continuation.step(model, sampler, &logits)? {
+            Step::EndOfSequence => {
+                stop = "eos";
+                break;
+            }
+            Step::Token { token, piece } => {
+                if !piece.is_empty() {
+                    on_text(&piece);
+                }
+                if continuation.wants_more() {
+                    logits = backend.advance(&[token])?;
+                }
+            }
         }
     }
-    let text = model.tokenizer.decode(&tokens)?;
-    if text.len() > shown.len() && text.starts_with(shown.as_str()) {
-        on_text(&text[shown.len()..]);
+    let (tokens, text, rest) = continuation.finish(model)?;
+    if !rest.is_empty() {
+        on_text(&rest);
     }
     Ok(Generation { prompt_tokens, tokens, text, stop })
 }
 
 impl Model {
+    /// The prompt's token ids; an empty encoding is an error, since there is nothing to continue.
+    pub fn prompt_tokens(&self, prompt: &str) -> Result<Vec<u32>, ModelError> {
+        let tokens = self.tokenizer.encode(prompt)?;
+        if tokens.is_empty() {
+            return Err(ModelError::EmptyPrompt);
+        }
+        Ok(tokens)
+    }
+
     /// The `top_k` most likely next tokens after `prompt`, from any backend.
     pub fn predict_with(
         &self,
@@ -102,10 +165,7 @@ impl Model {
         prompt: &str,
         top_k: usize,
     ) -> Result<crate::model::Prediction, ModelError> {
-        let tokens = self.tokenizer.encode(prompt)?;
-        if tokens.is_empty() {
-            return Err(ModelError::EmptyPrompt);
-        }
+        let tokens = self.prompt_tokens(prompt)?;
         let logits = backend.advance(&tokens)?;
         Ok(crate::model::Prediction {
             model: self.source.clone(),
