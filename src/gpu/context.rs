@@ -233,7 +233,7 @@ impl GpuContext {
         }
         let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some(&source.key),
-            source: wgpu::ShaderSource::Wgsl(source.code.as_str().into()),
+            source: wgpu::ShaderSource::Wgsl(source.code().into()),
         });
         let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(&format!("{}::{entry}", source.key)),

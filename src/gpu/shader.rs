@@ -9,31 +9,49 @@
 //!
 //! [`GpuContext::pipeline`]: crate::gpu::GpuContext::pipeline
 
-/// Composed WGSL and the key that identifies it in the pipeline cache.
+/// The pieces of one shader and the key that identifies it in the pipeline cache. The WGSL text
+/// is only put together by [`ShaderSource::code`], which the pipeline cache calls on a miss:
+/// kernels name their source on every dispatch, and copying kilobytes of WGSL each time would
+/// be work on the forward's hot path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShaderSource {
     pub key: String,
-    pub code: String,
+    main: &'static str,
+    /// (name, text), in the order they were included.
+    includes: Vec<(&'static str, &'static str)>,
+    enables: Vec<&'static str>,
 }
 
 impl ShaderSource {
     /// A kernel file on its own.
-    pub fn new(name: &str, code: &str) -> Self {
-        ShaderSource { key: name.to_string(), code: code.to_string() }
+    pub fn new(name: &str, code: &'static str) -> Self {
+        ShaderSource { key: name.to_string(), main: code, includes: Vec::new(), enables: Vec::new() }
     }
 
-    /// Prepends a named snippet (kept in order of calls, before the kernel's own code).
-    pub fn include(mut self, name: &str, snippet: &str) -> Self {
+    /// Prepends a named snippet: the latest included comes first, all before the kernel's code.
+    pub fn include(mut self, name: &'static str, snippet: &'static str) -> Self {
         self.key = format!("{}+{name}", self.key);
-        self.code = format!("// ---- {name}\n{snippet}\n// ---- end {name}\n{}", self.code);
+        self.includes.push((name, snippet));
         self
     }
 
     /// Adds `enable NAME;` at the very top (WGSL requires directives first).
-    pub fn enable(mut self, extension: &str) -> Self {
+    pub fn enable(mut self, extension: &'static str) -> Self {
         self.key = format!("{}[{extension}]", self.key);
-        self.code = format!("enable {extension};\n{}", self.code);
+        self.enables.push(extension);
         self
+    }
+
+    /// The composed WGSL.
+    pub fn code(&self) -> String {
+        let mut code = String::new();
+        for extension in self.enables.iter().rev() {
+            code += &format!("enable {extension};\n");
+        }
+        for (name, snippet) in self.includes.iter().rev() {
+            code += &format!("// ---- {name}\n{snippet}\n// ---- end {name}\n");
+        }
+        code + self.main
     }
 }
 
@@ -45,8 +63,10 @@ mod tests {
     fn composition_orders_directives_first_and_keys_differ() {
         let plain = ShaderSource::new("k", "fn main() {}");
         let composed = ShaderSource::new("k", "fn main() {}").include("fmt", "fn decode() {}").enable("f16");
-        assert!(composed.code.starts_with("enable f16;\n"));
-        assert!(composed.code.find("fn decode").unwrap() < composed.code.find("fn main").unwrap());
+        let code = composed.code();
+        assert!(code.starts_with("enable f16;\n"));
+        assert!(code.find("fn decode").unwrap() < code.find("fn main").unwrap());
+        assert_eq!(plain.code(), "fn main() {}");
         assert_ne!(plain.key, composed.key);
         assert_eq!(composed.key, "k+fmt[f16]");
     }

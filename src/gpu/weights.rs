@@ -107,7 +107,7 @@ impl GpuWeight {
     }
 
     /// `kernel` (its own WGSL) with this weight's format decode composed in.
-    pub(crate) fn shader(&self, kernel: &str, code: &str) -> crate::gpu::ShaderSource {
+    pub(crate) fn shader(&self, kernel: &str, code: &'static str) -> crate::gpu::ShaderSource {
         let (name, snippet) = format_source(self.dtype).expect("checked on upload");
         crate::gpu::ShaderSource::new(kernel, code)
             .include(name, snippet)
