@@ -112,6 +112,18 @@ fn read_ceiling(ctx: &GpuContext, bytes: u64, window: Duration) -> Result<f64, G
     Ok(n_vec4 as f64 * 16.0 / seconds / 1e9)
 }
 
+/// Deterministic bytes for random weights (xorshift64): the benchmark needs no rand crate.
+struct Xorshift(u64);
+
+impl Xorshift {
+    fn next_byte(&mut self) -> u8 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 as u8
+    }
+}
+
 /// A weight of `dtype` with `n_out` rows of `n_in` random bytes' worth of blocks: timing does
 /// not depend on the values.
 fn random_weight(ctx: &GpuContext, dtype: GgmlType, n_in: u32, n_out: u32) -> Result<GpuWeight, ModelError> {
@@ -120,16 +132,9 @@ fn random_weight(ctx: &GpuContext, dtype: GgmlType, n_in: u32, n_out: u32) -> Re
         kernel: "bench",
         message: format!("{n_in} is not a multiple of the {} block", dtype.name()),
     })? as usize;
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    let bytes: Vec<u8> = (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            // Small values: scales stay finite, so the kernels see ordinary numbers.
-            (state as u8) & 0x3B
-        })
-        .collect();
+    let mut noise = Xorshift(0x9E37_79B9_7F4A_7C15);
+    // Small values: scales stay finite, so the kernels see ordinary numbers.
+    let bytes: Vec<u8> = (0..len).map(|_| noise.next_byte() & 0x3B).collect();
     let name = format!("{}×{} {}", n_out, n_in, dtype.name());
     let tensor = WeightTensor { name: name.clone(), dtype, dims: vec![n_in as u64, n_out as u64], start: 0, len };
     let weights = Weights::new(bytes, "bench", vec![tensor.clone()])?;
@@ -149,28 +154,29 @@ pub fn run(
     let ceiling = read_ceiling(ctx, ceiling_bytes, window)?;
     log(&format!("read ceiling: {ceiling:.1} GB/s over {} MiB", ceiling_bytes >> 20));
     let mut kernels = Vec::new();
-    let mut push = |kernel: &str, shape: String, seconds: f64, bytes: u64, flops: Option<f64>, log: &mut dyn FnMut(&str)| {
-        let gb_per_s = bytes as f64 / seconds / 1e9;
-        let r = KernelResult {
-            kernel: kernel.into(),
-            shape,
-            microseconds: seconds * 1e6,
-            bytes,
-            gb_per_s,
-            ceiling_fraction: gb_per_s / ceiling,
-            gflop_per_s: flops.map(|f| f / seconds / 1e9),
+    let mut push =
+        |kernel: &str, shape: String, seconds: f64, bytes: u64, flops: Option<f64>, log: &mut dyn FnMut(&str)| {
+            let gb_per_s = bytes as f64 / seconds / 1e9;
+            let r = KernelResult {
+                kernel: kernel.into(),
+                shape,
+                microseconds: seconds * 1e6,
+                bytes,
+                gb_per_s,
+                ceiling_fraction: gb_per_s / ceiling,
+                gflop_per_s: flops.map(|f| f / seconds / 1e9),
+            };
+            let rate = r.gflop_per_s.map_or(String::new(), |g| format!(" {g:>9.2} GFLOP/s"));
+            log(&format!(
+                "{:<10} {:<34} {:>10.1} µs {:>9.2} GB/s {:>6.1}% of ceiling{rate}",
+                r.kernel,
+                r.shape,
+                r.microseconds,
+                r.gb_per_s,
+                100.0 * r.ceiling_fraction
+            ));
+            kernels.push(r);
         };
-        let rate = r.gflop_per_s.map_or(String::new(), |g| format!(" {g:>9.2} GFLOP/s"));
-        log(&format!(
-            "{:<10} {:<34} {:>10.1} µs {:>9.2} GB/s {:>6.1}% of ceiling{rate}",
-            r.kernel,
-            r.shape,
-            r.microseconds,
-            r.gb_per_s,
-            100.0 * r.ceiling_fraction
-        ));
-        kernels.push(r);
-    };
 
     // Matrix products: the model's own weights, then large LLM shapes.
     let mut weights: Vec<(String, GpuWeight)> = Vec::new();
@@ -353,7 +359,7 @@ pub fn synthetic_default_model() -> Result<Model, ModelError> {
         ("tokenizer.ggml.tokens".into(), V::Array(tokens)),
         ("tokenizer.ggml.merges".into(), V::Array(Vec::new())),
     ];
-    let mut rng = 0x2545_F491_4F6C_DD1Du64;
+    let mut noise = Xorshift(0x2545_F491_4F6C_DD1D);
     let mut matrix = |name: String, n_in: u64, n_out: u64, dtype: GgmlType| {
         // Random quants; every block's f16 scale fields (the first 2 or 4 bytes) set to small values.
         let (block_bytes, scale_bytes) = match dtype {
@@ -368,12 +374,7 @@ pub fn synthetic_default_model() -> Result<Model, ModelError> {
             if scale_bytes == 4 {
                 bytes.extend_from_slice(&half::f16::from_f32(-0.08).to_le_bytes());
             }
-            for _ in scale_bytes..block_bytes {
-                rng ^= rng << 13;
-                rng ^= rng >> 7;
-                rng ^= rng << 17;
-                bytes.push(rng as u8);
-            }
+            bytes.extend((scale_bytes..block_bytes).map(|_| noise.next_byte()));
         }
         (name, vec![n_in, n_out], dtype, bytes)
     };
