@@ -119,3 +119,26 @@ pub enum GpuError {
     #[error("kernel {kernel}: {message}")]
     Shape { kernel: &'static str, message: String },
 }
+
+/// Errors from choosing and applying quantizers: scheme names, recipes, tensors a scheme cannot
+/// represent. Each names the input that was wrong.
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum QuantError {
+    #[error("bad scheme {input:?}: {message}")]
+    BadScheme { input: String, message: String },
+
+    #[error("{file}: bad recipe: {message}")]
+    BadRecipe { file: String, message: String },
+
+    #[error("scheme {scheme} cannot quantize tensor {tensor:?} ({rows}×{cols}): {reason}")]
+    Unsupported { scheme: String, tensor: String, rows: usize, cols: usize, reason: String },
+
+    #[error("tensor {tensor:?} has a non-finite value ({value}) at element {index}")]
+    NonFinite { tensor: String, index: usize, value: f32 },
+
+    #[error("tensor {tensor:?} is not in the model")]
+    MissingTensor { tensor: String },
+
+    #[error(transparent)]
+    Format(#[from] FormatError),
+}

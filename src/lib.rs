@@ -7,8 +7,9 @@ pub mod error;
 pub mod formats;
 pub mod gpu;
 pub mod model;
+pub mod quant;
 
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 
-pub use error::{FormatError, GpuError, ModelError};
+pub use error::{FormatError, GpuError, ModelError, QuantError};

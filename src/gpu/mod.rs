@@ -2,7 +2,6 @@
 //! per kernel family (in `kernels/`). The same code runs natively (wgpu on Vulkan/Metal/DX12;
 //! lavapipe in CI) and in the browser (WebGPU).
 
-
 #[cfg(not(target_arch = "wasm32"))]
 pub mod bench;
 pub mod context;
