@@ -3,6 +3,7 @@
 //! Data flows one way: `formats` (bytes -> typed files) -> `model` (config, weights, tokenizer,
 //! CPU reference forward) -> front ends (`web` facade in the browser, the `quantscope` CLI).
 
+pub mod analysis;
 pub mod error;
 pub mod formats;
 pub mod gpu;

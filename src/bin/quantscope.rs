@@ -17,13 +17,16 @@ macro_rules! outln {
         let _ = writeln!($out, $($arg)*);
     }};
 }
+use quantscope::analysis::eval::{eval_tokens, evaluate, EvalOptions, EVAL_TEXT};
 use quantscope::gpu::bench::{self, BenchOptions};
 use quantscope::gpu::forward::{GpuBackend, GpuModel};
 use quantscope::gpu::GpuContext;
 use quantscope::model::generate::{generate, CpuBackend, NextTokenLogits};
 use quantscope::model::sampling::{Sampler, SamplingParams};
 use quantscope::model::{Model, Progress};
-use quantscope::ModelError;
+use quantscope::quant::apply::{self, TensorError};
+use quantscope::quant::{export, Encoding, Recipe, Scheme};
+use quantscope::{ModelError, QuantError};
 
 /// The model the README's setup downloads.
 const DEFAULT_MODEL: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
@@ -94,6 +97,58 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Quantize one tensor (from the model as loaded) and report its error; optionally write the
+    /// packed bytes (GGUF block layout) or the dequantized values (raw little-endian f32,
+    /// row-major: rows = output features).
+    Quantize {
+        #[arg(long)]
+        model: Option<PathBuf>,
+        #[arg(long)]
+        tensor: String,
+        /// A scheme name, e.g. q4_0, int4-g128-asym, nf4, mxfp4 (`quantscope schemes` lists them).
+        #[arg(long)]
+        scheme: String,
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long)]
+        dequant_out: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Quantize the model with one scheme or a recipe and compare it with the model as loaded on
+    /// the evaluation text: KL, PD-KL, top-1 agreement, perplexity, QiD, per-layer error.
+    Eval {
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// One scheme for every matrix.
+        #[arg(long = "w", conflicts_with = "recipe", required_unless_present = "recipe")]
+        weights: Option<String>,
+        /// A recipe JSON file (see README).
+        #[arg(long)]
+        recipe: Option<PathBuf>,
+        /// Another text instead of the shipped one (data/eval.txt).
+        #[arg(long)]
+        text: Option<PathBuf>,
+        /// Use only the first N tokens of the text.
+        #[arg(long)]
+        tokens: Option<usize>,
+        /// Tokens per forward.
+        #[arg(long, default_value_t = 512)]
+        window: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a GGUF quantized by a recipe of GGUF schemes (q8_0, q4_k, f16, ...), readable by llama.cpp.
+    Export {
+        #[arg(long)]
+        model: Option<PathBuf>,
+        #[arg(long)]
+        recipe: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Every scheme family with an example name and its bits per weight on a 576-wide tensor.
+    Schemes,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -236,7 +291,141 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
             }
             Ok(())
         }
+        Command::Quantize { model, tensor, scheme, out: packed_out, dequant_out, json } => {
+            let model = load(model)?;
+            let scheme: Scheme = scheme.parse().map_err(|e: QuantError| e.to_string())?;
+            let (used, q, original) = apply::quantize_tensor(&model, &tensor, &scheme).map_err(|e| e.to_string())?;
+            let error = TensorError::between(&original, &q.values);
+            if let Some(path) = &packed_out {
+                let Encoding::Ggml { bytes, .. } = &q.encoding else {
+                    return Err(format!(
+                        "scheme {used} has no GGUF block layout to write with --out; use --dequant-out"
+                    ));
+                };
+                write_file(path, bytes)?;
+            }
+            if let Some(path) = &dequant_out {
+                let bytes: Vec<u8> = q.values.iter().flat_map(|v| v.to_le_bytes()).collect();
+                write_file(path, &bytes)?;
+            }
+            let report = serde_json::json!({
+                "tensor": tensor,
+                "scheme": used.to_string(),
+                "requested": (used != scheme).then(|| scheme.to_string()),
+                "rows": q.rows,
+                "cols": q.cols,
+                "bits_per_weight": q.bits_per_weight(),
+                "bytes": q.storage_bits.div_ceil(8),
+                "error": error,
+            });
+            if json {
+                outln!(out, "{report}");
+            } else {
+                if used != scheme {
+                    outln!(out, "{scheme} cannot hold rows of {}; llama.cpp's fallback {used} used", q.cols);
+                }
+                outln!(out, "{tensor}: {}×{} as {used}", q.rows, q.cols);
+                outln!(out, "bits/weight {:.4}, {} bytes", q.bits_per_weight(), q.storage_bits.div_ceil(8));
+                outln!(out, "mse {:.4e}, sqnr {:.2} dB, max |error| {:.4e}", error.mse, error.sqnr_db, error.max_abs);
+            }
+            Ok(())
+        }
+        Command::Eval { model, weights, recipe, text, tokens, window, json } => {
+            let model = load(model)?;
+            let (recipe, label) = match (weights, recipe) {
+                (Some(name), _) => {
+                    let scheme: Scheme = name.parse().map_err(|e: QuantError| e.to_string())?;
+                    (Recipe::uniform(scheme), scheme.to_string())
+                }
+                (None, Some(path)) => (read_recipe(&path)?, path.display().to_string()),
+                (None, None) => return Err("give --w SCHEME or --recipe FILE".into()),
+            };
+            let text = match text {
+                Some(path) => {
+                    std::fs::read_to_string(&path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?
+                }
+                None => EVAL_TEXT.to_string(),
+            };
+            let started = std::time::Instant::now();
+            let mut bar = ProgressBar::new();
+            let quantized = apply::quantize_model(&model, &recipe, &mut |p| bar.show(p));
+            bar.finish();
+            let quantized = quantized.map_err(|e| e.to_string())?;
+            let quantize_seconds = started.elapsed().as_secs_f64();
+            let options = EvalOptions { max_tokens: tokens, window };
+            let ids = eval_tokens(&model, &text, &options).map_err(|e| e.to_string())?;
+            let started = std::time::Instant::now();
+            let mut bar = ProgressBar::new();
+            let result = evaluate(&model, &quantized.model, &ids, &options, &mut |p| bar.show(p));
+            bar.finish();
+            let result = result.map_err(|e| e.to_string())?;
+            eprintln!(
+                "quantized in {quantize_seconds:.2} s, evaluated {} tokens in {:.2} s",
+                result.tokens,
+                started.elapsed().as_secs_f64()
+            );
+            if json {
+                let mut v = serde_json::json!({
+                    "model": model.source,
+                    "weights": label,
+                    "recipe": recipe,
+                    "window": options.window,
+                    "bpw": quantized.bits_per_weight,
+                    "bytes": quantized.bytes,
+                    "tensors": quantized.tensors,
+                });
+                let metrics = serde_json::to_value(&result).map_err(|e| e.to_string())?;
+                if let (Some(v), Some(metrics)) = (v.as_object_mut(), metrics.as_object()) {
+                    v.extend(metrics.clone());
+                }
+                outln!(out, "{v}");
+                return Ok(());
+            }
+            let m = &result.logits;
+            outln!(out, "weights        {label}");
+            outln!(out, "size           {:.3} bits/weight, {} bytes", quantized.bits_per_weight, quantized.bytes);
+            outln!(out, "tokens         {} (windows of {})", result.tokens, options.window);
+            outln!(out, "KL             {:.5} nats/token", m.kl);
+            outln!(out, "PD-KL (T=4)    {:.5}", m.pd_kl);
+            outln!(out, "top-1 agree    {:.2}%", m.top1_agreement * 100.0);
+            outln!(out, "perplexity     {:.3} (as loaded {:.3})", m.perplexity, m.reference_perplexity);
+            outln!(out, "QiD            {:+.5} nats/token", m.qid);
+            outln!(out, "\nlayer  relative error of the residual stream");
+            for l in &result.layers {
+                let bar = "█".repeat(((l.relative_error * 200.0).min(60.0)).round() as usize);
+                outln!(out, "{:>5}  {:.5}  {bar}", l.layer, l.relative_error);
+            }
+            Ok(())
+        }
+        Command::Export { model, recipe, out: path } => {
+            let model = load(model)?;
+            let recipe = read_recipe(&recipe)?;
+            let bytes = export::export_gguf(&model, &recipe, &mut |_| {}).map_err(|e| e.to_string())?;
+            write_file(&path, &bytes)?;
+            outln!(out, "wrote {} ({} bytes)", path.display(), bytes.len());
+            Ok(())
+        }
+        Command::Schemes => {
+            outln!(out, "{:<28} {:>8}  ", "scheme", "bpw@576");
+            let sample: Vec<f32> = (0..4 * 576).map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * 0.05).collect();
+            for scheme in Scheme::catalog() {
+                let bpw = quantscope::quant::quantize(&scheme, "sample", 4, 576, &sample)
+                    .map(|q| format!("{:>8.3}", q.bits_per_weight()))
+                    .unwrap_or_else(|e| format!("error: {e}"));
+                outln!(out, "{:<28} {bpw}", scheme.to_string());
+            }
+            Ok(())
+        }
     }
+}
+
+fn read_recipe(path: &Path) -> Result<Recipe, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    Recipe::from_json(&text, &path.display().to_string()).map_err(|e| e.to_string())
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    std::fs::write(path, bytes).map_err(|e| format!("{}: cannot write: {e}", path.display()))
 }
 
 /// Runs `f` with the chosen backend; `capacity` is the number of tokens the GPU's KV cache

@@ -27,6 +27,7 @@ const QWEN2_SPLIT: &str =
 /// The GGUF pre-tokenizer names this module can rebuild.
 pub const GGUF_PRE_TOKENIZERS: &[&str] = &["default", "gpt2", "smollm", "llama-bpe", "qwen2"];
 
+#[derive(Clone)]
 pub struct TextTokenizer {
     inner: Tokenizer,
     pub bos: Option<u32>,

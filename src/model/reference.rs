@@ -133,15 +133,34 @@ impl Model {
 
 /// `y[t] = W · x[t] (+ bias)` for every token row of `x`. ggml stores W as `n_out` rows of
 /// `n_in` values, so each stored row is one output feature: dequantize it once, use it for every token.
+/// Natively the output features are split across the machine's cores (each output is still one
+/// plain dot product, so the numbers do not depend on the number of threads).
 fn linear(w: &Weights, x: &[f32], weight: &WeightTensor, bias: Option<&WeightTensor>) -> Result<Vec<f32>, FormatError> {
     let (n_in, n_out) = (weight.row_len(), weight.n_rows());
     let n_tokens = x.len() / n_in;
+    let threads = worker_count(n_out * n_in * n_tokens);
+    let per_thread = n_out.div_ceil(threads);
+    // Each part is `[tokens × its outputs]`; scattered into `y` afterwards.
+    let compute = |first: usize, last: usize| -> Result<Vec<f32>, FormatError> {
+        let width = last - first;
+        let mut part = vec![0.0f32; n_tokens * width];
+        let mut row = vec![0.0f32; n_in];
+        for o in first..last {
+            w.dequantize_row(weight, o, &mut row)?;
+            for t in 0..n_tokens {
+                part[t * width + o - first] = dot(&x[t * n_in..(t + 1) * n_in], &row);
+            }
+        }
+        Ok(part)
+    };
+    let ranges: Vec<(usize, usize)> =
+        (0..threads).map(|i| (i * per_thread, ((i + 1) * per_thread).min(n_out))).filter(|(a, b)| a < b).collect();
+    let parts = run_parts(&ranges, &compute)?;
     let mut y = vec![0.0f32; n_tokens * n_out];
-    let mut row = vec![0.0f32; n_in];
-    for o in 0..n_out {
-        w.dequantize_row(weight, o, &mut row)?;
+    for ((first, last), part) in ranges.iter().zip(parts) {
+        let width = last - first;
         for t in 0..n_tokens {
-            y[t * n_out + o] = dot(&x[t * n_in..(t + 1) * n_in], &row);
+            y[t * n_out + first..t * n_out + last].copy_from_slice(&part[t * width..(t + 1) * width]);
         }
     }
     if let Some(bias) = bias {
@@ -151,6 +170,34 @@ fn linear(w: &Weights, x: &[f32], weight: &WeightTensor, bias: Option<&WeightTen
         }
     }
     Ok(y)
+}
+
+/// Threads worth starting for `work` multiply-adds: one below ~1M (thread start-up would dominate).
+fn worker_count(work: usize) -> usize {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        if work >= 1 << 20 {
+            return std::thread::available_parallelism().map_or(1, |n| n.get()).min(16);
+        }
+    }
+    let _ = work;
+    1
+}
+
+type Part = Result<Vec<f32>, FormatError>;
+
+fn run_parts(
+    ranges: &[(usize, usize)],
+    compute: &(dyn Fn(usize, usize) -> Part + Sync),
+) -> Result<Vec<Vec<f32>>, FormatError> {
+    #[cfg(not(target_arch = "wasm32"))]
+    if ranges.len() > 1 {
+        return std::thread::scope(|scope| {
+            let handles: Vec<_> = ranges.iter().map(|&(a, b)| scope.spawn(move || compute(a, b))).collect();
+            handles.into_iter().map(|h| h.join().expect("a linear-layer worker panicked")).collect()
+        });
+    }
+    ranges.iter().map(|&(a, b)| compute(a, b)).collect()
 }
 
 /// f32 dot product with eight partial sums: the compiler can vectorize it, and the error stays

@@ -6,8 +6,10 @@
 //! the dequantized values, the encoding they came from (GGUF blocks, a [`Codebook`], or dense), and
 //! the storage cost in bits by the accounting rule of QUANTIZERS.md §1.3.
 
+pub mod apply;
 pub mod bcq;
 pub mod codebook;
+pub mod export;
 pub mod float;
 pub mod gguf_blocks;
 pub mod hadamard;

@@ -1,0 +1,92 @@
+//! Evaluating a quantized model against the model as loaded on a text: the text is tokenized, cut
+//! into windows of `window` tokens (each an independent forward from an empty context), and every
+//! position of every window predicts the next token of the window. Both forwards run side by side
+//! window by window, so the reference's logits (vocab × tokens floats) are never all in memory.
+
+use serde::Serialize;
+
+use crate::analysis::metrics::{LogitAccumulator, LogitMetrics};
+use crate::error::ModelError;
+use crate::model::reference::{forward, ForwardOptions};
+use crate::model::{Model, Progress};
+
+/// The evaluation text shipped with quantscope: the opening of Shakespeare's *Coriolanus* (public
+/// domain), as it begins the "tinyshakespeare" corpus; see data/README.md.
+pub const EVAL_TEXT: &str = include_str!("../../data/eval.txt");
+
+#[derive(Debug, Clone, Copy)]
+pub struct EvalOptions {
+    /// Use at most this many tokens of the text (None: all of it).
+    pub max_tokens: Option<usize>,
+    /// Tokens per forward.
+    pub window: usize,
+}
+
+impl Default for EvalOptions {
+    fn default() -> Self {
+        EvalOptions { max_tokens: None, window: 512 }
+    }
+}
+
+/// Relative L2 error of the residual stream after one block (layer 0 = the embeddings).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct LayerError {
+    pub layer: usize,
+    pub relative_error: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalResult {
+    pub tokens: usize,
+    #[serde(flatten)]
+    pub logits: LogitMetrics,
+    pub layers: Vec<LayerError>,
+}
+
+pub fn eval_tokens(model: &Model, text: &str, options: &EvalOptions) -> Result<Vec<u32>, ModelError> {
+    let mut tokens = model.tokenizer.encode(text)?;
+    if let Some(max) = options.max_tokens {
+        tokens.truncate(max);
+    }
+    if tokens.len() < 2 {
+        return Err(ModelError::EmptyPrompt);
+    }
+    Ok(tokens)
+}
+
+/// Compares `quantized` with `reference` on `tokens`. Progress counts windows.
+pub fn evaluate(
+    reference: &Model,
+    quantized: &Model,
+    tokens: &[u32],
+    options: &EvalOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<EvalResult, ModelError> {
+    let window = options.window.clamp(2, reference.config.context_length);
+    let windows: Vec<&[u32]> = tokens.chunks(window).filter(|w| w.len() >= 2).collect();
+    let mut acc = LogitAccumulator::default();
+    let layers = reference.config.n_layers + 1;
+    let (mut diff2, mut ref2) = (vec![0.0f64; layers], vec![0.0f64; layers]);
+    let vocab = reference.config.vocab_size;
+    let opts = ForwardOptions { all_logits: true, hidden_states: true, attention_probs: false };
+    for (i, w) in windows.iter().enumerate() {
+        progress(Progress { stage: "evaluate", done: i as u64, total: windows.len() as u64 });
+        let r = forward(reference, w, opts)?;
+        let q = forward(quantized, w, opts)?;
+        for p in 0..w.len() - 1 {
+            let span = p * vocab..(p + 1) * vocab;
+            acc.add(&r.logits[span.clone()], &q.logits[span], w[p + 1]);
+        }
+        for (l, (hr, hq)) in r.hidden_states.iter().zip(&q.hidden_states).enumerate() {
+            for (&a, &b) in hr.iter().zip(hq) {
+                diff2[l] += (a as f64 - b as f64).powi(2);
+                ref2[l] += (a as f64).powi(2);
+            }
+        }
+    }
+    progress(Progress { stage: "evaluate", done: windows.len() as u64, total: windows.len() as u64 });
+    let layers = (0..layers)
+        .map(|l| LayerError { layer: l, relative_error: (diff2[l] / ref2[l].max(f64::MIN_POSITIVE)).sqrt() })
+        .collect();
+    Ok(EvalResult { tokens: tokens.len(), logits: acc.finish(), layers })
+}

@@ -1,0 +1,169 @@
+//! Applying a recipe to a whole model: every matrix the recipe assigns a scheme is quantized from
+//! the model *as loaded* (its stored weights, dequantized: the master copy), and a new model is
+//! assembled whose tensors hold the result, so the CPU reference forward and the GPU forward both
+//! run the quantized weights without knowing about schemes.
+//!
+//! A tensor whose scheme has a GGUF encoding is stored in that encoding; every other scheme's
+//! values are stored as f32 (the values are exactly what the scheme's decoder produces, so the
+//! forward computes the same numbers as a kernel that decodes the packed form would, up to the
+//! order of its additions).
+
+use serde::Serialize;
+
+use crate::error::QuantError;
+use crate::formats::ggml::GgmlType;
+use crate::model::{Model, Progress, WeightTensor, Weights};
+use crate::quant::recipe::Assignment;
+use crate::quant::{quantize, Encoding, QuantizedTensor, Recipe, Scheme, SchemeKind};
+
+/// What happened to one tensor.
+#[derive(Debug, Clone, Serialize)]
+pub struct TensorReport {
+    pub name: String,
+    /// The canonical scheme name, or "keep".
+    pub scheme: String,
+    /// Set when the requested scheme could not hold this tensor and llama.cpp's fallback was used
+    /// (e.g. q4_k on rows of 576 → q5_0): the scheme that was asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requested: Option<String>,
+    pub rows: usize,
+    pub cols: usize,
+    pub bits_per_weight: f64,
+    pub bytes: u64,
+    pub error: TensorError,
+}
+
+/// How far the quantized tensor is from the loaded one.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct TensorError {
+    pub mse: f64,
+    /// 10·log10(Σx² / Σ(x − x̂)²); +inf (null in JSON) when the tensor is unchanged.
+    pub sqnr_db: f64,
+    pub max_abs: f64,
+}
+
+impl TensorError {
+    pub fn between(original: &[f32], quantized: &[f32]) -> TensorError {
+        let (mut signal, mut noise, mut max_abs) = (0.0f64, 0.0f64, 0.0f64);
+        for (&x, &q) in original.iter().zip(quantized) {
+            let e = (x as f64 - q as f64).abs();
+            signal += (x as f64) * (x as f64);
+            noise += e * e;
+            max_abs = max_abs.max(e);
+        }
+        let n = original.len().max(1) as f64;
+        TensorError { mse: noise / n, sqnr_db: 10.0 * (signal / noise).log10(), max_abs }
+    }
+}
+
+pub struct QuantizedModel {
+    pub model: Model,
+    pub tensors: Vec<TensorReport>,
+    /// Stored bits of the whole model (kept tensors at their stored size) / number of weights.
+    pub bits_per_weight: f64,
+    pub bytes: u64,
+}
+
+/// llama.cpp's rule for a K-quant whose rows are not a multiple of 256 (`llama_tensor_get_type`):
+/// Q4_K → Q5_0, Q5_K → Q5_1, Q6_K → Q8_0, and F16 when even that block does not divide the row.
+pub fn gguf_fallback(scheme: &Scheme, cols: usize) -> Option<Scheme> {
+    let SchemeKind::Gguf(t) = scheme.kind else { return None };
+    if cols % t.block_size() == 0 {
+        return None;
+    }
+    let fallback = match t {
+        GgmlType::Q4_K => GgmlType::Q5_0,
+        GgmlType::Q5_K => GgmlType::Q5_1,
+        GgmlType::Q6_K => GgmlType::Q8_0,
+        _ => GgmlType::F16,
+    };
+    let kind = if cols % fallback.block_size() == 0 { SchemeKind::Gguf(fallback) } else { SchemeKind::F16 };
+    Some(Scheme { kind, hadamard: scheme.hadamard })
+}
+
+/// Quantizes one tensor of `model` (from its loaded values) with `scheme`, applying llama.cpp's
+/// fallback where a GGUF block does not divide the row. Returns the scheme actually used.
+pub fn quantize_tensor(
+    model: &Model,
+    name: &str,
+    scheme: &Scheme,
+) -> Result<(Scheme, QuantizedTensor, Vec<f32>), QuantError> {
+    let t = model.weights.get(name).ok_or_else(|| QuantError::MissingTensor { tensor: name.into() })?;
+    let original = model.weights.dequantize(t)?;
+    let (rows, cols) = (t.n_rows(), t.row_len());
+    let used = gguf_fallback(scheme, cols).unwrap_or(*scheme);
+    let q = quantize(&used, name, rows, cols, &original)?;
+    Ok((used, q, original))
+}
+
+/// The model with `recipe` applied. Progress counts tensors.
+pub fn quantize_model(
+    model: &Model,
+    recipe: &Recipe,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<QuantizedModel, QuantError> {
+    let all = model.weights.tensors();
+    let mut bytes = Vec::new();
+    let mut tensors = Vec::with_capacity(all.len());
+    let mut reports = Vec::new();
+    let (mut total_bits, mut total_weights) = (0u64, 0u64);
+    for (i, t) in all.iter().enumerate() {
+        let start = bytes.len();
+        let (dtype, report) = match recipe.assignment(&t.name, t.dims.len()) {
+            Assignment::Keep => {
+                bytes.extend_from_slice(model.weights.data(t));
+                total_bits += t.len as u64 * 8;
+                (t.dtype, None)
+            }
+            Assignment::Quantize(scheme) => {
+                let (used, q, original) = quantize_tensor(model, &t.name, &scheme)?;
+                let dtype = match &q.encoding {
+                    Encoding::Ggml { dtype, bytes: packed } => {
+                        bytes.extend_from_slice(packed);
+                        *dtype
+                    }
+                    _ => {
+                        bytes.extend(q.values.iter().flat_map(|v| v.to_le_bytes()));
+                        GgmlType::F32
+                    }
+                };
+                total_bits += q.storage_bits;
+                let report = TensorReport {
+                    name: t.name.clone(),
+                    scheme: used.to_string(),
+                    requested: (used != scheme).then(|| scheme.to_string()),
+                    rows: q.rows,
+                    cols: q.cols,
+                    bits_per_weight: q.bits_per_weight(),
+                    bytes: q.storage_bits.div_ceil(8),
+                    error: TensorError::between(&original, &q.values),
+                };
+                (dtype, Some(report))
+            }
+        };
+        total_weights += t.n_elements();
+        tensors.push(WeightTensor {
+            name: t.name.clone(),
+            dtype,
+            dims: t.dims.clone(),
+            start,
+            len: bytes.len() - start,
+        });
+        reports.extend(report);
+        progress(Progress { stage: "quantize", done: i as u64 + 1, total: all.len() as u64 });
+    }
+    let weights = Weights::new(bytes, &model.source, tensors)?;
+    let quantized = Model {
+        source: model.source.clone(),
+        name: model.name.clone(),
+        config: model.config.clone(),
+        weights,
+        tokenizer: model.tokenizer.clone(),
+    };
+    Ok(QuantizedModel {
+        model: quantized,
+        tensors: reports,
+        bits_per_weight: total_bits as f64 / total_weights.max(1) as f64,
+        bytes: total_bits.div_ceil(8),
+    })
+}
