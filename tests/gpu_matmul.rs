@@ -15,7 +15,7 @@ mod gpu_common;
 use gpu_common::*;
 use quantscope::formats::ggml::GgmlType;
 use quantscope::gpu::kernels::matmul::matmul;
-use quantscope::gpu::weights::GpuWeight;
+use quantscope::gpu::weights::{GpuWeight, WeightFormat};
 use quantscope::model::weights::{WeightTensor, Weights};
 
 // The bounds are kernel_reference's MATMUL_TERM_REL, MATMUL_REL_L2 and REL_L2_MIN_LEN, checked by
@@ -45,7 +45,7 @@ fn check_format(dtype: GgmlType, n_ins: [usize; 2], seed: u64) {
         let n_in = n_ins[i % 2];
         let (weights, t) = random_weights(&mut rng, dtype, n_in, n_out);
         let gpu_w = GpuWeight::upload(ctx(), &weights, &t).unwrap();
-        assert_eq!((gpu_w.n_in, gpu_w.n_out, gpu_w.dtype), (n_in as u32, n_out as u32, dtype));
+        assert_eq!((gpu_w.n_in, gpu_w.n_out, gpu_w.format), (n_in as u32, n_out as u32, WeightFormat::Ggml(dtype)));
         for &n_tokens in TOKENS {
             let x = rng.vec(n_tokens as usize * n_in, -1.0, 1.0);
             let what = format!("{} n_in={n_in} n_out={n_out} n_tokens={n_tokens}", dtype.name());

@@ -17,20 +17,33 @@
 //!
 //! Blocks whose size is not a multiple of 4 bytes have their f16 `d` moved to the aux segment,
 //! which starts at word `aux_offset` of the same buffer, so every kernel binds one weight buffer.
+//!
+//! Every non-GGUF scheme (RTN int, NF4, FP8/6/4, MX, NVFP4, POST, BCQ, …) arrives as a
+//! [`Codebook`] and has one layout and one decoder, `shaders/formats/codebook.wgsl` (see
+//! [`codebook_words`]).
 
 use crate::error::GpuError;
 use crate::formats::ggml::GgmlType;
 use crate::gpu::GpuContext;
 use crate::model::weights::{WeightTensor, Weights};
+use crate::quant::{Codebook, Sharing};
 
 /// Values per chunk: the unit `decode_chunk` returns.
 pub(crate) const CHUNK: u32 = 32;
+
+/// How a [`GpuWeight`] is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightFormat {
+    Ggml(GgmlType),
+    /// A [`Codebook`] with codes of this many bits.
+    Codebook { code_bits: u32 },
+}
 
 /// A weight matrix on the GPU in a kernel-friendly layout of its stored format.
 #[derive(Debug)]
 pub struct GpuWeight {
     pub name: String,
-    pub dtype: GgmlType,
+    pub format: WeightFormat,
     /// Row length (ggml dims[0]): a linear layer's input width.
     pub n_in: u32,
     /// Number of rows: a linear layer's output width (or an embedding table's vocabulary).
@@ -78,7 +91,27 @@ impl GpuWeight {
 
         let (packed, aux_offset) = repack(t.dtype, weights.data(t), n_in, n_out);
         let buffer = ctx.upload(&format!("weight {}", t.name), &packed)?;
-        Ok(GpuWeight { name: t.name.clone(), dtype: t.dtype, n_in: n_in32, n_out: n_out32, buffer, aux_offset })
+        Ok(GpuWeight {
+            name: t.name.clone(),
+            format: WeightFormat::Ggml(t.dtype),
+            n_in: n_in32,
+            n_out: n_out32,
+            buffer,
+            aux_offset,
+        })
+    }
+
+    /// Uploads a codebook-quantized matrix (`rows` = output features) under `name`.
+    pub fn upload_codebook(ctx: &GpuContext, name: &str, codebook: &Codebook) -> Result<GpuWeight, GpuError> {
+        let shape = |message: String| GpuError::Shape { kernel: "matmul", message };
+        codebook.validate().map_err(|m| shape(format!("tensor {name}: {m}")))?;
+        let (Ok(n_in), Ok(n_out)) = (u32::try_from(codebook.cols), u32::try_from(codebook.rows)) else {
+            return Err(shape(format!("tensor {name} of {}×{} is too large", codebook.rows, codebook.cols)));
+        };
+        let words = codebook_words(codebook).ok_or_else(|| shape(format!("tensor {name} is too large for 32-bit indexing")))?;
+        let buffer = ctx.upload_u32(&format!("weight {name}"), &words)?;
+        let format = WeightFormat::Codebook { code_bits: codebook.code_bits() };
+        Ok(GpuWeight { name: name.into(), format, n_in, n_out, buffer, aux_offset: 0 })
     }
 
     /// Whether [`GpuWeight::upload`] takes tensors of `dtype`.
@@ -108,7 +141,10 @@ impl GpuWeight {
 
     /// `kernel` (its own WGSL) with this weight's format decode composed in.
     pub(crate) fn shader(&self, kernel: &str, code: &'static str) -> crate::gpu::ShaderSource {
-        let (name, snippet) = format_source(self.dtype).expect("checked on upload");
+        let (name, snippet) = match self.format {
+            WeightFormat::Ggml(dtype) => format_source(dtype).expect("checked on upload"),
+            WeightFormat::Codebook { .. } => ("formats/codebook", include_str!("../../shaders/formats/codebook.wgsl")),
+        };
         crate::gpu::ShaderSource::new(kernel, code)
             .include(name, snippet)
             .include("formats/common", include_str!("../../shaders/formats/common.wgsl"))
@@ -157,6 +193,65 @@ fn repack(dtype: GgmlType, data: &[u8], n_in: usize, n_out: usize) -> (Vec<u8>, 
         },
     };
     (packed, aux_offset as u32)
+}
+
+/// Words of the codebook header (see `shaders/formats/codebook.wgsl`).
+const CODEBOOK_HEADER_WORDS: usize = 12;
+
+/// The GPU layout of a codebook: header, codes (each chunk of 32 in `code_bits` words, rows padded
+/// to whole chunks with code 0), level tables, scales, offsets. None if a word index would not fit
+/// in a u32.
+pub(crate) fn codebook_words(cb: &Codebook) -> Option<Vec<u32>> {
+    let bits = cb.code_bits() as usize;
+    let n_chunks = cb.cols.div_ceil(CHUNK as usize);
+    let code_words = cb.rows * n_chunks * bits;
+    let codes_at = CODEBOOK_HEADER_WORDS;
+    let levels_at = codes_at + code_words;
+    let scales_at = levels_at + cb.levels.len();
+    let offsets_at = scales_at + cb.scales.len();
+    let total = offsets_at + cb.offsets.len();
+    if total > u32::MAX as usize {
+        return None;
+    }
+    // (row factor, divisor) of `row_factor · row + col / divisor`.
+    let addressing = |sharing: Sharing| -> (u32, u32) {
+        match sharing {
+            Sharing::Tensor => (0, u32::MAX),
+            Sharing::Row => (1, u32::MAX),
+            Sharing::Group(n) => (sharing.groups_per_row(cb.cols) as u32, n as u32),
+        }
+    };
+    let (table_factor, table_divisor) = addressing(cb.table_sharing);
+    let (scale_factor, scale_divisor) = addressing(cb.scale_sharing);
+    let mut words = vec![0u32; total];
+    words[..11].copy_from_slice(&[
+        bits as u32,
+        cb.levels_per_table as u32,
+        table_factor,
+        table_divisor,
+        scale_factor,
+        scale_divisor,
+        !cb.offsets.is_empty() as u32,
+        codes_at as u32,
+        levels_at as u32,
+        scales_at as u32,
+        offsets_at as u32,
+    ]);
+    for r in 0..cb.rows {
+        for (c, &code) in cb.codes[r * cb.cols..(r + 1) * cb.cols].iter().enumerate() {
+            let bit = ((r * n_chunks + c / CHUNK as usize) * 32 + c % CHUNK as usize) * bits;
+            let (word, shift) = (codes_at + bit / 32, bit % 32);
+            words[word] |= (code as u32) << shift;
+            if shift + bits > 32 {
+                words[word + 1] |= (code as u32) >> (32 - shift);
+            }
+        }
+    }
+    let bits_of = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
+    words[levels_at..scales_at].copy_from_slice(&bits_of(&cb.levels));
+    words[scales_at..offsets_at].copy_from_slice(&bits_of(&cb.scales));
+    words[offsets_at..].copy_from_slice(&bits_of(&cb.offsets));
+    Some(words)
 }
 
 /// The decode snippet of a format: (name, WGSL), or None where the GPU has none.
