@@ -5,6 +5,8 @@
 //! Capture points ([`Capture`]) copy named intermediate tensors into capture buffers inside
 //! the same encoder; with none requested, no copy is recorded, so they cost nothing.
 
+use std::collections::HashMap;
+
 use crate::error::{GpuError, ModelError};
 use crate::gpu::kernels::attention::{attention, AttentionShape};
 use crate::gpu::kernels::elementwise::{add_in_place, add_rows_in_place, swiglu_in_place};
@@ -15,6 +17,8 @@ use crate::gpu::kernels::rope::rope;
 use crate::gpu::weights::GpuWeight;
 use crate::gpu::GpuContext;
 use crate::model::{LlamaConfig, Model, Progress, WeightTensor};
+use crate::quant::apply::QuantizedModel;
+use crate::quant::Codebook;
 
 struct GpuBlock {
     attn_norm: wgpu::Buffer,
@@ -69,6 +73,26 @@ pub struct StepOutput {
 impl GpuModel {
     /// Uploads every weight of `model`; `progress` counts tensors.
     pub fn upload(ctx: &GpuContext, model: &Model, progress: &mut dyn FnMut(Progress)) -> Result<GpuModel, ModelError> {
+        GpuModel::upload_with_codebooks(ctx, model, &HashMap::new(), progress)
+    }
+
+    /// Uploads a quantized model: its codebook-quantized matrices as codebooks (decoded in the
+    /// kernels), every other tensor in its stored format.
+    pub fn upload_quantized(
+        ctx: &GpuContext,
+        quantized: &QuantizedModel,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<GpuModel, ModelError> {
+        GpuModel::upload_with_codebooks(ctx, &quantized.model, &quantized.codebooks, progress)
+    }
+
+    /// Like [`GpuModel::upload`], but a matrix named in `codebooks` is uploaded from there.
+    pub fn upload_with_codebooks(
+        ctx: &GpuContext,
+        model: &Model,
+        codebooks: &HashMap<String, Codebook>,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<GpuModel, ModelError> {
         let c = &model.config;
         let total = model.weights.tensors().len() as u64;
         let mut done = 0u64;
@@ -77,7 +101,10 @@ impl GpuModel {
             progress(Progress { stage: "upload", done, total });
         };
         let mut matrix = |name: &str, progress: &mut dyn FnMut(Progress)| -> Result<GpuWeight, ModelError> {
-            let w = GpuWeight::upload(ctx, &model.weights, model.tensor(name)?)?;
+            let w = match codebooks.get(name) {
+                Some(cb) => GpuWeight::upload_codebook(ctx, name, cb)?,
+                None => GpuWeight::upload(ctx, &model.weights, model.tensor(name)?)?,
+            };
             tick(progress);
             Ok(w)
         };
@@ -115,6 +142,48 @@ impl GpuModel {
         ctx.check("uploading weights")?;
         progress(Progress { stage: "upload", done: total, total });
         Ok(GpuModel { config: c.clone(), embeddings, output, output_norm, blocks })
+    }
+
+    /// Replaces matrix `name` (e.g. after re-quantizing it), returning the old one. The next step
+    /// uses the new weights; shapes must match.
+    pub fn replace_matrix(&mut self, weight: GpuWeight) -> Result<GpuWeight, GpuError> {
+        let name = weight.name.clone();
+        let slot = self.matrix_mut(&name).ok_or_else(|| GpuError::Shape {
+            kernel: "replace_matrix",
+            message: format!("the model has no matrix {name:?}"),
+        })?;
+        if (slot.n_in, slot.n_out) != (weight.n_in, weight.n_out) {
+            return Err(GpuError::Shape {
+                kernel: "replace_matrix",
+                message: format!(
+                    "{name} is {}×{}, the replacement {}×{}",
+                    slot.n_out, slot.n_in, weight.n_out, weight.n_in
+                ),
+            });
+        }
+        Ok(std::mem::replace(slot, weight))
+    }
+
+    fn matrix_mut(&mut self, name: &str) -> Option<&mut GpuWeight> {
+        if name == "token_embd.weight" {
+            return Some(&mut self.embeddings);
+        }
+        if name == "output.weight" {
+            return self.output.as_mut();
+        }
+        let rest = name.strip_prefix("blk.")?;
+        let (layer, suffix) = rest.split_once('.')?;
+        let b = self.blocks.get_mut(layer.parse::<usize>().ok()?)?;
+        Some(match suffix {
+            "attn_q.weight" => &mut b.q,
+            "attn_k.weight" => &mut b.k,
+            "attn_v.weight" => &mut b.v,
+            "attn_output.weight" => &mut b.o,
+            "ffn_gate.weight" => &mut b.gate,
+            "ffn_up.weight" => &mut b.up,
+            "ffn_down.weight" => &mut b.down,
+            _ => return None,
+        })
     }
 
     /// Bytes of weights on the GPU.

@@ -8,13 +8,15 @@
 //! forward computes the same numbers as a kernel that decodes the packed form would, up to the
 //! order of its additions).
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 
 use crate::error::QuantError;
 use crate::formats::ggml::GgmlType;
 use crate::model::{Model, Progress, WeightTensor, Weights};
 use crate::quant::recipe::Assignment;
-use crate::quant::{quantize, Encoding, QuantizedTensor, Recipe, Scheme, SchemeKind};
+use crate::quant::{quantize, Codebook, Encoding, QuantizedTensor, Recipe, Scheme, SchemeKind};
 
 /// What happened to one tensor.
 #[derive(Debug, Clone, Serialize)]
@@ -57,7 +59,12 @@ impl TensorError {
 }
 
 pub struct QuantizedModel {
+    /// The quantized weights as the forward reads them: GGUF blocks where the scheme is a GGUF
+    /// type, else f32 values.
     pub model: Model,
+    /// The codebooks of the codebook-quantized matrices, for the GPU, which decodes them in its
+    /// kernels instead of reading f32.
+    pub codebooks: HashMap<String, Codebook>,
     pub tensors: Vec<TensorReport>,
     /// Stored bits of the whole model (kept tensors at their stored size) / number of weights.
     pub bits_per_weight: f64,
@@ -106,6 +113,7 @@ pub fn quantize_model(
     let mut bytes = Vec::new();
     let mut tensors = Vec::with_capacity(all.len());
     let mut reports = Vec::new();
+    let mut codebooks = HashMap::new();
     let (mut total_bits, mut total_weights) = (0u64, 0u64);
     for (i, t) in all.iter().enumerate() {
         let start = bytes.len();
@@ -138,6 +146,9 @@ pub fn quantize_model(
                     bytes: q.storage_bits.div_ceil(8),
                     error: TensorError::between(&original, &q.values),
                 };
+                if let Encoding::Codebook(cb) = q.encoding {
+                    codebooks.insert(t.name.clone(), cb);
+                }
                 (dtype, Some(report))
             }
         };
@@ -162,6 +173,7 @@ pub fn quantize_model(
     };
     Ok(QuantizedModel {
         model: quantized,
+        codebooks,
         tensors: reports,
         bits_per_weight: total_bits as f64 / total_weights.max(1) as f64,
         bytes: total_bits.div_ceil(8),
