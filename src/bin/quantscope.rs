@@ -4,6 +4,7 @@
 #![cfg_attr(target_arch = "wasm32", no_main)]
 #![cfg(not(target_arch = "wasm32"))]
 
+use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -25,7 +26,7 @@ use quantscope::model::generate::{generate, CpuBackend, NextTokenLogits};
 use quantscope::model::sampling::{Sampler, SamplingParams};
 use quantscope::model::{Model, Progress};
 use quantscope::quant::apply::{self, TensorError};
-use quantscope::quant::{export, Encoding, Recipe, Scheme};
+use quantscope::quant::{export, Codebook, Encoding, Recipe, Scheme};
 use quantscope::{ModelError, QuantError};
 
 /// The model the README's setup downloads.
@@ -60,6 +61,12 @@ enum Command {
         json: bool,
         #[arg(long, value_enum, default_value_t = Backend::Auto)]
         backend: Backend,
+        /// Quantize every matrix with this scheme first.
+        #[arg(long = "w", conflicts_with = "recipe")]
+        weights: Option<String>,
+        /// Quantize with this recipe first.
+        #[arg(long)]
+        recipe: Option<PathBuf>,
     },
     /// Generate text after a prompt, streaming tokens; prints tokens/s at the end.
     Generate {
@@ -220,10 +227,29 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
             }
             Ok(())
         }
-        Command::Predict { model, prompt, top, json, backend } => {
-            let model = load(model)?;
+        Command::Predict { model, prompt, top, json, backend, weights, recipe } => {
+            let loaded = load(model)?;
+            let recipe = match (weights, recipe) {
+                (Some(name), _) => Some(Recipe::uniform(name.parse().map_err(|e: QuantError| e.to_string())?)),
+                (None, Some(path)) => Some(read_recipe(&path)?),
+                (None, None) => None,
+            };
+            let quantized = match &recipe {
+                Some(recipe) => {
+                    let mut bar = ProgressBar::new();
+                    let q = apply::quantize_model(&loaded, recipe, &mut |p| bar.show(p));
+                    bar.finish();
+                    Some(q.map_err(|e| e.to_string())?)
+                }
+                None => None,
+            };
+            let (model, codebooks) = match &quantized {
+                Some(q) => (&q.model, q.codebooks.clone()),
+                None => (&loaded, HashMap::new()),
+            };
             let capacity = model.tokenizer.encode(&prompt).map_err(|e| e.to_string())?.len();
-            let prediction = with_backend(&model, backend, capacity, &mut |b| model.predict_with(b, &prompt, top))?;
+            let prediction =
+                with_backend(model, &codebooks, backend, capacity, &mut |b| model.predict_with(b, &prompt, top))?;
             if json {
                 outln!(out, "{}", serde_json::to_string(&prediction).map_err(|e| e.to_string())?);
                 return Ok(());
@@ -252,7 +278,7 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
                 let _ = stdout.flush();
             }
             // Timed from the prompt on: model loading and upload are not generation.
-            let (generation, elapsed) = with_backend(&model, backend, capacity, &mut |b| {
+            let (generation, elapsed) = with_backend(&model, &HashMap::new(), backend, capacity, &mut |b| {
                 let started = std::time::Instant::now();
                 let generation = generate(&model, b, &prompt, max_tokens, &mut sampler, &mut |piece| {
                     if !json {
@@ -432,6 +458,7 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), String> {
 /// must hold.
 fn with_backend<T>(
     model: &Model,
+    codebooks: &HashMap<String, Codebook>,
     backend: Backend,
     capacity: usize,
     f: &mut dyn FnMut(&mut dyn NextTokenLogits) -> Result<T, ModelError>,
@@ -445,7 +472,7 @@ fn with_backend<T>(
         return f(&mut CpuBackend::new(model)).map_err(|e| e.to_string());
     };
     let mut bar = ProgressBar::new();
-    let gpu_model = GpuModel::upload(&ctx, model, &mut |p| bar.show(p));
+    let gpu_model = GpuModel::upload_with_codebooks(&ctx, model, codebooks, &mut |p| bar.show(p));
     bar.finish();
     let gpu_model = gpu_model.map_err(|e| e.to_string())?;
     let cache = gpu_model.new_cache(&ctx, capacity.max(1) as u32).map_err(|e| e.to_string())?;
