@@ -148,6 +148,25 @@ mod tests {
     }
 
     #[test]
+    fn every_codebook_family_rotates_back_through_the_dispatcher() {
+        // Values left in the rotated basis would be off by about √2·rms; every family's own
+        // error is well under that.
+        let (rows, cols) = (7, 200);
+        let w = gaussian(15, rows * cols, 0.02);
+        let rms = (w.iter().map(|&x| x as f64 * x as f64).sum::<f64>() / w.len() as f64).sqrt();
+        for name in
+            ["int4-g64-asym", "nf4-g64-dq", "post4", "statsq2", "pot4", "bcq2-g64-r5", "pbllm-0.1", "split3-int3"]
+        {
+            let plain = quantize(&name.parse().unwrap(), "w", rows, cols, &w).unwrap();
+            let q = quantize(&format!("{name}+hadamard").parse().unwrap(), "w", rows, cols, &w).unwrap();
+            assert!(matches!(q.encoding, Encoding::Rotated { block: 8, .. }), "{name}");
+            assert_eq!(q.storage_bits, plain.storage_bits, "{name}");
+            let (rotated, direct) = (rmse(&q.values, &w), rmse(&plain.values, &w));
+            assert!(rotated < 0.7 * rms && rotated < 2.0 * direct, "{name}: {rotated} (unrotated {direct}, rms {rms})");
+        }
+    }
+
+    #[test]
     fn the_rotation_tames_an_outlier() {
         // One weight 40σ out in each row: per-row int4 spends its range on it; rotated, it is
         // spread over its block of 64 and the rest of the row keeps its resolution.
