@@ -55,8 +55,12 @@ pub(crate) struct Symmetric {
 }
 
 impl Symmetric {
+    pub fn qmax(bits: u8) -> i32 {
+        (1 << (bits - 1)) - 1
+    }
+
     pub fn fit(amax: f32, bits: u8) -> Symmetric {
-        let qmax = (1i32 << (bits - 1)) - 1;
+        let qmax = Symmetric::qmax(bits);
         Symmetric { scale: amax / qmax as f32, qmax }
     }
 
@@ -78,8 +82,12 @@ pub(crate) struct Asymmetric {
 }
 
 impl Asymmetric {
+    pub fn umax(bits: u8) -> i64 {
+        (1 << bits) - 1
+    }
+
     pub fn fit(min: f32, max: f32, bits: u8) -> Asymmetric {
-        let umax = (1i64 << bits) - 1;
+        let umax = Asymmetric::umax(bits);
         let scale = if max > min { (max - min) / umax as f32 } else { min.abs() };
         // The float-to-int cast saturates: a zero point that large (a group whose spread is
         // below f32's resolution of its magnitude) is meaningless anyway, but must not overflow.
@@ -131,15 +139,16 @@ pub fn quantize(
     };
     let storage_bits = if symmetric {
         let grids: Vec<Symmetric> = (0..groups).map(|g| Symmetric::fit(min[g].abs().max(max[g].abs()), bits)).collect();
-        let qmin = -grids[0].qmax - 1;
-        codebook.levels = (qmin..=grids[0].qmax).map(|q| q as f32).collect();
+        let qmax = Symmetric::qmax(bits);
+        let qmin = -qmax - 1;
+        codebook.levels = (qmin..=qmax).map(|q| q as f32).collect();
         codebook.codes = data.iter().enumerate().map(|(i, &x)| (grids[group_of(i)].level(x) - qmin) as u16).collect();
         codebook.scales = grids.iter().map(|g| g.scale).collect();
         n * bits as u64 + groups as u64 * 16
     } else {
         let grids: Vec<Asymmetric> = (0..groups).map(|g| Asymmetric::fit(min[g], max[g], bits)).collect();
         let levels: Vec<i64> = data.iter().enumerate().map(|(i, &x)| grids[group_of(i)].level(x)).collect();
-        let umax = grids[0].umax;
+        let umax = Asymmetric::umax(bits);
         if levels.iter().all(|l| l.abs() <= umax) {
             codebook.levels = (-umax..=umax).map(|l| l as f32).collect();
             codebook.codes = levels.iter().map(|&l| (l + umax) as u16).collect();

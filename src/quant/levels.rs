@@ -48,9 +48,14 @@ pub fn quantize_statsq(bits: u8, rows: usize, cols: usize, data: &[f32]) -> Resu
 
 pub fn quantize_pot(bits: u8, rows: usize, cols: usize, data: &[f32]) -> Result<QuantizedTensor, String> {
     check_bits("pot", bits, 2)?;
-    let levels = symmetric_with_zero((0..(1 << (bits - 1)) - 1).map(|k| 2.0f32.powi(-k)));
+    let levels = pot_levels(bits);
     let amax = |row: &[f32]| row.iter().fold(0.0f32, |m, x| m.max(x.abs()));
     per_row(rows, cols, data, &levels, amax, |u| nearest_sorted(&levels, u))
+}
+
+/// The 2^b − 1 power-of-two levels of `potB`, ascending: {0} ∪ {±2^−k : k = 0..2^(b−1)−2}.
+pub fn pot_levels(bits: u8) -> Vec<f32> {
+    symmetric_with_zero((0..(1 << (bits - 1)) - 1).map(|k| 2.0f32.powi(-k)))
 }
 
 /// The `p`-quantile of ascending `sorted` values, interpolating linearly between neighbours
