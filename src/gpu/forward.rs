@@ -18,7 +18,8 @@ use crate::gpu::weights::GpuWeight;
 use crate::gpu::GpuContext;
 use crate::model::{LlamaConfig, Model, Progress, WeightTensor};
 use crate::quant::apply::QuantizedModel;
-use crate::quant::Codebook;
+use crate::gpu::requant::quantize_on_gpu;
+use crate::quant::{Codebook, Scheme};
 
 struct GpuBlock {
     attn_norm: wgpu::Buffer,
@@ -40,6 +41,8 @@ pub struct GpuModel {
     output: Option<GpuWeight>,
     output_norm: wgpu::Buffer,
     blocks: Vec<GpuBlock>,
+    /// The weights as loaded of every matrix that has been replaced by a re-quantized version.
+    masters: HashMap<String, GpuWeight>,
 }
 
 /// The KV cache of one sequence: per layer, `capacity` rows of `n_kv_heads · head_dim` keys
@@ -141,12 +144,13 @@ impl GpuModel {
         }
         ctx.check("uploading weights")?;
         progress(Progress { stage: "upload", done: total, total });
-        Ok(GpuModel { config: c.clone(), embeddings, output, output_norm, blocks })
+        Ok(GpuModel { config: c.clone(), embeddings, output, output_norm, blocks, masters: HashMap::new() })
     }
 
-    /// Replaces matrix `name` (e.g. after re-quantizing it), returning the old one. The next step
-    /// uses the new weights; shapes must match.
-    pub fn replace_matrix(&mut self, weight: GpuWeight) -> Result<GpuWeight, GpuError> {
+    /// Replaces a matrix (named by `weight.name`) with a re-quantized version; the next step uses
+    /// it. The weights as loaded are kept as the matrix's master copy (for [`GpuModel::requantize`]
+    /// and [`GpuModel::restore_matrix`]); shapes must match.
+    pub fn replace_matrix(&mut self, weight: GpuWeight) -> Result<(), GpuError> {
         let name = weight.name.clone();
         let slot = self.matrix_mut(&name).ok_or_else(|| GpuError::Shape {
             kernel: "replace_matrix",
@@ -161,7 +165,61 @@ impl GpuModel {
                 ),
             });
         }
-        Ok(std::mem::replace(slot, weight))
+        let previous = std::mem::replace(slot, weight);
+        self.masters.entry(name).or_insert(previous);
+        Ok(())
+    }
+
+    /// Puts the weights as loaded back in place of matrix `name`; false if it was never replaced.
+    pub fn restore_matrix(&mut self, name: &str) -> bool {
+        let Some(master) = self.masters.remove(name) else { return false };
+        match self.matrix_mut(name) {
+            Some(slot) => {
+                *slot = master;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Matrix `name` as loaded (its master copy), whether or not it is replaced now.
+    pub fn master(&mut self, name: &str) -> Option<&GpuWeight> {
+        if self.masters.contains_key(name) {
+            return self.masters.get(name);
+        }
+        self.matrix_mut(name).map(|w| &*w)
+    }
+
+    /// The matrices' names, in forward order.
+    pub fn matrix_names(&self) -> Vec<String> {
+        let mut names = vec!["token_embd.weight".to_string()];
+        if self.output.is_some() {
+            names.push("output.weight".into());
+        }
+        for l in 0..self.blocks.len() {
+            for s in ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"] {
+                names.push(format!("blk.{l}.{s}.weight"));
+            }
+        }
+        names
+    }
+
+    /// Re-quantizes matrix `name` from its master copy with `scheme` on the GPU (see
+    /// [`crate::gpu::requant`] for the schemes it takes), recording the work into `encoder`;
+    /// the matrix is replaced at once, so submit the encoder before the next step.
+    pub fn requantize(
+        &mut self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        name: &str,
+        scheme: &Scheme,
+    ) -> Result<(), GpuError> {
+        let master = self.master(name).ok_or_else(|| GpuError::Shape {
+            kernel: "requantize",
+            message: format!("the model has no matrix {name:?}"),
+        })?;
+        let weight = quantize_on_gpu(ctx, encoder, master, scheme)?;
+        self.replace_matrix(weight)
     }
 
     fn matrix_mut(&mut self, name: &str) -> Option<&mut GpuWeight> {

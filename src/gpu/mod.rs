@@ -7,6 +7,7 @@ pub mod bench;
 pub mod context;
 pub mod forward;
 pub mod kernels;
+pub mod requant;
 pub mod shader;
 pub mod weights;
 

@@ -114,6 +114,11 @@ impl GpuWeight {
         Ok(GpuWeight { name: name.into(), format, n_in, n_out, buffer, aux_offset: 0 })
     }
 
+    /// A codebook that a kernel has written into `buffer` (see [`CodebookLayout`]).
+    pub(crate) fn from_codebook_buffer(name: &str, n_in: u32, n_out: u32, code_bits: u32, buffer: wgpu::Buffer) -> GpuWeight {
+        GpuWeight { name: name.into(), format: WeightFormat::Codebook { code_bits }, n_in, n_out, buffer, aux_offset: 0 }
+    }
+
     /// Whether [`GpuWeight::upload`] takes tensors of `dtype`.
     pub fn is_supported(dtype: GgmlType) -> bool {
         format_source(dtype).is_some()
@@ -198,49 +203,89 @@ fn repack(dtype: GgmlType, data: &[u8], n_in: usize, n_out: usize) -> (Vec<u8>, 
 /// Words of the codebook header (see `shaders/formats/codebook.wgsl`).
 const CODEBOOK_HEADER_WORDS: usize = 12;
 
+/// Where the parts of a codebook lie in its GPU buffer (word indices), and the header that says so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CodebookLayout {
+    pub code_bits: u32,
+    pub codes_at: usize,
+    pub levels_at: usize,
+    pub scales_at: usize,
+    pub offsets_at: usize,
+    pub total: usize,
+    pub header: [u32; CODEBOOK_HEADER_WORDS],
+}
+
+impl CodebookLayout {
+    /// None if a word index would not fit in a u32.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        rows: usize,
+        cols: usize,
+        code_bits: u32,
+        levels_per_table: usize,
+        table_sharing: Sharing,
+        scale_sharing: Sharing,
+        has_offsets: bool,
+    ) -> Option<CodebookLayout> {
+        let n_chunks = cols.div_ceil(CHUNK as usize);
+        let codes_at = CODEBOOK_HEADER_WORDS;
+        let levels_at = codes_at.checked_add(rows.checked_mul(n_chunks)?.checked_mul(code_bits as usize)?)?;
+        let scales_at = levels_at.checked_add(table_sharing.count(rows, cols).checked_mul(levels_per_table)?)?;
+        let n_scales = scale_sharing.count(rows, cols);
+        let offsets_at = scales_at.checked_add(n_scales)?;
+        let total = offsets_at.checked_add(if has_offsets { n_scales } else { 0 })?;
+        if total > u32::MAX as usize {
+            return None;
+        }
+        // (row factor, divisor) of `row_factor · row + col / divisor`.
+        let addressing = |sharing: Sharing| -> (u32, u32) {
+            match sharing {
+                Sharing::Tensor => (0, u32::MAX),
+                Sharing::Row => (1, u32::MAX),
+                Sharing::Group(n) => (sharing.groups_per_row(cols) as u32, n as u32),
+            }
+        };
+        let (table_factor, table_divisor) = addressing(table_sharing);
+        let (scale_factor, scale_divisor) = addressing(scale_sharing);
+        let header = [
+            code_bits,
+            levels_per_table as u32,
+            table_factor,
+            table_divisor,
+            scale_factor,
+            scale_divisor,
+            has_offsets as u32,
+            codes_at as u32,
+            levels_at as u32,
+            scales_at as u32,
+            offsets_at as u32,
+            0,
+        ];
+        Some(CodebookLayout { code_bits, codes_at, levels_at, scales_at, offsets_at, total, header })
+    }
+}
+
 /// The GPU layout of a codebook: header, codes (each chunk of 32 in `code_bits` words, rows padded
 /// to whole chunks with code 0), level tables, scales, offsets. None if a word index would not fit
 /// in a u32.
 pub(crate) fn codebook_words(cb: &Codebook) -> Option<Vec<u32>> {
-    let bits = cb.code_bits() as usize;
+    let layout = CodebookLayout::new(
+        cb.rows,
+        cb.cols,
+        cb.code_bits(),
+        cb.levels_per_table,
+        cb.table_sharing,
+        cb.scale_sharing,
+        !cb.offsets.is_empty(),
+    )?;
+    let bits = layout.code_bits as usize;
     let n_chunks = cb.cols.div_ceil(CHUNK as usize);
-    let code_words = cb.rows * n_chunks * bits;
-    let codes_at = CODEBOOK_HEADER_WORDS;
-    let levels_at = codes_at + code_words;
-    let scales_at = levels_at + cb.levels.len();
-    let offsets_at = scales_at + cb.scales.len();
-    let total = offsets_at + cb.offsets.len();
-    if total > u32::MAX as usize {
-        return None;
-    }
-    // (row factor, divisor) of `row_factor · row + col / divisor`.
-    let addressing = |sharing: Sharing| -> (u32, u32) {
-        match sharing {
-            Sharing::Tensor => (0, u32::MAX),
-            Sharing::Row => (1, u32::MAX),
-            Sharing::Group(n) => (sharing.groups_per_row(cb.cols) as u32, n as u32),
-        }
-    };
-    let (table_factor, table_divisor) = addressing(cb.table_sharing);
-    let (scale_factor, scale_divisor) = addressing(cb.scale_sharing);
-    let mut words = vec![0u32; total];
-    words[..11].copy_from_slice(&[
-        bits as u32,
-        cb.levels_per_table as u32,
-        table_factor,
-        table_divisor,
-        scale_factor,
-        scale_divisor,
-        !cb.offsets.is_empty() as u32,
-        codes_at as u32,
-        levels_at as u32,
-        scales_at as u32,
-        offsets_at as u32,
-    ]);
+    let mut words = vec![0u32; layout.total];
+    words[..CODEBOOK_HEADER_WORDS].copy_from_slice(&layout.header);
     for r in 0..cb.rows {
         for (c, &code) in cb.codes[r * cb.cols..(r + 1) * cb.cols].iter().enumerate() {
             let bit = ((r * n_chunks + c / CHUNK as usize) * 32 + c % CHUNK as usize) * bits;
-            let (word, shift) = (codes_at + bit / 32, bit % 32);
+            let (word, shift) = (layout.codes_at + bit / 32, bit % 32);
             words[word] |= (code as u32) << shift;
             if shift + bits > 32 {
                 words[word + 1] |= (code as u32) >> (32 - shift);
@@ -248,9 +293,9 @@ pub(crate) fn codebook_words(cb: &Codebook) -> Option<Vec<u32>> {
         }
     }
     let bits_of = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
-    words[levels_at..scales_at].copy_from_slice(&bits_of(&cb.levels));
-    words[scales_at..offsets_at].copy_from_slice(&bits_of(&cb.scales));
-    words[offsets_at..].copy_from_slice(&bits_of(&cb.offsets));
+    words[layout.levels_at..layout.scales_at].copy_from_slice(&bits_of(&cb.levels));
+    words[layout.scales_at..layout.offsets_at].copy_from_slice(&bits_of(&cb.scales));
+    words[layout.offsets_at..].copy_from_slice(&bits_of(&cb.offsets));
     Some(words)
 }
 
