@@ -7,8 +7,8 @@
 //! (its f32 division need not be correctly rounded; the Q4_1 master's decode may use an FMA). Such
 //! an element must be within one level step of the CPU's value, and there may be at most
 //! 1 in 10,000 of them (+1); every other element's value is bit-identical, except for StatsQ,
-//! whose scale is a mean summed in a different order (f32 tree on the GPU, f64 on the CPU), so its
-//! values may differ by 4 ulp.
+//! whose scale is a mean summed in f32 on the GPU and in f64 on the CPU, so its values may differ
+//! by `STATSQ_SCALE_REL` relative.
 // Native only (files, processes, blocking GPU calls); the browser suite is tests/web.rs.
 #![cfg(not(target_arch = "wasm32"))]
 
@@ -25,6 +25,9 @@ use quantscope::model::reference::{forward, ForwardOptions};
 use quantscope::model::weights::{WeightTensor, Weights};
 use quantscope::quant::apply::quantize_model;
 use quantscope::quant::{quantize, Encoding, Recipe, Scheme};
+
+/// StatsQ values: relative difference from the f32 vs f64 sum in its scale (rows ≤ 1536 values).
+const STATSQ_SCALE_REL: f32 = 2e-6;
 
 const GPU_SCHEMES: &[&str] = &[
     "int8-ch-sym",
@@ -76,9 +79,10 @@ fn compare(what: &str, scheme: &Scheme, master: &GpuWeight, data: &[f32]) -> usi
     for r in 0..rows {
         for c in 0..cols {
             let (g, e) = (gpu[r * cols + c], cpu.values[r * cols + c]);
-            // StatsQ's scale is a mean: the GPU sums in f32 in a tree, the CPU in f64, so the
-            // scales (and so every value) may differ in the last bits.
-            if g.to_bits() == e.to_bits() || (g - e).abs() <= 4.0 * f32::EPSILON * e.abs() {
+            // StatsQ's scale is a mean: the GPU sums in f32, the CPU in f64, so the scales (and so
+            // every value) may differ by the f32 sum's rounding error.
+            let statsq = matches!(scheme.kind, quantscope::quant::SchemeKind::StatsQ { .. });
+            if g.to_bits() == e.to_bits() || (statsq && (g - e).abs() <= STATSQ_SCALE_REL * e.abs()) {
                 continue;
             }
             // One level step at this element: the largest gap between neighbouring levels of its

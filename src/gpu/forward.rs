@@ -14,11 +14,11 @@ use crate::gpu::kernels::embedding::embedding;
 use crate::gpu::kernels::matmul::matmul;
 use crate::gpu::kernels::norm::rms_norm;
 use crate::gpu::kernels::rope::rope;
+use crate::gpu::requant::quantize_on_gpu;
 use crate::gpu::weights::GpuWeight;
 use crate::gpu::GpuContext;
 use crate::model::{LlamaConfig, Model, Progress, WeightTensor};
 use crate::quant::apply::QuantizedModel;
-use crate::gpu::requant::quantize_on_gpu;
 use crate::quant::{Codebook, Scheme};
 
 struct GpuBlock {

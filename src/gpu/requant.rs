@@ -101,7 +101,14 @@ fn plan(scheme: &Scheme) -> Option<Plan> {
         },
         SchemeKind::Fp { format, granularity } => {
             let (levels, zero_code, max) = float_table(format);
-            Plan { sharing: row_or_group(granularity)?, levels, zero_code, divisor: max, tie_parity: zero_code & 1, ..base }
+            Plan {
+                sharing: row_or_group(granularity)?,
+                levels,
+                zero_code,
+                divisor: max,
+                tie_parity: zero_code & 1,
+                ..base
+            }
         }
         SchemeKind::Mx { format } => {
             let (levels, zero_code, max) = float_table(format);
@@ -186,7 +193,8 @@ pub fn quantize_on_gpu(
     let params = ctx.uniform("quantize weight params", &master.params(0));
     let source = master.shader(KERNEL, include_str!("../../shaders/quantize.wgsl"));
     let buffers = [&params, master.buffer(), &out, &quant];
-    let n_groups = u32::try_from(rows * groups_per_row).map_err(|_| shape(format!("too many groups in {}", master.name)))?;
+    let n_groups =
+        u32::try_from(rows * groups_per_row).map_err(|_| shape(format!("too many groups in {}", master.name)))?;
     let scales = ctx.pipeline(&source, "scales", &[])?;
     ctx.dispatch(encoder, &scales, &buffers, n_groups);
     let chunks = master.n_out as u64 * master.n_chunks() as u64;
