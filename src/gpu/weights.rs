@@ -36,7 +36,9 @@ pub(crate) const CHUNK: u32 = 32;
 pub enum WeightFormat {
     Ggml(GgmlType),
     /// A [`Codebook`] with codes of this many bits.
-    Codebook { code_bits: u32 },
+    Codebook {
+        code_bits: u32,
+    },
 }
 
 /// A weight matrix on the GPU in a kernel-friendly layout of its stored format.
@@ -108,15 +110,29 @@ impl GpuWeight {
         let (Ok(n_in), Ok(n_out)) = (u32::try_from(codebook.cols), u32::try_from(codebook.rows)) else {
             return Err(shape(format!("tensor {name} of {}×{} is too large", codebook.rows, codebook.cols)));
         };
-        let words = codebook_words(codebook).ok_or_else(|| shape(format!("tensor {name} is too large for 32-bit indexing")))?;
+        let words =
+            codebook_words(codebook).ok_or_else(|| shape(format!("tensor {name} is too large for 32-bit indexing")))?;
         let buffer = ctx.upload_u32(&format!("weight {name}"), &words)?;
         let format = WeightFormat::Codebook { code_bits: codebook.code_bits() };
         Ok(GpuWeight { name: name.into(), format, n_in, n_out, buffer, aux_offset: 0 })
     }
 
     /// A codebook that a kernel has written into `buffer` (see [`CodebookLayout`]).
-    pub(crate) fn from_codebook_buffer(name: &str, n_in: u32, n_out: u32, code_bits: u32, buffer: wgpu::Buffer) -> GpuWeight {
-        GpuWeight { name: name.into(), format: WeightFormat::Codebook { code_bits }, n_in, n_out, buffer, aux_offset: 0 }
+    pub(crate) fn from_codebook_buffer(
+        name: &str,
+        n_in: u32,
+        n_out: u32,
+        code_bits: u32,
+        buffer: wgpu::Buffer,
+    ) -> GpuWeight {
+        GpuWeight {
+            name: name.into(),
+            format: WeightFormat::Codebook { code_bits },
+            n_in,
+            n_out,
+            buffer,
+            aux_offset: 0,
+        }
     }
 
     /// Whether [`GpuWeight::upload`] takes tensors of `dtype`.
