@@ -85,6 +85,9 @@ pub enum ModelError {
     #[error(transparent)]
     Gpu(#[from] GpuError),
 
+    #[error(transparent)]
+    Quant(#[from] Box<QuantError>),
+
     #[error("the prompt is empty: it encodes to no tokens")]
     EmptyPrompt,
 
@@ -141,4 +144,10 @@ pub enum QuantError {
 
     #[error(transparent)]
     Format(#[from] FormatError),
+}
+
+impl From<QuantError> for ModelError {
+    fn from(e: QuantError) -> ModelError {
+        ModelError::Quant(Box::new(e))
+    }
 }

@@ -174,4 +174,10 @@ fn check_quick_bench(extra: &[&str]) {
     assert!(e2e["decode_tokens_per_s"].as_f64().unwrap() > 0.0);
     // embedding + 15 per block × 30 + final norm and unembedding
     assert_eq!(e2e["dispatches_per_decode_token"].as_f64().unwrap(), 453.0);
+    let requantize = v["requantize"].as_array().unwrap();
+    for (scheme, path) in [("q4_0", "cpu+upload"), ("int4-g128-asym", "gpu"), ("mxfp4", "gpu")] {
+        let r = requantize.iter().find(|r| r["scheme"] == scheme).unwrap_or_else(|| panic!("no {scheme}"));
+        assert_eq!(r["path"], path, "{r}");
+        assert!(r["milliseconds"].as_f64().unwrap() > 0.0 && r["matrices"] == 211, "{r}");
+    }
 }

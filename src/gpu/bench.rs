@@ -24,7 +24,10 @@ use crate::gpu::kernels::rope::rope;
 use crate::gpu::kernels::topk::top_k;
 use crate::gpu::weights::GpuWeight;
 use crate::gpu::{GpuContext, ShaderSource};
+use crate::gpu::requant::gpu_quantizable;
 use crate::model::{Model, WeightTensor, Weights};
+use crate::quant::apply::quantize_model;
+use crate::quant::{Recipe, Scheme};
 
 #[derive(Debug, Clone, Copy)]
 pub struct BenchOptions {
@@ -64,6 +67,7 @@ pub struct BenchReport {
     pub ceiling_buffer_bytes: u64,
     pub kernels: Vec<KernelResult>,
     pub end_to_end: EndToEnd,
+    pub requantize: Vec<RequantResult>,
 }
 
 /// Seconds per call of `record`, batching calls into one encoder until a batch takes at least
@@ -272,13 +276,69 @@ pub fn run(
     push("top_k", format!("10 of {vocab}"), seconds, f32s(vocab), None, log);
 
     let end_to_end = end_to_end(ctx, model, prefill_tokens as usize, if options.quick { 4 } else { 64 }, log)?;
+    let requantize = requantize(ctx, model, options, log)?;
     Ok(BenchReport {
         adapter: ctx.summary.clone(),
         ceiling_gb_per_s: ceiling,
         ceiling_buffer_bytes: ceiling_bytes,
         kernels,
         end_to_end,
+        requantize,
     })
+}
+
+/// Time to switch the whole model to `scheme`: on the GPU from the master copy where
+/// [`gpu_quantizable`], else the CPU reference quantizers plus the upload of their result.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequantResult {
+    pub scheme: String,
+    /// "gpu" or "cpu+upload".
+    pub path: &'static str,
+    pub milliseconds: f64,
+    pub matrices: usize,
+}
+
+fn requantize(
+    ctx: &GpuContext,
+    model: &Model,
+    options: BenchOptions,
+    log: &mut dyn FnMut(&str),
+) -> Result<Vec<RequantResult>, ModelError> {
+    let mut gpu_model = GpuModel::upload(ctx, model, &mut |_| {})?;
+    let names = gpu_model.matrix_names();
+    let mut results = Vec::new();
+    // The quick run (a smoke test, often on lavapipe) times one scheme of each path.
+    let quick = ["q4_0", "int4-g128-asym", "mxfp4"];
+    for scheme in Scheme::catalog() {
+        let name = scheme.to_string();
+        if options.quick && !quick.contains(&name.as_str()) {
+            continue;
+        }
+        let (path, seconds) = if gpu_quantizable(&scheme) {
+            let run = |gpu_model: &mut GpuModel| -> Result<f64, ModelError> {
+                let started = Instant::now();
+                let mut encoder = ctx.encoder();
+                for matrix in &names {
+                    gpu_model.requantize(ctx, &mut encoder, matrix, &scheme)?;
+                }
+                ctx.submit(encoder);
+                ctx.wait_idle()?;
+                Ok(started.elapsed().as_secs_f64())
+            };
+            run(&mut gpu_model)?; // compiles the pipelines
+            ("gpu", run(&mut gpu_model)?)
+        } else {
+            let started = Instant::now();
+            let quantized = quantize_model(model, &Recipe::uniform(scheme), &mut |_| {})?;
+            let uploaded = GpuModel::upload_quantized(ctx, &quantized, &mut |_| {})?;
+            ctx.wait_idle()?;
+            drop(uploaded);
+            ("cpu+upload", started.elapsed().as_secs_f64())
+        };
+        log(&format!("requantize {name:<28} {path:<10} {:>10.1} ms for {} matrices", seconds * 1e3, names.len()));
+        results.push(RequantResult { scheme: name, path, milliseconds: seconds * 1e3, matrices: names.len() });
+    }
+    Ok(results)
 }
 
 fn end_to_end(
