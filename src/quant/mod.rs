@@ -15,6 +15,7 @@ pub mod gguf_blocks;
 pub mod hadamard;
 pub mod int;
 pub mod levels;
+pub mod minifloat;
 pub mod nf4;
 pub mod pbllm;
 pub mod recipe;
