@@ -299,9 +299,7 @@ fn parse(input: &str) -> Result<Scheme, String> {
     let words: Vec<&str> = base.split('-').collect();
     let (head, options) = (words[0], &words[1..]);
     let unexpected = |w: &str| format!("unexpected {w:?} after {head:?}");
-    let kind = if let Some(t) =
-        GGUF_TYPES.iter().copied().find(|t| t.name().eq_ignore_ascii_case(head)).filter(|_| options.is_empty())
-    {
+    let kind = if let Some(t) = GGUF_TYPES.iter().copied().find(|t| t.name().eq_ignore_ascii_case(head)) {
         SchemeKind::Gguf(t)
     } else if options.is_empty() && ["f32", "f16", "bf16"].contains(&head) {
         match head {
