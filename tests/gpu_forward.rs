@@ -91,10 +91,9 @@ fn captured_hidden_states_and_attention_match_the_cpu_reference() {
     let c = &model.config;
     let tokens = model.tokenizer.encode("The capital of France is").unwrap();
     let n = tokens.len();
-    let cpu =
-        forward(&model, &tokens, ForwardOptions { hidden_states: true, attention_probs: true, ..Default::default() })
-            .unwrap();
-    let capture = Capture { hidden_states: true, attention_layers: vec![0, 3, c.n_layers - 1] };
+    let cpu = forward(&model, &tokens, ForwardOptions { hidden_states: true, attention_probs: true, all_logits: true })
+        .unwrap();
+    let capture = Capture { hidden_states: true, attention_layers: vec![0, 3, c.n_layers - 1], all_logits: true };
     let mut cache = gpu.new_cache(ctx(), n as u32).unwrap();
     let out = pollster::block_on(gpu.step(ctx(), &mut cache, &tokens, &capture)).unwrap();
     assert_eq!(out.hidden_states.len(), c.n_layers + 1);
@@ -107,6 +106,12 @@ fn captured_hidden_states_and_attention_match_the_cpu_reference() {
         gpu_common::assert_close(&format!("attention layer {layer}"), probs, &cpu.attention_probs[*layer], 1e-5, 0.0);
     }
     assert_eq!(out.attention_probs.len(), 3);
+    // Every position's logits, not only the last.
+    assert_eq!(out.logits.len(), n * c.vocab_size);
+    for (p, (g, c)) in out.logits.chunks(c.vocab_size).zip(cpu.logits.chunks(c.vocab_size)).enumerate() {
+        let err = gpu_common::relative_l2(g, c);
+        assert!(err <= LOGITS_TOLERANCE, "logits of position {p}: relative L2 {err:.2e}");
+    }
 }
 
 #[test]

@@ -54,7 +54,25 @@ pub fn eval_tokens(model: &Model, text: &str, options: &EvalOptions) -> Result<V
     Ok(tokens)
 }
 
-/// Compares `quantized` with `reference` on `tokens`. Progress counts windows.
+/// A forward over one window of a text from an empty context: the logits of every position
+/// (`[tokens × vocab]`) and the residual stream after the embeddings and after each block. The
+/// CPU reference ([`CpuWindows`]) and the GPU (`gpu::forward::GpuWindows`) provide it.
+pub trait WindowForward {
+    fn forward_window(&mut self, tokens: &[u32]) -> Result<(Vec<f32>, Vec<Vec<f32>>), ModelError>;
+}
+
+pub struct CpuWindows<'a>(pub &'a Model);
+
+impl WindowForward for CpuWindows<'_> {
+    fn forward_window(&mut self, tokens: &[u32]) -> Result<(Vec<f32>, Vec<Vec<f32>>), ModelError> {
+        let out =
+            forward(self.0, tokens, ForwardOptions { all_logits: true, hidden_states: true, attention_probs: false })?;
+        Ok((out.logits, out.hidden_states))
+    }
+}
+
+/// Compares `quantized` with `reference` on `tokens` with the CPU reference forward. Progress
+/// counts windows.
 pub fn evaluate(
     reference: &Model,
     quantized: &Model,
@@ -62,22 +80,33 @@ pub fn evaluate(
     options: &EvalOptions,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<EvalResult, ModelError> {
-    let window = options.window.clamp(2, reference.config.context_length);
+    evaluate_with(reference, &mut CpuWindows(reference), &mut CpuWindows(quantized), tokens, options, progress)
+}
+
+/// [`evaluate`] on any pair of forwards (`model` gives the shapes).
+pub fn evaluate_with(
+    model: &Model,
+    reference: &mut dyn WindowForward,
+    quantized: &mut dyn WindowForward,
+    tokens: &[u32],
+    options: &EvalOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<EvalResult, ModelError> {
+    let window = options.window.clamp(2, model.config.context_length);
     let windows: Vec<&[u32]> = tokens.chunks(window).filter(|w| w.len() >= 2).collect();
     let mut acc = LogitAccumulator::default();
-    let layers = reference.config.n_layers + 1;
+    let layers = model.config.n_layers + 1;
     let (mut diff2, mut ref2) = (vec![0.0f64; layers], vec![0.0f64; layers]);
-    let vocab = reference.config.vocab_size;
-    let opts = ForwardOptions { all_logits: true, hidden_states: true, attention_probs: false };
+    let vocab = model.config.vocab_size;
     for (i, w) in windows.iter().enumerate() {
         progress(Progress { stage: "evaluate", done: i as u64, total: windows.len() as u64 });
-        let r = forward(reference, w, opts)?;
-        let q = forward(quantized, w, opts)?;
+        let (r_logits, r_hidden) = reference.forward_window(w)?;
+        let (q_logits, q_hidden) = quantized.forward_window(w)?;
         for p in 0..w.len() - 1 {
             let span = p * vocab..(p + 1) * vocab;
-            acc.add(&r.logits[span.clone()], &q.logits[span], w[p + 1]);
+            acc.add(&r_logits[span.clone()], &q_logits[span], w[p + 1]);
         }
-        for (l, (hr, hq)) in r.hidden_states.iter().zip(&q.hidden_states).enumerate() {
+        for (l, (hr, hq)) in r_hidden.iter().zip(&q_hidden).enumerate() {
             for (&a, &b) in hr.iter().zip(hq) {
                 diff2[l] += (a as f64 - b as f64).powi(2);
                 ref2[l] += (a as f64).powi(2);

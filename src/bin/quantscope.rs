@@ -18,9 +18,9 @@ macro_rules! outln {
         let _ = writeln!($out, $($arg)*);
     }};
 }
-use quantscope::analysis::eval::{eval_tokens, evaluate, EvalOptions, EVAL_TEXT};
+use quantscope::analysis::eval::{eval_tokens, evaluate, evaluate_with, EvalOptions, EVAL_TEXT};
 use quantscope::gpu::bench::{self, BenchOptions};
-use quantscope::gpu::forward::{GpuBackend, GpuModel};
+use quantscope::gpu::forward::{GpuBackend, GpuModel, GpuWindows};
 use quantscope::gpu::GpuContext;
 use quantscope::model::generate::{generate, CpuBackend, NextTokenLogits};
 use quantscope::model::sampling::{Sampler, SamplingParams};
@@ -144,6 +144,9 @@ enum Command {
         window: usize,
         #[arg(long)]
         json: bool,
+        /// Where both forwards run: the CPU reference (the ground truth, the default) or the GPU.
+        #[arg(long, value_enum, default_value_t = Backend::Cpu)]
+        backend: Backend,
     },
     /// Write a GGUF quantized by a recipe of GGUF schemes (q8_0, q4_k, f16, ...), readable by llama.cpp.
     Export {
@@ -356,7 +359,7 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
             }
             Ok(())
         }
-        Command::Eval { model, weights, recipe, text, tokens, window, json } => {
+        Command::Eval { model, weights, recipe, text, tokens, window, json, backend } => {
             let model = load(model)?;
             let (recipe, label) = match (weights, recipe) {
                 (Some(name), _) => {
@@ -381,8 +384,28 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
             let options = EvalOptions { max_tokens: tokens, window };
             let ids = eval_tokens(&model, &text, &options).map_err(|e| e.to_string())?;
             let started = std::time::Instant::now();
+            let ctx = match backend {
+                Backend::Cpu => None,
+                Backend::Gpu => Some(GpuContext::new_blocking().map_err(|e| e.to_string())?),
+                Backend::Auto => GpuContext::new_blocking().ok(),
+            };
+            let backend_name = if ctx.is_some() { "gpu" } else { "cpu" };
             let mut bar = ProgressBar::new();
-            let result = evaluate(&model, &quantized.model, &ids, &options, &mut |p| bar.show(p));
+            let result = match &ctx {
+                None => evaluate(&model, &quantized.model, &ids, &options, &mut |p| bar.show(p)),
+                Some(ctx) => (|| {
+                    let reference = GpuModel::upload(ctx, &model, &mut |p| bar.show(p))?;
+                    let gpu_quantized = GpuModel::upload_quantized(ctx, &quantized, &mut |p| bar.show(p))?;
+                    evaluate_with(
+                        &model,
+                        &mut GpuWindows { ctx, model: &reference },
+                        &mut GpuWindows { ctx, model: &gpu_quantized },
+                        &ids,
+                        &options,
+                        &mut |p| bar.show(p),
+                    )
+                })(),
+            };
             bar.finish();
             let result = result.map_err(|e| e.to_string())?;
             eprintln!(
@@ -396,6 +419,7 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
                     "weights": label,
                     "recipe": recipe,
                     "window": options.window,
+                    "backend": backend_name,
                     "bpw": quantized.bits_per_weight,
                     "bytes": quantized.bytes,
                     "tensors": quantized.tensors,

@@ -62,11 +62,15 @@ pub struct Capture {
     pub hidden_states: bool,
     /// Attention probabilities `[n_heads × tokens × (past + tokens)]` of these layers.
     pub attention_layers: Vec<usize>,
+    /// Logits of every token of the step (`[tokens × vocab]`, for perplexity and KL over a text)
+    /// instead of only the last one.
+    pub all_logits: bool,
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct StepOutput {
-    /// Logits of the last token of the step.
+    /// Logits of the last token of the step, or of every token (`[tokens × vocab]`) with
+    /// `Capture::all_logits`.
     pub logits: Vec<f32>,
     pub hidden_states: Vec<Vec<f32>>,
     /// (layer, probabilities) for each requested layer.
@@ -350,18 +354,19 @@ impl GpuModel {
             add_in_place(ctx, &mut enc, &x, &delta, n * d)?;
             capture_hidden(&mut enc, l as u64 + 1);
         }
-        // Only the last token's logits are needed: normalize and unembed one row.
-        let last = ctx.storage("last token", f32s(d))?;
-        let last_normed = ctx.storage("last token normed", f32s(d))?;
+        // Usually only the last token's logits are needed: normalize and unembed one row.
+        let rows = if capture.all_logits { n } else { 1 };
+        let last = ctx.storage("last tokens", f32s(rows * d))?;
+        let last_normed = ctx.storage("last tokens normed", f32s(rows * d))?;
         let unembedding = self.output.as_ref().unwrap_or(&self.embeddings);
-        let logits = ctx.storage("logits", f32s(unembedding.n_out))?;
-        enc.copy_buffer_to_buffer(&x, f32s((n - 1) * d), &last, 0, f32s(d));
-        rms_norm(ctx, &mut enc, &last, &self.output_norm, &last_normed, 1, d, c.rms_eps)?;
-        matmul(ctx, &mut enc, unembedding, &last_normed, &logits, 1)?;
+        let logits = ctx.storage("logits", f32s(rows * unembedding.n_out))?;
+        enc.copy_buffer_to_buffer(&x, f32s((n - rows) * d), &last, 0, f32s(rows * d));
+        rms_norm(ctx, &mut enc, &last, &self.output_norm, &last_normed, rows, d, c.rms_eps)?;
+        matmul(ctx, &mut enc, unembedding, &last_normed, &logits, rows)?;
         ctx.submit(enc);
 
         let mut out = StepOutput {
-            logits: ctx.read_f32(&logits, unembedding.n_out as usize, "logits").await?,
+            logits: ctx.read_f32(&logits, (rows * unembedding.n_out) as usize, "logits").await?,
             ..Default::default()
         };
         if let Some(buf) = &hidden_capture {
@@ -374,6 +379,23 @@ impl GpuModel {
         }
         cache.len = past + n;
         Ok(out)
+    }
+}
+
+/// Whole windows of a text on the GPU, for evaluation (native; blocks on each window).
+#[cfg(not(target_arch = "wasm32"))]
+pub struct GpuWindows<'a> {
+    pub ctx: &'a GpuContext,
+    pub model: &'a GpuModel,
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl crate::analysis::eval::WindowForward for GpuWindows<'_> {
+    fn forward_window(&mut self, tokens: &[u32]) -> Result<(Vec<f32>, Vec<Vec<f32>>), ModelError> {
+        let mut cache = self.model.new_cache(self.ctx, tokens.len() as u32)?;
+        let capture = Capture { hidden_states: true, all_logits: true, ..Default::default() };
+        let out = pollster::block_on(self.model.step(self.ctx, &mut cache, tokens, &capture))?;
+        Ok((out.logits, out.hidden_states))
     }
 }
 
