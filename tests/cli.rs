@@ -163,7 +163,7 @@ fn check_quick_bench(extra: &[&str]) {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(v["ceiling_gb_per_s"].as_f64().unwrap() > 0.0);
     let kernels = v["kernels"].as_array().unwrap();
-    for name in ["gemv", "gemm", "rms_norm", "rope", "attention", "swiglu", "embedding", "top_k"] {
+    for name in ["gemv", "gemm", "bcq_gemv", "rms_norm", "rope", "attention", "swiglu", "embedding", "top_k"] {
         assert!(kernels.iter().any(|k| k["kernel"] == name), "no {name} in {kernels:?}");
     }
     for k in kernels {

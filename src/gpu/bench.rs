@@ -16,6 +16,7 @@ use crate::formats::ggml::GgmlType;
 use crate::gpu::context::AdapterSummary;
 use crate::gpu::forward::{Capture, GpuModel};
 use crate::gpu::kernels::attention::{attention, AttentionShape};
+use crate::gpu::kernels::bcq::{bcq_gemv, GpuBcqWeight};
 use crate::gpu::kernels::elementwise::swiglu_in_place;
 use crate::gpu::kernels::embedding::embedding;
 use crate::gpu::kernels::matmul::matmul;
@@ -27,6 +28,7 @@ use crate::gpu::weights::GpuWeight;
 use crate::gpu::{GpuContext, ShaderSource};
 use crate::model::{Model, WeightTensor, Weights};
 use crate::quant::apply::quantize_model;
+use crate::quant::bcq::BcqPacked;
 use crate::quant::{Recipe, Scheme};
 
 #[derive(Debug, Clone, Copy)]
@@ -145,6 +147,25 @@ fn random_weight(ctx: &GpuContext, dtype: GgmlType, n_in: u32, n_out: u32) -> Re
     Ok(GpuWeight::upload(ctx, &weights, &tensor)?)
 }
 
+/// A BCQ matrix of `bits` random bit planes and halving scales per group of `group` inputs, as
+/// ShiftAddLLM's LUT kernel reads it: timing does not depend on the values, so no fit is run.
+fn random_bcq_weight(ctx: &GpuContext, n_out: u32, n_in: u32, bits: u8, group: u32) -> Result<GpuBcqWeight, GpuError> {
+    let (rows, cols, group) = (n_out as usize, n_in as usize, group as usize);
+    let words_per_row = cols.div_ceil(32);
+    let mut noise = Xorshift(0x6A09_E667_F3BC_C908);
+    let mut planes: Vec<u32> = (0..rows * bits as usize * words_per_row)
+        .map(|_| u32::from_le_bytes([noise.next_byte(), noise.next_byte(), noise.next_byte(), noise.next_byte()]))
+        .collect();
+    // The layout's rule: digits past the row end are 0.
+    if !cols.is_multiple_of(32) {
+        let last = (1u32 << (cols % 32)) - 1;
+        planes.iter_mut().skip(words_per_row - 1).step_by(words_per_row).for_each(|w| *w &= last);
+    }
+    let alphas = (0..rows * cols.div_ceil(group)).flat_map(|_| (0..bits).map(|i| 0.04 / (1 << i) as f32)).collect();
+    let packed = BcqPacked { rows, cols, bits, group, words_per_row, planes, alphas };
+    GpuBcqWeight::upload(ctx, &packed)
+}
+
 pub fn run(
     ctx: &GpuContext,
     model: &Model,
@@ -215,6 +236,19 @@ pub fn run(
             let flops = 2.0 * w.n_in as f64 * w.n_out as f64 * n_tokens as f64;
             push(kernel, format!("{label} ×{n_tokens} tok"), seconds, bytes, Some(flops), log);
         }
+    }
+
+    // ShiftAddLLM's LUT GEMV (one token), 3 bits in groups of 128 inputs: the default model's
+    // ffn_down shape, then a large LLM shape. Bytes: packed digits, f32 scales, x and y.
+    let ffn_down = (model.config.d_model as u32, model.config.d_ff as u32);
+    for (n_out, n_in) in [ffn_down, (4096, 4096)] {
+        let w = random_bcq_weight(ctx, n_out, n_in, 3, 128)?;
+        let x = ctx.storage("x", 4 * n_in as u64)?;
+        let y = ctx.storage("y", 4 * n_out as u64)?;
+        let seconds = time_per_call(ctx, window, &mut |enc| bcq_gemv(ctx, enc, &w, &x, &y))?;
+        let bytes = w.gpu_bytes() + 4 * (n_in + n_out) as u64;
+        let flops = 2.0 * n_in as f64 * n_out as f64;
+        push("bcq_gemv", format!("{n_out}×{n_in} bcq3 g128 ×1 tok"), seconds, bytes, Some(flops), log);
     }
 
     // The other kernels at decode shapes of the default model.

@@ -237,6 +237,11 @@ impl BcqPacked {
             alphas: fit.alphas.clone(),
         })
     }
+
+    /// Groups per row, the last one possibly shorter: the middle index of [`BcqPacked::alphas`].
+    pub fn groups_per_row(&self) -> usize {
+        self.cols.div_ceil(self.group)
+    }
 }
 
 /// The tables of the LUT dot for input `x`: for each chunk of 8 inputs (the last padded with
