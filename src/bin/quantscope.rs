@@ -157,6 +157,24 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Activation, weight and attention outliers of one prompt by the CPU reference forward:
+    /// per layer max/median/mean |x| and the largest entries, outlier tokens with their category,
+    /// weight-outlier columns of the down projections, sink scores, outlier keys and the causal
+    /// chain (QUANTIZERS.md §3).
+    Outliers {
+        #[arg(long)]
+        model: Option<PathBuf>,
+        #[arg(long)]
+        prompt: String,
+        /// systematic: |h| > 1000·mean|h|; massive: |h| > 100 and > 1000·median|h|.
+        #[arg(long, default_value = "systematic")]
+        rule: quantscope::analysis::outliers::OutlierRule,
+        /// Entries, channels and weight columns listed per layer.
+        #[arg(long, default_value_t = 5)]
+        top: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// Every scheme family with an example name and its bits per weight on a 576-wide tensor.
     Schemes,
 }
@@ -455,6 +473,9 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
             outln!(out, "wrote {} ({} bytes)", path.display(), bytes.len());
             Ok(())
         }
+        Command::Outliers { model, prompt, rule, top, json } => {
+            outliers_command(load(model)?, &prompt, rule, top, json, out)
+        }
         Command::Schemes => {
             outln!(out, "{:<28} {:>8}  ", "scheme", "bpw@576");
             let sample: Vec<f32> = (0..4 * 576).map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * 0.05).collect();
@@ -579,4 +600,152 @@ impl ProgressBar {
             eprintln!();
         }
     }
+}
+
+/// `quantscope outliers`: the report of `analysis::outliers`, as JSON or as tables.
+fn outliers_command(
+    model: Model,
+    prompt: &str,
+    rule: quantscope::analysis::outliers::OutlierRule,
+    top: usize,
+    json: bool,
+    out: &mut String,
+) -> Result<(), String> {
+    use quantscope::analysis::outliers::{outlier_report, ChainLink};
+
+    let report = outlier_report(&model, prompt, rule, top).map_err(|e| e.to_string())?;
+    if json {
+        outln!(out, "{}", serde_json::to_string(&report).map_err(|e| e.to_string())?);
+        return Ok(());
+    }
+    let text = |t: usize| format!("{:?}", report.tokens[t].text);
+    let state_name = |index: usize| if index == 0 { "embeddings".to_string() } else { format!("block {}", index - 1) };
+    let list = |items: Vec<String>| if items.is_empty() { "-".to_string() } else { items.join(", ") };
+
+    outln!(out, "prompt {:?}: {} tokens; rule {rule}: {}", report.prompt, report.tokens.len(), rule.describe());
+    let tokens: Vec<String> =
+        report.tokens.iter().map(|t| format!("{} {:?} {}", t.index, t.text, t.category.name())).collect();
+    outln!(out, "tokens: {}", tokens.join(" · "));
+
+    outln!(out, "\nresidual stream (block L = after block L)");
+    outln!(
+        out,
+        "{:<11} {:>10} {:>10} {:>10} {:>10}  outlier tokens",
+        "state",
+        "max|x|",
+        "median|x|",
+        "mean|x|",
+        "threshold"
+    );
+    for s in &report.hidden_states {
+        let tokens = s
+            .outlier_tokens
+            .iter()
+            .map(|t| format!("{} {} ({}, ch {})", t.token, text(t.token), t.category.name(), t.channel));
+        outln!(
+            out,
+            "{:<11} {:>10.4} {:>10.5} {:>10.5} {:>10.3}  {}",
+            state_name(s.index),
+            s.max_abs,
+            s.median_abs,
+            s.mean_abs,
+            s.threshold,
+            list(tokens.collect())
+        );
+        let entries =
+            s.top_entries.iter().map(|e| format!("{} {} ch {} = {:.4}", e.token, text(e.token), e.channel, e.value));
+        outln!(out, "            top entries: {}", list(entries.collect()));
+        let channels = s.top_channels.iter().map(|c| format!("{} ({:.4} @ token {})", c.channel, c.max_abs, c.token));
+        outln!(out, "            top channels: {}", list(channels.collect()));
+    }
+
+    outln!(
+        out,
+        "\nattention: sink score per head (mean P[q≥1 → key 0]), sink heads (≥ 0.5), outlier keys (c_k ≥ 0.1·T)"
+    );
+    for a in &report.attention {
+        let scores: Vec<String> = a.sink_scores.iter().map(|s| format!("{s:.2}")).collect();
+        let keys = a.outlier_keys.iter().map(|&k| format!("{k} {} ({:.2})", text(k), a.key_attention[k]));
+        outln!(
+            out,
+            "block {:<3} {}  sink heads {}  outlier keys {}",
+            a.block,
+            scores.join(" "),
+            list(a.sink_heads.iter().map(usize::to_string).collect()),
+            list(keys.collect())
+        );
+    }
+
+    outln!(out, "\ndown-projection weight outliers: per input column max|W| / mean|W| (rows = output channels)");
+    for w in report.weights.iter().filter(|w| w.kind == "ffn_down") {
+        let columns = w.outliers.top_columns.iter().map(|c| {
+            let rows: Vec<String> = c.rows.iter().map(|r| format!("{} ({:.3})", r.row, r.value)).collect();
+            format!("col {} r={:.1} rows {}", c.column, c.ratio, rows.join(" "))
+        });
+        outln!(
+            out,
+            "block {:<3} max {:>6.1} median {:>5.2}  {}",
+            w.block,
+            w.outliers.max_ratio,
+            w.outliers.median_ratio,
+            list(columns.collect())
+        );
+    }
+
+    outln!(
+        out,
+        "\ncausal chain: outlier channel → first block showing it → its down-projection row → attention on its tokens"
+    );
+    if report.chain.is_empty() {
+        outln!(out, "no activation exceeds the {rule} threshold in any layer");
+    }
+    for link in &report.chain {
+        let ChainLink { appearance: a, first_block, down_projection, attention } = link;
+        let carriers = a.carriers.iter().map(|e| format!("{} {} ({:.2})", e.token, text(e.token), e.value));
+        // Consecutive hidden states as one range: "block 11 – block 27".
+        let mut runs: Vec<(usize, usize)> = Vec::new();
+        for &i in &a.hidden_states {
+            match runs.last_mut() {
+                Some((_, last)) if *last + 1 == i => *last = i,
+                _ => runs.push((i, i)),
+            }
+        }
+        let states = runs.iter().map(|&(first, last)| {
+            if first == last {
+                state_name(first)
+            } else {
+                format!("{} – {}", state_name(first), state_name(last))
+            }
+        });
+        outln!(
+            out,
+            "channel {}: first in {} on {}; outlier in {}",
+            a.channel,
+            state_name(a.first_hidden_state),
+            list(carriers.collect()),
+            list(states.collect())
+        );
+        match (first_block, down_projection) {
+            (Some(_), Some(d)) => outln!(
+                out,
+                "    written by {} row {}: largest weight in column {} ({:.4}, {:.1}× the row's mean |W|); \
+                 that column's ratio {:.1}, rank {} in the tensor",
+                d.tensor,
+                d.row,
+                d.dominant_column,
+                d.weight,
+                d.row_ratio,
+                d.column_ratio,
+                d.column_rank
+            ),
+            _ => outln!(out, "    already in the embeddings"),
+        }
+        let shares = attention.iter().map(|c| format!("{}:{:.2}/{:.2}", c.block, c.share, c.mean_sink_score));
+        outln!(
+            out,
+            "    later blocks, share of attention on these tokens / mean sink score: {}",
+            list(shares.collect())
+        );
+    }
+    Ok(())
 }
