@@ -83,6 +83,67 @@ pub fn evaluate(
     evaluate_with(reference, &mut CpuWindows(reference), &mut CpuWindows(quantized), tokens, options, progress)
 }
 
+/// The windows `tokens` is evaluated in: consecutive runs of `options.window` (clamped to the
+/// context), each with at least two tokens (one prediction).
+pub fn windows<'t>(model: &Model, tokens: &'t [u32], options: &EvalOptions) -> Vec<&'t [u32]> {
+    let window = options.window.clamp(2, model.config.context_length);
+    tokens.chunks(window).filter(|w| w.len() >= 2).collect()
+}
+
+/// Accumulates the metrics window by window, whoever computes the forwards (the CLI's blocking
+/// loop below, or the page's async one).
+pub struct EvalAccumulator {
+    vocab: usize,
+    tokens: usize,
+    logits: LogitAccumulator,
+    diff2: Vec<f64>,
+    ref2: Vec<f64>,
+}
+
+impl EvalAccumulator {
+    pub fn new(model: &Model) -> EvalAccumulator {
+        let layers = model.config.n_layers + 1;
+        EvalAccumulator {
+            vocab: model.config.vocab_size,
+            tokens: 0,
+            logits: LogitAccumulator::default(),
+            diff2: vec![0.0; layers],
+            ref2: vec![0.0; layers],
+        }
+    }
+
+    /// One window: its tokens, then each model's logits of every position and residual streams.
+    pub fn add_window(
+        &mut self,
+        window: &[u32],
+        (r_logits, r_hidden): &(Vec<f32>, Vec<Vec<f32>>),
+        (q_logits, q_hidden): &(Vec<f32>, Vec<Vec<f32>>),
+    ) {
+        let vocab = self.vocab;
+        for p in 0..window.len().saturating_sub(1) {
+            let span = p * vocab..(p + 1) * vocab;
+            self.logits.add(&r_logits[span.clone()], &q_logits[span], window[p + 1]);
+        }
+        for (l, (hr, hq)) in r_hidden.iter().zip(q_hidden).enumerate().take(self.diff2.len()) {
+            for (&a, &b) in hr.iter().zip(hq) {
+                self.diff2[l] += (a as f64 - b as f64).powi(2);
+                self.ref2[l] += (a as f64).powi(2);
+            }
+        }
+        self.tokens += window.len();
+    }
+
+    pub fn finish(&self) -> EvalResult {
+        let layers = (0..self.diff2.len())
+            .map(|l| LayerError {
+                layer: l,
+                relative_error: (self.diff2[l] / self.ref2[l].max(f64::MIN_POSITIVE)).sqrt(),
+            })
+            .collect();
+        EvalResult { tokens: self.tokens, logits: self.logits.finish(), layers }
+    }
+}
+
 /// [`evaluate`] on any pair of forwards (`model` gives the shapes).
 pub fn evaluate_with(
     model: &Model,
@@ -92,30 +153,12 @@ pub fn evaluate_with(
     options: &EvalOptions,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<EvalResult, ModelError> {
-    let window = options.window.clamp(2, model.config.context_length);
-    let windows: Vec<&[u32]> = tokens.chunks(window).filter(|w| w.len() >= 2).collect();
-    let mut acc = LogitAccumulator::default();
-    let layers = model.config.n_layers + 1;
-    let (mut diff2, mut ref2) = (vec![0.0f64; layers], vec![0.0f64; layers]);
-    let vocab = model.config.vocab_size;
+    let windows = windows(model, tokens, options);
+    let mut acc = EvalAccumulator::new(model);
     for (i, w) in windows.iter().enumerate() {
         progress(Progress { stage: "evaluate", done: i as u64, total: windows.len() as u64 });
-        let (r_logits, r_hidden) = reference.forward_window(w)?;
-        let (q_logits, q_hidden) = quantized.forward_window(w)?;
-        for p in 0..w.len() - 1 {
-            let span = p * vocab..(p + 1) * vocab;
-            acc.add(&r_logits[span.clone()], &q_logits[span], w[p + 1]);
-        }
-        for (l, (hr, hq)) in r_hidden.iter().zip(&q_hidden).enumerate() {
-            for (&a, &b) in hr.iter().zip(hq) {
-                diff2[l] += (a as f64 - b as f64).powi(2);
-                ref2[l] += (a as f64).powi(2);
-            }
-        }
+        acc.add_window(w, &reference.forward_window(w)?, &quantized.forward_window(w)?);
     }
     progress(Progress { stage: "evaluate", done: windows.len() as u64, total: windows.len() as u64 });
-    let layers = (0..layers)
-        .map(|l| LayerError { layer: l, relative_error: (diff2[l] / ref2[l].max(f64::MIN_POSITIVE)).sqrt() })
-        .collect();
-    Ok(EvalResult { tokens: tokens.len(), logits: acc.finish(), layers })
+    Ok(acc.finish())
 }

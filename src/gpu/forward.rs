@@ -65,6 +65,9 @@ pub struct Capture {
     /// Logits of every token of the step (`[tokens × vocab]`, for perplexity and KL over a text)
     /// instead of only the last one.
     pub all_logits: bool,
+    /// Run the matrices as loaded (their master copies) instead of their re-quantized versions:
+    /// the reference of a side-by-side comparison, without a second copy of the model.
+    pub weights_as_loaded: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -183,6 +186,15 @@ impl GpuModel {
                 true
             }
             None => false,
+        }
+    }
+
+    /// `w` itself, or with `as_loaded` its master copy where it has been replaced.
+    fn pick<'s>(&'s self, as_loaded: bool, w: &'s GpuWeight) -> &'s GpuWeight {
+        if as_loaded {
+            self.masters.get(&w.name).unwrap_or(w)
+        } else {
+            w
         }
     }
 
@@ -322,16 +334,17 @@ impl GpuModel {
             }
         };
 
+        let as_loaded = capture.weights_as_loaded;
         let mut enc = ctx.encoder();
-        embedding(ctx, &mut enc, &self.embeddings, &ids, &x, n)?;
+        embedding(ctx, &mut enc, self.pick(as_loaded, &self.embeddings), &ids, &x, n)?;
         capture_hidden(&mut enc, 0);
         let shape =
             AttentionShape { n_heads: c.n_heads as u32, n_kv_heads: c.n_kv_heads as u32, head_dim: c.head_dim as u32 };
         for (l, b) in self.blocks.iter().enumerate() {
             rms_norm(ctx, &mut enc, &x, &b.attn_norm, &xn, n, d, c.rms_eps)?;
-            matmul(ctx, &mut enc, &b.q, &xn, &q, n)?;
-            matmul(ctx, &mut enc, &b.k, &xn, &k, n)?;
-            matmul(ctx, &mut enc, &b.v, &xn, &v, n)?;
+            matmul(ctx, &mut enc, self.pick(as_loaded, &b.q), &xn, &q, n)?;
+            matmul(ctx, &mut enc, self.pick(as_loaded, &b.k), &xn, &k, n)?;
+            matmul(ctx, &mut enc, self.pick(as_loaded, &b.v), &xn, &v, n)?;
             if let Some([qb, kb, vb]) = &b.qkv_bias {
                 add_rows_in_place(ctx, &mut enc, &q, qb, n * q_dim, q_dim)?;
                 add_rows_in_place(ctx, &mut enc, &k, kb, n * kv_dim, kv_dim)?;
@@ -343,14 +356,14 @@ impl GpuModel {
             enc.copy_buffer_to_buffer(&v, 0, &cache.values[l], f32s(past * kv_dim), f32s(n * kv_dim));
             let probs = prob_captures.iter().find(|(layer, _)| *layer == l).map(|(_, buf)| buf);
             attention(ctx, &mut enc, shape, &q, &cache.keys[l], &cache.values[l], &attended, n, past, probs)?;
-            matmul(ctx, &mut enc, &b.o, &attended, &delta, n)?;
+            matmul(ctx, &mut enc, self.pick(as_loaded, &b.o), &attended, &delta, n)?;
             add_in_place(ctx, &mut enc, &x, &delta, n * d)?;
 
             rms_norm(ctx, &mut enc, &x, &b.ffn_norm, &xn, n, d, c.rms_eps)?;
-            matmul(ctx, &mut enc, &b.gate, &xn, &gate, n)?;
-            matmul(ctx, &mut enc, &b.up, &xn, &up, n)?;
+            matmul(ctx, &mut enc, self.pick(as_loaded, &b.gate), &xn, &gate, n)?;
+            matmul(ctx, &mut enc, self.pick(as_loaded, &b.up), &xn, &up, n)?;
             swiglu_in_place(ctx, &mut enc, &gate, &up, n * ff)?;
-            matmul(ctx, &mut enc, &b.down, &gate, &delta, n)?;
+            matmul(ctx, &mut enc, self.pick(as_loaded, &b.down), &gate, &delta, n)?;
             add_in_place(ctx, &mut enc, &x, &delta, n * d)?;
             capture_hidden(&mut enc, l as u64 + 1);
         }
@@ -358,7 +371,7 @@ impl GpuModel {
         let rows = if capture.all_logits { n } else { 1 };
         let last = ctx.storage("last tokens", f32s(rows * d))?;
         let last_normed = ctx.storage("last tokens normed", f32s(rows * d))?;
-        let unembedding = self.output.as_ref().unwrap_or(&self.embeddings);
+        let unembedding = self.pick(as_loaded, self.output.as_ref().unwrap_or(&self.embeddings));
         let logits = ctx.storage("logits", f32s(rows * unembedding.n_out))?;
         enc.copy_buffer_to_buffer(&x, f32s((n - rows) * d), &last, 0, f32s(rows * d));
         rms_norm(ctx, &mut enc, &last, &self.output_norm, &last_normed, rows, d, c.rms_eps)?;
