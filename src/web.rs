@@ -24,13 +24,19 @@ use std::sync::Mutex;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
+use crate::analysis::eval::{windows, EvalAccumulator, EvalOptions, EVAL_TEXT};
 use crate::error::ModelError;
 use crate::gpu::context::AdapterSummary;
 use crate::gpu::forward::{Capture, GpuModel, KvCache};
+use crate::gpu::requant::gpu_quantizable;
+use crate::gpu::weights::GpuWeight;
 use crate::gpu::GpuContext;
 use crate::model::generate::{Continuation, CpuBackend, NextTokenLogits, Step};
 use crate::model::sampling::{Sampler, SamplingParams};
-use crate::model::{Model, Progress, TopToken};
+use crate::model::{Model, Progress, TopToken, WeightTensor, Weights};
+use crate::quant::apply::{gguf_fallback, quantize_tensor};
+use crate::quant::recipe::Assignment;
+use crate::quant::{quantize, Encoding, Recipe, Scheme};
 
 /// The message of the last panic, kept for [`take_panic_message`].
 static LAST_PANIC: Mutex<Option<String>> = Mutex::new(None);
@@ -198,6 +204,27 @@ struct WebGeneration {
     ms: f64,
 }
 
+/// Uploads a CPU-quantized matrix: GGUF blocks in their GPU layout, codebooks as codebooks, and a
+/// Hadamard-rotated scheme as its f32 values (the GPU does not rotate activations yet).
+fn upload_quantized_matrix(
+    ctx: &GpuContext,
+    name: &str,
+    q: crate::quant::QuantizedTensor,
+) -> Result<GpuWeight, crate::error::GpuError> {
+    let dims = vec![q.cols as u64, q.rows as u64];
+    let single = |dtype, bytes: Vec<u8>| -> Result<GpuWeight, crate::error::GpuError> {
+        let t = WeightTensor { name: name.into(), dtype, dims: dims.clone(), start: 0, len: bytes.len() };
+        let weights = Weights::new(bytes, "quantized", vec![t.clone()])
+            .map_err(|e| crate::error::GpuError::Shape { kernel: "upload", message: e.to_string() })?;
+        GpuWeight::upload(ctx, &weights, &t)
+    };
+    match q.encoding {
+        Encoding::Codebook(cb) => GpuWeight::upload_codebook(ctx, name, &cb),
+        Encoding::Ggml { dtype, bytes } if GpuWeight::is_supported(dtype) => single(dtype, bytes),
+        _ => single(crate::formats::ggml::GgmlType::F32, q.values.iter().flat_map(|v| v.to_le_bytes()).collect()),
+    }
+}
+
 /// One sequence on either backend: the async counterpart of
 /// [`crate::model::generate::NextTokenLogits`] (GPU steps are async in the browser).
 enum Session<'a> {
@@ -235,6 +262,84 @@ pub struct Playground {
     /// Why `gpu` is `None`.
     gpu_reason: Option<String>,
     timings: LoadTimings,
+    /// What each matrix on the GPU holds now (absent: as loaded), so a recipe change only
+    /// re-quantizes the matrices whose scheme changed.
+    applied: std::collections::HashMap<String, (Scheme, TensorCost)>,
+}
+
+/// Stored bits of one quantized matrix and where it was quantized.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TensorCost {
+    bits: u64,
+    on_gpu: bool,
+}
+
+/// What [`Playground::apply_recipe`] returns.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Applied {
+    /// Matrices re-quantized by this call, on the GPU and on the CPU (then uploaded).
+    requantized_on_gpu: usize,
+    requantized_on_cpu: usize,
+    /// Matrices put back as loaded by this call.
+    restored: usize,
+    /// Matrices left as they were (same scheme as before).
+    unchanged: usize,
+    /// Stored bits of the whole model / its weights, and bytes.
+    bits_per_weight: f64,
+    bytes: u64,
+    /// Per matrix: name, canonical scheme (or "keep"), bits per weight, where it was quantized.
+    tensors: Vec<AppliedTensor>,
+    ms: f64,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AppliedTensor {
+    name: String,
+    scheme: String,
+    bits_per_weight: f64,
+    on_gpu: bool,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SchemeInfo {
+    name: String,
+    /// Re-quantized on the GPU (else by the CPU reference, then uploaded).
+    gpu: bool,
+    /// An exportable GGUF type.
+    gguf: bool,
+}
+
+/// Every family's example scheme from the catalog: `[{name, gpu, gguf}]`.
+#[wasm_bindgen]
+pub fn schemes() -> Result<JsValue, JsError> {
+    let list: Vec<SchemeInfo> = Scheme::catalog()
+        .iter()
+        .map(|s| SchemeInfo { name: s.to_string(), gpu: gpu_quantizable(s), gguf: s.ggml_type().is_some() })
+        .collect();
+    to_js(&list)
+}
+
+/// The canonical name of a scheme name (`"int4"` → `"int4-ch-sym"`), or an `Error` saying what is
+/// wrong with it.
+#[wasm_bindgen(js_name = parseScheme)]
+pub fn parse_scheme(name: &str) -> Result<String, JsError> {
+    name.parse::<Scheme>().map(|s| s.to_string()).map_err(js_error)
+}
+
+/// Stored bits of `scheme` on a `rows × cols` matrix. Every scheme's cost is affine in the number
+/// of rows (per-row and per-group parts, plus a per-tensor constant), so two small quantizations
+/// give it exactly without quantizing the matrix itself.
+fn storage_bits(scheme: &Scheme, rows: usize, cols: usize) -> Result<u64, JsError> {
+    let sample = |n: usize| -> Result<u64, JsError> {
+        let data: Vec<f32> = (0..n * cols).map(|i| ((i * 7919 % 1009) as f32 / 504.5 - 1.0) * 0.02).collect();
+        Ok(quantize(scheme, "sample", n, cols, &data).map_err(js_error)?.storage_bits)
+    };
+    let (one, two) = (sample(1)?, sample(2)?);
+    Ok((two - one) * rows as u64 + (2 * one - two))
 }
 
 #[wasm_bindgen]
@@ -278,7 +383,188 @@ impl Playground {
                 }
             }
         };
-        Ok(Playground { model, gpu, gpu_reason, timings })
+        Ok(Playground { model, gpu, gpu_reason, timings, applied: Default::default() })
+    }
+
+    /// Applies a recipe (JSON, see the README) or a single scheme name to the model on the GPU:
+    /// only matrices whose scheme changed since the last call are re-quantized, from the weights
+    /// as loaded (on the GPU where `schemes()` says `gpu`, else by the CPU reference and
+    /// uploaded); `"keep"` puts a matrix back as loaded. Predictions, generation and `evaluate`
+    /// then use the result. `progress(stage, done, total)` counts matrices.
+    ///
+    /// Resolves to `{requantizedOnGpu, requantizedOnCpu, restored, unchanged, bitsPerWeight,
+    /// bytes, tensors: [{name, scheme, bitsPerWeight, onGpu}], ms}`; rejects with the recipe's or
+    /// the scheme's error (nothing changed then), or when the model runs on the CPU.
+    #[wasm_bindgen(js_name = applyRecipe)]
+    pub async fn apply_recipe(
+        &mut self,
+        recipe_or_scheme: String,
+        progress: js_sys::Function,
+    ) -> Result<JsValue, JsError> {
+        let t0 = now_ms();
+        let recipe = if recipe_or_scheme.trim_start().starts_with('{') {
+            Recipe::from_json(&recipe_or_scheme, "recipe").map_err(js_error)?
+        } else {
+            Recipe::uniform(recipe_or_scheme.parse().map_err(js_error)?)
+        };
+        let Some(gpu) = self.gpu.as_mut() else {
+            return Err(JsError::new(&format!(
+                "re-quantization needs WebGPU; this model runs on the CPU ({})",
+                self.gpu_reason.as_deref().unwrap_or("no GPU")
+            )));
+        };
+        let mut throttle = ProgressThrottle::new(&progress);
+        let names = gpu.model.matrix_names();
+        // Check every assignment first, so a scheme that cannot hold a tensor changes nothing.
+        let mut plan = Vec::with_capacity(names.len());
+        for name in &names {
+            let t = self.model.tensor(name).map_err(js_error)?;
+            let assignment = match recipe.assignment(name, t.dims.len()) {
+                Assignment::Quantize(s) => Assignment::Quantize(gguf_fallback(&s, t.row_len()).unwrap_or(s)),
+                keep => keep,
+            };
+            if let Assignment::Quantize(s) = &assignment {
+                if !gpu_quantizable(s) {
+                    // Surfaces a shape the scheme refuses before anything is replaced.
+                    storage_bits(s, 1, t.row_len())?;
+                }
+            }
+            plan.push((name.clone(), t.n_rows(), t.row_len(), assignment));
+        }
+        let (mut on_gpu, mut on_cpu, mut restored, mut unchanged) = (0, 0, 0, 0);
+        let mut encoder = gpu.ctx.encoder();
+        for (i, (name, rows, cols, assignment)) in plan.iter().enumerate() {
+            throttle.report(Progress { stage: "quantize", done: i as u64, total: plan.len() as u64 });
+            match assignment {
+                Assignment::Keep => {
+                    if self.applied.remove(name).is_some() {
+                        gpu.model.restore_matrix(name);
+                        restored += 1;
+                    } else {
+                        unchanged += 1;
+                    }
+                }
+                Assignment::Quantize(scheme) => {
+                    if self.applied.get(name).is_some_and(|(s, _)| s == scheme) {
+                        unchanged += 1;
+                        continue;
+                    }
+                    let bits = storage_bits(scheme, *rows, *cols)?;
+                    let gpu_side = gpu_quantizable(scheme);
+                    if gpu_side {
+                        gpu.model.requantize(&gpu.ctx, &mut encoder, name, scheme).map_err(js_error)?;
+                        on_gpu += 1;
+                    } else {
+                        let (_, q, _) = quantize_tensor(&self.model, name, scheme).map_err(js_error)?;
+                        let weight = upload_quantized_matrix(&gpu.ctx, name, q).map_err(js_error)?;
+                        gpu.model.replace_matrix(weight).map_err(js_error)?;
+                        on_cpu += 1;
+                        yield_to_event_loop().await;
+                    }
+                    self.applied.insert(name.clone(), (*scheme, TensorCost { bits, on_gpu: gpu_side }));
+                }
+            }
+        }
+        gpu.ctx.submit(encoder);
+        gpu.ctx.check("re-quantizing").map_err(js_error)?;
+        throttle.report(Progress { stage: "quantize", done: plan.len() as u64, total: plan.len() as u64 });
+        let (mut bits, mut weights) = (0u64, 0u64);
+        for t in self.model.weights.tensors() {
+            weights += t.n_elements();
+            bits += self.applied.get(&t.name).map_or(t.len as u64 * 8, |(_, cost)| cost.bits);
+        }
+        let tensors = plan
+            .iter()
+            .map(|(name, rows, cols, _)| {
+                let (scheme, bpw, on_gpu) = match self.applied.get(name) {
+                    Some((s, cost)) => (s.to_string(), cost.bits as f64 / (rows * cols) as f64, cost.on_gpu),
+                    None => {
+                        ("keep".to_string(), self.model.tensor(name).map_or(0.0, |t| t.dtype.bits_per_weight()), false)
+                    }
+                };
+                AppliedTensor { name: name.clone(), scheme, bits_per_weight: bpw, on_gpu }
+            })
+            .collect();
+        to_js(&Applied {
+            requantized_on_gpu: on_gpu,
+            requantized_on_cpu: on_cpu,
+            restored,
+            unchanged,
+            bits_per_weight: bits as f64 / weights.max(1) as f64,
+            bytes: bits.div_ceil(8),
+            tensors,
+            ms: now_ms() - t0,
+        })
+    }
+
+    /// The next-token top-k of the model as loaded and of the model as now quantized, side by
+    /// side, on the GPU: `{reference: [{id, token, prob, logit}], quantized: [...], tokens, ms}`.
+    #[wasm_bindgen(js_name = predictBoth)]
+    pub async fn predict_both(&self, prompt: String, top_k: usize) -> Result<JsValue, JsError> {
+        let gpu = self.gpu.as_ref().ok_or_else(|| JsError::new("side-by-side predictions need WebGPU"))?;
+        let t0 = now_ms();
+        let tokens = self.model.prompt_tokens(&prompt).map_err(js_error)?;
+        let mut tops = Vec::new();
+        for as_loaded in [true, false] {
+            let mut cache = gpu.model.new_cache(&gpu.ctx, tokens.len() as u32).map_err(js_error)?;
+            let capture = Capture { weights_as_loaded: as_loaded, ..Default::default() };
+            let out = gpu.model.step(&gpu.ctx, &mut cache, &tokens, &capture).await.map_err(js_error)?;
+            tops.push(self.model.top_tokens(&out.logits, top_k.max(1)));
+        }
+        let quantized = tops.pop().unwrap_or_default();
+        let reference = tops.pop().unwrap_or_default();
+        #[derive(serde::Serialize)]
+        struct Both {
+            reference: Vec<TopToken>,
+            quantized: Vec<TopToken>,
+            tokens: Vec<u32>,
+            ms: f64,
+        }
+        to_js(&Both { reference, quantized, tokens, ms: now_ms() - t0 })
+    }
+
+    /// KL, PD-KL, top-1 agreement, perplexity, QiD and per-layer error of the model as now
+    /// quantized against the model as loaded, on the GPU, over the first `max_tokens` tokens of
+    /// the shipped evaluation text (or of `text` when it is not empty), in windows of `window`.
+    /// Resolves to the CLI's `eval --json` metrics: `{tokens, positions, kl, pd_kl,
+    /// top1_agreement, perplexity, reference_perplexity, qid, layers: [{layer, relative_error}],
+    /// ms}`.
+    pub async fn evaluate(
+        &self,
+        max_tokens: usize,
+        window: usize,
+        text: String,
+        progress: js_sys::Function,
+    ) -> Result<JsValue, JsError> {
+        let gpu = self.gpu.as_ref().ok_or_else(|| JsError::new("evaluation in the page needs WebGPU"))?;
+        let t0 = now_ms();
+        let mut throttle = ProgressThrottle::new(&progress);
+        let options = EvalOptions { max_tokens: Some(max_tokens), window: window.max(2) };
+        let text = if text.is_empty() { EVAL_TEXT } else { text.as_str() };
+        let tokens = crate::analysis::eval::eval_tokens(&self.model, text, &options).map_err(js_error)?;
+        let windows = windows(&self.model, &tokens, &options);
+        let mut acc = EvalAccumulator::new(&self.model);
+        for (i, w) in windows.iter().enumerate() {
+            throttle.report(Progress { stage: "evaluate", done: i as u64, total: windows.len() as u64 });
+            let run = async |as_loaded: bool| -> Result<(Vec<f32>, Vec<Vec<f32>>), ModelError> {
+                let mut cache = gpu.model.new_cache(&gpu.ctx, w.len() as u32)?;
+                let capture = Capture {
+                    hidden_states: true,
+                    all_logits: true,
+                    weights_as_loaded: as_loaded,
+                    ..Default::default()
+                };
+                let out = gpu.model.step(&gpu.ctx, &mut cache, w, &capture).await?;
+                Ok((out.logits, out.hidden_states))
+            };
+            let reference = run(true).await.map_err(js_error)?;
+            let quantized = run(false).await.map_err(js_error)?;
+            acc.add_window(w, &reference, &quantized);
+        }
+        throttle.report(Progress { stage: "evaluate", done: windows.len() as u64, total: windows.len() as u64 });
+        let mut value = serde_json::to_value(acc.finish()).map_err(js_error)?;
+        value["ms"] = (now_ms() - t0).into();
+        to_js(&value)
     }
 
     /// The model summary: source, name, config, parameter and byte counts, and every tensor's

@@ -322,6 +322,44 @@ async fn tiny_llama_forward_matches_the_cpu_reference() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Live re-quantization on WebGPU (shaders/quantize.wgsl and the codebook decoder) in the browser:
+// the tiny llama re-quantized on the GPU against the CPU forward of the same quantized model.
+
+#[wasm_bindgen_test]
+async fn requantized_on_webgpu_matches_the_cpu_quantized_model() {
+    use quantscope::quant::apply::quantize_model;
+    use quantscope::quant::{Recipe, Scheme};
+    let ctx = ctx().await;
+    let model = Model::from_gguf(tiny_llama_gguf(0x9E37_79B9), "tiny.gguf", &mut |_| {}).expect("load the tiny llama");
+    let tokens: Vec<u32> = (0..13u32).map(|i| (i * 29 + 3) % VOCAB as u32).collect();
+    let loaded = forward(&model, &tokens, ForwardOptions::default()).unwrap().logits;
+    for name in ["int4-g32-sym", "nf4-g32", "mxfp4", "int3-ch-asym"] {
+        let scheme: Scheme = name.parse().unwrap();
+        let mut gpu = GpuModel::upload(ctx, &model, &mut |_| {}).expect("upload");
+        let mut enc = ctx.encoder();
+        for matrix in gpu.matrix_names() {
+            gpu.requantize(ctx, &mut enc, &matrix, &scheme).expect("requantize");
+        }
+        ctx.submit(enc);
+        let quantized = quantize_model(&model, &Recipe::uniform(scheme), &mut |_| {}).unwrap();
+        let cpu = forward(&quantized.model, &tokens, ForwardOptions::default()).unwrap().logits;
+        let mut cache = gpu.new_cache(ctx, tokens.len() as u32).unwrap();
+        let out = gpu.step(ctx, &mut cache, &tokens, &Capture::default()).await.expect("step");
+        let err = relative_l2(&out.logits, &cpu);
+        console_log!("{name} re-quantized on WebGPU: logits relative L2 {err:.2e} vs the CPU");
+        // Rounding-boundary elements may land one level off (see tests/gpu_requant.rs): 1e-3.
+        assert!(err <= 1e-3, "{name}: relative L2 {err:.2e}");
+        assert!(relative_l2(&cpu, &loaded) > 1e-3, "{name} changed nothing");
+        // The same model, run with its master copies, is the model as loaded.
+        let mut cache = gpu.new_cache(ctx, tokens.len() as u32).unwrap();
+        let capture = Capture { weights_as_loaded: true, ..Default::default() };
+        let out = gpu.step(ctx, &mut cache, &tokens, &capture).await.expect("step as loaded");
+        let err = relative_l2(&out.logits, &loaded);
+        assert!(err <= LOGITS_REL_L2, "{name}: as loaded, relative L2 {err:.2e}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Why RoPE does not use the built-in sin/cos: WebGPU only promises them to 2^-11 absolute on
 // [-π, π], and SwiftShader uses that freedom, where lavapipe (and real GPUs) are far closer. This
 // probe measures the adapter's built-ins and, next to them, shaders/sincos.wgsl (what rope.wgsl
