@@ -7,6 +7,8 @@
 
 use std::collections::HashMap;
 
+use serde::Serialize;
+
 use crate::error::{GpuError, ModelError};
 use crate::gpu::kernels::attention::{attention, AttentionShape};
 use crate::gpu::kernels::elementwise::{add_in_place, add_rows_in_place, swiglu_in_place};
@@ -14,6 +16,7 @@ use crate::gpu::kernels::embedding::embedding;
 use crate::gpu::kernels::matmul::matmul;
 use crate::gpu::kernels::norm::rms_norm;
 use crate::gpu::kernels::rope::rope;
+use crate::gpu::kernels::probe::{probe, probe_words, ProbeSummary};
 use crate::gpu::requant::quantize_on_gpu;
 use crate::gpu::weights::GpuWeight;
 use crate::gpu::GpuContext;
@@ -68,6 +71,88 @@ pub struct Capture {
     /// Run the matrices as loaded (their master copies) instead of their re-quantized versions:
     /// the reference of a side-by-side comparison, without a second copy of the model.
     pub weights_as_loaded: bool,
+    /// Outlier summaries ([`ProbeSummary`]) of every [`ProbePoint`] of every block, reduced on the
+    /// GPU; off, the step records no extra work at all.
+    pub probes: bool,
+}
+
+/// Where in a block a probe summarizes the activations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProbePoint {
+    /// The token embeddings (reported as layer 0, before block 0 runs).
+    Embeddings,
+    /// The normed residual stream: the input of the q, k and v projections.
+    AttnInput,
+    /// The attended values: the input of the output projection.
+    OInput,
+    /// The residual stream after the attention sub-block.
+    ResidualMid,
+    /// The normed residual stream: the input of the gate and up projections.
+    MlpInput,
+    /// SiLU(gate) · up: the input of the down projection.
+    DownInput,
+    /// The residual stream after the block.
+    Residual,
+    /// The new tokens' keys (after RoPE) and values.
+    Keys,
+    Values,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProbeResult {
+    pub layer: usize,
+    pub point: ProbePoint,
+    pub summary: ProbeSummary,
+}
+
+/// The probes of one step: one buffer, filled point by point as the forward produces them.
+struct Probes {
+    buffer: Option<wgpu::Buffer>,
+    next: u64,
+    taken: Vec<(usize, ProbePoint, u32, u64)>,
+}
+
+impl Probes {
+    fn new(ctx: &GpuContext, c: &LlamaConfig, n: u32, on: bool) -> Result<Probes, GpuError> {
+        let (d, q, kv, ff) = (c.d_model as u32, c.q_dim() as u32, c.kv_dim() as u32, c.d_ff as u32);
+        let per_block: u64 = [d, q, d, d, ff, d, kv, kv].iter().map(|&w| probe_words(n, w)).sum();
+        let words = probe_words(n, d) + per_block * c.n_layers as u64;
+        let buffer = if on { Some(ctx.storage("probes", words * 4)?) } else { None };
+        Ok(Probes { buffer, next: 0, taken: Vec::new() })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn take(
+        &mut self,
+        ctx: &GpuContext,
+        enc: &mut wgpu::CommandEncoder,
+        x: &wgpu::Buffer,
+        n: u32,
+        channels: u32,
+        layer: usize,
+        point: ProbePoint,
+    ) -> Result<(), GpuError> {
+        let Some(buffer) = &self.buffer else { return Ok(()) };
+        probe(ctx, enc, x, n, channels, buffer, self.next)?;
+        self.taken.push((layer, point, channels, self.next));
+        self.next += probe_words(n, channels);
+        Ok(())
+    }
+
+    async fn read(self, ctx: &GpuContext, n: u32) -> Result<Vec<ProbeResult>, GpuError> {
+        let Some(buffer) = &self.buffer else { return Ok(Vec::new()) };
+        let words = ctx.read_u32(buffer, self.next as usize, "probes").await?;
+        Ok(self
+            .taken
+            .iter()
+            .map(|&(layer, point, channels, at)| ProbeResult {
+                layer,
+                point,
+                summary: ProbeSummary::decode(&words[at as usize..], n as usize, channels as usize),
+            })
+            .collect())
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -78,6 +163,8 @@ pub struct StepOutput {
     pub hidden_states: Vec<Vec<f32>>,
     /// (layer, probabilities) for each requested layer.
     pub attention_probs: Vec<(usize, Vec<f32>)>,
+    /// With `Capture::probes`: the embeddings, then every block's points in forward order.
+    pub probes: Vec<ProbeResult>,
 }
 
 impl GpuModel {
@@ -335,13 +422,16 @@ impl GpuModel {
         };
 
         let as_loaded = capture.weights_as_loaded;
+        let mut probes = Probes::new(ctx, c, n, capture.probes)?;
         let mut enc = ctx.encoder();
         embedding(ctx, &mut enc, self.pick(as_loaded, &self.embeddings), &ids, &x, n)?;
         capture_hidden(&mut enc, 0);
+        probes.take(ctx, &mut enc, &x, n, d, 0, ProbePoint::Embeddings)?;
         let shape =
             AttentionShape { n_heads: c.n_heads as u32, n_kv_heads: c.n_kv_heads as u32, head_dim: c.head_dim as u32 };
         for (l, b) in self.blocks.iter().enumerate() {
             rms_norm(ctx, &mut enc, &x, &b.attn_norm, &xn, n, d, c.rms_eps)?;
+            probes.take(ctx, &mut enc, &xn, n, d, l, ProbePoint::AttnInput)?;
             matmul(ctx, &mut enc, self.pick(as_loaded, &b.q), &xn, &q, n)?;
             matmul(ctx, &mut enc, self.pick(as_loaded, &b.k), &xn, &k, n)?;
             matmul(ctx, &mut enc, self.pick(as_loaded, &b.v), &xn, &v, n)?;
@@ -352,20 +442,27 @@ impl GpuModel {
             }
             rope(ctx, &mut enc, &q, n, c.n_heads as u32, c.head_dim as u32, past, c.rope_base, c.rope_layout)?;
             rope(ctx, &mut enc, &k, n, c.n_kv_heads as u32, c.head_dim as u32, past, c.rope_base, c.rope_layout)?;
+            probes.take(ctx, &mut enc, &k, n, kv_dim, l, ProbePoint::Keys)?;
+            probes.take(ctx, &mut enc, &v, n, kv_dim, l, ProbePoint::Values)?;
             enc.copy_buffer_to_buffer(&k, 0, &cache.keys[l], f32s(past * kv_dim), f32s(n * kv_dim));
             enc.copy_buffer_to_buffer(&v, 0, &cache.values[l], f32s(past * kv_dim), f32s(n * kv_dim));
             let probs = prob_captures.iter().find(|(layer, _)| *layer == l).map(|(_, buf)| buf);
             attention(ctx, &mut enc, shape, &q, &cache.keys[l], &cache.values[l], &attended, n, past, probs)?;
+            probes.take(ctx, &mut enc, &attended, n, q_dim, l, ProbePoint::OInput)?;
             matmul(ctx, &mut enc, self.pick(as_loaded, &b.o), &attended, &delta, n)?;
             add_in_place(ctx, &mut enc, &x, &delta, n * d)?;
+            probes.take(ctx, &mut enc, &x, n, d, l, ProbePoint::ResidualMid)?;
 
             rms_norm(ctx, &mut enc, &x, &b.ffn_norm, &xn, n, d, c.rms_eps)?;
+            probes.take(ctx, &mut enc, &xn, n, d, l, ProbePoint::MlpInput)?;
             matmul(ctx, &mut enc, self.pick(as_loaded, &b.gate), &xn, &gate, n)?;
             matmul(ctx, &mut enc, self.pick(as_loaded, &b.up), &xn, &up, n)?;
             swiglu_in_place(ctx, &mut enc, &gate, &up, n * ff)?;
+            probes.take(ctx, &mut enc, &gate, n, ff, l, ProbePoint::DownInput)?;
             matmul(ctx, &mut enc, self.pick(as_loaded, &b.down), &gate, &delta, n)?;
             add_in_place(ctx, &mut enc, &x, &delta, n * d)?;
             capture_hidden(&mut enc, l as u64 + 1);
+            probes.take(ctx, &mut enc, &x, n, d, l, ProbePoint::Residual)?;
         }
         // Usually only the last token's logits are needed: normalize and unembed one row.
         let rows = if capture.all_logits { n } else { 1 };
@@ -390,6 +487,7 @@ impl GpuModel {
             let len = (c.n_heads as u32 * n * keys) as usize;
             out.attention_probs.push((*layer, ctx.read_f32(buf, len, "attention probabilities").await?));
         }
+        out.probes = probes.read(ctx, n).await?;
         cache.len = past + n;
         Ok(out)
     }

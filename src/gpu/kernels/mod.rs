@@ -8,6 +8,7 @@ pub mod elementwise;
 pub mod embedding;
 pub mod matmul;
 pub mod norm;
+pub mod probe;
 pub mod rope;
 pub mod topk;
 
