@@ -172,6 +172,7 @@ fn check_quick_bench(extra: &[&str]) {
     }
     let e2e = &v["end_to_end"];
     assert!(e2e["decode_tokens_per_s"].as_f64().unwrap() > 0.0);
+    assert!(e2e["prefill_with_probes_tokens_per_s"].as_f64().unwrap() > 0.0);
     // embedding + 15 per block × 30 + final norm and unembedding
     assert_eq!(e2e["dispatches_per_decode_token"].as_f64().unwrap(), 453.0);
     let requantize = v["requantize"].as_array().unwrap();
