@@ -18,7 +18,8 @@ macro_rules! outln {
         let _ = writeln!($out, $($arg)*);
     }};
 }
-use quantscope::analysis::eval::{eval_tokens, evaluate, evaluate_with, EvalOptions, EVAL_TEXT};
+use quantscope::analysis::eval::{eval_tokens, evaluate, evaluate_with, CpuWindows, EvalOptions, EVAL_TEXT};
+use quantscope::analysis::intervene::{IntervenedBackend, IntervenedWindows, Intervener, Intervention};
 use quantscope::gpu::bench::{self, BenchOptions};
 use quantscope::gpu::forward::{GpuBackend, GpuModel, GpuWindows};
 use quantscope::gpu::GpuContext;
@@ -67,6 +68,10 @@ enum Command {
         /// Quantize with this recipe first.
         #[arg(long)]
         recipe: Option<PathBuf>,
+        /// Run with an intervention (zero-massive, mean-massive, drop-sink, clip:P) on the CPU
+        /// reference; mean-massive calibrates on the first 512 tokens of the shipped evaluation text.
+        #[arg(long)]
+        intervene: Option<String>,
     },
     /// Generate text after a prompt, streaming tokens; prints tokens/s at the end.
     Generate {
@@ -122,13 +127,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Quantize the model with one scheme or a recipe and compare it with the model as loaded on
-    /// the evaluation text: KL, PD-KL, top-1 agreement, perplexity, QiD, per-layer error.
+    /// Quantize the model with one scheme or a recipe and/or apply an intervention, and compare it
+    /// with the model as loaded on the evaluation text: KL, PD-KL, top-1 agreement, perplexity,
+    /// QiD, per-layer error.
     Eval {
         #[arg(long)]
         model: Option<PathBuf>,
         /// One scheme for every matrix.
-        #[arg(long = "w", conflicts_with = "recipe", required_unless_present = "recipe")]
+        #[arg(long = "w", conflicts_with = "recipe", required_unless_present_any = ["recipe", "intervene"])]
         weights: Option<String>,
         /// A recipe JSON file (see README).
         #[arg(long)]
@@ -147,6 +153,10 @@ enum Command {
         /// Where both forwards run: the CPU reference (the ground truth, the default) or the GPU.
         #[arg(long, value_enum, default_value_t = Backend::Cpu)]
         backend: Backend,
+        /// Apply an intervention (zero-massive, mean-massive, drop-sink, clip:P) to the evaluated
+        /// model, quantized or not; CPU reference only. mean-massive calibrates on the evaluated tokens.
+        #[arg(long)]
+        intervene: Option<String>,
     },
     /// Write a GGUF quantized by a recipe of GGUF schemes (q8_0, q4_k, f16, ...), readable by llama.cpp.
     Export {
@@ -248,7 +258,8 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
             }
             Ok(())
         }
-        Command::Predict { model, prompt, top, json, backend, weights, recipe } => {
+        Command::Predict { model, prompt, top, json, backend, weights, recipe, intervene } => {
+            let intervention = parse_intervention(intervene, backend)?;
             let loaded = load(model)?;
             let recipe = match (weights, recipe) {
                 (Some(name), _) => Some(Recipe::uniform(name.parse().map_err(|e: QuantError| e.to_string())?)),
@@ -269,8 +280,21 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
                 None => (&loaded, HashMap::new()),
             };
             let capacity = model.tokenizer.encode(&prompt).map_err(|e| e.to_string())?.len();
-            let prediction =
-                with_backend(model, &codebooks, backend, capacity, &mut |b| model.predict_with(b, &prompt, top))?;
+            let prediction = match intervention {
+                Some(intervention) => {
+                    // One window of the evaluation text calibrates mean-massive: enough to see the
+                    // massive activations of its first token, and seconds rather than a minute.
+                    let options = EvalOptions { max_tokens: Some(512), window: 512 };
+                    let calibration = eval_tokens(model, EVAL_TEXT, &options).map_err(|e| e.to_string())?;
+                    let intervener =
+                        Intervener::new(model, intervention, &calibration, &options).map_err(|e| e.to_string())?;
+                    let mut backend = IntervenedBackend { model, intervener, tokens: Vec::new() };
+                    model.predict_with(&mut backend, &prompt, top).map_err(|e| e.to_string())?
+                }
+                None => {
+                    with_backend(model, &codebooks, backend, capacity, &mut |b| model.predict_with(b, &prompt, top))?
+                }
+            };
             if json {
                 outln!(out, "{}", serde_json::to_string(&prediction).map_err(|e| e.to_string())?);
                 return Ok(());
@@ -377,15 +401,17 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
             }
             Ok(())
         }
-        Command::Eval { model, weights, recipe, text, tokens, window, json, backend } => {
+        Command::Eval { model, weights, recipe, text, tokens, window, json, backend, intervene } => {
+            let intervention = parse_intervention(intervene, backend)?;
             let model = load(model)?;
             let (recipe, label) = match (weights, recipe) {
                 (Some(name), _) => {
                     let scheme: Scheme = name.parse().map_err(|e: QuantError| e.to_string())?;
-                    (Recipe::uniform(scheme), scheme.to_string())
+                    (Some(Recipe::uniform(scheme)), scheme.to_string())
                 }
-                (None, Some(path)) => (read_recipe(&path)?, path.display().to_string()),
-                (None, None) => return Err("give --w SCHEME or --recipe FILE".into()),
+                (None, Some(path)) => (Some(read_recipe(&path)?), path.display().to_string()),
+                (None, None) if intervention.is_some() => (None, "as loaded".to_string()),
+                (None, None) => return Err("give --w SCHEME, --recipe FILE or --intervene NAME".into()),
             };
             let text = match text {
                 Some(path) => {
@@ -394,24 +420,40 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
                 None => EVAL_TEXT.to_string(),
             };
             let started = std::time::Instant::now();
-            let mut bar = ProgressBar::new();
-            let quantized = apply::quantize_model(&model, &recipe, &mut |p| bar.show(p));
-            bar.finish();
-            let quantized = quantized.map_err(|e| e.to_string())?;
+            let quantized = match &recipe {
+                Some(recipe) => {
+                    let mut bar = ProgressBar::new();
+                    let q = apply::quantize_model(&model, recipe, &mut |p| bar.show(p));
+                    bar.finish();
+                    Some(q.map_err(|e| e.to_string())?)
+                }
+                None => None,
+            };
             let quantize_seconds = started.elapsed().as_secs_f64();
+            // The model that is evaluated against the model as loaded: quantized or not, then intervened.
+            let evaluated = quantized.as_ref().map_or(&model, |q| &q.model);
             let options = EvalOptions { max_tokens: tokens, window };
             let ids = eval_tokens(&model, &text, &options).map_err(|e| e.to_string())?;
             let started = std::time::Instant::now();
             let ctx = match backend {
+                // Interventions hook into the CPU reference only (parse_intervention refused --backend gpu).
+                _ if intervention.is_some() => None,
                 Backend::Cpu => None,
                 Backend::Gpu => Some(GpuContext::new_blocking().map_err(|e| e.to_string())?),
                 Backend::Auto => GpuContext::new_blocking().ok(),
             };
             let backend_name = if ctx.is_some() { "gpu" } else { "cpu" };
             let mut bar = ProgressBar::new();
-            let result = match &ctx {
-                None => evaluate(&model, &quantized.model, &ids, &options, &mut |p| bar.show(p)),
-                Some(ctx) => (|| {
+            let result = match (&ctx, &quantized, intervention) {
+                (_, _, Some(intervention)) => (|| {
+                    let intervener = Intervener::new(evaluated, intervention, &ids, &options)?;
+                    let mut intervened = IntervenedWindows { model: evaluated, intervener };
+                    evaluate_with(&model, &mut CpuWindows(&model), &mut intervened, &ids, &options, &mut |p| {
+                        bar.show(p)
+                    })
+                })(),
+                (None, _, None) | (_, None, None) => evaluate(&model, evaluated, &ids, &options, &mut |p| bar.show(p)),
+                (Some(ctx), Some(quantized), None) => (|| {
                     let reference = GpuModel::upload(ctx, &model, &mut |p| bar.show(p))?;
                     let gpu_quantized = GpuModel::upload_quantized(ctx, &quantized, &mut |p| bar.show(p))?;
                     evaluate_with(
@@ -436,11 +478,12 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
                     "model": model.source,
                     "weights": label,
                     "recipe": recipe,
+                    "intervention": intervention,
                     "window": options.window,
                     "backend": backend_name,
-                    "bpw": quantized.bits_per_weight,
-                    "bytes": quantized.bytes,
-                    "tensors": quantized.tensors,
+                    "bpw": quantized.as_ref().map(|q| q.bits_per_weight),
+                    "bytes": quantized.as_ref().map(|q| q.bytes),
+                    "tensors": quantized.as_ref().map(|q| &q.tensors),
                 });
                 let metrics = serde_json::to_value(&result).map_err(|e| e.to_string())?;
                 if let (Some(v), Some(metrics)) = (v.as_object_mut(), metrics.as_object()) {
@@ -451,7 +494,12 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
             }
             let m = &result.logits;
             outln!(out, "weights        {label}");
-            outln!(out, "size           {:.3} bits/weight, {} bytes", quantized.bits_per_weight, quantized.bytes);
+            if let Some(quantized) = &quantized {
+                outln!(out, "size           {:.3} bits/weight, {} bytes", quantized.bits_per_weight, quantized.bytes);
+            }
+            if let Some(intervention) = intervention {
+                outln!(out, "intervention   {intervention}");
+            }
             outln!(out, "tokens         {} (windows of {})", result.tokens, options.window);
             outln!(out, "KL             {:.5} nats/token", m.kl);
             outln!(out, "PD-KL (T=4)    {:.5}", m.pd_kl);
@@ -488,6 +536,18 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+/// The `--intervene` name, refused with `--backend gpu`: the hooks exist only in the CPU reference.
+fn parse_intervention(name: Option<String>, backend: Backend) -> Result<Option<Intervention>, String> {
+    let Some(name) = name else { return Ok(None) };
+    let intervention: Intervention = name.parse().map_err(|e| format!("--intervene: {e}"))?;
+    if backend == Backend::Gpu {
+        return Err(format!(
+            "--intervene {intervention}: interventions run on the CPU reference for now; use --backend cpu"
+        ));
+    }
+    Ok(Some(intervention))
 }
 
 fn read_recipe(path: &Path) -> Result<Recipe, String> {

@@ -53,7 +53,38 @@ struct Block<'a> {
     down: &'a WeightTensor,
 }
 
+/// Where an experiment may change the forward (the interventions of `analysis::intervene`): the
+/// residual stream after each block, and which keys each query may attend to. The defaults change
+/// nothing, and [`forward`] is [`forward_with`] with [`NoHook`].
+pub trait ForwardHook {
+    /// Called with the residual stream `[tokens × d_model]` after block `layer`, before it is
+    /// recorded in the hidden states and passed on, so a change here is what later blocks see.
+    fn after_block(&mut self, _layer: usize, _x: &mut [f32]) {}
+
+    /// Whether `query` must not attend to `key` (`key ≤ query`; causality is applied already).
+    /// A masked key gets probability exactly 0 and the others are renormalized; every query must
+    /// keep at least one key (softmax over nothing is undefined).
+    fn masks_key(&self, _query: usize, _key: usize) -> bool {
+        false
+    }
+}
+
+/// The forward as the model computes it.
+pub struct NoHook;
+
+impl ForwardHook for NoHook {}
+
 pub fn forward(model: &Model, tokens: &[u32], options: ForwardOptions) -> Result<ForwardOutput, ModelError> {
+    forward_with(model, tokens, options, &mut NoHook)
+}
+
+/// [`forward`] with `hook` changing the residual stream and the attention mask.
+pub fn forward_with(
+    model: &Model,
+    tokens: &[u32],
+    options: ForwardOptions,
+    hook: &mut dyn ForwardHook,
+) -> Result<ForwardOutput, ModelError> {
     let c = &model.config;
     let w = &model.weights;
     let n = tokens.len();
@@ -87,7 +118,7 @@ pub fn forward(model: &Model, tokens: &[u32], options: ForwardOptions) -> Result
         let v = linear(w, &xn, b.v, b.v_bias)?;
         rope.apply(&mut q, c.n_heads);
         rope.apply(&mut k, c.n_kv_heads);
-        let (attended, probs) = causal_attention(c, n, &q, &k, &v, options.attention_probs);
+        let (attended, probs) = causal_attention(c, n, &q, &k, &v, options.attention_probs, &*hook);
         add_in_place(&mut x, &linear(w, &attended, b.o, None)?);
         if options.attention_probs {
             out.attention_probs.push(probs);
@@ -98,6 +129,7 @@ pub fn forward(model: &Model, tokens: &[u32], options: ForwardOptions) -> Result
         let up = linear(w, &xn, b.up, None)?;
         let hidden: Vec<f32> = gate.iter().zip(&up).map(|(&g, &u)| silu(g) * u).collect();
         add_in_place(&mut x, &linear(w, &hidden, b.down, None)?);
+        hook.after_block(layer, &mut x);
 
         if options.hidden_states {
             out.hidden_states.push(x.clone());
@@ -284,6 +316,8 @@ impl RopeTable {
 /// softmax(q·kᵀ/√d, causal) · v per head. Query head h reads key/value head
 /// h / (n_heads / n_kv_heads) (grouped-query attention). Returns the attended values
 /// `[tokens × n_heads·head_dim]` and, if asked, the probabilities `[n_heads × tokens × tokens]`.
+/// Keys the hook masks score −∞, so they get exactly 0 and add exactly nothing to the sums: with
+/// nothing masked the numbers are those of the plain formula, bit for bit.
 fn causal_attention(
     c: &LlamaConfig,
     n: usize,
@@ -291,6 +325,7 @@ fn causal_attention(
     k: &[f32],
     v: &[f32],
     keep_probs: bool,
+    hook: &dyn ForwardHook,
 ) -> (Vec<f32>, Vec<f32>) {
     let hd = c.head_dim;
     let group = c.n_heads / c.n_kv_heads;
@@ -304,7 +339,11 @@ fn causal_attention(
         for i in 0..n {
             let q_i = &q[i * q_dim + h * hd..][..hd];
             for j in 0..=i {
-                p[j] = dot(q_i, &k[j * kv_dim + kv_h * hd..][..hd]) * scale;
+                p[j] = if hook.masks_key(i, j) {
+                    f32::NEG_INFINITY
+                } else {
+                    dot(q_i, &k[j * kv_dim + kv_h * hd..][..hd]) * scale
+                };
             }
             let max = p[..=i].iter().copied().fold(f32::NEG_INFINITY, f32::max);
             let mut sum = 0.0f32;
@@ -326,4 +365,63 @@ fn causal_attention(
         }
     }
     (attended, probs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Masks key 0 for every later query, as `drop-sink` does.
+    struct DropKeyZero;
+
+    impl ForwardHook for DropKeyZero {
+        fn masks_key(&self, query: usize, key: usize) -> bool {
+            key == 0 && query >= 1
+        }
+    }
+
+    fn tiny_config() -> LlamaConfig {
+        LlamaConfig {
+            architecture: "llama".into(),
+            n_layers: 1,
+            d_model: 8,
+            n_heads: 2,
+            n_kv_heads: 1,
+            head_dim: 4,
+            d_ff: 16,
+            vocab_size: 4,
+            context_length: 16,
+            rope_base: 10000.0,
+            rms_eps: 1e-5,
+            rope_layout: RopeLayout::Interleaved,
+            tied_embeddings: true,
+            qkv_bias: false,
+        }
+    }
+
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        (0..n as u32).map(|i| ((i * 7919 + seed * 104729) % 1000) as f32 / 250.0 - 2.0).collect()
+    }
+
+    #[test]
+    fn a_masked_key_gets_exactly_zero_and_rows_still_sum_to_one() {
+        let c = tiny_config();
+        let n = 6;
+        let (q, k, v) = (values(n * c.q_dim(), 1), values(n * c.kv_dim(), 2), values(n * c.kv_dim(), 3));
+        let (_, plain) = causal_attention(&c, n, &q, &k, &v, true, &NoHook);
+        let (_, dropped) = causal_attention(&c, n, &q, &k, &v, true, &DropKeyZero);
+        for h in 0..c.n_heads {
+            for i in 0..n {
+                let row = &dropped[(h * n + i) * n..][..n];
+                if i == 0 {
+                    assert_eq!(row[0], 1.0, "query 0 still attends to itself");
+                } else {
+                    assert_eq!(row[0], 0.0, "head {h} query {i} still sees key 0");
+                    assert!(plain[(h * n + i) * n] > 0.0);
+                }
+                let sum: f32 = row.iter().sum();
+                assert!((sum - 1.0).abs() < 1e-6, "head {h} query {i} sums to {sum}");
+            }
+        }
+    }
 }
