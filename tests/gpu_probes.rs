@@ -91,3 +91,43 @@ fn the_default_models_residual_stream_probes_match_its_hidden_states() {
     let last = &residual[c.n_layers].summary;
     println!("final residual: max {} at token {} channel {}", last.max_abs, last.top[0].token, last.top[0].channel);
 }
+
+#[test]
+fn attention_summaries_match_the_probabilities_they_reduce() {
+    use quantscope::analysis::outliers::{key_attention, sink_scores};
+    let model = default_model();
+    let c = &model.config;
+    let gpu = GpuModel::upload(ctx(), model, &mut |_| {}).unwrap();
+    let tokens = model.tokenizer.encode("Summer is warm. Winter is cold.\n").unwrap();
+    let n = tokens.len();
+    let mut cache = gpu.new_cache(ctx(), n as u32 + 1).unwrap();
+    let all_layers: Vec<usize> = (0..c.n_layers).collect();
+    let capture = Capture { probes: true, attention_layers: all_layers.clone(), ..Default::default() };
+    let out = pollster::block_on(gpu.step(ctx(), &mut cache, &tokens, &capture)).unwrap();
+    assert_eq!(out.attention.len(), c.n_layers);
+    for (summary, (layer, probs)) in out.attention.iter().zip(&out.attention_probs) {
+        assert_eq!(summary.layer, *layer);
+        // f32 sums on the GPU, f64 on the CPU, of at most a few hundred probabilities.
+        assert_close(
+            &format!("layer {layer} sinks"),
+            &summary.sink_scores,
+            &sink_scores(probs, c.n_heads, n),
+            1e-5,
+            0.0,
+        );
+        assert_close(
+            &format!("layer {layer} keys"),
+            &summary.key_attention,
+            &key_attention(probs, c.n_heads, n),
+            1e-4,
+            0.0,
+        );
+    }
+    // A decode step: one query at position n, whose attention to key 0 is its sink score.
+    let out = pollster::block_on(gpu.step(ctx(), &mut cache, &[tokens[1]], &capture)).unwrap();
+    for (summary, (_, probs)) in out.attention.iter().zip(&out.attention_probs) {
+        let to_key0: Vec<f32> = (0..c.n_heads).map(|h| probs[h * (n + 1)]).collect();
+        assert_eq!(summary.sink_scores, to_key0);
+        assert_eq!(summary.key_attention.len(), n + 1);
+    }
+}

@@ -16,6 +16,7 @@ use crate::gpu::kernels::embedding::embedding;
 use crate::gpu::kernels::matmul::matmul;
 use crate::gpu::kernels::norm::rms_norm;
 use crate::gpu::kernels::rope::rope;
+use crate::gpu::kernels::attention_summary::{attention_summary, summary_words};
 use crate::gpu::kernels::probe::{probe, probe_words, ProbeSummary};
 use crate::gpu::requant::quantize_on_gpu;
 use crate::gpu::weights::GpuWeight;
@@ -165,6 +166,18 @@ pub struct StepOutput {
     pub attention_probs: Vec<(usize, Vec<f32>)>,
     /// With `Capture::probes`: the embeddings, then every block's points in forward order.
     pub probes: Vec<ProbeResult>,
+    /// With `Capture::probes`: every layer's sink scores and key attention.
+    pub attention: Vec<AttentionSummary>,
+}
+
+/// One layer's attention outliers, reduced on the GPU (see `shaders/attention_summary.wgsl`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AttentionSummary {
+    pub layer: usize,
+    /// Per head: mean attention of the queries at positions ≥ 1 to key 0.
+    pub sink_scores: Vec<f32>,
+    /// Per key (every position so far): Σ over this step's queries of the head-averaged attention.
+    pub key_attention: Vec<f32>,
 }
 
 impl GpuModel {
@@ -423,6 +436,18 @@ impl GpuModel {
 
         let as_loaded = capture.weights_as_loaded;
         let mut probes = Probes::new(ctx, c, n, capture.probes)?;
+        // With probes, every layer's probabilities go through one scratch buffer (never read back)
+        // to be reduced to sink scores and key attention.
+        let heads = c.n_heads as u32;
+        let (probs_scratch, attention_out) = if capture.probes {
+            let per_layer = summary_words(heads, keys);
+            (
+                Some(ctx.storage("attention probs scratch", f32s(heads * n * keys))?),
+                Some(ctx.storage("attention summaries", per_layer * 4 * c.n_layers as u64)?),
+            )
+        } else {
+            (None, None)
+        };
         let mut enc = ctx.encoder();
         embedding(ctx, &mut enc, self.pick(as_loaded, &self.embeddings), &ids, &x, n)?;
         capture_hidden(&mut enc, 0);
@@ -446,8 +471,13 @@ impl GpuModel {
             probes.take(ctx, &mut enc, &v, n, kv_dim, l, ProbePoint::Values)?;
             enc.copy_buffer_to_buffer(&k, 0, &cache.keys[l], f32s(past * kv_dim), f32s(n * kv_dim));
             enc.copy_buffer_to_buffer(&v, 0, &cache.values[l], f32s(past * kv_dim), f32s(n * kv_dim));
-            let probs = prob_captures.iter().find(|(layer, _)| *layer == l).map(|(_, buf)| buf);
+            let probs =
+                prob_captures.iter().find(|(layer, _)| *layer == l).map(|(_, buf)| buf).or(probs_scratch.as_ref());
             attention(ctx, &mut enc, shape, &q, &cache.keys[l], &cache.values[l], &attended, n, past, probs)?;
+            if let (Some(probs), Some(summaries)) = (probs, &attention_out) {
+                let at = summary_words(heads, keys) * l as u64;
+                attention_summary(ctx, &mut enc, probs, heads, n, past, summaries, at)?;
+            }
             probes.take(ctx, &mut enc, &attended, n, q_dim, l, ProbePoint::OInput)?;
             matmul(ctx, &mut enc, self.pick(as_loaded, &b.o), &attended, &delta, n)?;
             add_in_place(ctx, &mut enc, &x, &delta, n * d)?;
@@ -488,6 +518,19 @@ impl GpuModel {
             out.attention_probs.push((*layer, ctx.read_f32(buf, len, "attention probabilities").await?));
         }
         out.probes = probes.read(ctx, n).await?;
+        if let Some(buf) = &attention_out {
+            let per_layer = summary_words(heads, keys) as usize;
+            let all = ctx.read_f32(buf, per_layer * c.n_layers, "attention summaries").await?;
+            out.attention = all
+                .chunks_exact(per_layer)
+                .enumerate()
+                .map(|(layer, w)| AttentionSummary {
+                    layer,
+                    sink_scores: w[..heads as usize].to_vec(),
+                    key_attention: w[heads as usize..].to_vec(),
+                })
+                .collect();
+        }
         cache.len = past + n;
         Ok(out)
     }
