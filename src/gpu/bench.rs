@@ -411,6 +411,7 @@ fn end_to_end(
         logits = pollster::block_on(gpu.step(ctx, &mut cache, &[next], &Capture::default()))?.logits;
     }
     let decode_seconds = started.elapsed().as_secs_f64();
+    let decode_dispatches = ctx.dispatch_count() - dispatches_before;
     let per_token = decode_seconds / decode as f64;
     let probes = Capture { probes: true, ..Default::default() };
     let mut probe_cache = gpu.new_cache(ctx, prefill as u32)?;
@@ -424,7 +425,7 @@ fn end_to_end(
         prefill_tokens_per_s: prefill as f64 / prefill_seconds,
         decode_tokens: decode,
         decode_tokens_per_s: 1.0 / per_token,
-        dispatches_per_decode_token: (ctx.dispatch_count() - dispatches_before) as f64 / decode as f64,
+        dispatches_per_decode_token: decode_dispatches as f64 / decode as f64,
         weight_bytes_on_gpu: gpu.gpu_bytes(),
         decode_weight_gb_per_s: gpu.gpu_bytes() as f64 / per_token / 1e9,
         prefill_with_probes_tokens_per_s: prefill as f64 / probe_seconds,
