@@ -131,3 +131,33 @@ fn attention_summaries_match_the_probabilities_they_reduce() {
         assert_eq!(summary.key_attention.len(), n + 1);
     }
 }
+
+#[test]
+fn one_whole_tensor_comes_back_on_request_and_matches_its_probe() {
+    let model = default_model();
+    let c = &model.config;
+    let gpu = GpuModel::upload(ctx(), model, &mut |_| {}).unwrap();
+    let tokens = model.tokenizer.encode("The capital of France is").unwrap();
+    for (layer, point, width) in [
+        (12, ProbePoint::DownInput, c.d_ff),
+        (0, ProbePoint::Embeddings, c.d_model),
+        (29, ProbePoint::Keys, c.kv_dim()),
+    ] {
+        let mut cache = gpu.new_cache(ctx(), tokens.len() as u32).unwrap();
+        let capture = Capture { probes: true, tensor: Some((layer, point)), ..Default::default() };
+        let out = pollster::block_on(gpu.step(ctx(), &mut cache, &tokens, &capture)).unwrap();
+        let (x, got_width) = out.tensor.expect("the tensor asked for");
+        assert_eq!((x.len(), got_width), (tokens.len() * width, width));
+        let p = out.probes.iter().find(|p| p.layer == layer && p.point == point).unwrap();
+        check_summary(&format!("{point:?} of layer {layer}"), &x, width, &p.summary);
+    }
+    // Without probes the tensor still comes back alone; a point that does not exist is an error.
+    let mut cache = gpu.new_cache(ctx(), tokens.len() as u32).unwrap();
+    let capture = Capture { tensor: Some((3, ProbePoint::Residual)), ..Default::default() };
+    let out = pollster::block_on(gpu.step(ctx(), &mut cache, &tokens, &capture)).unwrap();
+    assert!(out.probes.is_empty() && out.tensor.is_some());
+    let capture = Capture { tensor: Some((30, ProbePoint::Residual)), ..Default::default() };
+    let mut cache = gpu.new_cache(ctx(), tokens.len() as u32).unwrap();
+    let err = pollster::block_on(gpu.step(ctx(), &mut cache, &tokens, &capture)).unwrap_err().to_string();
+    assert!(err.contains("no Residual tensor of layer 30"), "{err}");
+}

@@ -11,13 +11,13 @@ use serde::Serialize;
 
 use crate::error::{GpuError, ModelError};
 use crate::gpu::kernels::attention::{attention, AttentionShape};
+use crate::gpu::kernels::attention_summary::{attention_summary, summary_words};
 use crate::gpu::kernels::elementwise::{add_in_place, add_rows_in_place, swiglu_in_place};
 use crate::gpu::kernels::embedding::embedding;
 use crate::gpu::kernels::matmul::matmul;
 use crate::gpu::kernels::norm::rms_norm;
-use crate::gpu::kernels::rope::rope;
-use crate::gpu::kernels::attention_summary::{attention_summary, summary_words};
 use crate::gpu::kernels::probe::{probe, probe_words, ProbeSummary};
+use crate::gpu::kernels::rope::rope;
 use crate::gpu::requant::quantize_on_gpu;
 use crate::gpu::weights::GpuWeight;
 use crate::gpu::GpuContext;
@@ -75,6 +75,9 @@ pub struct Capture {
     /// Outlier summaries ([`ProbeSummary`]) of every [`ProbePoint`] of every block, reduced on the
     /// GPU; off, the step records no extra work at all.
     pub probes: bool,
+    /// The whole tensor at one probe point of one layer (`[tokens × width]`), for a view that
+    /// draws it (a heatmap), without reading back any other.
+    pub tensor: Option<(usize, ProbePoint)>,
 }
 
 /// Where in a block a probe summarizes the activations.
@@ -107,20 +110,30 @@ pub struct ProbeResult {
     pub summary: ProbeSummary,
 }
 
-/// The probes of one step: one buffer, filled point by point as the forward produces them.
+/// The probes of one step: one buffer, filled point by point as the forward produces them; and
+/// the one whole tensor a caller may ask for.
 struct Probes {
     buffer: Option<wgpu::Buffer>,
     next: u64,
     taken: Vec<(usize, ProbePoint, u32, u64)>,
+    wanted: Option<(usize, ProbePoint)>,
+    tensor: Option<(wgpu::Buffer, u32)>,
 }
 
 impl Probes {
-    fn new(ctx: &GpuContext, c: &LlamaConfig, n: u32, on: bool) -> Result<Probes, GpuError> {
+    fn new(ctx: &GpuContext, c: &LlamaConfig, n: u32, capture: &Capture) -> Result<Probes, GpuError> {
+        let on = capture.probes;
         let (d, q, kv, ff) = (c.d_model as u32, c.q_dim() as u32, c.kv_dim() as u32, c.d_ff as u32);
         let per_block: u64 = [d, q, d, d, ff, d, kv, kv].iter().map(|&w| probe_words(n, w)).sum();
         let words = probe_words(n, d) + per_block * c.n_layers as u64;
         let buffer = if on { Some(ctx.storage("probes", words * 4)?) } else { None };
-        Ok(Probes { buffer, next: 0, taken: Vec::new() })
+        if let Some((layer, point)) = capture.tensor {
+            if layer >= c.n_layers || (point == ProbePoint::Embeddings && layer != 0) {
+                let message = format!("no {point:?} tensor of layer {layer} to capture");
+                return Err(GpuError::Shape { kernel: "forward", message });
+            }
+        }
+        Ok(Probes { buffer, next: 0, taken: Vec::new(), wanted: capture.tensor, tensor: None })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -134,11 +147,22 @@ impl Probes {
         layer: usize,
         point: ProbePoint,
     ) -> Result<(), GpuError> {
+        if self.wanted == Some((layer, point)) {
+            let bytes = n as u64 * channels as u64 * 4;
+            let copy = ctx.storage("captured tensor", bytes)?;
+            enc.copy_buffer_to_buffer(x, 0, &copy, 0, bytes);
+            self.tensor = Some((copy, channels));
+        }
         let Some(buffer) = &self.buffer else { return Ok(()) };
         probe(ctx, enc, x, n, channels, buffer, self.next)?;
         self.taken.push((layer, point, channels, self.next));
         self.next += probe_words(n, channels);
         Ok(())
+    }
+
+    async fn read_tensor(&self, ctx: &GpuContext, n: u32) -> Result<Option<(Vec<f32>, usize)>, GpuError> {
+        let Some((buffer, width)) = &self.tensor else { return Ok(None) };
+        Ok(Some((ctx.read_f32(buffer, n as usize * *width as usize, "captured tensor").await?, *width as usize)))
     }
 
     async fn read(self, ctx: &GpuContext, n: u32) -> Result<Vec<ProbeResult>, GpuError> {
@@ -168,6 +192,8 @@ pub struct StepOutput {
     pub probes: Vec<ProbeResult>,
     /// With `Capture::probes`: every layer's sink scores and key attention.
     pub attention: Vec<AttentionSummary>,
+    /// With `Capture::tensor`: that tensor, `[tokens × width]` row-major, and its width.
+    pub tensor: Option<(Vec<f32>, usize)>,
 }
 
 /// One layer's attention outliers, reduced on the GPU (see `shaders/attention_summary.wgsl`).
@@ -435,7 +461,7 @@ impl GpuModel {
         };
 
         let as_loaded = capture.weights_as_loaded;
-        let mut probes = Probes::new(ctx, c, n, capture.probes)?;
+        let mut probes = Probes::new(ctx, c, n, capture)?;
         // With probes, every layer's probabilities go through one scratch buffer (never read back)
         // to be reduced to sink scores and key attention.
         let heads = c.n_heads as u32;
@@ -517,6 +543,7 @@ impl GpuModel {
             let len = (c.n_heads as u32 * n * keys) as usize;
             out.attention_probs.push((*layer, ctx.read_f32(buf, len, "attention probabilities").await?));
         }
+        out.tensor = probes.read_tensor(ctx, n).await?;
         out.probes = probes.read(ctx, n).await?;
         if let Some(buf) = &attention_out {
             let per_layer = summary_words(heads, keys) as usize;
