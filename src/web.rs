@@ -523,6 +523,72 @@ impl Playground {
         to_js(&Both { reference, quantized, tokens, ms: now_ms() - t0 })
     }
 
+    /// Outlier summaries of `prompt` reduced on the GPU (the model as now quantized, or as loaded
+    /// with `as_loaded`): `{tokens: [{index, id, text}], probes: [{layer, point, summary: {tokens,
+    /// channels, max_abs, mean_abs, median_bin, median_range, histogram, channel_max_abs,
+    /// channel_argmax_token, token_max_abs, token_argmax_channel, top: [{token, channel, value}],
+    /// token_top}}], attention: [{layer, sink_scores, key_attention}], tensor: null | {layer, point,
+    /// width, values: Float32Array}, ms}`. `tensor_layer` ≥ 0 with `tensor_point` (e.g.
+    /// "residual", "down_input") also returns that one whole tensor, as a typed array.
+    pub async fn probe(
+        &self,
+        prompt: String,
+        as_loaded: bool,
+        tensor_layer: i32,
+        tensor_point: String,
+    ) -> Result<JsValue, JsError> {
+        use crate::gpu::forward::ProbePoint;
+        let gpu = self.gpu.as_ref().ok_or_else(|| JsError::new("probes need WebGPU"))?;
+        let t0 = now_ms();
+        let tokens = self.model.prompt_tokens(&prompt).map_err(js_error)?;
+        let tensor = if tensor_layer >= 0 {
+            let point: ProbePoint = serde_json::from_value(serde_json::Value::String(tensor_point.clone()))
+                .map_err(|_| JsError::new(&format!("unknown probe point {tensor_point:?}")))?;
+            Some((tensor_layer as usize, point))
+        } else {
+            None
+        };
+        let capture = Capture { probes: true, tensor, weights_as_loaded: as_loaded, ..Default::default() };
+        let mut cache = gpu.model.new_cache(&gpu.ctx, tokens.len() as u32).map_err(js_error)?;
+        let out = gpu.model.step(&gpu.ctx, &mut cache, &tokens, &capture).await.map_err(js_error)?;
+        #[derive(serde::Serialize)]
+        struct Token {
+            index: usize,
+            id: u32,
+            text: String,
+        }
+        #[derive(serde::Serialize)]
+        struct Probed<'a> {
+            tokens: Vec<Token>,
+            probes: &'a [crate::gpu::forward::ProbeResult],
+            attention: &'a [crate::gpu::forward::AttentionSummary],
+            ms: f64,
+        }
+        let token_list = tokens
+            .iter()
+            .enumerate()
+            .map(|(index, &id)| Token { index, id, text: self.model.tokenizer.token_text(id) })
+            .collect();
+        let value =
+            to_js(&Probed { tokens: token_list, probes: &out.probes, attention: &out.attention, ms: now_ms() - t0 })?;
+        let tensor_value = match (tensor, &out.tensor) {
+            (Some((layer, point)), Some((values, width))) => {
+                let object = js_sys::Object::new();
+                let set = |k: &str, v: JsValue| js_sys::Reflect::set(&object, &JsValue::from_str(k), &v);
+                let point_name = serde_json::to_value(point).map_err(js_error)?;
+                let _ = set("layer", JsValue::from_f64(layer as f64));
+                let _ = set("point", JsValue::from_str(point_name.as_str().unwrap_or_default()));
+                let _ = set("width", JsValue::from_f64(*width as f64));
+                let _ = set("values", js_sys::Float32Array::from(values.as_slice()).into());
+                object.into()
+            }
+            _ => JsValue::NULL,
+        };
+        js_sys::Reflect::set(&value, &JsValue::from_str("tensor"), &tensor_value)
+            .map_err(|_| JsError::new("cannot build the probe result"))?;
+        Ok(value)
+    }
+
     /// KL, PD-KL, top-1 agreement, perplexity, QiD and per-layer error of the model as now
     /// quantized against the model as loaded, on the GPU, over the first `max_tokens` tokens of
     /// the shipped evaluation text (or of `text` when it is not empty), in windows of `window`.

@@ -360,6 +360,64 @@ async fn requantized_on_webgpu_matches_the_cpu_quantized_model() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The page's quantization API through the wasm facade, on the tiny llama: a recipe applied live
+// (and only what changed re-applied), side-by-side predictions, evaluation and probes.
+
+fn field(v: &wasm_bindgen::JsValue, path: &[&str]) -> wasm_bindgen::JsValue {
+    let mut v = v.clone();
+    for key in path {
+        v = js_sys::Reflect::get(&v, &wasm_bindgen::JsValue::from_str(key)).expect(key);
+    }
+    v
+}
+
+#[wasm_bindgen_test]
+async fn the_facade_applies_recipes_compares_evaluates_and_probes() {
+    use quantscope::web::Playground;
+    let noop = js_sys::Function::new_no_args("");
+    let mut pg = Playground::load(tiny_llama_gguf(0x51), "tiny.gguf".into(), noop.clone(), true).await.expect("load");
+    let applied = pg.apply_recipe("int4-g32-sym".into(), noop.clone()).await.expect("apply");
+    let matrices = (1 + 7 * LAYERS) as f64;
+    assert_eq!(field(&applied, &["requantizedOnGpu"]).as_f64(), Some(matrices));
+    let bpw = field(&applied, &["bitsPerWeight"]).as_f64().unwrap();
+    assert!(bpw > 4.0 && bpw < 8.0, "{bpw}");
+    // The same recipe again changes nothing; a recipe changing one class re-quantizes only it,
+    // on the CPU where the GPU has no quantizer (BCQ).
+    let again = pg.apply_recipe("int4-g32-sym".into(), noop.clone()).await.expect("again");
+    assert_eq!(field(&again, &["unchanged"]).as_f64(), Some(matrices));
+    let recipe = r#"{"default": "int4-g32-sym", "rules": [{"tensors": "blk.*.ffn_down.weight", "scheme": "bcq2-g32"},
+        {"tensors": "token_embd.weight", "scheme": "keep"}]}"#;
+    let mixed = pg.apply_recipe(recipe.into(), noop.clone()).await.expect("mixed");
+    assert_eq!(field(&mixed, &["requantizedOnCpu"]).as_f64(), Some(LAYERS as f64));
+    assert_eq!(field(&mixed, &["restored"]).as_f64(), Some(1.0));
+    let err = pg.apply_recipe("int9".into(), noop.clone()).await.err().expect("a bad scheme is refused");
+    let message = js_sys::Error::from(wasm_bindgen::JsValue::from(err)).message();
+    assert!(String::from(message).contains("int takes 2 to 8 bits"));
+
+    let both = pg.predict_both("abcab".into(), 3).await.expect("predictBoth");
+    let reference = js_sys::Array::from(&field(&both, &["reference"]));
+    let quantized = js_sys::Array::from(&field(&both, &["quantized"]));
+    assert_eq!((reference.length(), quantized.length()), (3, 3));
+    let logit = |a: &js_sys::Array| field(&a.get(0), &["logit"]).as_f64().unwrap();
+    assert_ne!(logit(&reference), logit(&quantized), "the quantized model is another model");
+
+    let metrics =
+        pg.evaluate(40, 20, "abcabcabdabcabcabcabdabc abc abcabcabcab".into(), noop.clone()).await.expect("evaluate");
+    for key in ["kl", "pd_kl", "top1_agreement", "perplexity", "qid"] {
+        assert!(field(&metrics, &[key]).as_f64().unwrap().is_finite(), "{key}");
+    }
+    assert!(field(&metrics, &["kl"]).as_f64().unwrap() > 0.0);
+
+    let probed = pg.probe("abcab".into(), false, 1, "down_input".into()).await.expect("probe");
+    let probes = js_sys::Array::from(&field(&probed, &["probes"]));
+    assert_eq!(probes.length() as usize, 1 + 8 * LAYERS);
+    let values = js_sys::Float32Array::from(field(&probed, &["tensor", "values"]));
+    let n_tokens = js_sys::Array::from(&field(&probed, &["tokens"])).length() as usize;
+    assert_eq!(values.length() as usize, n_tokens * FF);
+    assert_eq!(js_sys::Array::from(&field(&probed, &["attention"])).length() as usize, LAYERS);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Why RoPE does not use the built-in sin/cos: WebGPU only promises them to 2^-11 absolute on
 // [-π, π], and SwiftShader uses that freedom, where lavapipe (and real GPUs) are far closer. This
 // probe measures the adapter's built-ins and, next to them, shaders/sincos.wgsl (what rope.wgsl

@@ -81,7 +81,7 @@ pub struct Capture {
 }
 
 /// Where in a block a probe summarizes the activations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProbePoint {
     /// The token embeddings (reported as layer 0, before block 0 runs).
