@@ -12,7 +12,8 @@
 //   3. invocation d owns output dims d, d + WORKGROUP_SIZE, …: acc = acc·exp(m_old − m) + Σ p_j v_j,
 //      and the running sum l = l·exp(m_old − m) + Σ p_j (computed redundantly by every invocation).
 // out = acc / l. With probs, a second pass over the keys writes exp(s − m) / l with the final m, l.
-// Key 0 is in every query's window, so the first chunk makes m finite.
+// Key 0 is in every query's window, so the first chunk makes m finite; with drop_key0 a query at
+// position ≥ 1 still sees key 1 in the first chunk.
 
 override WORKGROUP_SIZE: u32 = 64u; // keys per chunk; a power of two, ≤ 256
 const MAX_HEAD_DIM: u32 = 128u;     // the wrapper refuses larger heads
@@ -26,6 +27,8 @@ struct Params {
     head_dim: u32,
     scale: f32,
     write_probs: u32,
+    // StreamingLLM's cliff (the drop-sink intervention): queries at positions ≥ 1 do not see key 0.
+    drop_key0: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -50,6 +53,11 @@ fn score(key: u32, kv_head: u32) -> f32 {
     return s * params.scale;
 }
 
+// Whether the query at `position` attends to `key` (causality is `key < n_keys`).
+fn visible(key: u32, n_keys: u32, position: u32) -> bool {
+    return key < n_keys && !(params.drop_key0 != 0u && key == 0u && position >= 1u);
+}
+
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn attention(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
              @builtin(local_invocation_index) local: u32) {
@@ -61,7 +69,8 @@ fn attention(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) grou
     let hd = params.head_dim;
     let kv_head = head / (params.n_heads / params.n_kv_heads);
     let kv_stride = params.n_kv_heads * hd;
-    let n_keys = params.past + t + 1u; // keys 0 ..= position
+    let position = params.past + t;
+    let n_keys = position + 1u; // keys 0 ..= position
     let q_base = t * params.n_heads * hd + head * hd;
 
     for (var d = local; d < hd; d += WORKGROUP_SIZE) {
@@ -75,7 +84,7 @@ fn attention(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) grou
     for (var chunk = 0u; chunk < n_keys; chunk += WORKGROUP_SIZE) {
         let key = chunk + local;
         var s = MASKED;
-        if (key < n_keys) {
+        if (visible(key, n_keys, position)) {
             s = score(key, kv_head);
         }
         p[local] = s;
@@ -89,7 +98,7 @@ fn attention(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) grou
         m = m_new;
         workgroupBarrier(); // everyone has read the scores before they become weights
         var w = 0.0;
-        if (key < n_keys) {
+        if (visible(key, n_keys, position)) {
             w = exp(s - m);
         }
         p[local] = w;
@@ -121,7 +130,7 @@ fn attention(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) grou
         let row = (head * params.n_tokens + t) * row_len;
         for (var key = local; key < row_len; key += WORKGROUP_SIZE) {
             var prob = 0.0;
-            if (key < n_keys) {
+            if (visible(key, n_keys, position)) {
                 prob = exp(score(key, kv_head) - m) / l;
             }
             probs[row + key] = prob;

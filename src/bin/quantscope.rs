@@ -22,6 +22,7 @@ use quantscope::analysis::eval::{eval_tokens, evaluate, evaluate_with, CpuWindow
 use quantscope::analysis::intervene::{IntervenedBackend, IntervenedWindows, Intervener, Intervention};
 use quantscope::gpu::bench::{self, BenchOptions};
 use quantscope::gpu::forward::{GpuBackend, GpuModel, GpuWindows};
+use quantscope::gpu::kernels::intervene::GpuIntervention;
 use quantscope::gpu::GpuContext;
 use quantscope::model::generate::{generate, CpuBackend, NextTokenLogits};
 use quantscope::model::sampling::{Sampler, SamplingParams};
@@ -259,7 +260,7 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
             Ok(())
         }
         Command::Predict { model, prompt, top, json, backend, weights, recipe, intervene } => {
-            let intervention = parse_intervention(intervene, backend)?;
+            let intervention = parse_intervention(intervene, backend, false)?;
             let loaded = load(model)?;
             let recipe = match (weights, recipe) {
                 (Some(name), _) => Some(Recipe::uniform(name.parse().map_err(|e: QuantError| e.to_string())?)),
@@ -402,7 +403,7 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
             Ok(())
         }
         Command::Eval { model, weights, recipe, text, tokens, window, json, backend, intervene } => {
-            let intervention = parse_intervention(intervene, backend)?;
+            let intervention = parse_intervention(intervene, backend, true)?;
             let model = load(model)?;
             let (recipe, label) = match (weights, recipe) {
                 (Some(name), _) => {
@@ -436,30 +437,40 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
             let ids = eval_tokens(&model, &text, &options).map_err(|e| e.to_string())?;
             let started = std::time::Instant::now();
             let ctx = match backend {
-                // Interventions hook into the CPU reference only (parse_intervention refused --backend gpu).
-                _ if intervention.is_some() => None,
                 Backend::Cpu => None,
                 Backend::Gpu => Some(GpuContext::new_blocking().map_err(|e| e.to_string())?),
                 Backend::Auto => GpuContext::new_blocking().ok(),
             };
             let backend_name = if ctx.is_some() { "gpu" } else { "cpu" };
             let mut bar = ProgressBar::new();
-            let result = match (&ctx, &quantized, intervention) {
-                (_, _, Some(intervention)) => (|| {
+            let result = match (&ctx, intervention) {
+                (None, Some(intervention)) => (|| {
                     let intervener = Intervener::new(evaluated, intervention, &ids, &options)?;
                     let mut intervened = IntervenedWindows { model: evaluated, intervener };
                     evaluate_with(&model, &mut CpuWindows(&model), &mut intervened, &ids, &options, &mut |p| {
                         bar.show(p)
                     })
                 })(),
-                (None, _, None) | (_, None, None) => evaluate(&model, evaluated, &ids, &options, &mut |p| bar.show(p)),
-                (Some(ctx), Some(quantized), None) => (|| {
+                (None, None) => evaluate(&model, evaluated, &ids, &options, &mut |p| bar.show(p)),
+                (Some(ctx), intervention) => (|| {
                     let reference = GpuModel::upload(ctx, &model, &mut |p| bar.show(p))?;
-                    let gpu_quantized = GpuModel::upload_quantized(ctx, &quantized, &mut |p| bar.show(p))?;
+                    let gpu_quantized = match &quantized {
+                        Some(q) => Some(GpuModel::upload_quantized(ctx, q, &mut |p| bar.show(p))?),
+                        None => None,
+                    };
+                    // mean-massive's calibration runs on the CPU reference, like the CPU path's.
+                    let intervention = match intervention {
+                        Some(i) => {
+                            let intervener = Intervener::new(evaluated, i, &ids, &options)?;
+                            let c = &model.config;
+                            Some(GpuIntervention::new(ctx, &intervener, c.n_layers, c.d_model)?)
+                        }
+                        None => None,
+                    };
                     evaluate_with(
                         &model,
-                        &mut GpuWindows { ctx, model: &reference },
-                        &mut GpuWindows { ctx, model: &gpu_quantized },
+                        &mut GpuWindows { ctx, model: &reference, intervention: None },
+                        &mut GpuWindows { ctx, model: gpu_quantized.as_ref().unwrap_or(&reference), intervention },
                         &ids,
                         &options,
                         &mut |p| bar.show(p),
@@ -538,11 +549,12 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
     }
 }
 
-/// The `--intervene` name, refused with `--backend gpu`: the hooks exist only in the CPU reference.
-fn parse_intervention(name: Option<String>, backend: Backend) -> Result<Option<Intervention>, String> {
+/// The `--intervene` name; refused with `--backend gpu` where the command runs interventions on
+/// the CPU reference only (`predict`; `eval` runs them on either).
+fn parse_intervention(name: Option<String>, backend: Backend, on_gpu: bool) -> Result<Option<Intervention>, String> {
     let Some(name) = name else { return Ok(None) };
     let intervention: Intervention = name.parse().map_err(|e| format!("--intervene: {e}"))?;
-    if backend == Backend::Gpu {
+    if backend == Backend::Gpu && !on_gpu {
         return Err(format!(
             "--intervene {intervention}: interventions run on the CPU reference for now; use --backend cpu"
         ));

@@ -6,14 +6,16 @@
 //! the same encoder; with none requested, no copy is recorded, so they cost nothing.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde::Serialize;
 
 use crate::error::{GpuError, ModelError};
-use crate::gpu::kernels::attention::{attention, AttentionShape};
+use crate::gpu::kernels::attention::{attention_dropping_key0, AttentionShape};
 use crate::gpu::kernels::attention_summary::{attention_summary, summary_words};
 use crate::gpu::kernels::elementwise::{add_in_place, add_rows_in_place, swiglu_in_place};
 use crate::gpu::kernels::embedding::embedding;
+use crate::gpu::kernels::intervene::{intervene_after_block, GpuIntervention};
 use crate::gpu::kernels::matmul::matmul;
 use crate::gpu::kernels::norm::rms_norm;
 use crate::gpu::kernels::probe::{probe, probe_words, ProbeSummary};
@@ -78,6 +80,9 @@ pub struct Capture {
     /// The whole tensor at one probe point of one layer (`[tokens × width]`), for a view that
     /// draws it (a heatmap), without reading back any other.
     pub tensor: Option<(usize, ProbePoint)>,
+    /// An intervention (zero-massive, mean-massive, drop-sink, clip) applied in this step, as the
+    /// CPU reference's `analysis::intervene` does.
+    pub intervention: Option<Arc<GpuIntervention>>,
 }
 
 /// Where in a block a probe summarizes the activations.
@@ -499,7 +504,9 @@ impl GpuModel {
             enc.copy_buffer_to_buffer(&v, 0, &cache.values[l], f32s(past * kv_dim), f32s(n * kv_dim));
             let probs =
                 prob_captures.iter().find(|(layer, _)| *layer == l).map(|(_, buf)| buf).or(probs_scratch.as_ref());
-            attention(ctx, &mut enc, shape, &q, &cache.keys[l], &cache.values[l], &attended, n, past, probs)?;
+            let (k_cache, v_cache) = (&cache.keys[l], &cache.values[l]);
+            let drop_sink = capture.intervention.as_ref().is_some_and(|i| i.drops_sink());
+            attention_dropping_key0(ctx, &mut enc, shape, &q, k_cache, v_cache, &attended, n, past, probs, drop_sink)?;
             if let (Some(probs), Some(summaries)) = (probs, &attention_out) {
                 let at = summary_words(heads, keys) * l as u64;
                 attention_summary(ctx, &mut enc, probs, heads, n, past, summaries, at)?;
@@ -517,6 +524,9 @@ impl GpuModel {
             probes.take(ctx, &mut enc, &gate, n, ff, l, ProbePoint::DownInput)?;
             matmul(ctx, &mut enc, self.pick(as_loaded, &b.down), &gate, &delta, n)?;
             add_in_place(ctx, &mut enc, &x, &delta, n * d)?;
+            if let Some(intervention) = &capture.intervention {
+                intervene_after_block(ctx, &mut enc, intervention, &x, n, d, l)?;
+            }
             capture_hidden(&mut enc, l as u64 + 1);
             probes.take(ctx, &mut enc, &x, n, d, l, ProbePoint::Residual)?;
         }
@@ -568,13 +578,19 @@ impl GpuModel {
 pub struct GpuWindows<'a> {
     pub ctx: &'a GpuContext,
     pub model: &'a GpuModel,
+    pub intervention: Option<Arc<GpuIntervention>>,
 }
 
 #[cfg(not(target_arch = "wasm32"))]
 impl crate::analysis::eval::WindowForward for GpuWindows<'_> {
     fn forward_window(&mut self, tokens: &[u32]) -> Result<(Vec<f32>, Vec<Vec<f32>>), ModelError> {
         let mut cache = self.model.new_cache(self.ctx, tokens.len() as u32)?;
-        let capture = Capture { hidden_states: true, all_logits: true, ..Default::default() };
+        let capture = Capture {
+            hidden_states: true,
+            all_logits: true,
+            intervention: self.intervention.clone(),
+            ..Default::default()
+        };
         let out = pollster::block_on(self.model.step(self.ctx, &mut cache, tokens, &capture))?;
         Ok((out.logits, out.hidden_states))
     }

@@ -44,6 +44,25 @@ pub fn attention(
     past: u32,
     probs: Option<&wgpu::Buffer>,
 ) -> Result<(), GpuError> {
+    attention_dropping_key0(ctx, enc, shape, q, k_cache, v_cache, out, n_tokens, past, probs, false)
+}
+
+/// [`attention`], where with `drop_key0` the queries at positions ≥ 1 do not attend to key 0
+/// (the drop-sink intervention: StreamingLLM's window without its sink).
+#[allow(clippy::too_many_arguments)]
+pub fn attention_dropping_key0(
+    ctx: &GpuContext,
+    enc: &mut wgpu::CommandEncoder,
+    shape: AttentionShape,
+    q: &wgpu::Buffer,
+    k_cache: &wgpu::Buffer,
+    v_cache: &wgpu::Buffer,
+    out: &wgpu::Buffer,
+    n_tokens: u32,
+    past: u32,
+    probs: Option<&wgpu::Buffer>,
+    drop_key0: bool,
+) -> Result<(), GpuError> {
     let err = |message: String| GpuError::Shape { kernel: KERNEL, message };
     let AttentionShape { n_heads, n_kv_heads, head_dim } = shape;
     if n_heads == 0 || n_kv_heads == 0 || n_heads % n_kv_heads != 0 {
@@ -72,7 +91,7 @@ pub fn attention(
     let scale = 1.0 / (head_dim as f32).sqrt();
     let params = ctx.uniform(
         "attention params",
-        &[n_tokens, past, n_heads, n_kv_heads, head_dim, scale.to_bits(), probs.is_some() as u32],
+        &[n_tokens, past, n_heads, n_kv_heads, head_dim, scale.to_bits(), probs.is_some() as u32, drop_key0 as u32],
     );
     // The layout binds probs either way; without it the kernel never touches this stand-in.
     let unused;

@@ -7,6 +7,7 @@ pub mod attention_summary;
 pub mod bcq;
 pub mod elementwise;
 pub mod embedding;
+pub mod intervene;
 pub mod matmul;
 pub mod norm;
 pub mod probe;
