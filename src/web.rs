@@ -228,7 +228,7 @@ fn upload_quantized_matrix(
 /// One sequence on either backend: the async counterpart of
 /// [`crate::model::generate::NextTokenLogits`] (GPU steps are async in the browser).
 enum Session<'a> {
-    Gpu { gpu: &'a Gpu, cache: KvCache },
+    Gpu { gpu: &'a Gpu, cache: KvCache, capture: Capture },
     Cpu(CpuBackend<'a>),
 }
 
@@ -237,7 +237,11 @@ impl<'a> Session<'a> {
         Ok(match &playground.gpu {
             Some(gpu) => {
                 let capacity = u32::try_from(capacity).unwrap_or(u32::MAX);
-                Session::Gpu { gpu, cache: gpu.model.new_cache(&gpu.ctx, capacity)? }
+                Session::Gpu {
+                    gpu,
+                    cache: gpu.model.new_cache(&gpu.ctx, capacity)?,
+                    capture: playground.capture(false),
+                }
             }
             None => Session::Cpu(CpuBackend::new(&playground.model)),
         })
@@ -246,9 +250,7 @@ impl<'a> Session<'a> {
     /// Appends `tokens` and returns the logits after the last one.
     async fn advance(&mut self, tokens: &[u32]) -> Result<Vec<f32>, ModelError> {
         match self {
-            Session::Gpu { gpu, cache } => {
-                Ok(gpu.model.step(&gpu.ctx, cache, tokens, &Capture::default()).await?.logits)
-            }
+            Session::Gpu { gpu, cache, capture } => Ok(gpu.model.step(&gpu.ctx, cache, tokens, capture).await?.logits),
             Session::Cpu(cpu) => cpu.advance(tokens),
         }
     }
@@ -265,6 +267,8 @@ pub struct Playground {
     /// What each matrix on the GPU holds now (absent: as loaded), so a recipe change only
     /// re-quantizes the matrices whose scheme changed.
     applied: std::collections::HashMap<String, (Scheme, TensorCost)>,
+    /// The intervention every run of the model under study uses (not the reference runs).
+    intervention: Option<std::sync::Arc<crate::gpu::kernels::intervene::GpuIntervention>>,
 }
 
 /// Stored bits of one quantized matrix and where it was quantized.
@@ -383,7 +387,43 @@ impl Playground {
                 }
             }
         };
-        Ok(Playground { model, gpu, gpu_reason, timings, applied: Default::default() })
+        Ok(Playground { model, gpu, gpu_reason, timings, applied: Default::default(), intervention: None })
+    }
+
+    /// The step options of a run: the reference (the weights as loaded, no intervention) or the
+    /// model under study (as re-quantized, with the intervention).
+    fn capture(&self, reference: bool) -> Capture {
+        Capture {
+            weights_as_loaded: reference,
+            intervention: if reference { None } else { self.intervention.clone() },
+            ..Default::default()
+        }
+    }
+
+    /// Sets the intervention of every later run of the model under study (predictions,
+    /// generation, `predictBoth`'s quantized side, `evaluate`, `probe` without `as_loaded`):
+    /// `"zero-massive"`, `"mean-massive"`, `"drop-sink"`, `"clip:P"`, or `""` for none. They run on
+    /// the GPU; mean-massive first calibrates its means (of the model as loaded) on the first
+    /// `calibration_tokens` tokens of the shipped evaluation text with the CPU reference (seconds
+    /// per hundred tokens in wasm).
+    #[wasm_bindgen(js_name = setIntervention)]
+    pub fn set_intervention(&mut self, name: &str, calibration_tokens: usize) -> Result<(), JsError> {
+        if name.is_empty() {
+            self.intervention = None;
+            return Ok(());
+        }
+        let intervention: crate::analysis::intervene::Intervention = name.parse().map_err(js_error)?;
+        let gpu = self.gpu.as_ref().ok_or_else(|| JsError::new("interventions in the page need WebGPU"))?;
+        let options = EvalOptions { max_tokens: Some(calibration_tokens.max(2)), window: 512 };
+        let calibration = crate::analysis::eval::eval_tokens(&self.model, EVAL_TEXT, &options).map_err(js_error)?;
+        let intervener = crate::analysis::intervene::Intervener::new(&self.model, intervention, &calibration, &options)
+            .map_err(js_error)?;
+        let c = &self.model.config;
+        self.intervention = Some(
+            crate::gpu::kernels::intervene::GpuIntervention::new(&gpu.ctx, &intervener, c.n_layers, c.d_model)
+                .map_err(js_error)?,
+        );
+        Ok(())
     }
 
     /// Applies a recipe (JSON, see the README) or a single scheme name to the model on the GPU:
@@ -507,7 +547,7 @@ impl Playground {
         let mut tops = Vec::new();
         for as_loaded in [true, false] {
             let mut cache = gpu.model.new_cache(&gpu.ctx, tokens.len() as u32).map_err(js_error)?;
-            let capture = Capture { weights_as_loaded: as_loaded, ..Default::default() };
+            let capture = self.capture(as_loaded);
             let out = gpu.model.step(&gpu.ctx, &mut cache, &tokens, &capture).await.map_err(js_error)?;
             tops.push(self.model.top_tokens(&out.logits, top_k.max(1)));
         }
@@ -548,7 +588,7 @@ impl Playground {
         } else {
             None
         };
-        let capture = Capture { probes: true, tensor, weights_as_loaded: as_loaded, ..Default::default() };
+        let capture = Capture { probes: true, tensor, ..self.capture(as_loaded) };
         let mut cache = gpu.model.new_cache(&gpu.ctx, tokens.len() as u32).map_err(js_error)?;
         let out = gpu.model.step(&gpu.ctx, &mut cache, &tokens, &capture).await.map_err(js_error)?;
         #[derive(serde::Serialize)]
@@ -614,12 +654,7 @@ impl Playground {
             throttle.report(Progress { stage: "evaluate", done: i as u64, total: windows.len() as u64 });
             let run = async |as_loaded: bool| -> Result<(Vec<f32>, Vec<Vec<f32>>), ModelError> {
                 let mut cache = gpu.model.new_cache(&gpu.ctx, w.len() as u32)?;
-                let capture = Capture {
-                    hidden_states: true,
-                    all_logits: true,
-                    weights_as_loaded: as_loaded,
-                    ..Default::default()
-                };
+                let capture = Capture { hidden_states: true, all_logits: true, ..self.capture(as_loaded) };
                 let out = gpu.model.step(&gpu.ctx, &mut cache, w, &capture).await?;
                 Ok((out.logits, out.hidden_states))
             };
