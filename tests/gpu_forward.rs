@@ -93,7 +93,12 @@ fn captured_hidden_states_and_attention_match_the_cpu_reference() {
     let n = tokens.len();
     let cpu = forward(&model, &tokens, ForwardOptions { hidden_states: true, attention_probs: true, all_logits: true })
         .unwrap();
-    let capture = Capture { hidden_states: true, attention_layers: vec![0, 3, c.n_layers - 1], all_logits: true };
+    let capture = Capture {
+        hidden_states: true,
+        attention_layers: vec![0, 3, c.n_layers - 1],
+        all_logits: true,
+        ..Default::default()
+    };
     let mut cache = gpu.new_cache(ctx(), n as u32).unwrap();
     let out = pollster::block_on(gpu.step(ctx(), &mut cache, &tokens, &capture)).unwrap();
     assert_eq!(out.hidden_states.len(), c.n_layers + 1);
