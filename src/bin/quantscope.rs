@@ -27,6 +27,8 @@ use quantscope::gpu::GpuContext;
 use quantscope::model::generate::{generate, CpuBackend, NextTokenLogits};
 use quantscope::model::sampling::{Sampler, SamplingParams};
 use quantscope::model::{Model, Progress};
+use quantscope::quant::activation::forward::{ActivationQuantizer, ActivationSchemes, QuantizedActivations};
+use quantscope::quant::activation::ActScheme;
 use quantscope::quant::apply::{self, TensorError};
 use quantscope::quant::{export, Codebook, Encoding, Recipe, Scheme};
 use quantscope::{ModelError, QuantError};
@@ -128,14 +130,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Quantize the model with one scheme or a recipe and/or apply an intervention, and compare it
+    /// Quantize the model with one scheme or a recipe, its activations and/or apply an intervention, and compare it
     /// with the model as loaded on the evaluation text: KL, PD-KL, top-1 agreement, perplexity,
     /// QiD, per-layer error.
     Eval {
         #[arg(long)]
         model: Option<PathBuf>,
         /// One scheme for every matrix.
-        #[arg(long = "w", conflicts_with = "recipe", required_unless_present_any = ["recipe", "intervene"])]
+        #[arg(
+            long = "w",
+            conflicts_with = "recipe",
+            required_unless_present_any = ["recipe", "intervene", "activations"]
+        )]
         weights: Option<String>,
         /// A recipe JSON file (see README).
         #[arg(long)]
@@ -158,6 +164,13 @@ enum Command {
         /// model, quantized or not; CPU reference only. mean-massive calibrates on the evaluated tokens.
         #[arg(long)]
         intervene: Option<String>,
+        /// Fake-quantize the input of every linear layer of the blocks (int8-tensor, int8-token,
+        /// int4-channel, fp8-e4m3-token, mxfp4, nvfp4, ...; -clipP clips the amax); CPU reference only.
+        #[arg(long = "a")]
+        activations: Option<String>,
+        /// Another activation scheme for the down projection's input (e.g. int8-token with --a int4-token).
+        #[arg(long = "a-down", requires = "activations")]
+        activations_down: Option<String>,
     },
     /// Write a GGUF quantized by a recipe of GGUF schemes (q8_0, q4_k, f16, ...), readable by llama.cpp.
     Export {
@@ -402,8 +415,21 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
             }
             Ok(())
         }
-        Command::Eval { model, weights, recipe, text, tokens, window, json, backend, intervene } => {
+        Command::Eval {
+            model,
+            weights,
+            recipe,
+            text,
+            tokens,
+            window,
+            json,
+            backend,
+            intervene,
+            activations,
+            activations_down,
+        } => {
             let intervention = parse_intervention(intervene, backend, true)?;
+            let activations = parse_activations(activations, activations_down, backend)?;
             let model = load(model)?;
             let (recipe, label) = match (weights, recipe) {
                 (Some(name), _) => {
@@ -411,8 +437,8 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
                     (Some(Recipe::uniform(scheme)), scheme.to_string())
                 }
                 (None, Some(path)) => (Some(read_recipe(&path)?), path.display().to_string()),
-                (None, None) if intervention.is_some() => (None, "as loaded".to_string()),
-                (None, None) => return Err("give --w SCHEME, --recipe FILE or --intervene NAME".into()),
+                (None, None) if intervention.is_some() || activations.is_some() => (None, "as loaded".to_string()),
+                (None, None) => return Err("give --w SCHEME, --recipe FILE, --a SCHEME or --intervene NAME".into()),
             };
             let text = match text {
                 Some(path) => {
@@ -437,6 +463,8 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
             let ids = eval_tokens(&model, &text, &options).map_err(|e| e.to_string())?;
             let started = std::time::Instant::now();
             let ctx = match backend {
+                // Activation quantization runs on the CPU reference only (--backend gpu is refused above).
+                _ if activations.is_some() => None,
                 Backend::Cpu => None,
                 Backend::Gpu => Some(GpuContext::new_blocking().map_err(|e| e.to_string())?),
                 Backend::Auto => GpuContext::new_blocking().ok(),
@@ -444,6 +472,16 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
             let backend_name = if ctx.is_some() { "gpu" } else { "cpu" };
             let mut bar = ProgressBar::new();
             let result = match (&ctx, intervention) {
+                (None, intervention) if activations.is_some() => (|| {
+                    let intervener = match intervention {
+                        Some(i) => Some(Intervener::new(evaluated, i, &ids, &options)?),
+                        None => None,
+                    };
+                    let schemes = activations.expect("checked by the match guard");
+                    let quantizer = ActivationQuantizer::new(schemes);
+                    let mut quantized = QuantizedActivations { model: evaluated, quantizer, intervener };
+                    evaluate_with(&model, &mut CpuWindows(&model), &mut quantized, &ids, &options, &mut |p| bar.show(p))
+                })(),
                 (None, Some(intervention)) => (|| {
                     let intervener = Intervener::new(evaluated, intervention, &ids, &options)?;
                     let mut intervened = IntervenedWindows { model: evaluated, intervener };
@@ -490,6 +528,7 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
                     "weights": label,
                     "recipe": recipe,
                     "intervention": intervention,
+                    "activations": activations,
                     "window": options.window,
                     "backend": backend_name,
                     "bpw": quantized.as_ref().map(|q| q.bits_per_weight),
@@ -510,6 +549,10 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
             }
             if let Some(intervention) = intervention {
                 outln!(out, "intervention   {intervention}");
+            }
+            if let Some(a) = &activations {
+                let down = a.down.map_or(String::new(), |d| format!(" (down projection input: {d})"));
+                outln!(out, "activations    {}{down}", a.default);
             }
             outln!(out, "tokens         {} (windows of {})", result.tokens, options.window);
             outln!(out, "KL             {:.5} nats/token", m.kl);
@@ -547,6 +590,21 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+/// The `--a` / `--a-down` schemes; refused with `--backend gpu`.
+fn parse_activations(
+    default: Option<String>,
+    down: Option<String>,
+    backend: Backend,
+) -> Result<Option<ActivationSchemes>, String> {
+    let Some(default) = default else { return Ok(None) };
+    let default: ActScheme = default.parse().map_err(|e| format!("--a: {e}"))?;
+    let down: Option<ActScheme> = down.map(|d| d.parse()).transpose().map_err(|e| format!("--a-down: {e}"))?;
+    if backend == Backend::Gpu {
+        return Err("--a: activation quantization runs on the CPU reference for now; use --backend cpu".into());
+    }
+    Ok(Some(ActivationSchemes { default, down }))
 }
 
 /// The `--intervene` name; refused with `--backend gpu` where the command runs interventions on

@@ -53,8 +53,23 @@ struct Block<'a> {
     down: &'a WeightTensor,
 }
 
-/// Where an experiment may change the forward (the interventions of `analysis::intervene`): the
-/// residual stream after each block, and which keys each query may attend to. The defaults change
+/// The input of a transformer block's linear layers, named by the layers that read it (q, k and v
+/// read one input, gate and up another).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinearInput {
+    /// The normed residual stream, read by W_q, W_k, W_v.
+    AttnQkv,
+    /// The attended values, read by W_o.
+    AttnOutput,
+    /// The normed residual stream, read by W_gate, W_up.
+    MlpGateUp,
+    /// silu(gate) ⊙ up, read by W_down.
+    MlpDown,
+}
+
+/// Where an experiment may change the forward (the interventions of `analysis::intervene`, the
+/// activation quantizers of `quant::activation`): the residual stream after each block, which keys
+/// each query may attend to, and the input of every linear layer of a block. The defaults change
 /// nothing, and [`forward`] is [`forward_with`] with [`NoHook`].
 pub trait ForwardHook {
     /// Called with the residual stream `[tokens × d_model]` after block `layer`, before it is
@@ -67,6 +82,11 @@ pub trait ForwardHook {
     fn masks_key(&self, _query: usize, _key: usize) -> bool {
         false
     }
+
+    /// Called with the input `x` (`[tokens × k]`) of the linear layers of block `layer` that read
+    /// `input`, right before them, so a change here is what those matmuls see (and only they: the
+    /// residual stream is untouched). The output head's input is not offered.
+    fn before_linear(&mut self, _layer: usize, _input: LinearInput, _x: &mut [f32], _k: usize) {}
 }
 
 /// The forward as the model computes it.
@@ -112,22 +132,26 @@ pub fn forward_with(
     for layer in 0..c.n_layers {
         let b = model.block(layer)?;
 
-        let xn = rms_norm(w, &x, b.attn_norm, c.rms_eps)?;
+        let mut xn = rms_norm(w, &x, b.attn_norm, c.rms_eps)?;
+        hook.before_linear(layer, LinearInput::AttnQkv, &mut xn, c.d_model);
         let mut q = linear(w, &xn, b.q, b.q_bias)?;
         let mut k = linear(w, &xn, b.k, b.k_bias)?;
         let v = linear(w, &xn, b.v, b.v_bias)?;
         rope.apply(&mut q, c.n_heads);
         rope.apply(&mut k, c.n_kv_heads);
-        let (attended, probs) = causal_attention(c, n, &q, &k, &v, options.attention_probs, &*hook);
+        let (mut attended, probs) = causal_attention(c, n, &q, &k, &v, options.attention_probs, &*hook);
+        hook.before_linear(layer, LinearInput::AttnOutput, &mut attended, c.q_dim());
         add_in_place(&mut x, &linear(w, &attended, b.o, None)?);
         if options.attention_probs {
             out.attention_probs.push(probs);
         }
 
-        let xn = rms_norm(w, &x, b.ffn_norm, c.rms_eps)?;
+        let mut xn = rms_norm(w, &x, b.ffn_norm, c.rms_eps)?;
+        hook.before_linear(layer, LinearInput::MlpGateUp, &mut xn, c.d_model);
         let gate = linear(w, &xn, b.gate, None)?;
         let up = linear(w, &xn, b.up, None)?;
-        let hidden: Vec<f32> = gate.iter().zip(&up).map(|(&g, &u)| silu(g) * u).collect();
+        let mut hidden: Vec<f32> = gate.iter().zip(&up).map(|(&g, &u)| silu(g) * u).collect();
+        hook.before_linear(layer, LinearInput::MlpDown, &mut hidden, c.d_ff);
         add_in_place(&mut x, &linear(w, &hidden, b.down, None)?);
         hook.after_block(layer, &mut x);
 

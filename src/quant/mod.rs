@@ -6,6 +6,7 @@
 //! the dequantized values, the encoding they came from (GGUF blocks, a [`Codebook`], or dense), and
 //! the storage cost in bits by the accounting rule of QUANTIZERS.md §1.3.
 
+pub mod activation;
 pub mod apply;
 pub mod bcq;
 pub mod codebook;
