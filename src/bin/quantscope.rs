@@ -30,6 +30,8 @@ use quantscope::model::{Model, Progress};
 use quantscope::quant::activation::forward::{ActivationQuantizer, ActivationSchemes, QuantizedActivations};
 use quantscope::quant::activation::ActScheme;
 use quantscope::quant::apply::{self, TensorError};
+use quantscope::quant::calibrate::calibrate;
+use quantscope::quant::smoothquant::{self, SmoothInfo};
 use quantscope::quant::{export, Codebook, Encoding, Recipe, Scheme};
 use quantscope::{ModelError, QuantError};
 
@@ -140,7 +142,7 @@ enum Command {
         #[arg(
             long = "w",
             conflicts_with = "recipe",
-            required_unless_present_any = ["recipe", "intervene", "activations"]
+            required_unless_present_any = ["recipe", "intervene", "activations", "smooth"]
         )]
         weights: Option<String>,
         /// A recipe JSON file (see README).
@@ -171,6 +173,13 @@ enum Command {
         /// Another activation scheme for the down projection's input (e.g. int8-token with --a int4-token).
         #[arg(long = "a-down", requires = "activations")]
         activations_down: Option<String>,
+        /// SmoothQuant with migration strength ALPHA (0.5 is the paper's default): calibrate on the
+        /// first 512 tokens of --calib (or the shipped text), smooth, then quantize as given. CPU reference only.
+        #[arg(long, value_name = "ALPHA")]
+        smooth: Option<f32>,
+        /// The calibration text for --smooth.
+        #[arg(long, value_name = "TEXTFILE", requires = "smooth")]
+        calib: Option<PathBuf>,
     },
     /// Write a GGUF quantized by a recipe of GGUF schemes (q8_0, q4_k, f16, ...), readable by llama.cpp.
     Export {
@@ -427,9 +436,17 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
             intervene,
             activations,
             activations_down,
+            smooth,
+            calib,
         } => {
             let intervention = parse_intervention(intervene, backend, true)?;
             let activations = parse_activations(activations, activations_down, backend)?;
+            if smooth.is_some() && backend == Backend::Gpu {
+                return Err("--smooth: SmoothQuant runs on the CPU reference for now; use --backend cpu".into());
+            }
+            if let Some(alpha) = smooth.filter(|a| !(0.0..=1.0).contains(a)) {
+                return Err(format!("--smooth: alpha {alpha} is outside [0, 1]"));
+            }
             let model = load(model)?;
             let (recipe, label) = match (weights, recipe) {
                 (Some(name), _) => {
@@ -437,7 +454,9 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
                     (Some(Recipe::uniform(scheme)), scheme.to_string())
                 }
                 (None, Some(path)) => (Some(read_recipe(&path)?), path.display().to_string()),
-                (None, None) if intervention.is_some() || activations.is_some() => (None, "as loaded".to_string()),
+                (None, None) if intervention.is_some() || activations.is_some() || smooth.is_some() => {
+                    (None, "as loaded".to_string())
+                }
                 (None, None) => return Err("give --w SCHEME, --recipe FILE, --a SCHEME or --intervene NAME".into()),
             };
             let text = match text {
@@ -447,10 +466,32 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
                 None => EVAL_TEXT.to_string(),
             };
             let started = std::time::Instant::now();
+            // SmoothQuant rewrites the float model first; quantization then starts from the smoothed
+            // weights, and the reference stays the model as loaded.
+            let smoothed = match smooth {
+                Some(alpha) => {
+                    let calib_text = match &calib {
+                        Some(path) => std::fs::read_to_string(path)
+                            .map_err(|e| format!("{}: cannot read: {e}", path.display()))?,
+                        None => EVAL_TEXT.to_string(),
+                    };
+                    let calib_options = EvalOptions { max_tokens: Some(512), window: 512 };
+                    let calib_ids = eval_tokens(&model, &calib_text, &calib_options).map_err(|e| e.to_string())?;
+                    let mut bar = ProgressBar::new();
+                    let calibration = calibrate(&model, &calib_ids, 512, &mut |p| bar.show(p));
+                    bar.finish();
+                    let calibration = calibration.map_err(|e| e.to_string())?;
+                    let smoothed = smoothquant::smooth(&model, &calibration, alpha).map_err(|e| e.to_string())?;
+                    Some((smoothed, SmoothInfo { alpha, calibration_tokens: calibration.tokens }))
+                }
+                None => None,
+            };
+            let base = smoothed.as_ref().map_or(&model, |(m, _)| m);
+            let smooth_info = smoothed.as_ref().map(|(_, info)| *info);
             let quantized = match &recipe {
                 Some(recipe) => {
                     let mut bar = ProgressBar::new();
-                    let q = apply::quantize_model(&model, recipe, &mut |p| bar.show(p));
+                    let q = apply::quantize_model(base, recipe, &mut |p| bar.show(p));
                     bar.finish();
                     Some(q.map_err(|e| e.to_string())?)
                 }
@@ -458,13 +499,13 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
             };
             let quantize_seconds = started.elapsed().as_secs_f64();
             // The model that is evaluated against the model as loaded: quantized or not, then intervened.
-            let evaluated = quantized.as_ref().map_or(&model, |q| &q.model);
+            let evaluated = quantized.as_ref().map_or(base, |q| &q.model);
             let options = EvalOptions { max_tokens: tokens, window };
             let ids = eval_tokens(&model, &text, &options).map_err(|e| e.to_string())?;
             let started = std::time::Instant::now();
             let ctx = match backend {
                 // Activation quantization runs on the CPU reference only (--backend gpu is refused above).
-                _ if activations.is_some() => None,
+                _ if activations.is_some() || smooth_info.is_some() => None,
                 Backend::Cpu => None,
                 Backend::Gpu => Some(GpuContext::new_blocking().map_err(|e| e.to_string())?),
                 Backend::Auto => GpuContext::new_blocking().ok(),
@@ -529,6 +570,7 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
                     "recipe": recipe,
                     "intervention": intervention,
                     "activations": activations,
+                    "smoothquant": smooth_info,
                     "window": options.window,
                     "backend": backend_name,
                     "bpw": quantized.as_ref().map(|q| q.bits_per_weight),
@@ -549,6 +591,9 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
             }
             if let Some(intervention) = intervention {
                 outln!(out, "intervention   {intervention}");
+            }
+            if let Some(info) = &smooth_info {
+                outln!(out, "smoothquant    alpha {} (calibrated on {} tokens)", info.alpha, info.calibration_tokens);
             }
             if let Some(a) = &activations {
                 let down = a.down.map_or(String::new(), |d| format!(" (down projection input: {d})"));

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use crate::error::QuantError;
+use crate::error::{FormatError, QuantError};
 use crate::formats::ggml::GgmlType;
 use crate::model::{Model, Progress, WeightTensor, Weights};
 use crate::quant::recipe::Assignment;
@@ -163,14 +163,7 @@ pub fn quantize_model(
         reports.extend(report);
         progress(Progress { stage: "quantize", done: i as u64 + 1, total: all.len() as u64 });
     }
-    let weights = Weights::new(bytes, &model.source, tensors)?;
-    let quantized = Model {
-        source: model.source.clone(),
-        name: model.name.clone(),
-        config: model.config.clone(),
-        weights,
-        tokenizer: model.tokenizer.clone(),
-    };
+    let quantized = with_weights(model, bytes, tensors)?;
     Ok(QuantizedModel {
         model: quantized,
         codebooks,
@@ -178,4 +171,45 @@ pub fn quantize_model(
         bits_per_weight: total_bits as f64 / total_weights.max(1) as f64,
         bytes: total_bits.div_ceil(8),
     })
+}
+
+/// `model` (same name, config and tokenizer) with other weights: `tensors` index into `bytes`.
+/// Shared by every transform that writes a new model (quantization, SmoothQuant), so a model
+/// field added later cannot be forgotten in one of them.
+pub fn with_weights(model: &Model, bytes: Vec<u8>, tensors: Vec<WeightTensor>) -> Result<Model, FormatError> {
+    Ok(Model {
+        source: model.source.clone(),
+        name: model.name.clone(),
+        config: model.config.clone(),
+        weights: Weights::new(bytes, &model.source, tensors)?,
+        tokenizer: model.tokenizer.clone(),
+    })
+}
+
+/// `model` with the tensors named in `replaced` stored as these f32 values (same shapes; the
+/// caller checks the lengths) and every other tensor copied as stored.
+pub fn replace_tensors(model: &Model, replaced: &HashMap<String, Vec<f32>>) -> Result<Model, FormatError> {
+    let mut bytes = Vec::new();
+    let mut tensors = Vec::with_capacity(model.weights.tensors().len());
+    for t in model.weights.tensors() {
+        let start = bytes.len();
+        let dtype = match replaced.get(&t.name) {
+            Some(values) => {
+                bytes.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+                GgmlType::F32
+            }
+            None => {
+                bytes.extend_from_slice(model.weights.data(t));
+                t.dtype
+            }
+        };
+        tensors.push(WeightTensor {
+            name: t.name.clone(),
+            dtype,
+            dims: t.dims.clone(),
+            start,
+            len: bytes.len() - start,
+        });
+    }
+    with_weights(model, bytes, tensors)
 }

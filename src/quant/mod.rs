@@ -9,6 +9,7 @@
 pub mod activation;
 pub mod apply;
 pub mod bcq;
+pub mod calibrate;
 pub mod codebook;
 pub mod export;
 pub mod float;
@@ -21,6 +22,7 @@ pub mod nf4;
 pub mod pbllm;
 pub mod recipe;
 pub mod scheme;
+pub mod smoothquant;
 pub mod split;
 
 pub use codebook::{Codebook, Sharing};
