@@ -166,7 +166,7 @@ pub fn quantize_on_gpu(
     } else {
         (plan.levels.len(), Sharing::Tensor)
     };
-    let code_bits = (usize::BITS - (levels_per_table.max(2) - 1).leading_zeros()).max(1);
+    let code_bits = crate::quant::codebook::code_bits(levels_per_table);
     let layout = CodebookLayout::new(rows, cols, code_bits, levels_per_table, table_sharing, plan.sharing, false)
         .ok_or_else(|| shape(format!("{} quantized as {scheme} is too large for 32-bit indexing", master.name)))?;
     let out = ctx.storage(&format!("weight {} ({scheme})", master.name), layout.total as u64 * 4)?;

@@ -72,7 +72,7 @@ pub struct Codebook {
 impl Codebook {
     /// Bits one code needs on the GPU.
     pub fn code_bits(&self) -> u32 {
-        (usize::BITS - (self.levels_per_table.max(2) - 1).leading_zeros()).max(1)
+        code_bits(self.levels_per_table)
     }
 
     /// The dequantized value of element (r, c). Written as one multiply and one add, in that
@@ -137,6 +137,11 @@ impl Codebook {
         }
         Ok(())
     }
+}
+
+/// Bits a code needs to index a table of `levels` entries (at least 1).
+pub fn code_bits(levels: usize) -> u32 {
+    (usize::BITS - (levels.max(2) - 1).leading_zeros()).max(1)
 }
 
 /// The index of the entry of `sorted` (ascending) nearest to `x`; a tie between two entries goes

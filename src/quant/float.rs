@@ -61,14 +61,6 @@ fn codebook(
     }
 }
 
-fn sharing_of(granularity: Granularity) -> Sharing {
-    match granularity {
-        Granularity::Tensor => Sharing::Tensor,
-        Granularity::Channel => Sharing::Row,
-        Granularity::Group(n) => Sharing::Group(n),
-    }
-}
-
 /// `fpB-eEmM-gran`: scale = amax / max_finite per tensor, row or group (f32), element =
 /// RNE(x / scale) on the format's grid. A group of zeros gets scale 1 and codes for 0.
 /// Bits: B per weight + 32 per scale.
@@ -81,7 +73,7 @@ pub fn quantize_fp(
 ) -> Result<QuantizedTensor, String> {
     let table = LevelTable::new(Codec::element(format));
     let max = table.codec.max_finite();
-    let sharing = sharing_of(granularity);
+    let sharing = super::int::sharing(granularity)?;
     let scales: Vec<f32> = group_amax(sharing, rows, cols, data)
         .into_iter()
         .map(|amax| match amax / max {
@@ -226,13 +218,7 @@ mod tests {
     use super::*;
     use crate::quant::Encoding;
 
-    /// QUANTIZERS.md §6's block (random.seed(0), gauss·0.05, element 5 forced to −0.31).
-    const BLOCK: [f32; 32] = [
-        0.047086, -0.069829, -0.033986, 0.018525, -0.050817, -0.31, 0.00896, -0.041555, -0.065452, 0.009694, 0.049662,
-        -0.032349, -0.016683, 0.082284, -0.027944, -0.025708, 0.120206, -0.076554, 0.039823, -0.100182, -0.029848,
-        0.075184, 0.061072, -0.045056, -0.022685, 0.004012, -0.062905, 0.027611, 0.111379, -0.067762, -0.099077,
-        0.014412,
-    ];
+    use crate::quant::known_answers::BLOCK;
 
     /// Gaussian-ish data (sum of uniforms) with a few outliers, deterministic.
     fn random(n: usize, seed: u64) -> Vec<f32> {
@@ -297,7 +283,7 @@ mod tests {
                 let amax = data.iter().fold(0f32, |m, x| m.max(x.abs()));
                 let vmax = q.values.iter().fold(0f32, |m, x| m.max(x.abs()));
                 assert!((amax - vmax).abs() <= amax * 1e-6, "{format} {granularity}: max {amax} → {vmax}");
-                let groups = sharing_of(granularity).count(rows, cols) as u64;
+                let groups = crate::quant::int::sharing(granularity).unwrap().count(rows, cols) as u64;
                 assert_eq!(q.storage_bits, format.bits() as u64 * 600 + 32 * groups);
             }
         }

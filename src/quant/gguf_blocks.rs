@@ -431,13 +431,7 @@ mod tests {
     use super::*;
     use crate::formats::ggml::dequantize;
 
-    /// The block of QUANTIZERS.md §6 (random.seed(0) gauss·0.05, element 5 forced to −0.31).
-    const KNOWN_BLOCK: [f32; 32] = [
-        0.047086, -0.069829, -0.033986, 0.018525, -0.050817, -0.31, 0.00896, -0.041555, -0.065452, 0.009694, 0.049662,
-        -0.032349, -0.016683, 0.082284, -0.027944, -0.025708, 0.120206, -0.076554, 0.039823, -0.100182, -0.029848,
-        0.075184, 0.061072, -0.045056, -0.022685, 0.004012, -0.062905, 0.027611, 0.111379, -0.067762, -0.099077,
-        0.014412,
-    ];
+    use crate::quant::known_answers::BLOCK as KNOWN_BLOCK;
 
     fn f16_le(bytes: &[u8]) -> f32 {
         f16::from_le_bytes([bytes[0], bytes[1]]).to_f32()
