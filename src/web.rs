@@ -33,7 +33,7 @@ use crate::gpu::weights::GpuWeight;
 use crate::gpu::GpuContext;
 use crate::model::generate::{Continuation, CpuBackend, NextTokenLogits, Step};
 use crate::model::sampling::{Sampler, SamplingParams};
-use crate::model::{Model, Progress, TopToken, WeightTensor, Weights};
+use crate::model::{Model, Progress, TopToken, Weights};
 use crate::quant::apply::{gguf_fallback, quantize_tensor};
 use crate::quant::recipe::Assignment;
 use crate::quant::{quantize, Encoding, Recipe, Scheme};
@@ -211,10 +211,8 @@ fn upload_quantized_matrix(
     name: &str,
     q: crate::quant::QuantizedTensor,
 ) -> Result<GpuWeight, crate::error::GpuError> {
-    let dims = vec![q.cols as u64, q.rows as u64];
     let single = |dtype, bytes: Vec<u8>| -> Result<GpuWeight, crate::error::GpuError> {
-        let t = WeightTensor { name: name.into(), dtype, dims: dims.clone(), start: 0, len: bytes.len() };
-        let weights = Weights::new(bytes, "quantized", vec![t.clone()])
+        let (weights, t) = Weights::single("quantized", name, dtype, q.rows, q.cols, bytes)
             .map_err(|e| crate::error::GpuError::Shape { kernel: "upload", message: e.to_string() })?;
         GpuWeight::upload(ctx, &weights, &t)
     };

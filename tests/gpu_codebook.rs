@@ -19,7 +19,7 @@ use quantscope::formats::ggml::GgmlType;
 use quantscope::gpu::kernels::embedding::embedding;
 use quantscope::gpu::kernels::matmul::matmul;
 use quantscope::gpu::weights::{GpuWeight, WeightFormat};
-use quantscope::model::weights::{WeightTensor, Weights};
+use quantscope::model::weights::Weights;
 use quantscope::quant::{Codebook, Encoding, Sharing};
 
 fn random_codebook(
@@ -99,14 +99,7 @@ fn matmul_over_a_codebook_matches_the_dequantized_matrix() {
         let cb = random_codebook(&mut rng, rows, cols, 1 << bits, Sharing::Row, Sharing::Group(32), true);
         let values = cb.dequantize();
         let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        let t = WeightTensor {
-            name: "w".into(),
-            dtype: GgmlType::F32,
-            dims: vec![cols as u64, rows as u64],
-            start: 0,
-            len: bytes.len(),
-        };
-        let weights = Weights::new(bytes, "codebook", vec![t.clone()]).unwrap();
+        let (weights, t) = Weights::single("codebook", "w", GgmlType::F32, rows, cols, bytes).unwrap();
         let w = GpuWeight::upload_codebook(ctx(), "w", &cb).unwrap();
         for n_tokens in [1usize, 5] {
             let x = rng.vec(n_tokens * cols, -1.0, 1.0);

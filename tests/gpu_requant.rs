@@ -22,7 +22,7 @@ use quantscope::gpu::kernels::embedding::embedding;
 use quantscope::gpu::requant::{gpu_quantizable, quantize_on_gpu};
 use quantscope::gpu::weights::GpuWeight;
 use quantscope::model::reference::{forward, ForwardOptions};
-use quantscope::model::weights::{WeightTensor, Weights};
+use quantscope::model::weights::Weights;
 use quantscope::quant::apply::quantize_model;
 use quantscope::quant::{quantize, Encoding, Recipe, Scheme};
 
@@ -112,14 +112,7 @@ fn every_gpu_scheme_matches_the_cpu_on_random_f32_masters() {
             data[cols + 5] = 40.0;
             data[2 * cols..3 * cols].fill(0.0);
             let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
-            let t = WeightTensor {
-                name: "w".into(),
-                dtype: GgmlType::F32,
-                dims: vec![cols as u64, rows as u64],
-                start: 0,
-                len: bytes.len(),
-            };
-            let weights = Weights::new(bytes, "random", vec![t.clone()]).unwrap();
+            let (weights, t) = Weights::single("random", "w", GgmlType::F32, rows, cols, bytes).unwrap();
             let master = GpuWeight::upload(ctx(), &weights, &t).unwrap();
             compare(&format!("random {rows}×{cols}"), &scheme, &master, &data);
         }

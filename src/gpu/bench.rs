@@ -26,7 +26,7 @@ use crate::gpu::kernels::topk::top_k;
 use crate::gpu::requant::gpu_quantizable;
 use crate::gpu::weights::GpuWeight;
 use crate::gpu::{GpuContext, ShaderSource};
-use crate::model::{Model, WeightTensor, Weights};
+use crate::model::{Model, Weights};
 use crate::quant::apply::quantize_model;
 use crate::quant::bcq::BcqPacked;
 use crate::quant::{Recipe, Scheme};
@@ -145,8 +145,7 @@ fn random_weight(ctx: &GpuContext, dtype: GgmlType, n_in: u32, n_out: u32) -> Re
     // Small values: scales stay finite, so the kernels see ordinary numbers.
     let bytes: Vec<u8> = (0..len).map(|_| noise.next_byte() & 0x3B).collect();
     let name = format!("{}×{} {}", n_out, n_in, dtype.name());
-    let tensor = WeightTensor { name: name.clone(), dtype, dims: vec![n_in as u64, n_out as u64], start: 0, len };
-    let weights = Weights::new(bytes, "bench", vec![tensor.clone()])?;
+    let (weights, tensor) = Weights::single("bench", &name, dtype, n_out as usize, n_in as usize, bytes)?;
     Ok(GpuWeight::upload(ctx, &weights, &tensor)?)
 }
 

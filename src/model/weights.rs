@@ -85,6 +85,21 @@ impl Weights {
         Ok(Weights { bytes, source: source.into(), tensors, by_name })
     }
 
+    /// A buffer holding one `rows × cols` tensor of `dtype` (a re-quantized matrix, a kernel
+    /// test's or the benchmark's random weights), checked like any other.
+    pub fn single(
+        source: &str,
+        name: &str,
+        dtype: GgmlType,
+        rows: usize,
+        cols: usize,
+        bytes: Vec<u8>,
+    ) -> Result<(Weights, WeightTensor), FormatError> {
+        let t =
+            WeightTensor { name: name.into(), dtype, dims: vec![cols as u64, rows as u64], start: 0, len: bytes.len() };
+        Ok((Weights::new(bytes, source, vec![t.clone()])?, t))
+    }
+
     pub fn tensors(&self) -> &[WeightTensor] {
         &self.tensors
     }

@@ -220,15 +220,8 @@ pub fn random_tensor_bytes(rng: &mut Rng, dtype: GgmlType, n: usize, scale: f32)
 /// [`Weights`].
 pub fn random_weights(rng: &mut Rng, dtype: GgmlType, n_in: usize, n_out: usize) -> (Weights, WeightTensor) {
     let bytes = random_tensor_bytes(rng, dtype, n_in * n_out, 1.0);
-    let t = WeightTensor {
-        name: format!("random.{}.{n_in}x{n_out}", dtype.name()),
-        dtype,
-        dims: vec![n_in as u64, n_out as u64],
-        start: 0,
-        len: bytes.len(),
-    };
-    let weights = Weights::new(bytes, "random", vec![t.clone()]).unwrap();
-    (weights, t)
+    let name = format!("random.{}.{n_in}x{n_out}", dtype.name());
+    Weights::single("random", &name, dtype, n_out, n_in, bytes).unwrap()
 }
 
 /// The CPU matmul: (y, Σ|w·x|) per output, `[n_tokens × n_out]`, rows dequantized one at a time
