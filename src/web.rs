@@ -19,6 +19,8 @@
 //!   can hand it to the worker, which then reports the crash instead of a bare
 //!   "RuntimeError: unreachable".
 
+mod views;
+
 use std::sync::Mutex;
 
 use wasm_bindgen::prelude::*;
