@@ -68,11 +68,8 @@ export function smallMultiples(count: number, width: number, gap: number, captio
     if (!best || size > best.size || (size === best.size && rows < best.rows)) {
       best = { cols, rows, size, gap, caption, width: cols * size + (cols - 1) * gap, height: rows * (size + caption) + (rows - 1) * gap };
     }
-    if (size < maxSize) {
-      // Wider grids only shrink the panels from here; stop once the panels are capped no more
-      // and at least one more column was tried.
-      if (best.size > size) break;
-    }
+    // More columns only shrink the panels from here on.
+    if (size < best.size) break;
   }
   return best ?? { cols: 1, rows: n, size: 1, gap, caption, width: 1, height: n * (1 + caption) };
 }
