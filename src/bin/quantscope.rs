@@ -27,7 +27,8 @@ use quantscope::gpu::GpuContext;
 use quantscope::model::generate::{generate, CpuBackend, NextTokenLogits};
 use quantscope::model::sampling::{Sampler, SamplingParams};
 use quantscope::model::{Model, Progress};
-use quantscope::quant::activation::forward::{ActivationQuantizer, ActivationSchemes, QuantizedActivations};
+use quantscope::quant::activation::forward::ActivationSchemes;
+use quantscope::quant::runtime::{RuntimeQuant, RuntimeWindows};
 use quantscope::quant::activation::ActScheme;
 use quantscope::quant::apply::{self, TensorError};
 use quantscope::quant::calibrate::calibrate;
@@ -518,9 +519,8 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
                         Some(i) => Some(Intervener::new(evaluated, i, &ids, &options)?),
                         None => None,
                     };
-                    let schemes = activations.expect("checked by the match guard");
-                    let quantizer = ActivationQuantizer::new(schemes);
-                    let mut quantized = QuantizedActivations { model: evaluated, quantizer, intervener };
+                    let quant = RuntimeQuant { activations, ..Default::default() };
+                    let mut quantized = RuntimeWindows { model: evaluated, quant: &quant, intervener };
                     evaluate_with(&model, &mut CpuWindows(&model), &mut quantized, &ids, &options, &mut |p| bar.show(p))
                 })(),
                 (None, Some(intervention)) => (|| {

@@ -8,6 +8,7 @@
 
 pub mod activation;
 pub mod apply;
+pub mod attention_probs;
 pub mod bcq;
 pub mod calibrate;
 pub mod codebook;
@@ -16,11 +17,15 @@ pub mod float;
 pub mod gguf_blocks;
 pub mod hadamard;
 pub mod int;
+pub mod kv;
 pub mod levels;
 pub mod minifloat;
 pub mod nf4;
+pub mod outliertune;
 pub mod pbllm;
+pub mod ptq161;
 pub mod recipe;
+pub mod runtime;
 pub mod scheme;
 pub mod smoothquant;
 pub mod split;
