@@ -239,6 +239,17 @@ export class CausalChain extends CanvasView<OutlierReport> {
 
   protected describe(x: number, y: number): string[] | null {
     const hit = this.boxes.find((b) => contains(b.rect, x, y));
-    return hit ? [hit.node.title, ...hit.node.lines] : null;
+    if (!hit) return null;
+    const action = hit.node.kind === "weight" && hit.row.tensor ? "click: open this tensor" : hit.node.kind === "channel" && hit.row.block !== null ? `click: open block ${hit.row.block}` : null;
+    return [hit.node.title, ...hit.node.lines, ...(action ? [action] : [])];
+  }
+
+  /** A weight box opens its tensor in the weight views; a channel box opens its first block. */
+  protected override clickAt(x: number, y: number) {
+    const hit = this.boxes.find((b) => contains(b.rect, x, y));
+    if (!hit) return null;
+    if (hit.node.kind === "weight" && hit.row.tensor) return { tensor: hit.row.tensor };
+    if (hit.node.kind === "channel" && hit.row.block !== null) return { layer: hit.row.block };
+    return null;
   }
 }

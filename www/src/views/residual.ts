@@ -150,7 +150,7 @@ export class ResidualLayers extends CanvasView<ProbeData> {
       this.layout = null;
       return;
     }
-    const area = plotArea(width, height, { top: 14, right: 16, bottom: 40, left: 58 });
+    const area = plotArea(width, height, { top: 26, right: 16, bottom: 40, left: 58 });
     const positive = series.flatMap((p) => [p.maxAbs, p.medianAbs, p.meanAbs]).filter((v) => v > 0);
     const lo = Math.min(...positive) / 2;
     const hi = Math.max(...positive) * 2;
@@ -211,19 +211,19 @@ export class ResidualLayers extends CanvasView<ProbeData> {
       theme,
       point === "residual" ? "residual stream after block" : `${point} of block`,
     );
-    // Legend.
+    // Legend, above the plot so it never covers a line.
     ctx.font = fontOf(theme, 11);
     ctx.textAlign = "left";
-    let lx = area.x + 8;
+    let lx = area.x;
     for (const [label, color] of [
       ["max|x|", theme.accent],
       ["median|x|", theme.ok],
       ["mean|x|", theme.muted],
     ] as const) {
       ctx.fillStyle = color;
-      ctx.fillRect(lx, area.y + 6, 12, 3);
+      ctx.fillRect(lx, 10, 12, 3);
       ctx.fillStyle = theme.text;
-      ctx.fillText(label, lx + 16, area.y + 8);
+      ctx.fillText(label, lx + 16, 12);
       lx += 28 + ctx.measureText(label).width;
     }
     this.setMeta(`${point} · ${series.length} points`);

@@ -176,10 +176,12 @@ test("exceedance is max|x| over the threshold per hidden state and token", () =>
 test("the chain diagram reads weight column, channel and sink from the report", () => {
   const [row] = chainRows(report(), 4);
   assert.equal(row.channel, 77);
+  assert.equal(row.tensor, "blk.0.ffn_down.weight");
+  assert.equal(row.block, 0);
   assert.equal(row.nodes[0].title, "blk.0.ffn_down col 1234");
   assert.match(row.nodes[0].lines.join(" "), /row 77/);
   assert.equal(row.nodes[1].title, "channel 77");
-  assert.match(row.nodes[1].lines[0], /<s> \(token 0\) = -400/);
+  assert.match(row.nodes[1].lines[0], /<s> \(token 0\) = -400$/);
   assert.match(row.nodes[1].lines[2], /block 0–1/);
   assert.equal(row.nodes[2].title, "sink on <s>");
   assert.match(row.nodes[2].lines[0], /70% of attention, mean of 2 later blocks/);

@@ -1,5 +1,6 @@
 // Turning what the wasm returns into what a chart draws. Pure functions, unit-tested.
 
+import { formatNumber } from "./scales.ts";
 import type {
   AttentionSummary,
   ChainLink,
@@ -138,6 +139,9 @@ export interface ChainNode {
 /** One row of the diagram: weight column → activation channel → attention sink. */
 export interface ChainRow {
   channel: number;
+  /** The down projection's tensor, and the block where the channel first appears (null: embeddings). */
+  tensor: string | null;
+  block: number | null;
   nodes: [ChainNode, ChainNode, ChainNode];
 }
 
@@ -154,7 +158,7 @@ export function chainRows(report: OutlierReport, max: number): ChainRow[] {
           kind: "weight",
           title: `${shortTensor(d.tensor)} col ${d.dominant_column}`,
           lines: [
-            `writes row ${d.row}: w = ${d.weight.toPrecision(3)}`,
+            `writes row ${d.row}: w = ${formatNumber(d.weight)}`,
             `${d.row_ratio.toFixed(1)}× the row's mean |W|`,
             `column ratio ${d.column_ratio.toFixed(1)} (rank ${d.column_rank})`,
           ],
@@ -168,7 +172,7 @@ export function chainRows(report: OutlierReport, max: number): ChainRow[] {
       kind: "channel",
       title: `channel ${link.channel}`,
       lines: [
-        peak ? `${text(peak.token)} (token ${peak.token}) = ${peak.value.toPrecision(4)}` : "no carrier",
+        peak ? `${text(peak.token)} (token ${peak.token}) = ${formatNumber(peak.value)}` : "no carrier",
         `first in ${hiddenStateName(link.first_hidden_state)}`,
         `outlier in ${states}`,
       ],
@@ -188,7 +192,7 @@ export function chainRows(report: OutlierReport, max: number): ChainRow[] {
           ]
         : ["no later block"],
     };
-    return { channel: link.channel, nodes: [weight, channel, sink] };
+    return { channel: link.channel, tensor: d?.tensor ?? null, block: link.first_block, nodes: [weight, channel, sink] };
   });
 }
 

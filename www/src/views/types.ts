@@ -140,15 +140,17 @@ export interface ValueHistogram {
 }
 
 /**
- * The values a quantized weight can take in the group (or GGUF block) holding the tensor's
- * largest |w|. For codebook schemes these are the whole grid, `levels[table]·scale + offset`; for
- * GGUF types they are the distinct dequantized values of that block (the levels in use there).
+ * Every value a quantized weight can take in the group (or GGUF block) holding the tensor's
+ * largest |w|: for codebook schemes `levels[table]·scale + offset` of that group; for GGUF types
+ * `step·q + offset` over the type's codes, decoded from that block's stored scales (the
+ * sub-block's for K-quants). Weights beyond its ends are clipped to them.
  */
 export interface QuantLevels {
   source: "codebook" | "gguf-block";
   /** "rotated" when the scheme quantizes Hadamard-rotated rows: the grid lives in that basis. */
   basis: "original" | "rotated";
-  /** Which weights share this grid, in words ("row", "group of 32 columns", "block of 32", "tensor"). */
+  /** Which weights share this grid, in words ("row", "group of 32 columns", "block of 32",
+   * "sub-block of 16 (super-block of 256)", "tensor"). */
   shared: string;
   row: number;
   /** Columns [start, end) of the group/block (the whole row when shared per row or tensor). */

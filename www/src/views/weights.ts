@@ -137,11 +137,13 @@ export class WeightHistogram extends CanvasView<WeightStatsData> {
 
     const bw = area.width / bins;
     ctx.fillStyle = theme.bar;
+    ctx.globalAlpha = h.quantized ? 0.75 : 1;
     h.loaded.forEach((count, b) => {
       if (count <= 0) return;
       const py = y(count);
       ctx.fillRect(area.x + b * bw, py, Math.max(1, bw), area.y + area.height - py);
     });
+    ctx.globalAlpha = 1;
 
     if (levels && levels.values.length > 0) {
       ctx.save();
@@ -158,23 +160,23 @@ export class WeightHistogram extends CanvasView<WeightStatsData> {
     }
 
     if (h.quantized) {
+      // The quantized histogram as an outline over the bars: a step line along the tops of
+      // adjacent bins, dropping to the axis only around empty ones.
+      const base = area.y + area.height;
       ctx.save();
       ctx.strokeStyle = theme.accent;
       ctx.lineWidth = 1.5;
       ctx.beginPath();
-      let open = false;
+      let previous = 0;
       h.quantized.forEach((count, b) => {
-        if (count <= 0) {
-          open = false;
-          return;
-        }
-        const py = y(count);
-        if (!open) ctx.moveTo(area.x + b * bw, area.y + area.height);
-        ctx.lineTo(area.x + b * bw, py);
-        ctx.lineTo(area.x + (b + 1) * bw, py);
-        ctx.lineTo(area.x + (b + 1) * bw, area.y + area.height);
-        open = true;
+        const x0 = area.x + b * bw;
+        const top = count > 0 ? y(count) : base;
+        if (previous === 0 && count > 0) ctx.moveTo(x0, base);
+        if (previous > 0 || count > 0) ctx.lineTo(x0, top);
+        if (count > 0) ctx.lineTo(x0 + bw, top);
+        previous = count;
       });
+      if (previous > 0) ctx.lineTo(area.x + area.width, base);
       ctx.stroke();
       ctx.restore();
     }
