@@ -150,14 +150,67 @@ fn describe_sharing(table: Sharing, scale: Sharing) -> String {
     }
 }
 
-/// The weights that share one scale in a GGUF type: the block, or the sub-block of a K-quant
-/// (whose super-block of 256 holds 8 or 16 grids). None for the float types, whose "grid" is
-/// every representable float.
-fn gguf_scale_block(t: GgmlType) -> Option<usize> {
+/// One GGUF (sub-)block's grid: the values `step · q + offset` for the integer codes `q` in
+/// `codes`. Every type the schemes produce is affine in its code within a block (K-quants: within
+/// a sub-block, whose scale and minimum are 6-bit codes of the super-block's f16 pair).
+struct BlockGrid {
+    step: f32,
+    offset: f32,
+    codes: std::ops::RangeInclusive<i32>,
+}
+
+impl BlockGrid {
+    fn range(&self) -> (f32, f32) {
+        let (a, b) = (self.step * *self.codes.start() as f32 + self.offset, self.step * *self.codes.end() as f32 + self.offset);
+        (a.min(b), a.max(b))
+    }
+
+    fn levels(&self) -> Vec<f32> {
+        sorted_levels(self.codes.clone().map(|q| self.step * q as f32 + self.offset).collect())
+    }
+}
+
+fn f16_at(b: &[u8], at: usize) -> f32 {
+    half::f16::from_le_bytes([b[at], b[at + 1]]).to_f32()
+}
+
+/// The 6-bit scale and minimum codes of sub-block `j` of a Q4_K / Q5_K super-block (ggml's
+/// `get_scale_min_k4`; `formats::ggml` keeps its copy private to the decoder).
+fn scale_min_k4(j: usize, scales: &[u8]) -> (u8, u8) {
+    if j < 4 {
+        (scales[j] & 0x3F, scales[j + 4] & 0x3F)
+    } else {
+        ((scales[j + 4] & 0x0F) | ((scales[j - 4] >> 6) << 4), (scales[j + 4] >> 4) | ((scales[j] >> 6) << 4))
+    }
+}
+
+/// Elements per sub-block sharing one scale, for the GGUF types whose grid [`block_grid`] reads;
+/// None for the others (the float types' "grid" is every representable float).
+fn gguf_sub_block(t: GgmlType) -> Option<usize> {
     match t {
-        GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q5_1 | GgmlType::Q8_0 | GgmlType::Q8_1 => Some(32),
+        GgmlType::Q8_0 | GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q5_1 => Some(32),
         GgmlType::Q4_K | GgmlType::Q5_K => Some(32),
-        GgmlType::Q2_K | GgmlType::Q3_K | GgmlType::Q6_K => Some(16),
+        GgmlType::Q6_K => Some(16),
+        _ => None,
+    }
+}
+
+/// The grid of sub-block `sub` of the block `b` (its bytes) of type `t`, decoded from the
+/// block's scales as `formats::ggml`'s dequantizers apply them.
+fn block_grid(t: GgmlType, b: &[u8], sub: usize) -> Option<BlockGrid> {
+    let grid = |step, offset, codes| Some(BlockGrid { step, offset, codes });
+    match t {
+        GgmlType::Q8_0 => grid(f16_at(b, 0), 0.0, -128..=127),
+        GgmlType::Q4_0 => grid(f16_at(b, 0), 0.0, -8..=7),
+        GgmlType::Q5_0 => grid(f16_at(b, 0), 0.0, -16..=15),
+        GgmlType::Q4_1 => grid(f16_at(b, 0), f16_at(b, 2), 0..=15),
+        GgmlType::Q5_1 => grid(f16_at(b, 0), f16_at(b, 2), 0..=31),
+        GgmlType::Q4_K | GgmlType::Q5_K => {
+            let (sc, m) = scale_min_k4(sub, &b[4..16]);
+            let codes = if t == GgmlType::Q4_K { 0..=15 } else { 0..=31 };
+            grid(f16_at(b, 0) * sc as f32, -(f16_at(b, 2) * m as f32), codes)
+        }
+        GgmlType::Q6_K => grid(f16_at(b, 208) * (b[192 + sub] as i8) as f32, 0.0, -32..=31),
         _ => None,
     }
 }
@@ -222,64 +275,60 @@ fn codebook_grid(cb: &Codebook, basis: &[f32]) -> (QuantLevels, u64) {
     (levels, clipped)
 }
 
-/// A GGUF type's levels in use in the block holding the largest |w| of `basis`: the distinct
-/// dequantized values of that block. The type's full grid is not stored anywhere (each block
-/// derives it from its scale and minimum), and the levels a block actually uses show the same
-/// thing a user is after: how coarse the grid is around the outlier, and where it ends. A weight
-/// counts as clipped when it lies outside the range of its own block's dequantized values.
-fn gguf_grid(block: usize, cols: usize, basis: &[f32], quantized: &[f32]) -> (QuantLevels, u64) {
+/// A GGUF type's grid in the (sub-)block holding the largest |w| of `basis`, read from that
+/// block's scales, and how many weights lie outside their own (sub-)block's grid. None for a
+/// type without a grid here (see [`gguf_sub_block`]).
+fn gguf_grid(t: GgmlType, bytes: &[u8], cols: usize, basis: &[f32]) -> Result<Option<(QuantLevels, u64)>, String> {
+    let Some(sub) = gguf_sub_block(t) else { return Ok(None) };
+    let (block, size) = (t.block_size(), t.type_size());
+    if cols % block != 0 || bytes.len() != basis.len() / block * size {
+        return Err(format!("{} blocks do not tile rows of {cols} ({} bytes)", t.name(), bytes.len()));
+    }
+    let grid_of = |r: usize, c: usize| {
+        let at = (r * (cols / block) + c / block) * size;
+        block_grid(t, &bytes[at..at + size], (c % block) / sub)
+    };
+    let mut clipped = 0u64;
+    for (i, w) in basis.chunks_exact(sub).enumerate() {
+        let (r, c) = (i * sub / cols, i * sub % cols);
+        let Some(grid) = grid_of(r, c) else { return Ok(None) };
+        let (lo, hi) = grid.range();
+        let tolerance = clip_tolerance(lo, hi);
+        clipped += w.iter().filter(|&&x| x < lo - tolerance || x > hi + tolerance).count() as u64;
+    }
     let at = argmax_abs(basis);
     let (r, c) = (at / cols, at % cols);
-    let start = c / block * block;
-    let end = (start + block).min(cols);
-    let values = sorted_levels(quantized[r * cols + start..r * cols + end].to_vec());
-    let mut clipped = 0u64;
-    for (w_row, q_row) in basis.chunks_exact(cols).zip(quantized.chunks_exact(cols)) {
-        for (w, q) in w_row.chunks(block).zip(q_row.chunks(block)) {
-            let (lo, hi) = finite_range([q]);
-            let tolerance = clip_tolerance(lo, hi);
-            clipped += w.iter().filter(|&&x| x < lo - tolerance || x > hi + tolerance).count() as u64;
-        }
-    }
+    let Some(grid) = grid_of(r, c) else { return Ok(None) };
+    let start = c / sub * sub;
+    let shared = if sub == block {
+        format!("block of {block}")
+    } else {
+        format!("sub-block of {sub} (super-block of {block})")
+    };
     let levels = QuantLevels {
         source: "gguf-block",
         basis: "original",
-        shared: format!("block of {block}"),
+        shared,
         row: r,
         start,
-        end,
+        end: start + sub,
         column: c,
         value: basis[at],
-        values,
+        values: grid.levels(),
     };
-    (levels, clipped)
+    Ok(Some((levels, clipped)))
 }
 
 /// The grid of `encoding` around the tensor's largest |w| and the count of clipped weights,
 /// in the basis the scheme quantized (Hadamard-rotated rows for a rotated scheme). None for a
 /// float encoding.
-fn grid_at_largest(
-    encoding: &Encoding,
-    rows: usize,
-    cols: usize,
-    original: &[f32],
-    quantized: &[f32],
-) -> Result<Option<(QuantLevels, u64)>, String> {
+fn grid_at_largest(encoding: &Encoding, cols: usize, original: &[f32]) -> Result<Option<(QuantLevels, u64)>, String> {
     match encoding {
         Encoding::Codebook(cb) => Ok(Some(codebook_grid(cb, original))),
-        Encoding::Ggml { dtype, .. } => Ok(gguf_scale_block(*dtype).map(|b| gguf_grid(b, cols, original, quantized))),
+        Encoding::Ggml { dtype, bytes } => gguf_grid(*dtype, bytes, cols, original),
         Encoding::Rotated { block, inner } => {
             let rotated = hadamard::rotate_rows(*block, cols, original);
-            let inner_values = match inner.as_ref() {
-                Encoding::Codebook(cb) => cb.dequantize(),
-                Encoding::Ggml { dtype, bytes } => {
-                    let (weights, t) = crate::model::Weights::single("rotated", "inner", *dtype, rows, cols, bytes.clone())
-                        .map_err(|e| e.to_string())?;
-                    weights.dequantize(&t).map_err(|e| e.to_string())?
-                }
-                Encoding::Rotated { .. } => return Err("a rotation inside a rotation has no single basis to draw".into()),
-            };
-            Ok(grid_at_largest(inner, rows, cols, &rotated, &inner_values)?.map(|(mut levels, clipped)| {
+            Ok(grid_at_largest(inner, cols, &rotated)?.map(|(mut levels, clipped)| {
                 levels.basis = "rotated";
                 (levels, clipped)
             }))
@@ -377,12 +426,13 @@ impl Playground {
     /// top_columns}, histogram: {min, max, loaded, quantized}, levels, clipped, error, bitsPerWeight,
     /// ms}`.
     ///
-    /// `levels` is the grid of the group holding the tensor's largest |w|: for codebook schemes
-    /// `levels[table]·scale + offset` of that group (every value the scheme can give it); for
-    /// GGUF types the distinct dequantized values of that block (sub-block for K-quants: one
-    /// scale each), i.e. the levels in use there; null for float schemes and "keep". For a
-    /// Hadamard scheme both are in the rotated basis (`basis: "rotated"`). `clipped` counts the
-    /// weights outside their own group's grid.
+    /// `levels` is every value the scheme can give the weights of the group holding the tensor's
+    /// largest |w|: for codebook schemes `levels[table]·scale + offset` of that group; for GGUF
+    /// types `step·q + offset` over the type's codes, with step and offset decoded from that
+    /// block's stored scales (the sub-block's, for K-quants). Both come from what was stored, so
+    /// they are exactly the grid the decoder uses. Null for float schemes and "keep". For a
+    /// Hadamard scheme the grid is in the rotated basis (`basis: "rotated"`). `clipped` counts
+    /// the weights outside their own group's grid.
     #[wasm_bindgen(js_name = weightStats)]
     pub fn weight_stats(&self, tensor: String, scheme: String) -> Result<JsValue, JsError> {
         let t0 = now_ms();
@@ -412,7 +462,7 @@ impl Playground {
             quantized: q_values.map(|q| histogram(q, min, max, HISTOGRAM_BINS)),
         };
         let (levels, clipped) = match &quantized {
-            Some(q) => grid_at_largest(&q.encoding, rows, cols, &original, &q.values)
+            Some(q) => grid_at_largest(&q.encoding, cols, &original)
                 .map_err(|e| JsError::new(&format!("tensor {tensor:?}: {e}")))?
                 .map_or((None, 0), |(levels, clipped)| (Some(levels), clipped)),
             None => (None, 0),
