@@ -19,6 +19,8 @@
 //!   can hand it to the worker, which then reports the crash instead of a bare
 //!   "RuntimeError: unreachable".
 
+mod views;
+
 use std::sync::Mutex;
 
 use wasm_bindgen::prelude::*;
@@ -231,14 +233,16 @@ enum Session<'a> {
 }
 
 impl<'a> Session<'a> {
-    fn new(playground: &'a Playground, capacity: usize) -> Result<Self, ModelError> {
+    /// `as_loaded` runs the reference (the weights as loaded, no intervention) instead of the
+    /// model under study; the CPU backend only ever has the weights as loaded.
+    fn new(playground: &'a Playground, capacity: usize, as_loaded: bool) -> Result<Self, ModelError> {
         Ok(match &playground.gpu {
             Some(gpu) => {
                 let capacity = u32::try_from(capacity).unwrap_or(u32::MAX);
                 Session::Gpu {
                     gpu,
                     cache: gpu.model.new_cache(&gpu.ctx, capacity)?,
-                    capture: playground.capture(false),
+                    capture: playground.capture(as_loaded),
                 }
             }
             None => Session::Cpu(CpuBackend::new(&playground.model)),
@@ -344,26 +348,12 @@ fn storage_bits(scheme: &Scheme, rows: usize, cols: usize) -> Result<u64, JsErro
     Ok((two - one) * rows as u64 + (2 * one - two))
 }
 
-#[wasm_bindgen]
 impl Playground {
-    /// Parses and validates a GGUF file, then (when `use_gpu`) acquires WebGPU and uploads the
-    /// weights. `name` is the file name shown in errors and the summary. `progress(stage, done,
-    /// total)` is called as work proceeds; stages include "webgpu" (acquiring the adapter) and
-    /// "upload" (tensors sent to the GPU).
-    ///
-    /// Rejects with an `Error` whose message names what is wrong and where when the file is bad.
-    /// A missing or failing GPU does not reject: the model runs on the CPU, and
-    /// [`Playground::device_info`] gives the reason.
-    pub async fn load(
-        bytes: Vec<u8>,
-        name: String,
-        progress: js_sys::Function,
-        use_gpu: bool,
-    ) -> Result<Playground, JsError> {
-        let mut throttle = ProgressThrottle::new(&progress);
-        let t0 = now_ms();
-        let model = Model::from_gguf(bytes, &name, &mut |p| throttle.report(p)).map_err(js_error)?;
-        let mut timings = LoadTimings { parse_ms: now_ms() - t0, ..Default::default() };
+    /// The GPU half of loading a parsed model: acquires WebGPU and uploads the weights when
+    /// `use_gpu`. Never fails: without a usable GPU the model runs on the CPU and `gpu_reason`
+    /// says why.
+    async fn on_device(model: Model, parse_ms: f64, throttle: &mut ProgressThrottle<'_>, use_gpu: bool) -> Playground {
+        let mut timings = LoadTimings { parse_ms, ..Default::default() };
         let (gpu, gpu_reason) = if !use_gpu {
             (None, Some("turned off by the page (backend=cpu in its address)".to_string()))
         } else if let Some(reason) = browser_gpu_missing() {
@@ -385,7 +375,50 @@ impl Playground {
                 }
             }
         };
-        Ok(Playground { model, gpu, gpu_reason, timings, applied: Default::default(), intervention: None })
+        Playground { model, gpu, gpu_reason, timings, applied: Default::default(), intervention: None }
+    }
+}
+
+#[wasm_bindgen]
+impl Playground {
+    /// Parses and validates a GGUF file, then (when `use_gpu`) acquires WebGPU and uploads the
+    /// weights. `name` is the file name shown in errors and the summary. `progress(stage, done,
+    /// total)` is called as work proceeds; stages include "webgpu" (acquiring the adapter) and
+    /// "upload" (tensors sent to the GPU).
+    ///
+    /// Rejects with an `Error` whose message names what is wrong and where when the file is bad.
+    /// A missing or failing GPU does not reject: the model runs on the CPU, and
+    /// [`Playground::device_info`] gives the reason.
+    pub async fn load(
+        bytes: Vec<u8>,
+        name: String,
+        progress: js_sys::Function,
+        use_gpu: bool,
+    ) -> Result<Playground, JsError> {
+        let mut throttle = ProgressThrottle::new(&progress);
+        let t0 = now_ms();
+        let model = Model::from_gguf(bytes, &name, &mut |p| throttle.report(p)).map_err(js_error)?;
+        Ok(Playground::on_device(model, now_ms() - t0, &mut throttle, use_gpu).await)
+    }
+
+    /// Like [`Playground::load`], for a Hugging Face checkpoint: the `.safetensors` weights with
+    /// the `config.json` and `tokenizer.json` beside them (as bytes). `name` names the checkpoint
+    /// in errors and the summary. Rejects with an `Error` naming the file that is wrong (weights,
+    /// config.json or tokenizer.json) and why.
+    #[wasm_bindgen(js_name = loadSafetensors)]
+    pub async fn load_safetensors(
+        weights: Vec<u8>,
+        config_json: Vec<u8>,
+        tokenizer_json: Vec<u8>,
+        name: String,
+        progress: js_sys::Function,
+        use_gpu: bool,
+    ) -> Result<Playground, JsError> {
+        let mut throttle = ProgressThrottle::new(&progress);
+        let t0 = now_ms();
+        let model = Model::from_safetensors(weights, &config_json, &tokenizer_json, &name, &mut |p| throttle.report(p))
+            .map_err(js_error)?;
+        Ok(Playground::on_device(model, now_ms() - t0, &mut throttle, use_gpu).await)
     }
 
     /// The step options of a run: the reference (the weights as loaded, no intervention) or the
@@ -703,7 +736,7 @@ impl Playground {
         }
         let t0 = now_ms();
         let tokens = self.model.prompt_tokens(&prompt).map_err(js_error)?;
-        let mut session = Session::new(self, tokens.len()).map_err(js_error)?;
+        let mut session = Session::new(self, tokens.len(), false).map_err(js_error)?;
         let logits = session.advance(&tokens).await.map_err(js_error)?;
         let top = self.model.top_tokens(&logits, top_k);
         to_js(&WebPrediction {
@@ -724,7 +757,11 @@ impl Playground {
     /// (empty while a character is split over tokens), `count` the tokens so far. Returning
     /// `false` from it stops the generation (`stop: "stopped"`).
     ///
+    /// `as_loaded` (optional, default `false`) generates with the weights as loaded and no
+    /// intervention (the reference), so the page can show both continuations side by side.
+    ///
     /// Resolves to `{promptTokens, tokens, text, stop, backend, tokensPerSecond, promptMs, ms}`.
+    #[allow(clippy::too_many_arguments)]
     pub async fn generate(
         &self,
         prompt: String,
@@ -733,6 +770,7 @@ impl Playground {
         top_p: f32,
         seed: f64,
         on_token: js_sys::Function,
+        as_loaded: Option<bool>,
     ) -> Result<JsValue, JsError> {
         if !(seed.is_finite() && seed >= 0.0 && seed.fract() == 0.0 && seed <= 9_007_199_254_740_991.0) {
             return Err(JsError::new(&format!("the seed must be a whole number from 0 to 2^53 - 1, not {seed}")));
@@ -747,7 +785,8 @@ impl Playground {
         let prompt_tokens = self.model.prompt_tokens(&prompt).map_err(js_error)?;
         let context = self.model.config.context_length;
         let max_tokens = max_tokens.min(context.saturating_sub(prompt_tokens.len()));
-        let mut session = Session::new(self, prompt_tokens.len() + max_tokens).map_err(js_error)?;
+        let mut session =
+            Session::new(self, prompt_tokens.len() + max_tokens, as_loaded.unwrap_or(false)).map_err(js_error)?;
         let mut sampler = Sampler::new(SamplingParams { temperature, top_p, seed: seed as u64 });
 
         let mut logits = session.advance(&prompt_tokens).await.map_err(js_error)?;

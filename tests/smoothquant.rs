@@ -7,7 +7,8 @@ mod common;
 use quantscope::analysis::eval::{eval_tokens, evaluate_with, CpuWindows, EvalOptions, EvalResult, EVAL_TEXT};
 use quantscope::model::reference::{forward, ForwardOptions};
 use quantscope::model::Model;
-use quantscope::quant::activation::forward::{ActivationQuantizer, ActivationSchemes, QuantizedActivations};
+use quantscope::quant::activation::forward::ActivationSchemes;
+use quantscope::quant::runtime::{RuntimeQuant, RuntimeWindows};
 use quantscope::quant::calibrate::calibrate;
 use quantscope::quant::smoothquant::smooth;
 
@@ -17,8 +18,8 @@ fn int8_tensor_eval(reference: &Model, evaluated: &Model) -> EvalResult {
     let options = EvalOptions { max_tokens: Some(128), window: 128 };
     let ids = eval_tokens(reference, EVAL_TEXT, &options).unwrap();
     let schemes = ActivationSchemes { default: "int8-tensor".parse().unwrap(), down: None };
-    let mut q =
-        QuantizedActivations { model: evaluated, quantizer: ActivationQuantizer::new(schemes), intervener: None };
+    let quant = RuntimeQuant { activations: Some(schemes), ..Default::default() };
+    let mut q = RuntimeWindows { model: evaluated, quant: &quant, intervener: None };
     evaluate_with(reference, &mut CpuWindows(reference), &mut q, &ids, &options, &mut |_| {}).unwrap()
 }
 

@@ -27,11 +27,14 @@ use quantscope::gpu::GpuContext;
 use quantscope::model::generate::{generate, CpuBackend, NextTokenLogits};
 use quantscope::model::sampling::{Sampler, SamplingParams};
 use quantscope::model::{Model, Progress};
-use quantscope::quant::activation::forward::{ActivationQuantizer, ActivationSchemes, QuantizedActivations};
+use quantscope::quant::activation::forward::ActivationSchemes;
+use quantscope::quant::runtime::RuntimeWindows;
 use quantscope::quant::activation::ActScheme;
 use quantscope::quant::apply::{self, TensorError};
-use quantscope::quant::calibrate::calibrate;
-use quantscope::quant::smoothquant::{self, SmoothInfo};
+use quantscope::quant::attention_probs::ProbScheme;
+use quantscope::quant::experiment::{Experiment, Method, Prepared};
+use quantscope::quant::kv::KvScheme;
+use quantscope::quant::smoothquant::SmoothInfo;
 use quantscope::quant::{export, Codebook, Encoding, Recipe, Scheme};
 use quantscope::{ModelError, QuantError};
 
@@ -142,7 +145,7 @@ enum Command {
         #[arg(
             long = "w",
             conflicts_with = "recipe",
-            required_unless_present_any = ["recipe", "intervene", "activations", "smooth"]
+            required_unless_present_any = ["recipe", "intervene", "activations", "smooth", "kv", "attn", "method"]
         )]
         weights: Option<String>,
         /// A recipe JSON file (see README).
@@ -173,13 +176,28 @@ enum Command {
         /// Another activation scheme for the down projection's input (e.g. int8-token with --a int4-token).
         #[arg(long = "a-down", requires = "activations")]
         activations_down: Option<String>,
-        /// SmoothQuant with migration strength ALPHA (0.5 is the paper's default): calibrate on the
-        /// first 512 tokens of --calib (or the shipped text), smooth, then quantize as given. CPU reference only.
-        #[arg(long, value_name = "ALPHA")]
+        /// SmoothQuant with migration strength ALPHA (0.5 is the paper's default); the same as
+        /// --method smoothquant:ALPHA. CPU reference only.
+        #[arg(long, value_name = "ALPHA", conflicts_with = "method")]
         smooth: Option<f32>,
-        /// The calibration text for --smooth.
-        #[arg(long, value_name = "TEXTFILE", requires = "smooth")]
+        /// Quantize the KV cache (keys after RoPE, values): int8, int4, int4-e4m3 (FireQ's FP8 group
+        /// scales), int4-g128-e4m3, fp8-e4m3, fp8-e5m2. CPU reference only.
+        #[arg(long)]
+        kv: Option<String>,
+        /// Quantize the attention probabilities: uint8, uint4, adalog4-q37, adalog4-search (q searched
+        /// per layer on the calibration text), sab (BiViT). CPU reference only.
+        #[arg(long)]
+        attn: Option<String>,
+        /// A calibrated method: smoothquant[:ALPHA], sqb[:ALPHA] (MPTQ-ViT), outliertune[:BITS],
+        /// ptq161, fireq (RoPE-aware key scaling; --kv int4-e4m3 unless given), bitalloc:BPW.
+        #[arg(long)]
+        method: Option<String>,
+        /// The calibration text (default: the shipped evaluation text).
+        #[arg(long, value_name = "TEXTFILE")]
         calib: Option<PathBuf>,
+        /// Calibrate on the first N tokens of the calibration text.
+        #[arg(long, default_value_t = 512)]
+        calib_tokens: usize,
     },
     /// Write a GGUF quantized by a recipe of GGUF schemes (q8_0, q4_k, f16, ...), readable by llama.cpp.
     Export {
@@ -437,15 +455,24 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
             activations,
             activations_down,
             smooth,
+            kv,
+            attn,
+            method,
             calib,
+            calib_tokens,
         } => {
             let intervention = parse_intervention(intervene, backend, true)?;
-            let activations = parse_activations(activations, activations_down, backend)?;
-            if smooth.is_some() && backend == Backend::Gpu {
-                return Err("--smooth: SmoothQuant runs on the CPU reference for now; use --backend cpu".into());
-            }
-            if let Some(alpha) = smooth.filter(|a| !(0.0..=1.0).contains(a)) {
-                return Err(format!("--smooth: alpha {alpha} is outside [0, 1]"));
+            let activations = parse_activations(activations, activations_down)?;
+            let method = match (smooth, method) {
+                (Some(alpha), _) => Some(format!("smoothquant:{alpha}")),
+                (None, m) => m,
+            };
+            let method: Option<Method> = method.map(|m| m.parse()).transpose().map_err(|e: QuantError| format!("--method: {e}"))?;
+            let kv: Option<KvScheme> = kv.map(|k| k.parse()).transpose().map_err(|e| format!("--kv: {e}"))?;
+            let probs: Option<ProbScheme> = attn.map(|a| a.parse()).transpose().map_err(|e| format!("--attn: {e}"))?;
+            let runtime_asked = activations.is_some() || kv.is_some() || probs.is_some() || method.is_some();
+            if runtime_asked && backend == Backend::Gpu {
+                return Err("--a, --kv, --attn and --method run on the CPU reference for now; use --backend cpu".into());
             }
             let model = load(model)?;
             let (recipe, label) = match (weights, recipe) {
@@ -454,58 +481,37 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
                     (Some(Recipe::uniform(scheme)), scheme.to_string())
                 }
                 (None, Some(path)) => (Some(read_recipe(&path)?), path.display().to_string()),
-                (None, None) if intervention.is_some() || activations.is_some() || smooth.is_some() => {
-                    (None, "as loaded".to_string())
-                }
-                (None, None) => return Err("give --w SCHEME, --recipe FILE, --a SCHEME or --intervene NAME".into()),
+                (None, None) if intervention.is_some() || runtime_asked => (None, "as loaded".to_string()),
+                (None, None) => return Err("give --w SCHEME, --recipe FILE, --a SCHEME, --kv, --attn, --method or --intervene".into()),
             };
-            let text = match text {
-                Some(path) => {
-                    std::fs::read_to_string(&path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?
+            let read_text = |path: &Option<PathBuf>| -> Result<String, String> {
+                match path {
+                    Some(path) => std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display())),
+                    None => Ok(EVAL_TEXT.to_string()),
                 }
-                None => EVAL_TEXT.to_string(),
             };
+            let text = read_text(&text)?;
+            let experiment = Experiment { weights: recipe.clone(), activations, kv, probs, method };
+            experiment.validate().map_err(|e| e.to_string())?;
             let started = std::time::Instant::now();
-            // SmoothQuant rewrites the float model first; quantization then starts from the smoothed
-            // weights, and the reference stays the model as loaded.
-            let smoothed = match smooth {
-                Some(alpha) => {
-                    let calib_text = match &calib {
-                        Some(path) => std::fs::read_to_string(path)
-                            .map_err(|e| format!("{}: cannot read: {e}", path.display()))?,
-                        None => EVAL_TEXT.to_string(),
-                    };
-                    let calib_options = EvalOptions { max_tokens: Some(512), window: 512 };
-                    let calib_ids = eval_tokens(&model, &calib_text, &calib_options).map_err(|e| e.to_string())?;
-                    let mut bar = ProgressBar::new();
-                    let calibration = calibrate(&model, &calib_ids, 512, &mut |p| bar.show(p));
-                    bar.finish();
-                    let calibration = calibration.map_err(|e| e.to_string())?;
-                    let smoothed = smoothquant::smooth(&model, &calibration, alpha).map_err(|e| e.to_string())?;
-                    Some((smoothed, SmoothInfo { alpha, calibration_tokens: calibration.tokens }))
-                }
-                None => None,
+            let calib_ids = if experiment.needs_calibration() {
+                let calib_options = EvalOptions { max_tokens: Some(calib_tokens.max(2)), window: 512 };
+                eval_tokens(&model, &read_text(&calib)?, &calib_options).map_err(|e| e.to_string())?
+            } else {
+                Vec::new()
             };
-            let base = smoothed.as_ref().map_or(&model, |(m, _)| m);
-            let smooth_info = smoothed.as_ref().map(|(_, info)| *info);
-            let quantized = match &recipe {
-                Some(recipe) => {
-                    let mut bar = ProgressBar::new();
-                    let q = apply::quantize_model(base, recipe, &mut |p| bar.show(p));
-                    bar.finish();
-                    Some(q.map_err(|e| e.to_string())?)
-                }
-                None => None,
-            };
+            let mut bar = ProgressBar::new();
+            let prepared = experiment.prepare(&model, &calib_ids, 512, &mut |p| bar.show(p));
+            bar.finish();
+            let prepared = prepared.map_err(|e| e.to_string())?;
             let quantize_seconds = started.elapsed().as_secs_f64();
             // The model that is evaluated against the model as loaded: quantized or not, then intervened.
-            let evaluated = quantized.as_ref().map_or(base, |q| &q.model);
+            let evaluated = prepared.model(&model);
             let options = EvalOptions { max_tokens: tokens, window };
             let ids = eval_tokens(&model, &text, &options).map_err(|e| e.to_string())?;
             let started = std::time::Instant::now();
             let ctx = match backend {
-                // Activation quantization runs on the CPU reference only (--backend gpu is refused above).
-                _ if activations.is_some() || smooth_info.is_some() => None,
+                _ if runtime_asked => None,
                 Backend::Cpu => None,
                 Backend::Gpu => Some(GpuContext::new_blocking().map_err(|e| e.to_string())?),
                 Backend::Auto => GpuContext::new_blocking().ok(),
@@ -513,14 +519,12 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
             let backend_name = if ctx.is_some() { "gpu" } else { "cpu" };
             let mut bar = ProgressBar::new();
             let result = match (&ctx, intervention) {
-                (None, intervention) if activations.is_some() => (|| {
+                (None, intervention) if !prepared.runtime.is_empty() => (|| {
                     let intervener = match intervention {
                         Some(i) => Some(Intervener::new(evaluated, i, &ids, &options)?),
                         None => None,
                     };
-                    let schemes = activations.expect("checked by the match guard");
-                    let quantizer = ActivationQuantizer::new(schemes);
-                    let mut quantized = QuantizedActivations { model: evaluated, quantizer, intervener };
+                    let mut quantized = RuntimeWindows { model: evaluated, quant: &prepared.runtime, intervener };
                     evaluate_with(&model, &mut CpuWindows(&model), &mut quantized, &ids, &options, &mut |p| bar.show(p))
                 })(),
                 (None, Some(intervention)) => (|| {
@@ -533,9 +537,10 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
                 (None, None) => evaluate(&model, evaluated, &ids, &options, &mut |p| bar.show(p)),
                 (Some(ctx), intervention) => (|| {
                     let reference = GpuModel::upload(ctx, &model, &mut |p| bar.show(p))?;
-                    let gpu_quantized = match &quantized {
-                        Some(q) => Some(GpuModel::upload_quantized(ctx, q, &mut |p| bar.show(p))?),
-                        None => None,
+                    let gpu_quantized = match (&prepared.quantized, &prepared.transformed) {
+                        (Some(q), _) => Some(GpuModel::upload_quantized(ctx, q, &mut |p| bar.show(p))?),
+                        (None, Some(m)) => Some(GpuModel::upload(ctx, m, &mut |p| bar.show(p))?),
+                        (None, None) => None,
                     };
                     // mean-massive's calibration runs on the CPU reference, like the CPU path's.
                     let intervention = match intervention {
@@ -569,13 +574,17 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
                     "weights": label,
                     "recipe": recipe,
                     "intervention": intervention,
-                    "activations": activations,
-                    "smoothquant": smooth_info,
+                    "activations": prepared.runtime.activations,
+                    "kv": prepared.runtime.kv,
+                    "attn": experiment.probs,
+                    "method": experiment.method,
+                    "smoothquant": smooth_info(&experiment, &prepared),
+                    "decisions": prepared.decisions,
                     "window": options.window,
                     "backend": backend_name,
-                    "bpw": quantized.as_ref().map(|q| q.bits_per_weight),
-                    "bytes": quantized.as_ref().map(|q| q.bytes),
-                    "tensors": quantized.as_ref().map(|q| &q.tensors),
+                    "bpw": prepared.bits_per_weight,
+                    "bytes": prepared.quantized.as_ref().map(|q| q.bytes),
+                    "tensors": prepared.tensors(),
                 });
                 let metrics = serde_json::to_value(&result).map_err(|e| e.to_string())?;
                 if let (Some(v), Some(metrics)) = (v.as_object_mut(), metrics.as_object()) {
@@ -586,16 +595,23 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
             }
             let m = &result.logits;
             outln!(out, "weights        {label}");
-            if let Some(quantized) = &quantized {
-                outln!(out, "size           {:.3} bits/weight, {} bytes", quantized.bits_per_weight, quantized.bytes);
+            if let Some(bpw) = prepared.bits_per_weight {
+                outln!(out, "size           {bpw:.3} bits/weight");
+            }
+            if let Some(m) = &experiment.method {
+                let on = prepared.decisions.calibration_tokens.map_or(String::new(), |t| format!(" (calibrated on {t} tokens)"));
+                outln!(out, "method         {m}{on}");
+            }
+            if let Some(kv) = &prepared.runtime.kv {
+                outln!(out, "KV cache       {kv}");
+            }
+            if let Some(p) = &experiment.probs {
+                outln!(out, "attention      {p}");
             }
             if let Some(intervention) = intervention {
                 outln!(out, "intervention   {intervention}");
             }
-            if let Some(info) = &smooth_info {
-                outln!(out, "smoothquant    alpha {} (calibrated on {} tokens)", info.alpha, info.calibration_tokens);
-            }
-            if let Some(a) = &activations {
+            if let Some(a) = &prepared.runtime.activations {
                 let down = a.down.map_or(String::new(), |d| format!(" (down projection input: {d})"));
                 outln!(out, "activations    {}{down}", a.default);
             }
@@ -637,18 +653,19 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
     }
 }
 
-/// The `--a` / `--a-down` schemes; refused with `--backend gpu`.
-fn parse_activations(
-    default: Option<String>,
-    down: Option<String>,
-    backend: Backend,
-) -> Result<Option<ActivationSchemes>, String> {
+/// The eval JSON's `"smoothquant"` (kept from before `--method`): `{alpha, calibration_tokens}`.
+fn smooth_info(experiment: &Experiment, prepared: &Prepared) -> Option<SmoothInfo> {
+    match (experiment.method, prepared.decisions.calibration_tokens) {
+        (Some(Method::SmoothQuant { alpha }), Some(calibration_tokens)) => Some(SmoothInfo { alpha, calibration_tokens }),
+        _ => None,
+    }
+}
+
+/// The `--a` / `--a-down` schemes.
+fn parse_activations(default: Option<String>, down: Option<String>) -> Result<Option<ActivationSchemes>, String> {
     let Some(default) = default else { return Ok(None) };
     let default: ActScheme = default.parse().map_err(|e| format!("--a: {e}"))?;
     let down: Option<ActScheme> = down.map(|d| d.parse()).transpose().map_err(|e| format!("--a-down: {e}"))?;
-    if backend == Backend::Gpu {
-        return Err("--a: activation quantization runs on the CPU reference for now; use --backend cpu".into());
-    }
     Ok(Some(ActivationSchemes { default, down }))
 }
 

@@ -55,7 +55,8 @@ struct Block<'a> {
 
 /// The input of a transformer block's linear layers, named by the layers that read it (q, k and v
 /// read one input, gate and up another).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum LinearInput {
     /// The normed residual stream, read by W_q, W_k, W_v.
     AttnQkv,
@@ -87,6 +88,16 @@ pub trait ForwardHook {
     /// `input`, right before them, so a change here is what those matmuls see (and only they: the
     /// residual stream is untouched). The output head's input is not offered.
     fn before_linear(&mut self, _layer: usize, _input: LinearInput, _x: &mut [f32], _k: usize) {}
+
+    /// Called with the new queries and keys (both after RoPE, `[tokens × width]`) and values of
+    /// block `layer`, right before attention reads them: keys and values here are what the KV
+    /// cache holds, so this is where a cache quantizer (or a RoPE-aware rescaling) acts.
+    fn after_rope(&mut self, _layer: usize, _q: &mut [f32], _k: &mut [f32], _v: &mut [f32]) {}
+
+    /// Called with one query's probabilities over keys `0..=query` of block `layer`, after the
+    /// softmax and before they weight the values: where attention probabilities are quantized.
+    /// What it leaves is also what `ForwardOptions::attention_probs` records.
+    fn after_softmax(&self, _layer: usize, _probs: &mut [f32]) {}
 }
 
 /// The forward as the model computes it.
@@ -136,10 +147,11 @@ pub fn forward_with(
         hook.before_linear(layer, LinearInput::AttnQkv, &mut xn, c.d_model);
         let mut q = linear(w, &xn, b.q, b.q_bias)?;
         let mut k = linear(w, &xn, b.k, b.k_bias)?;
-        let v = linear(w, &xn, b.v, b.v_bias)?;
+        let mut v = linear(w, &xn, b.v, b.v_bias)?;
         rope.apply(&mut q, c.n_heads);
         rope.apply(&mut k, c.n_kv_heads);
-        let (mut attended, probs) = causal_attention(c, n, &q, &k, &v, options.attention_probs, &*hook);
+        hook.after_rope(layer, &mut q, &mut k, &mut v);
+        let (mut attended, probs) = causal_attention(c, layer, n, &q, &k, &v, options.attention_probs, &*hook);
         hook.before_linear(layer, LinearInput::AttnOutput, &mut attended, c.q_dim());
         add_in_place(&mut x, &linear(w, &attended, b.o, None)?);
         if options.attention_probs {
@@ -342,8 +354,10 @@ impl RopeTable {
 /// `[tokens × n_heads·head_dim]` and, if asked, the probabilities `[n_heads × tokens × tokens]`.
 /// Keys the hook masks score −∞, so they get exactly 0 and add exactly nothing to the sums: with
 /// nothing masked the numbers are those of the plain formula, bit for bit.
+#[allow(clippy::too_many_arguments)]
 fn causal_attention(
     c: &LlamaConfig,
+    layer: usize,
     n: usize,
     q: &[f32],
     k: &[f32],
@@ -375,9 +389,12 @@ fn causal_attention(
                 *pj = (*pj - max).exp();
                 sum += *pj;
             }
+            for pj in &mut p[..=i] {
+                *pj /= sum;
+            }
+            hook.after_softmax(layer, &mut p[..=i]);
             let out = &mut attended[i * q_dim + h * hd..][..hd];
             for j in 0..=i {
-                p[j] /= sum;
                 let v_j = &v[j * kv_dim + kv_h * hd..][..hd];
                 for d in 0..hd {
                     out[d] += p[j] * v_j[d];
@@ -432,8 +449,8 @@ mod tests {
         let c = tiny_config();
         let n = 6;
         let (q, k, v) = (values(n * c.q_dim(), 1), values(n * c.kv_dim(), 2), values(n * c.kv_dim(), 3));
-        let (_, plain) = causal_attention(&c, n, &q, &k, &v, true, &NoHook);
-        let (_, dropped) = causal_attention(&c, n, &q, &k, &v, true, &DropKeyZero);
+        let (_, plain) = causal_attention(&c, 0, n, &q, &k, &v, true, &NoHook);
+        let (_, dropped) = causal_attention(&c, 0, n, &q, &k, &v, true, &DropKeyZero);
         for h in 0..c.n_heads {
             for i in 0..n {
                 let row = &dropped[(h * n + i) * n..][..n];

@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::analysis::eval::{windows, EvalOptions};
 use crate::error::ModelError;
 use crate::model::reference::{forward_with, ForwardHook, ForwardOptions, LinearInput};
+use crate::model::config::RopeLayout;
 use crate::model::{Model, Progress};
 
 /// Per-input-channel extremes of one linear input over every calibration token.
@@ -19,23 +20,109 @@ pub struct ChannelStats {
     pub absmax: Vec<f32>,
     pub max: Vec<f32>,
     pub min: Vec<f32>,
+    /// Σ x² per channel: the diagonal of the Hessian proxy `Σ xᵀx` (bit allocation's weights).
+    pub sum_squares: Vec<f64>,
+    /// Σ over calibration samples (windows) of each sample's per-channel mid-range
+    /// `(max + min)/2`: OutlierTune's symmetrization shift is its mean.
+    pub midrange_sum: Vec<f64>,
+    /// Samples (windows) and rows (tokens) seen.
+    pub samples: usize,
+    pub rows: usize,
 }
 
 impl ChannelStats {
-    fn new(k: usize) -> Self {
-        ChannelStats { absmax: vec![0.0; k], max: vec![f32::NEG_INFINITY; k], min: vec![f32::INFINITY; k] }
+    #[cfg(test)]
+    pub(crate) fn new_for_tests(k: usize) -> Self {
+        Self::new(k)
     }
 
+    fn new(k: usize) -> Self {
+        ChannelStats {
+            absmax: vec![0.0; k],
+            max: vec![f32::NEG_INFINITY; k],
+            min: vec![f32::INFINITY; k],
+            sum_squares: vec![0.0; k],
+            midrange_sum: vec![0.0; k],
+            samples: 0,
+            rows: 0,
+        }
+    }
+
+    /// Adds one sample (the input of one forward): `[rows × k]`.
     fn add(&mut self, x: &[f32]) {
         let k = self.absmax.len();
+        let (mut sample_max, mut sample_min) = (vec![f32::NEG_INFINITY; k], vec![f32::INFINITY; k]);
         for row in x.chunks_exact(k) {
             for (j, &v) in row.iter().enumerate() {
                 self.absmax[j] = self.absmax[j].max(v.abs());
-                self.max[j] = self.max[j].max(v);
-                self.min[j] = self.min[j].min(v);
+                sample_max[j] = sample_max[j].max(v);
+                sample_min[j] = sample_min[j].min(v);
+                self.sum_squares[j] += (v as f64) * (v as f64);
+            }
+            self.rows += 1;
+        }
+        for j in 0..k {
+            self.max[j] = self.max[j].max(sample_max[j]);
+            self.min[j] = self.min[j].min(sample_min[j]);
+            self.midrange_sum[j] += (sample_max[j] as f64 + sample_min[j] as f64) / 2.0;
+        }
+        self.samples += 1;
+    }
+
+    /// OutlierTune's symmetrization shift: the mean over samples of the per-sample mid-range.
+    pub fn mean_midrange(&self) -> Vec<f32> {
+        self.midrange_sum.iter().map(|&m| (m / self.samples.max(1) as f64) as f32).collect()
+    }
+
+    /// SQ-b's shift: the mid-range over all samples.
+    pub fn midrange(&self) -> Vec<f32> {
+        self.max.iter().zip(&self.min).map(|(&a, &b)| ((a as f64 + b as f64) / 2.0) as f32).collect()
+    }
+
+    /// Mean x² per channel.
+    pub fn mean_squares(&self) -> Vec<f64> {
+        self.sum_squares.iter().map(|&s| s / self.rows.max(1) as f64).collect()
+    }
+}
+
+/// Key statistics of one block (FireQ's RoPE-aware scaling), per key channel (`kv_dim`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KeyStats {
+    /// max |k| after RoPE.
+    pub absmax: Vec<f32>,
+    /// max over tokens of the norm of the channel's RoPE pair `√(k_i² + k_partner²)`, the same
+    /// for both members; RoPE rotates a pair without changing its norm, so this is also the
+    /// pre-RoPE pair norm.
+    pub pair_norm_max: Vec<f32>,
+}
+
+impl KeyStats {
+    fn new(kv_dim: usize) -> Self {
+        KeyStats { absmax: vec![0.0; kv_dim], pair_norm_max: vec![0.0; kv_dim] }
+    }
+
+    fn add(&mut self, k: &[f32], head_dim: usize, layout: RopeLayout) {
+        let kv_dim = self.absmax.len();
+        for row in k.chunks_exact(kv_dim) {
+            for (c, &v) in row.iter().enumerate() {
+                self.absmax[c] = self.absmax[c].max(v.abs());
+                let partner = rope_partner(c, head_dim, layout);
+                let norm = (v * v + row[partner] * row[partner]).sqrt();
+                self.pair_norm_max[c] = self.pair_norm_max[c].max(norm);
             }
         }
     }
+}
+
+/// The channel that RoPE rotates together with channel `c` (same head).
+pub fn rope_partner(c: usize, head_dim: usize, layout: RopeLayout) -> usize {
+    let (head, d) = (c / head_dim, c % head_dim);
+    let half = head_dim / 2;
+    let partner = match layout {
+        RopeLayout::Interleaved => d ^ 1,
+        RopeLayout::HalfSplit => (d + half) % head_dim,
+    };
+    head * head_dim + partner
 }
 
 /// The four linear inputs of one block (named fields rather than a map so the JSON reads plainly).
@@ -45,6 +132,7 @@ pub struct LayerStats {
     pub attn_output: ChannelStats,
     pub mlp_gate_up: ChannelStats,
     pub mlp_down: ChannelStats,
+    pub keys: KeyStats,
 }
 
 impl LayerStats {
@@ -84,11 +172,17 @@ impl Calibration {
 /// Records the linear inputs and changes nothing.
 struct Recorder {
     layers: Vec<LayerStats>,
+    head_dim: usize,
+    layout: RopeLayout,
 }
 
 impl ForwardHook for Recorder {
     fn before_linear(&mut self, layer: usize, input: LinearInput, x: &mut [f32], _k: usize) {
         self.layers[layer].input_mut(input).add(x);
+    }
+
+    fn after_rope(&mut self, layer: usize, _q: &mut [f32], k: &mut [f32], _v: &mut [f32]) {
+        self.layers[layer].keys.add(k, self.head_dim, self.layout);
     }
 }
 
@@ -107,9 +201,10 @@ pub fn calibrate(
             attn_output: ChannelStats::new(c.q_dim()),
             mlp_gate_up: ChannelStats::new(c.d_model),
             mlp_down: ChannelStats::new(c.d_ff),
+            keys: KeyStats::new(c.kv_dim()),
         })
         .collect();
-    let mut recorder = Recorder { layers };
+    let mut recorder = Recorder { layers, head_dim: c.head_dim, layout: c.rope_layout };
     let windows = windows(model, tokens, &EvalOptions { max_tokens: None, window });
     if windows.is_empty() {
         return Err(ModelError::EmptyPrompt);
@@ -138,13 +233,34 @@ mod tests {
         assert_eq!(s.absmax, vec![3.0, 2.0, 0.75]);
         assert_eq!(s.max, vec![1.0, 1.5, 0.5]);
         assert_eq!(s.min, vec![-3.0, -2.0, -0.75]);
+        // Sample 1's mid-ranges are (1−3)/2, (1.5−2)/2, (0.5+0.25)/2; sample 2's are 0, 0, −0.75.
+        assert_eq!(s.mean_midrange(), vec![-0.5, -0.125, -0.1875]);
+        assert_eq!(s.midrange(), vec![-1.0, -0.25, -0.125]);
+        assert_eq!((s.samples, s.rows), (2, 3));
+        assert_eq!(s.mean_squares()[1], (4.0 + 2.25) / 3.0);
+    }
+
+    #[test]
+    fn key_pairs_share_one_norm_under_either_rope_layout() {
+        assert_eq!(rope_partner(5, 4, RopeLayout::Interleaved), 4);
+        assert_eq!(rope_partner(5, 4, RopeLayout::HalfSplit), 7);
+        let mut keys = KeyStats::new(4);
+        keys.add(&[3.0, 0.5, 4.0, -1.0], 4, RopeLayout::HalfSplit);
+        assert_eq!(keys.pair_norm_max, vec![5.0, 1.25f32.sqrt(), 5.0, 1.25f32.sqrt()]);
+        assert_eq!(keys.absmax, vec![3.0, 0.5, 4.0, 1.0]);
     }
 
     #[test]
     fn a_recorder_does_not_change_the_input_and_files_it_by_layer_and_class() {
         let stats = || ChannelStats::new(2);
-        let layer = || LayerStats { attn_qkv: stats(), attn_output: stats(), mlp_gate_up: stats(), mlp_down: stats() };
-        let mut r = Recorder { layers: vec![layer(), layer()] };
+        let layer = || LayerStats {
+            attn_qkv: stats(),
+            attn_output: stats(),
+            mlp_gate_up: stats(),
+            mlp_down: stats(),
+            keys: KeyStats::new(2),
+        };
+        let mut r = Recorder { layers: vec![layer(), layer()], head_dim: 2, layout: RopeLayout::HalfSplit };
         let mut x = vec![4.0, -1.0];
         r.before_linear(1, LinearInput::MlpGateUp, &mut x, 2);
         assert_eq!(x, vec![4.0, -1.0]);

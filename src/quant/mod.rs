@@ -8,19 +8,27 @@
 
 pub mod activation;
 pub mod apply;
+pub mod attention_probs;
 pub mod bcq;
+pub mod bitalloc;
 pub mod calibrate;
 pub mod codebook;
+pub mod experiment;
 pub mod export;
+pub mod fireq;
 pub mod float;
 pub mod gguf_blocks;
 pub mod hadamard;
 pub mod int;
+pub mod kv;
 pub mod levels;
 pub mod minifloat;
 pub mod nf4;
+pub mod outliertune;
 pub mod pbllm;
+pub mod ptq161;
 pub mod recipe;
+pub mod runtime;
 pub mod scheme;
 pub mod smoothquant;
 pub mod split;

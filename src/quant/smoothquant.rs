@@ -22,6 +22,7 @@ use crate::model::reference::LinearInput;
 use crate::model::Model;
 use crate::quant::apply::replace_tensors;
 use crate::quant::calibrate::Calibration;
+use crate::quant::runtime::InputCalibration;
 
 /// The official code's default migration strength.
 pub const DEFAULT_ALPHA: f32 = 0.5;
@@ -34,7 +35,7 @@ pub struct SmoothInfo {
 }
 
 /// A norm and the linears that read its output, by tensor-name suffix within `blk.{layer}.`.
-const PAIRS: [(LinearInput, &str, &[&str]); 2] = [
+pub(crate) const PAIRS: [(LinearInput, &str, &[&str]); 2] = [
     (LinearInput::AttnQkv, "attn_norm.weight", &["attn_q.weight", "attn_k.weight", "attn_v.weight"]),
     (LinearInput::MlpGateUp, "ffn_norm.weight", &["ffn_gate.weight", "ffn_up.weight"]),
 ];
@@ -55,14 +56,63 @@ pub fn smoothing_factors(a: &[f32], w: &[f32], alpha: f32) -> Vec<f32> {
 /// `model` itself) and migration strength `alpha` ∈ [0, 1]. The changed gains and matrices are
 /// stored as f32; every other tensor is copied as stored.
 pub fn smooth(model: &Model, calibration: &Calibration, alpha: f32) -> Result<Model, ModelError> {
-    let c = &model.config;
-    if calibration.layers.len() != c.n_layers {
+    check_layers(model, calibration)?;
+    Ok(smooth_by(model, &|layer, input| calibration.stats(layer, input).absmax.clone(), alpha)?.model)
+}
+
+/// A smoothed model and the factor `s` of every smoothed input (its channels are divided by it).
+pub struct Smoothed {
+    pub model: Model,
+    pub factors: HashMap<(usize, LinearInput), Vec<f32>>,
+}
+
+/// MPTQ-ViT's SQ-b (QUANTIZERS.md §4.10): centre each smoothed input on its calibrated mid-range
+/// `z = (max + min)/2` first, then smooth by the centred absmax `(max − min)/2`. The returned
+/// run-time calibration takes `z/s` (the shift in the smoothed basis) out of the input before
+/// it is quantized and puts it back after — what folding `W·z` into a bias computes.
+pub fn smooth_with_bias(
+    model: &Model,
+    calibration: &Calibration,
+    alpha: f32,
+) -> Result<(Model, HashMap<(usize, LinearInput), InputCalibration>), ModelError> {
+    check_layers(model, calibration)?;
+    let centred_absmax = |layer: usize, input: LinearInput| -> Vec<f32> {
+        let stats = calibration.stats(layer, input);
+        stats.max.iter().zip(&stats.min).map(|(&a, &b)| ((a as f64 - b as f64) / 2.0) as f32).collect()
+    };
+    let smoothed = smooth_by(model, &centred_absmax, alpha)?;
+    let inputs = smoothed
+        .factors
+        .iter()
+        .map(|(&(layer, input), s)| {
+            let z = calibration.stats(layer, input).midrange();
+            let shift = z.iter().zip(s).map(|(z, s)| z / s).collect();
+            ((layer, input), InputCalibration { shift: Some(shift), static_scales: None })
+        })
+        .collect();
+    Ok((smoothed.model, inputs))
+}
+
+fn check_layers(model: &Model, calibration: &Calibration) -> Result<(), ModelError> {
+    let n = model.config.n_layers;
+    if calibration.layers.len() != n {
         return Err(ModelError::BadConfig {
             file: model.source.clone(),
-            message: format!("a calibration of {} layers for a model of {}", calibration.layers.len(), c.n_layers),
+            message: format!("a calibration of {} layers for a model of {n}", calibration.layers.len()),
         });
     }
+    Ok(())
+}
+
+/// Smooths every norm→linears pair with the activation absmax `activation_absmax(layer, input)`.
+pub fn smooth_by(
+    model: &Model,
+    activation_absmax: &dyn Fn(usize, LinearInput) -> Vec<f32>,
+    alpha: f32,
+) -> Result<Smoothed, ModelError> {
+    let c = &model.config;
     let mut replaced = HashMap::new();
+    let mut factors = HashMap::new();
     for layer in 0..c.n_layers {
         for (input, norm_name, consumers) in PAIRS {
             let name = |suffix: &str| format!("blk.{layer}.{suffix}");
@@ -80,7 +130,7 @@ pub fn smooth(model: &Model, calibration: &Calibration, alpha: f32) -> Result<Mo
                 }
                 matrices.push((name(consumer), values));
             }
-            let s = smoothing_factors(&calibration.stats(layer, input).absmax, &w_absmax, alpha);
+            let s = smoothing_factors(&activation_absmax(layer, input), &w_absmax, alpha);
             let gain: Vec<f32> = model.weights.dequantize(norm)?.iter().zip(&s).map(|(g, s)| g / s).collect();
             replaced.insert(name(norm_name), gain);
             for (consumer, mut values) in matrices {
@@ -91,9 +141,10 @@ pub fn smooth(model: &Model, calibration: &Calibration, alpha: f32) -> Result<Mo
                 }
                 replaced.insert(consumer, values);
             }
+            factors.insert((layer, input), s);
         }
     }
-    Ok(replace_tensors(model, &replaced)?)
+    Ok(Smoothed { model: replace_tensors(model, &replaced)?, factors })
 }
 
 #[cfg(test)]

@@ -1,20 +1,25 @@
 // End-to-end test of the playground page in headless Chromium (Debian's /usr/bin/chromium,
 // driven by playwright-core; never `npx playwright install`).
 //
-//   cd www && npm ci && node --test tests/e2e.mjs     (or: npm run test:e2e)
+//   cd www && npm run test:e2e        (builds the page, then runs this file)
 //
-// Needs www/pkg (scripts/build-web) and models/SmolLM2-135M-Instruct.Q4_1.gguf (scripts/setup).
-// Starts scripts/serve on a free port, and always stops it. Screenshots go to target/e2e/.
+// Needs www/pkg (scripts/build-web), www/dist (npm run build) and
+// models/SmolLM2-135M-Instruct.Q4_1.gguf (scripts/setup). Serves the page with scripts/serve on a
+// free port, and always stops it. Screenshots go to target/e2e/.
 //
 // Chromium runs with --enable-unsafe-webgpu: headless and without a GPU it offers SwiftShader's
-// WebGPU adapter, so the page must compute on WebGPU. The generated text is compared with the
+// WebGPU adapter, so the page computes on WebGPU, slowly (a forward of a few tokens takes
+// seconds): the evaluation is kept at 16 tokens. The reference generation is compared with the
 // native CLI's CPU reference (target/debug/quantscope, built by `cargo test`; built here with
 // `cargo build --bin quantscope` when missing).
+//
+// The tests run in order and share one browser profile (the second page load reads the model
+// from the Cache API that the first one filled).
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, openSync, readSync, closeSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, closeSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,28 +30,35 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const MODEL = join(ROOT, 'models/SmolLM2-135M-Instruct.Q4_1.gguf');
 const SHOTS = join(ROOT, 'target/e2e');
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
-// Download (98 MB over loopback) + parse + the first forward pass, in wasm on a slow CI core.
+const DEFAULT_PROMPT = 'The capital of France is';
+// Download (98 MB over loopback) + parse + upload + the first forward passes, on a slow CI core.
 const LOAD_TIMEOUT_MS = 180_000;
-const PREDICT_TIMEOUT_MS = 60_000;
+const PREDICT_TIMEOUT_MS = 90_000;
+const METRICS_TIMEOUT_MS = 240_000;
+const VIEWS_TIMEOUT_MS = 300_000;
 const GENERATE_TIMEOUT_MS = 120_000;
 const CLI = join(ROOT, 'target/debug/quantscope');
-const GENERATE_PROMPT = 'Once upon a time';
-const GENERATE_TOKENS = 8;
+const GENERATE_TOKENS = 6;
+const EVAL_TOKENS = '16';
+const TWO_BIT = 'int2-g32-asym';
+const VIEW_IDS = ['residual-heatmap', 'residual-layers', 'outlier-table', 'attention-maps', 'sink-heatmap',
+  'weight-columns', 'weight-histogram', 'causal-chain'];
 
 let server;
 let serverLog = '';
 let context;
 let userDataDir;
 let baseUrl;
-let cliGeneration;
+/** The page the tests share (the first tests build on each other's state). */
+let page;
 const browserErrors = [];
+const external = [];
 
-/** What the native CLI generates (greedy, CPU reference) for GENERATE_PROMPT. */
-function cliGenerate() {
+function cliGenerate(prompt) {
   if (!existsSync(CLI)) {
     execFileSync('cargo', ['build', '--bin', 'quantscope'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
   }
-  const out = execFileSync(CLI, ['generate', '--backend', 'cpu', '--model', MODEL, '--prompt', GENERATE_PROMPT,
+  const out = execFileSync(CLI, ['generate', '--backend', 'cpu', '--model', MODEL, '--prompt', prompt,
     '--max-tokens', String(GENERATE_TOKENS), '--json'], { cwd: ROOT, encoding: 'utf8' });
   return JSON.parse(out);
 }
@@ -54,10 +66,7 @@ function cliGenerate() {
 /** Starts scripts/serve on a free port (--port 0) and resolves with its URL. */
 function startServer() {
   return new Promise((resolveUrl, reject) => {
-    server = spawn('python3', [join(ROOT, 'scripts/serve'), '--port', '0'], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    server = spawn('python3', [join(ROOT, 'scripts/serve'), '--port', '0'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     const timer = setTimeout(() => reject(new Error(`scripts/serve did not start in 15 s:\n${serverLog}`)), 15_000);
     server.stdout.setEncoding('utf8');
     server.stderr.setEncoding('utf8');
@@ -74,27 +83,30 @@ function startServer() {
 function stopServer() {
   if (server && server.exitCode === null && server.signalCode === null) server.kill('SIGTERM');
 }
-// Also on an abrupt exit of the test process, so no server outlives the run.
 process.on('exit', stopServer);
 
+function watch(p, errors) {
+  p.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
+  p.on('console', (m) => { if (m.type() === 'error') errors.push(`console: ${m.text()}`); });
+  p.on('request', (r) => { if (!r.url().startsWith(baseUrl) && !/^(data|blob):/.test(r.url())) external.push(r.url()); });
+}
+
 before(async () => {
-  assert.ok(existsSync(join(ROOT, 'www/pkg/quantscope.js')), 'www/pkg is missing: run scripts/build-web');
+  assert.ok(existsSync(join(ROOT, 'www/dist/index.html')), 'www/dist is missing: run scripts/setup (or cd www && npm run build)');
   assert.ok(existsSync(MODEL), `${MODEL} is missing: run scripts/setup`);
   assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install chromium`);
   mkdirSync(SHOTS, { recursive: true });
-  cliGeneration = cliGenerate();
   baseUrl = await startServer();
   userDataDir = mkdtempSync(join(tmpdir(), 'quantscope-e2e-'));
   context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM,
     headless: true,
-    args: [
-      '--enable-unsafe-webgpu', '--no-sandbox', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    ],
-    viewport: { width: 1280, height: 860 },
+    args: ['--enable-unsafe-webgpu', '--no-sandbox', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    viewport: { width: 1400, height: 1000 },
     deviceScaleFactor: 1,
     colorScheme: 'light',
+    acceptDownloads: true,
   });
 });
 
@@ -107,230 +119,338 @@ after(async () => {
   }
 });
 
-/** The page's list of top tokens, as the test reads it. */
-async function topTokens(page) {
-  return page.$$eval('[data-testid="top-tokens"] li', (lis) =>
-    lis.map((li) => ({ token: li.dataset.token, prob: Number(li.dataset.prob) })));
+// ---------------------------------------------------------------------------------------------
+// Reading the page.
+
+/** One column of next tokens: [{token, prob}]. */
+function tokens(p, testid) {
+  return p.$$eval(`[data-testid="${testid}"] li`, (lis) => lis.map((li) => ({ token: li.dataset.token, prob: Number(li.dataset.prob) })));
 }
 
-/**
- * Waits until the list shows a prediction for `prompt` (by the model loaded from `model`, when
- * given) and nothing is being computed.
- */
-async function waitForPrediction(page, prompt, timeout = PREDICT_TIMEOUT_MS, model = null) {
-  await page.waitForFunction(([p, m]) => {
-    const list = document.querySelector('[data-testid="top-tokens"]');
-    return list && list.dataset.prompt === p && (m === null || list.dataset.model === m)
-      && !list.classList.contains('stale') && list.children.length > 0;
-  }, [prompt, model], { timeout });
-  return topTokens(page);
+/** Waits until both columns show a prediction for `prompt` and nothing is being computed. */
+async function waitForPrediction(p, prompt, timeout = PREDICT_TIMEOUT_MS, { quantized = true } = {}) {
+  await p.waitForFunction(([want, both]) => {
+    const lists = both ? ['top-reference', 'top-quantized'] : ['top-reference'];
+    return lists.every((id) => {
+      const l = document.querySelector(`[data-testid="${id}"]`);
+      return l && l.dataset.prompt === want && !l.classList.contains('stale') && l.children.length > 0;
+    });
+  }, [prompt, quantized], { timeout });
+  return { reference: await tokens(p, 'top-reference'), quantized: quantized ? await tokens(p, 'top-quantized') : [] };
 }
 
-/** The first `n` bytes of a file: a real GGUF header cut short. */
+const metricsRun = (p) => p.getByTestId('metrics').evaluate((el) => Number(el.dataset.run));
+
+/** Waits for the metrics panel to show a result newer than run `after`. */
+async function waitForMetrics(p, after, timeout = METRICS_TIMEOUT_MS) {
+  // A measured result (not the exact as-loaded one), or an error.
+  await p.waitForFunction((n) => {
+    const el = document.querySelector('[data-testid="metrics"]');
+    return Number(el.dataset.run) > n && ((el.dataset.state === 'done' && el.dataset.exact === 'false') || el.dataset.state === 'error');
+  }, after, { timeout });
+  const state = await p.getByTestId('metrics').getAttribute('data-state');
+  assert.equal(state, 'done', `the metrics were computed: ${await p.getByTestId('metrics-error').innerText().catch(() => '')}`);
+  return readMetrics(p);
+}
+
+async function readMetrics(p) {
+  const v = async (id) => Number(await p.getByTestId(id).getAttribute('data-value'));
+  return { kl: await v('metric-kl'), pdKl: await v('metric-pdkl'), top1: await v('metric-top1'), ppl: await v('metric-ppl'),
+    qid: await v('metric-qid'), bpw: await v('metric-bpw'), size: await v('metric-size') };
+}
+
+function checkDistribution(list) {
+  assert.equal(list.length, 10, 'ten tokens are shown');
+  let sum = 0;
+  for (let i = 0; i < list.length; i++) {
+    const p = list[i].prob;
+    assert.ok(Number.isFinite(p) && p > 0 && p <= 1, `token ${i} has a probability in (0, 1]: ${p}`);
+    if (i > 0) assert.ok(p <= list[i - 1].prob, `probabilities are sorted: ${list[i - 1].prob} then ${p}`);
+    sum += p;
+  }
+  assert.ok(sum <= 1.0001, `the top ten probabilities sum to at most 1: ${sum}`);
+}
+
 function head(path, n) {
   const buf = Buffer.alloc(n);
   const fd = openSync(path, 'r');
   try { return buf.subarray(0, readSync(fd, buf, 0, n, 0)); } finally { closeSync(fd); }
 }
 
-async function setPrompt(page, prompt) {
-  await page.getByTestId('prompt').fill(prompt);
-  await page.getByTestId('prompt').press('Enter');
-  return waitForPrediction(page, prompt);
+async function failWithPage(p, e, shot) {
+  await p.screenshot({ path: join(SHOTS, shot), fullPage: true }).catch(() => {});
+  const shown = await p.locator('body').innerText().catch(() => '');
+  throw new Error(`${e.message}\n--- page text ---\n${shown.slice(0, 4000)}\n--- browser errors ---\n${browserErrors.join('\n')}`);
 }
 
-function checkDistribution(tokens) {
-  assert.equal(tokens.length, 10, 'ten tokens are shown');
-  let sum = 0;
-  for (let i = 0; i < tokens.length; i++) {
-    const p = tokens[i].prob;
-    assert.ok(Number.isFinite(p) && p > 0 && p <= 1, `token ${i} has a probability in (0, 1]: ${p}`);
-    if (i > 0) assert.ok(p <= tokens[i - 1].prob, `probabilities are sorted: ${tokens[i - 1].prob} then ${p}`);
-    sum += p;
-  }
-  assert.ok(sum <= 1.0001, `the top ten probabilities sum to at most 1: ${sum}`);
+async function download(p, testid) {
+  const [file] = await Promise.all([p.waitForEvent('download'), p.getByTestId(testid).click()]);
+  return { name: file.suggestedFilename(), bytes: readFileSync(await file.path()) };
 }
 
-test('playground: load, summary, predict, bad file, screenshot', { timeout: 420_000 }, async (t) => {
-  const page = await context.newPage();
-  page.on('pageerror', (e) => browserErrors.push(`pageerror: ${e.message}`));
-  page.on('console', (m) => { if (m.type() === 'error') browserErrors.push(`console: ${m.text()}`); });
-  const external = [];
-  page.on('request', (r) => { if (!r.url().startsWith(baseUrl) && !r.url().startsWith('data:')) external.push(r.url()); });
+// ---------------------------------------------------------------------------------------------
 
+test('default model: loads, predicts " Paris" as loaded and quantized, generates like the CLI', { timeout: 420_000 }, async (t) => {
+  const cli = cliGenerate(DEFAULT_PROMPT);
+  page = await context.newPage();
+  watch(page, browserErrors);
   const t0 = Date.now();
   await page.goto(baseUrl);
 
-  // 1. The default model loads and the default prompt predicts " Paris".
-  const first = await waitForPrediction(page, 'The capital of France is', LOAD_TIMEOUT_MS).catch(async (e) => {
-    await page.screenshot({ path: join(SHOTS, 'playground-failure.png'), fullPage: true });
-    const shown = await page.locator('body').innerText();
-    throw new Error(`${e.message}\n--- page text ---\n${shown}\n--- browser errors ---\n${browserErrors.join('\n')}`);
-  });
+  const first = await waitForPrediction(page, DEFAULT_PROMPT, LOAD_TIMEOUT_MS).catch((e) => failWithPage(page, e, 'load-failure.png'));
   t.diagnostic(`model loaded and first prediction shown in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-  checkDistribution(first);
-  assert.equal(first[0].token, ' Paris', `top-1 token after "The capital of France is": ${JSON.stringify(first.map((x) => x.token))}`);
-  // The token is shown with its space made visible.
-  assert.equal(await page.locator('[data-testid="top-tokens"] li').first().locator('.token-text').innerText(), '␣Paris');
+  checkDistribution(first.reference);
+  assert.equal(first.reference[0].token, ' Paris', `top-1 as loaded: ${JSON.stringify(first.reference.map((x) => x.token))}`);
+  assert.deepEqual(first.quantized, first.reference, 'nothing is quantized yet: both columns agree exactly');
+  assert.equal(await page.locator('[data-testid="top-reference"] li').first().locator('.token-text').innerText(), '␣Paris');
 
-  // ... and it was computed on WebGPU (SwiftShader here), which the page says in words.
-  const computedOn = page.getByTestId('predict-backend');
-  assert.equal(await computedOn.getAttribute('data-backend'), 'webgpu',
-    `the prediction ran on WebGPU: ${await computedOn.innerText()} / ${await page.getByTestId('device').innerText()}`);
-  const computedText = await computedOn.innerText();
-  t.diagnostic(computedText);
-  assert.match(computedText, /Computed on WebGPU \(.+\)/);
+  // It ran on WebGPU (SwiftShader here), and the page says so in words, software adapter included.
+  assert.equal(await page.getByTestId('predict-backend').getAttribute('data-backend'), 'webgpu');
+  assert.match(await page.getByTestId('predict-backend').innerText(), /Computed on WebGPU \(.+\)/);
   assert.equal(await page.getByTestId('device').getAttribute('data-backend'), 'webgpu');
-  assert.equal(await page.getByTestId('gpu-unavailable').isVisible(), false);
   const features = await page.$$eval('[data-testid="device-features"] li[data-feature]',
     (lis) => Object.fromEntries(lis.map((li) => [li.dataset.feature, li.dataset.on === 'true'])));
   assert.ok('shader-f16' in features && 'subgroups' in features, `features are listed: ${JSON.stringify(features)}`);
-  const deviceText = (await page.getByTestId('device').innerText()).replace(/\s+/g, ' ');
-  t.diagnostic(`device: ${deviceText}`);
-  assert.match(deviceText, /shader-f16 (yes|no)/);
-  assert.match(deviceText, /subgroups (yes|no)/);
+  const notice = page.getByTestId('webgpu-notice');
+  assert.ok(await notice.isVisible(), 'the software adapter is pointed out');
+  assert.match(await notice.innerText(), /Software WebGPU adapter/);
 
-  // 2. The summary describes SmolLM2-135M.
+  // The summary describes SmolLM2-135M.
   const fact = (id) => page.getByTestId(id).getAttribute('data-value');
   assert.equal(await fact('summary-architecture'), 'llama');
   assert.equal(await fact('summary-layers'), '30');
   assert.equal(await fact('summary-width'), '576');
-  assert.equal(await fact('summary-heads'), '9');
-  assert.equal(await fact('summary-kv-heads'), '3');
-  assert.equal(await fact('summary-ffn'), '1536');
   assert.equal(await fact('summary-vocab'), '49152');
-  const params = Number(await fact('summary-params'));
-  assert.ok(params > 100e6 && params < 170e6, `about 135 M parameters: ${params}`);
-  assert.match(await page.getByTestId('summary-layers').innerText(), /^30$/);
-  const dtypes = await page.$$eval('[data-testid="summary-dtypes"] li', (lis) => lis.map((li) => li.dataset.dtype));
-  assert.ok(dtypes.includes('Q4_1'), `the dtype list names Q4_1: ${dtypes}`);
+  assert.equal(await page.getByTestId('summary').getAttribute('data-from-cache'), 'false', 'a first visit downloads');
 
-  // 2b. Greedy generation streams text, and it is exactly what the native CPU reference generates.
-  await page.getByTestId('generate-prompt').fill(GENERATE_PROMPT);
+  // Nothing quantized: the metrics say so exactly, without a run; the size is the file's.
+  const baseline = await readMetrics(page);
+  assert.equal(baseline.kl, 0);
+  assert.equal(baseline.top1, 1);
+  assert.equal(await page.getByTestId('metrics').getAttribute('data-exact'), 'true');
+  assert.ok(baseline.bpw > 5 && baseline.bpw < 6.5, `Q4_1 with f32 norms: about 5.7 bits per weight, got ${baseline.bpw}`);
+
+  // Greedy generation streams both continuations; the reference is exactly the CLI's.
   await page.getByTestId('generate-max-tokens').fill(String(GENERATE_TOKENS));
   await page.getByTestId('generate-temperature').fill('0');
   await page.getByTestId('generate-button').click();
-  const output = page.getByTestId('generate-output');
-  await page.waitForFunction(() => {
-    const el = document.querySelector('[data-testid="generate-output"]');
-    return el.dataset.state === 'done' || el.dataset.state === 'error';
-  }, null, { timeout: GENERATE_TIMEOUT_MS });
-  const generated = await output.evaluate((el) => ({
-    state: el.dataset.state, text: el.dataset.text, stop: el.dataset.stop, tokens: Number(el.dataset.tokens),
-    pieces: Number(el.dataset.pieces), backend: el.dataset.backend, tokensPerSecond: Number(el.dataset.tokensPerSecond),
-    streamed: el.querySelector('[data-testid="generate-text"]').textContent,
+  await page.waitForFunction(() => ['done', 'error'].includes(document.querySelector('[data-testid="generate-quantized"]').dataset.state)
+    || document.querySelector('[data-testid="generate-reference"]').dataset.state === 'error', null, { timeout: GENERATE_TIMEOUT_MS });
+  const side = (id) => page.getByTestId(id).evaluate((el) => ({
+    state: el.dataset.state, text: el.dataset.text, tokens: Number(el.dataset.tokens), pieces: Number(el.dataset.pieces),
+    backend: el.dataset.backend, streamed: el.querySelector('.generated-text').textContent,
   }));
-  assert.equal(generated.state, 'done', `generation finished: ${await page.getByTestId('generate-error').innerText()}`);
-  t.diagnostic(`generated ${JSON.stringify(generated.streamed)} on ${generated.backend}: ${generated.tokens} tokens, ` +
-    `${generated.pieces} pieces, ${generated.tokensPerSecond.toFixed(2)} tokens/s; CLI: ${JSON.stringify(cliGeneration.text)}`);
-  assert.ok(generated.streamed.length > 0, 'some text was generated');
-  assert.ok(generated.pieces > 1, 'the text arrived in several pieces');
-  assert.equal(generated.backend, 'webgpu');
-  assert.equal(generated.streamed, cliGeneration.text, 'the streamed text matches the native CPU reference');
-  assert.equal(generated.text, cliGeneration.text);
-  assert.equal(generated.tokens, cliGeneration.tokens.length);
-  assert.match(await page.getByTestId('generate-stats').innerText(), /tokens\/s/);
-  await page.screenshot({ path: join(SHOTS, 'playground.png'), fullPage: true, animations: 'disabled' });
+  const ref = await side('generate-reference');
+  const quant = await side('generate-quantized');
+  t.diagnostic(`generated ${JSON.stringify(ref.streamed)} / ${JSON.stringify(quant.streamed)}; CLI ${JSON.stringify(cli.text)}`);
+  assert.equal(ref.state, 'done', await page.getByTestId('generate-error').innerText());
+  assert.equal(quant.state, 'done');
+  assert.ok(ref.pieces > 1, 'the text arrived in several pieces');
+  assert.equal(ref.backend, 'webgpu');
+  assert.equal(ref.streamed, cli.text, 'the streamed reference matches the native CPU reference');
+  assert.equal(ref.text, cli.text);
+  assert.equal(quant.text, ref.text, 'nothing is quantized: the same text');
 
-  // 2c. Stop ends a long generation early.
-  await page.getByTestId('generate-max-tokens').fill('500');
+  // Stop ends a long generation early, and the quantized side does not start.
+  await page.getByTestId('generate-max-tokens').fill('400');
   await page.getByTestId('generate-button').click();
-  await page.waitForFunction(() => Number(document.querySelector('[data-testid="generate-output"]').dataset.pieces ?? 0) >= 2,
+  await page.waitForFunction(() => Number(document.querySelector('[data-testid="generate-reference"]').dataset.pieces ?? 0) >= 2,
     null, { timeout: GENERATE_TIMEOUT_MS });
   await page.getByTestId('stop-button').click();
-  await page.waitForFunction(() => document.querySelector('[data-testid="generate-output"]').dataset.state === 'done',
-    null, { timeout: GENERATE_TIMEOUT_MS });
-  assert.equal(await output.getAttribute('data-stop'), 'stopped');
-  assert.ok(Number(await output.getAttribute('data-tokens')) < 500, 'stopped before max tokens');
-  assert.equal(await page.getByTestId('stop-button').isVisible(), false);
+  await page.waitForFunction(() => document.querySelector('[data-testid="stop-button"]').hidden, null, { timeout: GENERATE_TIMEOUT_MS });
+  assert.equal(await page.getByTestId('generate-reference').getAttribute('data-stop'), 'stopped');
+  assert.equal(await page.getByTestId('generate-quantized').getAttribute('data-state'), 'idle');
+});
 
-  // 3. Another prompt gives another list: typing alone predicts (debounced), no Enter needed.
-  await page.getByTestId('prompt').fill('My favourite colour is');
-  const other = await waitForPrediction(page, 'My favourite colour is');
-  checkDistribution(other);
-  assert.notDeepEqual(other.map((x) => x.token), first.map((x) => x.token), 'a different prompt changes the list');
+test('switching every weight to 2 bits raises KL; history sorts and exports; charts export as PNG', { timeout: 420_000 }, async (t) => {
+  const before = await readMetrics(page);
+  // Fewer evaluation tokens change nothing while the model is the reference: no run, no new row.
+  await page.getByTestId('eval-tokens').selectOption(EVAL_TOKENS);
 
-  // An empty prompt is an error shown in words, cleared by the next good prediction.
-  await page.getByTestId('prompt').fill('');
-  await page.getByTestId('prompt').press('Enter');
-  const predictError = page.getByTestId('predict-error');
-  await predictError.waitFor({ state: 'visible', timeout: PREDICT_TIMEOUT_MS });
-  assert.match(await predictError.innerText(), /empty/);
-  await setPrompt(page, 'My favourite colour is');
-  assert.equal(await predictError.isVisible(), false, 'a good prediction clears the error');
+  const run = await metricsRun(page);
+  const t0 = Date.now();
+  await page.getByTestId('all-weights').selectOption(TWO_BIT);
+  const after = await waitForMetrics(page, run).catch((e) => failWithPage(page, e, 'metrics-failure.png'));
+  const toggleMs = Date.now() - t0;
+  console.log(`e2e: toggle-to-metrics ${toggleMs} ms`);
+  t.diagnostic(`toggle to metrics ${toggleMs} ms (${await page.getByTestId('apply-timing').innerText()})`);
+  t.diagnostic(`metrics: ${JSON.stringify(after)}`);
+  assert.equal(await page.getByTestId('metrics').getAttribute('data-exact'), 'false', 'measured, not assumed');
+  assert.ok(after.kl > before.kl + 0.01, `2-bit weights raise KL: ${before.kl} -> ${after.kl}`);
+  assert.ok(after.top1 < 1, `and lower top-1 agreement: ${after.top1}`);
+  assert.ok(Number.isFinite(after.ppl) && after.ppl > 1, `perplexity is measured: ${after.ppl}`);
+  assert.ok(after.bpw < before.bpw - 2, `fewer bits per weight: ${before.bpw} -> ${after.bpw}`);
+  assert.ok(after.size < before.size, `a smaller model: ${before.size} -> ${after.size}`);
+  assert.match(await page.getByTestId('apply-timing').innerText(), /re-quantized \d+ matrices/);
 
-  // 4. A file of random bytes is refused with a clear error, and the loaded model keeps working.
-  await page.getByTestId('file-input').setInputFiles({
-    name: 'garbage.gguf', mimeType: 'application/octet-stream', buffer: randomBytes(1 << 20),
-  });
+  // The quantized column follows, the reference does not.
+  const both = await waitForPrediction(page, DEFAULT_PROMPT);
+  assert.equal(both.reference[0].token, ' Paris');
+  assert.notDeepEqual(both.quantized, both.reference, '2-bit weights change the quantized prediction');
+
+  // The per-layer chart has the layers' errors; hovering reads one out.
+  const chart = page.getByTestId('layer-chart');
+  const box = await chart.boundingBox();
+  await page.mouse.move(box.x + box.width * 0.6, box.y + box.height * 0.5);
+  assert.match(await page.getByTestId('layer-chart-tooltip').innerText(), /layer \d+: relative error \d/);
+
+  // The URL says what is set.
+  const hash = new URLSearchParams(new URL(page.url()).hash.slice(1));
+  assert.equal(JSON.parse(hash.get('weights')).groups[0].schemes.attn_q, TWO_BIT);
+  assert.equal(hash.get('tokens'), EVAL_TOKENS);
+
+  // History: the reference and the 2-bit model, sortable both ways.
+  const rows = () => page.$$eval('[data-testid="history"] tbody tr', (trs) => trs.map((tr) => ({
+    run: Number(tr.dataset.run), kl: Number(tr.querySelector('td[data-key="kl"]').dataset.value),
+  })));
+  assert.deepEqual((await rows()).map((r) => r.run), [1, 2]);
+  await page.locator('[data-testid="history"] th button[data-key="kl"]').click();
+  assert.deepEqual((await rows()).map((r) => r.run), [1, 2], 'ascending KL: the reference first');
+  await page.locator('[data-testid="history"] th button[data-key="kl"]').click();
+  assert.deepEqual((await rows()).map((r) => r.run), [2, 1], 'descending KL: the 2-bit model first');
+
+  const csv = await download(page, 'history-csv');
+  assert.equal(csv.name, 'quantscope-history.csv');
+  const lines = csv.bytes.toString('utf8').trimEnd().split('\r\n');
+  assert.equal(lines.length, 3, 'a header and two rows');
+  assert.match(lines[0], /^run,time,model,weights,runtime,intervention,bitsPerWeight,bytes,tokens,kl,/);
+  assert.match(lines[1], new RegExp(`,${TWO_BIT} everywhere,`), 'rows follow the table order (2-bit first)');
+  const json = JSON.parse((await download(page, 'history-json')).bytes.toString('utf8'));
+  assert.equal(json.length, 2);
+  assert.ok(json[0].kl > 0);
+
+  const png = await download(page, 'layer-chart-png');
+  assert.equal(png.name, 'quantscope-layer-error.png');
+  assert.deepEqual([...png.bytes.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], 'a PNG file');
+  await page.screenshot({ path: join(SHOTS, 'playground-2bit.png'), fullPage: true, animations: 'disabled' });
+});
+
+test('a corrupt file gives a readable error and the previous model keeps working', { timeout: 300_000 }, async (t) => {
+  await page.getByTestId('file-input').setInputFiles({ name: 'garbage.gguf', mimeType: 'application/octet-stream', buffer: randomBytes(1 << 20) });
   const error = page.getByTestId('load-error');
-  await error.waitFor({ state: 'visible', timeout: 30_000 });
+  await error.waitFor({ state: 'visible', timeout: 60_000 });
   const message = await error.innerText();
   t.diagnostic(`error shown: ${message.replace(/\s+/g, ' ')}`);
   assert.match(message, /Could not load garbage\.gguf/);
   assert.match(message, /Not a GGUF file/, 'the error says what is wrong');
   assert.match(message, /still loaded/, 'the error says the previous model is kept');
-  assert.equal(await fact('summary-layers'), '30', 'the summary still shows the previous model');
 
-  // A real GGUF cut short after 1 MiB (inside its metadata) is refused the same way.
-  await page.getByTestId('file-input').setInputFiles({
-    name: 'truncated.gguf', mimeType: 'application/octet-stream', buffer: head(MODEL, 1 << 20),
-  });
-  await page.waitForFunction(() => /truncated\.gguf/.test(document.querySelector('[data-testid="load-error"]')?.innerText ?? ''),
-    null, { timeout: 30_000 });
+  await page.getByTestId('file-input').setInputFiles({ name: 'truncated.gguf', mimeType: 'application/octet-stream', buffer: head(MODEL, 1 << 20) });
+  await page.waitForFunction(() => /truncated\.gguf/.test(document.querySelector('[data-testid="load-error"]').innerText), null, { timeout: 60_000 });
   const truncated = await error.innerText();
-  t.diagnostic(`error shown: ${truncated.replace(/\s+/g, ' ')}`);
-  assert.match(truncated, /Could not load truncated\.gguf/);
   assert.match(truncated, /offset \d+/, 'the error says where the file broke');
   assert.doesNotMatch(truncated, /crashed/, 'a bad file is an error, not a crash');
-  assert.match(truncated, /still loaded/);
-  const again = await setPrompt(page, 'The capital of France is');
-  assert.equal(again[0].token, ' Paris', 'the previous model still predicts after the bad file');
-  assert.deepEqual(again.map((x) => x.token), first.map((x) => x.token), 'and predicts the same as before');
-  await page.screenshot({ path: join(SHOTS, 'playground-error.png'), fullPage: true, animations: 'disabled' });
 
-  // 5. The error can be dismissed.
+  // Two files that make no model are refused before anything is read.
+  await page.getByTestId('file-input').setInputFiles([
+    { name: 'model.safetensors', mimeType: 'application/octet-stream', buffer: Buffer.from('{}') },
+    { name: 'config.json', mimeType: 'application/json', buffer: Buffer.from('{}') },
+  ]);
+  await page.waitForFunction(() => /tokenizer\.json/.test(document.querySelector('[data-testid="load-error"]').innerText), null, { timeout: 10_000 });
+
+  // The loaded model (still 2-bit) predicts a new prompt, and the link still names it.
+  assert.equal(await page.getByTestId('summary-layers').getAttribute('data-value'), '30');
+  assert.doesNotMatch(new URL(page.url()).hash, /garbage|truncated/);
+  await page.getByTestId('prompt').fill('The capital of Germany is');
+  await page.getByTestId('prompt').press('Enter');
+  const germany = await waitForPrediction(page, 'The capital of Germany is');
+  t.diagnostic(`as loaded: ${JSON.stringify(germany.reference.slice(0, 3).map((x) => x.token))}`);
+  assert.equal(germany.reference[0].token, ' Berlin');
   await error.locator('.notice-close').click();
   await error.waitFor({ state: 'hidden' });
-
-  // 6. A good file from the picker replaces the model (same weights under another name).
-  const copy = join(userDataDir, 'smollm2-copy.gguf');
-  symlinkSync(MODEL, copy);
-  await page.getByTestId('file-input').setInputFiles(copy);
-  await page.waitForFunction(() =>
-    document.querySelector('[data-testid="summary-source"]')?.textContent === 'smollm2-copy.gguf'
-    || document.querySelector('[data-testid="summary-name"]')?.textContent === 'smollm2-copy.gguf'
-    || !document.querySelector('[data-testid="load-error"]').hidden, null, { timeout: LOAD_TIMEOUT_MS });
-  assert.equal(await error.isVisible(), false, `loading a good file shows no error: ${await error.innerText()}`);
-  assert.equal(await fact('summary-layers'), '30');
-  const reloaded = await waitForPrediction(page, 'The capital of France is', PREDICT_TIMEOUT_MS, 'smollm2-copy.gguf');
-  assert.equal(reloaded[0].token, ' Paris', 'the newly loaded model predicts');
-
-  // No request left the local server; the console stayed clean.
-  assert.deepEqual(external, [], 'the page requests nothing outside the local server');
-  assert.deepEqual(browserErrors, [], 'no errors in the browser console');
-  t.diagnostic(`total ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-  await page.close();
+  await page.screenshot({ path: join(SHOTS, 'playground-error.png'), fullPage: true, animations: 'disabled' });
 });
 
-test('playground: without WebGPU it says so and predicts on the CPU', { timeout: 300_000 }, async (t) => {
-  const page = await context.newPage();
+test('every outlier view renders', { timeout: 480_000 }, async (t) => {
+  // Back to the weights as loaded, so the views show the model's own outliers.
+  await page.getByTestId('all-weights').selectOption('');
+  await page.getByTestId('prompt').fill(DEFAULT_PROMPT);
+  await page.getByTestId('prompt').press('Enter');
+  await waitForPrediction(page, DEFAULT_PROMPT);
+  const t0 = Date.now();
+  await page.getByTestId('outliers-toggle').click();
+  for (const id of VIEW_IDS) {
+    const view = page.locator(`[data-view="${id}"]`);
+    await page.locator(`[data-view="${id}"][data-ready="true"]`).waitFor({ timeout: VIEWS_TIMEOUT_MS }).catch(async (e) => {
+      const why = await view.getAttribute('data-error').catch(() => null);
+      await failWithPage(page, new Error(`view ${id} did not render${why ? `: ${why}` : ''}: ${e.message}`), `view-${id}-failure.png`);
+    });
+    await view.scrollIntoViewIfNeeded();
+    await view.screenshot({ path: join(SHOTS, `view-${id}.png`), animations: 'disabled' });
+  }
+  t.diagnostic(`all ${VIEW_IDS.length} views rendered in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  assert.equal(new URLSearchParams(new URL(page.url()).hash.slice(1)).get('outliers'), '1', 'the open views are in the link');
+  await page.screenshot({ path: join(SHOTS, 'playground-outliers.png'), fullPage: true, animations: 'disabled' });
+});
+
+test('the URL state round-trips: a link restores the controls, and the page links back to the same state', { timeout: 420_000 }, async (t) => {
+  const state = new URLSearchParams({
+    prompt: 'The capital of Italy is',
+    weights: JSON.stringify({
+      groups: [{ layers: '', schemes: { ffn_down: 'int8-ch-sym' } }, { layers: '0-3', schemes: { attn_q: 'int4-g128-asym' } }],
+      embeddings: '', output: '',
+    }),
+    intervene: 'clip:99.5',
+    tokens: EVAL_TOKENS,
+    view: JSON.stringify({ view: 'attention-maps', layer: 2, point: 'down_input', head: 1, tensor: 'blk.2.ffn_down.weight', rule: 'massive' }),
+  });
+  const linked = await context.newPage();
+  watch(linked, browserErrors);
+  await linked.goto(`${baseUrl}#${state}`);
+  await waitForPrediction(linked, 'The capital of Italy is', LOAD_TIMEOUT_MS).catch((e) => failWithPage(linked, e, 'url-failure.png'));
+  await waitForMetrics(linked, 0).catch((e) => failWithPage(linked, e, 'url-metrics-failure.png'));
+
+  assert.equal(await linked.getByTestId('summary').getAttribute('data-from-cache'), 'true', 'the second load reads the Cache API');
+  assert.equal(await linked.getByTestId('prompt').inputValue(), 'The capital of Italy is');
+  assert.equal(await linked.getByTestId('scheme-0-ffn_down').inputValue(), 'int8-ch-sym');
+  assert.equal(await linked.getByTestId('scheme-0-attn_q').inputValue(), '');
+  assert.equal(await linked.getByTestId('group-layers-1').inputValue(), '0-3');
+  assert.equal(await linked.getByTestId('scheme-1-attn_q').inputValue(), 'int4-g128-asym');
+  assert.equal(await linked.getByTestId('all-weights').inputValue(), '(mixed)');
+  assert.equal(await linked.getByTestId('intervention').inputValue(), 'clip');
+  assert.equal(await linked.getByTestId('intervention-clip').inputValue(), '99.5');
+  assert.equal(await linked.getByTestId('eval-tokens').inputValue(), EVAL_TOKENS);
+  const preview = JSON.parse(await linked.getByTestId('recipe-preview').innerText());
+  assert.deepEqual(preview.rules, [
+    { tensors: 'blk.*.ffn_down.weight', scheme: 'int8-ch-sym' },
+    { tensors: 'blk.*.attn_q.weight', layers: '0-3', scheme: 'int4-g128-asym' },
+  ]);
+  const metrics = await readMetrics(linked);
+  assert.ok(metrics.kl > 0, `the linked configuration is what was measured: KL ${metrics.kl}`);
+
+  // The page's own link for what it shows is the link it was opened with.
+  const back = new URLSearchParams(new URL(linked.url()).hash.slice(1));
+  assert.deepEqual(Object.fromEntries(back), Object.fromEntries(state));
+  await linked.getByTestId('share-button').click();
+  assert.equal(await linked.getByTestId('share-button').getAttribute('data-link'), linked.url(), 'Copy link gives the same link');
+
+  // A bad value in a link is reported, and the rest of it applies.
+  await linked.goto(`${baseUrl}#prompt=Hello&intervene=bogus`);
+  await linked.getByTestId('url-notice').waitFor({ state: 'visible', timeout: 30_000 });
+  assert.match(await linked.getByTestId('url-notice').innerText(), /intervene: "bogus"/);
+  await waitForPrediction(linked, 'Hello', LOAD_TIMEOUT_MS);
+  await linked.close();
+});
+
+test('without WebGPU it says so and predicts on the CPU', { timeout: 300_000 }, async (t) => {
+  const cpu = await context.newPage();
   const errors = [];
-  page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
-  page.on('console', (m) => { if (m.type() === 'error') errors.push(`console: ${m.text()}`); });
+  watch(cpu, errors);
   // ?backend=cpu stands in for a browser without WebGPU: the engine never asks for an adapter.
-  await page.goto(`${baseUrl}?backend=cpu`);
-  const top = await waitForPrediction(page, 'The capital of France is', LOAD_TIMEOUT_MS);
-  assert.equal(top[0].token, ' Paris');
-  const notice = page.getByTestId('gpu-unavailable');
+  await cpu.goto(`${baseUrl}?backend=cpu`);
+  const top = await waitForPrediction(cpu, DEFAULT_PROMPT, LOAD_TIMEOUT_MS, { quantized: false });
+  assert.equal(top.reference[0].token, ' Paris');
+  const notice = cpu.getByTestId('gpu-unavailable');
   assert.ok(await notice.isVisible(), 'the page says WebGPU is not used');
-  const text = (await notice.innerText()).replace(/\s+/g, ' ');
-  t.diagnostic(text);
-  assert.match(text, /WebGPU unavailable: .+ — predictions run on the CPU/);
-  assert.equal(await page.getByTestId('device').getAttribute('data-backend'), 'cpu');
-  assert.equal(await page.getByTestId('predict-backend').getAttribute('data-backend'), 'cpu');
-  assert.match(await page.getByTestId('predict-backend').innerText(), /Computed on the CPU/);
-  await page.screenshot({ path: join(SHOTS, 'playground-cpu.png'), fullPage: true, animations: 'disabled' });
+  assert.match((await notice.innerText()).replace(/\s+/g, ' '), /WebGPU unavailable: .+ — predictions run on the CPU/);
+  assert.equal(await cpu.getByTestId('predict-backend').getAttribute('data-backend'), 'cpu');
+  assert.ok(await cpu.getByTestId('quant-unavailable').isVisible(), 'the quantizer says why it is off');
+  assert.equal(await cpu.getByTestId('quantized-column').isVisible(), false);
+  assert.notEqual(await cpu.getByTestId('quant-fields').getAttribute('disabled'), null, 'the quantizer controls are off');
+  await cpu.screenshot({ path: join(SHOTS, 'playground-cpu.png'), fullPage: true, animations: 'disabled' });
   assert.deepEqual(errors, [], 'no errors in the browser console');
-  await page.close();
+  await cpu.close();
+
+  assert.deepEqual(external, [], 'the page requests nothing outside the local server');
+  assert.deepEqual(browserErrors, [], 'no errors in the browser console');
 });

@@ -1,0 +1,78 @@
+// Reading model bytes: streams with progress, and the Cache API store that makes a reload fast.
+
+/** Progress messages for byte streams: about 20 a second is plenty for a progress bar. */
+const PROGRESS_INTERVAL_MS = 50;
+
+/** The Cache API bucket for model files; bump the version when the stored layout changes. */
+export const MODEL_CACHE_NAME = 'quantscope-models-v1';
+
+/**
+ * Reads a stream to the end into one Uint8Array, reporting bytes as they come. With a known
+ * length the bytes go straight into one buffer (no second copy of a 100 MB file); when more
+ * bytes arrive than announced, or none was, chunks are collected and joined at the end.
+ */
+export async function readAll(
+  stream: ReadableStream<Uint8Array>,
+  total: number,
+  onProgress: (done: number, total: number) => void,
+  now: () => number = () => performance.now(),
+): Promise<Uint8Array> {
+  const reader = stream.getReader();
+  let buffer: Uint8Array | null = total > 0 ? new Uint8Array(total) : null;
+  const chunks: Uint8Array[] = [];
+  let done = 0;
+  let lastReport = -Infinity;
+  for (;;) {
+    const { done: finished, value } = await reader.read();
+    if (finished) break;
+    if (buffer && done + value.length <= buffer.length) {
+      buffer.set(value, done);
+    } else {
+      if (buffer) {
+        chunks.push(buffer.subarray(0, done));
+        buffer = null;
+      }
+      chunks.push(value);
+    }
+    done += value.length;
+    const t = now();
+    if (t - lastReport >= PROGRESS_INTERVAL_MS) {
+      lastReport = t;
+      onProgress(done, total);
+    }
+  }
+  onProgress(done, total);
+  if (buffer) return done === buffer.length ? buffer : buffer.subarray(0, done);
+  const out = new Uint8Array(done);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
+}
+
+/**
+ * What identifies one version of a served file: its Last-Modified and length. null when the
+ * server sends neither (then nothing is cached: a stale copy could never be told apart).
+ */
+export function cacheStamp(headers: Headers): string | null {
+  const modified = headers.get('Last-Modified');
+  const length = headers.get('Content-Length');
+  if (!modified && !length) return null;
+  return `${modified ?? ''}|${length ?? ''}`;
+}
+
+/** The cache key of one part of a model the user opened from disk (never a real URL). */
+export function localCacheKey(name: string, part: string): string {
+  return new URL(`/__quantscope_local__/${encodeURIComponent(name)}/${encodeURIComponent(part)}`, self.location.origin).href;
+}
+
+/** The model cache, or null where the Cache API is unavailable (an insecure origin). */
+export async function modelCache(): Promise<Cache | null> {
+  try {
+    return typeof caches === 'undefined' ? null : await caches.open(MODEL_CACHE_NAME);
+  } catch {
+    return null;
+  }
+}

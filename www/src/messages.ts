@@ -1,0 +1,285 @@
+// The protocol between the page (main.ts) and the engine's worker (worker.ts).
+//
+// Every engine operation is one entry of `EngineApi`: its arguments and its result. The page sends
+// `{type: 'call', id, method, args}`; the worker answers with `{type: 'result', id, method, result}`
+// or `{type: 'error', id, ...}`, and may stream `progress` and `token` messages for that id before.
+// Both unions are discriminated (by `type`, and for calls and results by `method`), so a handler
+// that reads `msg.args` after checking `msg.method === 'generate'` gets `generate`'s arguments.
+
+import type { ViewDataSource } from './views/index';
+
+/** What a view data source method resolves to: the views module owns those shapes. */
+type ViewResult<K extends keyof ViewDataSource> = ViewDataSource[K] extends (...args: never[]) => Promise<infer R> ? R : never;
+
+// ---------------------------------------------------------------------------------------------
+// Values the engine returns (serde objects from src/web.rs).
+
+export interface TopToken {
+  id: number;
+  token: string;
+  prob: number;
+  logit: number;
+}
+
+export interface TensorSummary {
+  name: string;
+  dtype: string;
+  /** ggml order: shape[0] is the contiguous row length. */
+  shape: number[];
+  bits_per_weight: number;
+  bytes: number;
+}
+
+export interface ModelConfig {
+  architecture?: string;
+  n_layers: number;
+  d_model: number;
+  n_heads: number;
+  n_kv_heads: number;
+  head_dim: number;
+  d_ff: number;
+  vocab_size: number;
+  context_length: number;
+  rope_base?: number;
+  rope_layout?: string;
+  rms_eps?: number;
+  qkv_bias?: boolean;
+  tied_embeddings?: boolean;
+}
+
+export interface ModelSummary {
+  source: string;
+  name: string | null;
+  config: ModelConfig;
+  parameters: number;
+  bytes: number;
+  tensors: TensorSummary[];
+}
+
+export interface AdapterSummary {
+  name: string;
+  backend: string;
+  device_type: string;
+  driver?: string;
+  features: { shader_f16: boolean; subgroups: boolean; timestamps: boolean };
+  max_compute_invocations_per_workgroup: number;
+}
+
+export interface BrowserAdapterInfo {
+  vendor: string;
+  architecture: string;
+  device: string;
+  description: string;
+}
+
+export interface DeviceInfo {
+  backend: 'webgpu' | 'cpu';
+  adapter: AdapterSummary | null;
+  reason: string | null;
+  gpuBytes: number;
+  timings: { parseMs: number; adapterMs: number; uploadMs: number; downloadMs?: number };
+  /** Added by the worker from `navigator.gpu` (wgpu reports only the description). */
+  adapterInfo?: BrowserAdapterInfo | null;
+}
+
+export interface Prediction {
+  model: string;
+  prompt: string;
+  tokens: number[];
+  top: TopToken[];
+  backend: 'webgpu' | 'cpu';
+  ms: number;
+}
+
+export interface BothPrediction {
+  reference: TopToken[];
+  quantized: TopToken[];
+  tokens: number[];
+  ms: number;
+}
+
+export interface Generation {
+  promptTokens: number[];
+  tokens: number[];
+  text: string;
+  stop: 'max-tokens' | 'eos' | 'stopped';
+  backend: 'webgpu' | 'cpu';
+  tokensPerSecond: number;
+  promptMs: number;
+  ms: number;
+}
+
+export interface AppliedTensor {
+  name: string;
+  scheme: string;
+  bitsPerWeight: number;
+  onGpu: boolean;
+}
+
+export interface Applied {
+  requantizedOnGpu: number;
+  requantizedOnCpu: number;
+  restored: number;
+  unchanged: number;
+  bitsPerWeight: number;
+  bytes: number;
+  tensors: AppliedTensor[];
+  ms: number;
+}
+
+export interface LayerError {
+  layer: number;
+  relative_error: number;
+}
+
+export interface EvalMetrics {
+  tokens: number;
+  positions: number;
+  kl: number;
+  pd_kl: number;
+  top1_agreement: number;
+  perplexity: number;
+  reference_perplexity: number;
+  qid: number;
+  layers: LayerError[];
+  ms: number;
+}
+
+export interface SchemeInfo {
+  name: string;
+  /** Re-quantized on the GPU (else by the CPU reference, then uploaded). */
+  gpu: boolean;
+  gguf: boolean;
+}
+
+/** `runtimeSchemes()` of src/web/runtime_quant.rs, when the engine has it. */
+export interface RuntimeSchemes {
+  activations: string[];
+  kv: string[];
+  attention: string[];
+  methods: string[];
+}
+
+/** `Playground.setRuntimeQuant`'s configuration; null is "none". */
+export interface RuntimeQuantConfig {
+  a: string | null;
+  aDown: string | null;
+  kv: string | null;
+  attn: string | null;
+  method: string | null;
+  calibTokens: number;
+}
+
+/** What the engine in this worker can do; sent once in `ready`. */
+export interface Capabilities {
+  version: string;
+  schemes: SchemeInfo[];
+  /** null: this engine has no runtime (activation/KV/attention) quantization yet. */
+  runtime: RuntimeSchemes | null;
+  /** The outlier views' wasm methods this engine has. */
+  views: { attentionMaps: boolean; weightStats: boolean; outlierReport: boolean };
+}
+
+/** Where a model's bytes come from. */
+export type ModelSource =
+  | { kind: 'url'; url: string }
+  | { kind: 'gguf-file'; file: File }
+  | { kind: 'safetensors-files'; weights: File; config: File; tokenizer: File }
+  /** A file the user opened before, from this browser's cache (`local:NAME` in a shared link). */
+  | { kind: 'cached-local'; name: string };
+
+export interface Loaded {
+  summary: ModelSummary;
+  device: DeviceInfo;
+  /** Size of the model file(s). */
+  bytes: number;
+  /** The bytes came from this browser's cache instead of the network or disk. */
+  fromCache: boolean;
+  ms: number;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The operations.
+
+export interface EngineApi {
+  load: { args: { name: string; source: ModelSource; useGpu: boolean }; result: Loaded };
+  predict: { args: { prompt: string; topK: number }; result: Prediction };
+  predictBoth: { args: { prompt: string; topK: number }; result: BothPrediction };
+  generate: {
+    args: { prompt: string; maxTokens: number; temperature: number; topP: number; seed: number; asLoaded: boolean };
+    result: Generation;
+  };
+  applyRecipe: { args: { recipe: string }; result: Applied };
+  setIntervention: { args: { name: string; calibrationTokens: number }; result: { ms: number } };
+  setRuntimeQuant: { args: { config: RuntimeQuantConfig }; result: { ms: number } };
+  evaluate: { args: { maxTokens: number; window: number; text: string }; result: EvalMetrics };
+  probe: { args: { prompt: string; asLoaded: boolean; layer: number; point: string }; result: ViewResult<'probe'> };
+  attentionMaps: { args: { prompt: string; layer: number; asLoaded: boolean }; result: ViewResult<'attentionMaps'> };
+  weightStats: { args: { tensor: string; scheme: string }; result: ViewResult<'weightStats'> };
+  outlierReport: { args: { prompt: string; rule: string }; result: ViewResult<'outlierReport'> };
+}
+
+export type Method = keyof EngineApi;
+export type ArgsOf<M extends Method> = EngineApi[M]['args'];
+export type ResultOf<M extends Method> = EngineApi[M]['result'];
+
+/** page -> worker: run one operation. */
+export type CallRequest<M extends Method = Method> = {
+  [K in M]: { type: 'call'; id: number; method: K; args: ArgsOf<K> };
+}[M];
+
+/**
+ * page -> worker: stop the generation whose request id is `target` after its current token.
+ * Handled at once, not queued behind the generation; no reply of its own (the generation's
+ * result says stop: 'stopped').
+ */
+export interface StopRequest {
+  type: 'stop';
+  target: number;
+}
+
+export type PageMessage = CallRequest | StopRequest;
+
+export type ResultReply<M extends Method = Method> = {
+  [K in M]: { type: 'result'; id: number; method: K; result: ResultOf<K> };
+}[M];
+
+/** worker -> page. */
+export type WorkerMessage =
+  /** Sent once, unprompted, when the wasm is instantiated. */
+  | { type: 'ready'; capabilities: Capabilities }
+  /** Stages 'download', 'cache' and 'read' count bytes (total 0 when unknown); others come from the engine. */
+  | { type: 'progress'; id: number; stage: string; done: number; total: number }
+  /** One generated piece of text (streamed before the generate result). */
+  | { type: 'token'; id: number; piece: string; count: number }
+  | ResultReply
+  /** fatal: the engine crashed (a panic or a wasm trap) and this worker must be thrown away. */
+  | { type: 'error'; id: number | null; message: string; fatal: boolean };
+
+export function callRequest<M extends Method>(id: number, method: M, args: ArgsOf<M>): CallRequest<M> {
+  return { type: 'call', id, method, args } as CallRequest<M>;
+}
+
+const WORKER_MESSAGE_TYPES = new Set(['ready', 'progress', 'token', 'result', 'error']);
+
+/**
+ * Whether `data` has the shape of a worker message. The worker is ours, but a message from a
+ * stale build (an old cached worker script) must be told apart from a bug in this one.
+ */
+export function isWorkerMessage(data: unknown): data is WorkerMessage {
+  if (typeof data !== 'object' || data === null) return false;
+  const m = data as Record<string, unknown>;
+  if (typeof m.type !== 'string' || !WORKER_MESSAGE_TYPES.has(m.type)) return false;
+  switch (m.type) {
+    case 'ready':
+      return typeof m.capabilities === 'object' && m.capabilities !== null;
+    case 'progress':
+      return typeof m.id === 'number' && typeof m.stage === 'string' && typeof m.done === 'number' && typeof m.total === 'number';
+    case 'token':
+      return typeof m.id === 'number' && typeof m.piece === 'string' && typeof m.count === 'number';
+    case 'result':
+      return typeof m.id === 'number' && typeof m.method === 'string';
+    default:
+      return (m.id === null || typeof m.id === 'number') && typeof m.message === 'string' && typeof m.fatal === 'boolean';
+  }
+}

@@ -1,0 +1,83 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { decodeState, defaultState, encodeState, DEFAULT_MODEL, type AppState } from './url-state';
+import { uniformControls } from './recipe';
+
+test('the default state encodes to an empty hash and back', () => {
+  assert.equal(encodeState(defaultState()), '');
+  const { state, problems } = decodeState('');
+  assert.deepEqual(state, defaultState());
+  assert.deepEqual(problems, []);
+});
+
+test('a full state round-trips through the hash', () => {
+  const s: AppState = {
+    ...defaultState(),
+    model: 'local:my model & co.gguf',
+    prompt: 'Ünïcödé = "quotes" & #hash ?query\nnew line',
+    weights: {
+      groups: [
+        { layers: '', schemes: { attn_q: 'int4-g128-asym', ffn_down: 'keep' } },
+        { layers: '0-3', schemes: { ffn_down: 'int8-ch-sym' } },
+      ],
+      embeddings: 'q8_0',
+      output: '',
+    },
+    runtime: { a: 'int8-tensor', aDown: null, kv: 'int4-token', attn: null, method: 'smoothquant', calibTokens: 128 },
+    intervention: 'clip:99.5',
+    evalTokens: 32,
+    outliers: true,
+    view: { view: 'attention-maps', layer: 3, point: 'down_input', head: -1, tensor: 'blk.3.ffn_down.weight', rule: 'massive' },
+  };
+  const hash = encodeState(s);
+  const { state, problems } = decodeState(`#${hash}`);
+  assert.deepEqual(problems, []);
+  assert.deepEqual(state, s);
+  // Encoding the decoded state gives the same link.
+  assert.equal(encodeState(state), hash);
+});
+
+test('a free recipe round-trips and selects the recipe mode', () => {
+  const s: AppState = { ...defaultState(), recipeMode: 'json', recipeText: '{"default": "nf4", "rules": []}' };
+  const { state } = decodeState(encodeState(s));
+  assert.equal(state.recipeMode, 'json');
+  assert.equal(state.recipeText, s.recipeText);
+});
+
+test('equal weight settings give equal links however empty choices are spelled', () => {
+  const a = { ...defaultState(), weights: uniformControls('int2-g32-asym') };
+  const b = { ...defaultState(), weights: { ...uniformControls('int2-g32-asym') } };
+  b.weights.groups[0].schemes = { ...b.weights.groups[0].schemes };
+  assert.equal(encodeState(a), encodeState(b));
+  const withEmpty = { ...defaultState(), weights: { groups: [{ layers: ' ', schemes: { attn_q: '' } }], embeddings: '', output: '' } };
+  assert.equal(encodeState(withEmpty), '');
+});
+
+test('bad values are dropped with a message naming them, the rest still applies', () => {
+  const hash = new URLSearchParams({
+    prompt: 'kept',
+    intervene: 'rm -rf',
+    tokens: '-3',
+    weights: '{"groups": [{"layers": "x-y", "schemes": {}}]}',
+    runtime: '{not json',
+    view: '{"layer": 1.5}',
+    bogus: '1',
+  }).toString();
+  const { state, problems } = decodeState(hash);
+  assert.equal(state.prompt, 'kept');
+  assert.equal(state.intervention, '');
+  assert.equal(state.evalTokens, defaultState().evalTokens);
+  assert.deepEqual(state.weights, defaultState().weights);
+  assert.equal(state.model, DEFAULT_MODEL);
+  const text = problems.join('\n');
+  for (const key of ['intervene', 'tokens', 'weights', 'runtime', 'view', 'bogus']) assert.match(text, new RegExp(key), `a problem names ${key}`);
+  assert.equal(problems.length, 6);
+});
+
+test('unknown tensor classes and odd scheme names in weights are refused', () => {
+  const bad = (w: unknown) => decodeState(new URLSearchParams({ weights: JSON.stringify(w) }).toString()).problems;
+  assert.match(bad({ groups: [{ layers: '', schemes: { attn_z: 'int4' } }] }).join(), /unknown tensor class "attn_z"/);
+  assert.match(bad({ groups: [{ layers: '', schemes: { attn_q: '<script>' } }] }).join(), /attn_q has no valid scheme name/);
+  assert.match(bad({ groups: [] }).join(), /non-empty list/);
+  assert.deepEqual(bad({ groups: [{ layers: '2 - 5', schemes: { attn_q: 'int4' } }], embeddings: 'keep' }), []);
+});

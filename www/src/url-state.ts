@@ -1,0 +1,237 @@
+// The page's whole state in the URL's hash, so a link reproduces a view: `#` + URL search params,
+// one readable key per setting, only those that differ from the defaults. Structured settings (the
+// weight controls, runtime quantization, the views' state) are JSON in their key.
+//
+// Decoding never throws: a malformed or unknown value is dropped with a message saying which, and
+// the rest of the link still applies.
+
+import { BLOCK_CLASSES, defaultWeightControls, type BlockClass, type LayerGroup, type WeightControls } from './recipe';
+import type { RuntimeQuantConfig } from './messages';
+
+export const DEFAULT_MODEL = 'models/SmolLM2-135M-Instruct.Q4_1.gguf';
+export const DEFAULT_PROMPT = 'The capital of France is';
+export const DEFAULT_EVAL_TOKENS = 64;
+export const EVAL_TOKEN_CHOICES = [16, 32, 64, 128, 256, 512] as const;
+
+/** The views' state (ViewState of views/index.ts), kept as given: the views module checks it. */
+export interface SharedViewState {
+  view?: string;
+  layer?: number;
+  point?: string;
+  head?: number;
+  tensor?: string;
+  rule?: string;
+}
+
+export interface AppState {
+  /** A served URL (relative to the page) or `local:NAME` (a file opened from disk, cached here). */
+  model: string;
+  prompt: string;
+  recipeMode: 'controls' | 'json';
+  weights: WeightControls;
+  /** The free recipe text (recipeMode 'json'). */
+  recipeText: string;
+  runtime: RuntimeQuantConfig;
+  /** "" (none), "zero-massive", "mean-massive", "drop-sink" or "clip:P". */
+  intervention: string;
+  evalTokens: number;
+  /** The outlier views are open (they are computed only then). */
+  outliers: boolean;
+  view: SharedViewState;
+}
+
+export function defaultRuntime(): RuntimeQuantConfig {
+  return { a: null, aDown: null, kv: null, attn: null, method: null, calibTokens: 64 };
+}
+
+export function defaultState(): AppState {
+  return {
+    model: DEFAULT_MODEL,
+    prompt: DEFAULT_PROMPT,
+    recipeMode: 'controls',
+    weights: defaultWeightControls(),
+    recipeText: '',
+    runtime: defaultRuntime(),
+    intervention: '',
+    evalTokens: DEFAULT_EVAL_TOKENS,
+    outliers: false,
+    view: {},
+  };
+}
+
+const VIEW_KEYS = ['view', 'layer', 'point', 'head', 'tensor', 'rule'] as const;
+
+const INTERVENTION = /^(zero-massive|mean-massive|drop-sink|clip:\d+(\.\d+)?)$/;
+
+/** The hash (without '#') for `state`; empty for the defaults. */
+export function encodeState(state: AppState): string {
+  const d = defaultState();
+  const p = new URLSearchParams();
+  if (state.model !== d.model) p.set('model', state.model);
+  if (state.prompt !== d.prompt) p.set('prompt', state.prompt);
+  if (state.recipeMode === 'json') {
+    p.set('recipe', state.recipeText);
+  } else if (JSON.stringify(compactWeights(state.weights)) !== JSON.stringify(compactWeights(d.weights))) {
+    p.set('weights', JSON.stringify(compactWeights(state.weights)));
+  }
+  if (JSON.stringify(state.runtime) !== JSON.stringify(d.runtime)) p.set('runtime', JSON.stringify(state.runtime));
+  if (state.intervention !== '') p.set('intervene', state.intervention);
+  if (state.evalTokens !== d.evalTokens) p.set('tokens', String(state.evalTokens));
+  if (state.outliers) p.set('outliers', '1');
+  // A fixed key order, so that the same view state always gives the same link.
+  const view = Object.fromEntries(
+    VIEW_KEYS.map((k) => [k, state.view[k]] as const).filter(([, v]) => v !== undefined && v !== ''),
+  );
+  if (Object.keys(view).length > 0) p.set('view', JSON.stringify(view));
+  return p.toString();
+}
+
+/** Drops empty choices so that equal settings encode the same. */
+function compactWeights(w: WeightControls): WeightControls {
+  return {
+    groups: w.groups.map((g) => ({
+      layers: g.layers.trim(),
+      schemes: Object.fromEntries(BLOCK_CLASSES.filter((c) => (g.schemes[c] ?? '') !== '').map((c) => [c, g.schemes[c]])),
+    })),
+    embeddings: w.embeddings,
+    output: w.output,
+  };
+}
+
+export interface Decoded {
+  state: AppState;
+  /** What was ignored and why, for a notice on the page. */
+  problems: string[];
+}
+
+/** The state a hash describes, on top of the defaults. Accepts the hash with or without '#'. */
+export function decodeState(hash: string): Decoded {
+  const state = defaultState();
+  const problems: string[] = [];
+  const p = new URLSearchParams(hash.replace(/^#/, ''));
+  const known = new Set(['model', 'prompt', 'recipe', 'weights', 'runtime', 'intervene', 'tokens', 'outliers', 'view']);
+  for (const key of p.keys()) if (!known.has(key)) problems.push(`unknown setting "${key}"`);
+
+  const model = p.get('model');
+  if (model !== null) {
+    if (model.trim() === '') problems.push('model: empty');
+    else state.model = model;
+  }
+  const prompt = p.get('prompt');
+  if (prompt !== null) state.prompt = prompt;
+
+  const recipe = p.get('recipe');
+  if (recipe !== null) {
+    state.recipeMode = 'json';
+    state.recipeText = recipe;
+  }
+  const weights = p.get('weights');
+  if (weights !== null) {
+    const w = parseJson(weights, 'weights', problems);
+    if (w !== undefined) {
+      const checked = checkWeights(w);
+      if (typeof checked === 'string') problems.push(`weights: ${checked}`);
+      else state.weights = checked;
+    }
+  }
+  const runtime = p.get('runtime');
+  if (runtime !== null) {
+    const r = parseJson(runtime, 'runtime', problems);
+    if (r !== undefined) {
+      const checked = checkRuntime(r);
+      if (typeof checked === 'string') problems.push(`runtime: ${checked}`);
+      else state.runtime = checked;
+    }
+  }
+  const intervene = p.get('intervene');
+  if (intervene !== null) {
+    if (INTERVENTION.test(intervene)) state.intervention = intervene;
+    else problems.push(`intervene: "${intervene}" is not zero-massive, mean-massive, drop-sink or clip:P`);
+  }
+  const tokens = p.get('tokens');
+  if (tokens !== null) {
+    const n = Number(tokens);
+    if (Number.isInteger(n) && n >= 2 && n <= 4096) state.evalTokens = n;
+    else problems.push(`tokens: "${tokens}" is not a whole number from 2 to 4096`);
+  }
+  const outliers = p.get('outliers');
+  if (outliers !== null) state.outliers = outliers === '1' || outliers === 'true';
+  const view = p.get('view');
+  if (view !== null) {
+    const v = parseJson(view, 'view', problems);
+    if (v !== undefined) {
+      const checked = checkView(v);
+      if (typeof checked === 'string') problems.push(`view: ${checked}`);
+      else state.view = checked;
+    }
+  }
+  return { state, problems };
+}
+
+function parseJson(text: string, key: string, problems: string[]): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    problems.push(`${key}: not valid JSON (${(e as Error).message})`);
+    return undefined;
+  }
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const SCHEME_NAME = /^[A-Za-z0-9_.:+-]*$/;
+
+function checkWeights(v: unknown): WeightControls | string {
+  if (!isObject(v)) return 'not an object';
+  if (!Array.isArray(v.groups) || v.groups.length === 0) return '"groups" must be a non-empty list';
+  const groups: LayerGroup[] = [];
+  for (const [i, g] of v.groups.entries()) {
+    if (!isObject(g)) return `group ${i + 1} is not an object`;
+    if (typeof g.layers !== 'string' || !/^\s*(\d+(\s*-\s*\d+)?)?\s*$/.test(g.layers)) return `group ${i + 1}: layers must be "", "N" or "A-B"`;
+    if (!isObject(g.schemes)) return `group ${i + 1}: "schemes" must be an object`;
+    const schemes: Partial<Record<BlockClass, string>> = {};
+    for (const [k, s] of Object.entries(g.schemes)) {
+      if (!(BLOCK_CLASSES as readonly string[]).includes(k)) return `group ${i + 1}: unknown tensor class "${k}"`;
+      if (typeof s !== 'string' || !SCHEME_NAME.test(s)) return `group ${i + 1}: ${k} has no valid scheme name`;
+      schemes[k as BlockClass] = s;
+    }
+    groups.push({ layers: g.layers, schemes });
+  }
+  const embeddings = v.embeddings ?? '';
+  const output = v.output ?? '';
+  if (typeof embeddings !== 'string' || !SCHEME_NAME.test(embeddings)) return '"embeddings" has no valid scheme name';
+  if (typeof output !== 'string' || !SCHEME_NAME.test(output)) return '"output" has no valid scheme name';
+  return { groups, embeddings, output };
+}
+
+function checkRuntime(v: unknown): RuntimeQuantConfig | string {
+  if (!isObject(v)) return 'not an object';
+  const out = defaultRuntime();
+  for (const key of ['a', 'aDown', 'kv', 'attn', 'method'] as const) {
+    const s = v[key];
+    if (s === undefined || s === null) continue;
+    if (typeof s !== 'string' || !SCHEME_NAME.test(s)) return `"${key}" must be a scheme name or null`;
+    out[key] = s;
+  }
+  if (v.calibTokens !== undefined) {
+    const n = v.calibTokens;
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < 2 || n > 4096) return '"calibTokens" must be a whole number from 2 to 4096';
+    out.calibTokens = n;
+  }
+  return out;
+}
+
+function checkView(v: unknown): SharedViewState | string {
+  if (!isObject(v)) return 'not an object';
+  const out: SharedViewState = {};
+  for (const key of ['view', 'point', 'tensor', 'rule'] as const) {
+    if (v[key] === undefined) continue;
+    if (typeof v[key] !== 'string') return `"${key}" must be a string`;
+    out[key] = v[key] as string;
+  }
+  for (const key of ['layer', 'head'] as const) {
+    if (v[key] === undefined) continue;
+    if (typeof v[key] !== 'number' || !Number.isInteger(v[key])) return `"${key}" must be a whole number`;
+    out[key] = v[key] as number;
+  }
+  return out;
+}

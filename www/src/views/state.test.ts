@@ -1,0 +1,35 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import { DEFAULT_STATE, needsOf, normalizeState } from "./state.ts";
+
+const tensors = ["token_embd.weight", "blk.0.ffn_down.weight", "blk.1.attn_q.weight"];
+
+test("a partial state is completed from the defaults and the tensor list", () => {
+  const s = normalizeState({}, DEFAULT_STATE, 30, tensors);
+  assert.deepEqual(s, { ...DEFAULT_STATE, tensor: "blk.0.ffn_down.weight" });
+});
+
+test("values out of range or unknown fall back instead of breaking the views", () => {
+  const base = normalizeState({}, DEFAULT_STATE, 30, tensors);
+  const s = normalizeState(
+    { layer: 99, point: "nowhere", head: -7, tensor: "missing", rule: "loud", view: "nope" },
+    base,
+    30,
+    tensors,
+  );
+  assert.deepEqual(s, { ...base, layer: 29, head: -1 });
+  assert.equal(normalizeState({ layer: 2.5 }, base, 30, tensors).layer, base.layer);
+  const good = normalizeState({ layer: 3, point: "down_input", head: 4, tensor: "blk.1.attn_q.weight", rule: "massive", view: "causal-chain" }, base, 30, tensors);
+  assert.deepEqual(good, { view: "causal-chain", layer: 3, point: "down_input", head: 4, tensor: "blk.1.attn_q.weight", rule: "massive" });
+});
+
+test("each change refetches only what depends on it", () => {
+  const s = normalizeState({}, DEFAULT_STATE, 30, tensors);
+  assert.deepEqual([...needsOf(s, { ...s, layer: 4 })].sort(), ["attention", "probe"]);
+  assert.deepEqual([...needsOf(s, { ...s, point: "mlp_input" })], ["probe"]);
+  assert.deepEqual([...needsOf(s, { ...s, head: 2 })], []);
+  assert.deepEqual([...needsOf(s, { ...s, view: "sink-heatmap" })], []);
+  assert.deepEqual([...needsOf(s, { ...s, tensor: "blk.1.attn_q.weight" })], ["weights"]);
+  assert.deepEqual([...needsOf(s, { ...s, rule: "massive" })], ["report"]);
+});

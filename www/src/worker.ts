@@ -1,0 +1,338 @@
+// The engine's thread: instantiates the wasm (www/pkg, built by scripts/build-web) and runs every
+// heavy step here, so the page never freezes. One worker holds at most one model; the page starts
+// a fresh worker for every load, which keeps the previous model alive (in its own worker) until
+// the new one has loaded, and contains a crash (a Rust panic aborts the wasm instance).
+//
+// The protocol is in messages.ts. Calls are handled one at a time, in order: the engine is
+// single-threaded anyway, and a call that arrives during a load waits for it instead of seeing a
+// half-built model. Only `stop` jumps the queue.
+
+import init, * as wasm from '../pkg/quantscope.js';
+import { Playground } from '../pkg/quantscope.js';
+import { readAll, modelCache, cacheStamp, localCacheKey } from './download';
+import type {
+  ArgsOf,
+  BrowserAdapterInfo,
+  CallRequest,
+  Capabilities,
+  DeviceInfo,
+  Method,
+  ModelSource,
+  PageMessage,
+  ResultOf,
+  RuntimeSchemes,
+  WorkerMessage,
+} from './messages';
+
+interface WorkerScope {
+  postMessage(message: WorkerMessage): void;
+  onmessage: ((event: MessageEvent<PageMessage>) => void) | null;
+}
+const scope = self as unknown as WorkerScope;
+const post = (message: WorkerMessage) => scope.postMessage(message);
+
+/**
+ * The engine's optional entry points, looked up by name: they arrive in separate changes to
+ * src/web (runtime quantization, the outlier views), and this page must run on an engine built
+ * before or after each of them.
+ */
+type Optional = (...args: unknown[]) => unknown;
+const wasmExports = wasm as unknown as Record<string, unknown>;
+function optionalMethod(name: string): Optional | null {
+  const f = (Playground.prototype as unknown as Record<string, unknown>)[name];
+  return typeof f === 'function' ? (f as Optional) : null;
+}
+
+let model: Playground | null = null;
+let crashed = false;
+/** Ids of generations asked to stop. */
+const stopRequested = new Set<number>();
+
+interface CallContext {
+  id: number;
+  progress: (stage: string, done: number, total: number) => void;
+}
+
+function requireModel(): Playground {
+  if (!model) throw new Error('no model is loaded');
+  return model;
+}
+
+function requireOptional(name: string, what: string): Optional {
+  const f = optionalMethod(name);
+  if (!f) throw new Error(`this engine build has no ${what} (${name}); rebuild it with scripts/build-web`);
+  return f;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loading.
+
+/** Bytes of one file, reported as they are read. */
+function readFile(file: File, ctx: CallContext): Promise<Uint8Array> {
+  return readAll(file.stream(), file.size, (done, total) => ctx.progress('read', done, total));
+}
+
+/**
+ * Bytes of a served file. Served files are cached (Cache API) keyed by URL, stamped with the
+ * server's Last-Modified and length from a HEAD request: a reload reads the cache instead of the
+ * network, and a changed file on the server is downloaded again. Offline (HEAD fails), a cached
+ * copy is used as it is.
+ */
+async function download(url: string, ctx: CallContext): Promise<{ bytes: Uint8Array; fromCache: boolean; store: () => Promise<void> }> {
+  const cache = await modelCache();
+  let stamp: string | null = null;
+  let reachable = true;
+  try {
+    const head = await fetch(url, { method: 'HEAD', cache: 'no-store' });
+    if (head.ok) stamp = cacheStamp(head.headers);
+  } catch {
+    reachable = false;
+  }
+  const hit = cache ? await cache.match(url) : undefined;
+  if (hit?.body && (!reachable || (stamp !== null && hit.headers.get('X-Quantscope-Stamp') === stamp))) {
+    const total = Number(hit.headers.get('Content-Length')) || 0;
+    const bytes = await readAll(hit.body, total, (done, t) => ctx.progress('cache', done, t));
+    return { bytes, fromCache: true, store: async () => {} };
+  }
+  let response: Response;
+  try {
+    response = await fetch(url);
+  } catch (e) {
+    throw new Error(`could not download ${url}: ${(e as Error).message} (is scripts/serve running?)`);
+  }
+  if (!response.ok || !response.body) {
+    const hint = response.status === 404 ? ' (run scripts/setup to download the default model)' : '';
+    throw new Error(`could not download ${url}: HTTP ${response.status} ${response.statusText}${hint}`);
+  }
+  // Content-Length is the on-the-wire size: only trust it when the body is not compressed.
+  const encoded = response.headers.get('Content-Encoding');
+  const length = Number(response.headers.get('Content-Length'));
+  const total = !encoded && Number.isFinite(length) ? length : 0;
+  const bytes = await readAll(response.body, total, (done, t) => ctx.progress('download', done, t));
+  const stampNow = stamp ?? cacheStamp(response.headers);
+  const store = async () => {
+    if (!cache || stampNow === null) return;
+    const headers = { 'Content-Length': String(bytes.length), 'X-Quantscope-Stamp': stampNow };
+    await cache.put(url, new Response(bytes as Uint8Array<ArrayBuffer>, { headers })).catch(() => {});
+  };
+  return { bytes, fromCache: false, store };
+}
+
+/** Keeps a user's file in the cache under `local:NAME`, so a shared link can name it in this browser. */
+async function storeLocal(name: string, part: string, bytes: Uint8Array): Promise<void> {
+  const cache = await modelCache();
+  if (!cache) return;
+  const headers = { 'Content-Length': String(bytes.length) };
+  await cache.put(localCacheKey(name, part), new Response(bytes as Uint8Array<ArrayBuffer>, { headers })).catch(() => {});
+}
+
+async function readLocal(name: string, part: string, ctx: CallContext): Promise<Uint8Array | null> {
+  const cache = await modelCache();
+  const hit = cache ? await cache.match(localCacheKey(name, part)) : undefined;
+  if (!hit?.body) return null;
+  return readAll(hit.body, Number(hit.headers.get('Content-Length')) || 0, (done, t) => ctx.progress('cache', done, t));
+}
+
+/** The parts of a model: one GGUF, or safetensors + config.json + tokenizer.json. */
+type ModelBytes = { gguf: Uint8Array } | { weights: Uint8Array; config: Uint8Array; tokenizer: Uint8Array };
+
+async function modelBytes(
+  name: string,
+  source: ModelSource,
+  ctx: CallContext,
+): Promise<{ parts: ModelBytes; fromCache: boolean; store: () => Promise<void> }> {
+  switch (source.kind) {
+    case 'url': {
+      const { bytes, fromCache, store } = await download(source.url, ctx);
+      return { parts: { gguf: bytes }, fromCache, store };
+    }
+    case 'gguf-file': {
+      const gguf = await readFile(source.file, ctx);
+      return { parts: { gguf }, fromCache: false, store: () => storeLocal(name, 'gguf', gguf) };
+    }
+    case 'safetensors-files': {
+      const weights = await readFile(source.weights, ctx);
+      const config = new Uint8Array(await source.config.arrayBuffer());
+      const tokenizer = new Uint8Array(await source.tokenizer.arrayBuffer());
+      const store = async () => {
+        await storeLocal(name, 'safetensors', weights);
+        await storeLocal(name, 'config.json', config);
+        await storeLocal(name, 'tokenizer.json', tokenizer);
+      };
+      return { parts: { weights, config, tokenizer }, fromCache: false, store };
+    }
+    case 'cached-local': {
+      const gguf = await readLocal(source.name, 'gguf', ctx);
+      if (gguf) return { parts: { gguf }, fromCache: true, store: async () => {} };
+      const weights = await readLocal(source.name, 'safetensors', ctx);
+      const config = await readLocal(source.name, 'config.json', ctx);
+      const tokenizer = await readLocal(source.name, 'tokenizer.json', ctx);
+      if (weights && config && tokenizer) return { parts: { weights, config, tokenizer }, fromCache: true, store: async () => {} };
+      throw new Error(
+        `${source.name} was opened from a computer's disk, and this browser has no copy of it; open the file again`,
+      );
+    }
+  }
+}
+
+/** What the browser says about its WebGPU adapter. Best effort: null when there is none. */
+async function browserAdapterInfo(): Promise<BrowserAdapterInfo | null> {
+  try {
+    const gpu = (navigator as Navigator & { gpu?: { requestAdapter(o: object): Promise<{ info?: BrowserAdapterInfo } | null> } }).gpu;
+    const adapter = await gpu?.requestAdapter({ powerPreference: 'high-performance' });
+    const info = adapter?.info;
+    if (!info) return null;
+    return { vendor: info.vendor, architecture: info.architecture, device: info.device, description: info.description };
+  } catch {
+    return null;
+  }
+}
+
+async function load({ name, source, useGpu }: ArgsOf<'load'>, ctx: CallContext): Promise<ResultOf<'load'>> {
+  const t0 = performance.now();
+  const { parts, fromCache, store } = await modelBytes(name, source, ctx);
+  const size = 'gguf' in parts ? parts.gguf.length : parts.weights.length + parts.config.length + parts.tokenizer.length;
+  const downloadMs = performance.now() - t0;
+  ctx.progress('parse', 0, 1);
+  const loaded =
+    'gguf' in parts
+      ? await Playground.load(parts.gguf, name, ctx.progress, useGpu)
+      : await Playground.loadSafetensors(parts.weights, parts.config, parts.tokenizer, name, ctx.progress, useGpu);
+  // Only a file that loaded is worth keeping: a bad one would fail again from the cache.
+  await store();
+  model?.free();
+  model = loaded;
+  const device = model.deviceInfo() as DeviceInfo;
+  if (device.backend === 'webgpu') device.adapterInfo = await browserAdapterInfo();
+  device.timings.downloadMs = downloadMs;
+  return { summary: model.summary(), device, bytes: size, fromCache, ms: performance.now() - t0 };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Every operation, typed by method name.
+
+type Handlers = { [M in Method]: (args: ArgsOf<M>, ctx: CallContext) => Promise<ResultOf<M>> };
+
+const handlers: Handlers = {
+  load,
+  predict: async ({ prompt, topK }) => requireModel().predict(prompt, topK),
+  predictBoth: async ({ prompt, topK }) => requireModel().predictBoth(prompt, topK),
+  generate: async ({ prompt, maxTokens, temperature, topP, seed, asLoaded }, ctx) => {
+    const m = requireModel();
+    try {
+      const onToken = (piece: string, count: number) => {
+        post({ type: 'token', id: ctx.id, piece, count });
+        return !stopRequested.has(ctx.id);
+      };
+      return await m.generate(prompt, maxTokens, temperature, topP, seed, onToken, asLoaded);
+    } finally {
+      stopRequested.delete(ctx.id);
+    }
+  },
+  applyRecipe: async ({ recipe }, ctx) => requireModel().applyRecipe(recipe, ctx.progress),
+  setIntervention: async ({ name, calibrationTokens }) => {
+    const t0 = performance.now();
+    requireModel().setIntervention(name, calibrationTokens);
+    return { ms: performance.now() - t0 };
+  },
+  setRuntimeQuant: async ({ config }) => {
+    const m = requireModel();
+    const set = requireOptional('setRuntimeQuant', 'runtime quantization');
+    const t0 = performance.now();
+    const reply = (await set.call(m, JSON.stringify(config))) as { ms?: number } | undefined;
+    return { ms: reply?.ms ?? performance.now() - t0 };
+  },
+  evaluate: async ({ maxTokens, window, text }, ctx) => requireModel().evaluate(maxTokens, window, text, ctx.progress),
+  probe: async ({ prompt, asLoaded, layer, point }) => requireModel().probe(prompt, asLoaded, layer, point),
+  attentionMaps: async ({ prompt, layer, asLoaded }) =>
+    requireOptional('attentionMaps', 'attention maps').call(requireModel(), prompt, layer, asLoaded) as Promise<ResultOf<'attentionMaps'>>,
+  weightStats: async ({ tensor, scheme }) =>
+    requireOptional('weightStats', 'weight statistics').call(requireModel(), tensor, scheme) as Promise<ResultOf<'weightStats'>>,
+  outlierReport: async ({ prompt, rule }) =>
+    requireOptional('outlierReport', 'outlier report').call(requireModel(), prompt, rule) as Promise<ResultOf<'outlierReport'>>,
+};
+
+function dispatch<M extends Method>(msg: CallRequest<M>, ctx: CallContext): Promise<ResultOf<M>> {
+  return (handlers[msg.method] as (args: ArgsOf<M>, ctx: CallContext) => Promise<ResultOf<M>>)(msg.args, ctx);
+}
+
+/** Turns an exception from the engine into a reply; marks the worker dead after a crash. */
+function reportError(id: number, e: unknown): void {
+  let panic: string | null = null;
+  try {
+    panic = wasm.takePanicMessage() ?? null;
+  } catch {
+    /* the instance may be unusable */
+  }
+  if (panic || e instanceof WebAssembly.RuntimeError) {
+    crashed = true;
+    const detail = panic ?? `${(e as Error).name}: ${(e as Error).message}`;
+    post({ type: 'error', id, fatal: true, message: `the engine crashed (a bug, not your input): ${detail}` });
+  } else {
+    post({ type: 'error', id, fatal: false, message: e instanceof Error ? e.message : String(e) });
+  }
+}
+
+function capabilities(): Capabilities {
+  const runtimeSchemes = wasmExports.runtimeSchemes;
+  let runtime: RuntimeSchemes | null = null;
+  if (typeof runtimeSchemes === 'function' && optionalMethod('setRuntimeQuant')) {
+    try {
+      runtime = runtimeSchemes() as RuntimeSchemes;
+    } catch (e) {
+      console.warn('quantscope: runtimeSchemes() failed; runtime quantization is off', e);
+    }
+  }
+  return {
+    version: wasm.engineVersion(),
+    schemes: wasm.schemes(),
+    runtime,
+    views: {
+      attentionMaps: optionalMethod('attentionMaps') !== null,
+      weightStats: optionalMethod('weightStats') !== null,
+      outlierReport: optionalMethod('outlierReport') !== null,
+    },
+  };
+}
+
+const ready = init().then(
+  () => post({ type: 'ready', capabilities: capabilities() }),
+  (e: unknown) => {
+    crashed = true;
+    post({
+      type: 'error',
+      id: null,
+      fatal: true,
+      message: `could not start the WebAssembly engine: ${(e as Error)?.message ?? e} (run scripts/build-web)`,
+    });
+    throw e;
+  },
+);
+ready.catch(() => {}); // reported above; calls see the rejection through `await ready`
+
+let queue: Promise<void> = Promise.resolve();
+
+scope.onmessage = (event) => {
+  const msg = event.data;
+  if (msg.type === 'stop') {
+    stopRequested.add(msg.target);
+    return;
+  }
+  queue = queue.then(async () => {
+    if (crashed) {
+      post({ type: 'error', id: msg.id, fatal: true, message: 'the engine has crashed; load the model again' });
+      return;
+    }
+    const ctx: CallContext = {
+      id: msg.id,
+      progress: (stage, done, total) => post({ type: 'progress', id: msg.id, stage, done, total }),
+    };
+    try {
+      await ready;
+      const result = await dispatch(msg, ctx);
+      post({ type: 'result', id: msg.id, method: msg.method, result } as WorkerMessage);
+    } catch (e) {
+      reportError(msg.id, e);
+    }
+  });
+};
