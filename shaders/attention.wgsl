@@ -80,7 +80,7 @@ fn visible(key: u32, n_keys: u32, position: u32) -> bool {
 fn quantize_prob(p: f32, row_max: f32) -> f32 {
     switch params.prob_mode {
         case PROB_UNIFORM: {
-            return round(p * params.prob_levels) / params.prob_levels;
+            return clamp(round(p * params.prob_levels), 0.0, params.prob_levels) / params.prob_levels;
         }
         case PROB_ADALOG: {
             let u = clamp(p, 1e-15, 1.0);

@@ -141,7 +141,9 @@ fn make_quantizer(amax: f32, tensor_amax: f32) -> Quantizer {
 
 fn apply(q: Quantizer, v: f32) -> f32 {
     if (q.zero) {
-        return 0.0;
+        // An all-zero group: the quantizers' codebooks give +0, except FireQ's E4M3-scale path,
+        // which leaves the group as it is (a −0 stays −0).
+        return select(0.0, v, params.rule == RULE_INT && params.fp8_scale != 0u);
     }
     let y = v * q.mul / q.div;
     if (params.rule == RULE_INT) {

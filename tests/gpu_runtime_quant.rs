@@ -16,17 +16,27 @@ mod common;
 mod gpu_common;
 
 use gpu_common::*;
+use std::sync::{Arc, Mutex, MutexGuard};
+
 use quantscope::gpu::forward::{Capture, GpuModel};
 use quantscope::gpu::kernels::attention::{attention_quantized, AttentionShape};
 use quantscope::gpu::kernels::runtime_quant::{
-    adalog_table, fake_quantize_activation, fake_quantize_kv, GpuKvScheme, GpuProbQuant, GpuRuntimeQuant, ADALOG_R,
-    KV_SCALE_FLOOR,
+    fake_quantize_activation, fake_quantize_kv, GpuProbQuant, GpuRuntimeQuant,
 };
-use quantscope::quant::activation::forward::{ActivationQuantizer, ActivationSchemes};
+use quantscope::model::reference::{forward_with, ForwardOptions};
+use quantscope::model::Model;
+use quantscope::quant::activation::forward::ActivationSchemes;
 use quantscope::quant::activation::{fake_quantize, ActScheme};
-use quantscope::quant::minifloat::Codec;
-use quantscope::quant::{quantize, Granularity, MiniFloat, Scheme, SchemeKind};
-use quantscope::model::reference::{forward, forward_with, ForwardOptions};
+use quantscope::quant::attention_probs::ProbQuantizer;
+use quantscope::quant::kv::{self, KvScheme};
+use quantscope::quant::runtime::{RuntimeQuant, RuntimeQuantizer};
+
+/// The tests of this binary share one device and its dispatch counter: each holds this lock, so
+/// the counting test sees only its own dispatches.
+fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// Gaussian-ish values (sum of uniforms) with outliers: every 53rd value ×40, one row ×0.001 (so
 /// per-tensor and per-token scales differ), one channel ×25 (so per-channel scales matter), one
@@ -70,6 +80,7 @@ fn bit_mismatches(gpu: &[f32], cpu: &[f32]) -> (usize, String) {
 
 #[test]
 fn activation_fake_quant_is_bit_exact_with_the_cpu() {
+    let _serial = serial();
     let mut rng = Rng(0xAC7);
     let schemes = [
         "int8-tensor",
@@ -107,67 +118,41 @@ fn activation_fake_quant_is_bit_exact_with_the_cpu() {
 
 #[test]
 fn clipping_is_refused_with_a_typed_error_and_shapes_are_checked() {
+    let _serial = serial();
     let scheme: ActScheme = "int8-token-clip99.9".parse().unwrap();
     let buf = ctx().storage("x", 4 * 64).unwrap();
     let e = fake_quantize_activation(ctx(), &mut ctx().encoder(), &scheme, &buf, 1, 64).unwrap_err();
     assert!(e.to_string().contains("clip"), "{e}");
-    let schemes = ActivationSchemes { default: "int8-token".parse().unwrap(), down: Some(scheme) };
-    assert!(GpuRuntimeQuant::new(Some(schemes), None, None).is_err());
+    let activations = Some(ActivationSchemes { default: "int8-token".parse().unwrap(), down: Some(scheme) });
+    let quant = RuntimeQuant { activations, ..Default::default() };
+    let e = GpuRuntimeQuant::new(ctx(), &quant, &default_model().config).unwrap_err();
+    assert!(e.to_string().contains("clip"), "{e}");
     let int8: ActScheme = "int8-token".parse().unwrap();
     let e = fake_quantize_activation(ctx(), &mut ctx().encoder(), &int8, &buf, 2, 64).unwrap_err();
     assert!(e.to_string().contains("needs 128"), "{e}");
-    let kv = GpuKvScheme::parse("int8").unwrap();
+    let kv: KvScheme = "int8".parse().unwrap();
     assert!(fake_quantize_kv(ctx(), &mut ctx().encoder(), &kv, &buf, 1, 64, 48).is_err());
-}
-
-/// The KV cache's reference (quant::kv's semantics): per token per group, symmetric RTN; with
-/// E4M3 scales the group scale is RNE'd to E4M3 and floored at 2^−9; FP8 per token per head.
-fn cpu_kv(scheme: &GpuKvScheme, x: &[f32], tokens: usize, width: usize, head_dim: usize) -> Vec<f32> {
-    match *scheme {
-        GpuKvScheme::Int { bits, group, fp8_scales: false } => {
-            let g = group.map_or(head_dim, |g| g as usize);
-            let kind = SchemeKind::Int { bits, granularity: Granularity::Group(g), symmetric: true };
-            quantize(&Scheme::new(kind), "kv", tokens, width, x).unwrap().values
-        }
-        GpuKvScheme::Int { bits, group, fp8_scales: true } => {
-            let g = group.map_or(head_dim, |g| g as usize);
-            let qmax = ((1 << (bits - 1)) - 1) as f32;
-            let e4m3 = Codec::element(MiniFloat::E4M3);
-            let mut out = x.to_vec();
-            for row in out.chunks_mut(width) {
-                for group in row.chunks_mut(g) {
-                    let amax = group.iter().fold(0f32, |m, v| m.max(v.abs()));
-                    if amax == 0.0 {
-                        continue;
-                    }
-                    let s = e4m3.round(amax / qmax).max(KV_SCALE_FLOOR);
-                    for v in group.iter_mut() {
-                        *v = ((*v / s).round_ties_even().clamp(-qmax - 1.0, qmax) as i32) as f32 * s;
-                    }
-                }
-            }
-            out
-        }
-        GpuKvScheme::Fp8 { format } => {
-            let kind = SchemeKind::Fp { format, granularity: Granularity::Group(head_dim) };
-            quantize(&Scheme::new(kind), "kv", tokens, width, x).unwrap().values
-        }
-    }
 }
 
 #[test]
 fn kv_fake_quant_is_bit_exact_with_the_cpu() {
+    let _serial = serial();
     let mut rng = Rng(0x4B56);
     for (tokens, heads, head_dim) in [(7usize, 3usize, 64usize), (1, 3, 64), (9, 2, 48)] {
         let width = heads * head_dim;
         let mut x = activations(&mut rng, tokens, width);
-        // One group of tiny values: its E4M3 scale is the 2^−9 floor.
-        for v in &mut x[width..width + head_dim] {
-            *v *= 1e-4;
+        if tokens > 1 {
+            // A group of tiny values, whose E4M3 scale is the 2^−9 floor.
+            for v in &mut x[width..width + head_dim] {
+                *v *= 1e-4;
+            }
         }
-        for name in ["int8", "int4", "int4-e4m3", "int8-e4m3", "int4-g32", "int4-g128-e4m3", "fp8-e4m3", "fp8-e5m2"] {
-            let scheme = GpuKvScheme::parse(name).unwrap();
-            let cpu = cpu_kv(&scheme, &x, tokens, width, head_dim);
+        for name in
+            ["int8", "int4", "int4-e4m3", "int8-e4m3", "int4-g32", "int4-g128-e4m3", "int2", "fp8-e4m3", "fp8-e5m2"]
+        {
+            let scheme: KvScheme = name.parse().unwrap();
+            let mut cpu = x.clone();
+            kv::fake_quantize_kv(&scheme, &mut cpu, tokens, width, head_dim).unwrap();
             let gpu = gpu_run(&x, |enc, buf| {
                 fake_quantize_kv(ctx(), enc, &scheme, buf, tokens as u32, width as u32, head_dim as u32).unwrap()
             });
@@ -178,207 +163,201 @@ fn kv_fake_quant_is_bit_exact_with_the_cpu() {
     }
 }
 
-/// One row of probabilities quantized as `quant::attention_probs::ProbQuantizer::quantize_row`.
-fn cpu_quantize_row(kind: &str, bits: u8, q: f64, row: &mut [f32]) {
-    let row_max = row.iter().fold(0f32, |m, &v| m.max(v));
-    match kind {
-        "uniform" => {
-            let levels = ((1u32 << bits) - 1) as f32;
-            for p in row.iter_mut() {
-                *p = (*p * levels).round_ties_even() / levels;
-            }
-        }
-        "adalog" => {
-            let table = adalog_table(bits, q);
-            for p in row.iter_mut() {
-                let u = (*p as f64).clamp(1e-15, 1.0);
-                let k = (-u.log2() * ADALOG_R / q).round_ties_even();
-                *p = if k >= table.len() as f64 { 0.0 } else { table[k as usize] };
-            }
-        }
-        _ => {
-            for p in row.iter_mut() {
-                *p = if *p >= 0.25 * row_max { 1.0 } else { 0.0 };
-            }
-        }
-    }
-}
-
 #[test]
 fn quantized_attention_probabilities_match_the_cpu() {
+    let _serial = serial();
     let mut rng = Rng(0xA77);
     let s = AttentionShape { n_heads: 4, n_kv_heads: 2, head_dim: 64 };
     let (n, past) = (37usize, 90usize);
     let keys = past + n;
-    let q: Vec<f32> = rng.vec(n * 4 * 64, -1.5, 1.5);
-    let k: Vec<f32> = rng.vec(keys * 2 * 64, -1.5, 1.5);
-    let v: Vec<f32> = rng.vec(keys * 2 * 64, -1.0, 1.0);
+    let (q_dim, kv_dim) = (4 * 64, 2 * 64);
+    let q: Vec<f32> = rng.vec(n * q_dim, -1.5, 1.5);
+    let k: Vec<f32> = rng.vec(keys * kv_dim, -1.5, 1.5);
+    let v: Vec<f32> = rng.vec(keys * kv_dim, -1.0, 1.0);
     let (_, plain_probs) = cpu_attention(s, n, past, &q, &k, &v);
-    // AdaLog's range of −log2 p is 2^b·q/r: q ≈ 60 (3 bits) and 37 (4 bits) reach p ≈ 2^−13 and 2^−16.
-    let layers_q = [60.0f32, 37.0];
-    for (kind, bits, layer) in [("uniform", 4u8, 0usize), ("uniform", 8, 0), ("adalog", 3, 0), ("adalog", 4, 1), ("sab", 1, 0)] {
-        let quant = match kind {
-            "uniform" => GpuProbQuant::uniform(bits).unwrap(),
-            "adalog" => GpuProbQuant::adalog(ctx(), bits, &layers_q).unwrap(),
-            _ => GpuProbQuant::sab(),
-        };
-        // CPU: the plain probabilities, each row quantized, then P̂·V.
+    let (qb, kb, vb) =
+        (ctx().upload_f32("q", &q).unwrap(), ctx().upload_f32("k", &k).unwrap(), ctx().upload_f32("v", &v).unwrap());
+    // AdaLog with a q per layer (as its search gives): layer 1 of [60, 37] is the one run.
+    let cases = [
+        (ProbQuantizer::new("uint4".parse().unwrap(), 2).unwrap(), 0usize),
+        (ProbQuantizer::new("uint8".parse().unwrap(), 2).unwrap(), 0),
+        (ProbQuantizer::new("adalog3-q60".parse().unwrap(), 2).unwrap(), 0),
+        (ProbQuantizer::with_layer_q(4, vec![60, 37]), 1),
+        (ProbQuantizer::new("sab".parse().unwrap(), 2).unwrap(), 1),
+    ];
+    let visible = 4 * (n * past + n * (n + 1) / 2);
+    for (quantizer, layer) in cases {
+        let name = quantizer.scheme.to_string();
+        // CPU: the plain probabilities, each row quantized (keys ≤ query), then P̂·V.
         let mut want_probs = plain_probs.clone();
-        let mut want_out = vec![0f32; n * 4 * 64];
+        let mut want_out = vec![0f32; n * q_dim];
         for h in 0..4 {
             for i in 0..n {
                 let row = &mut want_probs[(h * n + i) * keys..][..past + i + 1];
-                cpu_quantize_row(kind, bits, layers_q[layer] as f64, row);
+                quantizer.quantize_row(layer, row);
                 for (j, &p) in row.iter().enumerate() {
                     for d in 0..64 {
-                        want_out[i * 256 + h * 64 + d] += p * v[j * 128 + (h / 2) * 64 + d];
+                        want_out[i * q_dim + h * 64 + d] += p * v[j * kv_dim + (h / 2) * 64 + d];
                     }
                 }
             }
         }
-        let (qb, kb, vb) =
-            (ctx().upload_f32("q", &q).unwrap(), ctx().upload_f32("k", &k).unwrap(), ctx().upload_f32("v", &v).unwrap());
-        let out = poisoned("out", n * 256);
+        let gpu_quant = GpuProbQuant::new(ctx(), &quantizer, 2).unwrap();
+        let out = poisoned("out", n * q_dim);
         let probs = poisoned("probs", 4 * n * keys);
         let mut enc = ctx().encoder();
-        let pq = Some((&quant, layer));
+        let pq = Some((&gpu_quant, layer));
         attention_quantized(ctx(), &mut enc, s, &qb, &kb, &vb, &out, n as u32, past as u32, Some(&probs), false, pq)
             .unwrap();
         ctx().submit(enc);
-        let (out, probs) = (read(&out, n * 256), read(&probs, 4 * n * keys));
+        let (out, probs) = (read(&out, n * q_dim), read(&probs, 4 * n * keys));
         let differ = probs.iter().zip(&want_probs).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
-        let visible = 4 * (n * past + n * (n + 1) / 2);
-        println!("{kind}{bits}: {differ} of {visible} probabilities differ from the CPU's");
-        // Probabilities differ in their last bits between the two softmaxes, so a code flips
-        // where the unquantized value lies that close to a rounding boundary.
-        assert!(differ * 1000 <= visible, "{kind}{bits}: {differ} of {visible} codes differ");
+        println!("{name}: {differ} of {visible} quantized probabilities differ from the CPU's");
+        // The two softmaxes differ in the last bits, so a code flips where the unquantized value
+        // lies that close to a rounding boundary (and AdaLog's log2 is f32 on the GPU).
+        assert!(differ * 1000 <= visible, "{name}: {differ} of {visible} codes differ");
         let err = relative_l2(&out, &want_out);
         let effect = relative_l2(&want_probs, &plain_probs);
-        assert!(err <= 2e-3, "{kind}{bits}: output relative L2 {err:.2e}");
-        assert!(effect > 1e-3, "{kind}{bits} changed nothing ({effect:.2e})");
-        // Masked keys stay 0.
-        assert_eq!(probs[keys - 1], 0.0, "{kind}: query 0 of head 0 sees a future key");
+        println!("{name}: output relative L2 {err:.2e}, probabilities moved by {effect:.2e}");
+        assert!(err <= 1e-3, "{name}: output relative L2 {err:.2e}");
+        assert!(effect > 1e-3, "{name} changed nothing ({effect:.2e})");
+        // Masked keys stay 0: query 0 (position `past`) of head 0 does not see the last key.
+        assert_eq!(probs[keys - 1], 0.0, "{name}: a future key has probability");
     }
 }
 
+/// GPU and CPU forwards of `tokens` with `quant`: (gpu logits, cpu logits, plain cpu logits).
+fn forwards(model: &Model, gpu: &GpuModel, tokens: &[u32], quant: &RuntimeQuant) -> (Vec<f32>, Vec<f32>) {
+    let mut hook = RuntimeQuantizer::new(quant, &model.config);
+    let options = ForwardOptions { all_logits: true, ..Default::default() };
+    let cpu = forward_with(model, tokens, options, &mut hook).unwrap().logits;
+    assert!(hook.take_error().is_none());
+    let runtime = GpuRuntimeQuant::new(ctx(), quant, &model.config).unwrap();
+    let capture = Capture { runtime: Some(runtime.into()), all_logits: true, ..Default::default() };
+    let mut cache = gpu.new_cache(ctx(), tokens.len() as u32).unwrap();
+    let got = pollster::block_on(gpu.step(ctx(), &mut cache, tokens, &capture)).unwrap().logits;
+    (got, cpu)
+}
+
+/// Mean KL(p‖q) over positions of two `[positions × vocab]` logit sets, and the fraction of
+/// positions whose top-1 token agrees.
+fn kl_and_agreement(p_logits: &[f32], q_logits: &[f32], vocab: usize) -> (f64, f64) {
+    let softmax = |row: &[f32]| -> Vec<f64> {
+        let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) as f64;
+        let e: Vec<f64> = row.iter().map(|&v| (v as f64 - max).exp()).collect();
+        let sum: f64 = e.iter().sum();
+        e.into_iter().map(|v| v / sum).collect()
+    };
+    let argmax = |row: &[f32]| row.iter().enumerate().fold(0, |b, (i, &v)| if v > row[b] { i } else { b });
+    let (mut kl, mut agree) = (0.0, 0usize);
+    let positions = p_logits.len() / vocab;
+    for (a, b) in p_logits.chunks(vocab).zip(q_logits.chunks(vocab)) {
+        let (p, q) = (softmax(a), softmax(b));
+        kl += p.iter().zip(&q).map(|(&p, &q)| if p > 0.0 { p * (p / q.max(1e-300)).ln() } else { 0.0 }).sum::<f64>();
+        agree += (argmax(a) == argmax(b)) as usize;
+    }
+    (kl / positions as f64, agree as f64 / positions as f64)
+}
+
+/// The GPU forward of `tokens` (all logits), with `runtime` and `as_loaded`.
+fn gpu_logits(gpu: &GpuModel, tokens: &[u32], runtime: Option<Arc<GpuRuntimeQuant>>, as_loaded: bool) -> Vec<f32> {
+    let capture = Capture { runtime, all_logits: true, weights_as_loaded: as_loaded, ..Default::default() };
+    let mut cache = gpu.new_cache(ctx(), tokens.len() as u32).unwrap();
+    pollster::block_on(gpu.step(ctx(), &mut cache, tokens, &capture)).unwrap().logits
+}
+
+fn prompt(model: &Model) -> Vec<u32> {
+    model.tokenizer.encode("The capital of France is Paris, and the capital of Italy is").unwrap()
+}
+
+/// The KV cache and probability quantizers see the same keys, values and probabilities on both
+/// sides up to f32 rounding; on this prompt no code lands within that rounding of a boundary, so
+/// the logits agree to f32 noise (measured 3e-6), far below the effect. (Where one does, the flip
+/// is amplified as for activations, below: combining both quantizers here flips one and moves
+/// the logits by 2e-2, which is why each runs alone.)
 #[test]
-fn forward_with_quantized_activations_matches_the_cpu_hook() {
+fn forward_with_quantized_kv_cache_or_probabilities_matches_the_cpu_hook() {
     let model = default_model();
     let gpu = GpuModel::upload(ctx(), model, &mut |_| {}).unwrap();
-    let tokens = model.tokenizer.encode("The capital of France is Paris, and the capital of Italy is").unwrap();
-    let plain = forward(model, &tokens, ForwardOptions::default()).unwrap().logits;
-    for (default, down) in [("int8-token", None), ("int8-tensor", None), ("int4-token", Some("int8-token")), ("nvfp4", None)] {
-        let schemes = ActivationSchemes { default: default.parse().unwrap(), down: down.map(|d| d.parse().unwrap()) };
-        let mut hook = ActivationQuantizer::new(schemes);
-        let cpu = forward_with(model, &tokens, ForwardOptions::default(), &mut hook).unwrap().logits;
-        assert!(hook.take_error().is_none());
-        let runtime = GpuRuntimeQuant::new(Some(schemes), None, None).unwrap();
-        let capture = Capture { runtime: Some(runtime.into()), ..Default::default() };
-        let mut cache = gpu.new_cache(ctx(), tokens.len() as u32).unwrap();
-        let got = pollster::block_on(gpu.step(ctx(), &mut cache, &tokens, &capture)).unwrap().logits;
+    let tokens = prompt(model);
+    let plain = gpu_logits(&gpu, &tokens, None, false);
+    let layers = model.config.n_layers as u32;
+    let configs = [
+        ("kv int4-g32-e4m3", RuntimeQuant { kv: Some("int4-g32-e4m3".parse().unwrap()), ..Default::default() }),
+        (
+            "probs adalog4, q per layer",
+            RuntimeQuant {
+                probs: Some(ProbQuantizer::with_layer_q(4, (0..layers).map(|l| 30 + l % 9).collect())),
+                ..Default::default()
+            },
+        ),
+    ];
+    for (name, quant) in configs {
+        let (got, cpu) = forwards(model, &gpu, &tokens, &quant);
         let (err, effect) = (relative_l2(&got, &cpu), relative_l2(&cpu, &plain));
-        println!("{default}/{down:?}: GPU vs CPU {err:.2e}, effect on the logits {effect:.2e}, gpu vs plain {:.2e}", relative_l2(&got, &plain));
-        assert!(err <= 1e-3, "{default}: relative L2 {err:.2e}");
-        assert!(effect > 1e-3, "{default} changed nothing ({effect:.2e})");
-        // The reference run ignores it.
-        let reference = Capture { weights_as_loaded: true, ..capture };
-        let mut cache = gpu.new_cache(ctx(), tokens.len() as u32).unwrap();
-        let as_loaded = pollster::block_on(gpu.step(ctx(), &mut cache, &tokens, &reference)).unwrap().logits;
-        assert!(relative_l2(&as_loaded, &plain) <= 1e-4);
+        println!("{name}: GPU vs CPU {err:.2e}, effect {effect:.2e}");
+        assert!(err <= 1e-3, "{name}: relative L2 {err:.2e}");
+        assert!(effect > 1e-2, "{name} changed nothing ({effect:.2e})");
     }
 }
 
-fn truncated(layers: usize) -> quantscope::model::Model {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    let mut m = quantscope::model::Model::from_gguf(std::fs::read(&path).unwrap(), "m", &mut |_| {}).unwrap();
-    m.config.n_layers = layers;
-    m
-}
-
+/// Activation quantization is discontinuous, and the GPU's and CPU's linear inputs differ in their
+/// last bits (sums in other orders), so a few elements round to the neighbouring level; the
+/// forward amplifies such flips (measured on this prompt: a handful of the 7488 elements of
+/// layer 0's attention output, relative L2 1.6e-3 there, and logits 0.1–0.4 apart in relative
+/// L2 after 30 layers, as far apart as two draws of the same quantization noise). So the
+/// forward-level check is on what the quantizer does to the prediction: the KL from the
+/// unquantized model is the same within 20% (measured: within 10%), which fails when the GPU
+/// skips an input, quantizes another one, or uses another granularity (per tensor vs per token:
+/// 14× the KL). The kernels themselves are bit-exact (tests above).
 #[test]
-fn debug_one() {
-    let model = &truncated(1);
-    let gpu = GpuModel::upload(ctx(), model, &mut |_| {}).unwrap();
-    let tokens = model.tokenizer.encode("The capital of France is Paris, and the capital of Italy is").unwrap();
-    for (a, b) in [("int8-token", "int8-tensor"), ("int8-tensor", "int8-token"), ("int8-tensor", "int8-tensor")] {
-    let schemes = ActivationSchemes { default: a.parse().unwrap(), down: Some(b.parse().unwrap()) };
-    struct Only(ActivationQuantizer, String);
-    impl quantscope::model::reference::ForwardHook for Only {
-        fn before_linear(&mut self, l: usize, input: quantscope::model::reference::LinearInput, x: &mut [f32], k: usize) {
-            if self.1.is_empty() || self.1.contains(&format!("{input:?}")) { self.0.before_linear(l, input, x, k) }
-        }
-    }
-    let mut hook = Only(ActivationQuantizer::new(schemes), std::env::var("QS_DEBUG").unwrap_or_default());
-    let opts = ForwardOptions { hidden_states: true, ..Default::default() };
-    let cpu = forward_with(model, &tokens, opts, &mut hook).unwrap();
-    let plain = forward(model, &tokens, opts).unwrap();
-    let runtime = GpuRuntimeQuant::new(Some(schemes), None, None).unwrap();
-    let capture = Capture { runtime: Some(runtime.into()), hidden_states: true, ..Default::default() };
-    let mut cache = gpu.new_cache(ctx(), tokens.len() as u32).unwrap();
-    let got = pollster::block_on(gpu.step(ctx(), &mut cache, &tokens, &capture)).unwrap();
-    println!("{a}/{b}: {:.2e} {:.2e}", relative_l2(&got.hidden_states[1], &cpu.hidden_states[1]), relative_l2(&plain.hidden_states[1], &cpu.hidden_states[1]));
-    }
-}
-
-#[test]
-fn debug_two() {
-    use quantscope::gpu::forward::ProbePoint;
-    let model = &truncated(1);
-    let gpu = GpuModel::upload(ctx(), model, &mut |_| {}).unwrap();
-    let tokens = model.tokenizer.encode("The capital of France is Paris, and the capital of Italy is").unwrap();
-    for point in [ProbePoint::AttnInput, ProbePoint::OInput, ProbePoint::MlpInput] {
-        let capture = Capture { tensor: Some((0, point)), ..Default::default() };
-        let mut cache = gpu.new_cache(ctx(), tokens.len() as u32).unwrap();
-        let (x, k) = pollster::block_on(gpu.step(ctx(), &mut cache, &tokens, &capture)).unwrap().tensor.unwrap();
-        let rows = x.len() / k;
-        let scheme: ActScheme = "int8-tensor".parse().unwrap();
-        let mut cpu = x.clone();
-        fake_quantize(&scheme, &mut cpu, rows, k).unwrap();
-        let g = gpu_run(&x, |enc, buf| fake_quantize_activation(ctx(), enc, &scheme, buf, rows as u32, k as u32).unwrap());
-        let (bad, first) = bit_mismatches(&g, &cpu);
-        let amax = x.iter().fold(0f32, |m, v| m.max(v.abs()));
-        let nonfinite = x.iter().filter(|v| !v.is_finite()).count();
-        println!("{point:?} {rows}x{k}: amax {amax} nonfinite {nonfinite} {bad} differ {first}");
-    }
-}
-
-#[test]
-fn debug_hidden() {
+fn forward_with_quantized_activations_degrades_the_model_as_the_cpu_hook_does() {
+    let _serial = serial();
     let model = default_model();
     let gpu = GpuModel::upload(ctx(), model, &mut |_| {}).unwrap();
-    let tokens = model.tokenizer.encode("The capital of France is Paris, and the capital of Italy is").unwrap();
-    for name in ["int8-token", "int8-tensor", "fp8-e4m3-token", "nvfp4"] {
-    let schemes = ActivationSchemes { default: name.parse().unwrap(), down: None };
-    let mut hook = ActivationQuantizer::new(schemes);
-    let opts = ForwardOptions { hidden_states: true, ..Default::default() };
-    let cpu = forward_with(model, &tokens, opts, &mut hook).unwrap();
-    let plain = forward(model, &tokens, opts).unwrap();
-    let runtime = GpuRuntimeQuant::new(Some(schemes), None, None).unwrap();
-    let capture = Capture { runtime: Some(runtime.into()), hidden_states: true, ..Default::default() };
-    let mut cache = gpu.new_cache(ctx(), tokens.len() as u32).unwrap();
-    let got = pollster::block_on(gpu.step(ctx(), &mut cache, &tokens, &capture)).unwrap();
-    let v: Vec<String> = (0..31).map(|l| format!("{l}:{:.1e}/{:.1e}", relative_l2(&got.hidden_states[l], &cpu.hidden_states[l]), relative_l2(&cpu.hidden_states[l], &plain.hidden_states[l]))).collect();
-    println!("{name}: {}", v.join(" "));
+    let tokens = prompt(model);
+    let vocab = model.config.vocab_size;
+    let plain = gpu_logits(&gpu, &tokens, None, false);
+    for (default, down) in [("int8-token", None), ("nvfp4", Some("int8-token"))] {
+        let activations =
+            Some(ActivationSchemes { default: default.parse().unwrap(), down: down.map(|d| d.parse().unwrap()) });
+        let quant = RuntimeQuant { activations, ..Default::default() };
+        let (got, cpu) = forwards(model, &gpu, &tokens, &quant);
+        let (kl_cpu, _) = kl_and_agreement(&plain, &cpu, vocab);
+        let (kl_gpu, _) = kl_and_agreement(&plain, &got, vocab);
+        println!("{default}/{down:?}: KL from the unquantized model: CPU {kl_cpu:.3e}, GPU {kl_gpu:.3e}");
+        assert!(kl_cpu > 1e-3, "{default} changed nothing ({kl_cpu:.2e})");
+        assert!((kl_gpu / kl_cpu - 1.0).abs() <= 0.2, "{default}: KL {kl_gpu:.3e} on the GPU, {kl_cpu:.3e} on the CPU");
     }
 }
 
+/// Off costs nothing (no extra dispatch: `tests/cli.rs` pins the decode count), on adds the
+/// kernels' dispatches, and the weights-as-loaded reference run ignores it.
 #[test]
-fn debug_real() {
+fn runtime_quantization_off_records_nothing_and_the_reference_run_ignores_it() {
+    let _serial = serial();
     let model = default_model();
-    let tokens = model.tokenizer.encode("The capital of France is Paris, and the capital of Italy is").unwrap();
-    let opts = ForwardOptions { hidden_states: true, ..Default::default() };
-    let plain = forward(model, &tokens, opts).unwrap();
-    for name in ["int8-tensor", "int8-token", "int8-channel"] {
-        let scheme: ActScheme = name.parse().unwrap();
-        for l in [0usize, 1, 5, 20] {
-            let x = plain.hidden_states[l].clone();
-            let (rows, k) = (tokens.len(), 576);
-            let mut cpu = x.clone();
-            fake_quantize(&scheme, &mut cpu, rows, k).unwrap();
-            let gpu = gpu_run(&x, |enc, buf| fake_quantize_activation(ctx(), enc, &scheme, buf, rows as u32, k as u32).unwrap());
-            let (bad, first) = bit_mismatches(&gpu, &cpu);
-            let amax = x.iter().fold(0f32, |m, v| m.max(v.abs()));
-            println!("{name} layer {l}: amax {amax} {bad} differ {first}");
-        }
-    }
+    let gpu = GpuModel::upload(ctx(), model, &mut |_| {}).unwrap();
+    let tokens = prompt(model);
+    let count = |runtime: Option<Arc<GpuRuntimeQuant>>, as_loaded: bool| {
+        let before = ctx().dispatch_count();
+        let logits = gpu_logits(&gpu, &tokens, runtime, as_loaded);
+        (ctx().dispatch_count() - before, logits)
+    };
+    let (none, plain) = count(None, false);
+    let (off, off_logits) = count(Some(Arc::new(GpuRuntimeQuant::default())), false);
+    assert_eq!((off, &off_logits), (none, &plain));
+    let quant = RuntimeQuant {
+        activations: Some(ActivationSchemes { default: "int8-token".parse().unwrap(), down: None }),
+        kv: Some("int8".parse().unwrap()),
+        probs: Some(ProbQuantizer::new("uint8".parse().unwrap(), model.config.n_layers).unwrap()),
+        ..Default::default()
+    };
+    let runtime = Arc::new(GpuRuntimeQuant::new(ctx(), &quant, &model.config).unwrap());
+    let (on, on_logits) = count(Some(runtime.clone()), false);
+    // Per block: 4 linear inputs (one dispatch each, per token) + new keys and values.
+    assert_eq!(on, none + 6 * model.config.n_layers as u64);
+    assert!(relative_l2(&on_logits, &plain) > 1e-3);
+    let (reference, reference_logits) = count(Some(runtime), true);
+    assert_eq!((reference, &reference_logits), (none, &plain));
 }

@@ -24,9 +24,9 @@ use crate::gpu::kernels::runtime_quant::{fake_quantize_activation, fake_quantize
 use crate::gpu::requant::quantize_on_gpu;
 use crate::gpu::weights::GpuWeight;
 use crate::gpu::GpuContext;
+use crate::model::reference::LinearInput;
 use crate::model::{LlamaConfig, Model, Progress, WeightTensor};
 use crate::quant::apply::QuantizedModel;
-use crate::model::reference::LinearInput;
 use crate::quant::{Codebook, Scheme};
 
 struct GpuBlock {
@@ -479,11 +479,9 @@ impl GpuModel {
         let prob_quant = runtime.and_then(|r| r.probs.as_ref());
         // The linear inputs are quantized in place after their probes (which show the activations
         // as the model computes them; the CPU hook changes only what the matmuls read).
-        let quantize_input = |enc: &mut wgpu::CommandEncoder, input: LinearInput, x: &wgpu::Buffer, k: u32| {
-            match act {
-                Some(schemes) => fake_quantize_activation(ctx, enc, schemes.for_input(input), x, n, k),
-                None => Ok(()),
-            }
+        let quantize_input = |enc: &mut wgpu::CommandEncoder, input: LinearInput, x: &wgpu::Buffer, k: u32| match act {
+            Some(schemes) => fake_quantize_activation(ctx, enc, schemes.for_input(input), x, n, k),
+            None => Ok(()),
         };
         let mut probes = Probes::new(ctx, c, n, capture)?;
         // With probes, every layer's probabilities go through one scratch buffer (never read back)

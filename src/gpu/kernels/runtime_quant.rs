@@ -11,10 +11,14 @@
 use crate::error::GpuError;
 use crate::gpu::kernels::require_len;
 use crate::gpu::{GpuContext, ShaderSource};
+use crate::model::LlamaConfig;
 use crate::quant::activation::forward::ActivationSchemes;
 use crate::quant::activation::{ActFormat, ActGranularity, ActScheme};
+use crate::quant::attention_probs::{ProbQuantizer, ProbScheme, ADALOG_R};
 use crate::quant::float::{MX_BLOCK, NVFP4_BLOCK};
+use crate::quant::kv::{KvFormat, KvScheme, E4M3_SCALE_FLOOR};
 use crate::quant::minifloat::Codec;
+use crate::quant::runtime::RuntimeQuant;
 use crate::quant::MiniFloat;
 
 const KERNEL: &str = "runtime_quant";
@@ -32,52 +36,6 @@ fn source() -> ShaderSource {
 
 fn shape(message: String) -> GpuError {
     GpuError::Shape { kernel: KERNEL, message }
-}
-
-/// How the KV cache's new keys and values are fake-quantized (the GPU's copy of the CPU's
-/// `quant::kv::KvScheme`; see [`GpuKvScheme::parse`] for the names).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum GpuKvScheme {
-    /// Symmetric RTN of `bits` per token per group of `group` channels (None: one head); with
-    /// `fp8_scales`, each group scale is stored as E4M3 (RNE), floored at 2^−9.
-    Int { bits: u8, group: Option<u32>, fp8_scales: bool },
-    /// FP8 per token per head: scale amax / max finite, elements RNE, saturating.
-    Fp8 { format: MiniFloat },
-}
-
-/// The smallest E4M3 group scale FIRE-Q's INT4 KV cache stores (2^−9, E4M3's smallest subnormal):
-/// a group so small that its scale would round to 0 keeps a usable one.
-pub const KV_SCALE_FLOOR: f32 = 1.0 / 512.0;
-
-impl GpuKvScheme {
-    /// `int8`, `int4`, `intB-gN`, any of them with `-e4m3` (E4M3 group scales), `fp8-e4m3`,
-    /// `fp8-e5m2`: the grammar of `quant::kv`.
-    pub fn parse(name: &str) -> Result<GpuKvScheme, GpuError> {
-        let bad = || shape(format!("unknown KV scheme {name:?} (int8, int4, intB-gN, …-e4m3, fp8-e4m3, fp8-e5m2)"));
-        let lowered = name.trim().to_ascii_lowercase();
-        let words: Vec<&str> = lowered.split('-').collect();
-        match words.as_slice() {
-            ["fp8", "e4m3"] => return Ok(GpuKvScheme::Fp8 { format: MiniFloat::E4M3 }),
-            ["fp8", "e5m2"] => return Ok(GpuKvScheme::Fp8 { format: MiniFloat::E5M2 }),
-            _ => {}
-        }
-        let (head, rest) = words.split_first().ok_or_else(bad)?;
-        let bits: u8 = head.strip_prefix("int").and_then(|b| b.parse().ok()).ok_or_else(bad)?;
-        if !(2..=8).contains(&bits) {
-            return Err(bad());
-        }
-        let (mut group, mut fp8_scales) = (None, false);
-        for word in rest {
-            match *word {
-                "e4m3" if !fp8_scales => fp8_scales = true,
-                w if group.is_none() && w.starts_with('g') => {
-                    group = Some(w[1..].parse::<u32>().ok().filter(|&g| g > 0).ok_or_else(bad)?)
-                }
-                _ => return Err(bad()),
-            }
-        }
-        Ok(GpuKvScheme::Int { bits, group, fp8_scales })
-    }
 }
 
 /// The uniform `Params` of the WGSL, field by field.
@@ -115,7 +73,7 @@ impl Params {
             max_finite.to_bits(),
             emax as u32,
             self.fp8_scale as u32,
-            KV_SCALE_FLOOR.to_bits(),
+            E4M3_SCALE_FLOOR.to_bits(),
             self.per_channel as u32,
         ]
     }
@@ -218,14 +176,12 @@ pub fn fake_quantize_activation(
     let (p, granularity) = match scheme.format {
         ActFormat::Int { bits, granularity } => per(int_params(bits), granularity),
         ActFormat::Fp8 { format, granularity } => per(fp_params(format), granularity),
-        ActFormat::MxFp4 => (
-            Params { rule: RULE_MX, group: MX_BLOCK as u32, ..fp_params(MiniFloat::E2M1) },
-            Granularity::Groups,
-        ),
-        ActFormat::NvFp4 => (
-            Params { rule: RULE_NV, group: NVFP4_BLOCK as u32, ..fp_params(MiniFloat::E2M1) },
-            Granularity::Groups,
-        ),
+        ActFormat::MxFp4 => {
+            (Params { rule: RULE_MX, group: MX_BLOCK as u32, ..fp_params(MiniFloat::E2M1) }, Granularity::Groups)
+        }
+        ActFormat::NvFp4 => {
+            (Params { rule: RULE_NV, group: NVFP4_BLOCK as u32, ..fp_params(MiniFloat::E2M1) }, Granularity::Groups)
+        }
     };
     record(ctx, enc, x, Params { rows: tokens, cols: k, ..p }, granularity)
 }
@@ -250,7 +206,7 @@ pub fn check_activation_scheme(scheme: &ActScheme) -> Result<(), GpuError> {
 pub fn fake_quantize_kv(
     ctx: &GpuContext,
     enc: &mut wgpu::CommandEncoder,
-    scheme: &GpuKvScheme,
+    scheme: &KvScheme,
     x: &wgpu::Buffer,
     tokens: u32,
     width: u32,
@@ -259,14 +215,18 @@ pub fn fake_quantize_kv(
     if head_dim == 0 || width == 0 || width % head_dim != 0 {
         return Err(shape(format!("KV width {width} is not a positive multiple of head_dim {head_dim}")));
     }
-    let p = match *scheme {
-        GpuKvScheme::Int { bits, group, fp8_scales } => {
+    let p = match scheme.format {
+        KvFormat::Int { bits, group, e4m3_scales } => {
             if !(2..=8).contains(&bits) {
-                return Err(shape(format!("KV int takes 2 to 8 bits, not {bits}")));
+                return Err(shape(format!("KV scheme {scheme}: int takes 2 to 8 bits")));
             }
-            Params { group: group.unwrap_or(head_dim), fp8_scale: fp8_scales, ..int_params(bits) }
+            let group = match group {
+                None => head_dim,
+                Some(g) => u32::try_from(g).map_err(|_| shape(format!("KV scheme {scheme}: group too large")))?,
+            };
+            Params { group, fp8_scale: e4m3_scales, ..int_params(bits) }
         }
-        GpuKvScheme::Fp8 { format } => Params { group: head_dim, ..fp_params(format) },
+        KvFormat::Fp8(format) => Params { group: head_dim, ..fp_params(format) },
     };
     if p.group == 0 {
         return Err(shape("a KV group of 0 channels".into()));
@@ -274,79 +234,56 @@ pub fn fake_quantize_kv(
     record(ctx, enc, x, Params { rows: tokens, cols: width, ..p }, Granularity::Groups)
 }
 
-/// How attention probabilities are quantized after the softmax, before P·V (the GPU's copy of the
-/// CPU's `quant::attention_probs::ProbQuantizer`). Read by `shaders/attention.wgsl`.
+/// The attention probabilities' quantizer ready for `shaders/attention.wgsl`: the CPU's
+/// [`ProbQuantizer`] and, for AdaLog, its per-layer dequantization tables uploaded as they are
+/// (`[layers × 2^bits]`), so GPU and CPU share every table value; the GPU only computes the code
+/// k = RNE(−log2(p)·r/q), in f32 where the CPU uses f64 (a code can differ where that product
+/// lies within f32 rounding of a half-integer).
 #[derive(Debug)]
 pub struct GpuProbQuant {
-    pub kind: GpuProbKind,
-    /// AdaLog: the dequantization tables of every layer, `[layers × 2^bits]`.
+    pub quantizer: ProbQuantizer,
     table: Option<wgpu::Buffer>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum GpuProbKind {
-    /// x̂ = RNE(x·(2^b − 1)) / (2^b − 1).
-    Uniform { bits: u8 },
-    /// AdaLog with r = [`ADALOG_R`] and the per-layer `q` (one per layer).
-    AdaLog { bits: u8, q: Vec<f32> },
-    /// BiViT's softmax-aware binarization: 1 where x ≥ 0.25 · the row's max, else 0.
-    Sab,
-}
-
-/// AdaLog's r: the log base is 2^(q/r).
-pub const ADALOG_R: f64 = 37.0;
-
-/// AdaLog's dequantization table for `bits` and `q`: entry k = 2^−T1[k] · T2[k], T1[k] =
-/// floor(k·q/r), T2[k] = RNE(2^(−((q·k) mod r)/r) · (2^(b+1) − 2)) / (2^(b+1) − 2).
-pub fn adalog_table(bits: u8, q: f64) -> Vec<f32> {
-    let denominator = ((1u64 << (bits + 1)) - 2) as f64;
-    (0..1u64 << bits)
-        .map(|k| {
-            let k = k as f64;
-            let t1 = (k * q / ADALOG_R).floor();
-            let t2 = ((-((q * k) % ADALOG_R) / ADALOG_R).exp2() * denominator).round_ties_even() / denominator;
-            ((-t1).exp2() * t2) as f32
-        })
-        .collect()
-}
-
 impl GpuProbQuant {
-    pub fn uniform(bits: u8) -> Result<GpuProbQuant, GpuError> {
-        if !(1..=16).contains(&bits) {
-            return Err(shape(format!("uniform probability quantization takes 1 to 16 bits, not {bits}")));
-        }
-        Ok(GpuProbQuant { kind: GpuProbKind::Uniform { bits }, table: None })
-    }
-
-    pub fn sab() -> GpuProbQuant {
-        GpuProbQuant { kind: GpuProbKind::Sab, table: None }
-    }
-
-    /// AdaLog of `bits` with `q[layer]` per layer; the tables are built here (f64, as the CPU's)
-    /// and uploaded, so the GPU only looks up codes.
-    pub fn adalog(ctx: &GpuContext, bits: u8, q: &[f32]) -> Result<GpuProbQuant, GpuError> {
-        if !(1..=12).contains(&bits) {
-            return Err(shape(format!("AdaLog takes 1 to 12 bits, not {bits}")));
-        }
-        if q.is_empty() || q.iter().any(|&q| !(q.is_finite() && q > 0.0)) {
-            return Err(shape(format!("AdaLog needs a positive finite q per layer, got {q:?}")));
-        }
-        let table: Vec<f32> = q.iter().flat_map(|&q| adalog_table(bits, q as f64)).collect();
-        let table = Some(ctx.upload_f32("adalog tables", &table)?);
-        Ok(GpuProbQuant { kind: GpuProbKind::AdaLog { bits, q: q.to_vec() }, table })
+    /// `layers`: the model's layer count (AdaLog's tables are uploaded for each).
+    pub fn new(ctx: &GpuContext, quantizer: &ProbQuantizer, layers: usize) -> Result<GpuProbQuant, GpuError> {
+        let table = match quantizer.scheme {
+            ProbScheme::AdaLog { bits, .. } => {
+                if quantizer.layer_q.is_empty() {
+                    return Err(shape(format!("{}: AdaLog has no q for any layer", quantizer.scheme)));
+                }
+                let mut all = Vec::with_capacity(layers << bits);
+                for layer in 0..layers {
+                    // The CPU's rule: a layer past the searched ones uses the last q.
+                    let table = quantizer.table(layer.min(quantizer.layer_q.len() - 1));
+                    let table =
+                        table.ok_or_else(|| shape(format!("{}: no table for layer {layer}", quantizer.scheme)))?;
+                    all.extend_from_slice(table);
+                }
+                Some(ctx.upload_f32("adalog tables", &all)?)
+            }
+            _ => None,
+        };
+        Ok(GpuProbQuant { quantizer: quantizer.clone(), table })
     }
 
     /// The attention kernel's probability words for `layer`: prob_mode, prob_levels, prob_ratio,
     /// prob_codes, prob_table_at.
     pub(crate) fn words(&self, layer: usize) -> Result<[u32; 5], GpuError> {
-        Ok(match &self.kind {
-            GpuProbKind::Uniform { bits } => [1, (((1u32 << bits) - 1) as f32).to_bits(), 0, 0, 0],
-            GpuProbKind::AdaLog { bits, q } => {
-                let q = *q.get(layer).ok_or_else(|| shape(format!("AdaLog has no q for layer {layer}")))?;
+        Ok(match self.quantizer.scheme {
+            ProbScheme::Uniform { bits } => [1, (((1u32 << bits) - 1) as f32).to_bits(), 0, 0, 0],
+            ProbScheme::AdaLog { bits, .. } => {
+                let q = self.quantizer.layer_q[layer.min(self.quantizer.layer_q.len().saturating_sub(1))];
                 let codes = 1u32 << bits;
-                [2, 0, ((ADALOG_R / q as f64) as f32).to_bits(), codes, codes * layer as u32]
+                let at = u32::try_from(layer as u64 * codes as u64)
+                    .map_err(|_| shape(format!("AdaLog table of layer {layer} past 32-bit indices")))?;
+                if self.table.as_ref().is_none_or(|t| t.size() < (at as u64 + codes as u64) * 4) {
+                    return Err(shape(format!("no AdaLog table uploaded for layer {layer}")));
+                }
+                [2, 0, ((ADALOG_R as f64 / q as f64) as f32).to_bits(), codes, at]
             }
-            GpuProbKind::Sab => [3, 0, 0, 0, 0],
+            ProbScheme::Sab => [3, 0, 0, 0, 0],
         })
     }
 
@@ -355,30 +292,40 @@ impl GpuProbQuant {
     }
 }
 
-/// Runtime quantization of the model under study in a GPU step (`Capture::runtime`): the linear
-/// layers' inputs, the new keys and values, and the attention probabilities. Each part is off
-/// when `None`, and then records no work at all.
+/// Runtime quantization of the model under study in a GPU step (`Capture::runtime`), built from
+/// the CPU's description ([`RuntimeQuant`]): the linear layers' inputs, the new keys and values,
+/// the attention probabilities. Each part is off when `None`, and then records no work at all.
 #[derive(Debug, Default)]
 pub struct GpuRuntimeQuant {
     pub activations: Option<ActivationSchemes>,
-    pub kv: Option<GpuKvScheme>,
+    pub kv: Option<KvScheme>,
     pub probs: Option<GpuProbQuant>,
 }
 
 impl GpuRuntimeQuant {
-    /// Checks that the GPU runs every part (percentile clipping does not).
-    pub fn new(
-        activations: Option<ActivationSchemes>,
-        kv: Option<GpuKvScheme>,
-        probs: Option<GpuProbQuant>,
-    ) -> Result<GpuRuntimeQuant, GpuError> {
-        if let Some(a) = &activations {
+    /// The GPU version of `quant`, for a model of `config`. Refused (a typed error naming the
+    /// part): percentile clipping of activations, and the calibrated rewrites (per-input shifts
+    /// and static scales, FireQ key scales), which run only on the CPU reference.
+    pub fn new(ctx: &GpuContext, quant: &RuntimeQuant, config: &LlamaConfig) -> Result<GpuRuntimeQuant, GpuError> {
+        if let Some(a) = &quant.activations {
             check_activation_scheme(&a.default)?;
             if let Some(down) = &a.down {
                 check_activation_scheme(down)?;
             }
         }
-        Ok(GpuRuntimeQuant { activations, kv, probs })
+        if let Some(((layer, input), _)) = quant.inputs.iter().next() {
+            return Err(shape(format!(
+                "calibrated input shifts and static scales (layer {layer} {input:?}) run only on the CPU reference"
+            )));
+        }
+        if quant.key_scales.is_some() {
+            return Err(shape("FireQ's key scales run only on the CPU reference".into()));
+        }
+        let probs = match &quant.probs {
+            Some(p) => Some(GpuProbQuant::new(ctx, p, config.n_layers)?),
+            None => None,
+        };
+        Ok(GpuRuntimeQuant { activations: quant.activations, kv: quant.kv, probs })
     }
 
     pub fn is_off(&self) -> bool {
@@ -389,18 +336,6 @@ impl GpuRuntimeQuant {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn kv_names_parse_and_bad_ones_are_refused() {
-        let int = |bits, group, fp8_scales| GpuKvScheme::Int { bits, group, fp8_scales };
-        assert_eq!(GpuKvScheme::parse("int8").unwrap(), int(8, None, false));
-        assert_eq!(GpuKvScheme::parse("int4-g128-e4m3").unwrap(), int(4, Some(128), true));
-        assert_eq!(GpuKvScheme::parse("INT4-e4m3").unwrap(), int(4, None, true));
-        assert_eq!(GpuKvScheme::parse("fp8-e5m2").unwrap(), GpuKvScheme::Fp8 { format: MiniFloat::E5M2 });
-        for bad in ["int9", "int4-g0", "int4-gx", "fp8-e3m4", "int4-e4m3-e4m3", "q8_0", ""] {
-            assert!(GpuKvScheme::parse(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn params_carry_the_cpu_codec_constants() {
