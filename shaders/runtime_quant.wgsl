@@ -17,6 +17,11 @@
 //   elementwise:   per tensor / per channel, pass 2: one invocation per element, its amax read from
 //                  stats[0] or stats[column].
 //
+// And the calibrated rewrites of src/quant/runtime.rs, one invocation per element, with `stats`
+// holding a per-channel f32 vector instead of maxima:
+//   static_channel: OutlierTune's static per-channel scales: RNE(x/s)·s (no clamp), 0 where s ≤ 0.
+//   key_scale:      FireQ: keys × σ[channel]; queries ÷ σ of their KV head's channel.
+//
 // Rounding is bit-exact with the CPU where WGSL division is correctly rounded (lavapipe's is):
 // scales are the same f32 expressions in the same order, grids use round() (WGSL: ties to even)
 // on the integer significand, which is exact. A zero result is +0, as the CPU's level tables have.
@@ -44,7 +49,9 @@ struct Params {
     emax_elem: i32,       // RULE_MX: floor(log2 max_finite)
     fp8_scale: u32,       // RULE_INT: store the group scale as E4M3 (RNE), floored at scale_floor
     scale_floor: f32,
-    per_channel: u32,     // elementwise: the amax is stats[column] (else stats[0])
+    per_channel: u32,     // elementwise: the amax is stats[column] (else stats[0]);
+                          // key_scale: 0 keys (× σ), 1 queries (÷ σ; `group` = head_dim,
+                          // `groups_per_row` = query heads per KV head)
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -236,4 +243,36 @@ fn elementwise(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n_
     }
     let amax = bitcast<f32>(atomicLoad(&stats[at]));
     x[i] = apply(make_quantizer(amax, 0.0), x[i]);
+}
+
+fn channel_value(c: u32) -> f32 {
+    return bitcast<f32>(atomicLoad(&stats[c]));
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn static_channel(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n_groups: vec3<u32>,
+                  @builtin(local_invocation_index) local: u32) {
+    let i = (wg.x + wg.y * n_groups.x) * WORKGROUP_SIZE + local;
+    if (i >= params.rows * params.cols) { return; }
+    let s = channel_value(i % params.cols);
+    var v = 0.0;
+    if (s > 0.0) {
+        v = round(x[i] / s) * s;
+    }
+    x[i] = v;
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn key_scale(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n_groups: vec3<u32>,
+             @builtin(local_invocation_index) local: u32) {
+    let i = (wg.x + wg.y * n_groups.x) * WORKGROUP_SIZE + local;
+    if (i >= params.rows * params.cols) { return; }
+    let c = i % params.cols;
+    if (params.per_channel == 0u) {
+        x[i] = x[i] * channel_value(c);
+    } else {
+        let hd = params.group;
+        let kv_channel = (c / hd / params.groups_per_row) * hd + c % hd;
+        x[i] = x[i] / channel_value(kv_channel);
+    }
 }

@@ -16,6 +16,7 @@ mod common;
 mod gpu_common;
 
 use gpu_common::*;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use quantscope::gpu::forward::{Capture, GpuModel};
@@ -24,12 +25,13 @@ use quantscope::gpu::kernels::runtime_quant::{
     fake_quantize_activation, fake_quantize_kv, GpuProbQuant, GpuRuntimeQuant,
 };
 use quantscope::model::reference::{forward_with, ForwardOptions};
+use quantscope::model::reference::{ForwardHook, LinearInput};
 use quantscope::model::Model;
 use quantscope::quant::activation::forward::ActivationSchemes;
 use quantscope::quant::activation::{fake_quantize, ActScheme};
 use quantscope::quant::attention_probs::ProbQuantizer;
 use quantscope::quant::kv::{self, KvScheme};
-use quantscope::quant::runtime::{RuntimeQuant, RuntimeQuantizer};
+use quantscope::quant::runtime::{InputCalibration, RuntimeQuant, RuntimeQuantizer, StaticChannelScales};
 
 /// The tests of this binary share one device and its dispatch counter: each holds this lock, so
 /// the counting test sees only its own dispatches.
@@ -226,6 +228,70 @@ fn quantized_attention_probabilities_match_the_cpu() {
     }
 }
 
+#[test]
+fn calibrated_shifts_static_scales_and_key_scales_are_bit_exact_with_the_cpu_hook() {
+    let _serial = serial();
+    let mut rng = Rng(0xCA1);
+    let config = &default_model().config;
+    let (tokens, d, ff) = (7usize, config.d_model, config.d_ff);
+    let shift = |rng: &mut Rng, k: usize| rng.vec(k, -0.5, 0.5);
+    let mut inputs = HashMap::new();
+    // OutlierTune: shift and static scales (some zero: those channels are dropped).
+    let mut scales: Vec<f32> = (0..ff).map(|_| rng.uniform(0.01, 0.3)).collect();
+    scales[5] = 0.0;
+    let static_scales = Some(StaticChannelScales { bits: 8, scales });
+    inputs.insert((2, LinearInput::MlpDown), InputCalibration { shift: Some(shift(&mut rng, ff)), static_scales });
+    // SQ-b: a shift around the dynamic scheme.
+    inputs.insert((2, LinearInput::AttnQkv), InputCalibration { shift: Some(shift(&mut rng, d)), static_scales: None });
+    let key_scales: Vec<Vec<f32>> = (0..config.n_layers).map(|_| rng.vec(config.kv_dim(), 0.25, 4.0)).collect();
+    let quant = RuntimeQuant {
+        activations: Some(ActivationSchemes { default: "int4-token".parse().unwrap(), down: None }),
+        inputs,
+        key_scales: Some(key_scales),
+        ..Default::default()
+    };
+    let gpu = GpuRuntimeQuant::new(ctx(), &quant, config).unwrap();
+    let mut hook = RuntimeQuantizer::new(&quant, config);
+    for (layer, input, k) in [
+        (2, LinearInput::MlpDown, ff),
+        (2, LinearInput::AttnQkv, d),
+        (3, LinearInput::AttnQkv, d), // not calibrated: the dynamic scheme alone
+    ] {
+        let x = activations(&mut rng, tokens, k);
+        let mut cpu = x.clone();
+        hook.before_linear(layer, input, &mut cpu, k);
+        let got =
+            gpu_run(&x, |enc, buf| gpu.quantize_input(ctx(), enc, layer, input, buf, tokens as u32, k as u32).unwrap());
+        let (bad, first) = bit_mismatches(&got, &cpu);
+        assert_eq!(bad, 0, "layer {layer} {input:?}: {bad} differ: {first}");
+        assert_ne!(got, x);
+    }
+    // A calibrated input of the wrong width is a typed error, not a wrong result.
+    let buf = ctx().storage("x", 4 * (tokens * ff) as u64).unwrap();
+    assert!(gpu
+        .quantize_input(ctx(), &mut ctx().encoder(), 2, LinearInput::MlpDown, &buf, tokens as u32, d as u32)
+        .is_err());
+
+    // FireQ: keys × σ, queries ÷ σ of their KV head.
+    let (q_dim, kv_dim) = (config.q_dim(), config.kv_dim());
+    let (q, k) = (rng.vec(tokens * q_dim, -3.0, 3.0), rng.vec(tokens * kv_dim, -3.0, 3.0));
+    let (mut cpu_q, mut cpu_k, mut cpu_v) = (q.clone(), k.clone(), vec![0.0; tokens * kv_dim]);
+    hook.after_rope(4, &mut cpu_q, &mut cpu_k, &mut cpu_v);
+    let (qb, kb) = (ctx().upload_f32("q", &q).unwrap(), ctx().upload_f32("k", &k).unwrap());
+    let shape = AttentionShape {
+        n_heads: config.n_heads as u32,
+        n_kv_heads: config.n_kv_heads as u32,
+        head_dim: config.head_dim as u32,
+    };
+    let mut enc = ctx().encoder();
+    gpu.scale_keys(ctx(), &mut enc, 4, &qb, &kb, tokens as u32, shape).unwrap();
+    ctx().submit(enc);
+    for (what, got, cpu) in [("queries", read(&qb, q.len()), cpu_q), ("keys", read(&kb, k.len()), cpu_k)] {
+        let (bad, first) = bit_mismatches(&got, &cpu);
+        assert_eq!(bad, 0, "{what}: {bad} differ: {first}");
+    }
+}
+
 /// GPU and CPU forwards of `tokens` with `quant`: (gpu logits, cpu logits, plain cpu logits).
 fn forwards(model: &Model, gpu: &GpuModel, tokens: &[u32], quant: &RuntimeQuant) -> (Vec<f32>, Vec<f32>) {
     let mut hook = RuntimeQuantizer::new(quant, &model.config);
@@ -281,9 +347,20 @@ fn forward_with_quantized_kv_cache_or_probabilities_matches_the_cpu_hook() {
     let gpu = GpuModel::upload(ctx(), model, &mut |_| {}).unwrap();
     let tokens = prompt(model);
     let plain = gpu_logits(&gpu, &tokens, None, false);
-    let layers = model.config.n_layers as u32;
+    let (layers, kv_dim) = (model.config.n_layers as u32, model.config.kv_dim());
     let configs = [
-        ("kv int4-g32-e4m3", RuntimeQuant { kv: Some("int4-g32-e4m3".parse().unwrap()), ..Default::default() }),
+        (
+            "kv int4-g32-e4m3 with FireQ key scales",
+            RuntimeQuant {
+                kv: Some("int4-g32-e4m3".parse().unwrap()),
+                key_scales: Some(
+                    (0..layers as usize)
+                        .map(|l| (0..kv_dim).map(|c| 0.5 + ((l * 7 + c * 13) % 16) as f32 / 8.0).collect())
+                        .collect(),
+                ),
+                ..Default::default()
+            },
+        ),
         (
             "probs adalog4, q per layer",
             RuntimeQuant {

@@ -20,7 +20,7 @@ use crate::gpu::kernels::matmul::matmul;
 use crate::gpu::kernels::norm::rms_norm;
 use crate::gpu::kernels::probe::{probe, probe_words, ProbeSummary};
 use crate::gpu::kernels::rope::rope;
-use crate::gpu::kernels::runtime_quant::{fake_quantize_activation, fake_quantize_kv, GpuRuntimeQuant};
+use crate::gpu::kernels::runtime_quant::{fake_quantize_kv, GpuRuntimeQuant};
 use crate::gpu::requant::quantize_on_gpu;
 use crate::gpu::weights::GpuWeight;
 use crate::gpu::GpuContext;
@@ -474,13 +474,16 @@ impl GpuModel {
 
         let as_loaded = capture.weights_as_loaded;
         let runtime = capture.runtime.as_deref().filter(|r| !as_loaded && !r.is_off());
-        let act = runtime.and_then(|r| r.activations.as_ref());
         let kv_quant = runtime.and_then(|r| r.kv.as_ref());
         let prob_quant = runtime.and_then(|r| r.probs.as_ref());
         // The linear inputs are quantized in place after their probes (which show the activations
         // as the model computes them; the CPU hook changes only what the matmuls read).
-        let quantize_input = |enc: &mut wgpu::CommandEncoder, input: LinearInput, x: &wgpu::Buffer, k: u32| match act {
-            Some(schemes) => fake_quantize_activation(ctx, enc, schemes.for_input(input), x, n, k),
+        let quantize_input = |enc: &mut wgpu::CommandEncoder,
+                              layer: usize,
+                              input: LinearInput,
+                              x: &wgpu::Buffer,
+                              k: u32| match runtime {
+            Some(r) => r.quantize_input(ctx, enc, layer, input, x, n, k),
             None => Ok(()),
         };
         let mut probes = Probes::new(ctx, c, n, capture)?;
@@ -505,7 +508,7 @@ impl GpuModel {
         for (l, b) in self.blocks.iter().enumerate() {
             rms_norm(ctx, &mut enc, &x, &b.attn_norm, &xn, n, d, c.rms_eps)?;
             probes.take(ctx, &mut enc, &xn, n, d, l, ProbePoint::AttnInput)?;
-            quantize_input(&mut enc, LinearInput::AttnQkv, &xn, d)?;
+            quantize_input(&mut enc, l, LinearInput::AttnQkv, &xn, d)?;
             matmul(ctx, &mut enc, self.pick(as_loaded, &b.q), &xn, &q, n)?;
             matmul(ctx, &mut enc, self.pick(as_loaded, &b.k), &xn, &k, n)?;
             matmul(ctx, &mut enc, self.pick(as_loaded, &b.v), &xn, &v, n)?;
@@ -518,6 +521,10 @@ impl GpuModel {
             rope(ctx, &mut enc, &k, n, c.n_kv_heads as u32, c.head_dim as u32, past, c.rope_base, c.rope_layout)?;
             probes.take(ctx, &mut enc, &k, n, kv_dim, l, ProbePoint::Keys)?;
             probes.take(ctx, &mut enc, &v, n, kv_dim, l, ProbePoint::Values)?;
+            if let Some(r) = runtime {
+                // FireQ's key/query channel scales, then the cache quantizer, as the CPU hook.
+                r.scale_keys(ctx, &mut enc, l, &q, &k, n, shape)?;
+            }
             if let Some(scheme) = kv_quant {
                 // The new keys (after RoPE) and values, before the cache holds them.
                 fake_quantize_kv(ctx, &mut enc, scheme, &k, n, kv_dim, c.head_dim as u32)?;
@@ -538,19 +545,19 @@ impl GpuModel {
                 attention_summary(ctx, &mut enc, probs, heads, n, past, summaries, at)?;
             }
             probes.take(ctx, &mut enc, &attended, n, q_dim, l, ProbePoint::OInput)?;
-            quantize_input(&mut enc, LinearInput::AttnOutput, &attended, q_dim)?;
+            quantize_input(&mut enc, l, LinearInput::AttnOutput, &attended, q_dim)?;
             matmul(ctx, &mut enc, self.pick(as_loaded, &b.o), &attended, &delta, n)?;
             add_in_place(ctx, &mut enc, &x, &delta, n * d)?;
             probes.take(ctx, &mut enc, &x, n, d, l, ProbePoint::ResidualMid)?;
 
             rms_norm(ctx, &mut enc, &x, &b.ffn_norm, &xn, n, d, c.rms_eps)?;
             probes.take(ctx, &mut enc, &xn, n, d, l, ProbePoint::MlpInput)?;
-            quantize_input(&mut enc, LinearInput::MlpGateUp, &xn, d)?;
+            quantize_input(&mut enc, l, LinearInput::MlpGateUp, &xn, d)?;
             matmul(ctx, &mut enc, self.pick(as_loaded, &b.gate), &xn, &gate, n)?;
             matmul(ctx, &mut enc, self.pick(as_loaded, &b.up), &xn, &up, n)?;
             swiglu_in_place(ctx, &mut enc, &gate, &up, n * ff)?;
             probes.take(ctx, &mut enc, &gate, n, ff, l, ProbePoint::DownInput)?;
-            quantize_input(&mut enc, LinearInput::MlpDown, &gate, ff)?;
+            quantize_input(&mut enc, l, LinearInput::MlpDown, &gate, ff)?;
             matmul(ctx, &mut enc, self.pick(as_loaded, &b.down), &gate, &delta, n)?;
             add_in_place(ctx, &mut enc, &x, &delta, n * d)?;
             if let Some(intervention) = &capture.intervention {

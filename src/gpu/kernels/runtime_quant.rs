@@ -7,10 +7,20 @@
 //! channel: two (max |x|, then the elements); NVFP4: two (the tensor's max |x| for its f32 second
 //! level, then the blocks). Percentile clipping (`-clipP`) is refused with a typed error: it needs
 //! a select per scale group (see `shaders/select.wgsl`), which is not wired here.
+//!
+//! The calibrated rewrites of `quant::runtime` run here too: a linear input's shift (`x − z`
+//! before its quantizer, `+ z` after: two bias-add dispatches), static per-channel scales
+//! (OutlierTune, one dispatch, replacing the dynamic scheme), and FireQ's key/query channel scales
+//! (two dispatches before the cache quantizer).
 
 use crate::error::GpuError;
+use std::collections::HashMap;
+
+use crate::gpu::kernels::attention::AttentionShape;
+use crate::gpu::kernels::elementwise::add_rows_in_place;
 use crate::gpu::kernels::require_len;
 use crate::gpu::{GpuContext, ShaderSource};
+use crate::model::reference::LinearInput;
 use crate::model::LlamaConfig;
 use crate::quant::activation::forward::ActivationSchemes;
 use crate::quant::activation::{ActFormat, ActGranularity, ActScheme};
@@ -44,6 +54,8 @@ struct Params {
     rows: u32,
     cols: u32,
     group: u32,
+    /// None: cols / group rounded up (the scale groups of a row).
+    groups_per_row: Option<u32>,
     rule: u32,
     qmax: u32,
     element: Option<Codec>,
@@ -65,7 +77,7 @@ impl Params {
             self.rows,
             self.cols,
             group,
-            self.cols.div_ceil(group),
+            self.groups_per_row.unwrap_or(self.cols.div_ceil(group)),
             self.rule,
             self.qmax,
             man_bits,
@@ -300,12 +312,15 @@ pub struct GpuRuntimeQuant {
     pub activations: Option<ActivationSchemes>,
     pub kv: Option<KvScheme>,
     pub probs: Option<GpuProbQuant>,
+    /// Calibrated linear inputs (SQ-b / OutlierTune shifts, static scales), uploaded.
+    inputs: HashMap<(usize, LinearInput), GpuInputCalibration>,
+    /// FireQ's per-layer key-channel scales, uploaded.
+    key_scales: Option<Vec<wgpu::Buffer>>,
 }
 
 impl GpuRuntimeQuant {
-    /// The GPU version of `quant`, for a model of `config`. Refused (a typed error naming the
-    /// part): percentile clipping of activations, and the calibrated rewrites (per-input shifts
-    /// and static scales, FireQ key scales), which run only on the CPU reference.
+    /// The GPU version of `quant`, for a model of `config`, its calibrated vectors uploaded.
+    /// Refused (a typed error naming the part): percentile clipping of activations.
     pub fn new(ctx: &GpuContext, quant: &RuntimeQuant, config: &LlamaConfig) -> Result<GpuRuntimeQuant, GpuError> {
         if let Some(a) = &quant.activations {
             check_activation_scheme(&a.default)?;
@@ -313,24 +328,168 @@ impl GpuRuntimeQuant {
                 check_activation_scheme(down)?;
             }
         }
-        if let Some(((layer, input), _)) = quant.inputs.iter().next() {
-            return Err(shape(format!(
-                "calibrated input shifts and static scales (layer {layer} {input:?}) run only on the CPU reference"
-            )));
-        }
-        if quant.key_scales.is_some() {
-            return Err(shape("FireQ's key scales run only on the CPU reference".into()));
-        }
         let probs = match &quant.probs {
             Some(p) => Some(GpuProbQuant::new(ctx, p, config.n_layers)?),
             None => None,
         };
-        Ok(GpuRuntimeQuant { activations: quant.activations, kv: quant.kv, probs })
+        let mut inputs = HashMap::new();
+        for (&(layer, input), calibration) in &quant.inputs {
+            let label = |what: &str| format!("layer {layer} {input:?} {what}");
+            let shift = match &calibration.shift {
+                Some(z) => {
+                    let minus: Vec<f32> = z.iter().map(|v| -v).collect();
+                    Some([ctx.upload_f32(&label("−shift"), &minus)?, ctx.upload_f32(&label("shift"), z)?])
+                }
+                None => None,
+            };
+            let static_scales = match &calibration.static_scales {
+                Some(s) => Some(ctx.upload_f32(&label("static scales"), &s.scales)?),
+                None => None,
+            };
+            let width =
+                calibration.shift.as_ref().map(Vec::len).or(calibration.static_scales.as_ref().map(|s| s.scales.len()));
+            inputs
+                .insert((layer, input), GpuInputCalibration { shift, static_scales, width: width.unwrap_or(0) as u32 });
+        }
+        let key_scales = match &quant.key_scales {
+            Some(layers) => {
+                let kv_dim = config.kv_dim();
+                if let Some((l, s)) = layers.iter().enumerate().find(|(_, s)| s.len() != kv_dim) {
+                    return Err(shape(format!(
+                        "FireQ key scales of layer {l}: {} channels, the keys have {kv_dim}",
+                        s.len()
+                    )));
+                }
+                let uploads: Result<Vec<_>, _> =
+                    layers.iter().enumerate().map(|(l, s)| ctx.upload_f32(&format!("key scales {l}"), s)).collect();
+                Some(uploads?)
+            }
+            None => None,
+        };
+        Ok(GpuRuntimeQuant { activations: quant.activations, kv: quant.kv, probs, inputs, key_scales })
     }
 
     pub fn is_off(&self) -> bool {
-        self.activations.is_none() && self.kv.is_none() && self.probs.is_none()
+        self.activations.is_none()
+            && self.kv.is_none()
+            && self.probs.is_none()
+            && self.inputs.is_empty()
+            && self.key_scales.is_none()
     }
+
+    /// Quantizes the input `x` (`[tokens × k]`) of the linear layers of `layer` that read `input`,
+    /// as `RuntimeQuantizer::before_linear`: `x − z`, static scales if calibrated (else the dynamic
+    /// scheme, if any), `+ z`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn quantize_input(
+        &self,
+        ctx: &GpuContext,
+        enc: &mut wgpu::CommandEncoder,
+        layer: usize,
+        input: LinearInput,
+        x: &wgpu::Buffer,
+        tokens: u32,
+        k: u32,
+    ) -> Result<(), GpuError> {
+        let calibration = self.inputs.get(&(layer, input));
+        if let Some(c) = calibration {
+            if c.width != k {
+                return Err(shape(format!(
+                    "layer {layer} {input:?}: calibrated for {} channels, the input has {k}",
+                    c.width
+                )));
+            }
+        }
+        let shift = calibration.and_then(|c| c.shift.as_ref());
+        if let Some([minus, _]) = shift {
+            add_rows_in_place(ctx, enc, x, minus, tokens * k, k)?;
+        }
+        match (calibration.and_then(|c| c.static_scales.as_ref()), &self.activations) {
+            (Some(scales), _) => per_channel_pass(
+                ctx,
+                enc,
+                "static_channel",
+                x,
+                scales,
+                k,
+                Params { rows: tokens, cols: k, ..Default::default() },
+            )?,
+            (None, Some(schemes)) => fake_quantize_activation(ctx, enc, schemes.for_input(input), x, tokens, k)?,
+            (None, None) => {}
+        }
+        if let Some([_, plus]) = shift {
+            add_rows_in_place(ctx, enc, x, plus, tokens * k, k)?;
+        }
+        Ok(())
+    }
+
+    /// FireQ's RoPE-aware rescaling of layer `layer`, as `RuntimeQuantizer::after_rope` does before
+    /// the cache quantizer: keys `[tokens × kv_dim]` × σ, queries `[tokens × q_dim]` ÷ σ of their
+    /// KV head's channel. Nothing without key scales.
+    #[allow(clippy::too_many_arguments)]
+    pub fn scale_keys(
+        &self,
+        ctx: &GpuContext,
+        enc: &mut wgpu::CommandEncoder,
+        layer: usize,
+        q: &wgpu::Buffer,
+        k: &wgpu::Buffer,
+        tokens: u32,
+        shape: AttentionShape,
+    ) -> Result<(), GpuError> {
+        let Some(scales) = self.key_scales.as_ref().and_then(|s| s.get(layer)) else { return Ok(()) };
+        let AttentionShape { n_heads, n_kv_heads, head_dim } = shape;
+        if n_kv_heads == 0 || head_dim == 0 || n_heads % n_kv_heads != 0 {
+            return Err(self::shape(format!(
+                "FireQ key scales: {n_heads} heads over {n_kv_heads} KV heads of {head_dim}"
+            )));
+        }
+        let keys = Params { rows: tokens, cols: n_kv_heads * head_dim, ..Default::default() };
+        let kv_dim = n_kv_heads * head_dim;
+        per_channel_pass(ctx, enc, "key_scale", k, scales, kv_dim, keys)?;
+        let queries = Params {
+            rows: tokens,
+            cols: n_heads * head_dim,
+            group: head_dim,
+            groups_per_row: Some(n_heads / n_kv_heads.max(1)),
+            per_channel: true,
+            ..Default::default()
+        };
+        per_channel_pass(ctx, enc, "key_scale", q, scales, kv_dim, queries)
+    }
+}
+
+/// A calibrated linear input on the GPU: −z and z (for `x − z` and `+ z`), static scales.
+#[derive(Debug)]
+struct GpuInputCalibration {
+    shift: Option<[wgpu::Buffer; 2]>,
+    static_scales: Option<wgpu::Buffer>,
+    width: u32,
+}
+
+/// One invocation per element of `x` with a per-channel vector in the stats binding.
+fn per_channel_pass(
+    ctx: &GpuContext,
+    enc: &mut wgpu::CommandEncoder,
+    entry: &str,
+    x: &wgpu::Buffer,
+    channels: &wgpu::Buffer,
+    channels_len: u32,
+    p: Params,
+) -> Result<(), GpuError> {
+    let n = p.rows as u64 * p.cols as u64;
+    if n > u32::MAX as u64 {
+        return Err(shape(format!("{}×{} overflows 32-bit indices", p.rows, p.cols)));
+    }
+    require_len(KERNEL, "x", x, n)?;
+    require_len(KERNEL, "channel vector", channels, channels_len as u64)?;
+    if n == 0 {
+        return Ok(());
+    }
+    let params = ctx.uniform("runtime quant params", &p.words());
+    let pipeline = ctx.pipeline(&source(), entry, &[("WORKGROUP_SIZE", 256.0)])?;
+    ctx.dispatch(enc, &pipeline, &[&params, x, channels], (n as u32).div_ceil(256));
+    Ok(())
 }
 
 #[cfg(test)]
