@@ -10,6 +10,8 @@
 //                  last group of a row may be shorter): per token (group = cols), KV groups
 //                  (head_dim or gN), MX blocks (32) and NVFP4 blocks (16). Max |x| is reduced in
 //                  workgroup memory, then each invocation quantizes its strided elements.
+//   small_groups:  the same for groups of ≤ 32 (MX and NVFP4 blocks, small KV groups): one invocation
+//                  per group, which reads it twice, instead of a mostly idle workgroup.
 //   tensor_amax:   per tensor, pass 1: max |x| of a chunk per workgroup, atomicMax into stats[0]
 //                  (the bits of a non-negative f32 order as u32s, so an integer max is the float
 //                  max). stats must start at 0 (a fresh buffer does). NVFP4's tensor scale too.
@@ -198,6 +200,28 @@ fn groups(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n_group
     let q = make_quantizer(partial[0], tensor_amax);
     for (var c = start + local; c < end; c += WORKGROUP_SIZE) {
         x[base + c] = apply(q, x[base + c]);
+    }
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn small_groups(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n_groups: vec3<u32>,
+                @builtin(local_invocation_index) local: u32) {
+    let item = (wg.x + wg.y * n_groups.x) * WORKGROUP_SIZE + local;
+    if (item >= params.rows * params.groups_per_row) { return; }
+    let row = item / params.groups_per_row;
+    let start = row * params.cols + (item % params.groups_per_row) * params.group;
+    let end = row * params.cols + min((item % params.groups_per_row + 1u) * params.group, params.cols);
+    var amax = 0.0;
+    for (var i = start; i < end; i++) {
+        amax = max(amax, abs(x[i]));
+    }
+    var tensor_amax = 0.0;
+    if (params.rule == RULE_NV) {
+        tensor_amax = tensor_amax_value();
+    }
+    let q = make_quantizer(amax, tensor_amax);
+    for (var i = start; i < end; i++) {
+        x[i] = apply(q, x[i]);
     }
 }
 

@@ -3,7 +3,8 @@
 //! or channel, MXFP4, NVFP4) and the new keys and values of the KV cache (int per token per group,
 //! optionally with E4M3 group scales, FIRE-Q style; FP8 per token per head).
 //!
-//! Dispatches: per token, KV, MXFP4: one (a workgroup per scale group); per tensor and per
+//! Dispatches: per token, KV, MXFP4: one (a workgroup per scale group, or an invocation per
+//! group of ≤ 32); per tensor and per
 //! channel: two (max |x|, then the elements); NVFP4: two (the tensor's max |x| for its f32 second
 //! level, then the blocks). Percentile clipping (`-clipP`) is refused with a typed error: it needs
 //! a select per scale group (see `shaders/select.wgsl`), which is not wired here.
@@ -123,9 +124,14 @@ fn record(
             if groups > u32::MAX as u64 {
                 return Err(shape(format!("{groups} scale groups overflow the grid")));
             }
-            // A workgroup per group: 64 lanes for head- and block-sized groups, 256 for rows.
-            let lanes = if p.group <= 64 { 64 } else { 256 };
-            let groups_pipeline = ctx.pipeline(&source(), "groups", &[("WORKGROUP_SIZE", lanes as f64)])?;
+            // Groups of ≤ 32 (blocks, small KV groups): an invocation each; larger ones (heads,
+            // tokens) a workgroup each, of 64 lanes up to a head, 256 for rows.
+            let (entry, lanes, workgroups) = match p.group {
+                0..=32 => ("small_groups", 64, (groups as u32).div_ceil(64)),
+                33..=64 => ("groups", 64, groups as u32),
+                _ => ("groups", 256, groups as u32),
+            };
+            let groups_pipeline = ctx.pipeline(&source(), entry, &[("WORKGROUP_SIZE", lanes as f64)])?;
             let stats = if p.rule == RULE_NV {
                 let stats = ctx.storage("runtime quant stats", 4)?;
                 enc.clear_buffer(&stats, 0, None);
@@ -136,7 +142,7 @@ fn record(
                 // Bound (the layout wants it) but never read outside NVFP4.
                 ctx.storage("runtime quant stats (unused)", 4)?
             };
-            ctx.dispatch(enc, &groups_pipeline, &[&params, x, &stats], groups as u32);
+            ctx.dispatch(enc, &groups_pipeline, &[&params, x, &stats], workgroups);
         }
         Granularity::Tensor => {
             let stats = ctx.storage("runtime quant stats", 4)?;
