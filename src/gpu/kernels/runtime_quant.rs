@@ -4,19 +4,19 @@
 //! optionally with E4M3 group scales, FIRE-Q style; FP8 per token per head).
 //!
 //! Dispatches: per token, KV, MXFP4: one (a workgroup per scale group, or an invocation per
-//! group of ≤ 32); per tensor and per
-//! channel: two (max |x|, then the elements); NVFP4: two (the tensor's max |x| for its f32 second
-//! level, then the blocks). Percentile clipping (`-clipP`) is refused with a typed error: it needs
-//! a select per scale group (see `shaders/select.wgsl`), which is not wired here.
+//! group of ≤ 32); per tensor and per channel: two (max |x|, then the elements); NVFP4: two (the
+//! tensor's max |x| for its f32 second level, then the blocks). Percentile clipping (`-clipP`) is
+//! refused with a typed error: it needs a select per scale group (see `shaders/select.wgsl`),
+//! which is not wired here.
 //!
 //! The calibrated rewrites of `quant::runtime` run here too: a linear input's shift (`x − z`
 //! before its quantizer, `+ z` after: two bias-add dispatches), static per-channel scales
 //! (OutlierTune, one dispatch, replacing the dynamic scheme), and FireQ's key/query channel scales
 //! (two dispatches before the cache quantizer).
 
-use crate::error::GpuError;
 use std::collections::HashMap;
 
+use crate::error::GpuError;
 use crate::gpu::kernels::attention::AttentionShape;
 use crate::gpu::kernels::elementwise::add_rows_in_place;
 use crate::gpu::kernels::require_len;
@@ -133,6 +133,7 @@ fn record(
             };
             let groups_pipeline = ctx.pipeline(&source(), entry, &[("WORKGROUP_SIZE", lanes as f64)])?;
             let stats = if p.rule == RULE_NV {
+                // atomicMax starts from 0 (+0.0's bits); a new buffer is zeroed, the clear says so.
                 let stats = ctx.storage("runtime quant stats", 4)?;
                 enc.clear_buffer(&stats, 0, None);
                 let amax = ctx.pipeline(&source(), "tensor_amax", &[("WORKGROUP_SIZE", 256.0)])?;
@@ -230,7 +231,7 @@ pub fn fake_quantize_kv(
     width: u32,
     head_dim: u32,
 ) -> Result<(), GpuError> {
-    if head_dim == 0 || width == 0 || width % head_dim != 0 {
+    if head_dim == 0 || width == 0 || !width.is_multiple_of(head_dim) {
         return Err(shape(format!("KV width {width} is not a positive multiple of head_dim {head_dim}")));
     }
     let p = match scheme.format {
