@@ -293,14 +293,20 @@ export interface ViewState {
   rule: string;
 }
 
+/**
+ * The weight scheme the histogram draws: one for every tensor, or the scheme each tensor holds
+ * now (so that choosing another tensor in the views shows its own scheme). "keep": unquantized.
+ */
+export type SchemeChoice = string | ((tensor: string) => string);
+
 export interface OutlierViews {
   /**
-   * Re-fetch and redraw after a model or quantizer change. `scheme` is the weight scheme the
-   * histogram draws ("keep" when unquantized). `modelKey` names the loaded model (its file and
-   * size, say): while it stays the same, the weight statistics and the outlier report (which
-   * read only the weights as loaded) are kept; without it they are refetched on every call.
+   * Re-fetch and redraw after a model or quantizer change. `modelKey` names the loaded model
+   * (its file and size, say): while it stays the same, the weight statistics and the outlier
+   * report (which read only the weights as loaded) are kept; without it they are refetched on
+   * every call. Never rejects: a view whose data fails shows the error in its card.
    */
-  update(prompt: string, scheme: string, modelKey?: string): Promise<void>;
+  update(prompt: string, scheme: SchemeChoice, modelKey?: string): Promise<void>;
   state(): ViewState;
   setState(s: Partial<ViewState>): Promise<void>;
 }

@@ -198,10 +198,10 @@ export class WeightHistogram extends CanvasView<WeightStatsData> {
         : `${data.scheme}: no grid to draw`;
     ctx.fillText(caption, area.x, 10);
     const clipped = data.clipped > 0 ? ` · ${data.clipped} clipped (${formatNumber((100 * data.clipped) / (data.rows * data.cols))}%)` : "";
-    const sqnr = data.error?.sqnr_db;
-    this.setMeta(
-      `${data.tensor} · ${data.scheme}${data.bitsPerWeight ? ` · ${formatNumber(data.bitsPerWeight)} bpw` : ""}${sqnr != null ? ` · SQNR ${sqnr.toFixed(1)} dB` : ""}${clipped}`,
-    );
+    // No SQNR with an error summary means the scheme gave back the loaded values exactly.
+    const sqnr = data.error ? (data.error.sqnr_db != null ? ` · SQNR ${data.error.sqnr_db.toFixed(1)} dB` : " · lossless") : "";
+    const bpw = data.bitsPerWeight ? ` · ${formatNumber(data.bitsPerWeight)} bpw` : "";
+    this.setMeta(`${data.tensor} · ${data.scheme}${bpw}${sqnr}${clipped}`);
   }
 
   protected describe(px: number, py: number): string[] | null {
