@@ -16,7 +16,7 @@ import { AttentionMaps, SinkHeatmap } from "./attention.ts";
 import { CausalChain, OutlierTable } from "./report.ts";
 import { ResidualHeatmap, ResidualLayers } from "./residual.ts";
 import { layerCount } from "./shape.ts";
-import { DEFAULT_STATE, needsOf, normalizeState, type Need } from "./state.ts";
+import { Cache, DEFAULT_STATE, needsOf, normalizeState, type Need } from "./state.ts";
 import {
   OUTLIER_RULES,
   PROBE_POINTS,
@@ -33,25 +33,6 @@ import type { CanvasView, ViewHost } from "./view.ts";
 import { WeightColumns, WeightHistogram } from "./weights.ts";
 
 export * from "./types.ts";
-
-/** Fetched results by key; a rejected fetch is forgotten so that it can be retried. */
-class Cache<T> {
-  private readonly entries = new Map<string, Promise<T>>();
-
-  get(key: string, fetch: () => Promise<T>): Promise<T> {
-    let p = this.entries.get(key);
-    if (!p) {
-      p = fetch();
-      this.entries.set(key, p);
-      p.catch(() => this.entries.delete(key));
-    }
-    return p;
-  }
-
-  clear(): void {
-    this.entries.clear();
-  }
-}
 
 export function mountOutlierViews(
   root: HTMLElement,
