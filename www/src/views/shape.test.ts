@@ -73,7 +73,10 @@ test("the residual series starts with the embeddings and follows the layers", ()
     [0],
   );
   assert.deepEqual(largestJump(series), { from: 0, to: 1, ratio: 300 });
-  assert.equal(largestJump(series.slice(0, 1)), null);
+  // From the embeddings (0.5) into block 0 (3) is ×6 but never counts; with only that step, no jump.
+  assert.equal(largestJump(series.slice(0, 2)), null);
+  const bigStart = [{ ...series[0], maxAbs: 0.001 }, ...series.slice(1)];
+  assert.deepEqual(largestJump(bigStart), { from: 0, to: 1, ratio: 300 });
 });
 
 test("the probe median is its bin's geometric middle, or the bin's top for bin 0", () => {
