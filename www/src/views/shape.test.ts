@@ -191,6 +191,10 @@ test("the chain diagram reads weight column, channel and sink from the report", 
   assert.match(row.nodes[2].lines[1], /peak 80% in block 2/);
   assert.equal(chainRows(report(), 0).length, 0);
   const embedded = report();
-  embedded.chain[0].down_projection = null;
-  assert.equal(chainRows(embedded, 1)[0].nodes[0].title, "embeddings");
+  // serde-wasm-bindgen leaves out a None: absent fields read as "none", not as block undefined.
+  embedded.chain[0].down_projection = undefined;
+  embedded.chain[0].first_block = undefined;
+  const [fromEmbeddings] = chainRows(embedded, 1);
+  assert.equal(fromEmbeddings.nodes[0].title, "embeddings");
+  assert.deepEqual([fromEmbeddings.tensor, fromEmbeddings.block], [null, null]);
 });

@@ -194,7 +194,7 @@ export function chainRows(report: OutlierReport, max: number): ChainRow[] {
           ]
         : ["no later block"],
     };
-    return { channel: link.channel, tensor: d?.tensor ?? null, block: link.first_block, nodes: [weight, channel, sink] };
+    return { channel: link.channel, tensor: d?.tensor ?? null, block: link.first_block ?? null, nodes: [weight, channel, sink] };
   });
 }
 
