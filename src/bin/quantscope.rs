@@ -213,8 +213,8 @@ enum Command {
         /// Calibrate methods (and AdaLog's search) on the first N tokens.
         #[arg(long, default_value_t = 512)]
         calib_tokens: usize,
-        /// Only configurations whose flags contain this text.
-        #[arg(long)]
+        /// Only configurations whose flags contain this text (e.g. --only "--kv").
+        #[arg(long, allow_hyphen_values = true)]
         only: Option<String>,
         #[arg(long, default_value = "docs/results.md")]
         out: PathBuf,
