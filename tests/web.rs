@@ -486,7 +486,8 @@ async fn the_facade_serves_the_outlier_views() {
     let seed = 0x77;
     let pg = Playground::load(tiny_llama_gguf(seed), "tiny.gguf".into(), noop, true).await.expect("load");
     let model = Model::from_gguf(tiny_llama_gguf(seed), "tiny.gguf", &mut |_| {}).expect("load the tiny llama");
-    let message = |e: wasm_bindgen::JsError| String::from(js_sys::Error::from(wasm_bindgen::JsValue::from(e)).message());
+    let message =
+        |e: wasm_bindgen::JsError| String::from(js_sys::Error::from(wasm_bindgen::JsValue::from(e)).message());
     let prompt = "abcab cabc";
     let tokens = model.prompt_tokens(prompt).unwrap();
     let n = tokens.len();
@@ -533,7 +534,8 @@ async fn the_facade_serves_the_outlier_views() {
     let kept = pg.weight_stats(name.into(), "keep".into()).unwrap();
     let absent = |v: wasm_bindgen::JsValue| v.is_null() || v.is_undefined();
     assert!(absent(field(&kept, &["levels"])) && absent(field(&kept, &["histogram", "quantized"])));
-    assert!(message(pg.weight_stats("blk.9.nope.weight".into(), "q4_0".into()).err().unwrap()).contains("blk.9.nope.weight"));
+    assert!(message(pg.weight_stats("blk.9.nope.weight".into(), "q4_0".into()).err().unwrap())
+        .contains("blk.9.nope.weight"));
     assert!(message(pg.weight_stats(name.into(), "q9_9".into()).err().unwrap()).contains("q9_9"));
 
     // The outlier report is the CLI's.

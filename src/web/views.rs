@@ -243,7 +243,12 @@ impl GridEnds {
     fn of_sorted(levels: &[f32]) -> GridEnds {
         let n = levels.len();
         let spacing = |a: usize, b: usize| if n > 1 { levels[b] - levels[a] } else { 0.0 };
-        GridEnds { low: levels[0], high: levels[n - 1], low_spacing: spacing(0, 1), high_spacing: spacing(n - 2, n - 1) }
+        GridEnds {
+            low: levels[0],
+            high: levels[n - 1],
+            low_spacing: spacing(0, 1),
+            high_spacing: spacing(n - 2, n - 1),
+        }
     }
 
     /// The ends once every level `l` becomes `l·scale + offset`.
@@ -306,7 +311,7 @@ fn codebook_grid(cb: &Codebook, basis: &[f32]) -> (QuantLevels, u64) {
 fn gguf_grid(t: GgmlType, bytes: &[u8], cols: usize, basis: &[f32]) -> Result<Option<(QuantLevels, u64)>, String> {
     let Some(sub) = gguf_sub_block(t) else { return Ok(None) };
     let (block, size) = (t.block_size(), t.type_size());
-    if cols % block != 0 || bytes.len() != basis.len() / block * size {
+    if !cols.is_multiple_of(block) || bytes.len() != basis.len() / block * size {
         return Err(format!("{} blocks do not tile rows of {cols} ({} bytes)", t.name(), bytes.len()));
     }
     let grid_of = |r: usize, c: usize| {
@@ -324,11 +329,8 @@ fn gguf_grid(t: GgmlType, bytes: &[u8], cols: usize, basis: &[f32]) -> Result<Op
     let (r, c) = (at / cols, at % cols);
     let Some(grid) = grid_of(r, c) else { return Ok(None) };
     let start = c / sub * sub;
-    let shared = if sub == block {
-        format!("block of {block}")
-    } else {
-        format!("sub-block of {sub} (super-block of {block})")
-    };
+    let shared =
+        if sub == block { format!("block of {block}") } else { format!("sub-block of {sub} (super-block of {block})") };
     let levels = QuantLevels {
         source: "gguf-block",
         basis: "original",
@@ -403,11 +405,10 @@ impl Playground {
                 let capture = Capture { attention_layers: vec![layer], ..self.capture(as_loaded) };
                 let mut cache = gpu.model.new_cache(&gpu.ctx, n as u32).map_err(js_error)?;
                 let out = gpu.model.step(&gpu.ctx, &mut cache, &tokens, &capture).await.map_err(js_error)?;
-                let probs = out
-                    .attention_probs
-                    .into_iter()
-                    .find_map(|(l, p)| (l == layer).then_some(p))
-                    .ok_or_else(|| JsError::new(&format!("the GPU forward returned no attention for layer {layer}")))?;
+                let probs =
+                    out.attention_probs.into_iter().find_map(|(l, p)| (l == layer).then_some(p)).ok_or_else(|| {
+                        JsError::new(&format!("the GPU forward returned no attention for layer {layer}"))
+                    })?;
                 (probs, "webgpu")
             }
             None => {
