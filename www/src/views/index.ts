@@ -79,7 +79,8 @@ export function mountOutlierViews(
   const columns = new WeightColumns(host);
   const histogram = new WeightHistogram(host);
   const chain = new CausalChain(host);
-  const all: CanvasView<unknown>[] = [heatmap, layerChart, table, maps, sinks, columns, histogram, chain] as CanvasView<unknown>[];
+  // Half-width charts in pairs between the full-width ones, so no grid cell stays empty.
+  const all: CanvasView<unknown>[] = [heatmap, layerChart, sinks, table, maps, columns, histogram, chain] as CanvasView<unknown>[];
 
   const grid = document.createElement("div");
   grid.className = "qv-grid";

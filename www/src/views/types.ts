@@ -318,9 +318,9 @@ export interface OutlierViews {
 export const VIEW_IDS = [
   "residual-heatmap",
   "residual-layers",
+  "sink-heatmap",
   "outlier-table",
   "attention-maps",
-  "sink-heatmap",
   "weight-columns",
   "weight-histogram",
   "causal-chain",
