@@ -509,7 +509,7 @@ async fn the_facade_serves_the_outlier_views() {
     let keys: Vec<usize> = serde_wasm_bindgen::from_value(field(&maps, &["outlierKeys"])).unwrap();
     let key_attention: Vec<f32> = serde_wasm_bindgen::from_value(field(&maps, &["keyAttention"])).unwrap();
     assert_eq!(keys, outliers::outlier_keys(&key_attention));
-    let err = pg.attention_maps(prompt.into(), LAYERS, true).await.err().expect("a layer past the last is refused");
+    let err = pg.attention_maps(prompt.into(), LAYERS, true).await.expect_err("a layer past the last is refused");
     assert!(message(err).contains(&format!("the model has {LAYERS} layers")));
 
     // Weight statistics: the histograms count every weight, the ratios are the reference's, and
