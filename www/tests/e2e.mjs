@@ -363,6 +363,14 @@ test('a corrupt file gives a readable error and the previous model keeps working
   assert.match(truncated, /offset \d+/, 'the error says where the file broke');
   assert.doesNotMatch(truncated, /crashed/, 'a bad file is an error, not a crash');
 
+  // A file dropped on the model card goes the same way.
+  await page.evaluate(() => {
+    const data = new DataTransfer();
+    data.items.add(new File([new Uint8Array(4096).fill(7)], 'dropped.gguf'));
+    document.querySelector('[data-testid="drop-zone"]').dispatchEvent(new DragEvent('drop', { dataTransfer: data, bubbles: true, cancelable: true }));
+  });
+  await page.waitForFunction(() => /Could not load dropped\.gguf/.test(document.querySelector('[data-testid="load-error"]').innerText), null, { timeout: 60_000 });
+
   // Two files that make no model are refused before anything is read.
   await page.getByTestId('file-input').setInputFiles([
     { name: 'model.safetensors', mimeType: 'application/octet-stream', buffer: Buffer.from('{}') },
@@ -380,6 +388,19 @@ test('a corrupt file gives a readable error and the previous model keeps working
   assert.equal(germany.reference[0].token, ' Berlin');
   await error.locator('.notice-close').click();
   await error.waitFor({ state: 'hidden' });
+
+  // A recipe the engine refuses is reported in its words, and changes nothing.
+  await page.locator('label:has([data-testid="recipe-mode-json"])').click();
+  assert.deepEqual(JSON.parse(await page.getByTestId('recipe-json').inputValue()), { default: TWO_BIT, rules: [] },
+    'the recipe editor starts from what the controls set');
+  const runs = await metricsRun(page);
+  await page.getByTestId('recipe-json').fill('{"default": "int9"}');
+  await page.getByTestId('recipe-apply').click();
+  const quantError = page.getByTestId('quant-error');
+  await quantError.waitFor({ state: 'visible', timeout: 60_000 });
+  assert.match(await quantError.innerText(), /int takes 2 to 8 bits/);
+  assert.match(await quantError.innerText(), /keeps its previous weights/);
+  assert.equal(await metricsRun(page), runs, 'nothing was re-measured');
   await page.screenshot({ path: join(SHOTS, 'playground-error.png'), fullPage: true, animations: 'disabled' });
 });
 
