@@ -392,7 +392,11 @@ async function syncEngine(eng: Engine, timings: string[]): Promise<void> {
   if (recipe !== engineConfig.recipe) {
     status.set('busy', 're-quantizing…');
     try {
-      const r = await eng.run('applyRecipe', { recipe });
+      const r = await eng.run('applyRecipe', { recipe }, {
+        onProgress: (_stage, done, total) => {
+          if (total > 0) status.set('busy', `re-quantizing ${done}/${total}…`);
+        },
+      });
       engineConfig.recipe = recipe;
       lastApplied = r;
       const n = r.requantizedOnGpu + r.requantizedOnCpu;
