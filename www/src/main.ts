@@ -1063,30 +1063,37 @@ function renderHistory(): void {
       return th;
     }),
   );
-  body.replaceChildren(
-    ...sortedHistory().map((e) => {
-      const tr = document.createElement('tr');
-      tr.dataset.run = String(e.run);
-      for (const c of COLUMNS) {
-        const td = document.createElement('td');
-        const v = e[c.key];
-        td.dataset.key = c.key;
-        td.dataset.value = String(v);
-        td.textContent = typeof v === 'number' && c.format ? c.format(v) : String(v);
-        if (c.numeric) td.classList.add('num');
-        if (c.key === 'weights') td.title = String(v);
-        tr.append(td);
-      }
-      tr.title = 'Click to restore this configuration';
-      tr.addEventListener('click', () => {
-        const url = new URL(e.link);
-        applyDecodedState(decodeState(url.hash).state, false);
-      });
-      return tr;
-    }),
-  );
+  body.replaceChildren(...(historyEntries.length === 0 ? [emptyHistoryRow()] : sortedHistory().map(historyRow)));
   $('history-csv').toggleAttribute('disabled', historyEntries.length === 0);
   $('history-json').toggleAttribute('disabled', historyEntries.length === 0);
+}
+
+function historyRow(e: HistoryEntry): HTMLTableRowElement {
+  const tr = document.createElement('tr');
+  tr.dataset.run = String(e.run);
+  for (const c of COLUMNS) {
+    const td = document.createElement('td');
+    const v = e[c.key];
+    td.dataset.key = c.key;
+    td.dataset.value = String(v);
+    td.textContent = typeof v === 'number' && c.format ? c.format(v) : String(v);
+    if (c.numeric) td.classList.add('num');
+    if (c.key === 'weights') td.title = String(v);
+    tr.append(td);
+  }
+  tr.title = 'Click to restore this configuration';
+  tr.addEventListener('click', () => applyDecodedState(decodeState(new URL(e.link).hash).state, false));
+  return tr;
+}
+
+function emptyHistoryRow(): HTMLTableRowElement {
+  const td = document.createElement('td');
+  td.colSpan = COLUMNS.length;
+  td.className = 'empty';
+  td.textContent = 'Each configuration you try is listed here, with its metrics.';
+  const tr = document.createElement('tr');
+  tr.append(td);
+  return tr;
 }
 
 // ---------------------------------------------------------------------------------------------
