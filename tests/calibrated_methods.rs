@@ -63,7 +63,7 @@ fn calibrated_transforms_keep_the_float_output() {
     // A shift alone (no quantizer) is exactly undone.
     let mut inputs = HashMap::new();
     let shift: Vec<f32> = (0..model.config.d_ff).map(|i| (i % 7) as f32 * 0.25 - 0.75).collect();
-    inputs.insert((3, LinearInput::MlpDown), InputCalibration { shift: Some(shift), static_scales: None });
+    inputs.insert((3, LinearInput::MlpDown), InputCalibration { shift: Some(shift), ..Default::default() });
     let rel = relative_l2(&plain, &logits(&model, &RuntimeQuant { inputs, ..Default::default() }, &tokens));
     assert!(rel <= 1e-6, "shift: relative L2 {rel:e}");
 }
@@ -109,7 +109,7 @@ fn every_method_and_runtime_quantizer_runs_with_finite_metrics_in_the_expected_o
     assert!(searched <= log2, "searched {searched} vs log2 {log2}");
     assert!(sab > 10.0 * log2, "SAB {sab}");
     // The weight methods run and quantize.
-    for method in ["outliertune:8", "ptq161", "sqb:0.5"] {
+    for method in ["outliertune:8", "ptq161", "sqb:0.5", "llmfp4"] {
         assert!(kl(experiment(None, None, Some(method))) > 0.0, "{method}");
     }
 }

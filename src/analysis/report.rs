@@ -90,6 +90,8 @@ pub fn default_configs() -> Vec<Config> {
         ("methods", "--method outliertune:6"),
         ("methods", "--method ptq161"),
         ("methods", "--method bitalloc:5.5"),
+        ("methods", "--method llmfp4"),
+        ("methods", "--method llmfp4:search"),
         ("W/A/KV", "--w int4-g128-asym --a int8-token --kv int8"),
         ("W/A/KV", "--w int4-g128-asym --a fp8-e4m3-token --kv int4-e4m3 --method fireq"),
         ("W/A/KV", "--w int4-g128-asym --a int4-token --a-down int8-token --kv int4-e4m3 --attn adalog4-search"),
