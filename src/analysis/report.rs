@@ -70,6 +70,7 @@ pub fn default_configs() -> Vec<Config> {
         ("activations", "--a fp8-e4m3-token"),
         ("activations", "--a int4-token"),
         ("activations", "--a int4-token --a-down int8-token"),
+        ("activations", "--a int4-token+hadamard"),
         ("activations", "--a mxfp4"),
         ("activations", "--a nvfp4"),
         ("KV cache", "--kv int8"),
@@ -93,6 +94,8 @@ pub fn default_configs() -> Vec<Config> {
         ("methods", "--method llmfp4"),
         ("methods", "--method llmfp4:search"),
         ("W/A/KV", "--w int4-g128-asym --a int8-token --kv int8"),
+        ("W/A/KV", "--w int4-g128-asym --a int4-token --kv int4-e4m3"),
+        ("W/A/KV", "--w int4-g128-asym+hadamard --a int4-token+hadamard --kv int4-e4m3 --method fireq"),
         ("W/A/KV", "--w int4-g128-asym --a fp8-e4m3-token --kv int4-e4m3 --method fireq"),
         ("W/A/KV", "--w int4-g128-asym --a int4-token --a-down int8-token --kv int4-e4m3 --attn adalog4-search"),
     ]
