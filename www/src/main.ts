@@ -585,10 +585,15 @@ function recordHistory(m: EvalMetrics, ms: number): void {
   renderHistory();
 }
 
+/** The scheme a matrix holds now ("keep": as loaded), or null before any recipe was applied. */
+function schemeOf(tensor: string): string | null {
+  return lastApplied?.tensors.find((t) => t.name === tensor)?.scheme ?? null;
+}
+
 /** The weight scheme the views' histogram shows: the one the chosen tensor holds now. */
 function viewScheme(): string {
   const tensor = views?.state().tensor;
-  return lastApplied?.tensors.find((t) => t.name === tensor)?.scheme ?? 'keep';
+  return (tensor && schemeOf(tensor)) || 'keep';
 }
 
 async function refresh(): Promise<void> {
@@ -1106,7 +1111,9 @@ function matrixNames(): string[] {
 const viewSource: ViewDataSource = {
   probe: (prompt, asLoaded, layer, point) => requireEngine().run('probe', { prompt, asLoaded, layer, point }),
   attentionMaps: (prompt, layer, asLoaded) => requireEngine().run('attentionMaps', { prompt, layer, asLoaded }),
-  weightStats: (tensor, scheme) => requireEngine().run('weightStats', { tensor, scheme }),
+  // The histogram shows the grid of the scheme the tensor holds now: `update` passes the scheme of
+  // the tensor chosen then, and the user may pick another tensor, of another class, since.
+  weightStats: (tensor, scheme) => requireEngine().run('weightStats', { tensor, scheme: schemeOf(tensor) ?? scheme }),
   outlierReport: (prompt, rule) => requireEngine().run('outlierReport', { prompt, rule }),
   tensorNames: () => matrixNames(),
 };
