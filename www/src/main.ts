@@ -27,7 +27,18 @@ import {
 import { EVAL_TOKEN_CHOICES, decodeState, defaultState, encodeState, type AppState } from './url-state';
 import { baseName, formatBytes, formatCount, formatInt, formatMetric, formatMs, formatProb, tokenNode } from './format';
 import { browserGpuNotice, deviceNotice, isSoftwareAdapter, type GpuNotice } from './webgpu';
-import type { Applied, Capabilities, DeviceInfo, EvalMetrics, Loaded, ModelSource, ModelSummary, RuntimeQuantConfig, TopToken } from './messages';
+import type {
+  Applied,
+  Capabilities,
+  DeviceInfo,
+  EvalMetrics,
+  Loaded,
+  ModelSource,
+  ModelSummary,
+  RuntimeApplied,
+  RuntimeQuantConfig,
+  TopToken,
+} from './messages';
 import { mountOutlierViews, type OutlierViews, type ViewDataSource, type ViewState } from './views/index';
 
 const TOP_K = 10;
@@ -410,9 +421,21 @@ async function syncEngine(eng: Engine, timings: string[]): Promise<void> {
   if (caps?.runtime && runtime !== engineConfig.runtime) {
     status.set('busy', 'setting runtime quantization…');
     try {
-      const r = await eng.run('setRuntimeQuant', { config: state.runtime });
+      const r = await eng.run('setRuntimeQuant', { config: state.runtime }, {
+        onProgress: (stage, done, total) => status.set('busy', `calibrating (${stage}${total > 1 ? ` ${done}/${total}` : ''})…`),
+      });
       engineConfig.runtime = runtime;
       timings.push(`runtime quantization in ${formatMs(r.ms)}`);
+      renderRuntimeResult(r);
+      if (r.recipe) {
+        // Bit allocation decides the weights' schemes: its recipe becomes the free recipe.
+        state.recipeMode = 'json';
+        state.recipeText = r.recipe;
+        renderModeControls();
+        renderRecipePreview();
+        writeHash();
+        await syncEngine(eng, timings);
+      }
     } catch (e) {
       showNotice('quant-error', 'Runtime quantization was not applied', (e as Error).message);
     }
@@ -427,6 +450,16 @@ async function syncEngine(eng: Engine, timings: string[]): Promise<void> {
       showNotice('quant-error', 'The intervention was not applied', (e as Error).message);
     }
   }
+}
+
+function renderRuntimeResult(r: RuntimeApplied): void {
+  const el = $('runtime-result');
+  const parts = [`On the GPU: ${r.gpu}.`];
+  if (r.cpuMethod) parts.push(`${r.cpuMethod} answers the prediction and the metrics on the CPU reference (its transforms have no GPU kernels); the outlier views show the GPU model.`);
+  if (r.recipe) parts.push('Bit allocation chose the weights\' schemes: see the recipe.');
+  if (r.bitsPerWeight != null) parts.push(`${r.bitsPerWeight.toFixed(2)} bits per weight.`);
+  el.textContent = parts.join(' ');
+  el.hidden = false;
 }
 
 function renderSize(r: Applied): void {
@@ -590,11 +623,6 @@ function schemeOf(tensor: string): string | null {
   return lastApplied?.tensors.find((t) => t.name === tensor)?.scheme ?? null;
 }
 
-/** The weight scheme the views' histogram shows: the one the chosen tensor holds now. */
-function viewScheme(): string {
-  const tensor = views?.state().tensor;
-  return (tensor && schemeOf(tensor)) || 'keep';
-}
 
 async function refresh(): Promise<void> {
   const eng = engine;
@@ -633,7 +661,9 @@ async function refresh(): Promise<void> {
     const t0 = performance.now();
     const key = promptKey();
     try {
-      await views.update(state.prompt, viewScheme());
+      // The scheme per tensor, so a tensor picked in the views shows its own grid; the model key
+      // lets the views keep what depends only on the weights as loaded.
+      await views.update(state.prompt, (tensor) => schemeOf(tensor) ?? 'keep', `${loadedModel}|${summary.bytes}`);
       viewsKey = key;
       hide('outliers-error');
       timings.push(`views ${formatMs(performance.now() - t0)}`);
@@ -707,6 +737,7 @@ async function loadModel(name: string, source: ModelSource, modelKey: string): P
   engineConfig = { recipe: null, runtime: JSON.stringify(defaultState().runtime), intervention: '' };
   lastApplied = null;
   predictKey = metricsKey = viewsKey = identityShownFor = null;
+  $('runtime-result').hidden = true;
   generator.reset();
   renderDevice(loaded.device);
   renderSummary(loaded.summary, loaded.bytes, loaded.fromCache);

@@ -226,13 +226,10 @@ const handlers: Handlers = {
     requireModel().setIntervention(name, calibrationTokens);
     return { ms: performance.now() - t0 };
   },
-  setRuntimeQuant: async ({ config }) => {
-    const m = requireModel();
-    const set = requireOptional('setRuntimeQuant', 'runtime quantization');
-    const t0 = performance.now();
-    const reply = (await set.call(m, JSON.stringify(config))) as { ms?: number } | undefined;
-    return { ms: reply?.ms ?? performance.now() - t0 };
-  },
+  setRuntimeQuant: async ({ config }, ctx) =>
+    requireOptional('setRuntimeQuant', 'runtime quantization').call(requireModel(), JSON.stringify(config), ctx.progress) as Promise<
+      ResultOf<'setRuntimeQuant'>
+    >,
   evaluate: async ({ maxTokens, window, text }, ctx) => requireModel().evaluate(maxTokens, window, text, ctx.progress),
   probe: async ({ prompt, asLoaded, layer, point }) => requireModel().probe(prompt, asLoaded, layer, point),
   attentionMaps: async ({ prompt, layer, asLoaded }) =>
