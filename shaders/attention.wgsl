@@ -14,6 +14,11 @@
 // out = acc / l. With probs, a second pass over the keys writes exp(s − m) / l with the final m, l.
 // Key 0 is in every query's window, so the first chunk makes m finite; with drop_key0 a query at
 // position ≥ 1 still sees key 1 in the first chunk.
+//
+// Probability quantization (prob_mode ≠ 0; src/quant/attention_probs.rs): P·V must use the
+// quantized probabilities p̂ = Q(exp(s − m)/l), which need the final m and l, so the chunk loop
+// only finds m and l, and a second pass over the keys accumulates Σ p̂·v with no renormalization
+// (out = acc, not acc / l). Off, the flag is a uniform branch and the kernel is the one above.
 
 override WORKGROUP_SIZE: u32 = 64u; // keys per chunk; a power of two, ≤ 256
 const MAX_HEAD_DIM: u32 = 128u;     // the wrapper refuses larger heads
@@ -29,7 +34,17 @@ struct Params {
     write_probs: u32,
     // StreamingLLM's cliff (the drop-sink intervention): queries at positions ≥ 1 do not see key 0.
     drop_key0: u32,
+    prob_mode: u32,      // PROB_OFF, PROB_UNIFORM, PROB_ADALOG, PROB_SAB
+    prob_levels: f32,    // uniform: 2^b − 1
+    prob_ratio: f32,     // AdaLog: r / q of this layer
+    prob_codes: u32,     // AdaLog: 2^b (codes ≥ this are 0)
+    prob_table_at: u32,  // AdaLog: this layer's first entry in prob_table
 }
+
+const PROB_OFF: u32 = 0u;
+const PROB_UNIFORM: u32 = 1u;  // RNE(p·(2^b − 1)) / (2^b − 1)
+const PROB_ADALOG: u32 = 2u;   // k = RNE(−log2(clamp(p, 1e-15, 1))·r/q); k < 2^b ? table[k] : 0
+const PROB_SAB: u32 = 3u;      // BiViT: 1 if p ≥ 0.25·max p of the row, else 0
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> q: array<f32>;
@@ -37,6 +52,8 @@ struct Params {
 @group(0) @binding(3) var<storage, read> v_cache: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 @group(0) @binding(5) var<storage, read_write> probs: array<f32>;
+// AdaLog's dequantization tables, [layers × 2^b], built on the CPU (so both sides share them).
+@group(0) @binding(6) var<storage, read> prob_table: array<f32>;
 
 var<workgroup> q_row: array<f32, MAX_HEAD_DIM>;
 var<workgroup> acc: array<f32, MAX_HEAD_DIM>;
@@ -56,6 +73,30 @@ fn score(key: u32, kv_head: u32) -> f32 {
 // Whether the query at `position` attends to `key` (causality is `key < n_keys`).
 fn visible(key: u32, n_keys: u32, position: u32) -> bool {
     return key < n_keys && !(params.drop_key0 != 0u && key == 0u && position >= 1u);
+}
+
+// The quantized probability of a visible key; `row_max` = 1/l, the row's largest probability
+// (its key scores m, so exp(m − m)/l).
+fn quantize_prob(p: f32, row_max: f32) -> f32 {
+    switch params.prob_mode {
+        case PROB_UNIFORM: {
+            return clamp(round(p * params.prob_levels), 0.0, params.prob_levels) / params.prob_levels;
+        }
+        case PROB_ADALOG: {
+            let u = clamp(p, 1e-15, 1.0);
+            let k = round(-log2(u) * params.prob_ratio);
+            if (k >= f32(params.prob_codes)) {
+                return 0.0;
+            }
+            return prob_table[params.prob_table_at + u32(k)];
+        }
+        case PROB_SAB: {
+            return select(0.0, 1.0, p >= 0.25 * row_max);
+        }
+        default: {
+            return p;
+        }
+    }
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
@@ -110,7 +151,7 @@ fn attention(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) grou
             chunk_sum += p[j];
         }
         l = l * correction + chunk_sum;
-        for (var d = local; d < hd; d += WORKGROUP_SIZE) {
+        for (var d = local; d < hd && params.prob_mode == PROB_OFF; d += WORKGROUP_SIZE) {
             var a = acc[d] * correction;
             for (var j = 0u; j < chunk_len; j++) {
                 a += p[j] * v_cache[(chunk + j) * kv_stride + kv_head * hd + d];
@@ -120,7 +161,29 @@ fn attention(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) grou
         workgroupBarrier(); // weights are read before the next chunk overwrites them
     }
 
-    let inv_l = 1.0 / l;
+    var inv_l = 1.0 / l;
+    if (params.prob_mode != PROB_OFF) {
+        // Second pass: P̂·V with the final m and l. The quantized rows are not renormalized.
+        for (var chunk = 0u; chunk < n_keys; chunk += WORKGROUP_SIZE) {
+            let key = chunk + local;
+            var w = 0.0;
+            if (visible(key, n_keys, position)) {
+                w = quantize_prob(exp(score(key, kv_head) - m) / l, inv_l);
+            }
+            p[local] = w;
+            workgroupBarrier();
+            let chunk_len = min(WORKGROUP_SIZE, n_keys - chunk);
+            for (var d = local; d < hd; d += WORKGROUP_SIZE) {
+                var a = acc[d];
+                for (var j = 0u; j < chunk_len; j++) {
+                    a += p[j] * v_cache[(chunk + j) * kv_stride + kv_head * hd + d];
+                }
+                acc[d] = a;
+            }
+            workgroupBarrier();
+        }
+        inv_l = 1.0;
+    }
     for (var d = local; d < hd; d += WORKGROUP_SIZE) {
         out[q_base + d] = acc[d] * inv_l;
     }
@@ -132,6 +195,9 @@ fn attention(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) grou
             var prob = 0.0;
             if (visible(key, n_keys, position)) {
                 prob = exp(score(key, kv_head) - m) / l;
+                if (params.prob_mode != PROB_OFF) {
+                    prob = quantize_prob(prob, 1.0 / l); // what P·V used
+                }
             }
             probs[row + key] = prob;
         }

@@ -15,19 +15,22 @@ use crate::error::{GpuError, ModelError};
 use crate::formats::ggml::GgmlType;
 use crate::gpu::context::AdapterSummary;
 use crate::gpu::forward::{Capture, GpuModel};
-use crate::gpu::kernels::attention::{attention, AttentionShape};
+use crate::gpu::kernels::attention::{attention, attention_quantized, AttentionShape};
 use crate::gpu::kernels::bcq::{bcq_gemv, GpuBcqWeight};
 use crate::gpu::kernels::elementwise::swiglu_in_place;
 use crate::gpu::kernels::embedding::embedding;
 use crate::gpu::kernels::matmul::matmul;
 use crate::gpu::kernels::norm::rms_norm;
 use crate::gpu::kernels::rope::rope;
+use crate::gpu::kernels::runtime_quant::{fake_quantize_activation, GpuProbQuant};
 use crate::gpu::kernels::topk::top_k;
 use crate::gpu::requant::gpu_quantizable;
 use crate::gpu::weights::GpuWeight;
 use crate::gpu::{GpuContext, ShaderSource};
 use crate::model::{Model, Weights};
+use crate::quant::activation::ActScheme;
 use crate::quant::apply::quantize_model;
+use crate::quant::attention_probs::{ProbQuantizer, ProbScheme};
 use crate::quant::bcq::BcqPacked;
 use crate::quant::{Recipe, Scheme};
 
@@ -292,6 +295,40 @@ pub fn run(
     let up = ctx.storage("up", f32s(ff))?;
     let seconds = time_per_call(ctx, window, &mut |enc| swiglu_in_place(ctx, enc, &gate, &up, ff))?;
     push("swiglu", format!("{ff}"), seconds, 3 * f32s(ff), None, log);
+
+    // Run-time activation fake quantization (in place): a decode token's MLP input and a prefill's
+    // down-projection input. Bytes: the tensor read and written once (per tensor and per channel
+    // read it twice: the max pass, then the elements). Values are nonzero: an all-zero group
+    // takes a shortcut.
+    for (rows, k) in [(1, d), (prefill_tokens, ff)] {
+        let values: Vec<f32> = (0..rows * k).map(|i| ((i * 7919 % 1000) as f32 - 500.0) / 250.0).collect();
+        let x = ctx.upload_f32("activations", &values)?;
+        for name in ["int8-token", "int8-tensor", "int8-channel", "fp8-e4m3-token", "mxfp4", "nvfp4"] {
+            let scheme: ActScheme =
+                name.parse().map_err(|e| GpuError::Shape { kernel: "bench", message: format!("{e}") })?;
+            let seconds =
+                time_per_call(ctx, window, &mut |enc| fake_quantize_activation(ctx, enc, &scheme, &x, rows, k))?;
+            push("act_quant", format!("{name} {rows}×{k}"), seconds, 2 * f32s(rows * k), None, log);
+        }
+    }
+    // Attention with quantized probabilities (the second pass over the keys), same shape as above.
+    let uint8 = GpuProbQuant::new(
+        ctx,
+        &ProbQuantizer::new(ProbScheme::Uniform { bits: 8 }, 1)
+            .map_err(|e| GpuError::Shape { kernel: "bench", message: e.to_string() })?,
+        1,
+    )?;
+    let seconds = time_per_call(ctx, window, &mut |enc| {
+        attention_quantized(ctx, enc, shape, &q, &keys, &values, &attended, 1, past, None, false, Some((&uint8, 0)))
+    })?;
+    push(
+        "attention",
+        format!("uint8 probs, decode over {} keys", past + 1),
+        seconds,
+        2 * f32s(q_dim) + 2 * f32s(kv_dim * (past + 1)),
+        None,
+        log,
+    );
 
     let embeddings = &weights.iter().find(|(l, _)| l.starts_with("token_embd")).expect("uploaded above").1;
     let ids = ctx.upload_u32("ids", &[42])?;

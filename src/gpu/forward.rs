@@ -11,7 +11,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::error::{GpuError, ModelError};
-use crate::gpu::kernels::attention::{attention_dropping_key0, AttentionShape};
+use crate::gpu::kernels::attention::{attention_quantized, AttentionShape};
 use crate::gpu::kernels::attention_summary::{attention_summary, summary_words};
 use crate::gpu::kernels::elementwise::{add_in_place, add_rows_in_place, swiglu_in_place};
 use crate::gpu::kernels::embedding::embedding;
@@ -20,9 +20,11 @@ use crate::gpu::kernels::matmul::matmul;
 use crate::gpu::kernels::norm::rms_norm;
 use crate::gpu::kernels::probe::{probe, probe_words, ProbeSummary};
 use crate::gpu::kernels::rope::rope;
+use crate::gpu::kernels::runtime_quant::{fake_quantize_kv, GpuRuntimeQuant};
 use crate::gpu::requant::quantize_on_gpu;
 use crate::gpu::weights::GpuWeight;
 use crate::gpu::GpuContext;
+use crate::model::reference::LinearInput;
 use crate::model::{LlamaConfig, Model, Progress, WeightTensor};
 use crate::quant::apply::QuantizedModel;
 use crate::quant::{Codebook, Scheme};
@@ -83,6 +85,11 @@ pub struct Capture {
     /// An intervention (zero-massive, mean-massive, drop-sink, clip) applied in this step, as the
     /// CPU reference's `analysis::intervene` does.
     pub intervention: Option<Arc<GpuIntervention>>,
+    /// Runtime quantization of the model under study (linear inputs, new keys and values,
+    /// attention probabilities), as the CPU reference's `quant::runtime` hook does. A
+    /// `weights_as_loaded` run is the unquantized reference and ignores it; None (or every part
+    /// off) records no extra work.
+    pub runtime: Option<Arc<GpuRuntimeQuant>>,
 }
 
 /// Where in a block a probe summarizes the activations.
@@ -466,6 +473,19 @@ impl GpuModel {
         };
 
         let as_loaded = capture.weights_as_loaded;
+        let runtime = capture.runtime.as_deref().filter(|r| !as_loaded && !r.is_off());
+        let kv_quant = runtime.and_then(|r| r.kv.as_ref());
+        let prob_quant = runtime.and_then(|r| r.probs.as_ref());
+        // The linear inputs are quantized in place after their probes (which show the activations
+        // as the model computes them; the CPU hook changes only what the matmuls read).
+        let quantize_input = |enc: &mut wgpu::CommandEncoder,
+                              layer: usize,
+                              input: LinearInput,
+                              x: &wgpu::Buffer,
+                              k: u32| match runtime {
+            Some(r) => r.quantize_input(ctx, enc, layer, input, x, n, k),
+            None => Ok(()),
+        };
         let mut probes = Probes::new(ctx, c, n, capture)?;
         // With probes, every layer's probabilities go through one scratch buffer (never read back)
         // to be reduced to sink scores and key attention.
@@ -488,6 +508,7 @@ impl GpuModel {
         for (l, b) in self.blocks.iter().enumerate() {
             rms_norm(ctx, &mut enc, &x, &b.attn_norm, &xn, n, d, c.rms_eps)?;
             probes.take(ctx, &mut enc, &xn, n, d, l, ProbePoint::AttnInput)?;
+            quantize_input(&mut enc, l, LinearInput::AttnQkv, &xn, d)?;
             matmul(ctx, &mut enc, self.pick(as_loaded, &b.q), &xn, &q, n)?;
             matmul(ctx, &mut enc, self.pick(as_loaded, &b.k), &xn, &k, n)?;
             matmul(ctx, &mut enc, self.pick(as_loaded, &b.v), &xn, &v, n)?;
@@ -500,28 +521,43 @@ impl GpuModel {
             rope(ctx, &mut enc, &k, n, c.n_kv_heads as u32, c.head_dim as u32, past, c.rope_base, c.rope_layout)?;
             probes.take(ctx, &mut enc, &k, n, kv_dim, l, ProbePoint::Keys)?;
             probes.take(ctx, &mut enc, &v, n, kv_dim, l, ProbePoint::Values)?;
+            if let Some(r) = runtime {
+                // FireQ's key/query channel scales, then the cache quantizer, as the CPU hook.
+                r.scale_keys(ctx, &mut enc, l, &q, &k, n, shape)?;
+            }
+            if let Some(scheme) = kv_quant {
+                // The new keys (after RoPE) and values, before the cache holds them.
+                fake_quantize_kv(ctx, &mut enc, scheme, &k, n, kv_dim, c.head_dim as u32)?;
+                fake_quantize_kv(ctx, &mut enc, scheme, &v, n, kv_dim, c.head_dim as u32)?;
+            }
             enc.copy_buffer_to_buffer(&k, 0, &cache.keys[l], f32s(past * kv_dim), f32s(n * kv_dim));
             enc.copy_buffer_to_buffer(&v, 0, &cache.values[l], f32s(past * kv_dim), f32s(n * kv_dim));
             let probs =
                 prob_captures.iter().find(|(layer, _)| *layer == l).map(|(_, buf)| buf).or(probs_scratch.as_ref());
             let (k_cache, v_cache) = (&cache.keys[l], &cache.values[l]);
             let drop_sink = capture.intervention.as_ref().is_some_and(|i| i.drops_sink());
-            attention_dropping_key0(ctx, &mut enc, shape, &q, k_cache, v_cache, &attended, n, past, probs, drop_sink)?;
+            let prob_quant = prob_quant.map(|p| (p, l));
+            attention_quantized(
+                ctx, &mut enc, shape, &q, k_cache, v_cache, &attended, n, past, probs, drop_sink, prob_quant,
+            )?;
             if let (Some(probs), Some(summaries)) = (probs, &attention_out) {
                 let at = summary_words(heads, keys) * l as u64;
                 attention_summary(ctx, &mut enc, probs, heads, n, past, summaries, at)?;
             }
             probes.take(ctx, &mut enc, &attended, n, q_dim, l, ProbePoint::OInput)?;
+            quantize_input(&mut enc, l, LinearInput::AttnOutput, &attended, q_dim)?;
             matmul(ctx, &mut enc, self.pick(as_loaded, &b.o), &attended, &delta, n)?;
             add_in_place(ctx, &mut enc, &x, &delta, n * d)?;
             probes.take(ctx, &mut enc, &x, n, d, l, ProbePoint::ResidualMid)?;
 
             rms_norm(ctx, &mut enc, &x, &b.ffn_norm, &xn, n, d, c.rms_eps)?;
             probes.take(ctx, &mut enc, &xn, n, d, l, ProbePoint::MlpInput)?;
+            quantize_input(&mut enc, l, LinearInput::MlpGateUp, &xn, d)?;
             matmul(ctx, &mut enc, self.pick(as_loaded, &b.gate), &xn, &gate, n)?;
             matmul(ctx, &mut enc, self.pick(as_loaded, &b.up), &xn, &up, n)?;
             swiglu_in_place(ctx, &mut enc, &gate, &up, n * ff)?;
             probes.take(ctx, &mut enc, &gate, n, ff, l, ProbePoint::DownInput)?;
+            quantize_input(&mut enc, l, LinearInput::MlpDown, &gate, ff)?;
             matmul(ctx, &mut enc, self.pick(as_loaded, &b.down), &gate, &delta, n)?;
             add_in_place(ctx, &mut enc, &x, &delta, n * d)?;
             if let Some(intervention) = &capture.intervention {

@@ -3,6 +3,7 @@
 
 use crate::error::GpuError;
 use crate::gpu::kernels::require_len;
+use crate::gpu::kernels::runtime_quant::GpuProbQuant;
 use crate::gpu::{GpuContext, ShaderSource};
 
 const KERNEL: &str = "attention";
@@ -63,6 +64,27 @@ pub fn attention_dropping_key0(
     probs: Option<&wgpu::Buffer>,
     drop_key0: bool,
 ) -> Result<(), GpuError> {
+    attention_quantized(ctx, enc, shape, q, k_cache, v_cache, out, n_tokens, past, probs, drop_key0, None)
+}
+
+/// [`attention_dropping_key0`], where with `prob_quant` = (quantizer, layer) the probabilities
+/// are quantized after the softmax and P·V uses them, not renormalized (the captured `probs` are
+/// then the quantized ones); a second pass over the keys does it, and only then.
+#[allow(clippy::too_many_arguments)]
+pub fn attention_quantized(
+    ctx: &GpuContext,
+    enc: &mut wgpu::CommandEncoder,
+    shape: AttentionShape,
+    q: &wgpu::Buffer,
+    k_cache: &wgpu::Buffer,
+    v_cache: &wgpu::Buffer,
+    out: &wgpu::Buffer,
+    n_tokens: u32,
+    past: u32,
+    probs: Option<&wgpu::Buffer>,
+    drop_key0: bool,
+    prob_quant: Option<(&GpuProbQuant, usize)>,
+) -> Result<(), GpuError> {
     let err = |message: String| GpuError::Shape { kernel: KERNEL, message };
     let AttentionShape { n_heads, n_kv_heads, head_dim } = shape;
     if n_heads == 0 || n_kv_heads == 0 || n_heads % n_kv_heads != 0 {
@@ -89,10 +111,14 @@ pub fn attention_dropping_key0(
 
     let pipeline = ctx.pipeline(&source(), "attention", &[("WORKGROUP_SIZE", WORKGROUP_SIZE as f64)])?;
     let scale = 1.0 / (head_dim as f32).sqrt();
-    let params = ctx.uniform(
-        "attention params",
-        &[n_tokens, past, n_heads, n_kv_heads, head_dim, scale.to_bits(), probs.is_some() as u32, drop_key0 as u32],
-    );
+    let prob_words = match prob_quant {
+        Some((quant, layer)) => quant.words(layer)?,
+        None => [0; 5],
+    };
+    let mut words =
+        vec![n_tokens, past, n_heads, n_kv_heads, head_dim, scale.to_bits(), probs.is_some() as u32, drop_key0 as u32];
+    words.extend(prob_words);
+    let params = ctx.uniform("attention params", &words);
     // The layout binds probs either way; without it the kernel never touches this stand-in.
     let unused;
     let probs = match probs {
@@ -102,6 +128,9 @@ pub fn attention_dropping_key0(
             &unused
         }
     };
-    ctx.dispatch(enc, &pipeline, &[&params, q, k_cache, v_cache, out, probs], workgroups as u32);
+    // Without AdaLog the kernel never reads the table: `q` (also read-only) stands in, so the
+    // plain forward allocates nothing more.
+    let table = prob_quant.and_then(|(quant, _)| quant.table()).unwrap_or(q);
+    ctx.dispatch(enc, &pipeline, &[&params, q, k_cache, v_cache, out, probs, table], workgroups as u32);
     Ok(())
 }

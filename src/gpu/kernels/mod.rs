@@ -12,6 +12,7 @@ pub mod matmul;
 pub mod norm;
 pub mod probe;
 pub mod rope;
+pub mod runtime_quant;
 pub mod topk;
 
 use crate::error::GpuError;
