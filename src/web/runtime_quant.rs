@@ -3,14 +3,14 @@
 //!
 //! The run-time quantizers run in the GPU forward of the model under study
 //! (`Capture::runtime`), next to the weight recipe and the intervention, so predictions,
-//! generation, metrics and every outlier view show them. A calibrated method (SmoothQuant, SQ-b,
-//! OutlierTune, PTQ1.61, FireQ, LLM-FP4, bit allocation) is prepared once by the same
-//! `Experiment` as the CLI's — calibration and transform on the CPU reference in the worker —
-//! and its model then answers the quantized side of `predictBoth` and `evaluate` on the CPU
-//! reference, since its rewritten norms, static per-channel scales and key scales have no GPU
-//! kernels yet; the outlier views keep showing the GPU model (the recipe and run-time
-//! quantizers without the method), and the result says so. Bit allocation is different: its
-//! result is a recipe, which `applyRecipe` puts on the GPU.
+//! generation, metrics and every outlier view show them; so do FireQ's key scales. A calibrated
+//! method is prepared once by the same `Experiment` as the CLI's (calibration and transform on
+//! the CPU reference in the worker). One that rewrites weights and norms (SmoothQuant, SQ-b,
+//! OutlierTune, PTQ1.61, LLM-FP4) then answers the quantized side of `predictBoth` and
+//! `evaluate` on the CPU reference, since the GPU model keeps one copy of the norms and the
+//! masters; the outlier views and generation keep showing the GPU model (the recipe and the
+//! run-time quantizers without the method), and the result says so (`cpuMethod`). Bit
+//! allocation only chooses a recipe, which `applyRecipe` puts on the GPU.
 
 use std::sync::Arc;
 
@@ -24,6 +24,8 @@ use crate::model::Progress;
 use crate::quant::activation::forward::ActivationSchemes;
 use crate::quant::activation::ActScheme;
 use crate::quant::attention_probs::ProbScheme;
+use crate::quant::bitalloc::allocate;
+use crate::quant::calibrate::calibrate;
 use crate::quant::experiment::{Experiment, Method, Prepared};
 use crate::quant::kv::KvScheme;
 use crate::quant::runtime::{RuntimeQuant, RuntimeWindows};
@@ -148,15 +150,36 @@ impl Playground {
         } else {
             Vec::new()
         };
-        let prepared = experiment
+        // Bit allocation only chooses a recipe (which `applyRecipe` then puts on the GPU): it is
+        // not prepared as a whole, which would quantize the model once more in wasm memory.
+        let allocation = match experiment.method {
+            Some(Method::BitAlloc { target }) => {
+                let calibration = calibrate(&self.model, &calib, calib.len().max(2), &mut |p| throttle.report(p))
+                    .map_err(js_error)?;
+                Some(allocate(&self.model, &calibration, target, &mut |p| throttle.report(p)).map_err(js_error)?)
+            }
+            _ => None,
+        };
+        let to_prepare = match allocation {
+            Some(_) => Experiment { method: None, ..experiment.clone() },
+            None => experiment.clone(),
+        };
+        let mut prepared = to_prepare
             .prepare(&self.model, &calib, calib.len().max(2), &mut |p: Progress| throttle.report(p))
             .map_err(js_error)?;
-        // The GPU runs the parts it has kernels for: everything but a method's own rewrites.
-        let on_gpu = RuntimeQuant {
-            activations: experiment.activations,
-            kv: experiment.kv,
-            probs: prepared.runtime.probs.clone(),
-            ..Default::default()
+        prepared.decisions.allocation = allocation;
+        // A method that rewrote weights (and norms) answers on the CPU; everything else — the
+        // run-time quantizers, and FireQ's key scales — runs in the GPU forward.
+        let rewrites_weights = prepared.transformed.is_some() || prepared.quantized.is_some();
+        let on_gpu = if rewrites_weights {
+            RuntimeQuant {
+                activations: experiment.activations,
+                kv: experiment.kv,
+                probs: prepared.runtime.probs.clone(),
+                ..Default::default()
+            }
+        } else {
+            prepared.runtime.clone()
         };
         let runtime = match &self.gpu {
             Some(gpu) if !on_gpu.is_empty() => Some(Arc::new(
@@ -186,12 +209,15 @@ impl Playground {
         };
         let decisions = serde_json::to_value(&prepared.decisions).map_err(js_error)?;
         let recipe = prepared.decisions.allocation.as_ref().map(|a| a.recipe.to_json());
-        let bits_per_weight = prepared.bits_per_weight;
-        let gpu_text = describe(&on_gpu);
-        // Bit allocation hands its recipe to the page; the other methods answer on the CPU.
+        let bits_per_weight =
+            prepared.decisions.allocation.as_ref().map(|a| a.bits_per_weight).or(prepared.bits_per_weight);
+        let mut gpu_text = describe(&on_gpu);
+        if on_gpu.key_scales.is_some() {
+            gpu_text.push_str(", FireQ key scales");
+        }
         let method_run = match experiment.method {
-            Some(Method::BitAlloc { .. }) | None => None,
-            Some(method) => Some(MethodRun { method, prepared }),
+            Some(method) if rewrites_weights => Some(MethodRun { method, prepared }),
+            _ => None,
         };
         let cpu_method = method_run.as_ref().map(|m| m.method.to_string());
         self.runtime = runtime;
