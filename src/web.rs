@@ -19,6 +19,7 @@
 //!   can hand it to the worker, which then reports the crash instead of a bare
 //!   "RuntimeError: unreachable".
 
+mod runtime_quant;
 mod views;
 
 use std::sync::Mutex;
@@ -271,6 +272,11 @@ pub struct Playground {
     applied: std::collections::HashMap<String, (Scheme, TensorCost)>,
     /// The intervention every run of the model under study uses (not the reference runs).
     intervention: Option<std::sync::Arc<crate::gpu::kernels::intervene::GpuIntervention>>,
+    /// The run-time quantization of the model under study on the GPU (`setRuntimeQuant`).
+    runtime: Option<std::sync::Arc<crate::gpu::kernels::runtime_quant::GpuRuntimeQuant>>,
+    /// A calibrated method whose rewritten weights answer the quantized side of `predictBoth`
+    /// and `evaluate` on the CPU reference (`setRuntimeQuant`).
+    method_run: Option<runtime_quant::MethodRun>,
 }
 
 /// Stored bits of one quantized matrix and where it was quantized.
@@ -375,7 +381,16 @@ impl Playground {
                 }
             }
         };
-        Playground { model, gpu, gpu_reason, timings, applied: Default::default(), intervention: None }
+        Playground {
+            model,
+            gpu,
+            gpu_reason,
+            timings,
+            applied: Default::default(),
+            intervention: None,
+            runtime: None,
+            method_run: None,
+        }
     }
 }
 
@@ -427,6 +442,7 @@ impl Playground {
         Capture {
             weights_as_loaded: reference,
             intervention: if reference { None } else { self.intervention.clone() },
+            runtime: if reference { None } else { self.runtime.clone() },
             ..Default::default()
         }
     }
@@ -577,6 +593,10 @@ impl Playground {
         let tokens = self.model.prompt_tokens(&prompt).map_err(js_error)?;
         let mut tops = Vec::new();
         for as_loaded in [true, false] {
+            if let (false, Some(out)) = (as_loaded, self.method_forward(&tokens, Default::default())) {
+                tops.push(self.model.top_tokens(&out?.logits, top_k.max(1)));
+                continue;
+            }
             let mut cache = gpu.model.new_cache(&gpu.ctx, tokens.len() as u32).map_err(js_error)?;
             let capture = self.capture(as_loaded);
             let out = gpu.model.step(&gpu.ctx, &mut cache, &tokens, &capture).await.map_err(js_error)?;
@@ -690,7 +710,18 @@ impl Playground {
                 Ok((out.logits, out.hidden_states))
             };
             let reference = run(true).await.map_err(js_error)?;
-            let quantized = run(false).await.map_err(js_error)?;
+            let cpu_options = crate::model::reference::ForwardOptions {
+                all_logits: true,
+                hidden_states: true,
+                attention_probs: false,
+            };
+            let quantized = match self.method_forward(w, cpu_options) {
+                Some(out) => {
+                    let out = out?;
+                    (out.logits, out.hidden_states)
+                }
+                None => run(false).await.map_err(js_error)?,
+            };
             acc.add_window(w, &reference, &quantized);
         }
         throttle.report(Progress { stage: "evaluate", done: windows.len() as u64, total: windows.len() as u64 });

@@ -213,3 +213,34 @@ fn export_writes_a_gguf_that_gguf_py_and_our_loader_read() {
     ]));
     assert!(err.contains("tensor \"blk.2.ffn_up.weight\" would be nf4-g64, which has no GGUF type"), "{err}");
 }
+
+#[test]
+fn eval_runs_the_issue_7_flags_and_report_writes_its_table() {
+    // The two runs the issue names, and a KV + attention + method run with its JSON keys.
+    for a in ["int8-tensor", "int8-token"] {
+        let v: serde_json::Value =
+            serde_json::from_str(&ok(&quantscope(&["eval", "--w", "f16", "--a", a, "--tokens", "16", "--json"]))).unwrap();
+        assert_eq!(v["activations"]["default"], a);
+        assert!(v["kl"].as_f64().unwrap().is_finite());
+    }
+    let args = ["eval", "--kv", "int4-e4m3", "--attn", "adalog4-q18", "--method", "fireq", "--tokens", "16", "--calib-tokens", "32", "--json"];
+    let v: serde_json::Value = serde_json::from_str(&ok(&quantscope(&args))).unwrap();
+    assert_eq!((v["kv"].as_str(), v["attn"].as_str(), v["method"].as_str()), (Some("int4-e4m3"), Some("adalog4-q18"), Some("fireq")));
+    assert_eq!(v["decisions"]["calibration_tokens"], 32);
+    assert!(v["kl"].as_f64().unwrap() > 0.0);
+    // Bad names and combinations are clear errors.
+    assert!(failure(&quantscope(&["eval", "--kv", "int9"])).contains("--kv"));
+    assert!(failure(&quantscope(&["eval", "--attn", "adalog4-q0"])).contains("q must be"));
+    assert!(failure(&quantscope(&["eval", "--w", "int4", "--method", "ptq161"])).contains("drop --w"));
+    assert!(failure(&quantscope(&["eval", "--kv", "int8", "--backend", "gpu"])).contains("CPU reference"));
+
+    let dir = scratch("cli_report");
+    let out = dir.join("results.md");
+    let out_arg = out.display().to_string();
+    let report = ["report", "--only", "--attn uint8", "--tokens", "16", "--window", "16", "--calib-tokens", "32", "--out", &out_arg];
+    assert!(ok(&quantscope(&report)).contains("1 configurations"));
+    let md = std::fs::read_to_string(&out).unwrap();
+    assert!(md.contains("| attention | `--attn uint8` | as loaded |"), "{md}");
+    assert!(md.contains("down_proj input"), "{md}");
+    assert!(failure(&quantscope(&["report", "--only", "nothing-matches", "--out", &out_arg])).contains("no configuration"));
+}

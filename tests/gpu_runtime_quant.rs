@@ -268,9 +268,9 @@ fn calibrated_shifts_static_scales_and_key_scales_are_bit_exact_with_the_cpu_hoo
     let mut scales: Vec<f32> = (0..ff).map(|_| rng.uniform(0.01, 0.3)).collect();
     scales[5] = 0.0;
     let static_scales = Some(StaticChannelScales { bits: 8, scales });
-    inputs.insert((2, LinearInput::MlpDown), InputCalibration { shift: Some(shift(&mut rng, ff)), static_scales });
+    inputs.insert((2, LinearInput::MlpDown), InputCalibration { shift: Some(shift(&mut rng, ff)), static_scales, ..Default::default() });
     // SQ-b: a shift around the dynamic scheme.
-    inputs.insert((2, LinearInput::AttnQkv), InputCalibration { shift: Some(shift(&mut rng, d)), static_scales: None });
+    inputs.insert((2, LinearInput::AttnQkv), InputCalibration { shift: Some(shift(&mut rng, d)), ..Default::default() });
     let key_scales: Vec<Vec<f32>> = (0..config.n_layers).map(|_| rng.vec(config.kv_dim(), 0.25, 4.0)).collect();
     let quant = RuntimeQuant {
         activations: Some(ActivationSchemes { default: "int4-token".parse().unwrap(), down: None }),

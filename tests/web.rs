@@ -469,3 +469,80 @@ async fn sin_cos_precision_of_this_adapter() {
     );
     assert!(poly <= 1e-6, "the polynomial sin/cos is off by {poly:e}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// What the page's outlier views read (src/web/views.rs), against the CPU reference.
+
+/// Attention probabilities are in [0, 1]; the GPU and the CPU reference sum in different orders
+/// through two blocks, where the logits agree to 1e-4 relative L2 (LOGITS_REL_L2).
+const VIEW_ATTENTION_ABS: f32 = 1e-4;
+
+#[wasm_bindgen_test]
+async fn the_facade_serves_the_outlier_views() {
+    use quantscope::analysis::outliers;
+    use quantscope::quant::apply::quantize_tensor;
+    use quantscope::web::Playground;
+    let noop = js_sys::Function::new_no_args("");
+    let seed = 0x77;
+    let pg = Playground::load(tiny_llama_gguf(seed), "tiny.gguf".into(), noop, true).await.expect("load");
+    let model = Model::from_gguf(tiny_llama_gguf(seed), "tiny.gguf", &mut |_| {}).expect("load the tiny llama");
+    let message =
+        |e: wasm_bindgen::JsError| String::from(js_sys::Error::from(wasm_bindgen::JsValue::from(e)).message());
+    let prompt = "abcab cabc";
+    let tokens = model.prompt_tokens(prompt).unwrap();
+    let n = tokens.len();
+
+    // Attention maps of the model as loaded on the GPU = the CPU reference's.
+    let maps = pg.attention_maps(prompt.into(), 1, true).await.expect("attentionMaps");
+    assert_eq!(field(&maps, &["backend"]).as_string().as_deref(), Some("webgpu"));
+    assert_eq!(field(&maps, &["heads"]).as_f64(), Some(HEADS as f64));
+    assert_eq!(field(&maps, &["n"]).as_f64(), Some(n as f64));
+    let probs = js_sys::Float32Array::from(field(&maps, &["probs"])).to_vec();
+    let cpu = forward(&model, &tokens, ForwardOptions { attention_probs: true, ..Default::default() }).unwrap();
+    let reference = &cpu.attention_probs[1];
+    assert_eq!(probs.len(), reference.len());
+    let worst = probs.iter().zip(reference).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(worst <= VIEW_ATTENTION_ABS, "attention of layer 1: max |GPU − CPU| {worst:e}");
+    let sinks: Vec<f32> = serde_wasm_bindgen::from_value(field(&maps, &["sinkScores"])).unwrap();
+    let expected = outliers::sink_scores(reference, HEADS, n);
+    assert!(sinks.iter().zip(&expected).all(|(a, b)| (a - b).abs() <= VIEW_ATTENTION_ABS), "{sinks:?} vs {expected:?}");
+    let keys: Vec<usize> = serde_wasm_bindgen::from_value(field(&maps, &["outlierKeys"])).unwrap();
+    let key_attention: Vec<f32> = serde_wasm_bindgen::from_value(field(&maps, &["keyAttention"])).unwrap();
+    assert_eq!(keys, outliers::outlier_keys(&key_attention));
+    let err = pg.attention_maps(prompt.into(), LAYERS, true).await.expect_err("a layer past the last is refused");
+    assert!(message(err).contains(&format!("the model has {LAYERS} layers")));
+
+    // Weight statistics: the histograms count every weight, the ratios are the reference's, and
+    // the grid drawn holds the value the largest |w| was quantized to.
+    let name = "blk.0.ffn_down.weight";
+    let stats = pg.weight_stats(name.into(), "q4_0".into()).expect("weightStats");
+    let (_, q, w) = quantize_tensor(&model, name, &"q4_0".parse().unwrap()).unwrap();
+    let cols = FF;
+    let ratios: Vec<f32> = serde_wasm_bindgen::from_value(field(&stats, &["columnRatios"])).unwrap();
+    assert_eq!(ratios, outliers::column_ratios(&w, cols));
+    for histogram in ["loaded", "quantized"] {
+        let counts: Vec<u32> = serde_wasm_bindgen::from_value(field(&stats, &["histogram", histogram])).unwrap();
+        assert_eq!((counts.len(), counts.iter().sum::<u32>() as usize), (256, w.len()), "{histogram}");
+    }
+    let levels: Vec<f32> = serde_wasm_bindgen::from_value(field(&stats, &["levels", "values"])).unwrap();
+    assert_eq!(levels.len(), 16, "q4_0 has 16 codes: {levels:?}");
+    let largest = outliers::top_by_magnitude(&w, 1)[0];
+    assert_eq!(field(&stats, &["levels", "row"]).as_f64(), Some((largest / cols) as f64));
+    assert!(levels.contains(&q.values[largest]), "{} not in {levels:?}", q.values[largest]);
+    // Symmetric absmax int8 per row never clips; "keep" has no grid.
+    assert_eq!(field(&pg.weight_stats(name.into(), "int8-ch-sym".into()).unwrap(), &["clipped"]).as_f64(), Some(0.0));
+    let kept = pg.weight_stats(name.into(), "keep".into()).unwrap();
+    let absent = |v: wasm_bindgen::JsValue| v.is_null() || v.is_undefined();
+    assert!(absent(field(&kept, &["levels"])) && absent(field(&kept, &["histogram", "quantized"])));
+    assert!(message(pg.weight_stats("blk.9.nope.weight".into(), "q4_0".into()).err().unwrap())
+        .contains("blk.9.nope.weight"));
+    assert!(message(pg.weight_stats(name.into(), "q9_9".into()).err().unwrap()).contains("q9_9"));
+
+    // The outlier report is the CLI's.
+    let report = pg.outlier_report(prompt.into(), "massive".into()).expect("outlierReport");
+    let cli = outliers::outlier_report(&model, prompt, outliers::OutlierRule::Massive, 5).unwrap();
+    assert_eq!(js_sys::Array::from(&field(&report, &["hidden_states"])).length() as usize, cli.hidden_states.len());
+    assert_eq!(js_sys::Array::from(&field(&report, &["chain"])).length() as usize, cli.chain.len());
+    assert_eq!(js_sys::Array::from(&field(&report, &["weights"])).length() as usize, cli.weights.len());
+    assert!(message(pg.outlier_report(prompt.into(), "loud".into()).err().unwrap()).contains("unknown outlier rule"));
+}

@@ -6,3 +6,4 @@ pub mod eval;
 pub mod intervene;
 pub mod metrics;
 pub mod outliers;
+pub mod report;

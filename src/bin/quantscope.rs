@@ -18,6 +18,7 @@ macro_rules! outln {
         let _ = writeln!($out, $($arg)*);
     }};
 }
+use quantscope::analysis::report;
 use quantscope::analysis::eval::{eval_tokens, evaluate, evaluate_with, CpuWindows, EvalOptions, EVAL_TEXT};
 use quantscope::analysis::intervene::{IntervenedBackend, IntervenedWindows, Intervener, Intervention};
 use quantscope::gpu::bench::{self, BenchOptions};
@@ -198,6 +199,25 @@ enum Command {
         /// Calibrate on the first N tokens of the calibration text.
         #[arg(long, default_value_t = 512)]
         calib_tokens: usize,
+    },
+    /// Evaluate a fixed table of weight / activation / KV-cache / attention configurations and the
+    /// calibrated methods on the model, and write it as Markdown (docs/results.md).
+    Report {
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Evaluate on the first N tokens of the shipped text.
+        #[arg(long, default_value_t = 256)]
+        tokens: usize,
+        #[arg(long, default_value_t = 256)]
+        window: usize,
+        /// Calibrate methods (and AdaLog's search) on the first N tokens.
+        #[arg(long, default_value_t = 512)]
+        calib_tokens: usize,
+        /// Only configurations whose flags contain this text (e.g. --only "--kv").
+        #[arg(long, allow_hyphen_values = true)]
+        only: Option<String>,
+        #[arg(long, default_value = "docs/results.md")]
+        out: PathBuf,
     },
     /// Write a GGUF quantized by a recipe of GGUF schemes (q8_0, q4_k, f16, ...), readable by llama.cpp.
     Export {
@@ -626,6 +646,24 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
                 let bar = "█".repeat(((l.relative_error * 200.0).min(60.0)).round() as usize);
                 outln!(out, "{:>5}  {:.5}  {bar}", l.layer, l.relative_error);
             }
+            Ok(())
+        }
+        Command::Report { model, tokens, window, calib_tokens, only, out: path } => {
+            let model = load(model)?;
+            let configs: Vec<_> = report::default_configs()
+                .into_iter()
+                .filter(|c| only.as_deref().is_none_or(|o| c.flags.contains(o)))
+                .collect();
+            if configs.is_empty() {
+                return Err(format!("--only {:?}: no configuration matches", only.unwrap_or_default()));
+            }
+            let options = report::ReportOptions { tokens, window: window.max(2), calibration_tokens: calib_tokens };
+            let mut bar = ProgressBar::new();
+            let markdown = report::report(&model, &configs, &options, &mut |p| bar.show(p));
+            bar.finish();
+            let markdown = markdown.map_err(|e| e.to_string())?;
+            write_file(&path, markdown.as_bytes())?;
+            outln!(out, "wrote {} ({} configurations)", path.display(), configs.len());
             Ok(())
         }
         Command::Export { model, recipe, out: path } => {

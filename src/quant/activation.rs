@@ -4,7 +4,9 @@
 //! as an inference kernel that quantizes its input on the fly does.
 //!
 //! ```text
-//! act-scheme := base ["-clip" P]                 P in (0, 100]: percentile clipping of the amax
+//! act-scheme := base ["-clip" P] ["+hadamard" [N]]
+//!                                                 P in (0, 100]: percentile clipping of the amax;
+//!                                                 +hadamard: online rotation (below)
 //! base       := "int" B "-" gran                 symmetric RTN, B = 2..8
 //!             | "fp8-e4m3-" gran | "fp8-e5m2-" gran      scale = amax / max finite (448 / 57344)
 //!             | "mxfp4"                           OCP MX E2M1, blocks of 32 along K, E8M0 scales
@@ -34,6 +36,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::analysis::intervene::abs_percentile;
 use crate::error::QuantError;
+use crate::quant::hadamard::{block_size, rotate_rows};
 use crate::quant::{quantize, BlockScale, Granularity, MiniFloat, Scheme, SchemeKind};
 
 /// Which elements of a `[tokens × K]` activation share one scale.
@@ -64,6 +67,9 @@ pub struct ActScheme {
     pub format: ActFormat,
     /// Percentile in (0, 100] of |x| used as the amax of each scale group.
     pub clip: Option<f64>,
+    /// Online Hadamard rotation along K in blocks of this size (0: the weight schemes' default
+    /// block for the row), paired with weights rotated the same way.
+    pub hadamard: Option<usize>,
 }
 
 /// Why an activation scheme name was not understood.
@@ -77,6 +83,8 @@ pub enum ActSchemeParseError {
     Granularity(String),
     #[error("{0:?}: the clip percentile must be a number in (0, 100], e.g. -clip99.9")]
     Clip(String),
+    #[error("{0:?}: the suffix must be +hadamard or +hadamardN with N a power of two ≥ 2")]
+    Hadamard(String),
 }
 
 impl fmt::Display for ActGranularity {
@@ -97,9 +105,13 @@ impl fmt::Display for ActScheme {
             ActFormat::MxFp4 => f.write_str("mxfp4")?,
             ActFormat::NvFp4 => f.write_str("nvfp4")?,
         }
-        match self.clip {
-            Some(p) => write!(f, "-clip{p}"),
+        if let Some(p) = self.clip {
+            write!(f, "-clip{p}")?;
+        }
+        match self.hadamard {
             None => Ok(()),
+            Some(0) => f.write_str("+hadamard"),
+            Some(n) => write!(f, "+hadamard{n}"),
         }
     }
 }
@@ -118,6 +130,21 @@ impl FromStr for ActScheme {
 
     fn from_str(input: &str) -> Result<Self, Self::Err> {
         let lowered = input.trim().to_ascii_lowercase();
+        let (lowered, hadamard) = match lowered.split_once('+') {
+            None => (lowered.as_str(), None),
+            Some((base, suffix)) => {
+                let n = suffix.strip_prefix("hadamard").ok_or_else(|| ActSchemeParseError::Hadamard(input.into()))?;
+                let n = if n.is_empty() {
+                    0
+                } else {
+                    n.parse::<usize>()
+                        .ok()
+                        .filter(|n| *n >= 2 && n.is_power_of_two())
+                        .ok_or_else(|| ActSchemeParseError::Hadamard(input.into()))?
+                };
+                (base, Some(n))
+            }
+        };
         let mut words: Vec<&str> = lowered.split('-').collect();
         // "-clip99.9" is the last word; the percentile itself has no '-'.
         let clip = match words.last().and_then(|w| w.strip_prefix("clip")) {
@@ -152,7 +179,7 @@ impl FromStr for ActScheme {
             }
             _ => return Err(ActSchemeParseError::Unknown(input.into())),
         };
-        Ok(ActScheme { format, clip })
+        Ok(ActScheme { format, clip, hadamard })
     }
 }
 
@@ -227,7 +254,27 @@ fn clip_rows(x: &mut [f32], cols: usize, whole: bool, percentile: f64) {
 }
 
 /// Quantizes and dequantizes `x` (`[tokens × k]`, row-major) in place under `scheme`.
+///
+/// With `+hadamard`, each token is rotated by the orthonormal, symmetric, self-inverse `H` along K
+/// (blockwise) before quantizing and rotated back after. Deployed, the weights are stored rotated
+/// (`Q(W·H)`) and the kernel multiplies them with `Q(H·x)`; the weight scheme's `+hadamard` keeps
+/// `Q(W·H)·H` in the original basis, so `Q(W·H)·H · H·Q(H·x) = Q(W·H)·Q(H·x)`: the same product.
 pub fn fake_quantize(scheme: &ActScheme, x: &mut [f32], tokens: usize, k: usize) -> Result<(), QuantError> {
+    let Some(requested) = scheme.hadamard else { return fake_quantize_unrotated(scheme, x, tokens, k) };
+    let block = block_size(requested, k).map_err(|reason| QuantError::Unsupported {
+        scheme: scheme.to_string(),
+        tensor: "activation".into(),
+        rows: tokens,
+        cols: k,
+        reason,
+    })?;
+    let mut rotated = rotate_rows(block, k, x);
+    fake_quantize_unrotated(scheme, &mut rotated, tokens, k)?;
+    x.copy_from_slice(&rotate_rows(block, k, &rotated));
+    Ok(())
+}
+
+fn fake_quantize_unrotated(scheme: &ActScheme, x: &mut [f32], tokens: usize, k: usize) -> Result<(), QuantError> {
     let (weight_scheme, transposed) = scheme.weight_scheme();
     let (rows, cols) = if transposed { (k, tokens) } else { (tokens, k) };
     let mut matrix = if transposed { transpose(x, tokens, k) } else { x.to_vec() };
@@ -266,6 +313,8 @@ mod tests {
             "nvfp4",
             "int8-token-clip99.9",
             "nvfp4-clip99",
+            "int4-token+hadamard",
+            "int4-token-clip99+hadamard64",
         ] {
             let scheme = parse(name);
             assert_eq!(scheme.to_string(), name);
@@ -276,7 +325,11 @@ mod tests {
         }
         assert_eq!(
             parse("int4-token-clip99.5"),
-            ActScheme { format: ActFormat::Int { bits: 4, granularity: ActGranularity::Token }, clip: Some(99.5) }
+            ActScheme {
+                format: ActFormat::Int { bits: 4, granularity: ActGranularity::Token },
+                clip: Some(99.5),
+                hadamard: None
+            }
         );
     }
 
@@ -285,6 +338,8 @@ mod tests {
         use ActSchemeParseError::*;
         let err = |name: &str| name.parse::<ActScheme>().unwrap_err();
         assert!(matches!(err("int9-token"), Bits(_)));
+        assert!(matches!(err("int4-token+hadamard3"), Hadamard(_)));
+        assert!(matches!(err("int4-token+rotate"), Hadamard(_)));
         assert!(matches!(err("int1-token"), Bits(_)));
         assert!(matches!(err("int8-row"), Granularity(_)));
         assert!(matches!(err("int8-token-clip0"), Clip(_)));
@@ -389,5 +444,26 @@ mod tests {
         for i in others {
             assert!((clipped[i] - original[i].clamp(-limit, limit)).abs() <= 0.5 * limit / 127.0 + 1e-6);
         }
+    }
+
+    /// A rotation spreads moderate outliers (8× the rest) over their block, so per-token int4
+    /// loses less; a fine quantizer through the rotation comes back close to the input.
+    #[test]
+    fn hadamard_rotation_spreads_the_outlier_and_rotates_back() {
+        let (tokens, k) = (3, 64);
+        let mut x: Vec<f32> = (0..tokens * k).map(|i| (i * 7919 % 1000) as f32 / 500.0 - 1.0).collect();
+        for t in 0..tokens {
+            x[t * k + 5] = 8.0;
+            x[t * k + 40] = -7.5;
+        }
+        let (mut plain, mut rotated) = (x.clone(), x.clone());
+        fake_quantize(&parse("int4-token"), &mut plain, tokens, k).unwrap();
+        fake_quantize(&parse("int4-token+hadamard"), &mut rotated, tokens, k).unwrap();
+        assert!(squared_error(&rotated, &x) < squared_error(&plain, &x) / 2.0);
+        let mut fine = x.clone();
+        fake_quantize(&parse("int8-token+hadamard16"), &mut fine, tokens, k).unwrap();
+        assert!(squared_error(&fine, &x) < squared_error(&x, &vec![0.0; x.len()]) * 1e-3);
+        let err = fake_quantize(&parse("int8-token+hadamard128"), &mut vec![0.0; 2 * 96], 2, 96).unwrap_err();
+        assert!(err.to_string().contains("does not divide"), "{err}");
     }
 }

@@ -16,7 +16,7 @@ use super::calibrate::{calibrate, Calibration};
 use super::kv::KvScheme;
 use super::recipe::Recipe;
 use super::runtime::{RuntimeQuant, RuntimeQuantizer};
-use super::{bitalloc, fireq, outliertune, ptq161, smoothquant};
+use super::{bitalloc, fireq, llmfp4, outliertune, ptq161, smoothquant};
 use crate::error::{ModelError, QuantError};
 use crate::model::reference::{forward_with, ForwardHook, ForwardOptions, LinearInput};
 use crate::model::{Model, Progress};
@@ -36,6 +36,9 @@ pub enum Method {
     FireQ,
     /// Greedy mixed precision to a target bits per weight.
     BitAlloc { target: f64 },
+    /// LLM-FP4 W4A4: searched activation format and bias, pre-shifted exponent bias in the
+    /// weights; the weights' per-channel bias searched too with `llmfp4:search`.
+    LlmFp4 { weight_search: bool },
 }
 
 impl fmt::Display for Method {
@@ -47,6 +50,8 @@ impl fmt::Display for Method {
             Method::Ptq161 => f.write_str("ptq161"),
             Method::FireQ => f.write_str("fireq"),
             Method::BitAlloc { target } => write!(f, "bitalloc:{target}"),
+            Method::LlmFp4 { weight_search: false } => f.write_str("llmfp4"),
+            Method::LlmFp4 { weight_search: true } => f.write_str("llmfp4:search"),
         }
     }
 }
@@ -93,19 +98,21 @@ impl FromStr for Method {
             }
             "ptq161" if parameter.is_none() => Ok(Method::Ptq161),
             "fireq" if parameter.is_none() => Ok(Method::FireQ),
+            "llmfp4" if parameter.is_none() => Ok(Method::LlmFp4 { weight_search: false }),
+            "llmfp4" if parameter == Some("search") => Ok(Method::LlmFp4 { weight_search: true }),
             "bitalloc" => {
                 let target = parameter.ok_or_else(|| bad("give the target bits per weight, e.g. bitalloc:4.5"))?;
                 let target: f64 = target.parse().ok().filter(|t: &f64| *t > 0.0 && *t <= 32.0).ok_or_else(|| bad("the target bits per weight must be in (0, 32]"))?;
                 Ok(Method::BitAlloc { target })
             }
-            _ => Err(bad("unknown method (smoothquant[:α], sqb[:α], outliertune[:bits], ptq161, fireq, bitalloc:BPW)")),
+            _ => Err(bad("unknown method (smoothquant[:α], sqb[:α], outliertune[:bits], ptq161, fireq, bitalloc:BPW, llmfp4[:search])")),
         }
     }
 }
 
 impl Method {
     pub fn catalog() -> Vec<Method> {
-        ["smoothquant:0.5", "sqb:0.5", "outliertune:6", "outliertune:8", "ptq161", "fireq", "bitalloc:4.5", "bitalloc:3.5"]
+        ["smoothquant:0.5", "sqb:0.5", "outliertune:6", "outliertune:8", "ptq161", "fireq", "bitalloc:4.5", "bitalloc:3.5", "llmfp4", "llmfp4:search"]
             .iter()
             .map(|n| n.parse().expect("catalog names parse"))
             .collect()
@@ -113,7 +120,7 @@ impl Method {
 
     /// Methods that choose the weights themselves and cannot take a recipe as well.
     fn sets_weights(&self) -> bool {
-        matches!(self, Method::OutlierTune { .. } | Method::Ptq161 | Method::BitAlloc { .. })
+        matches!(self, Method::OutlierTune { .. } | Method::Ptq161 | Method::BitAlloc { .. } | Method::LlmFp4 { .. })
     }
 }
 
@@ -168,8 +175,8 @@ impl Experiment {
             if method.sets_weights() && self.weights.is_some() {
                 return Err(bad("this method chooses the weights' quantization itself; drop --w/--recipe"));
             }
-            if matches!(method, Method::OutlierTune { .. }) && self.activations.is_some() {
-                return Err(bad("OutlierTune quantizes the activations itself (static per channel, per token for o/down); drop --a"));
+            if matches!(method, Method::OutlierTune { .. } | Method::LlmFp4 { .. }) && self.activations.is_some() {
+                return Err(bad("this method quantizes the activations itself (static scales it calibrated); drop --a"));
             }
         }
         Ok(())
@@ -223,6 +230,12 @@ impl Experiment {
                         runtime.kv = Some("int4-e4m3".parse().expect("a valid KV scheme"));
                     }
                     None
+                }
+                Method::LlmFp4 { weight_search } => {
+                    let fp4 = llmfp4::llmfp4(model, calibration_tokens, weight_search)?;
+                    runtime.inputs = fp4.inputs;
+                    bits_per_weight = Some(fp4.bits_per_weight);
+                    Some(fp4.model)
                 }
                 Method::BitAlloc { target } => {
                     let allocation = bitalloc::allocate(model, cal, target, progress)?;

@@ -152,13 +152,13 @@ pub fn llmfp_minmax_bias(format: MiniFloat, amax: f32) -> f32 {
 /// exponent 1 and steps 2^(1−M) below it, all 2^E exponent codes finite; times 2^(M−1) its values
 /// are the integers K = n·2^(p−1) (n the rounded significand, p ≥ 1 the clamped exponent). That is
 /// the E·M float with bias 1 − M.
-fn llmfp_grid(format: MiniFloat) -> Codec {
+pub(crate) fn llmfp_grid(format: MiniFloat) -> Codec {
     Codec { bias: 1 - format.man_bits as i32, specials: Specials::None, ..Codec::element(format) }
 }
 
 /// The row scale of LLM-FP4 at bias b: s = 2^(1 − M − b) (the step of its lowest binade), with b
 /// kept where s is a normal f32.
-fn llmfp_scale(format: MiniFloat, bias: f32) -> f32 {
+pub(crate) fn llmfp_scale(format: MiniFloat, bias: f32) -> f32 {
     let m = format.man_bits as f32;
     let bias = bias.clamp(-126.0 - m, 127.0 - m);
     (1.0 - m - bias).exp2()

@@ -22,6 +22,7 @@ pub mod hadamard;
 pub mod int;
 pub mod kv;
 pub mod levels;
+pub mod llmfp4;
 pub mod minifloat;
 pub mod nf4;
 pub mod outliertune;

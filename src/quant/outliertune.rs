@@ -119,7 +119,7 @@ pub fn outliertune(model: &Model, calibration: &Calibration, bits: u8) -> Result
                 replaced.insert(t.name.clone(), values);
             }
             let static_scales = Some(StaticChannelScales { bits, scales });
-            inputs.insert((layer, input), InputCalibration { shift: Some(shift), static_scales });
+            inputs.insert((layer, input), InputCalibration { shift: Some(shift), static_scales, ..Default::default() });
         }
         for plain in ["attn_output.weight", "ffn_down.weight"] {
             let t = folded.tensor(&name(plain))?;

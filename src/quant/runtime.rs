@@ -56,6 +56,8 @@ pub struct InputCalibration {
     pub shift: Option<Vec<f32>>,
     /// Static scales that replace the dynamic activation scheme for this input.
     pub static_scales: Option<StaticChannelScales>,
+    /// LLM-FP4's static FP quantizer (tensor bias, per-channel shifts), likewise replacing it.
+    pub fp_bias: Option<super::llmfp4::FpChannelBias>,
 }
 
 /// The run-time quantization of a model: each part optional.
@@ -118,8 +120,10 @@ impl ForwardHook for RuntimeQuantizer<'_> {
         if let Some(z) = shift {
             add_shift(x, z, -1.0);
         }
+        let fp_bias = calibration.and_then(|c| c.fp_bias.as_ref());
         match (calibration.and_then(|c| c.static_scales.as_ref()), &self.quant.activations) {
             (Some(scales), _) => scales.apply(x),
+            (None, _) if fp_bias.is_some() => fp_bias.into_iter().for_each(|fp| fp.apply(x)),
             (None, Some(schemes)) => {
                 let result = fake_quantize(schemes.for_input(input), x, x.len() / k, k);
                 self.keep(result);

@@ -87,7 +87,7 @@ pub fn smooth_with_bias(
         .map(|(&(layer, input), s)| {
             let z = calibration.stats(layer, input).midrange();
             let shift = z.iter().zip(s).map(|(z, s)| z / s).collect();
-            ((layer, input), InputCalibration { shift: Some(shift), static_scales: None })
+            ((layer, input), InputCalibration { shift: Some(shift), ..Default::default() })
         })
         .collect();
     Ok((smoothed.model, inputs))

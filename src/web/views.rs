@@ -160,9 +160,9 @@ struct BlockGrid {
 }
 
 impl BlockGrid {
-    fn range(&self) -> (f32, f32) {
-        let (a, b) = (self.step * *self.codes.start() as f32 + self.offset, self.step * *self.codes.end() as f32 + self.offset);
-        (a.min(b), a.max(b))
+    fn ends(&self) -> GridEnds {
+        let (first, last) = (*self.codes.start() as f32, *self.codes.end() as f32);
+        GridEnds { low: first, high: last, low_spacing: 1.0, high_spacing: 1.0 }.scaled(self.step, self.offset)
     }
 
     fn levels(&self) -> Vec<f32> {
@@ -223,10 +223,48 @@ fn sorted_levels(mut values: Vec<f32>) -> Vec<f32> {
     values
 }
 
-/// How far past its group's grid a weight must lie to count as clipped: a few float ulps of the
-/// grid's extent, so a weight the grid holds exactly (up to rounding) is not counted.
-fn clip_tolerance(lo: f32, hi: f32) -> f32 {
-    4.0 * f32::EPSILON * lo.abs().max(hi.abs())
+/// The two ends of a grid and the spacing of the grid next to each.
+///
+/// A weight counts as *clipped* when it lies beyond an end by more than half that spacing: a
+/// grid continuing at the same spacing would have rounded it to a level of its own, so its
+/// error comes from where the grid stops, not from its resolution. (Merely rounding onto the
+/// end level is not clipping: that is what every absmax-scaled block does with its largest
+/// weight, up to the rounding of a stored scale.)
+#[derive(Debug, Clone, Copy)]
+struct GridEnds {
+    low: f32,
+    high: f32,
+    low_spacing: f32,
+    high_spacing: f32,
+}
+
+impl GridEnds {
+    /// The ends of sorted, distinct `levels` (at least one).
+    fn of_sorted(levels: &[f32]) -> GridEnds {
+        let n = levels.len();
+        let spacing = |a: usize, b: usize| if n > 1 { levels[b] - levels[a] } else { 0.0 };
+        GridEnds {
+            low: levels[0],
+            high: levels[n - 1],
+            low_spacing: spacing(0, 1),
+            high_spacing: spacing(n - 2, n - 1),
+        }
+    }
+
+    /// The ends once every level `l` becomes `l·scale + offset`.
+    fn scaled(self, scale: f32, offset: f32) -> GridEnds {
+        let (a, b) = (self.low * scale + offset, self.high * scale + offset);
+        let (sa, sb) = (self.low_spacing * scale.abs(), self.high_spacing * scale.abs());
+        if scale >= 0.0 {
+            GridEnds { low: a, high: b, low_spacing: sa, high_spacing: sb }
+        } else {
+            GridEnds { low: b, high: a, low_spacing: sb, high_spacing: sa }
+        }
+    }
+
+    fn clips(&self, w: f32) -> bool {
+        w < self.low - self.low_spacing / 2.0 || w > self.high + self.high_spacing / 2.0
+    }
 }
 
 /// A codebook's grid in the group holding the largest |w| of `basis` (the weights in the basis
@@ -243,21 +281,13 @@ fn codebook_grid(cb: &Codebook, basis: &[f32]) -> (QuantLevels, u64) {
     let (t0, t1) = sharing_span(cb.table_sharing, cols, c);
     let (s0, s1) = sharing_span(cb.scale_sharing, cols, c);
 
-    // Each table's lowest and highest level; a group's grid runs between them once scaled.
-    let tables: Vec<(f32, f32)> = cb
-        .levels
-        .chunks_exact(cb.levels_per_table)
-        .map(|t| t.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &l| (lo.min(l), hi.max(l))))
-        .collect();
+    let tables: Vec<GridEnds> =
+        cb.levels.chunks_exact(cb.levels_per_table).map(|t| GridEnds::of_sorted(&sorted_levels(t.to_vec()))).collect();
     let mut clipped = 0u64;
     for (i, &w) in basis.iter().enumerate() {
         let (r, c) = (i / cols, i % cols);
-        let (lo, hi) = tables[cb.table_sharing.index(cols, r, c)];
         let s = cb.scale_sharing.index(cols, r, c);
-        let (a, b) = (lo * cb.scales[s] + offset(s), hi * cb.scales[s] + offset(s));
-        let (lo, hi) = (a.min(b), a.max(b));
-        let tolerance = clip_tolerance(lo, hi);
-        if w < lo - tolerance || w > hi + tolerance {
+        if tables[cb.table_sharing.index(cols, r, c)].scaled(cb.scales[s], offset(s)).clips(w) {
             clipped += 1;
         }
     }
@@ -281,7 +311,7 @@ fn codebook_grid(cb: &Codebook, basis: &[f32]) -> (QuantLevels, u64) {
 fn gguf_grid(t: GgmlType, bytes: &[u8], cols: usize, basis: &[f32]) -> Result<Option<(QuantLevels, u64)>, String> {
     let Some(sub) = gguf_sub_block(t) else { return Ok(None) };
     let (block, size) = (t.block_size(), t.type_size());
-    if cols % block != 0 || bytes.len() != basis.len() / block * size {
+    if !cols.is_multiple_of(block) || bytes.len() != basis.len() / block * size {
         return Err(format!("{} blocks do not tile rows of {cols} ({} bytes)", t.name(), bytes.len()));
     }
     let grid_of = |r: usize, c: usize| {
@@ -292,19 +322,15 @@ fn gguf_grid(t: GgmlType, bytes: &[u8], cols: usize, basis: &[f32]) -> Result<Op
     for (i, w) in basis.chunks_exact(sub).enumerate() {
         let (r, c) = (i * sub / cols, i * sub % cols);
         let Some(grid) = grid_of(r, c) else { return Ok(None) };
-        let (lo, hi) = grid.range();
-        let tolerance = clip_tolerance(lo, hi);
-        clipped += w.iter().filter(|&&x| x < lo - tolerance || x > hi + tolerance).count() as u64;
+        let ends = grid.ends();
+        clipped += w.iter().filter(|&&x| ends.clips(x)).count() as u64;
     }
     let at = argmax_abs(basis);
     let (r, c) = (at / cols, at % cols);
     let Some(grid) = grid_of(r, c) else { return Ok(None) };
     let start = c / sub * sub;
-    let shared = if sub == block {
-        format!("block of {block}")
-    } else {
-        format!("sub-block of {sub} (super-block of {block})")
-    };
+    let shared =
+        if sub == block { format!("block of {block}") } else { format!("sub-block of {sub} (super-block of {block})") };
     let levels = QuantLevels {
         source: "gguf-block",
         basis: "original",
@@ -379,11 +405,10 @@ impl Playground {
                 let capture = Capture { attention_layers: vec![layer], ..self.capture(as_loaded) };
                 let mut cache = gpu.model.new_cache(&gpu.ctx, n as u32).map_err(js_error)?;
                 let out = gpu.model.step(&gpu.ctx, &mut cache, &tokens, &capture).await.map_err(js_error)?;
-                let probs = out
-                    .attention_probs
-                    .into_iter()
-                    .find_map(|(l, p)| (l == layer).then_some(p))
-                    .ok_or_else(|| JsError::new(&format!("the GPU forward returned no attention for layer {layer}")))?;
+                let probs =
+                    out.attention_probs.into_iter().find_map(|(l, p)| (l == layer).then_some(p)).ok_or_else(|| {
+                        JsError::new(&format!("the GPU forward returned no attention for layer {layer}"))
+                    })?;
                 (probs, "webgpu")
             }
             None => {
@@ -432,7 +457,9 @@ impl Playground {
     /// block's stored scales (the sub-block's, for K-quants). Both come from what was stored, so
     /// they are exactly the grid the decoder uses. Null for float schemes and "keep". For a
     /// Hadamard scheme the grid is in the rotated basis (`basis: "rotated"`). `clipped` counts
-    /// the weights outside their own group's grid.
+    /// the weights beyond the ends of their own group's grid by more than half its spacing there
+    /// (see `GridEnds`). One caveat: asymmetric int schemes share one table of `2·(2^b−1)+1`
+    /// levels among groups that each reach `2^b` of them, and the grid drawn is that table.
     #[wasm_bindgen(js_name = weightStats)]
     pub fn weight_stats(&self, tensor: String, scheme: String) -> Result<JsValue, JsError> {
         let t0 = now_ms();

@@ -70,3 +70,10 @@ test('every column names a field of an entry', () => {
   const e = entry(1);
   for (const c of COLUMNS) assert.ok(c.key in e, c.key);
 });
+
+test('the table shows an unmeasured value as a dash', () => {
+  const ppl = COLUMNS.find((c) => c.key === 'perplexity');
+  assert.equal(ppl?.format?.(NaN), '–');
+  assert.equal(ppl?.format?.(38.6661), '38.67');
+  assert.equal(ppl?.format?.(Infinity), 'Infinity');
+});

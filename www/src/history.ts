@@ -33,7 +33,9 @@ export interface Column {
   format?: (v: number) => string;
 }
 
-const fixed = (digits: number) => (v: number) => (Number.isFinite(v) ? v.toFixed(digits) : String(v));
+/** Not measured (NaN) reads as a dash; infinities as themselves. */
+const shown = (f: (v: number) => string) => (v: number) => (Number.isNaN(v) ? '–' : Number.isFinite(v) ? f(v) : String(v));
+const fixed = (digits: number) => shown((v) => v.toFixed(digits));
 
 export const COLUMNS: readonly Column[] = [
   { key: 'run', label: '#', numeric: true },
@@ -41,14 +43,14 @@ export const COLUMNS: readonly Column[] = [
   { key: 'runtime', label: 'Runtime', numeric: false },
   { key: 'intervention', label: 'Intervention', numeric: false },
   { key: 'bitsPerWeight', label: 'Bits/w', numeric: true, format: fixed(2) },
-  { key: 'bytes', label: 'MB', numeric: true, format: (v) => (v / 1e6).toFixed(1) },
+  { key: 'bytes', label: 'MB', numeric: true, format: shown((v) => (v / 1e6).toFixed(1)) },
   { key: 'kl', label: 'KL', numeric: true, format: fixed(4) },
   { key: 'pdKl', label: 'PD-KL', numeric: true, format: fixed(4) },
-  { key: 'top1', label: 'Top-1', numeric: true, format: (v) => `${(v * 100).toFixed(1)}%` },
+  { key: 'top1', label: 'Top-1', numeric: true, format: shown((v) => `${(v * 100).toFixed(1)}%`) },
   { key: 'perplexity', label: 'PPL', numeric: true, format: fixed(2) },
   { key: 'qid', label: 'QiD', numeric: true, format: fixed(4) },
   { key: 'tokens', label: 'Tokens', numeric: true },
-  { key: 'ms', label: 'Time (ms)', numeric: true, format: (v) => String(Math.round(v)) },
+  { key: 'ms', label: 'Time (ms)', numeric: true, format: shown((v) => String(Math.round(v))) },
 ];
 
 export type SortDirection = 'asc' | 'desc';

@@ -27,7 +27,18 @@ import {
 import { EVAL_TOKEN_CHOICES, decodeState, defaultState, encodeState, type AppState } from './url-state';
 import { baseName, formatBytes, formatCount, formatInt, formatMetric, formatMs, formatProb, tokenNode } from './format';
 import { browserGpuNotice, deviceNotice, isSoftwareAdapter, type GpuNotice } from './webgpu';
-import type { Applied, Capabilities, DeviceInfo, EvalMetrics, Loaded, ModelSource, ModelSummary, RuntimeQuantConfig, TopToken } from './messages';
+import type {
+  Applied,
+  Capabilities,
+  DeviceInfo,
+  EvalMetrics,
+  Loaded,
+  ModelSource,
+  ModelSummary,
+  RuntimeApplied,
+  RuntimeQuantConfig,
+  TopToken,
+} from './messages';
 import { mountOutlierViews, type OutlierViews, type ViewDataSource, type ViewState } from './views/index';
 
 const TOP_K = 10;
@@ -392,7 +403,11 @@ async function syncEngine(eng: Engine, timings: string[]): Promise<void> {
   if (recipe !== engineConfig.recipe) {
     status.set('busy', 're-quantizing…');
     try {
-      const r = await eng.run('applyRecipe', { recipe });
+      const r = await eng.run('applyRecipe', { recipe }, {
+        onProgress: (_stage, done, total) => {
+          if (total > 0) status.set('busy', `re-quantizing ${done}/${total}…`);
+        },
+      });
       engineConfig.recipe = recipe;
       lastApplied = r;
       const n = r.requantizedOnGpu + r.requantizedOnCpu;
@@ -406,9 +421,21 @@ async function syncEngine(eng: Engine, timings: string[]): Promise<void> {
   if (caps?.runtime && runtime !== engineConfig.runtime) {
     status.set('busy', 'setting runtime quantization…');
     try {
-      const r = await eng.run('setRuntimeQuant', { config: state.runtime });
+      const r = await eng.run('setRuntimeQuant', { config: state.runtime }, {
+        onProgress: (stage, done, total) => status.set('busy', `calibrating (${stage}${total > 1 ? ` ${done}/${total}` : ''})…`),
+      });
       engineConfig.runtime = runtime;
       timings.push(`runtime quantization in ${formatMs(r.ms)}`);
+      renderRuntimeResult(r);
+      if (r.recipe) {
+        // Bit allocation decides the weights' schemes: its recipe becomes the free recipe.
+        state.recipeMode = 'json';
+        state.recipeText = r.recipe;
+        renderModeControls();
+        renderRecipePreview();
+        writeHash();
+        await syncEngine(eng, timings);
+      }
     } catch (e) {
       showNotice('quant-error', 'Runtime quantization was not applied', (e as Error).message);
     }
@@ -423,6 +450,16 @@ async function syncEngine(eng: Engine, timings: string[]): Promise<void> {
       showNotice('quant-error', 'The intervention was not applied', (e as Error).message);
     }
   }
+}
+
+function renderRuntimeResult(r: RuntimeApplied): void {
+  const el = $('runtime-result');
+  const parts = [`On the GPU: ${r.gpu}.`];
+  if (r.cpuMethod) parts.push(`${r.cpuMethod} answers the prediction and the metrics on the CPU reference (its transforms have no GPU kernels); the outlier views show the GPU model.`);
+  if (r.recipe) parts.push('Bit allocation chose the weights\' schemes: see the recipe.');
+  if (r.bitsPerWeight != null) parts.push(`${r.bitsPerWeight.toFixed(2)} bits per weight.`);
+  el.textContent = parts.join(' ');
+  el.hidden = false;
 }
 
 function renderSize(r: Applied): void {
@@ -581,11 +618,11 @@ function recordHistory(m: EvalMetrics, ms: number): void {
   renderHistory();
 }
 
-/** The weight scheme the views' histogram shows: the one the chosen tensor holds now. */
-function viewScheme(): string {
-  const tensor = views?.state().tensor;
-  return lastApplied?.tensors.find((t) => t.name === tensor)?.scheme ?? 'keep';
+/** The scheme a matrix holds now ("keep": as loaded), or null before any recipe was applied. */
+function schemeOf(tensor: string): string | null {
+  return lastApplied?.tensors.find((t) => t.name === tensor)?.scheme ?? null;
 }
+
 
 async function refresh(): Promise<void> {
   const eng = engine;
@@ -624,7 +661,9 @@ async function refresh(): Promise<void> {
     const t0 = performance.now();
     const key = promptKey();
     try {
-      await views.update(state.prompt, viewScheme());
+      // The scheme per tensor, so a tensor picked in the views shows its own grid; the model key
+      // lets the views keep what depends only on the weights as loaded.
+      await views.update(state.prompt, (tensor) => schemeOf(tensor) ?? 'keep', `${loadedModel}|${summary.bytes}`);
       viewsKey = key;
       hide('outliers-error');
       timings.push(`views ${formatMs(performance.now() - t0)}`);
@@ -698,6 +737,7 @@ async function loadModel(name: string, source: ModelSource, modelKey: string): P
   engineConfig = { recipe: null, runtime: JSON.stringify(defaultState().runtime), intervention: '' };
   lastApplied = null;
   predictKey = metricsKey = viewsKey = identityShownFor = null;
+  $('runtime-result').hidden = true;
   generator.reset();
   renderDevice(loaded.device);
   renderSummary(loaded.summary, loaded.bytes, loaded.fromCache);
@@ -1059,30 +1099,37 @@ function renderHistory(): void {
       return th;
     }),
   );
-  body.replaceChildren(
-    ...sortedHistory().map((e) => {
-      const tr = document.createElement('tr');
-      tr.dataset.run = String(e.run);
-      for (const c of COLUMNS) {
-        const td = document.createElement('td');
-        const v = e[c.key];
-        td.dataset.key = c.key;
-        td.dataset.value = String(v);
-        td.textContent = typeof v === 'number' && c.format ? c.format(v) : String(v);
-        if (c.numeric) td.classList.add('num');
-        if (c.key === 'weights') td.title = String(v);
-        tr.append(td);
-      }
-      tr.title = 'Click to restore this configuration';
-      tr.addEventListener('click', () => {
-        const url = new URL(e.link);
-        applyDecodedState(decodeState(url.hash).state, false);
-      });
-      return tr;
-    }),
-  );
+  body.replaceChildren(...(historyEntries.length === 0 ? [emptyHistoryRow()] : sortedHistory().map(historyRow)));
   $('history-csv').toggleAttribute('disabled', historyEntries.length === 0);
   $('history-json').toggleAttribute('disabled', historyEntries.length === 0);
+}
+
+function historyRow(e: HistoryEntry): HTMLTableRowElement {
+  const tr = document.createElement('tr');
+  tr.dataset.run = String(e.run);
+  for (const c of COLUMNS) {
+    const td = document.createElement('td');
+    const v = e[c.key];
+    td.dataset.key = c.key;
+    td.dataset.value = String(v);
+    td.textContent = typeof v === 'number' && c.format ? c.format(v) : String(v);
+    if (c.numeric) td.classList.add('num');
+    if (c.key === 'weights') td.title = String(v);
+    tr.append(td);
+  }
+  tr.title = 'Click to restore this configuration';
+  tr.addEventListener('click', () => applyDecodedState(decodeState(new URL(e.link).hash).state, false));
+  return tr;
+}
+
+function emptyHistoryRow(): HTMLTableRowElement {
+  const td = document.createElement('td');
+  td.colSpan = COLUMNS.length;
+  td.className = 'empty';
+  td.textContent = 'Each configuration you try is listed here, with its metrics.';
+  const tr = document.createElement('tr');
+  tr.append(td);
+  return tr;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1095,7 +1142,9 @@ function matrixNames(): string[] {
 const viewSource: ViewDataSource = {
   probe: (prompt, asLoaded, layer, point) => requireEngine().run('probe', { prompt, asLoaded, layer, point }),
   attentionMaps: (prompt, layer, asLoaded) => requireEngine().run('attentionMaps', { prompt, layer, asLoaded }),
-  weightStats: (tensor, scheme) => requireEngine().run('weightStats', { tensor, scheme }),
+  // The histogram shows the grid of the scheme the tensor holds now: `update` passes the scheme of
+  // the tensor chosen then, and the user may pick another tensor, of another class, since.
+  weightStats: (tensor, scheme) => requireEngine().run('weightStats', { tensor, scheme: schemeOf(tensor) ?? scheme }),
   outlierReport: (prompt, rule) => requireEngine().run('outlierReport', { prompt, rule }),
   tensorNames: () => matrixNames(),
 };

@@ -188,6 +188,20 @@ export type ModelSource =
   /** A file the user opened before, from this browser's cache (`local:NAME` in a shared link). */
   | { kind: 'cached-local'; name: string };
 
+/** What `setRuntimeQuant` resolves to (src/web/runtime_quant.rs). serde's None arrives as undefined. */
+export interface RuntimeApplied {
+  /** What runs in the GPU forward of the model under study, in words ("activations int8-token, KV …"). */
+  gpu: string;
+  /** The calibrated method answering predictions and metrics on the CPU reference, if any. */
+  cpuMethod?: string | null;
+  /** What the method or a search decided (per-layer choices, the allocation). */
+  decisions?: unknown;
+  /** Bit allocation's recipe, to apply with applyRecipe. */
+  recipe?: string | null;
+  bitsPerWeight?: number | null;
+  ms: number;
+}
+
 export interface Loaded {
   summary: ModelSummary;
   device: DeviceInfo;
@@ -211,7 +225,7 @@ export interface EngineApi {
   };
   applyRecipe: { args: { recipe: string }; result: Applied };
   setIntervention: { args: { name: string; calibrationTokens: number }; result: { ms: number } };
-  setRuntimeQuant: { args: { config: RuntimeQuantConfig }; result: { ms: number } };
+  setRuntimeQuant: { args: { config: RuntimeQuantConfig }; result: RuntimeApplied };
   evaluate: { args: { maxTokens: number; window: number; text: string }; result: EvalMetrics };
   probe: { args: { prompt: string; asLoaded: boolean; layer: number; point: string }; result: ViewResult<'probe'> };
   attentionMaps: { args: { prompt: string; layer: number; asLoaded: boolean }; result: ViewResult<'attentionMaps'> };

@@ -41,7 +41,8 @@ export interface AppState {
 }
 
 export function defaultRuntime(): RuntimeQuantConfig {
-  return { a: null, aDown: null, kv: null, attn: null, method: null, calibTokens: 64 };
+  // 32 calibration tokens: the engine's own default, since calibration runs single-threaded in wasm.
+  return { a: null, aDown: null, kv: null, attn: null, method: null, calibTokens: 32 };
 }
 
 export function defaultState(): AppState {

@@ -10,17 +10,17 @@
 import init, * as wasm from '../pkg/quantscope.js';
 import { Playground } from '../pkg/quantscope.js';
 import { readAll, modelCache, cacheStamp, localCacheKey } from './download';
+import { capabilities, optionalMethod } from './capabilities';
 import type {
   ArgsOf,
   BrowserAdapterInfo,
   CallRequest,
-  Capabilities,
   DeviceInfo,
   Method,
   ModelSource,
   PageMessage,
   ResultOf,
-  RuntimeSchemes,
+  SchemeInfo,
   WorkerMessage,
 } from './messages';
 
@@ -31,17 +31,8 @@ interface WorkerScope {
 const scope = self as unknown as WorkerScope;
 const post = (message: WorkerMessage) => scope.postMessage(message);
 
-/**
- * The engine's optional entry points, looked up by name: they arrive in separate changes to
- * src/web (runtime quantization, the outlier views), and this page must run on an engine built
- * before or after each of them.
- */
 type Optional = (...args: unknown[]) => unknown;
-const wasmExports = wasm as unknown as Record<string, unknown>;
-function optionalMethod(name: string): Optional | null {
-  const f = (Playground.prototype as unknown as Record<string, unknown>)[name];
-  return typeof f === 'function' ? (f as Optional) : null;
-}
+const optional = (name: string): Optional | null => optionalMethod(Playground.prototype, name);
 
 let model: Playground | null = null;
 let crashed = false;
@@ -59,7 +50,7 @@ function requireModel(): Playground {
 }
 
 function requireOptional(name: string, what: string): Optional {
-  const f = optionalMethod(name);
+  const f = optional(name);
   if (!f) throw new Error(`this engine build has no ${what} (${name}); rebuild it with scripts/build-web`);
   return f;
 }
@@ -235,13 +226,10 @@ const handlers: Handlers = {
     requireModel().setIntervention(name, calibrationTokens);
     return { ms: performance.now() - t0 };
   },
-  setRuntimeQuant: async ({ config }) => {
-    const m = requireModel();
-    const set = requireOptional('setRuntimeQuant', 'runtime quantization');
-    const t0 = performance.now();
-    const reply = (await set.call(m, JSON.stringify(config))) as { ms?: number } | undefined;
-    return { ms: reply?.ms ?? performance.now() - t0 };
-  },
+  setRuntimeQuant: async ({ config }, ctx) =>
+    requireOptional('setRuntimeQuant', 'runtime quantization').call(requireModel(), JSON.stringify(config), ctx.progress) as Promise<
+      ResultOf<'setRuntimeQuant'>
+    >,
   evaluate: async ({ maxTokens, window, text }, ctx) => requireModel().evaluate(maxTokens, window, text, ctx.progress),
   probe: async ({ prompt, asLoaded, layer, point }) => requireModel().probe(prompt, asLoaded, layer, point),
   attentionMaps: async ({ prompt, layer, asLoaded }) =>
@@ -273,30 +261,12 @@ function reportError(id: number, e: unknown): void {
   }
 }
 
-function capabilities(): Capabilities {
-  const runtimeSchemes = wasmExports.runtimeSchemes;
-  let runtime: RuntimeSchemes | null = null;
-  if (typeof runtimeSchemes === 'function' && optionalMethod('setRuntimeQuant')) {
-    try {
-      runtime = runtimeSchemes() as RuntimeSchemes;
-    } catch (e) {
-      console.warn('quantscope: runtimeSchemes() failed; runtime quantization is off', e);
-    }
-  }
-  return {
-    version: wasm.engineVersion(),
-    schemes: wasm.schemes(),
-    runtime,
-    views: {
-      attentionMaps: optionalMethod('attentionMaps') !== null,
-      weightStats: optionalMethod('weightStats') !== null,
-      outlierReport: optionalMethod('outlierReport') !== null,
-    },
-  };
-}
-
 const ready = init().then(
-  () => post({ type: 'ready', capabilities: capabilities() }),
+  () =>
+    post({
+      type: 'ready',
+      capabilities: capabilities(wasm.engineVersion(), wasm.schemes() as SchemeInfo[], wasm, Playground.prototype),
+    }),
   (e: unknown) => {
     crashed = true;
     post({

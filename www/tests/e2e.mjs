@@ -38,7 +38,7 @@ const METRICS_TIMEOUT_MS = 240_000;
 const VIEWS_TIMEOUT_MS = 300_000;
 const GENERATE_TIMEOUT_MS = 120_000;
 const CLI = join(ROOT, 'target/debug/quantscope');
-const GENERATE_TOKENS = 6;
+const GENERATE_TOKENS = 4;
 const EVAL_TOKENS = '16';
 const TWO_BIT = 'int2-g32-asym';
 const VIEW_IDS = ['residual-heatmap', 'residual-layers', 'outlier-table', 'attention-maps', 'sink-heatmap',
@@ -262,6 +262,27 @@ test('default model: loads, predicts " Paris" as loaded and quantized, generates
   assert.equal(await page.getByTestId('generate-quantized').getAttribute('data-state'), 'idle');
 });
 
+test('every outlier view renders', { timeout: 480_000 }, async (t) => {
+  // The weights as loaded: the views show the model's own outliers.
+  const t0 = Date.now();
+  await page.getByTestId('outliers-toggle').click();
+  for (const id of VIEW_IDS) {
+    const view = page.locator(`[data-view="${id}"]`);
+    await page.locator(`[data-view="${id}"][data-ready="true"]`).waitFor({ timeout: VIEWS_TIMEOUT_MS }).catch(async (e) => {
+      const why = await view.getAttribute('data-error').catch(() => null);
+      await failWithPage(page, new Error(`view ${id} did not render${why ? `: ${why}` : ''}: ${e.message}`), `view-${id}-failure.png`);
+    });
+    await view.scrollIntoViewIfNeeded();
+    await view.screenshot({ path: join(SHOTS, `view-${id}.png`), animations: 'disabled' });
+  }
+  t.diagnostic(`all ${VIEW_IDS.length} views rendered in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  assert.equal(new URLSearchParams(new URL(page.url()).hash.slice(1)).get('outliers'), '1', 'the open views are in the link');
+  await page.screenshot({ path: join(SHOTS, 'playground-outliers.png'), fullPage: true, animations: 'disabled' });
+  // Hidden views are not recomputed: the next tests time the quantizer alone.
+  await page.getByTestId('outliers-toggle').click();
+  assert.equal(await page.getByTestId('outliers-root').isVisible(), false);
+});
+
 test('switching every weight to 2 bits raises KL; history sorts and exports; charts export as PNG', { timeout: 420_000 }, async (t) => {
   const before = await readMetrics(page);
   // Fewer evaluation tokens change nothing while the model is the reference: no run, no new row.
@@ -290,6 +311,7 @@ test('switching every weight to 2 bits raises KL; history sorts and exports; cha
 
   // The per-layer chart has the layers' errors; hovering reads one out.
   const chart = page.getByTestId('layer-chart');
+  await chart.scrollIntoViewIfNeeded();
   const box = await chart.boundingBox();
   await page.mouse.move(box.x + box.width * 0.6, box.y + box.height * 0.5);
   assert.match(await page.getByTestId('layer-chart-tooltip').innerText(), /layer \d+: relative error \d/);
@@ -341,6 +363,14 @@ test('a corrupt file gives a readable error and the previous model keeps working
   assert.match(truncated, /offset \d+/, 'the error says where the file broke');
   assert.doesNotMatch(truncated, /crashed/, 'a bad file is an error, not a crash');
 
+  // A file dropped on the model card goes the same way.
+  await page.evaluate(() => {
+    const data = new DataTransfer();
+    data.items.add(new File([new Uint8Array(4096).fill(7)], 'dropped.gguf'));
+    document.querySelector('[data-testid="drop-zone"]').dispatchEvent(new DragEvent('drop', { dataTransfer: data, bubbles: true, cancelable: true }));
+  });
+  await page.waitForFunction(() => /Could not load dropped\.gguf/.test(document.querySelector('[data-testid="load-error"]').innerText), null, { timeout: 60_000 });
+
   // Two files that make no model are refused before anything is read.
   await page.getByTestId('file-input').setInputFiles([
     { name: 'model.safetensors', mimeType: 'application/octet-stream', buffer: Buffer.from('{}') },
@@ -358,29 +388,20 @@ test('a corrupt file gives a readable error and the previous model keeps working
   assert.equal(germany.reference[0].token, ' Berlin');
   await error.locator('.notice-close').click();
   await error.waitFor({ state: 'hidden' });
-  await page.screenshot({ path: join(SHOTS, 'playground-error.png'), fullPage: true, animations: 'disabled' });
-});
 
-test('every outlier view renders', { timeout: 480_000 }, async (t) => {
-  // Back to the weights as loaded, so the views show the model's own outliers.
-  await page.getByTestId('all-weights').selectOption('');
-  await page.getByTestId('prompt').fill(DEFAULT_PROMPT);
-  await page.getByTestId('prompt').press('Enter');
-  await waitForPrediction(page, DEFAULT_PROMPT);
-  const t0 = Date.now();
-  await page.getByTestId('outliers-toggle').click();
-  for (const id of VIEW_IDS) {
-    const view = page.locator(`[data-view="${id}"]`);
-    await page.locator(`[data-view="${id}"][data-ready="true"]`).waitFor({ timeout: VIEWS_TIMEOUT_MS }).catch(async (e) => {
-      const why = await view.getAttribute('data-error').catch(() => null);
-      await failWithPage(page, new Error(`view ${id} did not render${why ? `: ${why}` : ''}: ${e.message}`), `view-${id}-failure.png`);
-    });
-    await view.scrollIntoViewIfNeeded();
-    await view.screenshot({ path: join(SHOTS, `view-${id}.png`), animations: 'disabled' });
-  }
-  t.diagnostic(`all ${VIEW_IDS.length} views rendered in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-  assert.equal(new URLSearchParams(new URL(page.url()).hash.slice(1)).get('outliers'), '1', 'the open views are in the link');
-  await page.screenshot({ path: join(SHOTS, 'playground-outliers.png'), fullPage: true, animations: 'disabled' });
+  // A recipe the engine refuses is reported in its words, and changes nothing.
+  await page.locator('label:has([data-testid="recipe-mode-json"])').click();
+  assert.deepEqual(JSON.parse(await page.getByTestId('recipe-json').inputValue()), { default: TWO_BIT, rules: [] },
+    'the recipe editor starts from what the controls set');
+  const runs = await metricsRun(page);
+  await page.getByTestId('recipe-json').fill('{"default": "int9"}');
+  await page.getByTestId('recipe-apply').click();
+  const quantError = page.getByTestId('quant-error');
+  await quantError.waitFor({ state: 'visible', timeout: 60_000 });
+  assert.match(await quantError.innerText(), /int takes 2 to 8 bits/);
+  assert.match(await quantError.innerText(), /keeps its previous weights/);
+  assert.equal(await metricsRun(page), runs, 'nothing was re-measured');
+  await page.screenshot({ path: join(SHOTS, 'playground-error.png'), fullPage: true, animations: 'disabled' });
 });
 
 test('the URL state round-trips: a link restores the controls, and the page links back to the same state', { timeout: 420_000 }, async (t) => {
@@ -410,7 +431,8 @@ test('the URL state round-trips: a link restores the controls, and the page link
   assert.equal(await linked.getByTestId('intervention').inputValue(), 'clip');
   assert.equal(await linked.getByTestId('intervention-clip').inputValue(), '99.5');
   assert.equal(await linked.getByTestId('eval-tokens').inputValue(), EVAL_TOKENS);
-  const preview = JSON.parse(await linked.getByTestId('recipe-preview').innerText());
+  // textContent: the preview sits in a closed <details>.
+  const preview = JSON.parse(await linked.getByTestId('recipe-preview').textContent());
   assert.deepEqual(preview.rules, [
     { tensors: 'blk.*.ffn_down.weight', scheme: 'int8-ch-sym' },
     { tensors: 'blk.*.attn_q.weight', layers: '0-3', scheme: 'int4-g128-asym' },
@@ -448,6 +470,28 @@ test('without WebGPU it says so and predicts on the CPU', { timeout: 300_000 }, 
   assert.equal(await cpu.getByTestId('quantized-column').isVisible(), false);
   assert.notEqual(await cpu.getByTestId('quant-fields').getAttribute('disabled'), null, 'the quantizer controls are off');
   await cpu.screenshot({ path: join(SHOTS, 'playground-cpu.png'), fullPage: true, animations: 'disabled' });
+
+  // A Hugging Face checkpoint (safetensors + config.json + tokenizer.json) loads from the file
+  // picker and predicts what the CLI predicts from the same files. The export (the default model
+  // cut to a few layers) is written by the Rust oracle tests (tests/reference_forward.rs);
+  // without it this step is skipped and says so.
+  const hf = join(ROOT, 'target/oracle/hf_export');
+  const parts = ['model.safetensors', 'config.json', 'tokenizer.json'].map((f) => join(hf, f));
+  if (parts.every((f) => existsSync(f))) {
+    const layers = JSON.parse(readFileSync(parts[1], 'utf8')).num_hidden_layers;
+    const expected = JSON.parse(execFileSync(CLI, ['predict', '--backend', 'cpu', '--model', parts[0], '--prompt', DEFAULT_PROMPT,
+      '--top', '10', '--json'], { cwd: ROOT, encoding: 'utf8' })).top.map((x) => x.token);
+    await cpu.getByTestId('file-input').setInputFiles(parts);
+    await cpu.waitForFunction(() => document.querySelector('[data-testid="top-reference"]').dataset.model === 'model'
+      || !document.querySelector('[data-testid="load-error"]').hidden, null, { timeout: LOAD_TIMEOUT_MS });
+    assert.equal(await cpu.getByTestId('load-error').isVisible(), false, await cpu.getByTestId('load-error').innerText());
+    assert.equal(await cpu.getByTestId('summary-layers').getAttribute('data-value'), String(layers));
+    assert.match(decodeURIComponent(new URL(cpu.url()).hash), /model=local:model/);
+    const hfTop = await waitForPrediction(cpu, DEFAULT_PROMPT, PREDICT_TIMEOUT_MS, { quantized: false });
+    assert.deepEqual(hfTop.reference.map((x) => x.token), expected, 'the safetensors checkpoint predicts what the CLI does');
+  } else {
+    t.diagnostic(`skipped the safetensors load: ${hf} is missing (cargo test --test reference_forward writes it)`);
+  }
   assert.deepEqual(errors, [], 'no errors in the browser console');
   await cpu.close();
 

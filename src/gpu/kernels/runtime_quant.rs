@@ -212,6 +212,11 @@ pub fn check_activation_scheme(scheme: &ActScheme) -> Result<(), GpuError> {
             "activation scheme {scheme}: percentile clipping (-clip{p}) runs only on the CPU reference"
         )));
     }
+    if scheme.hadamard.is_some() {
+        return Err(shape(format!(
+            "activation scheme {scheme}: the online Hadamard rotation runs only on the CPU reference"
+        )));
+    }
     if let ActFormat::Int { bits, .. } = scheme.format {
         if !(2..=8).contains(&bits) {
             return Err(shape(format!("activation scheme {scheme}: int takes 2 to 8 bits")));
@@ -342,6 +347,9 @@ impl GpuRuntimeQuant {
         let mut inputs = HashMap::new();
         for (&(layer, input), calibration) in &quant.inputs {
             let label = |what: &str| format!("layer {layer} {input:?} {what}");
+            if calibration.fp_bias.is_some() {
+                return Err(shape(label("LLM-FP4 static FP quantizer: runs only on the CPU reference")));
+            }
             let shift = match &calibration.shift {
                 Some(z) => {
                     let minus: Vec<f32> = z.iter().map(|v| -v).collect();

@@ -28,7 +28,7 @@ export class AttentionMaps extends CanvasView<AttentionMapsData> {
     const single = heads.length === 1;
     // A single head gets token labels on both axes.
     const labelSpace = single && data.n <= 48 ? 96 : 0;
-    const grid = smallMultiples(heads.length, width - labelSpace, 12, 18, single ? 460 : 200);
+    const grid = smallMultiples(heads.length, width - labelSpace, 12, 18, single ? 380 : 200);
     const legendHeight = 30;
     const height = grid.height + labelSpace + legendHeight;
     const ctx = this.context(width, height, theme);

@@ -186,7 +186,17 @@ export function drawMessage(ctx: CanvasRenderingContext2D, width: number, height
 export class Tooltip {
   readonly el: HTMLDivElement;
 
-  constructor(parent: HTMLElement) {
+  /** The page's one tooltip element, created on first use (views mounted again reuse it). */
+  static shared(parent: HTMLElement): Tooltip {
+    const existing = parent.querySelector<HTMLDivElement>(":scope > .qv-tooltip");
+    return new Tooltip(parent, existing ?? undefined);
+  }
+
+  constructor(parent: HTMLElement, el?: HTMLDivElement) {
+    if (el) {
+      this.el = el;
+      return;
+    }
     this.el = document.createElement("div");
     this.el.className = "qv-tooltip";
     this.el.setAttribute("role", "status");

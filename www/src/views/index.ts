@@ -2,6 +2,7 @@
 //
 //   const views = mountOutlierViews(root, source, initialState, (s) => saveToUrl(s));
 //   await views.update(prompt, scheme);   // after every model or quantizer change
+//   // scheme: one name for all tensors, or (tensor) => the scheme that tensor holds now
 //
 // Each view is a `<section data-view="ID" data-ready="true|false">` with a canvas and a PNG
 // button. Fetched data is cached per (model state, prompt, arguments), so moving between layers,
@@ -15,13 +16,14 @@ import { AttentionMaps, SinkHeatmap } from "./attention.ts";
 import { CausalChain, OutlierTable } from "./report.ts";
 import { ResidualHeatmap, ResidualLayers } from "./residual.ts";
 import { layerCount } from "./shape.ts";
-import { DEFAULT_STATE, needsOf, normalizeState, type Need } from "./state.ts";
+import { Cache, DEFAULT_STATE, needsOf, normalizeState, type Need } from "./state.ts";
 import {
   OUTLIER_RULES,
   PROBE_POINTS,
   type AttentionMapsData,
   type OutlierReport,
   type OutlierViews,
+  type SchemeChoice,
   type ProbeData,
   type ViewDataSource,
   type ViewState,
@@ -31,25 +33,6 @@ import type { CanvasView, ViewHost } from "./view.ts";
 import { WeightColumns, WeightHistogram } from "./weights.ts";
 
 export * from "./types.ts";
-
-/** Fetched results by key; a rejected fetch is forgotten so that it can be retried. */
-class Cache<T> {
-  private readonly entries = new Map<string, Promise<T>>();
-
-  get(key: string, fetch: () => Promise<T>): Promise<T> {
-    let p = this.entries.get(key);
-    if (!p) {
-      p = fetch();
-      this.entries.set(key, p);
-      p.catch(() => this.entries.delete(key));
-    }
-    return p;
-  }
-
-  clear(): void {
-    this.entries.clear();
-  }
-}
 
 export function mountOutlierViews(
   root: HTMLElement,
@@ -61,7 +44,8 @@ export function mountOutlierViews(
   const layers = Math.max(1, layerCount(tensors));
   let state = normalizeState(initial, DEFAULT_STATE, layers, tensors);
   let prompt: string | null = null;
-  let scheme = "keep";
+  // The weight scheme each tensor holds now, for the histogram's grid.
+  let schemeOf: (tensor: string) => string = () => "keep";
   // Everything fetched belongs to one model state; `update` starts a new one.
   let epoch = 0;
   const probes = new Cache<ProbeData>();
@@ -73,7 +57,7 @@ export function mountOutlierViews(
 
   root.classList.add("qv-root");
   root.replaceChildren();
-  const tooltip = new Tooltip(document.body);
+  const tooltip = Tooltip.shared(document.body);
 
   const host: ViewHost = {
     tooltip,
@@ -95,7 +79,8 @@ export function mountOutlierViews(
   const columns = new WeightColumns(host);
   const histogram = new WeightHistogram(host);
   const chain = new CausalChain(host);
-  const all: CanvasView<unknown>[] = [heatmap, layerChart, table, maps, sinks, columns, histogram, chain] as CanvasView<unknown>[];
+  // Half-width charts in pairs between the full-width ones, so no grid cell stays empty.
+  const all: CanvasView<unknown>[] = [heatmap, layerChart, sinks, table, maps, columns, histogram, chain] as CanvasView<unknown>[];
 
   const grid = document.createElement("div");
   grid.className = "qv-grid";
@@ -163,7 +148,7 @@ export function mountOutlierViews(
       );
     }
     if (needs.has("weights") && s.tensor) {
-      const sc = scheme;
+      const sc = schemeOf(s.tensor) || "keep";
       jobs.push(
         load("weights", weights, JSON.stringify([s.tensor, sc]), () => source.weightStats(s.tensor, sc), [
           columns,
@@ -201,7 +186,7 @@ export function mountOutlierViews(
 
   let lastModelKey: string | null = null;
 
-  async function update(newPrompt: string, newScheme: string, modelKey?: string): Promise<void> {
+  async function update(newPrompt: string, newScheme: SchemeChoice, modelKey?: string): Promise<void> {
     // The loaded weights (behind weightStats and the report) change only with the model; the
     // quantized model (behind the probes and attention maps) changes with every call.
     if (modelKey === undefined || modelKey !== lastModelKey) {
@@ -213,7 +198,7 @@ export function mountOutlierViews(
     probes.clear();
     attention.clear();
     prompt = newPrompt;
-    scheme = newScheme || "keep";
+    schemeOf = typeof newScheme === "function" ? newScheme : () => newScheme;
     await refresh(new Set<Need>(["probe", "attention", "weights", "report"]));
   }
 
@@ -226,7 +211,7 @@ export function mountOutlierViews(
   controls.show(state);
 
   return {
-    update: (p: string, s: string, modelKey?: string) => update(p, s, modelKey),
+    update,
     state: () => state,
     setState,
   };

@@ -73,7 +73,10 @@ test("the residual series starts with the embeddings and follows the layers", ()
     [0],
   );
   assert.deepEqual(largestJump(series), { from: 0, to: 1, ratio: 300 });
-  assert.equal(largestJump(series.slice(0, 1)), null);
+  // From the embeddings (0.5) into block 0 (3) is ×6 but never counts; with only that step, no jump.
+  assert.equal(largestJump(series.slice(0, 2)), null);
+  const bigStart = [{ ...series[0], maxAbs: 0.001 }, ...series.slice(1)];
+  assert.deepEqual(largestJump(bigStart), { from: 0, to: 1, ratio: 300 });
 });
 
 test("the probe median is its bin's geometric middle, or the bin's top for bin 0", () => {
@@ -188,6 +191,10 @@ test("the chain diagram reads weight column, channel and sink from the report", 
   assert.match(row.nodes[2].lines[1], /peak 80% in block 2/);
   assert.equal(chainRows(report(), 0).length, 0);
   const embedded = report();
-  embedded.chain[0].down_projection = null;
-  assert.equal(chainRows(embedded, 1)[0].nodes[0].title, "embeddings");
+  // serde-wasm-bindgen leaves out a None: absent fields read as "none", not as block undefined.
+  embedded.chain[0].down_projection = undefined;
+  embedded.chain[0].first_block = undefined;
+  const [fromEmbeddings] = chainRows(embedded, 1);
+  assert.equal(fromEmbeddings.nodes[0].title, "embeddings");
+  assert.deepEqual([fromEmbeddings.tensor, fromEmbeddings.block], [null, null]);
 });

@@ -76,12 +76,14 @@ export function layerSeries(probes: readonly ProbeResult[], point: ProbePoint): 
 }
 
 /**
- * The largest jump of max|x| from one point to the next (ratio), where massive activations
- * appear; null with fewer than two points.
+ * The largest jump of max|x| from one block to the next (ratio), where massive activations
+ * appear; null with fewer than two blocks. The step from the embeddings into block 0 is left
+ * out: embeddings are always small, so that step is large in every model.
  */
 export function largestJump(series: readonly LayerPoint[]): { from: number; to: number; ratio: number } | null {
   let best: { from: number; to: number; ratio: number } | null = null;
   for (let i = 1; i < series.length; i++) {
+    if (series[i - 1].layer < 0) continue;
     const before = series[i - 1].maxAbs;
     const ratio = before > 0 ? series[i].maxAbs / before : Infinity;
     if (!best || ratio > best.ratio) best = { from: series[i - 1].layer, to: series[i].layer, ratio };
@@ -192,7 +194,7 @@ export function chainRows(report: OutlierReport, max: number): ChainRow[] {
           ]
         : ["no later block"],
     };
-    return { channel: link.channel, tensor: d?.tensor ?? null, block: link.first_block, nodes: [weight, channel, sink] };
+    return { channel: link.channel, tensor: d?.tensor ?? null, block: link.first_block ?? null, nodes: [weight, channel, sink] };
   });
 }
 

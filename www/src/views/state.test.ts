@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { DEFAULT_STATE, needsOf, normalizeState } from "./state.ts";
+import { Cache, DEFAULT_STATE, needsOf, normalizeState } from "./state.ts";
 
 const tensors = ["token_embd.weight", "blk.0.ffn_down.weight", "blk.1.attn_q.weight"];
 
@@ -32,4 +32,20 @@ test("each change refetches only what depends on it", () => {
   assert.deepEqual([...needsOf(s, { ...s, view: "sink-heatmap" })], []);
   assert.deepEqual([...needsOf(s, { ...s, tensor: "blk.1.attn_q.weight" })], ["weights"]);
   assert.deepEqual([...needsOf(s, { ...s, rule: "massive" })], ["report"]);
+});
+
+test("the cache fetches each key once and forgets a failed fetch so it can be retried", async () => {
+  const cache = new Cache<number>();
+  let calls = 0;
+  const fetch = () => Promise.resolve(++calls);
+  assert.equal(await cache.get("a", fetch), 1);
+  assert.equal(await cache.get("a", fetch), 1);
+  assert.equal(await cache.get("b", fetch), 2);
+  let fail = true;
+  const flaky = () => (fail ? Promise.reject(new Error("busy")) : Promise.resolve(7));
+  await assert.rejects(cache.get("c", flaky), /busy/);
+  fail = false;
+  assert.equal(await cache.get("c", flaky), 7);
+  cache.clear();
+  assert.equal(await cache.get("a", fetch), 3);
 });

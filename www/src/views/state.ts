@@ -41,3 +41,25 @@ export function needsOf(before: ViewState, after: ViewState): Set<Need> {
   return needs;
 }
 
+/** Fetched results by key; a rejected fetch is forgotten so that it can be retried. */
+export class Cache<T> {
+  private readonly entries = new Map<string, Promise<T>>();
+
+  get(key: string, fetch: () => Promise<T>): Promise<T> {
+    let p = this.entries.get(key);
+    if (!p) {
+      p = fetch();
+      this.entries.set(key, p);
+      const pending = p;
+      // Only this fetch's own entry: after a clear() the key may hold a newer one.
+      pending.catch(() => {
+        if (this.entries.get(key) === pending) this.entries.delete(key);
+      });
+    }
+    return p;
+  }
+
+  clear(): void {
+    this.entries.clear();
+  }
+}

@@ -1,6 +1,9 @@
 // The data the outlier views read, exactly as the wasm `Playground` methods return it (field names
 // as Rust's serde writes them: the engine's own structs keep snake_case, the facade's wrappers use
 // camelCase), and the contract with the page shell (`ViewDataSource`, `ViewState`).
+//
+// serde-wasm-bindgen writes a Rust `None` as `undefined`, not `null`: such fields are optional
+// here, and the views test them with `== null` or truthiness.
 
 /** Where in a block a probe reads the activations (`gpu::forward::ProbePoint`). */
 export type ProbePoint =
@@ -135,8 +138,8 @@ export interface ValueHistogram {
   min: number;
   max: number;
   loaded: number[];
-  /** The values after quantizing with the scheme (dequantized); null when the scheme is "keep". */
-  quantized: number[] | null;
+  /** The values after quantizing with the scheme (dequantized); absent when the scheme is "keep". */
+  quantized?: number[] | null;
 }
 
 /**
@@ -176,11 +179,11 @@ export interface WeightStatsData {
   columnRatios: number[];
   outliers: WeightOutliers;
   histogram: ValueHistogram;
-  levels: QuantLevels | null;
+  levels?: QuantLevels | null;
   /** Weights (in the quantized basis) outside the value range of their own group's grid: clipped. */
   clipped: number;
-  error: { mse: number; sqnr_db: number | null; max_abs: number } | null;
-  bitsPerWeight: number | null;
+  error?: { mse: number; sqnr_db?: number | null; max_abs: number } | null;
+  bitsPerWeight?: number | null;
   ms: number;
 }
 
@@ -207,7 +210,7 @@ export interface OutlierToken {
 export interface HiddenStateReport {
   /** 0: the embeddings; i ≥ 1: after block i − 1. */
   index: number;
-  block: number | null;
+  block?: number | null;
   max_abs: number;
   mean_abs: number;
   median_abs: number;
@@ -255,8 +258,8 @@ export interface ChainLink {
   first_hidden_state: number;
   hidden_states: number[];
   carriers: Entry[];
-  first_block: number | null;
-  down_projection: DownProjection | null;
+  first_block?: number | null;
+  down_projection?: DownProjection | null;
   attention: CarrierAttention[];
 }
 
@@ -293,14 +296,20 @@ export interface ViewState {
   rule: string;
 }
 
+/**
+ * The weight scheme the histogram draws: one for every tensor, or the scheme each tensor holds
+ * now (so that choosing another tensor in the views shows its own scheme). "keep": unquantized.
+ */
+export type SchemeChoice = string | ((tensor: string) => string);
+
 export interface OutlierViews {
   /**
-   * Re-fetch and redraw after a model or quantizer change. `scheme` is the weight scheme the
-   * histogram draws ("keep" when unquantized). `modelKey` names the loaded model (its file and
-   * size, say): while it stays the same, the weight statistics and the outlier report (which
-   * read only the weights as loaded) are kept; without it they are refetched on every call.
+   * Re-fetch and redraw after a model or quantizer change. `modelKey` names the loaded model
+   * (its file and size, say): while it stays the same, the weight statistics and the outlier
+   * report (which read only the weights as loaded) are kept; without it they are refetched on
+   * every call. Never rejects: a view whose data fails shows the error in its card.
    */
-  update(prompt: string, scheme: string, modelKey?: string): Promise<void>;
+  update(prompt: string, scheme: SchemeChoice, modelKey?: string): Promise<void>;
   state(): ViewState;
   setState(s: Partial<ViewState>): Promise<void>;
 }
@@ -309,9 +318,9 @@ export interface OutlierViews {
 export const VIEW_IDS = [
   "residual-heatmap",
   "residual-layers",
+  "sink-heatmap",
   "outlier-table",
   "attention-maps",
-  "sink-heatmap",
   "weight-columns",
   "weight-histogram",
   "causal-chain",

@@ -1,7 +1,7 @@
 // Weights: per-column max/mean ratio bars, and the value histogram with the scheme's grid over it.
 
 import { binRange, binSeriesMax, valueBin, valueBinRange } from "./binning.ts";
-import { drawMessage, drawXLabels, drawYAxis, fontOf, type Theme } from "./chart.ts";
+import { drawMessage, drawXLabels, drawYAxis, fitText, fontOf, type Theme } from "./chart.ts";
 import { bandAt, plotArea, type Rect } from "./layout.ts";
 import { formatNumber, linearScale, linearTicks, logScale, logTicks, type Scale } from "./scales.ts";
 import type { WeightColumn, WeightStatsData } from "./types.ts";
@@ -109,7 +109,7 @@ export class WeightHistogram extends CanvasView<WeightStatsData> {
   }
 
   protected draw(data: WeightStatsData, width: number, theme: Theme): void {
-    const height = 270;
+    const height = 290;
     const ctx = this.context(width, height, theme);
     const h = data.histogram;
     const bins = h.loaded.length;
@@ -118,7 +118,7 @@ export class WeightHistogram extends CanvasView<WeightStatsData> {
       this.layout = null;
       return;
     }
-    const area = plotArea(width, height, { top: 22, right: 14, bottom: 40, left: 52 });
+    const area = plotArea(width, height, { top: 36, right: 14, bottom: 40, left: 52 });
     const x = linearScale(h.min, h.max, area.x, area.x + area.width);
     this.layout = { area, x, bins };
     const peak = Math.max(1, ...h.loaded, ...(h.quantized ?? []));
@@ -188,20 +188,24 @@ export class WeightHistogram extends CanvasView<WeightStatsData> {
       theme,
       "w",
     );
-    ctx.font = fontOf(theme, 11);
-    ctx.textAlign = "left";
-    ctx.fillStyle = theme.muted;
-    const caption = levels
-      ? `${data.scheme}: ${levels.values.length} levels of ${levels.shared} (row ${levels.row}, columns ${levels.start}–${levels.end - 1})${levels.basis === "rotated" ? ", rotated basis" : ""}`
+    // Two caption lines above the plot: what the scheme costs and does, then which grid is drawn.
+    const clipped = data.clipped > 0 ? ` · ${data.clipped} clipped (${formatNumber((100 * data.clipped) / (data.rows * data.cols))}%)` : data.error ? " · none clipped" : "";
+    // No SQNR with an error summary means the scheme gave back the loaded values exactly.
+    const sqnr = data.error ? (data.error.sqnr_db != null ? ` · SQNR ${data.error.sqnr_db.toFixed(1)} dB` : " · lossless") : "";
+    const bpw = data.bitsPerWeight ? ` · ${formatNumber(data.bitsPerWeight)} bpw` : "";
+    const grid = levels
+      ? `${levels.values.length} levels of the ${levels.shared} holding the largest |w| (row ${levels.row}, columns ${levels.start}–${levels.end - 1})${levels.basis === "rotated" ? ", rotated basis" : ""}`
       : data.scheme === "keep"
-        ? "as loaded (no scheme chosen)"
-        : `${data.scheme}: no grid to draw`;
-    ctx.fillText(caption, area.x, 10);
-    const clipped = data.clipped > 0 ? ` · ${data.clipped} clipped (${formatNumber((100 * data.clipped) / (data.rows * data.cols))}%)` : "";
-    const sqnr = data.error?.sqnr_db;
-    this.setMeta(
-      `${data.tensor} · ${data.scheme}${data.bitsPerWeight ? ` · ${formatNumber(data.bitsPerWeight)} bpw` : ""}${sqnr != null ? ` · SQNR ${sqnr.toFixed(1)} dB` : ""}${clipped}`,
-    );
+        ? "as loaded: choose a scheme to see its grid"
+        : "a float format: no grid to draw";
+    ctx.textAlign = "left";
+    ctx.fillStyle = theme.text;
+    ctx.font = fontOf(theme, 11.5, 600);
+    ctx.fillText(fitText(ctx, `${data.scheme}${bpw}${sqnr}${clipped}`, width - area.x), area.x, 9);
+    ctx.fillStyle = theme.muted;
+    ctx.font = fontOf(theme, 11);
+    ctx.fillText(fitText(ctx, grid, width - area.x), area.x, 24);
+    this.setMeta(data.tensor);
   }
 
   protected describe(px: number, py: number): string[] | null {
