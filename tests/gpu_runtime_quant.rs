@@ -160,6 +160,9 @@ fn clipping_is_refused_with_a_typed_error_and_shapes_are_checked() {
     let int8: ActScheme = "int8-token".parse().unwrap();
     let e = fake_quantize_activation(ctx(), &mut ctx().encoder(), &int8, &buf, 2, 64).unwrap_err();
     assert!(e.to_string().contains("needs 128"), "{e}");
+    let hadamard: ActScheme = "int4-token+hadamard".parse().unwrap();
+    let e = fake_quantize_activation(ctx(), &mut ctx().encoder(), &hadamard, &buf, 1, 64).unwrap_err();
+    assert!(e.to_string().contains("Hadamard"), "{e}");
     let kv: KvScheme = "int8".parse().unwrap();
     assert!(fake_quantize_kv(ctx(), &mut ctx().encoder(), &kv, &buf, 1, 64, 48).is_err());
 }
@@ -268,9 +271,13 @@ fn calibrated_shifts_static_scales_and_key_scales_are_bit_exact_with_the_cpu_hoo
     let mut scales: Vec<f32> = (0..ff).map(|_| rng.uniform(0.01, 0.3)).collect();
     scales[5] = 0.0;
     let static_scales = Some(StaticChannelScales { bits: 8, scales });
-    inputs.insert((2, LinearInput::MlpDown), InputCalibration { shift: Some(shift(&mut rng, ff)), static_scales, ..Default::default() });
+    inputs.insert(
+        (2, LinearInput::MlpDown),
+        InputCalibration { shift: Some(shift(&mut rng, ff)), static_scales, ..Default::default() },
+    );
     // SQ-b: a shift around the dynamic scheme.
-    inputs.insert((2, LinearInput::AttnQkv), InputCalibration { shift: Some(shift(&mut rng, d)), ..Default::default() });
+    inputs
+        .insert((2, LinearInput::AttnQkv), InputCalibration { shift: Some(shift(&mut rng, d)), ..Default::default() });
     let key_scales: Vec<Vec<f32>> = (0..config.n_layers).map(|_| rng.vec(config.kv_dim(), 0.25, 4.0)).collect();
     let quant = RuntimeQuant {
         activations: Some(ActivationSchemes { default: "int4-token".parse().unwrap(), down: None }),
