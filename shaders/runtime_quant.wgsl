@@ -24,6 +24,11 @@
 //   static_channel: OutlierTune's static per-channel scales: RNE(x/s)·s (no clamp), 0 where s ≤ 0.
 //   key_scale:      FireQ: keys × σ[channel]; queries ÷ σ of their KV head's channel.
 //
+// And the online Hadamard rotation of `+hadamard` activation schemes (src/quant/hadamard.rs):
+//   hadamard:       one workgroup per block of `group` (a power of two ≤ MAX_HADAMARD) along a row:
+//                   the Sylvester FWHT in workgroup memory, then × 1/√block (`max_finite` carries
+//                   it). In f32 where the CPU sums in f64: a rotated value may differ by a few ulps.
+//
 // Rounding is bit-exact with the CPU where WGSL division is correctly rounded (lavapipe's is):
 // scales are the same f32 expressions in the same order, grids use round() (WGSL: ties to even)
 // on the integer significand, which is exact. A zero result is +0, as the CPU's level tables have.
@@ -61,6 +66,9 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> stats: array<atomic<u32>>;
 
 var<workgroup> partial: array<f32, WORKGROUP_SIZE>;
+
+const MAX_HADAMARD: u32 = 2048u; // the wrapper refuses larger blocks
+var<workgroup> block_values: array<f32, MAX_HADAMARD>;
 
 // floor(log2 a) of a positive f32 from its exponent bits; subnormals give −127 (every caller
 // clamps at or above that, as the CPU's exact f64 exponent is clamped too).
@@ -298,5 +306,33 @@ fn key_scale(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n_gr
         let hd = params.group;
         let kv_channel = (c / hd / params.groups_per_row) * hd + c % hd;
         x[i] = x[i] / channel_value(kv_channel);
+    }
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn hadamard(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n_groups: vec3<u32>,
+            @builtin(local_invocation_index) local: u32) {
+    let item = wg.x + wg.y * n_groups.x;
+    // Uniform per workgroup, as are the stage bounds below: the barriers stay in uniform flow.
+    if (item >= params.rows * params.groups_per_row) { return; }
+    let size = params.group;
+    let base = (item / params.groups_per_row) * params.cols + (item % params.groups_per_row) * size;
+    for (var i = local; i < size; i += WORKGROUP_SIZE) {
+        block_values[i] = x[base + i];
+    }
+    workgroupBarrier();
+    // Stage `half`: pairs (lo, lo + half) in blocks of 2·half become (a + b, a − b), as fwht.
+    for (var half = 1u; half < size; half *= 2u) {
+        for (var j = local; j < size / 2u; j += WORKGROUP_SIZE) {
+            let lo = (j / half) * 2u * half + j % half;
+            let a = block_values[lo];
+            let b = block_values[lo + half];
+            block_values[lo] = a + b;
+            block_values[lo + half] = a - b;
+        }
+        workgroupBarrier();
+    }
+    for (var i = local; i < size; i += WORKGROUP_SIZE) {
+        x[base + i] = block_values[i] * params.max_finite;
     }
 }

@@ -9,6 +9,9 @@
 //! refused with a typed error: it needs a select per scale group (see `shaders/select.wgsl`),
 //! which is not wired here.
 //!
+//! `+hadamard` (the online rotation) is two more dispatches around the quantizer: each token
+//! rotated by H/√block in blocks (f32 sums where the CPU uses f64: a few ulps apart), and back.
+//!
 //! The calibrated rewrites of `quant::runtime` run here too: a linear input's shift (`x − z`
 //! before its quantizer, `+ z` after: two bias-add dispatches), static per-channel scales
 //! (OutlierTune, one dispatch, replacing the dynamic scheme), and FireQ's key/query channel scales
@@ -27,12 +30,15 @@ use crate::quant::activation::forward::ActivationSchemes;
 use crate::quant::activation::{ActFormat, ActGranularity, ActScheme};
 use crate::quant::attention_probs::{ProbQuantizer, ProbScheme, ADALOG_R};
 use crate::quant::float::{MX_BLOCK, NVFP4_BLOCK};
+use crate::quant::hadamard::block_size;
 use crate::quant::kv::{KvFormat, KvScheme, E4M3_SCALE_FLOOR};
 use crate::quant::minifloat::Codec;
 use crate::quant::runtime::RuntimeQuant;
 use crate::quant::MiniFloat;
 
 const KERNEL: &str = "runtime_quant";
+/// `MAX_HADAMARD` in the WGSL: the largest rotation block (workgroup memory).
+const MAX_HADAMARD: u32 = 2048;
 /// `AMAX_CHUNK` in the WGSL: elements per invocation of `tensor_amax`.
 const AMAX_CHUNK: u32 = 8;
 
@@ -187,6 +193,14 @@ pub fn fake_quantize_activation(
     if k == 0 {
         return Err(shape("activation rows of 0 channels".into()));
     }
+    if scheme.hadamard.is_some() {
+        // Rotate each token, quantize in the rotated basis, rotate back (H is self-inverse).
+        let block = hadamard_block(scheme, k)?;
+        let unrotated = ActScheme { hadamard: None, ..*scheme };
+        rotate(ctx, enc, x, tokens, k, block)?;
+        fake_quantize_activation(ctx, enc, &unrotated, x, tokens, k)?;
+        return rotate(ctx, enc, x, tokens, k, block);
+    }
     let per = |p: Params, granularity: ActGranularity| match granularity {
         ActGranularity::Token => (Params { group: k, ..p }, Granularity::Groups),
         ActGranularity::Tensor => (p, Granularity::Tensor),
@@ -205,16 +219,52 @@ pub fn fake_quantize_activation(
     record(ctx, enc, x, Params { rows: tokens, cols: k, ..p }, granularity)
 }
 
+/// The Hadamard block of `scheme` for rows of `k` (the CPU's rule), refused past `MAX_HADAMARD`.
+pub fn hadamard_block(scheme: &ActScheme, k: u32) -> Result<u32, GpuError> {
+    let requested = scheme.hadamard.unwrap_or(0);
+    let block =
+        block_size(requested, k as usize).map_err(|reason| shape(format!("activation scheme {scheme}: {reason}")))?;
+    if block > MAX_HADAMARD as usize {
+        return Err(shape(format!(
+            "activation scheme {scheme}: Hadamard blocks above {MAX_HADAMARD} run only on the CPU"
+        )));
+    }
+    Ok(block as u32)
+}
+
+/// Rotates every row of `x` (`[rows × cols]`) by `H/√block` in consecutive blocks, in place.
+fn rotate(
+    ctx: &GpuContext,
+    enc: &mut wgpu::CommandEncoder,
+    x: &wgpu::Buffer,
+    rows: u32,
+    cols: u32,
+    block: u32,
+) -> Result<(), GpuError> {
+    let n = rows as u64 * cols as u64;
+    if n > u32::MAX as u64 {
+        return Err(shape(format!("{rows}×{cols} overflows 32-bit indices")));
+    }
+    require_len(KERNEL, "x", x, n)?;
+    if n == 0 {
+        return Ok(());
+    }
+    let norm = (1.0 / (block as f64).sqrt()) as f32;
+    let mut words = Params { rows, cols, group: block, ..Default::default() }.words();
+    words[8] = norm.to_bits(); // max_finite carries the norm for this entry
+    let params = ctx.uniform("hadamard params", &words);
+    let lanes = if block <= 64 { 64 } else { 256 };
+    let pipeline = ctx.pipeline(&source(), "hadamard", &[("WORKGROUP_SIZE", lanes as f64)])?;
+    // The entry reads no stats, so its layout has bindings 0 and 1 only.
+    ctx.dispatch(enc, &pipeline, &[&params, x], rows * (cols / block));
+    Ok(())
+}
+
 /// Whether the GPU runs `scheme` (everything but percentile clipping, and int of 2 to 8 bits).
 pub fn check_activation_scheme(scheme: &ActScheme) -> Result<(), GpuError> {
     if let Some(p) = scheme.clip {
         return Err(shape(format!(
             "activation scheme {scheme}: percentile clipping (-clip{p}) runs only on the CPU reference"
-        )));
-    }
-    if scheme.hadamard.is_some() {
-        return Err(shape(format!(
-            "activation scheme {scheme}: the online Hadamard rotation runs only on the CPU reference"
         )));
     }
     if let ActFormat::Int { bits, .. } = scheme.format {
@@ -335,9 +385,18 @@ impl GpuRuntimeQuant {
     /// Refused (a typed error naming the part): percentile clipping of activations.
     pub fn new(ctx: &GpuContext, quant: &RuntimeQuant, config: &LlamaConfig) -> Result<GpuRuntimeQuant, GpuError> {
         if let Some(a) = &quant.activations {
-            check_activation_scheme(&a.default)?;
-            if let Some(down) = &a.down {
-                check_activation_scheme(down)?;
+            let classes = [
+                (LinearInput::AttnQkv, config.d_model),
+                (LinearInput::AttnOutput, config.q_dim()),
+                (LinearInput::MlpGateUp, config.d_model),
+                (LinearInput::MlpDown, config.d_ff),
+            ];
+            for (input, k) in classes {
+                let scheme = a.for_input(input);
+                check_activation_scheme(scheme)?;
+                if scheme.hadamard.is_some() {
+                    hadamard_block(scheme, k as u32)?;
+                }
             }
         }
         let probs = match &quant.probs {
