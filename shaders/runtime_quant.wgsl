@@ -24,6 +24,12 @@
 //   static_channel: OutlierTune's static per-channel scales: RNE(x/s)·s (no clamp), 0 where s ≤ 0.
 //   key_scale:      FireQ: keys × σ[channel]; queries ÷ σ of their KV head's channel.
 //
+// And percentile clipping of a per-tensor scheme (`-clipP`, src/quant/activation.rs):
+//   clip_tensor:    x clamped to ±limit, limit = a + (b − a)·fraction with a, b the |x| of ranks
+//                   ⌊p/100·(n−1)⌋ and ⌈…⌉ from shaders/select.wgsl (stats[0] and, copied there,
+//                   stats[3]) and the fraction in `scale_floor` (numpy's linear interpolation, in
+//                   f32 where the CPU uses f64: the limit may differ by an ulp).
+//
 // And the online Hadamard rotation of `+hadamard` activation schemes (src/quant/hadamard.rs):
 //   hadamard:       one workgroup per block of `group` (a power of two ≤ MAX_HADAMARD) along a row:
 //                   the Sylvester FWHT in workgroup memory, then × 1/√block (`max_finite` carries
@@ -335,4 +341,15 @@ fn hadamard(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n_gro
     for (var i = local; i < size; i += WORKGROUP_SIZE) {
         x[base + i] = block_values[i] * params.max_finite;
     }
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn clip_tensor(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n_groups: vec3<u32>,
+               @builtin(local_invocation_index) local: u32) {
+    let i = (wg.x + wg.y * n_groups.x) * WORKGROUP_SIZE + local;
+    if (i >= params.rows * params.cols) { return; }
+    let a = bitcast<f32>(atomicLoad(&stats[0]));
+    let b = bitcast<f32>(atomicLoad(&stats[3]));
+    let limit = a + (b - a) * params.scale_floor;
+    x[i] = clamp(x[i], -limit, limit);
 }

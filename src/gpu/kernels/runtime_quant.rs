@@ -5,9 +5,10 @@
 //!
 //! Dispatches: per token, KV, MXFP4: one (a workgroup per scale group, or an invocation per
 //! group of ≤ 32); per tensor and per channel: two (max |x|, then the elements); NVFP4: two (the
-//! tensor's max |x| for its f32 second level, then the blocks). Percentile clipping (`-clipP`) is
-//! refused with a typed error: it needs a select per scale group (see `shaders/select.wgsl`),
-//! which is not wired here.
+//! tensor's max |x| for its f32 second level, then the blocks). Percentile clipping (`-clipP`) of
+//! a per-tensor scheme: two exact radix selects (`shaders/select.wgsl`, 9 dispatches each) and a
+//! clamp before the quantizer; per token, channel or block it is refused with a typed error (a
+//! select per scale group is not wired).
 //!
 //! `+hadamard` (the online rotation) is two more dispatches around the quantizer: each token
 //! rotated by H/√block in blocks (f32 sums where the CPU uses f64: a few ulps apart), and back.
@@ -22,6 +23,7 @@ use std::collections::HashMap;
 use crate::error::GpuError;
 use crate::gpu::kernels::attention::AttentionShape;
 use crate::gpu::kernels::elementwise::add_rows_in_place;
+use crate::gpu::kernels::intervene::select_abs;
 use crate::gpu::kernels::require_len;
 use crate::gpu::{GpuContext, ShaderSource};
 use crate::model::reference::LinearInput;
@@ -39,6 +41,8 @@ use crate::quant::MiniFloat;
 const KERNEL: &str = "runtime_quant";
 /// `MAX_HADAMARD` in the WGSL: the largest rotation block (workgroup memory).
 const MAX_HADAMARD: u32 = 2048;
+/// Words of a select's state (`shaders/select.wgsl`): found bits, mask, rank, unused, 256 counts.
+const SELECT_STATE_WORDS: u64 = 4 + 256;
 /// `AMAX_CHUNK` in the WGSL: elements per invocation of `tensor_amax`.
 const AMAX_CHUNK: u32 = 8;
 
@@ -201,6 +205,12 @@ pub fn fake_quantize_activation(
         fake_quantize_activation(ctx, enc, &unrotated, x, tokens, k)?;
         return rotate(ctx, enc, x, tokens, k, block);
     }
+    if let Some(percentile) = scheme.clip {
+        // Per tensor (checked above): clamp to ±the percentile of |x|, then quantize unclipped.
+        clip_tensor(ctx, enc, x, tokens, k, percentile)?;
+        let unclipped = ActScheme { clip: None, ..*scheme };
+        return fake_quantize_activation(ctx, enc, &unclipped, x, tokens, k);
+    }
     let per = |p: Params, granularity: ActGranularity| match granularity {
         ActGranularity::Token => (Params { group: k, ..p }, Granularity::Groups),
         ActGranularity::Tensor => (p, Granularity::Tensor),
@@ -232,6 +242,43 @@ pub fn hadamard_block(scheme: &ActScheme, k: u32) -> Result<u32, GpuError> {
     Ok(block as u32)
 }
 
+/// Clamps `x` (`[rows × cols]`) to ±its `percentile`-th percentile of |x| (numpy's linear
+/// interpolation between the two ranks around p/100·(n − 1), both found exactly by the radix
+/// select; the interpolation itself in f32).
+fn clip_tensor(
+    ctx: &GpuContext,
+    enc: &mut wgpu::CommandEncoder,
+    x: &wgpu::Buffer,
+    rows: u32,
+    cols: u32,
+    percentile: f64,
+) -> Result<(), GpuError> {
+    let n = rows as u64 * cols as u64;
+    if n > u32::MAX as u64 {
+        return Err(shape(format!("{rows}×{cols} overflows 32-bit indices")));
+    }
+    require_len(KERNEL, "x", x, n)?;
+    if n == 0 {
+        return Ok(());
+    }
+    let rank = percentile / 100.0 * (n - 1) as f64;
+    let (lo, hi) = (rank.floor() as u32, rank.ceil() as u32);
+    let (lo_state, hi_state) = (
+        ctx.storage("clip select lo", SELECT_STATE_WORDS * 4)?,
+        ctx.storage("clip select hi", SELECT_STATE_WORDS * 4)?,
+    );
+    select_abs(ctx, enc, x, n as u32, lo, &lo_state)?;
+    select_abs(ctx, enc, x, n as u32, hi, &hi_state)?;
+    // The high rank's value into the low state's unused word 3, so one binding holds both.
+    enc.copy_buffer_to_buffer(&hi_state, 0, &lo_state, 12, 4);
+    let mut words = Params { rows, cols, ..Default::default() }.words();
+    words[11] = ((rank - lo as f64) as f32).to_bits(); // scale_floor carries the fraction here
+    let params = ctx.uniform("clip params", &words);
+    let pipeline = ctx.pipeline(&source(), "clip_tensor", &[("WORKGROUP_SIZE", 256.0)])?;
+    ctx.dispatch(enc, &pipeline, &[&params, x, &lo_state], (n as u32).div_ceil(256));
+    Ok(())
+}
+
 /// Rotates every row of `x` (`[rows × cols]`) by `H/√block` in consecutive blocks, in place.
 fn rotate(
     ctx: &GpuContext,
@@ -260,12 +307,21 @@ fn rotate(
     Ok(())
 }
 
-/// Whether the GPU runs `scheme` (everything but percentile clipping, and int of 2 to 8 bits).
+/// Whether the GPU runs `scheme` (everything but percentile clipping other than per tensor, and
+/// int of 2 to 8 bits).
 pub fn check_activation_scheme(scheme: &ActScheme) -> Result<(), GpuError> {
     if let Some(p) = scheme.clip {
-        return Err(shape(format!(
-            "activation scheme {scheme}: percentile clipping (-clip{p}) runs only on the CPU reference"
-        )));
+        let per_tensor = matches!(
+            scheme.format,
+            ActFormat::Int { granularity: ActGranularity::Tensor, .. }
+                | ActFormat::Fp8 { granularity: ActGranularity::Tensor, .. }
+        );
+        if !per_tensor {
+            return Err(shape(format!(
+                "activation scheme {scheme}: percentile clipping (-clip{p}) per token, per channel or per \
+                 block runs only on the CPU reference (per tensor runs on the GPU)"
+            )));
+        }
     }
     if let ActFormat::Int { bits, .. } = scheme.format {
         if !(2..=8).contains(&bits) {
