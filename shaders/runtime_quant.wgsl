@@ -30,6 +30,13 @@
 //                   stats[3]) and the fraction in `scale_floor` (numpy's linear interpolation, in
 //                   f32 where the CPU uses f64: the limit may differ by an ulp).
 //
+//   clip_groups:    the same per token or per channel (and per token for the block formats): one
+//                   workgroup per group, which finds its two ranks by its own radix select in
+//                   workgroup memory (four 8-bit passes each, as select.wgsl), then clamps. The
+//                   ranks and the fraction come from the CPU (every group has the same length).
+//                   `per_channel` picks columns (stride cols) over rows; rank lo in `qmax`, hi in
+//                   `man_bits`.
+//
 // And the online Hadamard rotation of `+hadamard` activation schemes (src/quant/hadamard.rs):
 //   hadamard:       one workgroup per block of `group` (a power of two ≤ MAX_HADAMARD) along a row:
 //                   the Sylvester FWHT in workgroup memory, then × 1/√block (`max_finite` carries
@@ -352,4 +359,73 @@ fn clip_tensor(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n_
     let b = bitcast<f32>(atomicLoad(&stats[3]));
     let limit = a + (b - a) * params.scale_floor;
     x[i] = clamp(x[i], -limit, limit);
+}
+
+var<workgroup> digit_counts: array<atomic<u32>, 256>;
+var<workgroup> select_found: u32;
+var<workgroup> select_mask: u32;
+var<workgroup> select_rank: u32;
+
+// The |x| of rank `rank` among the `m` elements start + j·stride, by the whole workgroup.
+fn select_in_group(start: u32, stride: u32, m: u32, rank: u32, local: u32) -> f32 {
+    workgroupBarrier(); // every lane has read the previous select's answer before it is reset
+    if (local == 0u) {
+        select_found = 0u;
+        select_mask = 0u;
+        select_rank = rank;
+    }
+    for (var shift = 24i; shift >= 0; shift -= 8) {
+        for (var d = local; d < 256u; d += WORKGROUP_SIZE) {
+            atomicStore(&digit_counts[d], 0u);
+        }
+        workgroupBarrier();
+        let found = select_found;
+        let mask = select_mask;
+        for (var j = local; j < m; j += WORKGROUP_SIZE) {
+            let bits = bitcast<u32>(abs(x[start + j * stride]));
+            if ((bits & mask) == found) {
+                atomicAdd(&digit_counts[(bits >> u32(shift)) & 255u], 1u);
+            }
+        }
+        workgroupBarrier();
+        if (local == 0u) {
+            var below = 0u;
+            for (var d = 0u; d < 256u; d++) {
+                let count = atomicLoad(&digit_counts[d]);
+                if (below + count > select_rank) {
+                    select_found = found | (d << u32(shift));
+                    select_mask = mask | (255u << u32(shift));
+                    select_rank -= below;
+                    break;
+                }
+                below += count;
+            }
+        }
+        workgroupBarrier();
+    }
+    return bitcast<f32>(workgroupUniformLoad(&select_found));
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn clip_groups(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n_groups: vec3<u32>,
+               @builtin(local_invocation_index) local: u32) {
+    let item = wg.x + wg.y * n_groups.x;
+    var groups = params.rows;
+    var start = item * params.cols;
+    var stride = 1u;
+    var m = params.cols;
+    if (params.per_channel != 0u) {
+        groups = params.cols;
+        start = item;
+        stride = params.cols;
+        m = params.rows;
+    }
+    // Uniform per workgroup: the barriers below stay in uniform control flow.
+    if (item >= groups) { return; }
+    let a = select_in_group(start, stride, m, params.qmax, local);
+    let b = select_in_group(start, stride, m, params.man_bits, local);
+    let limit = a + (b - a) * params.scale_floor;
+    for (var j = local; j < m; j += WORKGROUP_SIZE) {
+        x[start + j * stride] = clamp(x[start + j * stride], -limit, limit);
+    }
 }

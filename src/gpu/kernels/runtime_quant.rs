@@ -5,10 +5,10 @@
 //!
 //! Dispatches: per token, KV, MXFP4: one (a workgroup per scale group, or an invocation per
 //! group of ≤ 32); per tensor and per channel: two (max |x|, then the elements); NVFP4: two (the
-//! tensor's max |x| for its f32 second level, then the blocks). Percentile clipping (`-clipP`) of
-//! a per-tensor scheme: two exact radix selects (`shaders/select.wgsl`, 9 dispatches each) and a
-//! clamp before the quantizer; per token, channel or block it is refused with a typed error (a
-//! select per scale group is not wired).
+//! tensor's max |x| for its f32 second level, then the blocks). Percentile clipping (`-clipP`):
+//! per tensor, two exact radix selects (`shaders/select.wgsl`, 9 dispatches each) and a clamp
+//! before the quantizer; per token or channel (and per token for MX/NVFP4) one more dispatch, a
+//! workgroup per group running its own radix select in workgroup memory, then clamping.
 //!
 //! `+hadamard` (the online rotation) is two more dispatches around the quantizer: each token
 //! rotated by H/√block in blocks (f32 sums where the CPU uses f64: a few ulps apart), and back.
@@ -206,8 +206,17 @@ pub fn fake_quantize_activation(
         return rotate(ctx, enc, x, tokens, k, block);
     }
     if let Some(percentile) = scheme.clip {
-        // Per tensor (checked above): clamp to ±the percentile of |x|, then quantize unclipped.
-        clip_tensor(ctx, enc, x, tokens, k, percentile)?;
+        // Clamp each scale group (the tensor, a token, a channel; a token for the block formats)
+        // to ±its percentile of |x|, then quantize unclipped, as the CPU.
+        let granularity = match scheme.format {
+            ActFormat::Int { granularity, .. } | ActFormat::Fp8 { granularity, .. } => granularity,
+            ActFormat::MxFp4 | ActFormat::NvFp4 => ActGranularity::Token,
+        };
+        match granularity {
+            ActGranularity::Tensor => clip_tensor(ctx, enc, x, tokens, k, percentile)?,
+            ActGranularity::Token => clip_groups(ctx, enc, x, tokens, k, percentile, false)?,
+            ActGranularity::Channel => clip_groups(ctx, enc, x, tokens, k, percentile, true)?,
+        }
         let unclipped = ActScheme { clip: None, ..*scheme };
         return fake_quantize_activation(ctx, enc, &unclipped, x, tokens, k);
     }
@@ -279,6 +288,41 @@ fn clip_tensor(
     Ok(())
 }
 
+/// Clamps each row (or with `per_channel` each column) of `x` (`[rows × cols]`) to ±its
+/// `percentile`-th percentile of |x|: a workgroup per group, its own radix select in workgroup
+/// memory for the two ranks around p/100·(m − 1).
+#[allow(clippy::too_many_arguments)]
+fn clip_groups(
+    ctx: &GpuContext,
+    enc: &mut wgpu::CommandEncoder,
+    x: &wgpu::Buffer,
+    rows: u32,
+    cols: u32,
+    percentile: f64,
+    per_channel: bool,
+) -> Result<(), GpuError> {
+    let n = rows as u64 * cols as u64;
+    if n > u32::MAX as u64 {
+        return Err(shape(format!("{rows}×{cols} overflows 32-bit indices")));
+    }
+    require_len(KERNEL, "x", x, n)?;
+    if n == 0 {
+        return Ok(());
+    }
+    let (groups, m) = if per_channel { (cols, rows) } else { (rows, cols) };
+    let rank = percentile / 100.0 * (m - 1) as f64;
+    let (lo, hi) = (rank.floor() as u32, rank.ceil() as u32);
+    let mut words = Params { rows, cols, per_channel, ..Default::default() }.words();
+    // This entry's words: rank lo in qmax, rank hi in man_bits, the fraction in scale_floor.
+    words[5] = lo;
+    words[6] = hi;
+    words[11] = ((rank - lo as f64) as f32).to_bits();
+    let params = ctx.uniform("clip params", &words);
+    let pipeline = ctx.pipeline(&source(), "clip_groups", &[("WORKGROUP_SIZE", 256.0)])?;
+    ctx.dispatch(enc, &pipeline, &[&params, x], groups);
+    Ok(())
+}
+
 /// Rotates every row of `x` (`[rows × cols]`) by `H/√block` in consecutive blocks, in place.
 fn rotate(
     ctx: &GpuContext,
@@ -307,22 +351,8 @@ fn rotate(
     Ok(())
 }
 
-/// Whether the GPU runs `scheme` (everything but percentile clipping other than per tensor, and
-/// int of 2 to 8 bits).
+/// Whether the GPU runs `scheme` (int of 2 to 8 bits; every other name the CPU parses).
 pub fn check_activation_scheme(scheme: &ActScheme) -> Result<(), GpuError> {
-    if let Some(p) = scheme.clip {
-        let per_tensor = matches!(
-            scheme.format,
-            ActFormat::Int { granularity: ActGranularity::Tensor, .. }
-                | ActFormat::Fp8 { granularity: ActGranularity::Tensor, .. }
-        );
-        if !per_tensor {
-            return Err(shape(format!(
-                "activation scheme {scheme}: percentile clipping (-clip{p}) per token, per channel or per \
-                 block runs only on the CPU reference (per tensor runs on the GPU)"
-            )));
-        }
-    }
     if let ActFormat::Int { bits, .. } = scheme.format {
         if !(2..=8).contains(&bits) {
             return Err(shape(format!("activation scheme {scheme}: int takes 2 to 8 bits")));
