@@ -54,7 +54,7 @@ const RULE_FP: u32 = 1u;  // s = amax / max_finite; RNE(x/s) on the element grid
 const RULE_MX: u32 = 2u;  // s = 2^clamp(floor(log2 amax) − emax_elem, −127, 127) (E8M0)
 const RULE_NV: u32 = 3u;  // g = 6·448 / tensor amax; s_b = UE4M3(amax_b / 6 · g); E2M1(x·g / s_b)·(s_b / g)
 
-const F32_MAX: f32 = 3.40282347e38;
+const F32_MAX: f32 = 0x1.fffffep+127f;
 
 struct Params {
     rows: u32,
