@@ -274,6 +274,40 @@ async fn elementwise_matches_cpu() {
     }
 }
 
+/// The run-time quantization kernels through Chromium's shader compiler (Tint), which is
+/// stricter than naga: every activation family and a KV scheme against the CPU quantizers.
+#[wasm_bindgen_test]
+async fn runtime_quantization_kernels_match_cpu() {
+    use quantscope::gpu::kernels::runtime_quant::{fake_quantize_activation, fake_quantize_kv};
+    use quantscope::quant::activation::{fake_quantize, ActScheme};
+    use quantscope::quant::kv::{fake_quantize_kv as cpu_kv, KvScheme};
+    let ctx = ctx().await;
+    let mut rng = Rng(17);
+    let (tokens, k) = (5usize, 96usize);
+    let mut x = rng.vec(tokens * k, -2.0, 2.0);
+    x[7] = 40.0;
+    for name in ["int8-token", "int8-tensor", "int4-channel", "fp8-e4m3-token", "mxfp4", "nvfp4"] {
+        let scheme: ActScheme = name.parse().unwrap();
+        let buf = ctx.upload_f32("x", &x).unwrap();
+        let mut enc = ctx.encoder();
+        fake_quantize_activation(ctx, &mut enc, &scheme, &buf, tokens as u32, k as u32).unwrap();
+        ctx.submit(enc);
+        let mut want = x.clone();
+        fake_quantize(&scheme, &mut want, tokens, k).unwrap();
+        // The GPU computes the same scales and levels; a division on a rounding boundary may
+        // land one level off, which the native tests bound; here: no such element in this data.
+        assert_close(name, &read(ctx, &buf, x.len()).await, &want, 0.0, 0.0);
+    }
+    let kv: KvScheme = "int4-e4m3".parse().unwrap();
+    let buf = ctx.upload_f32("k", &x).unwrap();
+    let mut enc = ctx.encoder();
+    fake_quantize_kv(ctx, &mut enc, &kv, &buf, tokens as u32, k as u32, 32).unwrap();
+    ctx.submit(enc);
+    let mut want = x.clone();
+    cpu_kv(&kv, &mut want, tokens, k, 32).unwrap();
+    assert_close("kv int4-e4m3", &read(ctx, &buf, x.len()).await, &want, 0.0, 0.0);
+}
+
 #[wasm_bindgen_test]
 async fn short_buffers_are_shape_errors_not_gpu_errors() {
     let ctx = ctx().await;
