@@ -30,8 +30,8 @@ use crate::quant::experiment::{Experiment, Method, Prepared};
 use crate::quant::kv::KvScheme;
 use crate::quant::runtime::{RuntimeQuant, RuntimeWindows};
 
-/// Activation schemes offered in the page (percentile clipping has no GPU kernel).
-const ACTIVATIONS: [&str; 10] = [
+/// Activation schemes offered in the page.
+const ACTIVATIONS: [&str; 13] = [
     "int8-tensor",
     "int8-token",
     "int8-channel",
@@ -42,6 +42,9 @@ const ACTIVATIONS: [&str; 10] = [
     "fp8-e5m2-token",
     "mxfp4",
     "nvfp4",
+    "int8-token-clip99.9",
+    "int4-token+hadamard",
+    "int4-token-clip99+hadamard",
 ];
 
 /// Default calibration length in the page: the calibration forward runs single-threaded in wasm.
