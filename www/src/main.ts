@@ -455,7 +455,7 @@ async function syncEngine(eng: Engine, timings: string[]): Promise<void> {
 function renderRuntimeResult(r: RuntimeApplied): void {
   const el = $('runtime-result');
   const parts = [`On the GPU: ${r.gpu}.`];
-  if (r.cpuMethod) parts.push(`${r.cpuMethod} answers the prediction and the metrics on the CPU reference (its transforms have no GPU kernels); the outlier views show the GPU model.`);
+  if (r.cpuMethod) parts.push(`${r.cpuMethod} answers the prediction and the metrics on the CPU reference (its rewritten weights and norms live there, not on the GPU); the outlier views and generation show the GPU model.`);
   if (r.recipe) parts.push('Bit allocation chose the weights\' schemes: see the recipe.');
   if (r.bitsPerWeight != null) parts.push(`${r.bitsPerWeight.toFixed(2)} bits per weight.`);
   el.textContent = parts.join(' ');

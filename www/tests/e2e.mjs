@@ -347,57 +347,6 @@ test('switching every weight to 2 bits raises KL; history sorts and exports; cha
   await page.screenshot({ path: join(SHOTS, 'playground-2bit.png'), fullPage: true, animations: 'disabled' });
 });
 
-/**
- * After one or more control changes: waits until the page is idle with measured metrics and
- * the run-time result says `pattern`, and returns the metrics.
- */
-async function waitForRuntime(p, after, pattern, timeout = METRICS_TIMEOUT_MS * 2) {
-  await p.waitForFunction(([n, source]) => {
-    const metrics = document.querySelector('[data-testid="metrics"]');
-    const status = document.querySelector('[data-testid="status"]');
-    const result = document.querySelector('[data-testid="runtime-result"]');
-    return Number(metrics.dataset.run) > n && status.dataset.state !== 'busy' &&
-      (metrics.dataset.state === 'error' ||
-        (metrics.dataset.state === 'done' && result && !result.hidden && new RegExp(source).test(result.textContent)));
-  }, [after, pattern.source], { timeout });
-  const state = await p.getByTestId('metrics').getAttribute('data-state');
-  assert.equal(state, 'done', `the metrics were computed: ${await p.getByTestId('metrics-error').innerText().catch(() => '')}`);
-  return readMetrics(p);
-}
-
-test('run-time quantization: the KV cache on the GPU, FireQ, and a weight-rewriting method on the CPU reference', { timeout: 600_000 }, async (t) => {
-  // Back to the weights as loaded, so what follows is the run-time quantizers' own effect.
-  await page.getByTestId('all-weights').selectOption('');
-  let run = await metricsRun(page);
-  await page.getByTestId('runtime-kv').selectOption('int2');
-  const kv2 = await waitForRuntime(page, run, /On the GPU: KV int2\./).catch((e) => failWithPage(page, e, 'runtime-kv-failure.png'));
-  t.diagnostic(`KV int2: ${JSON.stringify(kv2)}`);
-  assert.ok(kv2.kl > 0.05, `a 2-bit KV cache moves the predictions: KL ${kv2.kl}`);
-
-  run = await metricsRun(page);
-  await page.getByTestId('runtime-kv').selectOption('int4-e4m3');
-  await page.getByTestId('runtime-method').selectOption('fireq');
-  const fireq = await waitForRuntime(page, run, /KV int4-e4m3, FireQ key scales/).catch((e) => failWithPage(page, e, 'runtime-fireq-failure.png'));
-  t.diagnostic(`KV int4-e4m3 + FireQ: ${JSON.stringify(fireq)}`);
-  assert.ok(fireq.kl < kv2.kl, `a 4-bit cache with FireQ's key scales is closer than a 2-bit one: ${fireq.kl} vs ${kv2.kl}`);
-
-  run = await metricsRun(page);
-  await page.getByTestId('runtime-kv').selectOption('');
-  await page.getByTestId('runtime-method').selectOption('ptq161');
-  const ptq = await waitForRuntime(page, run, /ptq161 answers the prediction and the metrics on the CPU reference/)
-    .catch((e) => failWithPage(page, e, 'runtime-ptq-failure.png'));
-  t.diagnostic(`PTQ1.61: ${JSON.stringify(ptq)}`);
-  assert.ok(ptq.kl > fireq.kl, `binarizing 80% of the weights breaks more: ${ptq.kl}`);
-  const both = await waitForPrediction(page, DEFAULT_PROMPT);
-  assert.equal(both.reference[0].token, ' Paris', 'the reference column is untouched');
-  assert.notDeepEqual(both.quantized, both.reference, 'the CPU method answers the quantized column');
-  await page.screenshot({ path: join(SHOTS, 'playground-runtime.png'), fullPage: true, animations: 'disabled' });
-
-  // Off again, for the tests after this one.
-  await page.getByTestId('runtime-method').selectOption('');
-  await page.waitForFunction(() => document.querySelector('[data-testid="status"]').dataset.state !== 'busy', null, { timeout: METRICS_TIMEOUT_MS });
-});
-
 test('a corrupt file gives a readable error and the previous model keeps working', { timeout: 300_000 }, async (t) => {
   await page.getByTestId('file-input').setInputFiles({ name: 'garbage.gguf', mimeType: 'application/octet-stream', buffer: randomBytes(1 << 20) });
   const error = page.getByTestId('load-error');
@@ -453,6 +402,60 @@ test('a corrupt file gives a readable error and the previous model keeps working
   assert.match(await quantError.innerText(), /keeps its previous weights/);
   assert.equal(await metricsRun(page), runs, 'nothing was re-measured');
   await page.screenshot({ path: join(SHOTS, 'playground-error.png'), fullPage: true, animations: 'disabled' });
+});
+
+/**
+ * After one or more control changes: waits until the page is idle with measured metrics and
+ * the run-time result says `pattern`, and returns the metrics.
+ */
+async function waitForRuntime(p, after, pattern, timeout = METRICS_TIMEOUT_MS * 2) {
+  await p.waitForFunction(([n, source]) => {
+    const metrics = document.querySelector('[data-testid="metrics"]');
+    const status = document.querySelector('[data-testid="status"]');
+    const result = document.querySelector('[data-testid="runtime-result"]');
+    return Number(metrics.dataset.run) > n && status.dataset.state !== 'busy' &&
+      (metrics.dataset.state === 'error' ||
+        (metrics.dataset.state === 'done' && result && !result.hidden && new RegExp(source).test(result.textContent)));
+  }, [after, pattern.source], { timeout });
+  const state = await p.getByTestId('metrics').getAttribute('data-state');
+  assert.equal(state, 'done', `the metrics were computed: ${await p.getByTestId('metrics-error').innerText().catch(() => '')}`);
+  return readMetrics(p);
+}
+
+test('run-time quantization: the KV cache on the GPU, FireQ, and a weight-rewriting method on the CPU reference', { timeout: 600_000 }, async (t) => {
+  // Back to the controls and the weights as loaded (the test before left a refused recipe and
+  // 2-bit weights), so what follows is the run-time quantizers' own effect.
+  await page.locator('label:has([data-testid="recipe-mode-controls"])').click();
+  await page.getByTestId('all-weights').selectOption('');
+  const prompt = await page.getByTestId('prompt').inputValue();
+  let run = await metricsRun(page);
+  await page.getByTestId('runtime-kv').selectOption('int2');
+  const kv2 = await waitForRuntime(page, run, /On the GPU: KV int2\./).catch((e) => failWithPage(page, e, 'runtime-kv-failure.png'));
+  t.diagnostic(`KV int2: ${JSON.stringify(kv2)}`);
+  assert.ok(kv2.kl > 0.05, `a 2-bit KV cache moves the predictions: KL ${kv2.kl}`);
+
+  run = await metricsRun(page);
+  await page.getByTestId('runtime-kv').selectOption('int4-e4m3');
+  await page.getByTestId('runtime-method').selectOption('fireq');
+  const fireq = await waitForRuntime(page, run, /KV int4-e4m3, FireQ key scales/).catch((e) => failWithPage(page, e, 'runtime-fireq-failure.png'));
+  t.diagnostic(`KV int4-e4m3 + FireQ: ${JSON.stringify(fireq)}`);
+  assert.ok(fireq.kl < kv2.kl, `a 4-bit cache with FireQ's key scales is closer than a 2-bit one: ${fireq.kl} vs ${kv2.kl}`);
+
+  run = await metricsRun(page);
+  await page.getByTestId('runtime-kv').selectOption('');
+  await page.getByTestId('runtime-method').selectOption('ptq161');
+  const ptq = await waitForRuntime(page, run, /ptq161 answers the prediction and the metrics on the CPU reference/)
+    .catch((e) => failWithPage(page, e, 'runtime-ptq-failure.png'));
+  t.diagnostic(`PTQ1.61: ${JSON.stringify(ptq)}`);
+  assert.ok(ptq.kl > fireq.kl, `binarizing 80% of the weights breaks more: ${ptq.kl}`);
+  const both = await waitForPrediction(page, prompt);
+  assert.equal(both.reference[0].token, ' Berlin', 'the reference column is untouched');
+  assert.notDeepEqual(both.quantized, both.reference, 'the CPU method answers the quantized column');
+  await page.screenshot({ path: join(SHOTS, 'playground-runtime.png'), fullPage: true, animations: 'disabled' });
+
+  // Off again, for the tests after this one.
+  await page.getByTestId('runtime-method').selectOption('');
+  await page.waitForFunction(() => document.querySelector('[data-testid="status"]').dataset.state !== 'busy', null, { timeout: METRICS_TIMEOUT_MS });
 });
 
 test('the URL state round-trips: a link restores the controls, and the page links back to the same state', { timeout: 420_000 }, async (t) => {
