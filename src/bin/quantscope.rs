@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
@@ -24,6 +25,7 @@ use quantscope::analysis::intervene::{IntervenedBackend, IntervenedWindows, Inte
 use quantscope::gpu::bench::{self, BenchOptions};
 use quantscope::gpu::forward::{GpuBackend, GpuModel, GpuWindows};
 use quantscope::gpu::kernels::intervene::GpuIntervention;
+use quantscope::gpu::kernels::runtime_quant::GpuRuntimeQuant;
 use quantscope::gpu::GpuContext;
 use quantscope::model::generate::{generate, CpuBackend, NextTokenLogits};
 use quantscope::model::sampling::{Sampler, SamplingParams};
@@ -491,9 +493,6 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
             let kv: Option<KvScheme> = kv.map(|k| k.parse()).transpose().map_err(|e| format!("--kv: {e}"))?;
             let probs: Option<ProbScheme> = attn.map(|a| a.parse()).transpose().map_err(|e| format!("--attn: {e}"))?;
             let runtime_asked = activations.is_some() || kv.is_some() || probs.is_some() || method.is_some();
-            if runtime_asked && backend == Backend::Gpu {
-                return Err("--a, --kv, --attn and --method run on the CPU reference for now; use --backend cpu".into());
-            }
             let model = load(model)?;
             let (recipe, label) = match (weights, recipe) {
                 (Some(name), _) => {
@@ -531,7 +530,8 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
             let ids = eval_tokens(&model, &text, &options).map_err(|e| e.to_string())?;
             let started = std::time::Instant::now();
             let ctx = match backend {
-                _ if runtime_asked => None,
+                // Auto keeps run-time quantization on the CPU reference, the ground truth.
+                Backend::Auto if runtime_asked => None,
                 Backend::Cpu => None,
                 Backend::Gpu => Some(GpuContext::new_blocking().map_err(|e| e.to_string())?),
                 Backend::Auto => GpuContext::new_blocking().ok(),
@@ -571,10 +571,20 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
                         }
                         None => None,
                     };
+                    let runtime = if prepared.runtime.is_empty() {
+                        None
+                    } else {
+                        Some(Arc::new(GpuRuntimeQuant::new(ctx, &prepared.runtime, &model.config)?))
+                    };
                     evaluate_with(
                         &model,
-                        &mut GpuWindows { ctx, model: &reference, intervention: None },
-                        &mut GpuWindows { ctx, model: gpu_quantized.as_ref().unwrap_or(&reference), intervention },
+                        &mut GpuWindows { ctx, model: &reference, intervention: None, runtime: None },
+                        &mut GpuWindows {
+                            ctx,
+                            model: gpu_quantized.as_ref().unwrap_or(&reference),
+                            intervention,
+                            runtime,
+                        },
                         &ids,
                         &options,
                         &mut |p| bar.show(p),

@@ -615,6 +615,8 @@ pub struct GpuWindows<'a> {
     pub ctx: &'a GpuContext,
     pub model: &'a GpuModel,
     pub intervention: Option<Arc<GpuIntervention>>,
+    /// Run-time quantization (activations, KV cache, probabilities, calibrated inputs).
+    pub runtime: Option<Arc<GpuRuntimeQuant>>,
 }
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -625,6 +627,7 @@ impl crate::analysis::eval::WindowForward for GpuWindows<'_> {
             hidden_states: true,
             all_logits: true,
             intervention: self.intervention.clone(),
+            runtime: self.runtime.clone(),
             ..Default::default()
         };
         let out = pollster::block_on(self.model.step(self.ctx, &mut cache, tokens, &capture))?;
