@@ -45,30 +45,12 @@ pub fn attention(
     past: u32,
     probs: Option<&wgpu::Buffer>,
 ) -> Result<(), GpuError> {
-    attention_dropping_key0(ctx, enc, shape, q, k_cache, v_cache, out, n_tokens, past, probs, false)
+    attention_quantized(ctx, enc, shape, q, k_cache, v_cache, out, n_tokens, past, probs, false, None)
 }
 
 /// [`attention`], where with `drop_key0` the queries at positions ≥ 1 do not attend to key 0
-/// (the drop-sink intervention: StreamingLLM's window without its sink).
-#[allow(clippy::too_many_arguments)]
-pub fn attention_dropping_key0(
-    ctx: &GpuContext,
-    enc: &mut wgpu::CommandEncoder,
-    shape: AttentionShape,
-    q: &wgpu::Buffer,
-    k_cache: &wgpu::Buffer,
-    v_cache: &wgpu::Buffer,
-    out: &wgpu::Buffer,
-    n_tokens: u32,
-    past: u32,
-    probs: Option<&wgpu::Buffer>,
-    drop_key0: bool,
-) -> Result<(), GpuError> {
-    attention_quantized(ctx, enc, shape, q, k_cache, v_cache, out, n_tokens, past, probs, drop_key0, None)
-}
-
-/// [`attention_dropping_key0`], where with `prob_quant` = (quantizer, layer) the probabilities
-/// are quantized after the softmax and P·V uses them, not renormalized (the captured `probs` are
+/// (the drop-sink intervention: StreamingLLM's window without its sink), and with `prob_quant` =
+/// (quantizer, layer) the probabilities are quantized after the softmax and P·V uses them, not renormalized (the captured `probs` are
 /// then the quantized ones); a second pass over the keys does it, and only then.
 #[allow(clippy::too_many_arguments)]
 pub fn attention_quantized(

@@ -59,6 +59,16 @@ fn shape(message: String) -> GpuError {
     GpuError::Shape { kernel: KERNEL, message }
 }
 
+/// The element count of `x` read as `[rows × cols]`: within 32-bit indices and within the buffer.
+fn checked_elements(x: &wgpu::Buffer, rows: u32, cols: u32) -> Result<u64, GpuError> {
+    let n = rows as u64 * cols as u64;
+    if n > u32::MAX as u64 {
+        return Err(shape(format!("{rows}×{cols} overflows 32-bit indices")));
+    }
+    require_len(KERNEL, "x", x, n)?;
+    Ok(n)
+}
+
 /// The uniform `Params` of the WGSL, field by field.
 #[derive(Debug, Clone, Copy, Default)]
 struct Params {
@@ -118,11 +128,7 @@ fn record(
     p: Params,
     granularity: Granularity,
 ) -> Result<(), GpuError> {
-    let n = p.rows as u64 * p.cols as u64;
-    if n > u32::MAX as u64 {
-        return Err(shape(format!("{}×{} overflows 32-bit indices", p.rows, p.cols)));
-    }
-    require_len(KERNEL, "x", x, n)?;
+    let n = checked_elements(x, p.rows, p.cols)?;
     if n == 0 {
         return Ok(());
     }
@@ -262,11 +268,7 @@ fn clip_tensor(
     cols: u32,
     percentile: f64,
 ) -> Result<(), GpuError> {
-    let n = rows as u64 * cols as u64;
-    if n > u32::MAX as u64 {
-        return Err(shape(format!("{rows}×{cols} overflows 32-bit indices")));
-    }
-    require_len(KERNEL, "x", x, n)?;
+    let n = checked_elements(x, rows, cols)?;
     if n == 0 {
         return Ok(());
     }
@@ -301,11 +303,7 @@ fn clip_groups(
     percentile: f64,
     per_channel: bool,
 ) -> Result<(), GpuError> {
-    let n = rows as u64 * cols as u64;
-    if n > u32::MAX as u64 {
-        return Err(shape(format!("{rows}×{cols} overflows 32-bit indices")));
-    }
-    require_len(KERNEL, "x", x, n)?;
+    let n = checked_elements(x, rows, cols)?;
     if n == 0 {
         return Ok(());
     }
@@ -332,11 +330,7 @@ fn rotate(
     cols: u32,
     block: u32,
 ) -> Result<(), GpuError> {
-    let n = rows as u64 * cols as u64;
-    if n > u32::MAX as u64 {
-        return Err(shape(format!("{rows}×{cols} overflows 32-bit indices")));
-    }
-    require_len(KERNEL, "x", x, n)?;
+    let n = checked_elements(x, rows, cols)?;
     if n == 0 {
         return Ok(());
     }
@@ -637,11 +631,7 @@ fn per_channel_pass(
     channels_len: u32,
     p: Params,
 ) -> Result<(), GpuError> {
-    let n = p.rows as u64 * p.cols as u64;
-    if n > u32::MAX as u64 {
-        return Err(shape(format!("{}×{} overflows 32-bit indices", p.rows, p.cols)));
-    }
-    require_len(KERNEL, "x", x, n)?;
+    let n = checked_elements(x, p.rows, p.cols)?;
     require_len(KERNEL, "channel vector", channels, channels_len as u64)?;
     if n == 0 {
         return Ok(());
