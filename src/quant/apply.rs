@@ -186,6 +186,14 @@ pub fn with_weights(model: &Model, bytes: Vec<u8>, tensors: Vec<WeightTensor>) -
     })
 }
 
+/// Stored bits of every tensor of `model` (those named in `replaced` at the given bits, the rest
+/// as stored) and the number of weights: a whole-model bits per weight is their ratio.
+pub fn stored_bits(model: &Model, replaced: &HashMap<String, u64>) -> (u64, u64) {
+    model.weights.tensors().iter().fold((0, 0), |(bits, weights), t| {
+        (bits + replaced.get(&t.name).copied().unwrap_or(t.len as u64 * 8), weights + t.n_elements())
+    })
+}
+
 /// `model` with the tensors named in `replaced` stored as these f32 values (same shapes; the
 /// caller checks the lengths) and every other tensor copied as stored.
 pub fn replace_tensors(model: &Model, replaced: &HashMap<String, Vec<f32>>) -> Result<Model, FormatError> {

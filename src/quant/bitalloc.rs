@@ -46,12 +46,7 @@ pub fn allocate(
 ) -> Result<Allocation, ModelError> {
     let ladder: Vec<Scheme> = LADDER.iter().map(|n| n.parse().expect("ladder names parse")).collect();
     let c = &model.config;
-    if calibration.layers.len() != c.n_layers {
-        return Err(ModelError::BadConfig {
-            file: model.source.clone(),
-            message: format!("a calibration of {} layers for this model", calibration.layers.len()),
-        });
-    }
+    calibration.check_for(model)?;
     let total = (c.n_layers * BLOCK_LINEARS.len()) as u64;
     let mut options = Vec::with_capacity(total as usize);
     let mut fixed_bits = 0u64;

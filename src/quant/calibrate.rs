@@ -164,6 +164,18 @@ pub struct Calibration {
 }
 
 impl Calibration {
+    /// Refuses a calibration taken on a model with another number of blocks.
+    pub fn check_for(&self, model: &Model) -> Result<(), ModelError> {
+        let n = model.config.n_layers;
+        if self.layers.len() != n {
+            return Err(ModelError::BadConfig {
+                file: model.source.clone(),
+                message: format!("a calibration of {} layers for a model of {n}", self.layers.len()),
+            });
+        }
+        Ok(())
+    }
+
     pub fn stats(&self, layer: usize, input: LinearInput) -> &ChannelStats {
         self.layers[layer].input(input)
     }

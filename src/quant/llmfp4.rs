@@ -19,7 +19,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use super::apply::replace_tensors;
+use super::apply::{replace_tensors, stored_bits};
 use super::float::{llmfp_grid, llmfp_minmax_bias, llmfp_scale, llmfp_search_factors, quantize_llmfp};
 use super::ptq161::BLOCK_LINEARS;
 use super::runtime::InputCalibration;
@@ -179,11 +179,7 @@ pub fn llmfp4(model: &Model, tokens: &[u32], weight_search: bool) -> Result<LlmF
             replaced.insert(t.name.clone(), values);
         }
     }
-    let (mut total, mut weights) = (0u64, 0u64);
-    for t in model.weights.tensors() {
-        weights += t.n_elements();
-        total += bits.get(&t.name).copied().unwrap_or(t.len as u64 * 8);
-    }
+    let (total, weights) = stored_bits(model, &bits);
     let inputs = searcher
         .found
         .into_iter()

@@ -18,7 +18,7 @@
 use std::collections::HashMap;
 
 use super::activation::forward::ActivationSchemes;
-use super::apply::replace_tensors;
+use super::apply::{replace_tensors, stored_bits};
 use super::calibrate::{Calibration, ChannelStats};
 use super::runtime::{InputCalibration, StaticChannelScales};
 use super::smoothquant::PAIRS;
@@ -86,9 +86,7 @@ pub fn outliertune(model: &Model, calibration: &Calibration, bits: u8) -> Result
     if !(2..=8).contains(&bits) {
         return Err(bad(format!("OutlierTune takes 2 to 8 bits, not {bits}")));
     }
-    if calibration.layers.len() != model.config.n_layers {
-        return Err(bad(format!("a calibration of {} layers for this model", calibration.layers.len())));
-    }
+    calibration.check_for(model)?;
     let per_row = Scheme::new(SchemeKind::Int { bits, granularity: Granularity::Channel, symmetric: false });
     let folded = fold_norm_gains(model)?;
     let mut replaced = HashMap::new();
@@ -128,11 +126,7 @@ pub fn outliertune(model: &Model, calibration: &Calibration, bits: u8) -> Result
             replaced.insert(t.name.clone(), q.values);
         }
     }
-    let (mut bits_total, mut weights) = (0u64, 0u64);
-    for t in folded.weights.tensors() {
-        weights += t.n_elements();
-        bits_total += quantized_bits.get(&t.name).copied().unwrap_or(t.len as u64 * 8);
-    }
+    let (mut bits_total, weights) = stored_bits(&folded, &quantized_bits);
     // The static scales and shifts: 16 bits each per input channel.
     bits_total += inputs.values().map(|c| 32 * c.shift.as_ref().map_or(0, Vec::len) as u64).sum::<u64>();
     let token = format!("int{bits}-token").parse().expect("a valid activation scheme");

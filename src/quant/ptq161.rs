@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 
-use super::apply::replace_tensors;
+use super::apply::{replace_tensors, stored_bits};
 use super::calibrate::Calibration;
 use super::int::Asymmetric;
 use crate::error::ModelError;
@@ -76,12 +76,7 @@ pub fn quantize_matrix(w: &[f32], k: usize, mask: &[bool]) -> (Vec<f32>, u64) {
 /// Every block linear of `model` under PTQ1.61's structure; the embeddings, norms and output head
 /// stay as stored. Returns the model and its bits per weight.
 pub fn ptq161(model: &Model, calibration: &Calibration) -> Result<(Model, f64), ModelError> {
-    if calibration.layers.len() != model.config.n_layers {
-        return Err(ModelError::BadConfig {
-            file: model.source.clone(),
-            message: format!("a calibration of {} layers for this model", calibration.layers.len()),
-        });
-    }
+    calibration.check_for(model)?;
     let mut replaced = HashMap::new();
     let mut bits = HashMap::new();
     for layer in 0..model.config.n_layers {
@@ -93,11 +88,7 @@ pub fn ptq161(model: &Model, calibration: &Calibration) -> Result<(Model, f64), 
             replaced.insert(t.name.clone(), values);
         }
     }
-    let (mut total, mut weights) = (0u64, 0u64);
-    for t in model.weights.tensors() {
-        weights += t.n_elements();
-        total += bits.get(&t.name).copied().unwrap_or(t.len as u64 * 8);
-    }
+    let (total, weights) = stored_bits(model, &bits);
     Ok((replace_tensors(model, &replaced)?, total as f64 / weights.max(1) as f64))
 }
 

@@ -56,7 +56,7 @@ pub fn smoothing_factors(a: &[f32], w: &[f32], alpha: f32) -> Vec<f32> {
 /// `model` itself) and migration strength `alpha` ∈ [0, 1]. The changed gains and matrices are
 /// stored as f32; every other tensor is copied as stored.
 pub fn smooth(model: &Model, calibration: &Calibration, alpha: f32) -> Result<Model, ModelError> {
-    check_layers(model, calibration)?;
+    calibration.check_for(model)?;
     Ok(smooth_by(model, &|layer, input| calibration.stats(layer, input).absmax.clone(), alpha)?.model)
 }
 
@@ -75,7 +75,7 @@ pub fn smooth_with_bias(
     calibration: &Calibration,
     alpha: f32,
 ) -> Result<(Model, HashMap<(usize, LinearInput), InputCalibration>), ModelError> {
-    check_layers(model, calibration)?;
+    calibration.check_for(model)?;
     let centred_absmax = |layer: usize, input: LinearInput| -> Vec<f32> {
         let stats = calibration.stats(layer, input);
         stats.max.iter().zip(&stats.min).map(|(&a, &b)| ((a as f64 - b as f64) / 2.0) as f32).collect()
@@ -91,17 +91,6 @@ pub fn smooth_with_bias(
         })
         .collect();
     Ok((smoothed.model, inputs))
-}
-
-fn check_layers(model: &Model, calibration: &Calibration) -> Result<(), ModelError> {
-    let n = model.config.n_layers;
-    if calibration.layers.len() != n {
-        return Err(ModelError::BadConfig {
-            file: model.source.clone(),
-            message: format!("a calibration of {} layers for a model of {n}", calibration.layers.len()),
-        });
-    }
-    Ok(())
 }
 
 /// Smooths every norm→linears pair with the activation absmax `activation_absmax(layer, input)`.
