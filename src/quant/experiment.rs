@@ -193,57 +193,61 @@ impl Experiment {
     ) -> Result<Prepared, ModelError> {
         self.validate()?;
         let mut decisions = Decisions::default();
-        let calibration: Option<Calibration> = if self.method.is_some() {
-            let c = calibrate(model, calibration_tokens, window, progress)?;
-            decisions.calibration_tokens = Some(c.tokens);
-            Some(c)
-        } else {
-            None
+        // LLM-FP4 searches on the activations themselves (its own forward); every other method
+        // reads the calibration statistics.
+        let calibration: Option<Calibration> = match self.method {
+            Some(Method::LlmFp4 { .. }) | None => None,
+            Some(_) => {
+                let c = calibrate(model, calibration_tokens, window, progress)?;
+                decisions.calibration_tokens = Some(c.tokens);
+                Some(c)
+            }
         };
         let mut runtime = RuntimeQuant { activations: self.activations, kv: self.kv, ..Default::default() };
         let mut weights = self.weights.clone();
         let mut bits_per_weight = None;
         let transformed: Option<Model> = match (self.method, &calibration) {
-            (None, _) | (Some(_), None) => None,
-            (Some(method), Some(cal)) => match method {
-                Method::SmoothQuant { alpha } => Some(smoothquant::smooth(model, cal, alpha)?),
-                Method::SqB { alpha } => {
-                    let (smoothed, inputs) = smoothquant::smooth_with_bias(model, cal, alpha)?;
-                    runtime.inputs = inputs;
-                    Some(smoothed)
+            (None, _) => None,
+            (Some(Method::LlmFp4 { weight_search }), _) => {
+                let fp4 = llmfp4::llmfp4(model, calibration_tokens, weight_search)?;
+                decisions.calibration_tokens = Some(calibration_tokens.len().min(llmfp4::SEARCH_TOKENS));
+                runtime.inputs = fp4.inputs;
+                bits_per_weight = Some(fp4.bits_per_weight);
+                Some(fp4.model)
+            }
+            (Some(Method::SmoothQuant { alpha }), Some(cal)) => Some(smoothquant::smooth(model, cal, alpha)?),
+            (Some(Method::SqB { alpha }), Some(cal)) => {
+                let (smoothed, inputs) = smoothquant::smooth_with_bias(model, cal, alpha)?;
+                runtime.inputs = inputs;
+                Some(smoothed)
+            }
+            (Some(Method::OutlierTune { bits }), Some(cal)) => {
+                let tuned = outliertune::outliertune(model, cal, bits)?;
+                runtime.inputs = tuned.inputs;
+                runtime.activations = Some(tuned.activations);
+                bits_per_weight = Some(tuned.bits_per_weight);
+                Some(tuned.model)
+            }
+            (Some(Method::Ptq161), Some(cal)) => {
+                let (quantized, bpw) = ptq161::ptq161(model, cal)?;
+                bits_per_weight = Some(bpw);
+                Some(quantized)
+            }
+            (Some(Method::FireQ), Some(cal)) => {
+                runtime.key_scales = Some(fireq::key_scales(&model.config, cal));
+                if runtime.kv.is_none() {
+                    runtime.kv = Some("int4-e4m3".parse().expect("a valid KV scheme"));
                 }
-                Method::OutlierTune { bits } => {
-                    let tuned = outliertune::outliertune(model, cal, bits)?;
-                    runtime.inputs = tuned.inputs;
-                    runtime.activations = Some(tuned.activations);
-                    bits_per_weight = Some(tuned.bits_per_weight);
-                    Some(tuned.model)
-                }
-                Method::Ptq161 => {
-                    let (quantized, bpw) = ptq161::ptq161(model, cal)?;
-                    bits_per_weight = Some(bpw);
-                    Some(quantized)
-                }
-                Method::FireQ => {
-                    runtime.key_scales = Some(fireq::key_scales(&model.config, cal));
-                    if runtime.kv.is_none() {
-                        runtime.kv = Some("int4-e4m3".parse().expect("a valid KV scheme"));
-                    }
-                    None
-                }
-                Method::LlmFp4 { weight_search } => {
-                    let fp4 = llmfp4::llmfp4(model, calibration_tokens, weight_search)?;
-                    runtime.inputs = fp4.inputs;
-                    bits_per_weight = Some(fp4.bits_per_weight);
-                    Some(fp4.model)
-                }
-                Method::BitAlloc { target } => {
-                    let allocation = bitalloc::allocate(model, cal, target, progress)?;
-                    weights = Some(allocation.recipe.clone());
-                    decisions.allocation = Some(allocation);
-                    None
-                }
-            },
+                None
+            }
+            (Some(Method::BitAlloc { target }), Some(cal)) => {
+                let allocation = bitalloc::allocate(model, cal, target, progress)?;
+                weights = Some(allocation.recipe.clone());
+                decisions.allocation = Some(allocation);
+                None
+            }
+            // Every statistics-reading method was calibrated above.
+            (Some(_), None) => None,
         };
         let base = transformed.as_ref().unwrap_or(model);
         let quantized = match &weights {
