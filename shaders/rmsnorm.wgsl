@@ -1,4 +1,6 @@
-// RMS norm over rows: out[t] = x[t] / sqrt(mean(x[t]²) + eps) * gain.
+// RMS norm over rows: out[t] = x[first_row + t] / sqrt(mean(x[first_row + t]²) + eps) * gain.
+// (first_row lets the output head normalize the last token's row where the residual stream
+// holds it, without a copy that would end the step's compute pass.)
 // One workgroup per row: every invocation sums the squares of a strided slice of the row, the
 // partial sums are added in a tree in workgroup memory, then every invocation scales its slice.
 // The grid may be 2-D for many rows (see GpuContext::grid); workgroups past the last row return.
@@ -9,6 +11,7 @@ struct Params {
     n_rows: u32,
     d: u32,
     eps: f32,
+    first_row: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -25,7 +28,8 @@ fn rms_norm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) group
     // Uniform per workgroup, so returning here keeps the barriers below in uniform control flow.
     if (row >= params.n_rows) { return; }
     let d = params.d;
-    let base = row * d;
+    let base = (params.first_row + row) * d;
+    let out_base = row * d;
 
     var sum = 0.0;
     for (var i = local; i < d; i += WORKGROUP_SIZE) {
@@ -44,6 +48,6 @@ fn rms_norm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) group
     let mean_square = partial[0] / f32(d);
     let scale = 1.0 / sqrt(mean_square + params.eps);
     for (var i = local; i < d; i += WORKGROUP_SIZE) {
-        out[base + i] = x[base + i] * scale * gain[i];
+        out[out_base + i] = x[base + i] * scale * gain[i];
     }
 }

@@ -12,51 +12,110 @@
 // One invocation per (token, head, pair); pairs are (2i, 2i+1) for the interleaved layout and
 // (i, i + head_dim/2) for the half-split one.
 
+// rope_append (the plain forward's fused step): rotates the queries in place as `rope` does,
+// rotates the new keys into their cache rows (past + t) and copies the new values into theirs,
+// in one dispatch instead of two rotations and two copies. Invocations: the query pairs, then
+// the key pairs, then the value elements.
+
 override WORKGROUP_SIZE: u32 = 256u;
 
 struct Params {
     n_tokens: u32,
-    n_heads: u32,
+    n_heads: u32,      // rope: heads of x; rope_append: query heads
     head_dim: u32,
     position_offset: u32,
-    half_split: u32, // 0: pairs (2i, 2i+1); 1: pairs (i, i + head_dim/2)
+    half_split: u32,   // 0: pairs (2i, 2i+1); 1: pairs (i, i + head_dim/2)
+    n_kv_heads: u32,   // rope_append only
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
 // Per pair i: freq_i / 2π as CHUNKS values turns[i·CHUNKS ..] that sum to it (see the wrapper).
 @group(0) @binding(2) var<storage, read> turns_per_position: array<f32>;
+// rope_append only: the new keys and values, and the cache rows they go to.
+@group(0) @binding(3) var<storage, read> k_new: array<f32>;
+@group(0) @binding(4) var<storage, read> v_new: array<f32>;
+@group(0) @binding(5) var<storage, read_write> k_cache: array<f32>;
+@group(0) @binding(6) var<storage, read_write> v_cache: array<f32>;
 
 const CHUNKS: u32 = 8u; // must match the wrapper's table
 
-@compute @workgroup_size(WORKGROUP_SIZE)
-fn rope(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
-        @builtin(local_invocation_index) local: u32) {
-    let half = params.head_dim / 2u;
-    let id = (wg.x + wg.y * groups.x) * WORKGROUP_SIZE + local;
-    if (id >= params.n_tokens * params.n_heads * half) { return; }
-    let i = id % half;
-    let head = id / half; // token * n_heads + head: heads of all tokens are contiguous rows
-    let t = head / params.n_heads;
-
-    let p = f32(params.position_offset + t);
+// (sin, cos) of pair i's angle at position p.
+fn pair_sin_cos(i: u32, position: u32) -> vec2<f32> {
+    let p = f32(position);
     // Every p·piece is exact, so is its fractional part; reduce mod 1 after every add.
     var turns = 0.0;
     for (var j = 0u; j < CHUNKS; j++) {
         turns = fract(turns + fract(p * turns_per_position[i * CHUNKS + j]));
     }
-    let sin_cos = sin_cos_turns(turns - round(turns));
-    let s = sin_cos.x;
-    let c = sin_cos.y;
+    return sin_cos_turns(turns - round(turns));
+}
 
-    var a = head * params.head_dim + 2u * i;
-    var b = a + 1u;
+// The element indices (a, b) of pair i of head row `head` (rows of head_dim values).
+fn pair_at(head: u32, i: u32) -> vec2<u32> {
     if (params.half_split != 0u) {
-        a = head * params.head_dim + i;
-        b = a + half;
+        let a = head * params.head_dim + i;
+        return vec2<u32>(a, a + params.head_dim / 2u);
     }
-    let x0 = x[a];
-    let x1 = x[b];
-    x[a] = x0 * c - x1 * s;
-    x[b] = x0 * s + x1 * c;
+    let a = head * params.head_dim + 2u * i;
+    return vec2<u32>(a, a + 1u);
+}
+
+fn rotated(x0: f32, x1: f32, sc: vec2<f32>) -> vec2<f32> {
+    return vec2<f32>(x0 * sc.y - x1 * sc.x, x0 * sc.x + x1 * sc.y);
+}
+
+fn linear_index(wg: vec3<u32>, groups: vec3<u32>, local: u32) -> u32 {
+    return (wg.x + wg.y * groups.x) * WORKGROUP_SIZE + local;
+}
+
+// Rotates pair `pair` (counted over all tokens' heads, head_dim/2 pairs each) of x in place.
+fn rotate_x_pair(pair: u32) {
+    let half = params.head_dim / 2u;
+    let i = pair % half;
+    let head = pair / half; // token * n_heads + head: heads of all tokens are contiguous rows
+    let t = head / params.n_heads;
+    let ab = pair_at(head, i);
+    let r = rotated(x[ab.x], x[ab.y], pair_sin_cos(i, params.position_offset + t));
+    x[ab.x] = r.x;
+    x[ab.y] = r.y;
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn rope(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+        @builtin(local_invocation_index) local: u32) {
+    let id = linear_index(wg, groups, local);
+    if (id >= params.n_tokens * params.n_heads * (params.head_dim / 2u)) { return; }
+    rotate_x_pair(id);
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn rope_append(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+               @builtin(local_invocation_index) local: u32) {
+    let half = params.head_dim / 2u;
+    let kv_dim = params.n_kv_heads * params.head_dim;
+    let query_pairs = params.n_tokens * params.n_heads * half;
+    let key_pairs = params.n_tokens * params.n_kv_heads * half;
+    var id = linear_index(wg, groups, local);
+    if (id < query_pairs) {
+        rotate_x_pair(id);
+        return;
+    }
+    id -= query_pairs;
+    // Cache row past + t starts at element (past + t)·kv_dim = position_offset·kv_dim + t·kv_dim.
+    let cache_base = params.position_offset * kv_dim;
+    if (id < key_pairs) {
+        let i = id % half;
+        let head = id / half;
+        let ab = pair_at(head, i);
+        let t = head / params.n_kv_heads;
+        let r = rotated(k_new[ab.x], k_new[ab.y], pair_sin_cos(i, params.position_offset + t));
+        k_cache[cache_base + ab.x] = r.x;
+        k_cache[cache_base + ab.y] = r.y;
+        return;
+    }
+    id -= key_pairs;
+    if (id < params.n_tokens * kv_dim) {
+        v_cache[cache_base + id] = v_new[id];
+    }
 }

@@ -24,6 +24,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use gpu_common::*;
+use quantscope::gpu::Recorder;
 use quantscope::gpu::forward::{Capture, GpuModel};
 use quantscope::gpu::kernels::attention::{attention_quantized, AttentionShape};
 use quantscope::gpu::kernels::runtime_quant::{
@@ -69,7 +70,7 @@ fn activations(rng: &mut Rng, rows: usize, k: usize) -> Vec<f32> {
     x
 }
 
-fn gpu_run(x: &[f32], record: impl FnOnce(&mut wgpu::CommandEncoder, &wgpu::Buffer)) -> Vec<f32> {
+fn gpu_run(x: &[f32], record: impl FnOnce(&mut Recorder, &wgpu::Buffer)) -> Vec<f32> {
     let buffer = ctx().upload_f32("x", x).unwrap();
     let mut enc = ctx().encoder();
     record(&mut enc, &buffer);

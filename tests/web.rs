@@ -481,11 +481,10 @@ async fn sin_cos_precision_of_this_adapter() {
     let source = quantscope::gpu::ShaderSource::new("sin_cos_probe", SIN_COS_PROBE)
         .include("sincos", include_str!("../shaders/sincos.wgsl"));
     let pipeline = ctx.pipeline(&source, "probe", &[]).unwrap();
-    let params = ctx.uniform("probe n", &[n as u32]);
     let input = ctx.upload_f32("turns", &turns).unwrap();
     let out = poisoned(ctx, "sin cos", 4 * n);
     let mut enc = ctx.encoder();
-    ctx.dispatch(&mut enc, &pipeline, &[&params, &input, &out], (n as u32).div_ceil(64));
+    ctx.dispatch(&mut enc, &pipeline, &[n as u32, 0, 0, 0], &[&input, &out], (n as u32).div_ceil(64));
     ctx.submit(enc);
     let got = read(ctx, &out, 4 * n).await;
     let (mut builtin, mut poly) = (0.0f64, 0.0f64);

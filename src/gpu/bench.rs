@@ -26,7 +26,7 @@ use crate::gpu::kernels::runtime_quant::{fake_quantize_activation, GpuProbQuant}
 use crate::gpu::kernels::topk::top_k;
 use crate::gpu::requant::gpu_quantizable;
 use crate::gpu::weights::GpuWeight;
-use crate::gpu::{GpuContext, ShaderSource};
+use crate::gpu::{GpuContext, Recorder, ShaderSource};
 use crate::model::{Model, Weights};
 use crate::quant::activation::ActScheme;
 use crate::quant::apply::quantize_model;
@@ -60,6 +60,12 @@ pub struct EndToEnd {
     pub decode_tokens: usize,
     pub decode_tokens_per_s: f64,
     pub dispatches_per_decode_token: f64,
+    /// After a warm-up decode step (which compiles the decode pipelines and fills the caches).
+    pub compute_passes_per_decode_token: f64,
+    pub buffers_created_per_decode_step: f64,
+    pub bind_groups_created_per_decode_step: f64,
+    /// Median host time of a decode step from the start of recording to the submit (included).
+    pub host_record_microseconds_per_decode_step: f64,
     pub weight_bytes_on_gpu: u64,
     /// Weight bytes per decode token / decode time per token.
     pub decode_weight_gb_per_s: f64,
@@ -83,7 +89,7 @@ pub struct BenchReport {
 fn time_per_call(
     ctx: &GpuContext,
     window: Duration,
-    record: &mut dyn FnMut(&mut wgpu::CommandEncoder) -> Result<(), GpuError>,
+    record: &mut dyn FnMut(&mut Recorder) -> Result<(), GpuError>,
 ) -> Result<f64, GpuError> {
     let mut batch = 1u32;
     let mut warm = false;
@@ -116,9 +122,8 @@ fn read_ceiling(ctx: &GpuContext, bytes: u64, window: Duration) -> Result<f64, G
     let sums = ctx.storage("ceiling sums", n_threads as u64 * 4)?;
     let source = ShaderSource::new("bench_read", include_str!("../../shaders/bench_read.wgsl"));
     let pipeline = ctx.pipeline(&source, "read_all", &[])?;
-    let params = ctx.uniform("ceiling params", &[n_vec4, n_threads]);
     let seconds = time_per_call(ctx, window, &mut |enc| {
-        ctx.dispatch(enc, &pipeline, &[&params, &data, &sums], n_threads.div_ceil(256));
+        ctx.dispatch(enc, &pipeline, &[n_vec4, n_threads], &[&data, &sums], n_threads.div_ceil(256));
         Ok(())
     })?;
     Ok(n_vec4 as f64 * 16.0 / seconds / 1e9)
@@ -440,14 +445,24 @@ fn end_to_end(
     let started = Instant::now();
     let mut logits = pollster::block_on(gpu.step(ctx, &mut cache, &tokens, &Capture::default()))?.logits;
     let prefill_seconds = started.elapsed().as_secs_f64();
-    let dispatches_before = ctx.dispatch_count();
+    let greedy = |logits: &[f32]| logits.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i as u32);
+    // One untimed decode step compiles the decode pipelines and fills the reuse caches.
+    logits = pollster::block_on(gpu.step(ctx, &mut cache, &[greedy(&logits)], &Capture::default()))?.logits;
+    let (dispatches_before, buffers_before, bind_groups_before) =
+        (ctx.dispatch_count(), ctx.buffer_count(), ctx.bind_group_count());
+    let mut passes = 0u64;
+    let mut record_micros = Vec::with_capacity(decode);
     let started = Instant::now();
     for _ in 0..decode {
-        let next = logits.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i as u32);
-        logits = pollster::block_on(gpu.step(ctx, &mut cache, &[next], &Capture::default()))?.logits;
+        let out = pollster::block_on(gpu.step(ctx, &mut cache, &[greedy(&logits)], &Capture::default()))?;
+        passes += out.stats.compute_passes as u64;
+        record_micros.push(out.stats.record_microseconds);
+        logits = out.logits;
     }
     let decode_seconds = started.elapsed().as_secs_f64();
     let decode_dispatches = ctx.dispatch_count() - dispatches_before;
+    let per_step = |count: u64| count as f64 / decode as f64;
+    record_micros.sort_by(f64::total_cmp);
     let per_token = decode_seconds / decode as f64;
     let probes = Capture { probes: true, ..Default::default() };
     let mut probe_cache = gpu.new_cache(ctx, prefill as u32)?;
@@ -462,6 +477,10 @@ fn end_to_end(
         decode_tokens: decode,
         decode_tokens_per_s: 1.0 / per_token,
         dispatches_per_decode_token: decode_dispatches as f64 / decode as f64,
+        compute_passes_per_decode_token: per_step(passes),
+        buffers_created_per_decode_step: per_step(ctx.buffer_count() - buffers_before),
+        bind_groups_created_per_decode_step: per_step(ctx.bind_group_count() - bind_groups_before),
+        host_record_microseconds_per_decode_step: record_micros.get(decode / 2).copied().unwrap_or(f64::NAN),
         weight_bytes_on_gpu: gpu.gpu_bytes(),
         decode_weight_gb_per_s: gpu.gpu_bytes() as f64 / per_token / 1e9,
         prefill_with_probes_tokens_per_s: prefill as f64 / probe_seconds,
@@ -470,6 +489,11 @@ fn end_to_end(
         "end to end: prefill {} tokens at {:.1} tokens/s ({:.1} with every probe on); decode {} tokens at {:.2} tokens/s, {:.0} dispatches/token, weights {:.1} MB read at {:.2} GB/s",
         r.prefill_tokens, r.prefill_tokens_per_s, r.prefill_with_probes_tokens_per_s, r.decode_tokens, r.decode_tokens_per_s,
         r.dispatches_per_decode_token, r.weight_bytes_on_gpu as f64 / 1e6, r.decode_weight_gb_per_s
+    ));
+    log(&format!(
+        "decode step: {:.1} compute passes, {:.1} buffers and {:.1} bind groups created, {:.0} µs to record and submit (median)",
+        r.compute_passes_per_decode_token, r.buffers_created_per_decode_step, r.bind_groups_created_per_decode_step,
+        r.host_record_microseconds_per_decode_step
     ));
     Ok(r)
 }

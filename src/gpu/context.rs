@@ -5,11 +5,13 @@
 //! is recorded the same way.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use wgpu::util::DeviceExt;
 
 use crate::error::GpuError;
+use crate::gpu::recorder::{binding, Recorder, Reuse};
 use crate::gpu::shader::ShaderSource;
 
 /// Optional capabilities. Every kernel has a path that needs none of them (Chromium's
@@ -44,7 +46,11 @@ pub struct GpuContext {
     pipelines: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
     errors: Arc<Mutex<Vec<GpuError>>>,
     /// Dispatches recorded so far (the benchmark reports dispatches per token).
-    dispatches: std::sync::atomic::AtomicU64,
+    dispatches: AtomicU64,
+    /// Buffers and bind groups created so far (a repeated decode step should create none).
+    buffers_created: AtomicU64,
+    bind_groups_created: AtomicU64,
+    stand_in: std::sync::OnceLock<wgpu::Buffer>,
 }
 
 /// Storage buffers are read and written by kernels and copied for readback and uploads.
@@ -135,6 +141,9 @@ impl GpuContext {
             pipelines: Mutex::default(),
             errors,
             dispatches: Default::default(),
+            buffers_created: Default::default(),
+            bind_groups_created: Default::default(),
+            stand_in: Default::default(),
         })
     }
 
@@ -181,6 +190,7 @@ impl GpuContext {
             padded.resize(bytes.len().next_multiple_of(4).max(4), 0);
             padded.into()
         };
+        self.buffers_created.fetch_add(1, Ordering::Relaxed);
         Ok(self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some(label),
             contents: &contents,
@@ -199,6 +209,7 @@ impl GpuContext {
     /// An uninitialized (zeroed by WebGPU rules) storage buffer of `bytes`.
     pub fn storage(&self, label: &str, bytes: u64) -> Result<wgpu::Buffer, GpuError> {
         self.check_binding_size(label, bytes)?;
+        self.buffers_created.fetch_add(1, Ordering::Relaxed);
         Ok(self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size: bytes.max(4).next_multiple_of(4),
@@ -207,15 +218,55 @@ impl GpuContext {
         }))
     }
 
-    /// A small uniform buffer of kernel parameters.
-    pub fn uniform(&self, label: &str, words: &[u32]) -> wgpu::Buffer {
-        // Uniform buffers are read in 16-byte units.
-        let mut padded = words.to_vec();
-        padded.resize(words.len().next_multiple_of(4).max(4), 0);
+    /// A small storage buffer that stands in for a binding a kernel's layout has but this
+    /// dispatch never touches (one per context, so the forward allocates none per step). It
+    /// must not be bound twice in one dispatch.
+    pub fn stand_in(&self) -> Result<&wgpu::Buffer, GpuError> {
+        if let Some(b) = self.stand_in.get() {
+            return Ok(b);
+        }
+        let b = self.storage("stand-in (never read)", 16)?;
+        Ok(self.stand_in.get_or_init(|| b))
+    }
+
+    /// A uniform buffer holding `params`, for a kernel whose parameters are not at binding 0
+    /// (see [`GpuContext::dispatch_buffers`]).
+    pub fn uniform<P: bytemuck::Pod>(&self, label: &str, params: &P) -> wgpu::Buffer {
+        self.uniform_bytes(label, bytemuck::bytes_of(params))
+    }
+
+    /// A uniform buffer holding `bytes` (zero-padded: uniform buffers are read in 16-byte units).
+    pub(crate) fn uniform_bytes(&self, label: &str, bytes: &[u8]) -> wgpu::Buffer {
+        let mut padded = bytes.to_vec();
+        padded.resize(bytes.len().next_multiple_of(16).max(16), 0);
+        self.buffers_created.fetch_add(1, Ordering::Relaxed);
         self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some(label),
-            contents: bytemuck::cast_slice(&padded),
+            contents: &padded,
             usage: wgpu::BufferUsages::UNIFORM,
+        })
+    }
+
+    /// A uniform buffer of `bytes` written with `queue.write_buffer` (the parameter arena of a
+    /// [`Reuse`]).
+    pub(crate) fn uniform_arena(&self, label: &str, bytes: u64) -> wgpu::Buffer {
+        self.buffers_created.fetch_add(1, Ordering::Relaxed);
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        })
+    }
+
+    /// A storage buffer for mapping results back to the CPU.
+    pub(crate) fn readback_buffer(&self, bytes: u64) -> wgpu::Buffer {
+        self.buffers_created.fetch_add(1, Ordering::Relaxed);
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: bytes.next_multiple_of(4).max(4),
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
         })
     }
 
@@ -251,37 +302,73 @@ impl GpuContext {
         Ok(pipeline)
     }
 
-    /// Records one dispatch: binding i of group 0 is `buffers[i]`. `workgroups` is a count that
-    /// [`GpuContext::grid`] spreads over x and y when it exceeds the per-dimension limit.
-    pub fn dispatch(
+    /// Records one dispatch: `params` (a `#[repr(C)]` struct mirrored by the kernel's WGSL
+    /// `Params`) at binding 0 of group 0 and `buffers[i]` at binding i + 1. `workgroups` is a
+    /// count that [`GpuContext::grid`] spreads over x and y when it exceeds the per-dimension
+    /// limit.
+    pub fn dispatch<P: bytemuck::Pod>(
         &self,
-        encoder: &mut wgpu::CommandEncoder,
+        recorder: &mut Recorder,
+        pipeline: &wgpu::ComputePipeline,
+        params: &P,
+        buffers: &[&wgpu::Buffer],
+        workgroups: u32,
+    ) {
+        let bind_group = recorder.bind(self, pipeline, bytemuck::bytes_of(params), buffers);
+        let (x, y) = self.grid(workgroups);
+        let pass = recorder.pass();
+        pass.set_pipeline(pipeline);
+        pass.set_bind_group(0, &bind_group, &[]);
+        pass.dispatch_workgroups(x, y, 1);
+        self.dispatches.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records one dispatch with `buffers[i]` at binding i (uniforms included), for kernels off
+    /// the forward's hot path whose layout does not start with the parameters.
+    pub fn dispatch_buffers(
+        &self,
+        recorder: &mut Recorder,
         pipeline: &wgpu::ComputePipeline,
         buffers: &[&wgpu::Buffer],
         workgroups: u32,
     ) {
-        let layout = pipeline.get_bind_group_layout(0);
-        let entries: Vec<wgpu::BindGroupEntry> = buffers
-            .iter()
-            .enumerate()
-            .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
-            .collect();
-        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: None,
-            layout: &layout,
-            entries: &entries,
-        });
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
+        let entries: Vec<(wgpu::Buffer, u64, u64)> = buffers.iter().map(|b| ((*b).clone(), 0, 0)).collect();
+        let bind_group = self.bind_group(pipeline, &entries);
+        let (x, y) = self.grid(workgroups);
+        let pass = recorder.pass();
         pass.set_pipeline(pipeline);
         pass.set_bind_group(0, &bind_group, &[]);
-        let (x, y) = self.grid(workgroups);
         pass.dispatch_workgroups(x, y, 1);
-        self.dispatches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.dispatches.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A bind group of `entries` (buffer, offset, size; 0 = the whole buffer) at bindings
+    /// 0, 1, … of `pipeline`'s group 0.
+    pub(crate) fn bind_group(&self, pipeline: &wgpu::ComputePipeline, entries: &[(wgpu::Buffer, u64, u64)]) -> wgpu::BindGroup {
+        let layout = pipeline.get_bind_group_layout(0);
+        let entries: Vec<wgpu::BindGroupEntry> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, range)| wgpu::BindGroupEntry { binding: i as u32, resource: binding(range) })
+            .collect();
+        self.bind_groups_created.fetch_add(1, Ordering::Relaxed);
+        self.device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &layout, entries: &entries })
     }
 
     /// Dispatches recorded since the context was made.
     pub fn dispatch_count(&self) -> u64 {
-        self.dispatches.load(std::sync::atomic::Ordering::Relaxed)
+        self.dispatches.load(Ordering::Relaxed)
+    }
+
+    /// Buffers created since the context was made (by this context's helpers: every buffer of
+    /// the engine is).
+    pub fn buffer_count(&self) -> u64 {
+        self.buffers_created.load(Ordering::Relaxed)
+    }
+
+    /// Bind groups created since the context was made.
+    pub fn bind_group_count(&self) -> u64 {
+        self.bind_groups_created.load(Ordering::Relaxed)
     }
 
     /// Blocks until all submitted work is done (native; the browser has no blocking wait).
@@ -306,28 +393,47 @@ impl GpuContext {
         }
     }
 
-    pub fn encoder(&self) -> wgpu::CommandEncoder {
-        self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor::default())
+    /// A recorder that makes its parameter buffers and bind groups as it goes.
+    pub fn encoder(&self) -> Recorder {
+        Recorder::new(self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor::default()), None)
     }
 
-    pub fn submit(&self, encoder: wgpu::CommandEncoder) {
-        self.queue.submit([encoder.finish()]);
+    /// A recorder that takes parameter slots and bind groups from `reuse` (see [`Reuse`]).
+    pub fn encoder_reusing(&self, reuse: Box<Reuse>) -> Recorder {
+        Recorder::new(self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor::default()), Some(reuse))
+    }
+
+    /// Submits the recording; returns its [`Reuse`], if it had one, for the next recording.
+    pub fn submit(&self, recorder: Recorder) -> Option<Box<Reuse>> {
+        let (commands, reuse) = recorder.finish(self);
+        self.queue.submit([commands]);
+        reuse
     }
 
     /// Copies `bytes` bytes of `buffer` to the CPU (waits for all submitted work first).
     pub async fn read_bytes(&self, buffer: &wgpu::Buffer, bytes: u64, what: &str) -> Result<Vec<u8>, GpuError> {
+        let staging = self.readback_buffer(bytes);
+        self.read_through(buffer, &staging, bytes, what).await
+    }
+
+    /// Copies `bytes` bytes of `buffer` to the CPU through `staging` (a [`GpuContext::readback_buffer`]
+    /// at least that large, unmapped), which the caller may keep for the next read.
+    pub async fn read_through(
+        &self,
+        buffer: &wgpu::Buffer,
+        staging: &wgpu::Buffer,
+        bytes: u64,
+        what: &str,
+    ) -> Result<Vec<u8>, GpuError> {
         let size = bytes.next_multiple_of(4).max(4);
-        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("readback"),
-            size,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        let mut encoder = self.encoder();
-        encoder.copy_buffer_to_buffer(buffer, 0, &staging, 0, size);
-        self.submit(encoder);
+        if staging.size() < size {
+            return Err(GpuError::Readback { what: what.into(), message: format!("{size} bytes do not fit a {}-byte staging buffer", staging.size()) });
+        }
+        let mut encoder = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
+        encoder.copy_buffer_to_buffer(buffer, 0, staging, 0, size);
+        self.queue.submit([encoder.finish()]);
         let (sender, receiver) = futures_channel::oneshot::channel();
-        staging.slice(..).map_async(wgpu::MapMode::Read, move |result| {
+        staging.slice(..size).map_async(wgpu::MapMode::Read, move |result| {
             let _ = sender.send(result);
         });
         #[cfg(not(target_arch = "wasm32"))]
@@ -338,14 +444,16 @@ impl GpuContext {
             .await
             .map_err(|_| GpuError::Readback { what: what.into(), message: "mapping was cancelled".into() })?;
         mapped.map_err(|e| GpuError::Readback { what: what.into(), message: e.to_string() })?;
-        self.check(what)?;
-        let data = staging
-            .slice(..)
-            .get_mapped_range()
-            .map_err(|e| GpuError::Readback { what: what.into(), message: e.to_string() })?[..bytes as usize]
-            .to_vec();
+        // Unmapped on every path from here, so a kept staging buffer stays usable after an error.
+        let data = self.check(what).and_then(|()| {
+            Ok(staging
+                .slice(..size)
+                .get_mapped_range()
+                .map_err(|e| GpuError::Readback { what: what.into(), message: e.to_string() })?[..bytes as usize]
+                .to_vec())
+        });
         staging.unmap();
-        Ok(data)
+        data
     }
 
     pub async fn read_f32(&self, buffer: &wgpu::Buffer, len: usize, what: &str) -> Result<Vec<f32>, GpuError> {

@@ -17,13 +17,13 @@ use crate::gpu::kernels::elementwise::{add_in_place, add_rows_in_place, swiglu_i
 use crate::gpu::kernels::embedding::embedding;
 use crate::gpu::kernels::intervene::{intervene_after_block, GpuIntervention};
 use crate::gpu::kernels::matmul::matmul;
-use crate::gpu::kernels::norm::rms_norm;
+use crate::gpu::kernels::norm::{rms_norm, rms_norm_rows};
 use crate::gpu::kernels::probe::{probe, probe_words, ProbeSummary};
-use crate::gpu::kernels::rope::rope;
+use crate::gpu::kernels::rope::{rope_and_append, rope_with_table, RopeTable};
 use crate::gpu::kernels::runtime_quant::{fake_quantize_kv, GpuRuntimeQuant};
 use crate::gpu::requant::quantize_on_gpu;
 use crate::gpu::weights::GpuWeight;
-use crate::gpu::GpuContext;
+use crate::gpu::{GpuContext, Recorder, Reuse};
 use crate::model::reference::LinearInput;
 use crate::model::{LlamaConfig, Model, Progress, WeightTensor};
 use crate::quant::apply::QuantizedModel;
@@ -54,12 +54,58 @@ pub struct GpuModel {
 }
 
 /// The KV cache of one sequence: per layer, `capacity` rows of `n_kv_heads · head_dim` keys
-/// and values. `len` rows are filled.
+/// and values. `len` rows are filled. It also holds what the steps over it reuse.
 pub struct KvCache {
     keys: Vec<wgpu::Buffer>,
     values: Vec<wgpu::Buffer>,
     pub capacity: u32,
     pub len: u32,
+    workspace: Workspace,
+}
+
+/// What one step after another over the same cache reuses instead of creating: the scratch
+/// activations (grown to the largest step so far), the RoPE table of the cache's positions,
+/// the kernels' parameter slots and bind groups ([`Reuse`]), and the staging buffer of the
+/// logits. After the first decode step, a plain decode step creates no buffer and no bind
+/// group.
+struct Workspace {
+    scratch: HashMap<&'static str, wgpu::Buffer>,
+    rope: RopeTable,
+    reuse: Option<Box<Reuse>>,
+    readback: Option<wgpu::Buffer>,
+}
+
+impl Workspace {
+    /// Scratch buffer `name` of at least `bytes`.
+    fn scratch(&mut self, ctx: &GpuContext, name: &'static str, bytes: u64) -> Result<wgpu::Buffer, GpuError> {
+        if let Some(b) = self.scratch.get(name).filter(|b| b.size() >= bytes) {
+            return Ok(b.clone());
+        }
+        let b = ctx.storage(name, bytes)?;
+        self.scratch.insert(name, b.clone());
+        Ok(b)
+    }
+
+    /// The logits' staging buffer, of at least `bytes`.
+    fn readback(&mut self, ctx: &GpuContext, bytes: u64) -> wgpu::Buffer {
+        match &self.readback {
+            Some(b) if b.size() >= bytes => b.clone(),
+            _ => {
+                let b = ctx.readback_buffer(bytes);
+                self.readback = Some(b.clone());
+                b
+            }
+        }
+    }
+}
+
+/// What one recorded step did, for the benchmark.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StepStats {
+    pub compute_passes: u32,
+    /// Host time from the start of recording to the submit (native only; 0 in wasm, which
+    /// has no monotonic clock in std).
+    pub record_microseconds: f64,
 }
 
 /// Intermediate tensors a caller wants from a step, beyond the logits.
@@ -152,7 +198,7 @@ impl Probes {
     fn take(
         &mut self,
         ctx: &GpuContext,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut Recorder,
         x: &wgpu::Buffer,
         n: u32,
         channels: u32,
@@ -206,6 +252,8 @@ pub struct StepOutput {
     pub attention: Vec<AttentionSummary>,
     /// With `Capture::tensor`: that tensor, `[tokens × width]` row-major, and its width.
     pub tensor: Option<(Vec<f32>, usize)>,
+    /// How the step was recorded.
+    pub stats: StepStats,
 }
 
 /// One layer's attention outliers, reduced on the GPU (see `shaders/attention_summary.wgsl`).
@@ -364,7 +412,7 @@ impl GpuModel {
     pub fn requantize(
         &mut self,
         ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
+        encoder: &mut Recorder,
         name: &str,
         scheme: &Scheme,
     ) -> Result<(), GpuError> {
@@ -415,7 +463,13 @@ impl GpuModel {
             keys.push(ctx.storage(&format!("k cache {l}"), bytes)?);
             values.push(ctx.storage(&format!("v cache {l}"), bytes)?);
         }
-        Ok(KvCache { keys, values, capacity, len: 0 })
+        let workspace = Workspace {
+            scratch: HashMap::new(),
+            rope: RopeTable::new(ctx, c.head_dim as u32, c.rope_base, capacity)?,
+            reuse: Some(Reuse::new()),
+            readback: None,
+        };
+        Ok(KvCache { keys, values, capacity, len: 0, workspace })
     }
 
     /// Runs `tokens` after the cache's contents, appends their keys and values to the cache, and
@@ -445,16 +499,18 @@ impl GpuModel {
         }
         let (d, q_dim, kv_dim, ff) = (c.d_model as u32, c.q_dim() as u32, c.kv_dim() as u32, c.d_ff as u32);
         let f32s = |count: u32| count as u64 * 4;
-        let ids = ctx.upload_u32("token ids", tokens)?;
-        let x = ctx.storage("residual", f32s(n * d))?;
-        let xn = ctx.storage("normed", f32s(n * d))?;
-        let q = ctx.storage("q", f32s(n * q_dim))?;
-        let k = ctx.storage("k", f32s(n * kv_dim))?;
-        let v = ctx.storage("v", f32s(n * kv_dim))?;
-        let attended = ctx.storage("attended", f32s(n * q_dim))?;
-        let delta = ctx.storage("block output", f32s(n * d))?;
-        let gate = ctx.storage("gate", f32s(n * ff))?;
-        let up = ctx.storage("up", f32s(n * ff))?;
+        let ws = &mut cache.workspace;
+        let ids = ws.scratch(ctx, "token ids", f32s(n))?;
+        ctx.queue.write_buffer(&ids, 0, bytemuck::cast_slice(tokens));
+        let x = ws.scratch(ctx, "residual", f32s(n * d))?;
+        let xn = ws.scratch(ctx, "normed", f32s(n * d))?;
+        let q = ws.scratch(ctx, "q", f32s(n * q_dim))?;
+        let k = ws.scratch(ctx, "k", f32s(n * kv_dim))?;
+        let v = ws.scratch(ctx, "v", f32s(n * kv_dim))?;
+        let attended = ws.scratch(ctx, "attended", f32s(n * q_dim))?;
+        let delta = ws.scratch(ctx, "block output", f32s(n * d))?;
+        let gate = ws.scratch(ctx, "gate", f32s(n * ff))?;
+        let up = ws.scratch(ctx, "up", f32s(n * ff))?;
         let keys = past + n;
 
         let hidden_capture = if capture.hidden_states {
@@ -466,7 +522,7 @@ impl GpuModel {
         for &layer in &capture.attention_layers {
             prob_captures.push((layer, ctx.storage("attention probs", f32s(c.n_heads as u32 * n * keys))?));
         }
-        let capture_hidden = |enc: &mut wgpu::CommandEncoder, index: u64| {
+        let capture_hidden = |enc: &mut Recorder, index: u64| {
             if let Some(buf) = &hidden_capture {
                 enc.copy_buffer_to_buffer(&x, 0, buf, index * f32s(n * d), f32s(n * d));
             }
@@ -476,9 +532,12 @@ impl GpuModel {
         let runtime = capture.runtime.as_deref().filter(|r| !as_loaded && !r.is_off());
         let kv_quant = runtime.and_then(|r| r.kv.as_ref());
         let prob_quant = runtime.and_then(|r| r.probs.as_ref());
+        // The new keys and values go through their own buffers (rotated in place, then copied
+        // into the cache) only where something reads or changes them there.
+        let keys_in_place = capture.probes || capture.tensor.is_some() || runtime.is_some();
         // The linear inputs are quantized in place after their probes (which show the activations
         // as the model computes them; the CPU hook changes only what the matmuls read).
-        let quantize_input = |enc: &mut wgpu::CommandEncoder,
+        let quantize_input = |enc: &mut Recorder,
                               layer: usize,
                               input: LinearInput,
                               x: &wgpu::Buffer,
@@ -499,7 +558,18 @@ impl GpuModel {
         } else {
             (None, None)
         };
-        let mut enc = ctx.encoder();
+        // Usually only the last token's logits are needed: normalize and unembed one row.
+        let rows = if capture.all_logits { n } else { 1 };
+        let unembedding = self.pick(as_loaded, self.output.as_ref().unwrap_or(&self.embeddings));
+        let last_normed = ws.scratch(ctx, "last tokens normed", f32s(rows * d))?;
+        let logits = ws.scratch(ctx, "logits", f32s(rows * unembedding.n_out))?;
+        let rope_table = &ws.rope;
+        #[cfg(not(target_arch = "wasm32"))]
+        let recording = std::time::Instant::now();
+        let mut enc = match ws.reuse.take() {
+            Some(reuse) => ctx.encoder_reusing(reuse),
+            None => ctx.encoder(),
+        };
         embedding(ctx, &mut enc, self.pick(as_loaded, &self.embeddings), &ids, &x, n)?;
         capture_hidden(&mut enc, 0);
         probes.take(ctx, &mut enc, &x, n, d, 0, ProbePoint::Embeddings)?;
@@ -517,24 +587,30 @@ impl GpuModel {
                 add_rows_in_place(ctx, &mut enc, &k, kb, n * kv_dim, kv_dim)?;
                 add_rows_in_place(ctx, &mut enc, &v, vb, n * kv_dim, kv_dim)?;
             }
-            rope(ctx, &mut enc, &q, n, c.n_heads as u32, c.head_dim as u32, past, c.rope_base, c.rope_layout)?;
-            rope(ctx, &mut enc, &k, n, c.n_kv_heads as u32, c.head_dim as u32, past, c.rope_base, c.rope_layout)?;
-            probes.take(ctx, &mut enc, &k, n, kv_dim, l, ProbePoint::Keys)?;
-            probes.take(ctx, &mut enc, &v, n, kv_dim, l, ProbePoint::Values)?;
-            if let Some(r) = runtime {
-                // FireQ's key/query channel scales, then the cache quantizer, as the CPU hook.
-                r.scale_keys(ctx, &mut enc, l, &q, &k, n, shape)?;
+            let (k_cache, v_cache) = (&cache.keys[l], &cache.values[l]);
+            let (n_heads, n_kv_heads) = (c.n_heads as u32, c.n_kv_heads as u32);
+            if keys_in_place {
+                rope_with_table(ctx, &mut enc, &q, n, n_heads, past, rope_table, c.rope_layout)?;
+                rope_with_table(ctx, &mut enc, &k, n, n_kv_heads, past, rope_table, c.rope_layout)?;
+                probes.take(ctx, &mut enc, &k, n, kv_dim, l, ProbePoint::Keys)?;
+                probes.take(ctx, &mut enc, &v, n, kv_dim, l, ProbePoint::Values)?;
+                if let Some(r) = runtime {
+                    // FireQ's key/query channel scales, then the cache quantizer, as the CPU hook.
+                    r.scale_keys(ctx, &mut enc, l, &q, &k, n, shape)?;
+                }
+                if let Some(scheme) = kv_quant {
+                    // The new keys (after RoPE) and values, before the cache holds them.
+                    fake_quantize_kv(ctx, &mut enc, scheme, &k, n, kv_dim, c.head_dim as u32)?;
+                    fake_quantize_kv(ctx, &mut enc, scheme, &v, n, kv_dim, c.head_dim as u32)?;
+                }
+                enc.copy_buffer_to_buffer(&k, 0, k_cache, f32s(past * kv_dim), f32s(n * kv_dim));
+                enc.copy_buffer_to_buffer(&v, 0, v_cache, f32s(past * kv_dim), f32s(n * kv_dim));
+            } else {
+                let heads = (n_heads, n_kv_heads);
+                rope_and_append(ctx, &mut enc, (&q, &k, &v), (k_cache, v_cache), n, heads, past, rope_table, c.rope_layout)?;
             }
-            if let Some(scheme) = kv_quant {
-                // The new keys (after RoPE) and values, before the cache holds them.
-                fake_quantize_kv(ctx, &mut enc, scheme, &k, n, kv_dim, c.head_dim as u32)?;
-                fake_quantize_kv(ctx, &mut enc, scheme, &v, n, kv_dim, c.head_dim as u32)?;
-            }
-            enc.copy_buffer_to_buffer(&k, 0, &cache.keys[l], f32s(past * kv_dim), f32s(n * kv_dim));
-            enc.copy_buffer_to_buffer(&v, 0, &cache.values[l], f32s(past * kv_dim), f32s(n * kv_dim));
             let probs =
                 prob_captures.iter().find(|(layer, _)| *layer == l).map(|(_, buf)| buf).or(probs_scratch.as_ref());
-            let (k_cache, v_cache) = (&cache.keys[l], &cache.values[l]);
             let drop_sink = capture.intervention.as_ref().is_some_and(|i| i.drops_sink());
             let prob_quant = prob_quant.map(|p| (p, l));
             attention_quantized(
@@ -566,21 +642,21 @@ impl GpuModel {
             capture_hidden(&mut enc, l as u64 + 1);
             probes.take(ctx, &mut enc, &x, n, d, l, ProbePoint::Residual)?;
         }
-        // Usually only the last token's logits are needed: normalize and unembed one row.
-        let rows = if capture.all_logits { n } else { 1 };
-        let last = ctx.storage("last tokens", f32s(rows * d))?;
-        let last_normed = ctx.storage("last tokens normed", f32s(rows * d))?;
-        let unembedding = self.pick(as_loaded, self.output.as_ref().unwrap_or(&self.embeddings));
-        let logits = ctx.storage("logits", f32s(rows * unembedding.n_out))?;
-        enc.copy_buffer_to_buffer(&x, f32s((n - rows) * d), &last, 0, f32s(rows * d));
-        rms_norm(ctx, &mut enc, &last, &self.output_norm, &last_normed, rows, d, c.rms_eps)?;
+        rms_norm_rows(ctx, &mut enc, &x, n - rows, &self.output_norm, &last_normed, rows, d, c.rms_eps)?;
         matmul(ctx, &mut enc, unembedding, &last_normed, &logits, rows)?;
-        ctx.submit(enc);
+        let compute_passes = enc.stats().compute_passes;
+        ws.reuse = ctx.submit(enc);
+        #[cfg(not(target_arch = "wasm32"))]
+        let record_microseconds = recording.elapsed().as_secs_f64() * 1e6;
+        #[cfg(target_arch = "wasm32")]
+        let record_microseconds = 0.0;
+        let stats = StepStats { compute_passes, record_microseconds };
 
-        let mut out = StepOutput {
-            logits: ctx.read_f32(&logits, (rows * unembedding.n_out) as usize, "logits").await?,
-            ..Default::default()
-        };
+        let logit_count = (rows * unembedding.n_out) as usize;
+        let staging = ws.readback(ctx, f32s(rows * unembedding.n_out));
+        let bytes = ctx.read_through(&logits, &staging, f32s(rows * unembedding.n_out), "logits").await?;
+        let mut out = StepOutput { logits: bytemuck::pod_collect_to_vec(&bytes), stats, ..Default::default() };
+        debug_assert_eq!(out.logits.len(), logit_count);
         if let Some(buf) = &hidden_capture {
             let all = ctx.read_f32(buf, (n * d) as usize * (c.n_layers + 1), "hidden states").await?;
             out.hidden_states = all.chunks_exact((n * d) as usize).map(<[f32]>::to_vec).collect();

@@ -7,9 +7,11 @@ pub mod bench;
 pub mod context;
 pub mod forward;
 pub mod kernels;
+pub mod recorder;
 pub mod requant;
 pub mod shader;
 pub mod weights;
 
 pub use context::{GpuContext, GpuFeatures};
+pub use recorder::{Recorder, Reuse};
 pub use shader::ShaderSource;

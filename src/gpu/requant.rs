@@ -16,7 +16,7 @@
 
 use crate::error::GpuError;
 use crate::gpu::weights::{CodebookLayout, GpuWeight};
-use crate::gpu::GpuContext;
+use crate::gpu::{GpuContext, Recorder};
 use crate::quant::minifloat::{self, Codec, LevelTable};
 use crate::quant::{nf4, Granularity, MiniFloat, Scheme, SchemeKind, Sharing};
 
@@ -30,6 +30,25 @@ const RULE_NEAREST_MX: u32 = 3;
 const RULE_STATSQ: u32 = 4;
 
 /// Everything the kernel needs to know about a scheme.
+/// `Quant` of `shaders/quantize.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct QuantizeParams {
+    rule: u32,
+    group: u32,
+    groups_per_row: u32,
+    n_levels: u32,
+    zero_code: u32,
+    qmax: u32,
+    divisor: f32,
+    emax: i32,
+    code_bits: u32,
+    codes_at: u32,
+    levels_at: u32,
+    scales_at: u32,
+    tie_parity: u32,
+}
+
 struct Plan {
     rule: u32,
     sharing: Sharing,
@@ -149,7 +168,7 @@ pub fn gpu_quantizable(scheme: &Scheme) -> bool {
 /// work is recorded into `encoder` (submit it before using the result).
 pub fn quantize_on_gpu(
     ctx: &GpuContext,
-    encoder: &mut wgpu::CommandEncoder,
+    encoder: &mut Recorder,
     master: &GpuWeight,
     scheme: &Scheme,
 ) -> Result<GpuWeight, GpuError> {
@@ -174,33 +193,33 @@ pub fn quantize_on_gpu(
     if !plan.levels.is_empty() {
         ctx.queue.write_buffer(&out, layout.levels_at as u64 * 4, bytemuck::cast_slice(&plan.levels));
     }
-    let words = [
-        plan.rule,
-        group as u32,
-        groups_per_row as u32,
-        plan.levels.len() as u32,
-        plan.zero_code,
-        plan.qmax,
-        plan.divisor.to_bits(),
-        plan.emax as u32,
+    let quant = QuantizeParams {
+        rule: plan.rule,
+        group: group as u32,
+        groups_per_row: groups_per_row as u32,
+        n_levels: plan.levels.len() as u32,
+        zero_code: plan.zero_code,
+        qmax: plan.qmax,
+        divisor: plan.divisor,
+        emax: plan.emax,
         code_bits,
-        layout.codes_at as u32,
-        layout.levels_at as u32,
-        layout.scales_at as u32,
-        plan.tie_parity,
-    ];
-    let quant = ctx.uniform("quantize params", &words);
+        codes_at: layout.codes_at as u32,
+        levels_at: layout.levels_at as u32,
+        scales_at: layout.scales_at as u32,
+        tie_parity: plan.tie_parity,
+    };
+    let quant = ctx.uniform("quantize params", &quant);
     let params = ctx.uniform("quantize weight params", &master.params(0));
     let source = master.shader(KERNEL, include_str!("../../shaders/quantize.wgsl"));
     let buffers = [&params, master.buffer(), &out, &quant];
     let n_groups =
         u32::try_from(rows * groups_per_row).map_err(|_| shape(format!("too many groups in {}", master.name)))?;
     let scales = ctx.pipeline(&source, "scales", &[])?;
-    ctx.dispatch(encoder, &scales, &buffers, n_groups);
+    ctx.dispatch_buffers(encoder, &scales, &buffers, n_groups);
     let chunks = master.n_out as u64 * master.n_chunks() as u64;
     let workgroups = u32::try_from(chunks.div_ceil(WORKGROUP_SIZE as u64))
         .map_err(|_| shape(format!("too many chunks in {}", master.name)))?;
     let codes = ctx.pipeline(&source, "codes", &[])?;
-    ctx.dispatch(encoder, &codes, &buffers, workgroups);
+    ctx.dispatch_buffers(encoder, &codes, &buffers, workgroups);
     Ok(GpuWeight::from_codebook_buffer(&master.name, master.n_in, master.n_out, code_bits, out))
 }

@@ -31,6 +31,17 @@ use crate::quant::{Codebook, Sharing};
 /// Values per chunk: the unit `decode_chunk` returns.
 pub(crate) const CHUNK: u32 = 32;
 
+/// `Params` of `shaders/formats/common.wgsl`: the weight's shape and layout, and the token count.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+pub(crate) struct WeightParams {
+    pub n_in: u32,
+    pub n_out: u32,
+    pub n_tokens: u32,
+    pub n_chunks: u32,
+    pub aux_offset: u32,
+}
+
 /// How a [`GpuWeight`] is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WeightFormat {
@@ -154,10 +165,9 @@ impl GpuWeight {
         &self.buffer
     }
 
-    /// The uniform words every weight-reading kernel starts its params with:
-    /// `n_in, n_out, n_tokens, n_chunks, aux_offset`.
-    pub(crate) fn params(&self, n_tokens: u32) -> [u32; 5] {
-        [self.n_in, self.n_out, n_tokens, self.n_chunks(), self.aux_offset]
+    /// The `Params` of every weight-reading kernel (`shaders/formats/common.wgsl`).
+    pub(crate) fn params(&self, n_tokens: u32) -> WeightParams {
+        WeightParams { n_in: self.n_in, n_out: self.n_out, n_tokens, n_chunks: self.n_chunks(), aux_offset: self.aux_offset }
     }
 
     /// `kernel` (its own WGSL) with this weight's format decode composed in.

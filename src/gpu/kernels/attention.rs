@@ -4,7 +4,7 @@
 use crate::error::GpuError;
 use crate::gpu::kernels::require_len;
 use crate::gpu::kernels::runtime_quant::GpuProbQuant;
-use crate::gpu::{GpuContext, ShaderSource};
+use crate::gpu::{GpuContext, Recorder, ShaderSource};
 
 const KERNEL: &str = "attention";
 /// Keys per chunk and invocations per workgroup.
@@ -25,6 +25,32 @@ pub struct AttentionShape {
     pub head_dim: u32,
 }
 
+/// `Params` of `shaders/attention.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct AttentionParams {
+    n_tokens: u32,
+    past: u32,
+    n_heads: u32,
+    n_kv_heads: u32,
+    head_dim: u32,
+    scale: f32,
+    write_probs: u32,
+    drop_key0: u32,
+    prob: ProbQuantParams,
+}
+
+/// The probability quantizer's fields of the attention `Params` (all zero: off).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
+pub(crate) struct ProbQuantParams {
+    pub prob_mode: u32,
+    pub prob_levels: f32,
+    pub prob_ratio: f32,
+    pub prob_codes: u32,
+    pub prob_table_at: u32,
+}
+
 /// Causal GQA attention of `n_tokens` new queries at positions `past..past+n_tokens` over the KV
 /// cache rows `0..past+n_tokens` (the caller has already copied the new tokens' K and V into the
 /// cache rows `past..`). `q`: `[n_tokens × n_heads·hd]`; `k_cache`, `v_cache`:
@@ -35,7 +61,7 @@ pub struct AttentionShape {
 #[allow(clippy::too_many_arguments)]
 pub fn attention(
     ctx: &GpuContext,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Recorder,
     shape: AttentionShape,
     q: &wgpu::Buffer,
     k_cache: &wgpu::Buffer,
@@ -55,7 +81,7 @@ pub fn attention(
 #[allow(clippy::too_many_arguments)]
 pub fn attention_quantized(
     ctx: &GpuContext,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Recorder,
     shape: AttentionShape,
     q: &wgpu::Buffer,
     k_cache: &wgpu::Buffer,
@@ -93,26 +119,29 @@ pub fn attention_quantized(
 
     let pipeline = ctx.pipeline(&source(), "attention", &[("WORKGROUP_SIZE", WORKGROUP_SIZE as f64)])?;
     let scale = 1.0 / (head_dim as f32).sqrt();
-    let prob_words = match prob_quant {
-        Some((quant, layer)) => quant.words(layer)?,
-        None => [0; 5],
+    let prob = match prob_quant {
+        Some((quant, layer)) => quant.params(layer)?,
+        None => ProbQuantParams::default(),
     };
-    let mut words =
-        vec![n_tokens, past, n_heads, n_kv_heads, head_dim, scale.to_bits(), probs.is_some() as u32, drop_key0 as u32];
-    words.extend(prob_words);
-    let params = ctx.uniform("attention params", &words);
+    let params = AttentionParams {
+        n_tokens,
+        past,
+        n_heads,
+        n_kv_heads,
+        head_dim,
+        scale,
+        write_probs: probs.is_some() as u32,
+        drop_key0: drop_key0 as u32,
+        prob,
+    };
     // The layout binds probs either way; without it the kernel never touches this stand-in.
-    let unused;
     let probs = match probs {
         Some(p) => p,
-        None => {
-            unused = ctx.storage("attention probs (unused)", 4)?;
-            &unused
-        }
+        None => ctx.stand_in()?,
     };
     // Without AdaLog the kernel never reads the table: `q` (also read-only) stands in, so the
     // plain forward allocates nothing more.
     let table = prob_quant.and_then(|(quant, _)| quant.table()).unwrap_or(q);
-    ctx.dispatch(enc, &pipeline, &[&params, q, k_cache, v_cache, out, probs, table], workgroups as u32);
+    ctx.dispatch(enc, &pipeline, &params, &[q, k_cache, v_cache, out, probs, table], workgroups as u32);
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! reduced on the GPU from the layer's attention probabilities (see the WGSL for the definitions).
 
 use crate::error::GpuError;
-use crate::gpu::GpuContext;
+use crate::gpu::{GpuContext, Recorder};
 
 const KERNEL: &str = "attention_summary";
 const WORKGROUP_SIZE: u32 = 64;
@@ -17,7 +17,7 @@ pub fn summary_words(n_heads: u32, n_keys: u32) -> u64 {
 #[allow(clippy::too_many_arguments)]
 pub fn attention_summary(
     ctx: &GpuContext,
-    encoder: &mut wgpu::CommandEncoder,
+    encoder: &mut Recorder,
     probs: &wgpu::Buffer,
     n_heads: u32,
     n_queries: u32,
@@ -31,11 +31,22 @@ pub fn attention_summary(
     let at = u32::try_from(at)
         .map_err(|_| GpuError::Shape { kernel: KERNEL, message: format!("offset {at} does not fit in 32 bits") })?;
     let source = crate::gpu::ShaderSource::new(KERNEL, include_str!("../../../shaders/attention_summary.wgsl"));
-    let params = ctx.uniform("attention summary params", &[n_heads, n_queries, n_keys, past, at]);
-    let buffers = [&params, probs, out];
+    let params = SummaryParams { n_heads, n_queries, n_keys, past, at };
+    let buffers = [probs, out];
     let sinks = ctx.pipeline(&source, "sinks", &[])?;
-    ctx.dispatch(encoder, &sinks, &buffers, n_heads.div_ceil(WORKGROUP_SIZE));
+    ctx.dispatch(encoder, &sinks, &params, &buffers, n_heads.div_ceil(WORKGROUP_SIZE));
     let keys = ctx.pipeline(&source, "keys", &[])?;
-    ctx.dispatch(encoder, &keys, &buffers, n_keys.div_ceil(WORKGROUP_SIZE));
+    ctx.dispatch(encoder, &keys, &params, &buffers, n_keys.div_ceil(WORKGROUP_SIZE));
     Ok(())
+}
+
+/// `Params` of `shaders/attention_summary.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct SummaryParams {
+    n_heads: u32,
+    n_queries: u32,
+    n_keys: u32,
+    past: u32,
+    at: u32,
 }

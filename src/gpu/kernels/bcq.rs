@@ -12,7 +12,7 @@
 
 use crate::error::GpuError;
 use crate::gpu::kernels::require_len;
-use crate::gpu::{GpuContext, ShaderSource};
+use crate::gpu::{GpuContext, Recorder, ShaderSource};
 use crate::quant::bcq::BcqPacked;
 
 const KERNEL: &str = "bcq_lut_gemv";
@@ -25,6 +25,17 @@ fn source() -> ShaderSource {
 
 fn shape_error(message: String) -> GpuError {
     GpuError::Shape { kernel: KERNEL, message }
+}
+
+/// `Params` of `shaders/bcq_lut_gemv.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct BcqParams {
+    rows: u32,
+    cols: u32,
+    words_per_row: u32,
+    n_chunks: u32,
+    chunks_per_group: u32,
 }
 
 /// A [`BcqPacked`] matrix on the GPU, transposed so that the words (and scales) of neighbouring
@@ -116,7 +127,7 @@ impl GpuBcqWeight {
 /// (only the first `rows` are written). See the module comment for which operations are adds.
 pub fn bcq_gemv(
     ctx: &GpuContext,
-    encoder: &mut wgpu::CommandEncoder,
+    encoder: &mut Recorder,
     w: &GpuBcqWeight,
     x: &wgpu::Buffer,
     y: &wgpu::Buffer,
@@ -127,7 +138,13 @@ pub fn bcq_gemv(
         return Ok(());
     }
     let pipeline = ctx.pipeline(&source(), "bcq_gemv", &[("BITS", w.bits as f64)])?;
-    let params = ctx.uniform("bcq params", &[w.rows, w.cols, w.words_per_row, w.cols.div_ceil(8), w.group / 8]);
-    ctx.dispatch(encoder, &pipeline, &[&params, &w.planes, &w.alphas, x, y], w.rows.div_ceil(ROWS_PER_WORKGROUP));
+    let params = BcqParams {
+        rows: w.rows,
+        cols: w.cols,
+        words_per_row: w.words_per_row,
+        n_chunks: w.cols.div_ceil(8),
+        chunks_per_group: w.group / 8,
+    };
+    ctx.dispatch(encoder, &pipeline, &params, &[&w.planes, &w.alphas, x, y], w.rows.div_ceil(ROWS_PER_WORKGROUP));
     Ok(())
 }

@@ -2,10 +2,18 @@
 
 use crate::error::GpuError;
 use crate::gpu::kernels::require_len;
-use crate::gpu::{GpuContext, ShaderSource};
+use crate::gpu::{GpuContext, Recorder, ShaderSource};
 
 const KERNEL: &str = "elementwise";
 const WORKGROUP_SIZE: u32 = 256;
+
+/// `Params` of `shaders/elementwise.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct ElementwiseParams {
+    n: u32,
+    period: u32,
+}
 
 fn source() -> ShaderSource {
     ShaderSource::new(KERNEL, include_str!("../../../shaders/elementwise.wgsl"))
@@ -13,7 +21,7 @@ fn source() -> ShaderSource {
 
 fn record(
     ctx: &GpuContext,
-    encoder: &mut wgpu::CommandEncoder,
+    encoder: &mut Recorder,
     entry: &str,
     acc: &wgpu::Buffer,
     operand: &wgpu::Buffer,
@@ -26,15 +34,14 @@ fn record(
         return Err(GpuError::Shape { kernel: KERNEL, message: "operand period is 0".into() });
     }
     let pipeline = ctx.pipeline(&source(), entry, &[("WORKGROUP_SIZE", WORKGROUP_SIZE as f64)])?;
-    let params = ctx.uniform("elementwise params", &[n, period]);
-    ctx.dispatch(encoder, &pipeline, &[&params, acc, operand], n.div_ceil(WORKGROUP_SIZE));
+    ctx.dispatch(encoder, &pipeline, &ElementwiseParams { n, period }, &[acc, operand], n.div_ceil(WORKGROUP_SIZE));
     Ok(())
 }
 
 /// `acc[i] += delta[i]` for `i < n`.
 pub fn add_in_place(
     ctx: &GpuContext,
-    encoder: &mut wgpu::CommandEncoder,
+    encoder: &mut Recorder,
     acc: &wgpu::Buffer,
     delta: &wgpu::Buffer,
     n: u32,
@@ -45,7 +52,7 @@ pub fn add_in_place(
 /// `gate[i] = silu(gate[i]) * up[i]` for `i < n`.
 pub fn swiglu_in_place(
     ctx: &GpuContext,
-    encoder: &mut wgpu::CommandEncoder,
+    encoder: &mut Recorder,
     gate: &wgpu::Buffer,
     up: &wgpu::Buffer,
     n: u32,
@@ -56,7 +63,7 @@ pub fn swiglu_in_place(
 /// `acc[t][i] += bias[i]` for every row t of length `row_len` in the first `n` values of `acc`.
 pub fn add_rows_in_place(
     ctx: &GpuContext,
-    encoder: &mut wgpu::CommandEncoder,
+    encoder: &mut Recorder,
     acc: &wgpu::Buffer,
     bias: &wgpu::Buffer,
     n: u32,

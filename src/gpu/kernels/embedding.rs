@@ -3,7 +3,7 @@
 use crate::error::GpuError;
 use crate::gpu::kernels::require_len;
 use crate::gpu::weights::GpuWeight;
-use crate::gpu::GpuContext;
+use crate::gpu::{GpuContext, Recorder};
 
 const KERNEL: &str = "embedding";
 const WORKGROUP_SIZE: u32 = 256;
@@ -13,7 +13,7 @@ const WORKGROUP_SIZE: u32 = 256;
 /// CPU side validates ids before).
 pub fn embedding(
     ctx: &GpuContext,
-    encoder: &mut wgpu::CommandEncoder,
+    encoder: &mut Recorder,
     w: &GpuWeight,
     ids: &wgpu::Buffer,
     out: &wgpu::Buffer,
@@ -46,7 +46,6 @@ pub fn embedding(
     let groups = invocations.div_ceil(WORKGROUP_SIZE as u64) as u32;
     let source = w.shader(KERNEL, include_str!("../../../shaders/embedding.wgsl"));
     let pipeline = ctx.pipeline(&source, "embedding", &[("WORKGROUP_SIZE", WORKGROUP_SIZE as f64)])?;
-    let params = ctx.uniform("embedding params", &w.params(n_tokens));
-    ctx.dispatch(encoder, &pipeline, &[&params, w.buffer(), ids, out], groups);
+    ctx.dispatch(encoder, &pipeline, &w.params(n_tokens), &[w.buffer(), ids, out], groups);
     Ok(())
 }

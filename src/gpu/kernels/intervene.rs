@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::analysis::intervene::{Intervener, Intervention};
 use crate::analysis::outliers::{MASSIVE_FLOOR, RULE_FACTOR};
 use crate::error::GpuError;
-use crate::gpu::{GpuContext, ShaderSource};
+use crate::gpu::{GpuContext, Recorder, ShaderSource};
 
 const KERNEL: &str = "intervene";
 /// Words of a select's state: found bits, mask, remaining rank, unused, 256 digit counts.
@@ -47,10 +47,32 @@ impl GpuIntervention {
     }
 }
 
+/// `Params` of `shaders/select.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct SelectParams {
+    n: u32,
+    shift: u32,
+    rank: u32,
+}
+
+/// `Params` of `shaders/intervene.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct InterveneParams {
+    n: u32,
+    channels: u32,
+    mode: u32,
+    layer: u32,
+    fraction: f32,
+    floor: f32,
+    factor: f32,
+}
+
 /// Records a select of the value of rank `rank` among |x| (`n` values) into `state`.
 pub fn select_abs(
     ctx: &GpuContext,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Recorder,
     x: &wgpu::Buffer,
     n: u32,
     rank: u32,
@@ -65,12 +87,11 @@ pub fn select_abs(
         ctx.pipeline(&source, "pick", &[])?,
     );
     let groups = (n as u64).div_ceil(SELECT_RUN * 256) as u32;
-    let params = ctx.uniform("select params", &[n, 0, rank]);
-    ctx.dispatch(enc, &init, &[&params, state], 1);
+    ctx.dispatch(enc, &init, &SelectParams { n, shift: 0, rank }, &[state], 1);
     for shift in [24u32, 16, 8, 0] {
-        let params = ctx.uniform("select params", &[n, shift, rank]);
-        ctx.dispatch(enc, &count, &[&params, state, x], groups);
-        ctx.dispatch(enc, &pick, &[&params, state], 1);
+        let params = SelectParams { n, shift, rank };
+        ctx.dispatch(enc, &count, &params, &[state, x], groups);
+        ctx.dispatch(enc, &pick, &params, &[state], 1);
     }
     Ok(())
 }
@@ -78,7 +99,7 @@ pub fn select_abs(
 /// Applies `intervention` to the residual stream `x` (`tokens × channels`) after block `layer`.
 pub fn intervene_after_block(
     ctx: &GpuContext,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Recorder,
     intervention: &GpuIntervention,
     x: &wgpu::Buffer,
     tokens: u32,
@@ -118,10 +139,15 @@ pub fn intervene_after_block(
     };
     let source = ShaderSource::new(KERNEL, include_str!("../../../shaders/intervene.wgsl"));
     let pipeline = ctx.pipeline(&source, "intervene", &[])?;
-    let params = ctx.uniform(
-        "intervene params",
-        &[n, channels, mode, layer as u32, fraction.to_bits(), MASSIVE_FLOOR.to_bits(), RULE_FACTOR.to_bits()],
-    );
-    ctx.dispatch(enc, &pipeline, &[&params, x, &lo, &hi, means], n.div_ceil(256));
+    let params = InterveneParams {
+        n,
+        channels,
+        mode,
+        layer: layer as u32,
+        fraction,
+        floor: MASSIVE_FLOOR,
+        factor: RULE_FACTOR,
+    };
+    ctx.dispatch(enc, &pipeline, &params, &[x, &lo, &hi, means], n.div_ceil(256));
     Ok(())
 }

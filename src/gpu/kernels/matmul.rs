@@ -4,7 +4,7 @@
 
 use crate::error::GpuError;
 use crate::gpu::weights::GpuWeight;
-use crate::gpu::GpuContext;
+use crate::gpu::{GpuContext, Recorder};
 
 const KERNEL: &str = "matmul";
 /// GEMV: invocations per workgroup, and at most this many per row (rows per workgroup = the
@@ -56,7 +56,7 @@ fn require(
 /// GEMM kernel (prefill: tiles over tokens so each weight block is decoded once per tile).
 pub fn matmul(
     ctx: &GpuContext,
-    encoder: &mut wgpu::CommandEncoder,
+    encoder: &mut Recorder,
     w: &GpuWeight,
     x: &wgpu::Buffer,
     y: &wgpu::Buffer,
@@ -68,8 +68,8 @@ pub fn matmul(
         return Ok(());
     }
     let source = w.shader(KERNEL, include_str!("../../../shaders/matmul.wgsl"));
-    let params = ctx.uniform("matmul params", &w.params(n_tokens));
-    let buffers = [&params, w.buffer(), x, y];
+    let params = w.params(n_tokens);
+    let buffers = [w.buffer(), x, y];
     if n_tokens == 1 {
         let threads_per_row = gemv_threads_per_row(w.n_in.div_ceil(32));
         let pipeline = ctx.pipeline(
@@ -78,7 +78,7 @@ pub fn matmul(
             &[("WORKGROUP_SIZE", GEMV_WORKGROUP_SIZE as f64), ("THREADS_PER_ROW", threads_per_row as f64)],
         )?;
         let rows_per_group = GEMV_WORKGROUP_SIZE / threads_per_row;
-        ctx.dispatch(encoder, &pipeline, &buffers, w.n_out.div_ceil(rows_per_group));
+        ctx.dispatch(encoder, &pipeline, &params, &buffers, w.n_out.div_ceil(rows_per_group));
     } else {
         let pipeline = ctx.pipeline(&source, "gemm", &[("GEMM_ROWS", GEMM_ROWS as f64)])?;
         let groups = w.n_out.div_ceil(GEMM_ROWS) as u64 * n_tokens.div_ceil(GEMM_TILE_TOKENS) as u64;
@@ -86,7 +86,7 @@ pub fn matmul(
             kernel: KERNEL,
             message: format!("{n_tokens} tokens × {} rows of {} need too many workgroups", w.n_out, w.name),
         })?;
-        ctx.dispatch(encoder, &pipeline, &buffers, groups);
+        ctx.dispatch(encoder, &pipeline, &params, &buffers, groups);
     }
     Ok(())
 }

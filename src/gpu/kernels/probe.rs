@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::analysis::outliers::Entry;
 use crate::error::GpuError;
-use crate::gpu::GpuContext;
+use crate::gpu::{GpuContext, Recorder};
 
 const KERNEL: &str = "probe";
 const WORKGROUP_SIZE: u32 = 64;
@@ -49,7 +49,7 @@ pub fn bin_range(b: usize) -> (f32, f32) {
 #[allow(clippy::too_many_arguments)]
 pub fn probe(
     ctx: &GpuContext,
-    encoder: &mut wgpu::CommandEncoder,
+    encoder: &mut Recorder,
     x: &wgpu::Buffer,
     tokens: u32,
     channels: u32,
@@ -64,17 +64,26 @@ pub fn probe(
         return Err(shape(format!("nothing to probe in {tokens}×{channels}")));
     }
     let source = crate::gpu::ShaderSource::new(KERNEL, include_str!("../../../shaders/probe.wgsl"));
-    let params = ctx.uniform("probe params", &[tokens, channels, at]);
-    let buffers = [&params, x, out];
+    let params = ProbeParams { n_tokens: tokens, n_channels: channels, at };
+    let buffers = [x, out];
     let rows = ctx.pipeline(&source, "rows", &[])?;
-    ctx.dispatch(encoder, &rows, &buffers, tokens.div_ceil(WORKGROUP_SIZE));
+    ctx.dispatch(encoder, &rows, &params, &buffers, tokens.div_ceil(WORKGROUP_SIZE));
     let columns = ctx.pipeline(&source, "channels", &[])?;
-    ctx.dispatch(encoder, &columns, &buffers, channels.div_ceil(WORKGROUP_SIZE));
+    ctx.dispatch(encoder, &columns, &params, &buffers, channels.div_ceil(WORKGROUP_SIZE));
     let histogram = ctx.pipeline(&source, "histogram", &[])?;
     let values = tokens as u64 * channels as u64;
     let groups = values.div_ceil(HISTOGRAM_RUN * 256);
-    ctx.dispatch(encoder, &histogram, &buffers, u32::try_from(groups).map_err(|_| shape("too many values".into()))?);
+    ctx.dispatch(encoder, &histogram, &params, &buffers, u32::try_from(groups).map_err(|_| shape("too many values".into()))?);
     Ok(())
+}
+
+/// `Params` of `shaders/probe.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct ProbeParams {
+    n_tokens: u32,
+    n_channels: u32,
+    at: u32,
 }
 
 /// A probe's words, decoded.

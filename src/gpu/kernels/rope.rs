@@ -2,7 +2,7 @@
 
 use crate::error::GpuError;
 use crate::gpu::kernels::require_len;
-use crate::gpu::{GpuContext, ShaderSource};
+use crate::gpu::{GpuContext, Recorder, ShaderSource};
 use crate::model::RopeLayout;
 
 const KERNEL: &str = "rope";
@@ -39,13 +39,68 @@ fn turn_chunks(turns: f64, position_bits: u32) -> [f32; CHUNKS] {
     out
 }
 
+/// `Params` of `shaders/rope.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct RopeParams {
+    n_tokens: u32,
+    n_heads: u32,
+    head_dim: u32,
+    position_offset: u32,
+    half_split: u32,
+    n_kv_heads: u32,
+}
+
+/// The frequency table of one RoPE (head_dim, base), exact for positions below `limit`: made
+/// once per KV cache, not per step.
+pub struct RopeTable {
+    turns: wgpu::Buffer,
+    head_dim: u32,
+    limit: u32,
+}
+
+impl RopeTable {
+    /// The table for positions `0..limit` (`limit` ≤ 2^20).
+    pub fn new(ctx: &GpuContext, head_dim: u32, base: f32, limit: u32) -> Result<RopeTable, GpuError> {
+        let shape = |message: String| GpuError::Shape { kernel: KERNEL, message };
+        if head_dim == 0 || !head_dim.is_multiple_of(2) {
+            return Err(shape(format!("head_dim must be even and > 0, got {head_dim}")));
+        }
+        if !(base.is_finite() && base > 1.0) {
+            return Err(shape(format!("rope base must be finite and > 1, got {base}")));
+        }
+        if limit > MAX_POSITION {
+            return Err(shape(format!("position {} is past the supported maximum {}", limit - 1, MAX_POSITION - 1)));
+        }
+        let position_bits = (32 - limit.saturating_sub(1).leading_zeros()).max(1);
+        let table: Vec<f32> = (0..head_dim / 2)
+            .flat_map(|i| {
+                let freq = (base as f64).powf(-2.0 * i as f64 / head_dim as f64);
+                turn_chunks(freq / std::f64::consts::TAU, position_bits)
+            })
+            .collect();
+        let turns = ctx.upload_f32("rope turns per position", &table)?;
+        Ok(RopeTable { turns, head_dim, limit })
+    }
+
+    /// Checks that tokens at `position_offset..+n_tokens` are within the table.
+    fn check(&self, n_tokens: u32, position_offset: u32) -> Result<(), GpuError> {
+        let last = position_offset as u64 + n_tokens as u64 - 1;
+        if last >= self.limit as u64 {
+            let message = format!("position {last} is past this RoPE table's limit {}", self.limit);
+            return Err(GpuError::Shape { kernel: KERNEL, message });
+        }
+        Ok(())
+    }
+}
+
 /// In place on x: `[n_tokens × n_heads·head_dim]`; token t is at position `position_offset + t`.
 /// `angle = pos · base^(-2i/head_dim)` for pair i, the frequency computed in f64 like the CPU
 /// reference's table; pairs by `layout`.
 #[allow(clippy::too_many_arguments)]
 pub fn rope(
     ctx: &GpuContext,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Recorder,
     x: &wgpu::Buffer,
     n_tokens: u32,
     n_heads: u32,
@@ -54,40 +109,93 @@ pub fn rope(
     base: f32,
     layout: RopeLayout,
 ) -> Result<(), GpuError> {
-    let shape = |message: String| GpuError::Shape { kernel: KERNEL, message };
-    if head_dim == 0 || !head_dim.is_multiple_of(2) {
-        return Err(shape(format!("head_dim must be even and > 0, got {head_dim}")));
+    if n_tokens == 0 || n_heads == 0 {
+        return RopeTable::new(ctx, head_dim, base, 1).map(drop);
     }
-    if !(base.is_finite() && base > 1.0) {
-        return Err(shape(format!("rope base must be finite and > 1, got {base}")));
-    }
+    let limit = (position_offset as u64 + n_tokens as u64).min(u32::MAX as u64) as u32;
+    let table = RopeTable::new(ctx, head_dim, base, limit)?;
+    rope_with_table(ctx, enc, x, n_tokens, n_heads, position_offset, &table, layout)
+}
+
+/// [`rope`] with a table made beforehand (see [`RopeTable`]).
+#[allow(clippy::too_many_arguments)]
+pub fn rope_with_table(
+    ctx: &GpuContext,
+    enc: &mut Recorder,
+    x: &wgpu::Buffer,
+    n_tokens: u32,
+    n_heads: u32,
+    position_offset: u32,
+    table: &RopeTable,
+    layout: RopeLayout,
+) -> Result<(), GpuError> {
     if n_tokens == 0 || n_heads == 0 {
         return Ok(());
     }
-    let last = position_offset as u64 + n_tokens as u64 - 1;
-    if last >= MAX_POSITION as u64 {
-        return Err(shape(format!("position {last} is past the supported maximum {}", MAX_POSITION - 1)));
-    }
+    table.check(n_tokens, position_offset)?;
+    let head_dim = table.head_dim;
     let len = n_tokens as u64 * n_heads as u64 * head_dim as u64;
     let invocations = n_tokens as u64 * n_heads as u64 * (head_dim / 2) as u64;
     if invocations > u32::MAX as u64 {
-        return Err(shape(format!("{n_tokens} tokens × {n_heads} heads × {head_dim} is too large for one dispatch")));
+        let message = format!("{n_tokens} tokens × {n_heads} heads × {head_dim} is too large for one dispatch");
+        return Err(GpuError::Shape { kernel: KERNEL, message });
     }
     require_len(KERNEL, "x", x, len)?;
-
-    let position_bits = (32 - (last as u32).leading_zeros()).max(1);
-    let half = head_dim / 2;
-    let table: Vec<f32> = (0..half)
-        .flat_map(|i| {
-            let freq = (base as f64).powf(-2.0 * i as f64 / head_dim as f64);
-            turn_chunks(freq / std::f64::consts::TAU, position_bits)
-        })
-        .collect();
-    let table = ctx.upload_f32("rope turns per position", &table)?;
     let pipeline = ctx.pipeline(&source(), "rope", &[("WORKGROUP_SIZE", WORKGROUP_SIZE as f64)])?;
-    let half_split = matches!(layout, RopeLayout::HalfSplit) as u32;
-    let params = ctx.uniform("rope params", &[n_tokens, n_heads, head_dim, position_offset, half_split]);
-    ctx.dispatch(enc, &pipeline, &[&params, x, &table], (invocations as u32).div_ceil(WORKGROUP_SIZE));
+    let params = RopeParams {
+        n_tokens,
+        n_heads,
+        head_dim,
+        position_offset,
+        half_split: matches!(layout, RopeLayout::HalfSplit) as u32,
+        n_kv_heads: 0,
+    };
+    ctx.dispatch(enc, &pipeline, &params, &[x, &table.turns], (invocations as u32).div_ceil(WORKGROUP_SIZE));
+    Ok(())
+}
+
+/// The plain forward's fused RoPE and KV-cache append: rotates the queries `q`
+/// (`[n_tokens × n_heads·head_dim]`) in place, writes the rotated keys `k` and the values `v`
+/// (`[n_tokens × n_kv_heads·head_dim]`, unchanged) into cache rows `past..past + n_tokens`.
+#[allow(clippy::too_many_arguments)]
+pub fn rope_and_append(
+    ctx: &GpuContext,
+    enc: &mut Recorder,
+    (q, k, v): (&wgpu::Buffer, &wgpu::Buffer, &wgpu::Buffer),
+    (k_cache, v_cache): (&wgpu::Buffer, &wgpu::Buffer),
+    n_tokens: u32,
+    (n_heads, n_kv_heads): (u32, u32),
+    past: u32,
+    table: &RopeTable,
+    layout: RopeLayout,
+) -> Result<(), GpuError> {
+    if n_tokens == 0 {
+        return Ok(());
+    }
+    table.check(n_tokens, past)?;
+    let head_dim = table.head_dim as u64;
+    let (n, kv_dim) = (n_tokens as u64, n_kv_heads as u64 * head_dim);
+    let invocations = n * (n_heads as u64 + n_kv_heads as u64) * head_dim / 2 + n * kv_dim;
+    if invocations > u32::MAX as u64 || (past as u64 + n) * kv_dim > u32::MAX as u64 {
+        let message = format!("{n_tokens} tokens after {past} overflow 32-bit indices");
+        return Err(GpuError::Shape { kernel: KERNEL, message });
+    }
+    require_len(KERNEL, "q", q, n * n_heads as u64 * head_dim)?;
+    require_len(KERNEL, "k", k, n * kv_dim)?;
+    require_len(KERNEL, "v", v, n * kv_dim)?;
+    require_len(KERNEL, "k cache", k_cache, (past as u64 + n) * kv_dim)?;
+    require_len(KERNEL, "v cache", v_cache, (past as u64 + n) * kv_dim)?;
+    let pipeline = ctx.pipeline(&source(), "rope_append", &[("WORKGROUP_SIZE", WORKGROUP_SIZE as f64)])?;
+    let params = RopeParams {
+        n_tokens,
+        n_heads,
+        head_dim: table.head_dim,
+        position_offset: past,
+        half_split: matches!(layout, RopeLayout::HalfSplit) as u32,
+        n_kv_heads,
+    };
+    let buffers = [q, &table.turns, k, v, k_cache, v_cache];
+    ctx.dispatch(enc, &pipeline, &params, &buffers, (invocations as u32).div_ceil(WORKGROUP_SIZE));
     Ok(())
 }
 

@@ -21,11 +21,11 @@
 use std::collections::HashMap;
 
 use crate::error::GpuError;
-use crate::gpu::kernels::attention::AttentionShape;
+use crate::gpu::kernels::attention::{AttentionShape, ProbQuantParams};
 use crate::gpu::kernels::elementwise::add_rows_in_place;
 use crate::gpu::kernels::intervene::select_abs;
 use crate::gpu::kernels::require_len;
-use crate::gpu::{GpuContext, ShaderSource};
+use crate::gpu::{GpuContext, Recorder, ShaderSource};
 use crate::model::reference::LinearInput;
 use crate::model::LlamaConfig;
 use crate::quant::activation::forward::ActivationSchemes;
@@ -84,8 +84,27 @@ struct Params {
     per_channel: bool,
 }
 
+/// `Params` of `shaders/runtime_quant.wgsl` as the GPU reads it.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct QuantUniform {
+    rows: u32,
+    cols: u32,
+    group: u32,
+    groups_per_row: u32,
+    rule: u32,
+    qmax: u32,
+    man_bits: u32,
+    min_normal_exp: i32,
+    max_finite: f32,
+    emax_elem: i32,
+    fp8_scale: u32,
+    scale_floor: f32,
+    per_channel: u32,
+}
+
 impl Params {
-    fn words(&self) -> [u32; 13] {
+    fn uniform(&self) -> QuantUniform {
         let (man_bits, min_normal_exp, max_finite, emax) = match self.element {
             Some(codec) => {
                 let max = codec.max_finite();
@@ -94,21 +113,21 @@ impl Params {
             None => (0, 0, 0.0, 0),
         };
         let group = self.group.max(1);
-        [
-            self.rows,
-            self.cols,
+        QuantUniform {
+            rows: self.rows,
+            cols: self.cols,
             group,
-            self.groups_per_row.unwrap_or(self.cols.div_ceil(group)),
-            self.rule,
-            self.qmax,
+            groups_per_row: self.groups_per_row.unwrap_or(self.cols.div_ceil(group)),
+            rule: self.rule,
+            qmax: self.qmax,
             man_bits,
-            min_normal_exp as u32,
-            max_finite.to_bits(),
-            emax as u32,
-            self.fp8_scale as u32,
-            E4M3_SCALE_FLOOR.to_bits(),
-            self.per_channel as u32,
-        ]
+            min_normal_exp,
+            max_finite,
+            emax_elem: emax,
+            fp8_scale: self.fp8_scale as u32,
+            scale_floor: E4M3_SCALE_FLOOR,
+            per_channel: self.per_channel as u32,
+        }
     }
 }
 
@@ -123,7 +142,7 @@ fn fp_params(format: MiniFloat) -> Params {
 /// Checks `x` and records the passes for `p` (rows, cols, group filled in).
 fn record(
     ctx: &GpuContext,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Recorder,
     x: &wgpu::Buffer,
     p: Params,
     granularity: Granularity,
@@ -132,7 +151,7 @@ fn record(
     if n == 0 {
         return Ok(());
     }
-    let params = ctx.uniform("runtime quant params", &p.words());
+    let params = p.uniform();
     let n = n as u32;
     match granularity {
         Granularity::Groups => {
@@ -153,28 +172,28 @@ fn record(
                 let stats = ctx.storage("runtime quant stats", 4)?;
                 enc.clear_buffer(&stats, 0, None);
                 let amax = ctx.pipeline(&source(), "tensor_amax", &[("WORKGROUP_SIZE", 256.0)])?;
-                ctx.dispatch(enc, &amax, &[&params, x, &stats], n.div_ceil(256 * AMAX_CHUNK));
+                ctx.dispatch(enc, &amax, &params, &[x, &stats], n.div_ceil(256 * AMAX_CHUNK));
                 stats
             } else {
                 // Bound (the layout wants it) but never read outside NVFP4.
                 ctx.storage("runtime quant stats (unused)", 4)?
             };
-            ctx.dispatch(enc, &groups_pipeline, &[&params, x, &stats], workgroups);
+            ctx.dispatch(enc, &groups_pipeline, &params, &[x, &stats], workgroups);
         }
         Granularity::Tensor => {
             let stats = ctx.storage("runtime quant stats", 4)?;
             enc.clear_buffer(&stats, 0, None);
             let amax = ctx.pipeline(&source(), "tensor_amax", &[("WORKGROUP_SIZE", 256.0)])?;
-            ctx.dispatch(enc, &amax, &[&params, x, &stats], n.div_ceil(256 * AMAX_CHUNK));
+            ctx.dispatch(enc, &amax, &params, &[x, &stats], n.div_ceil(256 * AMAX_CHUNK));
             let apply = ctx.pipeline(&source(), "elementwise", &[("WORKGROUP_SIZE", 256.0)])?;
-            ctx.dispatch(enc, &apply, &[&params, x, &stats], n.div_ceil(256));
+            ctx.dispatch(enc, &apply, &params, &[x, &stats], n.div_ceil(256));
         }
         Granularity::Channel => {
             let stats = ctx.storage("runtime quant stats", p.cols as u64 * 4)?;
             let amax = ctx.pipeline(&source(), "channel_amax", &[("WORKGROUP_SIZE", 64.0)])?;
-            ctx.dispatch(enc, &amax, &[&params, x, &stats], p.cols.div_ceil(64));
+            ctx.dispatch(enc, &amax, &params, &[x, &stats], p.cols.div_ceil(64));
             let apply = ctx.pipeline(&source(), "elementwise", &[("WORKGROUP_SIZE", 256.0)])?;
-            ctx.dispatch(enc, &apply, &[&params, x, &stats], n.div_ceil(256));
+            ctx.dispatch(enc, &apply, &params, &[x, &stats], n.div_ceil(256));
         }
     }
     Ok(())
@@ -193,7 +212,7 @@ enum Granularity {
 /// `quant::activation::fake_quantize` does on the CPU. `-clipP` is refused (a typed error).
 pub fn fake_quantize_activation(
     ctx: &GpuContext,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Recorder,
     scheme: &ActScheme,
     x: &wgpu::Buffer,
     tokens: u32,
@@ -262,7 +281,7 @@ pub fn hadamard_block(scheme: &ActScheme, k: u32) -> Result<u32, GpuError> {
 /// select; the interpolation itself in f32).
 fn clip_tensor(
     ctx: &GpuContext,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Recorder,
     x: &wgpu::Buffer,
     rows: u32,
     cols: u32,
@@ -282,11 +301,10 @@ fn clip_tensor(
     select_abs(ctx, enc, x, n as u32, hi, &hi_state)?;
     // The high rank's value into the low state's unused word 3, so one binding holds both.
     enc.copy_buffer_to_buffer(&hi_state, 0, &lo_state, 12, 4);
-    let mut words = Params { rows, cols, ..Default::default() }.words();
-    words[11] = ((rank - lo as f64) as f32).to_bits(); // scale_floor carries the fraction here
-    let params = ctx.uniform("clip params", &words);
+    let mut params = Params { rows, cols, ..Default::default() }.uniform();
+    params.scale_floor = (rank - lo as f64) as f32; // scale_floor carries the fraction here
     let pipeline = ctx.pipeline(&source(), "clip_tensor", &[("WORKGROUP_SIZE", 256.0)])?;
-    ctx.dispatch(enc, &pipeline, &[&params, x, &lo_state], (n as u32).div_ceil(256));
+    ctx.dispatch(enc, &pipeline, &params, &[x, &lo_state], (n as u32).div_ceil(256));
     Ok(())
 }
 
@@ -296,7 +314,7 @@ fn clip_tensor(
 #[allow(clippy::too_many_arguments)]
 fn clip_groups(
     ctx: &GpuContext,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Recorder,
     x: &wgpu::Buffer,
     rows: u32,
     cols: u32,
@@ -310,21 +328,20 @@ fn clip_groups(
     let (groups, m) = if per_channel { (cols, rows) } else { (rows, cols) };
     let rank = percentile / 100.0 * (m - 1) as f64;
     let (lo, hi) = (rank.floor() as u32, rank.ceil() as u32);
-    let mut words = Params { rows, cols, per_channel, ..Default::default() }.words();
-    // This entry's words: rank lo in qmax, rank hi in man_bits, the fraction in scale_floor.
-    words[5] = lo;
-    words[6] = hi;
-    words[11] = ((rank - lo as f64) as f32).to_bits();
-    let params = ctx.uniform("clip params", &words);
+    let mut params = Params { rows, cols, per_channel, ..Default::default() }.uniform();
+    // This entry's fields: rank lo in qmax, rank hi in man_bits, the fraction in scale_floor.
+    params.qmax = lo;
+    params.man_bits = hi;
+    params.scale_floor = (rank - lo as f64) as f32;
     let pipeline = ctx.pipeline(&source(), "clip_groups", &[("WORKGROUP_SIZE", 256.0)])?;
-    ctx.dispatch(enc, &pipeline, &[&params, x], groups);
+    ctx.dispatch(enc, &pipeline, &params, &[x], groups);
     Ok(())
 }
 
 /// Rotates every row of `x` (`[rows × cols]`) by `H/√block` in consecutive blocks, in place.
 fn rotate(
     ctx: &GpuContext,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Recorder,
     x: &wgpu::Buffer,
     rows: u32,
     cols: u32,
@@ -335,13 +352,12 @@ fn rotate(
         return Ok(());
     }
     let norm = (1.0 / (block as f64).sqrt()) as f32;
-    let mut words = Params { rows, cols, group: block, ..Default::default() }.words();
-    words[8] = norm.to_bits(); // max_finite carries the norm for this entry
-    let params = ctx.uniform("hadamard params", &words);
+    let mut params = Params { rows, cols, group: block, ..Default::default() }.uniform();
+    params.max_finite = norm; // max_finite carries the norm for this entry
     let lanes = if block <= 64 { 64 } else { 256 };
     let pipeline = ctx.pipeline(&source(), "hadamard", &[("WORKGROUP_SIZE", lanes as f64)])?;
     // The entry reads no stats, so its layout has bindings 0 and 1 only.
-    ctx.dispatch(enc, &pipeline, &[&params, x], rows * (cols / block));
+    ctx.dispatch(enc, &pipeline, &params, &[x], rows * (cols / block));
     Ok(())
 }
 
@@ -359,7 +375,7 @@ pub fn check_activation_scheme(scheme: &ActScheme) -> Result<(), GpuError> {
 /// in place) under `scheme`, as `quant::kv::fake_quantize_kv` does on the CPU.
 pub fn fake_quantize_kv(
     ctx: &GpuContext,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Recorder,
     scheme: &KvScheme,
     x: &wgpu::Buffer,
     tokens: u32,
@@ -422,11 +438,13 @@ impl GpuProbQuant {
         Ok(GpuProbQuant { quantizer: quantizer.clone(), table })
     }
 
-    /// The attention kernel's probability words for `layer`: prob_mode, prob_levels, prob_ratio,
-    /// prob_codes, prob_table_at.
-    pub(crate) fn words(&self, layer: usize) -> Result<[u32; 5], GpuError> {
+    /// The attention kernel's probability quantization fields for `layer`.
+    pub(crate) fn params(&self, layer: usize) -> Result<ProbQuantParams, GpuError> {
+        let off = ProbQuantParams::default();
         Ok(match self.quantizer.scheme {
-            ProbScheme::Uniform { bits } => [1, (((1u32 << bits) - 1) as f32).to_bits(), 0, 0, 0],
+            ProbScheme::Uniform { bits } => {
+                ProbQuantParams { prob_mode: 1, prob_levels: ((1u32 << bits) - 1) as f32, ..off }
+            }
             ProbScheme::AdaLog { bits, .. } => {
                 let q = self.quantizer.layer_q[layer.min(self.quantizer.layer_q.len().saturating_sub(1))];
                 let codes = 1u32 << bits;
@@ -435,9 +453,10 @@ impl GpuProbQuant {
                 if self.table.as_ref().is_none_or(|t| t.size() < (at as u64 + codes as u64) * 4) {
                     return Err(shape(format!("no AdaLog table uploaded for layer {layer}")));
                 }
-                [2, 0, ((ADALOG_R as f64 / q as f64) as f32).to_bits(), codes, at]
+                let prob_ratio = (ADALOG_R as f64 / q as f64) as f32;
+                ProbQuantParams { prob_mode: 2, prob_ratio, prob_codes: codes, prob_table_at: at, ..off }
             }
-            ProbScheme::Sab => [3, 0, 0, 0, 0],
+            ProbScheme::Sab => ProbQuantParams { prob_mode: 3, ..off },
         })
     }
 
@@ -538,7 +557,7 @@ impl GpuRuntimeQuant {
     pub fn quantize_input(
         &self,
         ctx: &GpuContext,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut Recorder,
         layer: usize,
         input: LinearInput,
         x: &wgpu::Buffer,
@@ -584,7 +603,7 @@ impl GpuRuntimeQuant {
     pub fn scale_keys(
         &self,
         ctx: &GpuContext,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut Recorder,
         layer: usize,
         q: &wgpu::Buffer,
         k: &wgpu::Buffer,
@@ -624,7 +643,7 @@ struct GpuInputCalibration {
 /// One invocation per element of `x` with a per-channel vector in the stats binding.
 fn per_channel_pass(
     ctx: &GpuContext,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Recorder,
     entry: &str,
     x: &wgpu::Buffer,
     channels: &wgpu::Buffer,
@@ -636,9 +655,8 @@ fn per_channel_pass(
     if n == 0 {
         return Ok(());
     }
-    let params = ctx.uniform("runtime quant params", &p.words());
     let pipeline = ctx.pipeline(&source(), entry, &[("WORKGROUP_SIZE", 256.0)])?;
-    ctx.dispatch(enc, &pipeline, &[&params, x, channels], (n as u32).div_ceil(256));
+    ctx.dispatch(enc, &pipeline, &p.uniform(), &[x, channels], (n as u32).div_ceil(256));
     Ok(())
 }
 
@@ -648,13 +666,14 @@ mod tests {
 
     #[test]
     fn params_carry_the_cpu_codec_constants() {
-        let w = Params { rows: 3, cols: 100, group: 32, ..fp_params(MiniFloat::E2M1) }.words();
-        assert_eq!((w[2], w[3]), (32, 4), "groups per row round up: the last block is short");
-        assert_eq!((w[6], w[7] as i32, f32::from_bits(w[8]), w[9] as i32), (1, 0, 6.0, 2));
-        let w = fp_params(MiniFloat::E4M3).words();
-        assert_eq!((w[6], w[7] as i32, f32::from_bits(w[8])), (3, -6, 448.0));
-        let w = fp_params(MiniFloat::E5M2).words();
-        assert_eq!((w[6], w[7] as i32, f32::from_bits(w[8])), (2, -14, 57344.0));
-        assert_eq!(int_params(4).words()[5], 7);
+        let u = Params { rows: 3, cols: 100, group: 32, ..fp_params(MiniFloat::E2M1) }.uniform();
+        assert_eq!((u.group, u.groups_per_row), (32, 4), "groups per row round up: the last block is short");
+        assert_eq!((u.man_bits, u.min_normal_exp, u.max_finite, u.emax_elem), (1, 0, 6.0, 2));
+        let u = fp_params(MiniFloat::E4M3).uniform();
+        assert_eq!((u.man_bits, u.min_normal_exp, u.max_finite), (3, -6, 448.0));
+        let u = fp_params(MiniFloat::E5M2).uniform();
+        assert_eq!((u.man_bits, u.min_normal_exp, u.max_finite), (2, -14, 57344.0));
+        assert_eq!(int_params(4).uniform().qmax, 7);
+        assert_eq!(std::mem::size_of::<QuantUniform>(), 13 * 4, "the WGSL struct has 13 scalar fields");
     }
 }

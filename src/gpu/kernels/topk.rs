@@ -2,7 +2,7 @@
 
 use crate::error::GpuError;
 use crate::gpu::kernels::require_len;
-use crate::gpu::{GpuContext, ShaderSource};
+use crate::gpu::{GpuContext, Recorder, ShaderSource};
 
 const KERNEL: &str = "topk";
 const WORKGROUP_SIZE: u32 = 256;
@@ -11,6 +11,16 @@ pub const MAX_K: u32 = 64;
 /// Input elements per stage-1 workgroup (at least; grows so stage 2 sees ≤ MAX_GROUPS·k).
 const SEGMENT: u32 = 4096;
 const MAX_GROUPS: u32 = 64;
+
+/// `Params` of `shaders/topk.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct TopKParams {
+    n: u32,
+    k: u32,
+    segment: u32,
+    from_candidates: u32,
+}
 
 fn source() -> ShaderSource {
     ShaderSource::new(KERNEL, include_str!("../../../shaders/topk.wgsl"))
@@ -21,7 +31,7 @@ fn source() -> ShaderSource {
 #[allow(clippy::too_many_arguments)]
 pub fn top_k(
     ctx: &GpuContext,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Recorder,
     logits: &wgpu::Buffer,
     n: u32,
     k: u32,
@@ -46,16 +56,16 @@ pub fn top_k(
     let segment = SEGMENT.max(n.div_ceil(MAX_GROUPS).next_multiple_of(WORKGROUP_SIZE));
     let groups = n.div_ceil(segment);
     if groups == 1 {
-        let params = ctx.uniform("topk params", &[n, k, n, 0]);
-        ctx.dispatch(enc, &pipeline, &[&params, logits, &unused_ids, values, ids], 1);
+        let params = TopKParams { n, k, segment: n, from_candidates: 0 };
+        ctx.dispatch(enc, &pipeline, &params, &[logits, &unused_ids, values, ids], 1);
         return Ok(());
     }
     let candidates = groups * k;
     let cand_values = ctx.storage("topk candidate values", candidates as u64 * 4)?;
     let cand_ids = ctx.storage("topk candidate ids", candidates as u64 * 4)?;
-    let stage1 = ctx.uniform("topk params (stage 1)", &[n, k, segment, 0]);
-    ctx.dispatch(enc, &pipeline, &[&stage1, logits, &unused_ids, &cand_values, &cand_ids], groups);
-    let stage2 = ctx.uniform("topk params (stage 2)", &[candidates, k, candidates, 1]);
-    ctx.dispatch(enc, &pipeline, &[&stage2, &cand_values, &cand_ids, values, ids], 1);
+    let stage1 = TopKParams { n, k, segment, from_candidates: 0 };
+    ctx.dispatch(enc, &pipeline, &stage1, &[logits, &unused_ids, &cand_values, &cand_ids], groups);
+    let stage2 = TopKParams { n: candidates, k, segment: candidates, from_candidates: 1 };
+    ctx.dispatch(enc, &pipeline, &stage2, &[&cand_values, &cand_ids, values, ids], 1);
     Ok(())
 }
