@@ -181,6 +181,7 @@ async function browserAdapterInfo(): Promise<BrowserAdapterInfo | null> {
 
 async function load({ name, source, useGpu }: ArgsOf<'load'>, ctx: CallContext): Promise<ResultOf<'load'>> {
   const t0 = performance.now();
+  performance.mark('quantscope:load-start');
   const { parts, fromCache, store } = await modelBytes(name, source, ctx);
   const size = 'gguf' in parts ? parts.gguf.length : parts.weights.length + parts.config.length + parts.tokenizer.length;
   const downloadMs = performance.now() - t0;
@@ -196,6 +197,7 @@ async function load({ name, source, useGpu }: ArgsOf<'load'>, ctx: CallContext):
   const device = model.deviceInfo() as DeviceInfo;
   if (device.backend === 'webgpu') device.adapterInfo = await browserAdapterInfo();
   device.timings.downloadMs = downloadMs;
+  performance.mark('quantscope:load-end', { detail: device.timings });
   return { summary: model.summary(), device, bytes: size, fromCache, ms: performance.now() - t0 };
 }
 
@@ -261,12 +263,17 @@ function reportError(id: number, e: unknown): void {
   }
 }
 
+// Marks for www/tests/cold-load.mjs (read from this worker's performance timeline): init() is the
+// wasm's fetch, compile and instantiate; load-start..load-end the model's bytes, parse and upload.
+performance.mark('quantscope:wasm-init-start');
 const ready = init().then(
-  () =>
+  () => {
+    performance.mark('quantscope:wasm-ready');
     post({
       type: 'ready',
       capabilities: capabilities(wasm.engineVersion(), wasm.schemes() as SchemeInfo[], wasm, Playground.prototype),
-    }),
+    });
+  },
   (e: unknown) => {
     crashed = true;
     post({
