@@ -62,7 +62,8 @@ struct Params {
 @group(0) @binding(1) var<storage, read> q: array<f32>;
 @group(0) @binding(4) var<storage, read_write> scratch: array<vec4<f32>>;
 // merge's bindings: an entry point's layout holds only what it uses, and GpuContext::dispatch
-// binds buffers to 0, 1, 2, … in order, so merge reuses binding numbers that partial also uses.
+// binds buffers to 0, 1, 2, … in order, so merge reuses binding numbers that partial also uses
+// (WGSL forbids two variables on one binding only within one entry point's interface).
 @group(0) @binding(1) var<storage, read> partials: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 

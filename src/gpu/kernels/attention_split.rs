@@ -31,7 +31,7 @@ pub const MIN_SPLIT_KEYS: u32 = TILE_KEYS;
 
 fn source(head_dim: u32) -> ShaderSource {
     // Whole-vec4 rows can be read with 16-byte loads; other head sizes need the scalar loads.
-    let (name, loads) = if head_dim % 4 == 0 {
+    let (name, loads) = if head_dim.is_multiple_of(4) {
         ("kv_loads/vec4", include_str!("../../../shaders/kv_loads/vec4.wgsl"))
     } else {
         ("kv_loads/scalar", include_str!("../../../shaders/kv_loads/scalar.wgsl"))
@@ -53,8 +53,8 @@ pub struct SplitPlan {
 }
 
 /// The split for `n_tokens` queries after `past` cached keys: enough splits that
-/// `n_heads × n_tokens × splits` reaches about [`TARGET_WORKGROUPS`] where the context has the
-/// keys for it, each split at least [`MIN_SPLIT_KEYS`] long and a whole number of tiles. A
+/// `n_heads × n_tokens × splits` reaches about 512 (`TARGET_WORKGROUPS`) where the context has
+/// the keys for it, each split at least [`MIN_SPLIT_KEYS`] long and a whole number of tiles. A
 /// prefill with that many (head, token) pairs already gets one split.
 pub fn split_plan(shape: AttentionShape, n_tokens: u32, past: u32) -> SplitPlan {
     let rows = shape.n_heads as u64 * n_tokens as u64;
