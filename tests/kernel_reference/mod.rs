@@ -118,6 +118,21 @@ pub fn cpu_attention(
     k: &[f32],
     v: &[f32],
 ) -> (Vec<f32>, Vec<f32>) {
+    cpu_attention_masked(s, n, past, q, k, v, false)
+}
+
+/// [`cpu_attention`], where with `drop_key0` the queries at positions ≥ 1 do not see key 0 (the
+/// drop-sink intervention, as `model::reference`'s `ForwardHook::masks_key`): probability 0,
+/// and left out of the max and the sum.
+pub fn cpu_attention_masked(
+    s: AttentionShape,
+    n: usize,
+    past: usize,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    drop_key0: bool,
+) -> (Vec<f32>, Vec<f32>) {
     let (nh, hd) = (s.n_heads as usize, s.head_dim as usize);
     let group = nh / s.n_kv_heads as usize;
     let (q_dim, kv_dim) = (nh * hd, s.n_kv_heads as usize * hd);
@@ -130,18 +145,20 @@ pub fn cpu_attention(
         let kv_h = h / group;
         for i in 0..n {
             let last = past + i;
+            let first = usize::from(drop_key0 && last >= 1);
             let q_i = &q[i * q_dim + h * hd..][..hd];
-            for j in 0..=last {
+            p[0] = 0.0;
+            for j in first..=last {
                 p[j] = dot(q_i, &k[j * kv_dim + kv_h * hd..][..hd]) * scale;
             }
-            let max = p[..=last].iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let max = p[first..=last].iter().copied().fold(f32::NEG_INFINITY, f32::max);
             let mut sum = 0.0f32;
-            for pj in &mut p[..=last] {
+            for pj in &mut p[first..=last] {
                 *pj = (*pj - max).exp();
                 sum += *pj;
             }
             let o = &mut out[i * q_dim + h * hd..][..hd];
-            for j in 0..=last {
+            for j in first..=last {
                 p[j] /= sum;
                 let v_j = &v[j * kv_dim + kv_h * hd..][..hd];
                 for d in 0..hd {

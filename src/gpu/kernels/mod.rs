@@ -3,6 +3,7 @@
 //! a caller's command encoder, so a whole forward is one encoder with no readback inside.
 
 pub mod attention;
+pub mod attention_split;
 pub mod attention_summary;
 pub mod bcq;
 pub mod elementwise;
