@@ -112,14 +112,18 @@ const GEMV_MAX_ROWS: u32 = 16;
 const GEMV_TILE_PARTS: u32 = 256;
 
 /// GEMV shape for rows of `n_chunks` chunks: (KT threads along k, rows per thread). KT is the
-/// largest power of two that keeps at least 3/4 of its threads busy on a tile's parts (short
-/// rows: 576 values = 72 parts get KT = 32, not 256 with 184 idle); the rest of the workgroup
-/// takes more rows. Rows per thread reuse each x quad loaded from workgroup memory, up to 4, within
-/// the WGSL's 16 rows per workgroup.
+/// power of two from 32 to 256 that keeps the largest share of its threads busy on a tile's parts,
+/// and 16 where none keeps 3/4 busy: 576 values = 72 parts get KT = 32, 3 rounds with 72 of 96
+/// busy, not 256 threads with 184 idle; 1536 values = 192 parts get 64. Ties go to 128 (long
+/// rows): 8 rows a workgroup, so the x tile staged from L2 is shared by 8 rows, while an
+/// 11008 × 4096 matrix still has 1376 workgroups to spread. The rest of the workgroup takes more
+/// rows; rows per thread reuse each x quad loaded from workgroup memory, up to 4 and within the
+/// WGSL's 16 rows per workgroup.
 fn gemv_shape(n_chunks: u32) -> (u32, u32) {
     let parts = (4 * n_chunks).clamp(1, GEMV_TILE_PARTS);
     let busy = |kt: u32| parts as f64 / (kt * parts.div_ceil(kt)) as f64;
-    let kt = [256, 128, 64, 32].into_iter().find(|&kt| busy(kt) >= 0.75).unwrap_or(16);
+    let kt = [128, 256, 64, 32].into_iter().fold(128, |best, kt| if busy(kt) > busy(best) { kt } else { best });
+    let kt = if busy(kt) < 0.75 { 16 } else { kt };
     let row_groups = GEMV_WG / kt;
     (kt, (GEMV_MAX_ROWS / row_groups).clamp(1, 4))
 }
@@ -270,9 +274,11 @@ mod tests {
     fn gemv_shape_keeps_threads_busy_on_short_rows() {
         // 576 values = 18 chunks = 72 parts: 32 threads along k do 3 rounds, 72 of 96 busy.
         assert_eq!(gemv_shape(18), (32, 2));
-        // Long rows: one row group of 256 threads, 4 rows each.
-        assert_eq!(gemv_shape(128), (256, 4));
-        assert_eq!(gemv_shape(344), (256, 4));
+        // 1536 values = 192 parts: 64 threads along k do 3 rounds, all busy.
+        assert_eq!(gemv_shape(48), (64, 4));
+        // Long rows: two row groups of 128 threads, 4 rows each.
+        assert_eq!(gemv_shape(128), (128, 4));
+        assert_eq!(gemv_shape(344), (128, 4));
         // 100 values = 4 chunks = 16 parts.
         assert_eq!(gemv_shape(4), (16, 1));
         for n_chunks in 1..600 {
