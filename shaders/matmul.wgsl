@@ -27,7 +27,7 @@
 // row groups. x is staged X_TILE values at a time (the whole row for n_in ≤ X_TILE), as vec4<H>,
 // normalized there when RMS_NORM. The KT partial sums of each row are then added by
 // reduce_rows, from one of two snippets composed in by the host:
-//   - matmul_reduce_wg.wgsl: a tree in workgroup memory (no features needed);
+//   - matmul_reduce_wg.wgsl: two rounds of 16-term sums in workgroup memory (no features);
 //   - matmul_reduce_subgroup.wgsl: subgroupAdd, then one value per subgroup in workgroup memory.
 //
 // gemm (prefill). A workgroup of GEMM_WG threads owns a TM-row × TN-token tile of y; each thread

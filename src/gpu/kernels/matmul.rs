@@ -17,17 +17,19 @@ const KERNEL: &str = "matmul";
 /// How the kernels compute. All accumulate in f32 over k.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MatmulVariant {
-    /// f32 values; the GEMV adds its partial sums in a tree in workgroup memory.
+    /// f32 values; the GEMV adds its partial sums through workgroup memory.
     Portable,
     /// Needs shader-f16: x staged and W decoded in f16, each 4-term dot product in f16 (half the
-    /// workgroup memory and packed half arithmetic), everything above that in f32. Not as
-    /// precise as f32 (each term carries about 3 f16 roundings, ~1.5e-3 relative), and x must
-    /// fit f16's range (|x| < 65504 after the RMSNorm): [`MatmulVariant::best`] never picks it;
-    /// callers choose it.
+    /// workgroup memory and packed half arithmetic), everything above that in f32. Less precise
+    /// than f32: up to 6 f16 roundings (2⁻¹¹) per term, bounded by 9 · 2⁻¹¹ · Σ_k |x_k| · (largest
+    /// |w| of k's chunk) (tests/gpu_matmul.rs; measured up to 5e-4 of Σ|w·x| on random data), and
+    /// x must fit f16's range (|x| < 65504 after the RMSNorm). So [`MatmulVariant::best`] never
+    /// picks it; callers choose it.
     F16,
     /// Needs subgroups (wgpu's `SUBGROUP`): as Portable, but the GEMV adds its partial sums with
-    /// `subgroupAdd` (two barriers instead of a tree). The GEMM has no cross-thread reduction in
-    /// its loop and is the portable one.
+    /// `subgroupAdd`, then one value per subgroup (two barriers instead of three, and less
+    /// workgroup memory traffic). The GEMM has no cross-thread reduction in its loop and is the
+    /// portable one.
     Subgroup,
 }
 
@@ -221,6 +223,8 @@ pub fn matmul_variant(
         return Ok(());
     }
 
+    // wgpu 30's WebGPU backend does not map the subgroups feature, so in the browser the subgroup
+    // snippet is never composed (Tint would also want `enable subgroups;`, which naga rejects).
     let reduce = match variant {
         MatmulVariant::Subgroup => {
             ("matmul_reduce_subgroup", include_str!("../../../shaders/matmul_reduce_subgroup.wgsl"))
