@@ -38,7 +38,8 @@
 // padded to 9 quads so threads reading different rows at the same k hit different banks; then
 // every thread does 4 × 4 vec4 dot products per quad of k from workgroup memory. Each weight
 // word is read once per TN tokens. Tiles: ws 64 × 9 × 16 B + xt 32 × 9 × 16 B = 13.5 KiB (f32),
-// within WebGPU's default 16 KiB of workgroup memory; 128 threads, within its 256.
+// 14.6 KiB with the RMSNorm scratch, within WebGPU's default 16 KiB of workgroup memory (gemv:
+// 8 KiB of x tile + at most 6 KiB for the reductions); 128 threads, within its 256.
 //
 // The f16 variant (H = f16) stages x and decodes W in f16, and each vec4 dot product is done in
 // f16; the sums over quads, rows' parts and chunks stay f32.
