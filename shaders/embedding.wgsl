@@ -8,7 +8,8 @@
 // (GpuContext::grid), invocations past the work return.
 
 override WORKGROUP_SIZE: u32 = 256u;  // ≤ 256 (SwiftShader's limit)
-// CHUNK, Params, params (binding 0) and w (binding 1): shaders/formats/common.wgsl.
+// CHUNK and w (binding 1): shaders/formats/common.wgsl; Params, params (binding 0):
+// shaders/formats/params.wgsl.
 @group(0) @binding(2) var<storage, read> ids: array<u32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 

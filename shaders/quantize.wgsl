@@ -15,7 +15,8 @@
 // neighbouring level.
 
 const WORKGROUP_SIZE: u32 = 64u;
-// CHUNK, Params, params (binding 0) and w (binding 1): shaders/formats/common.wgsl.
+// CHUNK and w (binding 1): shaders/formats/common.wgsl; Params, params (binding 0):
+// shaders/formats/params.wgsl.
 
 const RULE_INT_SYM: u32 = 0u;       // s = amax / qmax; q = clamp(RNE(x/s), −qmax−1, qmax)
 const RULE_INT_ASYM: u32 = 1u;      // s = (max − min)/qmax; z = RNE(−min/s); q = clamp(RNE(x/s) + z, 0, qmax)

@@ -19,14 +19,20 @@ const CB_LEVELS_AT: u32 = 8u;
 const CB_SCALES_AT: u32 = 9u;
 const CB_OFFSETS_AT: u32 = 10u;
 
-fn decode_chunk(row: u32, chunk: u32) -> array<f32, 32> {
+// Part p is elements 8p .. 8p + 8 of the chunk: 8·code_bits bits from bit 8p·code_bits of its
+// codes, each code looked up and scaled on its own (tables and scales may change within a part).
+fn part_quads(p: u32) -> vec2<u32> {
+    return vec2<u32>(2u * p, 2u * p + 1u);
+}
+
+fn decode_part(row: u32, chunk: u32, p: u32) -> array<vec4<H>, 2> {
     let bits = w[CB_CODE_BITS];
     let mask = (1u << bits) - 1u;
     let levels_per_table = w[CB_LEVELS_PER_TABLE];
     let base = w[CB_CODES_AT] + (row * params.n_chunks + chunk) * bits;
     let has_offsets = w[CB_HAS_OFFSETS] != 0u;
-    var out: array<f32, 32>;
-    for (var i = 0u; i < CHUNK; i++) {
+    var out: array<vec4<H>, 2>;
+    for (var i = 8u * p; i < 8u * p + 8u; i++) {
         let col = chunk * CHUNK + i;
         let bit = i * bits;
         let word = base + bit / 32u;
@@ -44,7 +50,7 @@ fn decode_chunk(row: u32, chunk: u32) -> array<f32, 32> {
             value += bitcast<f32>(w[w[CB_OFFSETS_AT] + s]);
         }
         // Columns past the row (the padding of its last chunk) decode to 0, like zero-padded rows.
-        out[i] = select(0.0, value, col < params.n_in);
+        out[(i / 4u) % 2u][i % 4u] = H(select(0.0, value, col < params.n_in));
     }
     return out;
 }

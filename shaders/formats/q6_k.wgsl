@@ -3,34 +3,30 @@
 // ql[64·h + 32·(s%2) + l] >> 4·(s/2), high 2 bits qh[32·h + l] >> 2·s, and scale
 // scales[e / 16]; x = (d * sc) * (q - 32).
 // Layout (src/gpu/weights.rs): super-block b = g / 8 (g = row·n_chunks + chunk) has ql, qh and
-// scales (208 bytes) in the 52 words from 52·b, and its d at aux_f16(b). Chunk j = g % 8 is
-// elements 32·j .. 32·j + 32, i.e. h = j / 4, s = j % 4.
-fn decode_chunk(row: u32, chunk: u32) -> array<f32, 32> {
+// scales (208 bytes) in the 52 words from 52·b, and its d at aux_h(b). Chunk j = g % 8 is
+// elements 32·j .. 32·j + 32, i.e. h = j / 4, s = j % 4. Part p is l = 8p .. 8p + 8: words 2p and
+// 2p + 1 of the chunk's ql and qh runs, all under one scale (scales[2j + p / 2]).
+fn part_quads(p: u32) -> vec2<u32> {
+    return vec2<u32>(2u * p, 2u * p + 1u);
+}
+
+fn q6_k_quad(low_word: u32, high_word: u32, low_shift: u32, high_shift: u32) -> vec4<H> {
+    let q = ((low_word >> low_shift) & 0x0F0F0F0Fu) | (((high_word >> high_shift) & 0x03030303u) << 4u);
+    return u8x4(q) - 32.0;
+}
+
+fn decode_part(row: u32, chunk: u32, p: u32) -> array<vec4<H>, 2> {
     let g = row * params.n_chunks + chunk;
     let base = 52u * (g / 8u);
     let j = g % 8u;
     let h = j / 4u;
     let s = j % 4u;
-    let d = aux_f16(g / 8u);
-    // The chunk's two scales: scales[2j] for l < 16, scales[2j + 1] for l >= 16.
-    let scale_word = w[base + 48u + (2u * j) / 4u];
-    let dl0 = d * f32(byte_i(scale_word, (2u * j) % 4u));
-    let dl1 = d * f32(byte_i(scale_word, (2u * j) % 4u + 1u));
-    let ql = base + (64u * h + 32u * (s % 2u)) / 4u;
-    let qh = base + 32u + 8u * h;
+    let scale = 2u * j + p / 2u;
+    let dl = aux_h(g / 8u) * H(byte_i(w[base + 48u + scale / 4u], scale % 4u));
+    let ql = base + (64u * h + 32u * (s % 2u)) / 4u + 2u * p;
+    let qh = base + 32u + 8u * h + 2u * p;
     let low_shift = 4u * (s / 2u);
     let high_shift = 2u * s;
-    var out: array<f32, 32>;
-    for (var i = 0u; i < 8u; i++) {
-        let lw = w[ql + i];
-        let hw = w[qh + i];
-        for (var b = 0u; b < 4u; b++) {
-            let low = extractBits(lw, 8u * b + low_shift, 4u);
-            let high = extractBits(hw, 8u * b + high_shift, 2u);
-            let q = i32(low | (high << 4u)) - 32;
-            let l = 4u * i + b;
-            out[l] = select(dl0, dl1, l >= 16u) * f32(q);
-        }
-    }
-    return out;
+    return array(dl * q6_k_quad(w[ql], w[qh], low_shift, high_shift),
+                 dl * q6_k_quad(w[ql + 1u], w[qh + 1u], low_shift, high_shift));
 }

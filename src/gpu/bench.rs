@@ -19,7 +19,7 @@ use crate::gpu::kernels::attention::{attention, attention_quantized, AttentionSh
 use crate::gpu::kernels::bcq::{bcq_gemv, GpuBcqWeight};
 use crate::gpu::kernels::elementwise::swiglu_in_place;
 use crate::gpu::kernels::embedding::embedding;
-use crate::gpu::kernels::matmul::matmul;
+use crate::gpu::kernels::matmul::{matmul_variant, MatmulOptions, MatmulVariant};
 use crate::gpu::kernels::norm::rms_norm;
 use crate::gpu::kernels::rope::rope;
 use crate::gpu::kernels::runtime_quant::{fake_quantize_activation, GpuProbQuant};
@@ -203,7 +203,7 @@ pub fn run(
             };
             let rate = r.gflop_per_s.map_or(String::new(), |g| format!(" {g:>9.2} GFLOP/s"));
             log(&format!(
-                "{:<10} {:<34} {:>10.1} µs {:>9.2} GB/s {:>6.1}% of ceiling{rate}",
+                "{:<13} {:<34} {:>10.1} µs {:>9.2} GB/s {:>6.1}% of ceiling{rate}",
                 r.kernel,
                 r.shape,
                 r.microseconds,
@@ -236,15 +236,25 @@ pub fn run(
         }
     }
     let prefill_tokens: u32 = if options.quick { 16 } else { 128 };
+    // Every variant the adapter has (the forward uses MatmulVariant::best); the GEMM is the same
+    // kernel in the portable and subgroup variants, so it is timed once for both.
+    let variants = MatmulVariant::available(ctx.features());
     for (label, w) in &weights {
         for n_tokens in [1, prefill_tokens] {
             let x = ctx.storage("x", 4 * n_tokens as u64 * w.n_in as u64)?;
             let y = ctx.storage("y", 4 * n_tokens as u64 * w.n_out as u64)?;
-            let seconds = time_per_call(ctx, window, &mut |enc| matmul(ctx, enc, w, &x, &y, n_tokens))?;
-            let bytes = w.gpu_bytes() + 4 * n_tokens as u64 * (w.n_in + w.n_out) as u64;
-            let kernel = if n_tokens == 1 { "gemv" } else { "gemm" };
-            let flops = 2.0 * w.n_in as f64 * w.n_out as f64 * n_tokens as f64;
-            push(kernel, format!("{label} ×{n_tokens} tok"), seconds, bytes, Some(flops), log);
+            for &variant in &variants {
+                if n_tokens > 1 && variant == MatmulVariant::Subgroup {
+                    continue;
+                }
+                let seconds = time_per_call(ctx, window, &mut |enc| {
+                    matmul_variant(ctx, enc, w, &x, &y, n_tokens, &MatmulOptions::default(), variant)
+                })?;
+                let bytes = w.gpu_bytes() + 4 * n_tokens as u64 * (w.n_in + w.n_out) as u64;
+                let kernel = format!("{} {}", if n_tokens == 1 { "gemv" } else { "gemm" }, variant.name());
+                let flops = 2.0 * w.n_in as f64 * w.n_out as f64 * n_tokens as f64;
+                push(&kernel, format!("{label} ×{n_tokens} tok"), seconds, bytes, Some(flops), log);
+            }
         }
     }
 

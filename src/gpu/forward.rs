@@ -13,10 +13,11 @@ use serde::Serialize;
 use crate::error::{GpuError, ModelError};
 use crate::gpu::kernels::attention::{attention_quantized, AttentionShape};
 use crate::gpu::kernels::attention_summary::{attention_summary, summary_words};
-use crate::gpu::kernels::elementwise::{add_in_place, add_rows_in_place, swiglu_in_place};
+
 use crate::gpu::kernels::embedding::embedding;
 use crate::gpu::kernels::intervene::{intervene_after_block, GpuIntervention};
-use crate::gpu::kernels::matmul::matmul;
+use crate::gpu::kernels::attention_split::{attention_split, split_plan};
+use crate::gpu::kernels::matmul::{matmul, matmul_with, MatmulOptions, MatmulOutput};
 use crate::gpu::kernels::norm::{rms_norm, rms_norm_rows};
 use crate::gpu::kernels::probe::{probe, probe_words, ProbeSummary};
 use crate::gpu::kernels::rope::{rope_and_append, rope_with_table, RopeTable};
@@ -508,7 +509,6 @@ impl GpuModel {
         let k = ws.scratch(ctx, "k", f32s(n * kv_dim))?;
         let v = ws.scratch(ctx, "v", f32s(n * kv_dim))?;
         let attended = ws.scratch(ctx, "attended", f32s(n * q_dim))?;
-        let delta = ws.scratch(ctx, "block output", f32s(n * d))?;
         let gate = ws.scratch(ctx, "gate", f32s(n * ff))?;
         let up = ws.scratch(ctx, "up", f32s(n * ff))?;
         let keys = past + n;
@@ -532,9 +532,10 @@ impl GpuModel {
         let runtime = capture.runtime.as_deref().filter(|r| !as_loaded && !r.is_off());
         let kv_quant = runtime.and_then(|r| r.kv.as_ref());
         let prob_quant = runtime.and_then(|r| r.probs.as_ref());
-        // The new keys and values go through their own buffers (rotated in place, then copied
-        // into the cache) only where something reads or changes them there.
-        let keys_in_place = capture.probes || capture.tensor.is_some() || runtime.is_some();
+        // A plain step (nothing reads or changes the activations between the kernels) runs the
+        // fused kernels: RMSNorm inside the projections, RoPE writing the cache. Otherwise the
+        // normed rows and the new keys and values go through buffers of their own first.
+        let plain = !capture.probes && capture.tensor.is_none() && runtime.is_none();
         // The linear inputs are quantized in place after their probes (which show the activations
         // as the model computes them; the CPU hook changes only what the matmuls read).
         let quantize_input = |enc: &mut Recorder,
@@ -563,6 +564,10 @@ impl GpuModel {
         let unembedding = self.pick(as_loaded, self.output.as_ref().unwrap_or(&self.embeddings));
         let last_normed = ws.scratch(ctx, "last tokens normed", f32s(rows * d))?;
         let logits = ws.scratch(ctx, "logits", f32s(rows * unembedding.n_out))?;
+        let shape =
+            AttentionShape { n_heads: c.n_heads as u32, n_kv_heads: c.n_kv_heads as u32, head_dim: c.head_dim as u32 };
+        // attention_split's partial results; its size depends on the token count, not on past.
+        let splits = ws.scratch(ctx, "attention splits", 4 * split_plan(shape, n, past).scratch_words)?;
         let rope_table = &ws.rope;
         #[cfg(not(target_arch = "wasm32"))]
         let recording = std::time::Instant::now();
@@ -573,23 +578,31 @@ impl GpuModel {
         embedding(ctx, &mut enc, self.pick(as_loaded, &self.embeddings), &ids, &x, n)?;
         capture_hidden(&mut enc, 0);
         probes.take(ctx, &mut enc, &x, n, d, 0, ProbePoint::Embeddings)?;
-        let shape =
-            AttentionShape { n_heads: c.n_heads as u32, n_kv_heads: c.n_kv_heads as u32, head_dim: c.head_dim as u32 };
         for (l, b) in self.blocks.iter().enumerate() {
-            rms_norm(ctx, &mut enc, &x, &b.attn_norm, &xn, n, d, c.rms_eps)?;
-            probes.take(ctx, &mut enc, &xn, n, d, l, ProbePoint::AttnInput)?;
-            quantize_input(&mut enc, l, LinearInput::AttnQkv, &xn, d)?;
-            matmul(ctx, &mut enc, self.pick(as_loaded, &b.q), &xn, &q, n)?;
-            matmul(ctx, &mut enc, self.pick(as_loaded, &b.k), &xn, &k, n)?;
-            matmul(ctx, &mut enc, self.pick(as_loaded, &b.v), &xn, &v, n)?;
-            if let Some([qb, kb, vb]) = &b.qkv_bias {
-                add_rows_in_place(ctx, &mut enc, &q, qb, n * q_dim, q_dim)?;
-                add_rows_in_place(ctx, &mut enc, &k, kb, n * kv_dim, kv_dim)?;
-                add_rows_in_place(ctx, &mut enc, &v, vb, n * kv_dim, kv_dim)?;
+            let (q_bias, k_bias, v_bias) = match &b.qkv_bias {
+                Some([qb, kb, vb]) => (Some(qb), Some(kb), Some(vb)),
+                None => (None, None, None),
+            };
+            // The plain step normalizes inside the projections; otherwise the normed rows are a
+            // buffer of their own, for the probes to read and the run-time quantizer to change.
+            let (qkv_input, qkv_norm) = if plain {
+                (&x, Some((&b.attn_norm, c.rms_eps)))
+            } else {
+                rms_norm(ctx, &mut enc, &x, &b.attn_norm, &xn, n, d, c.rms_eps)?;
+                probes.take(ctx, &mut enc, &xn, n, d, l, ProbePoint::AttnInput)?;
+                quantize_input(&mut enc, l, LinearInput::AttnQkv, &xn, d)?;
+                (&xn, None)
+            };
+            for (w, out, bias) in [(&b.q, &q, q_bias), (&b.k, &k, k_bias), (&b.v, &v, v_bias)] {
+                let options = MatmulOptions { rms_norm: qkv_norm, bias, output: MatmulOutput::Store };
+                matmul_with(ctx, &mut enc, self.pick(as_loaded, w), qkv_input, out, n, &options)?;
             }
             let (k_cache, v_cache) = (&cache.keys[l], &cache.values[l]);
             let (n_heads, n_kv_heads) = (c.n_heads as u32, c.n_kv_heads as u32);
-            if keys_in_place {
+            if plain {
+                let heads = (n_heads, n_kv_heads);
+                rope_and_append(ctx, &mut enc, (&q, &k, &v), (k_cache, v_cache), n, heads, past, rope_table, c.rope_layout)?;
+            } else {
                 rope_with_table(ctx, &mut enc, &q, n, n_heads, past, rope_table, c.rope_layout)?;
                 rope_with_table(ctx, &mut enc, &k, n, n_kv_heads, past, rope_table, c.rope_layout)?;
                 probes.take(ctx, &mut enc, &k, n, kv_dim, l, ProbePoint::Keys)?;
@@ -605,45 +618,62 @@ impl GpuModel {
                 }
                 enc.copy_buffer_to_buffer(&k, 0, k_cache, f32s(past * kv_dim), f32s(n * kv_dim));
                 enc.copy_buffer_to_buffer(&v, 0, v_cache, f32s(past * kv_dim), f32s(n * kv_dim));
-            } else {
-                let heads = (n_heads, n_kv_heads);
-                rope_and_append(ctx, &mut enc, (&q, &k, &v), (k_cache, v_cache), n, heads, past, rope_table, c.rope_layout)?;
             }
             let probs =
                 prob_captures.iter().find(|(layer, _)| *layer == l).map(|(_, buf)| buf).or(probs_scratch.as_ref());
             let drop_sink = capture.intervention.as_ref().is_some_and(|i| i.drops_sink());
-            let prob_quant = prob_quant.map(|p| (p, l));
-            attention_quantized(
-                ctx, &mut enc, shape, &q, k_cache, v_cache, &attended, n, past, probs, drop_sink, prob_quant,
-            )?;
+            match (probs, prob_quant) {
+                // Nothing reads or changes the probabilities: split the keys over workgroups.
+                (None, None) => {
+                    attention_split(ctx, &mut enc, shape, &q, k_cache, v_cache, &attended, n, past, drop_sink, &splits)?;
+                }
+                (probs, prob_quant) => {
+                    let prob_quant = prob_quant.map(|p| (p, l));
+                    attention_quantized(
+                        ctx, &mut enc, shape, &q, k_cache, v_cache, &attended, n, past, probs, drop_sink, prob_quant,
+                    )?;
+                }
+            }
             if let (Some(probs), Some(summaries)) = (probs, &attention_out) {
                 let at = summary_words(heads, keys) * l as u64;
                 attention_summary(ctx, &mut enc, probs, heads, n, past, summaries, at)?;
             }
             probes.take(ctx, &mut enc, &attended, n, q_dim, l, ProbePoint::OInput)?;
             quantize_input(&mut enc, l, LinearInput::AttnOutput, &attended, q_dim)?;
-            matmul(ctx, &mut enc, self.pick(as_loaded, &b.o), &attended, &delta, n)?;
-            add_in_place(ctx, &mut enc, &x, &delta, n * d)?;
+            let residual_add = MatmulOptions { output: MatmulOutput::Accumulate, ..Default::default() };
+            matmul_with(ctx, &mut enc, self.pick(as_loaded, &b.o), &attended, &x, n, &residual_add)?;
             probes.take(ctx, &mut enc, &x, n, d, l, ProbePoint::ResidualMid)?;
 
-            rms_norm(ctx, &mut enc, &x, &b.ffn_norm, &xn, n, d, c.rms_eps)?;
-            probes.take(ctx, &mut enc, &xn, n, d, l, ProbePoint::MlpInput)?;
-            quantize_input(&mut enc, l, LinearInput::MlpGateUp, &xn, d)?;
-            matmul(ctx, &mut enc, self.pick(as_loaded, &b.gate), &xn, &gate, n)?;
-            matmul(ctx, &mut enc, self.pick(as_loaded, &b.up), &xn, &up, n)?;
-            swiglu_in_place(ctx, &mut enc, &gate, &up, n * ff)?;
-            probes.take(ctx, &mut enc, &gate, n, ff, l, ProbePoint::DownInput)?;
-            quantize_input(&mut enc, l, LinearInput::MlpDown, &gate, ff)?;
-            matmul(ctx, &mut enc, self.pick(as_loaded, &b.down), &gate, &delta, n)?;
-            add_in_place(ctx, &mut enc, &x, &delta, n * d)?;
+            let (mlp_input, mlp_norm) = if plain {
+                (&x, Some((&b.ffn_norm, c.rms_eps)))
+            } else {
+                rms_norm(ctx, &mut enc, &x, &b.ffn_norm, &xn, n, d, c.rms_eps)?;
+                probes.take(ctx, &mut enc, &xn, n, d, l, ProbePoint::MlpInput)?;
+                quantize_input(&mut enc, l, LinearInput::MlpGateUp, &xn, d)?;
+                (&xn, None)
+            };
+            let gate_options = MatmulOptions { rms_norm: mlp_norm, ..Default::default() };
+            matmul_with(ctx, &mut enc, self.pick(as_loaded, &b.gate), mlp_input, &gate, n, &gate_options)?;
+            // up's epilogue multiplies by silu(gate): `up` then holds the down projection's input.
+            let up_options = MatmulOptions { rms_norm: mlp_norm, bias: None, output: MatmulOutput::SwiGlu(&gate) };
+            matmul_with(ctx, &mut enc, self.pick(as_loaded, &b.up), mlp_input, &up, n, &up_options)?;
+            probes.take(ctx, &mut enc, &up, n, ff, l, ProbePoint::DownInput)?;
+            quantize_input(&mut enc, l, LinearInput::MlpDown, &up, ff)?;
+            matmul_with(ctx, &mut enc, self.pick(as_loaded, &b.down), &up, &x, n, &residual_add)?;
             if let Some(intervention) = &capture.intervention {
                 intervene_after_block(ctx, &mut enc, intervention, &x, n, d, l)?;
             }
             capture_hidden(&mut enc, l as u64 + 1);
             probes.take(ctx, &mut enc, &x, n, d, l, ProbePoint::Residual)?;
         }
-        rms_norm_rows(ctx, &mut enc, &x, n - rows, &self.output_norm, &last_normed, rows, d, c.rms_eps)?;
-        matmul(ctx, &mut enc, unembedding, &last_normed, &logits, rows)?;
+        if rows == n {
+            // Every row (a decode step's only one): normalize inside the unembedding.
+            let norm = MatmulOptions { rms_norm: Some((&self.output_norm, c.rms_eps)), ..Default::default() };
+            matmul_with(ctx, &mut enc, unembedding, &x, &logits, rows, &norm)?;
+        } else {
+            rms_norm_rows(ctx, &mut enc, &x, n - rows, &self.output_norm, &last_normed, rows, d, c.rms_eps)?;
+            matmul(ctx, &mut enc, unembedding, &last_normed, &logits, rows)?;
+        }
         let compute_passes = enc.stats().compute_passes;
         ws.reuse = ctx.submit(enc);
         #[cfg(not(target_arch = "wasm32"))]

@@ -1,8 +1,9 @@
 //! Weight matrices on the GPU, kept in their stored format (no dequantization to f32).
 //!
 //! Each supported format has a word-aligned layout here and a matching decode function in
-//! `shaders/formats/<fmt>.wgsl` (`fn decode_chunk(row, chunk) -> array<f32, 32>`), which the
-//! matmul and embedding kernels compose in. Every format is addressed in chunks of 32 values; the
+//! `shaders/formats/<fmt>.wgsl` (`fn decode_part(row, chunk, part) -> array<vec4<H>, 2>`: 8 of a
+//! chunk's values; `shaders/formats/common.wgsl` builds `decode_chunk` from it), which the
+//! matmul, embedding and quantize kernels compose in. Every format is addressed in chunks of 32 values; the
 //! chunk index `g = row · n_chunks + chunk` (with `n_chunks = ceil(n_in / 32)`) locates the data:
 //!
 //! | format | bytes/block | GPU layout (one `array<u32>`)                                     |
@@ -28,10 +29,11 @@ use crate::gpu::GpuContext;
 use crate::model::weights::{WeightTensor, Weights};
 use crate::quant::{Codebook, Sharing};
 
-/// Values per chunk: the unit `decode_chunk` returns.
+/// Values per chunk: the unit of the weight layouts (`decode_chunk` returns one).
 pub(crate) const CHUNK: u32 = 32;
 
-/// `Params` of `shaders/formats/common.wgsl`: the weight's shape and layout, and the token count.
+/// `Params` of `shaders/formats/params.wgsl` (and the first fields of matmul's): the weight's
+/// shape and layout, and the token count.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 pub(crate) struct WeightParams {
@@ -170,15 +172,29 @@ impl GpuWeight {
         WeightParams { n_in: self.n_in, n_out: self.n_out, n_tokens, n_chunks: self.n_chunks(), aux_offset: self.aux_offset }
     }
 
-    /// `kernel` (its own WGSL) with this weight's format decode composed in.
+    /// `kernel` (its own WGSL) with this weight's format decode composed in, in f32, over the
+    /// plain layout params (`shaders/formats/params.wgsl`).
     pub(crate) fn shader(&self, kernel: &str, code: &'static str) -> crate::gpu::ShaderSource {
+        self.decoder(crate::gpu::ShaderSource::new(kernel, code), false)
+            .include("formats/params", include_str!("../../shaders/formats/params.wgsl"))
+    }
+
+    /// `source` with this weight's format decode and its helpers composed in, with values of type
+    /// f16 where `f16` (the caller checks the device has shader-f16) and f32 otherwise. `source`
+    /// declares `params` at binding 0 itself (a struct starting with the fields of
+    /// `shaders/formats/params.wgsl`).
+    pub(crate) fn decoder(&self, source: crate::gpu::ShaderSource, f16: bool) -> crate::gpu::ShaderSource {
         let (name, snippet) = match self.format {
             WeightFormat::Ggml(dtype) => format_source(dtype).expect("checked on upload"),
             WeightFormat::Codebook { .. } => ("formats/codebook", include_str!("../../shaders/formats/codebook.wgsl")),
         };
-        crate::gpu::ShaderSource::new(kernel, code)
-            .include(name, snippet)
-            .include("formats/common", include_str!("../../shaders/formats/common.wgsl"))
+        let source =
+            source.include(name, snippet).include("formats/common", include_str!("../../shaders/formats/common.wgsl"));
+        if f16 {
+            source.include("formats/value_f16", include_str!("../../shaders/formats/value_f16.wgsl")).enable("f16")
+        } else {
+            source.include("formats/value_f32", include_str!("../../shaders/formats/value_f32.wgsl"))
+        }
     }
 }
 

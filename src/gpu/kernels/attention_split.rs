@@ -8,7 +8,7 @@
 use crate::error::GpuError;
 use crate::gpu::kernels::attention::{AttentionShape, MAX_HEAD_DIM};
 use crate::gpu::kernels::require_len;
-use crate::gpu::{GpuContext, ShaderSource};
+use crate::gpu::{GpuContext, Recorder, ShaderSource};
 
 const KERNEL: &str = "attention_split";
 /// `partial`'s invocations per workgroup.
@@ -28,6 +28,21 @@ const TARGET_WORKGROUPS: u64 = 512;
 /// The fewest keys a split gets, one tile (split lengths are multiples of it): below it a
 /// workgroup's fixed cost (loading q, writing its record, a record to merge) outweighs its keys.
 pub const MIN_SPLIT_KEYS: u32 = TILE_KEYS;
+
+/// `Params` of `shaders/attention_split.wgsl`, shared by both entry points.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct AttentionSplitParams {
+    n_tokens: u32,
+    past: u32,
+    n_heads: u32,
+    n_kv_heads: u32,
+    head_dim: u32,
+    scale: f32,
+    drop_key0: u32,
+    splits: u32,
+    split_keys: u32,
+}
 
 fn source(head_dim: u32) -> ShaderSource {
     // Whole-vec4 rows can be read with 16-byte loads; other head sizes need the scalar loads.
@@ -90,7 +105,7 @@ fn record_words(head_dim: u32) -> u64 {
 #[allow(clippy::too_many_arguments)]
 pub fn attention_split(
     ctx: &GpuContext,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Recorder,
     shape: AttentionShape,
     q: &wgpu::Buffer,
     k_cache: &wgpu::Buffer,
@@ -138,22 +153,18 @@ pub fn attention_split(
     ];
     let partial = ctx.pipeline(&source, "partial", &constants)?;
     let merge = ctx.pipeline(&source, "merge", &constants)?;
-    let scale = 1.0 / (head_dim as f32).sqrt();
-    let params = ctx.uniform(
-        "attention_split params",
-        &[
-            n_tokens,
-            past,
-            n_heads,
-            n_kv_heads,
-            head_dim,
-            scale.to_bits(),
-            drop_key0 as u32,
-            plan.splits,
-            plan.split_keys,
-        ],
-    );
-    ctx.dispatch(enc, &partial, &[&params, q, k_cache, v_cache, scratch], partials as u32);
-    ctx.dispatch(enc, &merge, &[&params, scratch, out], rows as u32);
+    let params = AttentionSplitParams {
+        n_tokens,
+        past,
+        n_heads,
+        n_kv_heads,
+        head_dim,
+        scale: 1.0 / (head_dim as f32).sqrt(),
+        drop_key0: drop_key0 as u32,
+        splits: plan.splits,
+        split_keys: plan.split_keys,
+    };
+    ctx.dispatch(enc, &partial, &params, &[q, k_cache, v_cache, scratch], partials as u32);
+    ctx.dispatch(enc, &merge, &params, &[scratch, out], rows as u32);
     Ok(())
 }
