@@ -596,9 +596,19 @@ fn runtime_quantization_off_records_nothing_and_the_reference_run_ignores_it() {
     };
     let runtime = Arc::new(GpuRuntimeQuant::new(ctx(), &quant, &model.config).unwrap());
     let (on, on_logits) = count(Some(runtime.clone()), false);
-    // Per block: 4 linear inputs (one dispatch each, per token) + new keys and values.
-    assert_eq!(on, none + 6 * model.config.n_layers as u64);
+    // Per block: 4 linear inputs (one dispatch each, per token) + new keys and values: 6. And what
+    // they unfuse: the normed rows they quantize need RMSNorm apart from q/k/v and gate/up (+2),
+    // the keys they quantize need RoPE apart from the cache append (2 dispatches instead of 1: +1);
+    // the probabilities' quantizer runs inside the one-pass attention, 1 dispatch where the split
+    // attention takes 2 (−1).
+    let layers = model.config.n_layers as u64;
+    assert_eq!(on, none + (6 + 2 + 1 - 1) * layers);
     assert!(relative_l2(&on_logits, &plain) > 1e-3);
+    // The probabilities' quantizer alone adds no dispatch of its own (only the one-pass attention
+    // instead of the split's two).
+    let probs_only = RuntimeQuant { probs: quant.probs.clone(), ..Default::default() };
+    let probs_only = Arc::new(GpuRuntimeQuant::new(ctx(), &probs_only, &model.config).unwrap());
+    assert_eq!(count(Some(probs_only), false).0, none - layers);
     let (reference, reference_logits) = count(Some(runtime), true);
     assert_eq!(reference, none, "dispatches of the reference run");
     let moved = relative_l2(&reference_logits, &plain);

@@ -254,7 +254,8 @@ enum Command {
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Backend {
-    /// The GPU where an adapter exists, else the CPU reference.
+    /// The GPU where a hardware adapter exists, else the CPU reference (a software adapter such
+    /// as lavapipe runs slower than the CPU reference on the same cores).
     Auto,
     Gpu,
     Cpu,
@@ -534,7 +535,7 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
                 Backend::Auto if runtime_asked => None,
                 Backend::Cpu => None,
                 Backend::Gpu => Some(GpuContext::new_blocking().map_err(|e| e.to_string())?),
-                Backend::Auto => GpuContext::new_blocking().ok(),
+                Backend::Auto => auto_gpu(),
             };
             let backend_name = if ctx.is_some() { "gpu" } else { "cpu" };
             let mut bar = ProgressBar::new();
@@ -739,6 +740,22 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), String> {
     std::fs::write(path, bytes).map_err(|e| format!("{}: cannot write: {e}", path.display()))
 }
 
+/// `--backend auto`'s GPU: the adapter if there is one and it is hardware. A software adapter
+/// (lavapipe, SwiftShader) runs the engine several times slower than the CPU reference on the
+/// same cores, so auto says so on stderr and takes the CPU; `--backend gpu` still forces it.
+fn auto_gpu() -> Option<GpuContext> {
+    let ctx = GpuContext::new_blocking().ok()?;
+    if ctx.summary.is_software() {
+        eprintln!(
+            "backend auto: the only adapter, {} ({}), is a software one, slower than the CPU reference here; \
+             running on the CPU (--backend gpu forces the adapter)",
+            ctx.summary.name, ctx.summary.device_type
+        );
+        return None;
+    }
+    Some(ctx)
+}
+
 /// Runs `f` with the chosen backend; `capacity` is the number of tokens the GPU's KV cache
 /// must hold.
 fn with_backend<T>(
@@ -751,7 +768,7 @@ fn with_backend<T>(
     let ctx = match backend {
         Backend::Cpu => None,
         Backend::Gpu => Some(GpuContext::new_blocking().map_err(|e| e.to_string())?),
-        Backend::Auto => GpuContext::new_blocking().ok(),
+        Backend::Auto => auto_gpu(),
     };
     let Some(ctx) = ctx else {
         return f(&mut CpuBackend::new(model)).map_err(|e| e.to_string());

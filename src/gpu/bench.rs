@@ -16,6 +16,7 @@ use crate::formats::ggml::GgmlType;
 use crate::gpu::context::AdapterSummary;
 use crate::gpu::forward::{Capture, GpuModel};
 use crate::gpu::kernels::attention::{attention, attention_quantized, AttentionShape};
+use crate::gpu::kernels::attention_split::{attention_split, split_plan};
 use crate::gpu::kernels::bcq::{bcq_gemv, GpuBcqWeight};
 use crate::gpu::kernels::elementwise::swiglu_in_place;
 use crate::gpu::kernels::embedding::embedding;
@@ -251,9 +252,10 @@ pub fn run(
                     matmul_variant(ctx, enc, w, &x, &y, n_tokens, &MatmulOptions::default(), variant)
                 })?;
                 let bytes = w.gpu_bytes() + 4 * n_tokens as u64 * (w.n_in + w.n_out) as u64;
-                let kernel = format!("{} {}", if n_tokens == 1 { "gemv" } else { "gemm" }, variant.name());
+                let kernel = if n_tokens == 1 { "gemv" } else { "gemm" };
                 let flops = 2.0 * w.n_in as f64 * w.n_out as f64 * n_tokens as f64;
-                push(&kernel, format!("{label} ×{n_tokens} tok"), seconds, bytes, Some(flops), log);
+                let shape = format!("{label} ×{n_tokens} tok {}", variant.name());
+                push(kernel, shape, seconds, bytes, Some(flops), log);
             }
         }
     }
@@ -288,23 +290,27 @@ pub fn run(
     })?;
     push("rope", format!("{} heads × {}", c.n_heads, c.head_dim), seconds, 2 * f32s(q_dim), None, log);
 
-    let past = prefill_tokens - 1;
-    let keys = ctx.storage("k cache", f32s(kv_dim * (past + 1)))?;
-    let values = ctx.storage("v cache", f32s(kv_dim * (past + 1)))?;
-    let attended = ctx.storage("attended", f32s(q_dim))?;
+    // Decode attention at a short and a long context: the one-pass kernel (one workgroup per
+    // head) against the split over the keys the plain forward uses.
     let shape =
         AttentionShape { n_heads: c.n_heads as u32, n_kv_heads: c.n_kv_heads as u32, head_dim: c.head_dim as u32 };
-    let seconds = time_per_call(ctx, window, &mut |enc| {
-        attention(ctx, enc, shape, &q, &keys, &values, &attended, 1, past, None)
-    })?;
-    push(
-        "attention",
-        format!("decode over {} keys", past + 1),
-        seconds,
-        2 * f32s(q_dim) + 2 * f32s(kv_dim * (past + 1)),
-        None,
-        log,
-    );
+    let attended = ctx.storage("attended", f32s(q_dim))?;
+    for context in [16, if options.quick { prefill_tokens } else { 4096 }] {
+        let past = context - 1;
+        let keys = ctx.storage("k cache", f32s(kv_dim * context))?;
+        let values = ctx.storage("v cache", f32s(kv_dim * context))?;
+        let scratch = ctx.storage("attention splits", 4 * split_plan(shape, 1, past).scratch_words)?;
+        let bytes = 2 * f32s(q_dim) + 2 * f32s(kv_dim * context);
+        let seconds = time_per_call(ctx, window, &mut |enc| {
+            attention(ctx, enc, shape, &q, &keys, &values, &attended, 1, past, None)
+        })?;
+        push("attention", format!("decode over {context} keys"), seconds, bytes, None, log);
+        let seconds = time_per_call(ctx, window, &mut |enc| {
+            attention_split(ctx, enc, shape, &q, &keys, &values, &attended, 1, past, false, &scratch)
+        })?;
+        let splits = split_plan(shape, 1, past).splits;
+        push("attention_split", format!("decode over {context} keys, {splits} splits"), seconds, bytes, None, log);
+    }
 
     let gate = ctx.storage("gate", f32s(ff))?;
     let up = ctx.storage("up", f32s(ff))?;
@@ -326,7 +332,11 @@ pub fn run(
             push("act_quant", format!("{name} {rows}×{k}"), seconds, 2 * f32s(rows * k), None, log);
         }
     }
-    // Attention with quantized probabilities (the second pass over the keys), same shape as above.
+    // Attention with quantized probabilities (the second pass over the keys), over as many keys as
+    // a prefill's last query.
+    let past = prefill_tokens - 1;
+    let keys = ctx.storage("k cache", f32s(kv_dim * (past + 1)))?;
+    let values = ctx.storage("v cache", f32s(kv_dim * (past + 1)))?;
     let uint8 = GpuProbQuant::new(
         ctx,
         &ProbQuantizer::new(ProbScheme::Uniform { bits: 8 }, 1)

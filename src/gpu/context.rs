@@ -16,7 +16,7 @@ use crate::gpu::shader::ShaderSource;
 
 /// Optional capabilities. Every kernel has a path that needs none of them (Chromium's
 /// SwiftShader adapter has no shader-f16), so these only ever select faster variants.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 pub struct GpuFeatures {
     pub shader_f16: bool,
     pub subgroups: bool,
@@ -34,6 +34,16 @@ pub struct AdapterSummary {
     pub max_buffer_size: u64,
     pub max_compute_invocations_per_workgroup: u32,
     pub max_compute_workgroups_per_dimension: u32,
+}
+
+impl AdapterSummary {
+    /// Whether the adapter rasterizes on the CPU (Mesa's lavapipe/llvmpipe, SwiftShader, WARP):
+    /// there, the engine's many small dispatches cost more than the CPU reference's loops.
+    pub fn is_software(&self) -> bool {
+        let name = self.name.to_ascii_lowercase();
+        self.device_type == "Cpu"
+            || ["llvmpipe", "lavapipe", "swiftshader", "microsoft basic render"].iter().any(|s| name.contains(s))
+    }
 }
 
 type PipelineKey = (String, String, String);
@@ -464,5 +474,33 @@ impl GpuContext {
     pub async fn read_u32(&self, buffer: &wgpu::Buffer, len: usize, what: &str) -> Result<Vec<u32>, GpuError> {
         let bytes = self.read_bytes(buffer, 4 * len as u64, what).await?;
         Ok(bytemuck::pod_collect_to_vec(&bytes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn adapter(name: &str, device_type: &str) -> AdapterSummary {
+        AdapterSummary {
+            name: name.into(),
+            backend: "Vulkan".into(),
+            device_type: device_type.into(),
+            driver: String::new(),
+            features: GpuFeatures::default(),
+            max_storage_buffer_binding_size: 0,
+            max_buffer_size: 0,
+            max_compute_invocations_per_workgroup: 0,
+            max_compute_workgroups_per_dimension: 0,
+        }
+    }
+
+    #[test]
+    fn software_adapters_are_told_apart_from_hardware() {
+        assert!(adapter("llvmpipe (LLVM 15.0.7, 256 bits)", "Cpu").is_software());
+        // Chromium reports SwiftShader without a CPU device type.
+        assert!(adapter("Google SwiftShader", "Other").is_software());
+        assert!(!adapter("NVIDIA H200", "DiscreteGpu").is_software());
+        assert!(!adapter("Apple M2", "IntegratedGpu").is_software());
     }
 }

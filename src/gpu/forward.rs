@@ -532,10 +532,13 @@ impl GpuModel {
         let runtime = capture.runtime.as_deref().filter(|r| !as_loaded && !r.is_off());
         let kv_quant = runtime.and_then(|r| r.kv.as_ref());
         let prob_quant = runtime.and_then(|r| r.probs.as_ref());
-        // A plain step (nothing reads or changes the activations between the kernels) runs the
-        // fused kernels: RMSNorm inside the projections, RoPE writing the cache. Otherwise the
-        // normed rows and the new keys and values go through buffers of their own first.
-        let plain = !capture.probes && capture.tensor.is_none() && runtime.is_none();
+        // Fused kernels wherever nothing reads or changes the activations between them: RMSNorm
+        // inside the projections, RoPE writing the cache. Otherwise the normed rows, or the new
+        // keys and values, go through buffers of their own first, for the probes to read and
+        // the run-time quantizer to change.
+        let observed = capture.probes || capture.tensor.is_some();
+        let norm_in_projections = !observed && !runtime.is_some_and(|r| r.changes_linear_inputs());
+        let rope_into_cache = !observed && !runtime.is_some_and(|r| r.changes_keys());
         // The linear inputs are quantized in place after their probes (which show the activations
         // as the model computes them; the CPU hook changes only what the matmuls read).
         let quantize_input = |enc: &mut Recorder,
@@ -583,9 +586,7 @@ impl GpuModel {
                 Some([qb, kb, vb]) => (Some(qb), Some(kb), Some(vb)),
                 None => (None, None, None),
             };
-            // The plain step normalizes inside the projections; otherwise the normed rows are a
-            // buffer of their own, for the probes to read and the run-time quantizer to change.
-            let (qkv_input, qkv_norm) = if plain {
+            let (qkv_input, qkv_norm) = if norm_in_projections {
                 (&x, Some((&b.attn_norm, c.rms_eps)))
             } else {
                 rms_norm(ctx, &mut enc, &x, &b.attn_norm, &xn, n, d, c.rms_eps)?;
@@ -599,7 +600,7 @@ impl GpuModel {
             }
             let (k_cache, v_cache) = (&cache.keys[l], &cache.values[l]);
             let (n_heads, n_kv_heads) = (c.n_heads as u32, c.n_kv_heads as u32);
-            if plain {
+            if rope_into_cache {
                 let heads = (n_heads, n_kv_heads);
                 rope_and_append(ctx, &mut enc, (&q, &k, &v), (k_cache, v_cache), n, heads, past, rope_table, c.rope_layout)?;
             } else {
@@ -644,7 +645,7 @@ impl GpuModel {
             matmul_with(ctx, &mut enc, self.pick(as_loaded, &b.o), &attended, &x, n, &residual_add)?;
             probes.take(ctx, &mut enc, &x, n, d, l, ProbePoint::ResidualMid)?;
 
-            let (mlp_input, mlp_norm) = if plain {
+            let (mlp_input, mlp_norm) = if norm_in_projections {
                 (&x, Some((&b.ffn_norm, c.rms_eps)))
             } else {
                 rms_norm(ctx, &mut enc, &x, &b.ffn_norm, &xn, n, d, c.rms_eps)?;

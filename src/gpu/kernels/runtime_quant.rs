@@ -550,6 +550,18 @@ impl GpuRuntimeQuant {
             && self.key_scales.is_none()
     }
 
+    /// Whether it changes what the linear layers read: the forward must then keep the normed
+    /// rows in a buffer of their own instead of normalizing inside the projections.
+    pub fn changes_linear_inputs(&self) -> bool {
+        self.activations.is_some() || !self.inputs.is_empty()
+    }
+
+    /// Whether it changes the new keys or values before the cache holds them: the forward must
+    /// then rotate them apart from the cache append.
+    pub fn changes_keys(&self) -> bool {
+        self.kv.is_some() || self.key_scales.is_some()
+    }
+
     /// Quantizes the input `x` (`[tokens × k]`) of the linear layers of `layer` that read `input`,
     /// as `RuntimeQuantizer::before_linear`: `x − z`, static scales if calibrated (else the dynamic
     /// scheme, if any), `+ z`.
