@@ -130,3 +130,37 @@ fn a_full_cache_is_a_clear_error_and_leaves_the_cache_usable() {
     pollster::block_on(gpu.step(ctx(), &mut cache, &[1, 2, 3], &Capture::default())).unwrap();
     assert_eq!(cache.len, 3);
 }
+
+/// A greedy decode reads back the GPU's top k, not the logits: the same ids as ranking the
+/// logits of the same steps, the same logits, over a prefill and decode steps.
+#[test]
+fn top_k_steps_return_the_ranked_logits_of_the_same_step() {
+    let model = load_default_model();
+    let gpu = upload(&model);
+    let tokens = model.tokenizer.encode("The capital of France is").unwrap();
+    let mut full = gpu.new_cache(ctx(), 16).unwrap();
+    let mut top = gpu.new_cache(ctx(), 16).unwrap();
+    let capture = Capture { top_k: Some(8), ..Default::default() };
+    let mut step = tokens.clone();
+    for _ in 0..3 {
+        let logits = pollster::block_on(gpu.step(ctx(), &mut full, &step, &Capture::default())).unwrap().logits;
+        let out = pollster::block_on(gpu.step(ctx(), &mut top, &step, &capture)).unwrap();
+        assert!(out.logits.is_empty(), "only the top k is read back");
+        let (ids, values) = quantscope::model::generate::ranked_top(&logits, 8);
+        let expected: Vec<(u32, f32)> = ids.into_iter().zip(values).collect();
+        // Same kernels on the same inputs: bit for bit.
+        assert_eq!(out.top, expected);
+        step = vec![out.top[0].0];
+    }
+    // k out of range, or with every token's logits, is a clear error that leaves the cache as it was.
+    let len = top.len;
+    for capture in [
+        Capture { top_k: Some(0), ..Default::default() },
+        Capture { top_k: Some(65), ..Default::default() },
+        Capture { top_k: Some(1), all_logits: true, ..Default::default() },
+    ] {
+        let e = pollster::block_on(gpu.step(ctx(), &mut top, &step, &capture)).unwrap_err();
+        assert!(e.to_string().contains("top_k"), "{e}");
+        assert_eq!(top.len, len);
+    }
+}

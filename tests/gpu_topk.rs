@@ -5,7 +5,7 @@
 mod gpu_common;
 
 use gpu_common::*;
-use quantscope::gpu::kernels::topk::top_k;
+use quantscope::gpu::kernels::topk::{top_k, top_k_into, TopKScratch};
 
 fn gpu_top_k(x: &[f32], k: usize) -> (Vec<u32>, Vec<f32>) {
     let logits = ctx().upload_f32("logits", x).unwrap();
@@ -97,4 +97,25 @@ fn greedy_sampling_of_the_top_k_is_the_argmax() {
         assert!(ids.contains(&pick));
         assert_eq!(pick, b.pick(&ids, &values));
     }
+}
+
+/// One scratch serves call after call (the forward's greedy decode) for its own n and k only.
+#[test]
+fn a_kept_scratch_is_reused_and_checked() {
+    let n = 49_152; // the default model's vocabulary: two stages
+    let scratch = TopKScratch::new(ctx(), n as u32, 4).unwrap();
+    for seed in 0..3u32 {
+        let x: Vec<f32> = (0..n as u32).map(|i| ((i.wrapping_mul(2_654_435_761) ^ seed) % 100_003) as f32).collect();
+        let logits = ctx().upload_f32("logits", &x).unwrap();
+        let ids = ctx().upload_u32("ids", &[0xDEAD_BEEF; 4]).unwrap();
+        let values = poisoned("values", 4);
+        let mut enc = ctx().encoder();
+        top_k_into(ctx(), &mut enc, &logits, n as u32, 4, &ids, &values, &scratch).unwrap();
+        ctx().submit(enc);
+        assert_eq!(pollster::block_on(ctx().read_u32(&ids, 4, "ids")).unwrap(), cpu_top_k(&x, 4), "seed {seed}");
+    }
+    let buf = ctx().upload_f32("buf", &[1.0; 100]).unwrap();
+    let mut enc = ctx().encoder();
+    let e = top_k_into(ctx(), &mut enc, &buf, 100, 4, &buf, &buf, &scratch).unwrap_err().to_string();
+    assert!(e.contains("scratch made for 49152 values and k = 4, used for 100 and 4"), "{e}");
 }

@@ -460,28 +460,32 @@ fn end_to_end(
     tokens.truncate(prefill);
     let mut cache = gpu.new_cache(ctx, (prefill + decode + 1) as u32)?;
     // Warm-up compiles every pipeline, then the timed runs start from an empty cache.
-    pollster::block_on(gpu.step(ctx, &mut cache, &tokens[..2], &Capture::default()))?;
+    // A greedy decode: each step finds its next token on the GPU and reads back only its id.
+    let greedy = Capture { top_k: Some(1), ..Default::default() };
+    let next = |out: crate::gpu::forward::StepOutput| out.top.first().map_or(0, |&(id, _)| id);
+    pollster::block_on(gpu.step(ctx, &mut cache, &tokens[..2], &greedy))?;
     cache.len = 0;
     let started = Instant::now();
-    let mut logits = pollster::block_on(gpu.step(ctx, &mut cache, &tokens, &Capture::default()))?.logits;
+    let mut token = next(pollster::block_on(gpu.step(ctx, &mut cache, &tokens, &greedy))?);
     let prefill_seconds = started.elapsed().as_secs_f64();
-    let greedy = |logits: &[f32]| logits.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i as u32);
     // One untimed decode step compiles the decode pipelines and fills the reuse caches.
-    logits = pollster::block_on(gpu.step(ctx, &mut cache, &[greedy(&logits)], &Capture::default()))?.logits;
+    token = next(pollster::block_on(gpu.step(ctx, &mut cache, &[token], &greedy))?);
     let (dispatches_before, buffers_before, bind_groups_before) =
         (ctx.dispatch_count(), ctx.buffer_count(), ctx.bind_group_count());
     let mut passes = 0u64;
     let mut record_micros = Vec::with_capacity(decode);
     let started = Instant::now();
     for _ in 0..decode {
-        let out = pollster::block_on(gpu.step(ctx, &mut cache, &[greedy(&logits)], &Capture::default()))?;
+        let out = pollster::block_on(gpu.step(ctx, &mut cache, &[token], &greedy))?;
         passes += out.stats.compute_passes as u64;
         record_micros.push(out.stats.record_microseconds);
-        logits = out.logits;
+        token = next(out);
     }
     let decode_seconds = started.elapsed().as_secs_f64();
     let decode_dispatches = ctx.dispatch_count() - dispatches_before;
     let per_step = |count: u64| count as f64 / decode as f64;
+    let buffers_per_step = per_step(ctx.buffer_count() - buffers_before);
+    let bind_groups_per_step = per_step(ctx.bind_group_count() - bind_groups_before);
     record_micros.sort_by(f64::total_cmp);
     let per_token = decode_seconds / decode as f64;
     let probes = Capture { probes: true, ..Default::default() };
@@ -498,8 +502,8 @@ fn end_to_end(
         decode_tokens_per_s: 1.0 / per_token,
         dispatches_per_decode_token: decode_dispatches as f64 / decode as f64,
         compute_passes_per_decode_token: per_step(passes),
-        buffers_created_per_decode_step: per_step(ctx.buffer_count() - buffers_before),
-        bind_groups_created_per_decode_step: per_step(ctx.bind_group_count() - bind_groups_before),
+        buffers_created_per_decode_step: buffers_per_step,
+        bind_groups_created_per_decode_step: bind_groups_per_step,
         host_record_microseconds_per_decode_step: record_micros.get(decode / 2).copied().unwrap_or(f64::NAN),
         weight_bytes_on_gpu: gpu.gpu_bytes(),
         decode_weight_gb_per_s: gpu.gpu_bytes() as f64 / per_token / 1e9,

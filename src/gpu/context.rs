@@ -435,13 +435,18 @@ impl GpuContext {
         bytes: u64,
         what: &str,
     ) -> Result<Vec<u8>, GpuError> {
-        let size = bytes.next_multiple_of(4).max(4);
-        if staging.size() < size {
-            return Err(GpuError::Readback { what: what.into(), message: format!("{size} bytes do not fit a {}-byte staging buffer", staging.size()) });
-        }
+        let size = Self::staged_size(staging, bytes, what)?;
         let mut encoder = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
         encoder.copy_buffer_to_buffer(buffer, 0, staging, 0, size);
         self.queue.submit([encoder.finish()]);
+        self.read_staged(staging, bytes, what).await
+    }
+
+    /// The first `bytes` bytes of `staging` (a [`GpuContext::readback_buffer`], unmapped), once the
+    /// work submitted so far, which filled it, is done. Lets a step copy its results into staging
+    /// in its own submission instead of a second one.
+    pub async fn read_staged(&self, staging: &wgpu::Buffer, bytes: u64, what: &str) -> Result<Vec<u8>, GpuError> {
+        let size = Self::staged_size(staging, bytes, what)?;
         let (sender, receiver) = futures_channel::oneshot::channel();
         staging.slice(..size).map_async(wgpu::MapMode::Read, move |result| {
             let _ = sender.send(result);
@@ -464,6 +469,18 @@ impl GpuContext {
         });
         staging.unmap();
         data
+    }
+
+    /// `bytes` rounded up to whole words, or an error if `staging` cannot hold them.
+    fn staged_size(staging: &wgpu::Buffer, bytes: u64, what: &str) -> Result<u64, GpuError> {
+        let size = bytes.next_multiple_of(4).max(4);
+        if staging.size() < size {
+            return Err(GpuError::Readback {
+                what: what.into(),
+                message: format!("{size} bytes do not fit a {}-byte staging buffer", staging.size()),
+            });
+        }
+        Ok(size)
     }
 
     pub async fn read_f32(&self, buffer: &wgpu::Buffer, len: usize, what: &str) -> Result<Vec<f32>, GpuError> {

@@ -20,6 +20,7 @@ use crate::gpu::kernels::attention_split::{attention_split, split_plan};
 use crate::gpu::kernels::matmul::{matmul, matmul_with, MatmulOptions, MatmulOutput};
 use crate::gpu::kernels::norm::{rms_norm, rms_norm_rows};
 use crate::gpu::kernels::probe::{probe, probe_words, ProbeSummary};
+use crate::gpu::kernels::topk::{top_k_into, TopKScratch, MAX_K};
 use crate::gpu::kernels::rope::{rope_and_append, rope_with_table, RopeTable};
 use crate::gpu::kernels::runtime_quant::{fake_quantize_kv, GpuRuntimeQuant};
 use crate::gpu::requant::quantize_on_gpu;
@@ -74,6 +75,7 @@ struct Workspace {
     rope: RopeTable,
     reuse: Option<Box<Reuse>>,
     readback: Option<wgpu::Buffer>,
+    top_k: Option<TopKScratch>,
 }
 
 impl Workspace {
@@ -85,6 +87,16 @@ impl Workspace {
         let b = ctx.storage(name, bytes)?;
         self.scratch.insert(name, b.clone());
         Ok(b)
+    }
+
+    /// The top-k scratch for `n` logits and `k`.
+    fn top_k(&mut self, ctx: &GpuContext, n: u32, k: u32) -> Result<TopKScratch, GpuError> {
+        if let Some(s) = self.top_k.as_ref().filter(|s| s.fits(n, k)) {
+            return Ok(s.clone());
+        }
+        let s = TopKScratch::new(ctx, n, k)?;
+        self.top_k = Some(s.clone());
+        Ok(s)
     }
 
     /// The logits' staging buffer, of at least `bytes`.
@@ -137,6 +149,10 @@ pub struct Capture {
     /// `weights_as_loaded` run is the unquantized reference and ignores it; None (or every part
     /// off) records no extra work.
     pub runtime: Option<Arc<GpuRuntimeQuant>>,
+    /// Only the k (≤ 64) largest logits of the last token, found on the GPU
+    /// ([`StepOutput::top`]), instead of the vocabulary's logits: a greedy decode reads back a
+    /// token id, not a 49k-float row. Not with `all_logits`.
+    pub top_k: Option<u32>,
 }
 
 /// Where in a block a probe summarizes the activations.
@@ -243,7 +259,11 @@ impl Probes {
 pub struct StepOutput {
     /// Logits of the last token of the step, or of every token (`[tokens × vocab]`) with
     /// `Capture::all_logits`.
+    /// Empty with `Capture::top_k`.
     pub logits: Vec<f32>,
+    /// With `Capture::top_k`: (token id, logit) of the k largest logits, descending, ties by
+    /// lower id.
+    pub top: Vec<(u32, f32)>,
     pub hidden_states: Vec<Vec<f32>>,
     /// (layer, probabilities) for each requested layer.
     pub attention_probs: Vec<(usize, Vec<f32>)>,
@@ -469,6 +489,7 @@ impl GpuModel {
             rope: RopeTable::new(ctx, c.head_dim as u32, c.rope_base, capacity)?,
             reuse: Some(Reuse::new()),
             readback: None,
+            top_k: None,
         };
         Ok(KvCache { keys, values, capacity, len: 0, workspace })
     }
@@ -566,7 +587,24 @@ impl GpuModel {
         let rows = if capture.all_logits { n } else { 1 };
         let unembedding = self.pick(as_loaded, self.output.as_ref().unwrap_or(&self.embeddings));
         let last_normed = ws.scratch(ctx, "last tokens normed", f32s(rows * d))?;
-        let logits = ws.scratch(ctx, "logits", f32s(rows * unembedding.n_out))?;
+        let vocab = unembedding.n_out;
+        let logits = ws.scratch(ctx, "logits", f32s(rows * vocab))?;
+        let top = match capture.top_k {
+            None => None,
+            Some(k) => {
+                if capture.all_logits || k == 0 || k > MAX_K.min(vocab) {
+                    let message = format!("top_k {k} must be in 1..={} and without all_logits", MAX_K.min(vocab));
+                    return Err(GpuError::Shape { kernel: "forward", message }.into());
+                }
+                let ids = ws.scratch(ctx, "top ids", f32s(k))?;
+                let values = ws.scratch(ctx, "top logits", f32s(k))?;
+                Some((k, ws.top_k(ctx, vocab, k)?, ids, values))
+            }
+        };
+        // What the CPU reads: the top k (ids, then logits) or the logits, copied into staging in
+        // the step's own submission.
+        let read_bytes = top.as_ref().map_or(f32s(rows * vocab), |(k, ..)| 2 * f32s(*k));
+        let staging = ws.readback(ctx, read_bytes);
         let shape =
             AttentionShape { n_heads: c.n_heads as u32, n_kv_heads: c.n_kv_heads as u32, head_dim: c.head_dim as u32 };
         // attention_split's partial results; its size depends on the token count, not on past.
@@ -675,6 +713,14 @@ impl GpuModel {
             rms_norm_rows(ctx, &mut enc, &x, n - rows, &self.output_norm, &last_normed, rows, d, c.rms_eps)?;
             matmul(ctx, &mut enc, unembedding, &last_normed, &logits, rows)?;
         }
+        match &top {
+            Some((k, scratch, ids, values)) => {
+                top_k_into(ctx, &mut enc, &logits, vocab, *k, ids, values, scratch)?;
+                enc.copy_buffer_to_buffer(ids, 0, &staging, 0, f32s(*k));
+                enc.copy_buffer_to_buffer(values, 0, &staging, f32s(*k), f32s(*k));
+            }
+            None => enc.copy_buffer_to_buffer(&logits, 0, &staging, 0, read_bytes),
+        }
         let compute_passes = enc.stats().compute_passes;
         ws.reuse = ctx.submit(enc);
         #[cfg(not(target_arch = "wasm32"))]
@@ -683,11 +729,17 @@ impl GpuModel {
         let record_microseconds = 0.0;
         let stats = StepStats { compute_passes, record_microseconds };
 
-        let logit_count = (rows * unembedding.n_out) as usize;
-        let staging = ws.readback(ctx, f32s(rows * unembedding.n_out));
-        let bytes = ctx.read_through(&logits, &staging, f32s(rows * unembedding.n_out), "logits").await?;
-        let mut out = StepOutput { logits: bytemuck::pod_collect_to_vec(&bytes), stats, ..Default::default() };
-        debug_assert_eq!(out.logits.len(), logit_count);
+        let bytes = ctx.read_staged(&staging, read_bytes, "logits").await?;
+        let mut out = StepOutput { stats, ..Default::default() };
+        match &top {
+            Some((k, ..)) => {
+                let (ids, values) = bytes.split_at(f32s(*k) as usize);
+                let ids: Vec<u32> = bytemuck::pod_collect_to_vec(ids);
+                let values: Vec<f32> = bytemuck::pod_collect_to_vec(values);
+                out.top = ids.into_iter().zip(values).collect();
+            }
+            None => out.logits = bytemuck::pod_collect_to_vec(&bytes),
+        }
         if let Some(buf) = &hidden_capture {
             let all = ctx.read_f32(buf, (n * d) as usize * (c.n_layers + 1), "hidden states").await?;
             out.hidden_states = all.chunks_exact((n * d) as usize).map(<[f32]>::to_vec).collect();
@@ -755,5 +807,16 @@ impl crate::model::generate::NextTokenLogits for GpuBackend<'_> {
     fn advance(&mut self, new_tokens: &[u32]) -> Result<Vec<f32>, ModelError> {
         let out = pollster::block_on(self.model.step(self.ctx, &mut self.cache, new_tokens, &Capture::default()))?;
         Ok(out.logits)
+    }
+
+    fn advance_top(&mut self, new_tokens: &[u32], k: usize) -> Result<(Vec<u32>, Vec<f32>), ModelError> {
+        match u32::try_from(k).ok().filter(|&k| (1..=MAX_K).contains(&k)) {
+            Some(k) => {
+                let capture = Capture { top_k: Some(k), ..Default::default() };
+                let out = pollster::block_on(self.model.step(self.ctx, &mut self.cache, new_tokens, &capture))?;
+                Ok(out.top.into_iter().unzip())
+            }
+            None => Ok(crate::model::generate::ranked_top(&self.advance(new_tokens)?, k)),
+        }
     }
 }

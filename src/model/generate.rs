@@ -10,6 +10,13 @@ use crate::model::Model;
 pub trait NextTokenLogits {
     /// Appends `new_tokens` to the sequence and returns the logits that follow it.
     fn advance(&mut self, new_tokens: &[u32]) -> Result<Vec<f32>, ModelError>;
+
+    /// As [`NextTokenLogits::advance`], returning only the `k` largest logits as [`ranked`]
+    /// orders them (ids, logits). A backend that can find them where the logits are (the GPU)
+    /// overrides it, so a greedy decode does not read back the whole vocabulary.
+    fn advance_top(&mut self, new_tokens: &[u32], k: usize) -> Result<(Vec<u32>, Vec<f32>), ModelError> {
+        Ok(ranked_top(&self.advance(new_tokens)?, k))
+    }
 }
 
 /// The CPU reference as a backend: it keeps the sequence and runs the full forward each step.
@@ -41,6 +48,14 @@ pub struct Generation {
     pub text: String,
     /// Why it stopped: "max-tokens" or "eos".
     pub stop: &'static str,
+}
+
+/// The first `k` of [`ranked`].
+pub fn ranked_top(logits: &[f32], k: usize) -> (Vec<u32>, Vec<f32>) {
+    let (mut ids, mut sorted) = ranked(logits);
+    ids.truncate(k);
+    sorted.truncate(k);
+    (ids, sorted)
 }
 
 /// All token ids sorted by logit, descending (ties: lower id first): the sampler's candidates.
@@ -85,7 +100,19 @@ impl Continuation {
     /// Samples the next token from `logits` and adds it, unless it is the tokenizer's EOS.
     pub fn step(&mut self, model: &Model, sampler: &mut Sampler, logits: &[f32]) -> Result<Step, ModelError> {
         let (ids, sorted) = ranked(logits);
-        let token = sampler.pick(&ids, &sorted);
+        self.step_ranked(model, sampler, &ids, &sorted)
+    }
+
+    /// [`Continuation::step`] from candidates already ranked (ids and their logits, descending):
+    /// all of them, or for a greedy sampler at least the first.
+    pub fn step_ranked(
+        &mut self,
+        model: &Model,
+        sampler: &mut Sampler,
+        ids: &[u32],
+        sorted: &[f32],
+    ) -> Result<Step, ModelError> {
+        let token = sampler.pick(ids, sorted);
         if Some(token) == model.tokenizer.eos {
             return Ok(Step::EndOfSequence);
         }
@@ -122,11 +149,13 @@ pub fn generate(
     on_text: &mut dyn FnMut(&str),
 ) -> Result<Generation, ModelError> {
     let prompt_tokens = model.prompt_tokens(prompt)?;
-    let mut logits = backend.advance(&prompt_tokens)?;
+    // A greedy pick needs only the largest logit; sampling needs them all, ranked.
+    let candidates = if sampler.is_greedy() { 1 } else { usize::MAX };
+    let mut ranked = backend.advance_top(&prompt_tokens, candidates)?;
     let mut continuation = Continuation::new(max_tokens);
     let mut stop = "max-tokens";
     while continuation.wants_more() {
-        match continuation.step(model, sampler, &logits)? {
+        match continuation.step_ranked(model, sampler, &ranked.0, &ranked.1)? {
             Step::EndOfSequence => {
                 stop = "eos";
                 break;
@@ -136,7 +165,7 @@ pub fn generate(
                     on_text(&piece);
                 }
                 if continuation.wants_more() {
-                    logits = backend.advance(&[token])?;
+                    ranked = backend.advance_top(&[token], candidates)?;
                 }
             }
         }

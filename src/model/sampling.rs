@@ -33,6 +33,12 @@ impl Sampler {
         self.params
     }
 
+    /// Whether [`Sampler::pick`] takes the first candidate (temperature 0, below, or NaN).
+    pub fn is_greedy(&self) -> bool {
+        let t = self.params.temperature;
+        t.is_nan() || t <= 0.0
+    }
+
     /// splitmix64: a full-period 64-bit generator, good enough for sampling and tiny.
     fn next_u64(&mut self) -> u64 {
         self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -56,10 +62,10 @@ impl Sampler {
     pub fn pick(&mut self, ids: &[u32], logits: &[f32]) -> u32 {
         assert!(!ids.is_empty(), "Sampler::pick: no candidates");
         assert_eq!(ids.len(), logits.len(), "Sampler::pick: ids and logits differ in length");
-        let t = self.params.temperature;
-        if t.is_nan() || t <= 0.0 {
+        if self.is_greedy() {
             return ids[0];
         }
+        let t = self.params.temperature;
         // f64 softmax relative to the first (largest) logit: weights in (0, 1].
         let max = logits[0] as f64;
         let weights: Vec<f64> = logits.iter().map(|&l| ((l as f64 - max) / t as f64).exp()).collect();
