@@ -12,17 +12,16 @@ use serde::Serialize;
 
 use crate::error::{GpuError, ModelError};
 use crate::gpu::kernels::attention::{attention_quantized, AttentionShape};
+use crate::gpu::kernels::attention_split::{attention_split, split_plan};
 use crate::gpu::kernels::attention_summary::{attention_summary, summary_words};
-
 use crate::gpu::kernels::embedding::embedding;
 use crate::gpu::kernels::intervene::{intervene_after_block, GpuIntervention};
-use crate::gpu::kernels::attention_split::{attention_split, split_plan};
-use crate::gpu::kernels::matmul::{matmul, matmul_with, MatmulOptions, MatmulOutput};
+use crate::gpu::kernels::matmul::{matmul_variant, MatmulOptions, MatmulOutput, MatmulVariant};
 use crate::gpu::kernels::norm::{rms_norm, rms_norm_rows};
 use crate::gpu::kernels::probe::{probe, probe_words, ProbeSummary};
-use crate::gpu::kernels::topk::{top_k_into, TopKScratch, MAX_K};
 use crate::gpu::kernels::rope::{rope_and_append, rope_with_table, RopeTable};
 use crate::gpu::kernels::runtime_quant::{fake_quantize_kv, GpuRuntimeQuant};
+use crate::gpu::kernels::topk::{top_k_into, TopKScratch, MAX_K};
 use crate::gpu::requant::quantize_on_gpu;
 use crate::gpu::weights::GpuWeight;
 use crate::gpu::{GpuContext, Recorder, Reuse};
@@ -53,6 +52,8 @@ pub struct GpuModel {
     blocks: Vec<GpuBlock>,
     /// The weights as loaded of every matrix that has been replaced by a re-quantized version.
     masters: HashMap<String, GpuWeight>,
+    /// How the matrix products compute; `None`: [`MatmulVariant::best`] for the adapter.
+    matmul_variant: Option<MatmulVariant>,
 }
 
 /// The KV cache of one sequence: per layer, `capacity` rows of `n_kv_heads · head_dim` keys
@@ -358,12 +359,26 @@ impl GpuModel {
         }
         ctx.check("uploading weights")?;
         progress(Progress { stage: "upload", done: total, total });
-        Ok(GpuModel { config: c.clone(), embeddings, output, output_norm, blocks, masters: HashMap::new() })
+        Ok(GpuModel { config: c.clone(), embeddings, output, output_norm, blocks, masters: HashMap::new(), matmul_variant: None })
     }
 
     /// Replaces a matrix (named by `weight.name`) with a re-quantized version; the next step uses
     /// it. The weights as loaded are kept as the matrix's master copy (for [`GpuModel::requantize`]
     /// and [`GpuModel::restore_matrix`]); shapes must match.
+    /// Runs every matrix product of later steps in `variant` (the f16 one trades the f32 path's
+    /// 1e-4 logits bound for its own, see `tests/gpu_forward.rs`); an error naming the missing
+    /// feature if the adapter cannot run it.
+    pub fn set_matmul_variant(&mut self, ctx: &GpuContext, variant: MatmulVariant) -> Result<(), GpuError> {
+        if !variant.is_available(ctx.features()) {
+            return Err(GpuError::Shape {
+                kernel: "forward",
+                message: format!("the {} matmul variant needs a feature adapter {} lacks", variant.name(), ctx.summary.name),
+            });
+        }
+        self.matmul_variant = Some(variant);
+        Ok(())
+    }
+
     pub fn replace_matrix(&mut self, weight: GpuWeight) -> Result<(), GpuError> {
         let name = weight.name.clone();
         let slot = self.matrix_mut(&name).ok_or_else(|| GpuError::Shape {
@@ -616,6 +631,10 @@ impl GpuModel {
             Some(reuse) => ctx.encoder_reusing(reuse),
             None => ctx.encoder(),
         };
+        let variant = self.matmul_variant.unwrap_or_else(|| MatmulVariant::best(ctx.features()));
+        let mm = |enc: &mut Recorder, w: &GpuWeight, x: &wgpu::Buffer, y: &wgpu::Buffer, rows: u32, options: &MatmulOptions| {
+            matmul_variant(ctx, enc, w, x, y, rows, options, variant)
+        };
         embedding(ctx, &mut enc, self.pick(as_loaded, &self.embeddings), &ids, &x, n)?;
         capture_hidden(&mut enc, 0);
         probes.take(ctx, &mut enc, &x, n, d, 0, ProbePoint::Embeddings)?;
@@ -634,7 +653,7 @@ impl GpuModel {
             };
             for (w, out, bias) in [(&b.q, &q, q_bias), (&b.k, &k, k_bias), (&b.v, &v, v_bias)] {
                 let options = MatmulOptions { rms_norm: qkv_norm, bias, output: MatmulOutput::Store };
-                matmul_with(ctx, &mut enc, self.pick(as_loaded, w), qkv_input, out, n, &options)?;
+                mm(&mut enc, self.pick(as_loaded, w), qkv_input, out, n, &options)?;
             }
             let (k_cache, v_cache) = (&cache.keys[l], &cache.values[l]);
             let (n_heads, n_kv_heads) = (c.n_heads as u32, c.n_kv_heads as u32);
@@ -680,7 +699,7 @@ impl GpuModel {
             probes.take(ctx, &mut enc, &attended, n, q_dim, l, ProbePoint::OInput)?;
             quantize_input(&mut enc, l, LinearInput::AttnOutput, &attended, q_dim)?;
             let residual_add = MatmulOptions { output: MatmulOutput::Accumulate, ..Default::default() };
-            matmul_with(ctx, &mut enc, self.pick(as_loaded, &b.o), &attended, &x, n, &residual_add)?;
+            mm(&mut enc, self.pick(as_loaded, &b.o), &attended, &x, n, &residual_add)?;
             probes.take(ctx, &mut enc, &x, n, d, l, ProbePoint::ResidualMid)?;
 
             let (mlp_input, mlp_norm) = if norm_in_projections {
@@ -692,13 +711,13 @@ impl GpuModel {
                 (&xn, None)
             };
             let gate_options = MatmulOptions { rms_norm: mlp_norm, ..Default::default() };
-            matmul_with(ctx, &mut enc, self.pick(as_loaded, &b.gate), mlp_input, &gate, n, &gate_options)?;
+            mm(&mut enc, self.pick(as_loaded, &b.gate), mlp_input, &gate, n, &gate_options)?;
             // up's epilogue multiplies by silu(gate): `up` then holds the down projection's input.
             let up_options = MatmulOptions { rms_norm: mlp_norm, bias: None, output: MatmulOutput::SwiGlu(&gate) };
-            matmul_with(ctx, &mut enc, self.pick(as_loaded, &b.up), mlp_input, &up, n, &up_options)?;
+            mm(&mut enc, self.pick(as_loaded, &b.up), mlp_input, &up, n, &up_options)?;
             probes.take(ctx, &mut enc, &up, n, ff, l, ProbePoint::DownInput)?;
             quantize_input(&mut enc, l, LinearInput::MlpDown, &up, ff)?;
-            matmul_with(ctx, &mut enc, self.pick(as_loaded, &b.down), &up, &x, n, &residual_add)?;
+            mm(&mut enc, self.pick(as_loaded, &b.down), &up, &x, n, &residual_add)?;
             if let Some(intervention) = &capture.intervention {
                 intervene_after_block(ctx, &mut enc, intervention, &x, n, d, l)?;
             }
@@ -708,10 +727,10 @@ impl GpuModel {
         if rows == n {
             // Every row (a decode step's only one): normalize inside the unembedding.
             let norm = MatmulOptions { rms_norm: Some((&self.output_norm, c.rms_eps)), ..Default::default() };
-            matmul_with(ctx, &mut enc, unembedding, &x, &logits, rows, &norm)?;
+            mm(&mut enc, unembedding, &x, &logits, rows, &norm)?;
         } else {
             rms_norm_rows(ctx, &mut enc, &x, n - rows, &self.output_norm, &last_normed, rows, d, c.rms_eps)?;
-            matmul(ctx, &mut enc, unembedding, &last_normed, &logits, rows)?;
+            mm(&mut enc, unembedding, &last_normed, &logits, rows, &MatmulOptions::default())?;
         }
         match &top {
             Some((k, scratch, ids, values)) => {
