@@ -18,7 +18,8 @@
 // Entry points (both take a linear workgroup index wg.x + wg.y·num_workgroups.x, see
 // GpuContext::grid, and ignore workgroups past the work):
 //
-// gemv (one token, decode: bandwidth-bound). A workgroup of GEMV_WG threads owns
+// gemv (one token, decode: bandwidth-bound; its sizes, x staging and SwiGLU formula are in
+// matmul_shared.wgsl, shared with matmul_stacked.wgsl's gemv over several weights). A workgroup of GEMV_WG threads owns
 // (GEMV_WG / KT) · ROWS_PER_THREAD consecutive rows. Thread (rt, kl) = (local / KT, local % KT)
 // walks parts kl, kl + KT, ... of the staged x, and for each part loads the two x quads once
 // and uses them for its ROWS_PER_THREAD rows rt·R .. rt·R + R (x is read from workgroup memory
@@ -70,20 +71,13 @@ override OUTPUT: u32 = 0u;  // 0 store, 1 accumulate, 2 SwiGLU
 override KT: u32 = 256u;             // gemv: threads along k per row group; a power of two ≤ GEMV_WG
 override ROWS_PER_THREAD: u32 = 2u;  // gemv: ≤ R_MAX, and (GEMV_WG / KT) · ROWS_PER_THREAD ≤ MAX_ROWS
 
-const GEMV_WG: u32 = 256u;  // ≤ 256 (SwiftShader's limit)
-const R_MAX: u32 = 4u;      // sizes the private accumulators
-const MAX_ROWS: u32 = 16u;  // rows per gemv workgroup (sizes row_total and the subgroup sums)
-const X_TILE: u32 = 2048u;  // gemv: x values staged at a time (8 KiB as f32)
+// GEMV_WG, R_MAX, MAX_ROWS, X_TILE, QUADS and the gemv's workgroup memory: matmul_shared.wgsl.
 
 const TM: u32 = 64u;         // gemm rows per workgroup
 const TN: u32 = 32u;         // gemm tokens per workgroup
 const GEMM_WG: u32 = 128u;   // (TM / 4) · (TN / 4): one 4 × 4 block per thread
-const QUADS: u32 = 8u;       // quads per chunk
 const PAD: u32 = QUADS + 1u; // quads per row of ws and xt
 
-var<workgroup> xs: array<vec4<H>, X_TILE / 4u>;
-var<workgroup> scratch: array<f32, 256>;
-var<workgroup> row_total: array<f32, MAX_ROWS>;
 var<workgroup> ws: array<vec4<H>, TM * PAD>;
 var<workgroup> xt: array<vec4<H>, TN * PAD>;
 var<workgroup> token_scale: array<f32, TN>;
@@ -100,59 +94,12 @@ fn store(t: u32, o: u32, acc: f32) {
             y[i] = y[i] + v;
         }
         case 2u: {
-            let g = gate[i];
-            y[i] = g / (1.0 + exp(-g)) * v;
+            y[i] = silu_times(gate[i], v);
         }
         default: {
             y[i] = v;
         }
     }
-}
-
-// x[base + k .. base + k + 4] as the kernel uses it: 0 past n_in, normalized by `inv_rms` and
-// gain when RMS_NORM (x · inv_rms · gain, in that order, as rmsnorm.wgsl and the CPU do).
-fn x_quad(base: u32, k: u32, inv_rms: f32) -> vec4<H> {
-    var v = vec4<f32>(0.0);
-    var g = vec4<f32>(0.0);
-    if (k + 4u <= params.n_in) {
-        v = vec4<f32>(x[base + k], x[base + k + 1u], x[base + k + 2u], x[base + k + 3u]);
-        if (RMS_NORM) {
-            g = vec4<f32>(gain[k], gain[k + 1u], gain[k + 2u], gain[k + 3u]);
-        }
-    } else {
-        for (var e = 0u; k + e < params.n_in && e < 4u; e++) {
-            v[e] = x[base + k + e];
-            if (RMS_NORM) {
-                g[e] = gain[k + e];
-            }
-        }
-    }
-    if (RMS_NORM) {
-        v = v * inv_rms * g;
-    }
-    return vec4<H>(v);
-}
-
-// 1 / sqrt(mean(x[base ..][..n_in]²) + eps), computed by all GEMV_WG threads of the workgroup.
-fn gemv_inv_rms(local: u32, base: u32) -> f32 {
-    var sum = 0.0;
-    for (var k = local; k < params.n_in; k += GEMV_WG) {
-        let v = x[base + k];
-        sum += v * v;
-    }
-    scratch[local] = sum;
-    workgroupBarrier();
-    for (var stride = GEMV_WG / 2u; stride > 0u; stride /= 2u) {
-        if (local < stride) {
-            scratch[local] += scratch[local + stride];
-        }
-        workgroupBarrier();
-    }
-    return 1.0 / sqrt(scratch[0] / f32(params.n_in) + params.eps);
-}
-
-fn part_dot(wv: array<vec4<H>, 2>, xa: vec4<H>, xb: vec4<H>) -> f32 {
-    return f32(dot(wv[0], xa)) + f32(dot(wv[1], xb));
 }
 
 @compute @workgroup_size(GEMV_WG)
@@ -173,11 +120,7 @@ fn gemv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: v
     var acc: array<f32, R_MAX>;
     let padded = params.n_chunks * CHUNK;
     for (var k0 = 0u; k0 < padded; k0 += X_TILE) {
-        let n = min(X_TILE, padded - k0);
-        for (var i = local; i < n / 4u; i += GEMV_WG) {
-            xs[i] = x_quad(0u, k0 + 4u * i, inv_rms);
-        }
-        workgroupBarrier();
+        let n = gemv_stage_x(local, k0, padded, inv_rms);
         for (var q = kl; q < n / 8u; q += KT) {
             let chunk = k0 / CHUNK + q / PARTS;
             let p = q % PARTS;

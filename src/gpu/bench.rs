@@ -20,7 +20,9 @@ use crate::gpu::kernels::attention_split::{attention_split, split_plan};
 use crate::gpu::kernels::bcq::{bcq_gemv, GpuBcqWeight};
 use crate::gpu::kernels::elementwise::swiglu_in_place;
 use crate::gpu::kernels::embedding::embedding;
-use crate::gpu::kernels::matmul::{matmul_variant, MatmulOptions, MatmulVariant};
+use crate::gpu::kernels::matmul::{
+    matmul_stacked_variant, matmul_variant, MatmulOptions, MatmulOutput, MatmulVariant, StackedOptions, StackedOutput,
+};
 use crate::gpu::kernels::norm::rms_norm;
 use crate::gpu::kernels::rope::rope;
 use crate::gpu::kernels::runtime_quant::{fake_quantize_activation, GpuProbQuant};
@@ -257,6 +259,49 @@ pub fn run(
                 let shape = format!("{label} ×{n_tokens} tok {}", variant.name());
                 push(kernel, shape, seconds, bytes, Some(flops), log);
             }
+        }
+    }
+
+    // The decode step's stacked GEMVs (one dispatch for q/k/v, one for gate/up with SwiGLU, both
+    // with the RMSNorm prologue) on the model's block 0, against the separate dispatches they
+    // replace ("gemv_unstacked": the same products and epilogues, one dispatch per weight).
+    for (names, output) in [
+        (&["blk.0.attn_q.weight", "blk.0.attn_k.weight", "blk.0.attn_v.weight"][..], StackedOutput::Concatenate),
+        (&["blk.0.ffn_gate.weight", "blk.0.ffn_up.weight"][..], StackedOutput::SwiGluPair),
+    ] {
+        let mut stack = Vec::new();
+        for name in names {
+            stack.push(GpuWeight::upload(ctx, &model.weights, model.tensor(name)?)?);
+        }
+        let stack: Vec<&GpuWeight> = stack.iter().collect();
+        let n_in = stack[0].n_in;
+        let total: u32 = stack.iter().map(|w| w.n_out).sum();
+        let x = ctx.storage("x", 4 * n_in as u64)?;
+        let gain = ctx.storage("gain", 4 * n_in as u64)?;
+        let y = ctx.storage("y", 4 * total as u64)?;
+        let separate = stack.iter().map(|w| ctx.storage("y", 4 * w.n_out as u64)).collect::<Result<Vec<_>, _>>()?;
+        let rms_norm = Some((&gain, 1e-5));
+        let bytes = stack.iter().map(|w| w.gpu_bytes()).sum::<u64>() + 4 * (2 * n_in + total) as u64;
+        let flops = 2.0 * n_in as f64 * total as f64;
+        let outs: Vec<String> = stack.iter().map(|w| w.n_out.to_string()).collect();
+        let pair = output == StackedOutput::SwiGluPair;
+        let dtype = model.tensor(names[0])?.dtype.name();
+        for &variant in &variants {
+            let options = StackedOptions { rms_norm, bias: None, output };
+            let stacked = time_per_call(ctx, window, &mut |enc| {
+                matmul_stacked_variant(ctx, enc, &stack, &x, &y, &options, variant)
+            })?;
+            let unstacked = time_per_call(ctx, window, &mut |enc| {
+                for (i, (w, y)) in stack.iter().zip(&separate).enumerate() {
+                    // The pair's up projection reads the gate's output.
+                    let output = if pair && i == 1 { MatmulOutput::SwiGlu(&separate[0]) } else { MatmulOutput::Store };
+                    matmul_variant(ctx, enc, w, &x, y, 1, &MatmulOptions { rms_norm, bias: None, output }, variant)?;
+                }
+                Ok(())
+            })?;
+            let shape = format!("{n_in}→{} {dtype} {}", outs.join("+"), variant.name());
+            push("gemv_stacked", shape.clone(), stacked, bytes, Some(flops), log);
+            push("gemv_unstacked", shape, unstacked, bytes, Some(flops), log);
         }
     }
 

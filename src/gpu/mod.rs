@@ -14,4 +14,4 @@ pub mod weights;
 
 pub use context::{GpuContext, GpuFeatures};
 pub use recorder::{Recorder, Reuse};
-pub use shader::ShaderSource;
+pub use shader::{ShaderSource, SnippetCopy};

@@ -184,10 +184,7 @@ impl GpuWeight {
     /// declares `params` at binding 0 itself (a struct starting with the fields of
     /// `shaders/formats/params.wgsl`).
     pub(crate) fn decoder(&self, source: crate::gpu::ShaderSource, f16: bool) -> crate::gpu::ShaderSource {
-        let (name, snippet) = match self.format {
-            WeightFormat::Ggml(dtype) => format_source(dtype).expect("checked on upload"),
-            WeightFormat::Codebook { .. } => ("formats/codebook", include_str!("../../shaders/formats/codebook.wgsl")),
-        };
+        let (name, snippet) = self.format_snippet();
         let source =
             source.include(name, snippet).include("formats/common", include_str!("../../shaders/formats/common.wgsl"));
         if f16 {
@@ -195,6 +192,30 @@ impl GpuWeight {
         } else {
             source.include("formats/value_f32", include_str!("../../shaders/formats/value_f32.wgsl"))
         }
+    }
+}
+
+impl GpuWeight {
+    /// This weight's format decode snippet: (name, WGSL).
+    fn format_snippet(&self) -> (&'static str, &'static str) {
+        match self.format {
+            WeightFormat::Ggml(dtype) => format_source(dtype).expect("checked on upload"),
+            WeightFormat::Codebook { .. } => ("formats/codebook", include_str!("../../shaders/formats/codebook.wgsl")),
+        }
+    }
+
+    /// `source` with a renamed copy of this weight's decode (its format snippet and
+    /// `formats/common.wgsl`, every name they declare suffixed by `copy.suffix`: `decode_part1`,
+    /// `part_quads1`, the buffer `w1` at `copy.binding`, its layout fields read from `copy.params`),
+    /// for a kernel that reads several weights (`matmul_stacked.wgsl`). The value type comes from
+    /// [`GpuWeight::decoder`] of the kernel's first weight.
+    pub(crate) fn decoder_copy(
+        &self,
+        source: crate::gpu::ShaderSource,
+        copy: crate::gpu::SnippetCopy,
+    ) -> crate::gpu::ShaderSource {
+        let common = ("formats/common", include_str!("../../shaders/formats/common.wgsl"));
+        source.include_copy(&[self.format_snippet(), common], copy)
     }
 }
 

@@ -153,6 +153,32 @@ fn require(
     Ok(())
 }
 
+/// Fails unless the adapter has what `variant` needs (never silently replaced).
+fn check_variant(ctx: &GpuContext, variant: MatmulVariant) -> Result<(), GpuError> {
+    if !variant.is_available(ctx.features()) {
+        return Err(GpuError::Shape {
+            kernel: KERNEL,
+            message: format!("the {} variant needs a feature adapter {} lacks", variant.name(), ctx.summary.name),
+        });
+    }
+    Ok(())
+}
+
+/// `source` with what the GEMV kernels share (`matmul_shared.wgsl`) and `variant`'s `reduce_rows`.
+fn gemv_parts(source: ShaderSource, variant: MatmulVariant) -> ShaderSource {
+    // wgpu 30's WebGPU backend does not map the subgroups feature, so in the browser the subgroup
+    // snippet is never composed (Tint would also want `enable subgroups;`, which naga rejects).
+    let reduce = match variant {
+        MatmulVariant::Subgroup => {
+            ("matmul_reduce_subgroup", include_str!("../../../shaders/matmul_reduce_subgroup.wgsl"))
+        }
+        _ => ("matmul_reduce_wg", include_str!("../../../shaders/matmul_reduce_wg.wgsl")),
+    };
+    source
+        .include(reduce.0, reduce.1)
+        .include("matmul_shared", include_str!("../../../shaders/matmul_shared.wgsl"))
+}
+
 /// `y[t][o] = Σ_k x[t][k] · W[o][k]` for `t < n_tokens`. x: `[n_tokens × n_in]` f32,
 /// y: `[n_tokens × n_out]` f32. [`matmul_with`] with no options.
 pub fn matmul(
@@ -198,12 +224,7 @@ pub fn matmul_variant(
     options: &MatmulOptions,
     variant: MatmulVariant,
 ) -> Result<(), GpuError> {
-    if !variant.is_available(ctx.features()) {
-        return Err(GpuError::Shape {
-            kernel: KERNEL,
-            message: format!("the {} variant needs a feature adapter {} lacks", variant.name(), ctx.summary.name),
-        });
-    }
+    check_variant(ctx, variant)?;
     require("x", x, n_tokens, w.n_in, "n_in", w)?;
     require("y", y, n_tokens, w.n_out, "n_out", w)?;
     if let Some((gain, _)) = options.rms_norm {
@@ -219,15 +240,7 @@ pub fn matmul_variant(
         return Ok(());
     }
 
-    // wgpu 30's WebGPU backend does not map the subgroups feature, so in the browser the subgroup
-    // snippet is never composed (Tint would also want `enable subgroups;`, which naga rejects).
-    let reduce = match variant {
-        MatmulVariant::Subgroup => {
-            ("matmul_reduce_subgroup", include_str!("../../../shaders/matmul_reduce_subgroup.wgsl"))
-        }
-        _ => ("matmul_reduce_wg", include_str!("../../../shaders/matmul_reduce_wg.wgsl")),
-    };
-    let source = ShaderSource::new(KERNEL, include_str!("../../../shaders/matmul.wgsl")).include(reduce.0, reduce.1);
+    let source = gemv_parts(ShaderSource::new(KERNEL, include_str!("../../../shaders/matmul.wgsl")), variant);
     let source = w.decoder(source, variant == MatmulVariant::F16);
 
     let weight = w.params(n_tokens);
@@ -266,6 +279,206 @@ pub fn matmul_variant(
     Ok(())
 }
 
+/// What [`matmul_stacked`] stores in y.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum StackedOutput {
+    /// y = [W0·x | W1·x | W2·x] (+ bias): 1 to 3 weights, y and the bias of Σ n_out values
+    /// (the q/k/v projections; their biases concatenated).
+    #[default]
+    Concatenate,
+    /// y[o] = silu(W0·x + b0)[o] · (W1·x + b1)[o]: exactly 2 weights of one n_out, y of n_out
+    /// values, the bias (if any) of 2 · n_out (b0 then b1). The formula of [`MatmulOutput::SwiGlu`]
+    /// after a separate gate matmul (the gate/up projections).
+    SwiGluPair,
+}
+
+/// The options of [`matmul_stacked`]: as [`MatmulOptions`], with the output of a stack.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StackedOptions<'a> {
+    /// x holds an un-normed row: RMSNorm it (x / sqrt(mean(x²) + eps) * gain, gain: `[n_in]`)
+    /// before the products, as [`MatmulOptions::rms_norm`].
+    pub rms_norm: Option<(&'a wgpu::Buffer, f32)>,
+    /// Added to the outputs: Σ n_out values (the weights' biases concatenated, in order).
+    pub bias: Option<&'a wgpu::Buffer>,
+    pub output: StackedOutput,
+}
+
+/// The most weights [`matmul_stacked`] takes (bindings: 3 weights, x, y, gain and bias are 7
+/// storage buffers, within WebGPU's default limit of 8 per stage).
+pub const MAX_STACKED: usize = 3;
+
+/// The uniform params of `shaders/matmul_stacked.wgsl` (its `Params`): weight 0's layout fields
+/// first (read by its decode as by matmul's), then the stack's, then weights 1 and 2's (a struct
+/// member of a uniform starts at a multiple of 16 bytes and takes 32 here).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct StackedParams {
+    w0: WeightParams,
+    eps: f32,
+    n_weights: u32,
+    _pad0: u32,
+    out_offset: [u32; 4],
+    first_group: [u32; 4],
+    w1: WeightParams,
+    _pad1: [u32; 3],
+    w2: WeightParams,
+    _pad2: [u32; 3],
+}
+
+/// The stacked GEMV's shape for rows of `n_chunks` chunks: (KT, accumulator slots per thread,
+/// output rows per workgroup). KT is [`gemv_shape`]'s (so each output adds its terms in the same
+/// order as a separate GEMV), except that the SwiGLU pair keeps ≥ 32 threads along k: its slots
+/// hold a gate and an up row each, and 16 row groups × 2 would pass the WGSL's 16 rows.
+fn stacked_shape(n_chunks: u32, output: StackedOutput) -> (u32, u32, u32) {
+    let (kt, rows_per_thread) = gemv_shape(n_chunks);
+    match output {
+        StackedOutput::Concatenate => (kt, rows_per_thread, GEMV_WG / kt * rows_per_thread),
+        StackedOutput::SwiGluPair => {
+            let kt = kt.max(32);
+            let row_groups = GEMV_WG / kt;
+            let per = (GEMV_MAX_ROWS / row_groups / 2).clamp(1, 2);
+            (kt, 2 * per, row_groups * per)
+        }
+    }
+}
+
+fn stacked_error(message: String) -> GpuError {
+    GpuError::Shape { kernel: "matmul_stacked", message }
+}
+
+/// Fails unless `buffer` holds `needed` f32 values.
+fn require_values(what: &str, buffer: &wgpu::Buffer, needed: u64, why: &str) -> Result<(), GpuError> {
+    if buffer.size() < needed * 4 {
+        return Err(stacked_error(format!("{what} holds {} values, needs {why} = {needed}", buffer.size() / 4)));
+    }
+    Ok(())
+}
+
+/// One token's products with up to 3 weights of the same n_in in ONE dispatch (the decode step's
+/// q/k/v, or gate/up with SwiGLU), each weight in its own format; x: `[n_in]` f32, y: f32 (see
+/// [`StackedOutput`]). Every output equals what [`matmul_with`] gives for its weight alone, with
+/// the same options (bit for bit in the portable and f16 variants on lavapipe; tests/gpu_matmul_stacked.rs).
+/// In the adapter's [`MatmulVariant::best`] variant.
+pub fn matmul_stacked(
+    ctx: &GpuContext,
+    encoder: &mut Recorder,
+    weights: &[&GpuWeight],
+    x: &wgpu::Buffer,
+    y: &wgpu::Buffer,
+    options: &StackedOptions,
+) -> Result<(), GpuError> {
+    let variant = MatmulVariant::best(ctx.features());
+    matmul_stacked_variant(ctx, encoder, weights, x, y, options, variant)
+}
+
+/// [`matmul_stacked`] in a chosen variant; an error if the adapter lacks the feature it needs.
+pub fn matmul_stacked_variant(
+    ctx: &GpuContext,
+    encoder: &mut Recorder,
+    weights: &[&GpuWeight],
+    x: &wgpu::Buffer,
+    y: &wgpu::Buffer,
+    options: &StackedOptions,
+    variant: MatmulVariant,
+) -> Result<(), GpuError> {
+    check_variant(ctx, variant)?;
+    let names = || weights.iter().map(|w| w.name.as_str()).collect::<Vec<_>>().join(", ");
+    let pair = options.output == StackedOutput::SwiGluPair;
+    if pair && weights.len() != 2 {
+        return Err(stacked_error(format!("a SwiGLU pair takes 2 weights, got {} ({})", weights.len(), names())));
+    }
+    if weights.is_empty() || weights.len() > MAX_STACKED {
+        return Err(stacked_error(format!("takes 1 to {MAX_STACKED} weights, got {} ({})", weights.len(), names())));
+    }
+    let w0 = weights[0];
+    for w in &weights[1..] {
+        if w.n_in != w0.n_in {
+            return Err(stacked_error(format!(
+                "weights differ in n_in: {} has {}, {} has {}",
+                w0.name, w0.n_in, w.name, w.n_in
+            )));
+        }
+    }
+    if pair && weights[1].n_out != w0.n_out {
+        return Err(stacked_error(format!(
+            "a SwiGLU pair needs one n_out: {} has {}, {} has {}",
+            w0.name, w0.n_out, weights[1].name, weights[1].n_out
+        )));
+    }
+    // First output of each weight (in y for Concatenate, in the bias for both).
+    let mut out_offset = [0u32; 4];
+    for (i, w) in weights.iter().enumerate() {
+        out_offset[i + 1] = out_offset[i]
+            .checked_add(w.n_out)
+            .ok_or_else(|| stacked_error(format!("the outputs of {} pass 2³² values", names())))?;
+    }
+    let total = out_offset[weights.len()];
+    let n_in = w0.n_in as u64;
+    require_values("x", x, n_in, &format!("n_in {n_in} of {}", names()))?;
+    let y_len = if pair { w0.n_out } else { total };
+    require_values("y", y, y_len as u64, &format!("the outputs of {}", names()))?;
+    if let Some((gain, _)) = options.rms_norm {
+        require_values("the RMSNorm gain", gain, n_in, &format!("n_in {n_in} of {}", names()))?;
+    }
+    if let Some(bias) = options.bias {
+        require_values("the bias", bias, total as u64, &format!("Σ n_out of {}", names()))?;
+    }
+    if total == 0 {
+        return Ok(());
+    }
+
+    let f16 = variant == MatmulVariant::F16;
+    let source = ShaderSource::new("matmul_stacked", include_str!("../../../shaders/matmul_stacked.wgsl"));
+    let mut source = w0.decoder(gemv_parts(source, variant), f16);
+    // Weights 1 and 2 as renamed copies; an absent one is weight 0's format, never called.
+    let copies = [
+        crate::gpu::SnippetCopy { suffix: "1", params: "params.w1", binding: 6 },
+        crate::gpu::SnippetCopy { suffix: "2", params: "params.w2", binding: 7 },
+    ];
+    for (i, copy) in copies.into_iter().enumerate() {
+        source = weights.get(i + 1).unwrap_or(&w0).decoder_copy(source, copy);
+    }
+
+    let (kt, slots, out_rows) = stacked_shape(w0.n_chunks(), options.output);
+    let mut first_group = [0u32; 4];
+    let groups = if pair {
+        w0.n_out.div_ceil(out_rows)
+    } else {
+        for (i, w) in weights.iter().enumerate() {
+            first_group[i + 1] = first_group[i] + w.n_out.div_ceil(out_rows);
+        }
+        first_group[weights.len()]
+    };
+    let weight = |i: usize| weights.get(i).unwrap_or(&w0).params(1);
+    let params = StackedParams {
+        w0: weight(0),
+        eps: options.rms_norm.map_or(0.0, |(_, eps)| eps),
+        n_weights: weights.len() as u32,
+        _pad0: 0,
+        out_offset,
+        first_group,
+        w1: weight(1),
+        _pad1: [0; 3],
+        w2: weight(2),
+        _pad2: [0; 3],
+    };
+    let constants = [
+        ("RMS_NORM", options.rms_norm.is_some() as u32 as f64),
+        ("BIAS", options.bias.is_some() as u32 as f64),
+        ("OUTPUT", pair as u32 as f64),
+        ("KT", kt as f64),
+        ("ROWS_PER_THREAD", slots as f64),
+    ];
+    let pipeline = ctx.pipeline(&source, "gemv_stacked", &constants)?;
+    // Options that are off still need a binding: x, read-only like them.
+    let gain = options.rms_norm.map_or(x, |(gain, _)| gain);
+    let bias = options.bias.unwrap_or(x);
+    let buffer = |i: usize| weights.get(i).unwrap_or(&w0).buffer();
+    let buffers = [buffer(0), x, y, gain, bias, buffer(1), buffer(2)];
+    ctx.dispatch(encoder, &pipeline, &params, &buffers, groups);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,6 +498,27 @@ mod tests {
             let (kt, r) = gemv_shape(n_chunks);
             assert!(kt.is_power_of_two() && kt <= GEMV_WG && (1..=4).contains(&r));
             assert!(GEMV_WG / kt * r <= GEMV_MAX_ROWS, "{n_chunks}");
+        }
+    }
+
+    #[test]
+    fn stacked_shape_fits_the_wgsl() {
+        // q/k/v of the default model: the GEMV's own shape.
+        assert_eq!(stacked_shape(18, StackedOutput::Concatenate), (32, 2, 16));
+        // gate/up: 8 row groups, one gate and one up row per thread.
+        assert_eq!(stacked_shape(18, StackedOutput::SwiGluPair), (32, 2, 8));
+        assert_eq!(stacked_shape(4, StackedOutput::SwiGluPair), (32, 2, 8));
+        for n_chunks in 1..600 {
+            for output in [StackedOutput::Concatenate, StackedOutput::SwiGluPair] {
+                let (kt, slots, rows) = stacked_shape(n_chunks, output);
+                assert!(kt.is_power_of_two() && kt <= GEMV_WG && (1..=4).contains(&slots), "{n_chunks}");
+                assert!(GEMV_WG / kt * slots <= GEMV_MAX_ROWS, "{n_chunks}");
+                if output == StackedOutput::SwiGluPair {
+                    assert!(slots % 2 == 0 && rows == GEMV_WG / kt * slots / 2, "{n_chunks}");
+                } else {
+                    assert_eq!(kt, gemv_shape(n_chunks).0);
+                }
+            }
         }
     }
 }
