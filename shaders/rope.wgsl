@@ -15,7 +15,9 @@
 // rope_append (the plain forward's fused step): rotates the queries in place as `rope` does,
 // rotates the new keys into their cache rows (past + t) and copies the new values into theirs,
 // in one dispatch instead of two rotations and two copies. Invocations: the query pairs, then
-// the key pairs, then the value elements.
+// the key pairs, then the value elements. The new keys and values are k_new and v_new, or, with
+// kv_in_x, x itself past the queries (k at n_tokens·n_heads·head_dim, then v): the stacked q|k|v
+// projection's output for one token.
 
 override WORKGROUP_SIZE: u32 = 256u;
 
@@ -26,6 +28,7 @@ struct Params {
     position_offset: u32,
     half_split: u32,   // 0: pairs (2i, 2i+1); 1: pairs (i, i + head_dim/2)
     n_kv_heads: u32,   // rope_append only
+    kv_in_x: u32,      // rope_append only: 1 reads the new keys and values from x (see above)
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -102,6 +105,8 @@ fn rope_append(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) gr
         return;
     }
     id -= query_pairs;
+    let k_at = query_pairs * 2u;                           // where the keys start in x
+    let v_at = k_at + params.n_tokens * kv_dim;            // and the values
     // Cache row past + t starts at element (past + t)·kv_dim = position_offset·kv_dim + t·kv_dim.
     let cache_base = params.position_offset * kv_dim;
     if (id < key_pairs) {
@@ -109,13 +114,26 @@ fn rope_append(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) gr
         let head = id / half;
         let ab = pair_at(head, i);
         let t = head / params.n_kv_heads;
-        let r = rotated(k_new[ab.x], k_new[ab.y], pair_sin_cos(i, params.position_offset + t));
+        var ka = 0.0;
+        var kb = 0.0;
+        if (params.kv_in_x != 0u) {
+            ka = x[k_at + ab.x];
+            kb = x[k_at + ab.y];
+        } else {
+            ka = k_new[ab.x];
+            kb = k_new[ab.y];
+        }
+        let r = rotated(ka, kb, pair_sin_cos(i, params.position_offset + t));
         k_cache[cache_base + ab.x] = r.x;
         k_cache[cache_base + ab.y] = r.y;
         return;
     }
     id -= key_pairs;
     if (id < params.n_tokens * kv_dim) {
-        v_cache[cache_base + id] = v_new[id];
+        if (params.kv_in_x != 0u) {
+            v_cache[cache_base + id] = x[v_at + id];
+        } else {
+            v_cache[cache_base + id] = v_new[id];
+        }
     }
 }

@@ -101,3 +101,52 @@ fn rope_checks_shapes() {
     let err = rope::rope(ctx(), &mut enc, &small, 1, 1, 8, 1 << 20, 1e4, RopeLayout::Interleaved).unwrap_err();
     assert!(err.to_string().contains("supported maximum"), "{err}");
 }
+
+/// The fused RoPE + cache append against the CPU rotation: queries rotated in place, keys
+/// rotated into cache rows past.., values copied there, the cache's other rows untouched; the
+/// new keys and values in buffers of their own or after the queries (the stacked projection).
+#[test]
+fn rope_and_append_matches_cpu_and_leaves_other_cache_rows() {
+    use rope::{rope_and_append, NewKeysValues, RopeTable};
+    let mut rng = Rng(24);
+    let base = 10_000.0;
+    for layout in [RopeLayout::Interleaved, RopeLayout::HalfSplit] {
+        for &(n_heads, n_kv_heads, hd) in &[(9usize, 3usize, 64usize), (4, 4, 8), (6, 2, 34)] {
+            for &(n, past) in &[(1usize, 0usize), (1, 37), (5, 11)] {
+                for stacked in [false, true] {
+                    let (q_dim, kv_dim, capacity) = (n_heads * hd, n_kv_heads * hd, 64usize);
+                    let (q, k, v) = (rng.vec(n * q_dim, -4.0, 4.0), rng.vec(n * kv_dim, -4.0, 4.0), rng.vec(n * kv_dim, -4.0, 4.0));
+                    let cache_before = rng.vec(capacity * kv_dim, -1.0, 1.0);
+                    let (k_cache, v_cache) =
+                        (ctx().upload_f32("k cache", &cache_before).unwrap(), ctx().upload_f32("v cache", &cache_before).unwrap());
+                    let table = RopeTable::new(ctx(), hd as u32, base, capacity as u32).unwrap();
+                    let (qb, kb, vb);
+                    let new = if stacked {
+                        qb = ctx().upload_f32("q|k|v", &[q.clone(), k.clone(), v.clone()].concat()).unwrap();
+                        NewKeysValues::AfterQueries
+                    } else {
+                        qb = ctx().upload_f32("q", &q).unwrap();
+                        (kb, vb) = (ctx().upload_f32("k", &k).unwrap(), ctx().upload_f32("v", &v).unwrap());
+                        NewKeysValues::Buffers(&kb, &vb)
+                    };
+                    let mut enc = ctx().encoder();
+                    let heads = (n_heads as u32, n_kv_heads as u32);
+                    rope_and_append(ctx(), &mut enc, &qb, new, (&k_cache, &v_cache), n as u32, heads, past as u32, &table, layout)
+                        .unwrap();
+                    ctx().submit(enc);
+                    let what = format!("{layout:?} heads={n_heads}/{n_kv_heads} hd={hd} n={n} past={past} stacked={stacked}");
+                    let (mut want_q, mut want_k) = (q.clone(), k.clone());
+                    cpu_rope(&mut want_q, n_heads, hd, past, base, layout);
+                    cpu_rope(&mut want_k, n_kv_heads, hd, past, base, layout);
+                    assert_close(&format!("{what}: q"), &read(&qb, q.len()), &want_q, ROPE_ABS, 0.0);
+                    let mut want_k_cache = cache_before.clone();
+                    want_k_cache[past * kv_dim..(past + n) * kv_dim].copy_from_slice(&want_k);
+                    assert_close(&format!("{what}: k cache"), &read(&k_cache, cache_before.len()), &want_k_cache, ROPE_ABS, 0.0);
+                    let mut want_v_cache = cache_before.clone();
+                    want_v_cache[past * kv_dim..(past + n) * kv_dim].copy_from_slice(&v);
+                    assert_eq!(read(&v_cache, cache_before.len()), want_v_cache, "{what}: v cache, copied exactly");
+                }
+            }
+        }
+    }
+}

@@ -16,10 +16,12 @@ use crate::gpu::kernels::attention_split::{attention_split, split_plan};
 use crate::gpu::kernels::attention_summary::{attention_summary, summary_words};
 use crate::gpu::kernels::embedding::embedding;
 use crate::gpu::kernels::intervene::{intervene_after_block, GpuIntervention};
-use crate::gpu::kernels::matmul::{matmul_variant, MatmulOptions, MatmulOutput, MatmulVariant};
+use crate::gpu::kernels::matmul::{
+    matmul_stacked_variant, matmul_variant, MatmulOptions, MatmulOutput, MatmulVariant, StackedOptions, StackedOutput,
+};
 use crate::gpu::kernels::norm::{rms_norm, rms_norm_rows};
 use crate::gpu::kernels::probe::{probe, probe_words, ProbeSummary};
-use crate::gpu::kernels::rope::{rope_and_append, rope_with_table, RopeTable};
+use crate::gpu::kernels::rope::{rope_and_append, rope_with_table, NewKeysValues, RopeTable};
 use crate::gpu::kernels::runtime_quant::{fake_quantize_kv, GpuRuntimeQuant};
 use crate::gpu::kernels::topk::{top_k_into, TopKScratch, MAX_K};
 use crate::gpu::requant::quantize_on_gpu;
@@ -35,12 +37,19 @@ struct GpuBlock {
     q: GpuWeight,
     k: GpuWeight,
     v: GpuWeight,
-    qkv_bias: Option<[wgpu::Buffer; 3]>,
+    qkv_bias: Option<QkvBias>,
     o: GpuWeight,
     ffn_norm: wgpu::Buffer,
     gate: GpuWeight,
     up: GpuWeight,
     down: GpuWeight,
+}
+
+/// Qwen2's q/k/v biases: one buffer each for the projections one at a time, and the three
+/// concatenated for the stacked q|k|v projection of a decode step.
+struct QkvBias {
+    each: [wgpu::Buffer; 3],
+    stacked: wgpu::Buffer,
 }
 
 pub struct GpuModel {
@@ -336,11 +345,13 @@ impl GpuModel {
         for l in 0..c.n_layers {
             let name = |s: &str| format!("blk.{l}.{s}");
             let qkv_bias = if c.qkv_bias {
-                Some([
-                    vector(model.tensor(&name("attn_q.bias"))?)?,
-                    vector(model.tensor(&name("attn_k.bias"))?)?,
-                    vector(model.tensor(&name("attn_v.bias"))?)?,
-                ])
+                let [q, k, v] = ["attn_q.bias", "attn_k.bias", "attn_v.bias"].map(|s| name(s));
+                let (q, k, v) = (model.tensor(&q)?, model.tensor(&k)?, model.tensor(&v)?);
+                let mut stacked = model.weights.dequantize(q)?;
+                stacked.extend(model.weights.dequantize(k)?);
+                stacked.extend(model.weights.dequantize(v)?);
+                let stacked = ctx.upload_f32(&name("attn_qkv.bias"), &stacked)?;
+                Some(QkvBias { each: [vector(q)?, vector(k)?, vector(v)?], stacked })
             } else {
                 None
             };
@@ -541,7 +552,8 @@ impl GpuModel {
         ctx.queue.write_buffer(&ids, 0, bytemuck::cast_slice(tokens));
         let x = ws.scratch(ctx, "residual", f32s(n * d))?;
         let xn = ws.scratch(ctx, "normed", f32s(n * d))?;
-        let q = ws.scratch(ctx, "q", f32s(n * q_dim))?;
+        // Room for k and v after q: the stacked projection's output.
+        let q = ws.scratch(ctx, "q", f32s(n * (q_dim + 2 * kv_dim)))?;
         let k = ws.scratch(ctx, "k", f32s(n * kv_dim))?;
         let v = ws.scratch(ctx, "v", f32s(n * kv_dim))?;
         let attended = ws.scratch(ctx, "attended", f32s(n * q_dim))?;
@@ -575,6 +587,9 @@ impl GpuModel {
         let observed = capture.probes || capture.tensor.is_some();
         let norm_in_projections = !observed && !runtime.is_some_and(|r| r.changes_linear_inputs());
         let rope_into_cache = !observed && !runtime.is_some_and(|r| r.changes_keys());
+        // A decode step whose new keys and values go straight to the cache projects q, k and v
+        // in one dispatch, into one buffer (q, then k, then v).
+        let stacked_qkv = n == 1 && rope_into_cache;
         // The linear inputs are quantized in place after their probes (which show the activations
         // as the model computes them; the CPU hook changes only what the matmuls read).
         let quantize_input = |enc: &mut Recorder,
@@ -640,7 +655,7 @@ impl GpuModel {
         probes.take(ctx, &mut enc, &x, n, d, 0, ProbePoint::Embeddings)?;
         for (l, b) in self.blocks.iter().enumerate() {
             let (q_bias, k_bias, v_bias) = match &b.qkv_bias {
-                Some([qb, kb, vb]) => (Some(qb), Some(kb), Some(vb)),
+                Some(QkvBias { each: [qb, kb, vb], .. }) => (Some(qb), Some(kb), Some(vb)),
                 None => (None, None, None),
             };
             let (qkv_input, qkv_norm) = if norm_in_projections {
@@ -651,15 +666,24 @@ impl GpuModel {
                 quantize_input(&mut enc, l, LinearInput::AttnQkv, &xn, d)?;
                 (&xn, None)
             };
-            for (w, out, bias) in [(&b.q, &q, q_bias), (&b.k, &k, k_bias), (&b.v, &v, v_bias)] {
-                let options = MatmulOptions { rms_norm: qkv_norm, bias, output: MatmulOutput::Store };
-                mm(&mut enc, self.pick(as_loaded, w), qkv_input, out, n, &options)?;
+            let (wq, wk, wv) = (self.pick(as_loaded, &b.q), self.pick(as_loaded, &b.k), self.pick(as_loaded, &b.v));
+            if stacked_qkv {
+                // One dispatch for the three projections, into q|k|v of the q buffer.
+                let bias = b.qkv_bias.as_ref().map(|b| &b.stacked);
+                let options = StackedOptions { rms_norm: qkv_norm, bias, output: StackedOutput::Concatenate };
+                matmul_stacked_variant(ctx, &mut enc, &[wq, wk, wv], qkv_input, &q, &options, variant)?;
+            } else {
+                for (w, out, bias) in [(wq, &q, q_bias), (wk, &k, k_bias), (wv, &v, v_bias)] {
+                    let options = MatmulOptions { rms_norm: qkv_norm, bias, output: MatmulOutput::Store };
+                    mm(&mut enc, w, qkv_input, out, n, &options)?;
+                }
             }
             let (k_cache, v_cache) = (&cache.keys[l], &cache.values[l]);
             let (n_heads, n_kv_heads) = (c.n_heads as u32, c.n_kv_heads as u32);
             if rope_into_cache {
                 let heads = (n_heads, n_kv_heads);
-                rope_and_append(ctx, &mut enc, (&q, &k, &v), (k_cache, v_cache), n, heads, past, rope_table, c.rope_layout)?;
+                let new = if stacked_qkv { NewKeysValues::AfterQueries } else { NewKeysValues::Buffers(&k, &v) };
+                rope_and_append(ctx, &mut enc, &q, new, (k_cache, v_cache), n, heads, past, rope_table, c.rope_layout)?;
             } else {
                 rope_with_table(ctx, &mut enc, &q, n, n_heads, past, rope_table, c.rope_layout)?;
                 rope_with_table(ctx, &mut enc, &k, n, n_kv_heads, past, rope_table, c.rope_layout)?;
@@ -710,11 +734,19 @@ impl GpuModel {
                 quantize_input(&mut enc, l, LinearInput::MlpGateUp, &xn, d)?;
                 (&xn, None)
             };
-            let gate_options = MatmulOptions { rms_norm: mlp_norm, ..Default::default() };
-            mm(&mut enc, self.pick(as_loaded, &b.gate), mlp_input, &gate, n, &gate_options)?;
-            // up's epilogue multiplies by silu(gate): `up` then holds the down projection's input.
-            let up_options = MatmulOptions { rms_norm: mlp_norm, bias: None, output: MatmulOutput::SwiGlu(&gate) };
-            mm(&mut enc, self.pick(as_loaded, &b.up), mlp_input, &up, n, &up_options)?;
+            let (w_gate, w_up) = (self.pick(as_loaded, &b.gate), self.pick(as_loaded, &b.up));
+            if n == 1 {
+                // One dispatch: each thread's gate and up rows against the same x, silu(gate)·up.
+                let options = StackedOptions { rms_norm: mlp_norm, bias: None, output: StackedOutput::SwiGluPair };
+                matmul_stacked_variant(ctx, &mut enc, &[w_gate, w_up], mlp_input, &up, &options, variant)?;
+            } else {
+                let gate_options = MatmulOptions { rms_norm: mlp_norm, ..Default::default() };
+                mm(&mut enc, w_gate, mlp_input, &gate, n, &gate_options)?;
+                // up's epilogue multiplies by silu(gate).
+                let up_options = MatmulOptions { rms_norm: mlp_norm, bias: None, output: MatmulOutput::SwiGlu(&gate) };
+                mm(&mut enc, w_up, mlp_input, &up, n, &up_options)?;
+            }
+            // `up` holds the down projection's input.
             probes.take(ctx, &mut enc, &up, n, ff, l, ProbePoint::DownInput)?;
             quantize_input(&mut enc, l, LinearInput::MlpDown, &up, ff)?;
             mm(&mut enc, self.pick(as_loaded, &b.down), &up, &x, n, &residual_add)?;

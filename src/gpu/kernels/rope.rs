@@ -49,6 +49,7 @@ struct RopeParams {
     position_offset: u32,
     half_split: u32,
     n_kv_heads: u32,
+    kv_in_x: u32,
 }
 
 /// The frequency table of one RoPE (head_dim, base), exact for positions below `limit`: made
@@ -149,19 +150,32 @@ pub fn rope_with_table(
         position_offset,
         half_split: matches!(layout, RopeLayout::HalfSplit) as u32,
         n_kv_heads: 0,
+        kv_in_x: 0,
     };
     ctx.dispatch(enc, &pipeline, &params, &[x, &table.turns], (invocations as u32).div_ceil(WORKGROUP_SIZE));
     Ok(())
 }
 
+/// Where [`rope_and_append`] finds the new keys and values.
+#[derive(Debug, Clone, Copy)]
+pub enum NewKeysValues<'a> {
+    /// Buffers of their own, `[n_tokens × n_kv_heads·head_dim]` each.
+    Buffers(&'a wgpu::Buffer, &'a wgpu::Buffer),
+    /// In the queries' buffer after the queries: keys from element `n_tokens·n_heads·head_dim`,
+    /// then values (the stacked q|k|v projection of one token).
+    AfterQueries,
+}
+
 /// The plain forward's fused RoPE and KV-cache append: rotates the queries `q`
-/// (`[n_tokens × n_heads·head_dim]`) in place, writes the rotated keys `k` and the values `v`
-/// (`[n_tokens × n_kv_heads·head_dim]`, unchanged) into cache rows `past..past + n_tokens`.
+/// (`[n_tokens × n_heads·head_dim]`) in place, writes the rotated keys and the values
+/// (`[n_tokens × n_kv_heads·head_dim]`, unchanged) from `new` into cache rows
+/// `past..past + n_tokens`.
 #[allow(clippy::too_many_arguments)]
 pub fn rope_and_append(
     ctx: &GpuContext,
     enc: &mut Recorder,
-    (q, k, v): (&wgpu::Buffer, &wgpu::Buffer, &wgpu::Buffer),
+    q: &wgpu::Buffer,
+    new: NewKeysValues,
     (k_cache, v_cache): (&wgpu::Buffer, &wgpu::Buffer),
     n_tokens: u32,
     (n_heads, n_kv_heads): (u32, u32),
@@ -175,14 +189,26 @@ pub fn rope_and_append(
     table.check(n_tokens, past)?;
     let head_dim = table.head_dim as u64;
     let (n, kv_dim) = (n_tokens as u64, n_kv_heads as u64 * head_dim);
+    let q_len = n * n_heads as u64 * head_dim;
     let invocations = n * (n_heads as u64 + n_kv_heads as u64) * head_dim / 2 + n * kv_dim;
-    if invocations > u32::MAX as u64 || (past as u64 + n) * kv_dim > u32::MAX as u64 {
+    if invocations > u32::MAX as u64 || (past as u64 + n) * kv_dim > u32::MAX as u64 || q_len + 2 * n * kv_dim > u32::MAX as u64 {
         let message = format!("{n_tokens} tokens after {past} overflow 32-bit indices");
         return Err(GpuError::Shape { kernel: KERNEL, message });
     }
-    require_len(KERNEL, "q", q, n * n_heads as u64 * head_dim)?;
-    require_len(KERNEL, "k", k, n * kv_dim)?;
-    require_len(KERNEL, "v", v, n * kv_dim)?;
+    let (k, v, kv_in_x) = match new {
+        NewKeysValues::Buffers(k, v) => {
+            require_len(KERNEL, "q", q, q_len)?;
+            require_len(KERNEL, "k", k, n * kv_dim)?;
+            require_len(KERNEL, "v", v, n * kv_dim)?;
+            (k, v, 0)
+        }
+        NewKeysValues::AfterQueries => {
+            require_len(KERNEL, "q|k|v", q, q_len + 2 * n * kv_dim)?;
+            // Unread, but the layout binds them; read-only, so one stand-in serves both.
+            let stand_in = ctx.stand_in()?;
+            (stand_in, stand_in, 1)
+        }
+    };
     require_len(KERNEL, "k cache", k_cache, (past as u64 + n) * kv_dim)?;
     require_len(KERNEL, "v cache", v_cache, (past as u64 + n) * kv_dim)?;
     let pipeline = ctx.pipeline(&source(), "rope_append", &[("WORKGROUP_SIZE", WORKGROUP_SIZE as f64)])?;
@@ -193,6 +219,7 @@ pub fn rope_and_append(
         position_offset: past,
         half_split: matches!(layout, RopeLayout::HalfSplit) as u32,
         n_kv_heads,
+        kv_in_x,
     };
     let buffers = [q, &table.turns, k, v, k_cache, v_cache];
     ctx.dispatch(enc, &pipeline, &params, &buffers, (invocations as u32).div_ceil(WORKGROUP_SIZE));
