@@ -1,5 +1,6 @@
 //! A tiny synthetic llama written as GGUF in the test: the loader's checks (missing tensors,
-//! shapes, unsupported types, non-finite weights) and the RoPE layout equivalence, without Python.
+//! shapes, unsupported types, non-finite weights), the RoPE layout equivalence, and Qwen2's q/k/v
+//! biases through the GPU forward, without Python.
 // Native only (files, processes, blocking GPU calls); the browser suite is tests/web.rs.
 #![cfg(not(target_arch = "wasm32"))]
 
@@ -183,4 +184,39 @@ fn unsupported_architecture_and_bad_prompts_are_clear_errors() {
         forward(&model, &[0; 65], ForwardOptions::default()).err(),
         Some(ModelError::PromptTooLong { tokens: 65, context: 64 })
     );
+}
+
+/// Qwen2's q/k/v biases on the GPU: in the projections' epilogue one at a time (prefill) and
+/// concatenated for the stacked q|k|v projection (decode steps), against the CPU reference.
+#[test]
+fn qwen2_biases_on_the_gpu_prefill_and_stacked_decode_match_the_cpu() {
+    use quantscope::gpu::forward::{Capture, GpuModel};
+    let mut t = tensors(false);
+    let mut noise = Noise(0x9E37_79B9);
+    for l in 0..LAYERS {
+        let kv = HEAD_DIM * KV_HEADS;
+        t.push(f32_tensor(&format!("blk.{l}.attn_q.bias"), &[D], &noise.values(D)));
+        t.push(f32_tensor(&format!("blk.{l}.attn_k.bias"), &[kv], &noise.values(kv)));
+        t.push(f32_tensor(&format!("blk.{l}.attn_v.bias"), &[kv], &noise.values(kv)));
+    }
+    let model = load("qwen2", &t).unwrap();
+    assert!(model.config.qkv_bias);
+    let Ok(ctx) = quantscope::gpu::GpuContext::new_blocking() else { panic!("no wgpu adapter (lavapipe is installed by scripts/setup)") };
+    let gpu = GpuModel::upload(&ctx, &model, &mut |_| {}).unwrap();
+    let tokens = [3u32, 1, 4, 1, 5, 9, 2, 6];
+    let mut cache = gpu.new_cache(&ctx, 16).unwrap();
+    let mut logits = pollster::block_on(gpu.step(&ctx, &mut cache, &tokens[..4], &Capture::default())).unwrap().logits;
+    for upto in 4..=tokens.len() {
+        let cpu = forward(&model, &tokens[..upto], ForwardOptions::default()).unwrap().logits;
+        let err = logits.iter().zip(&cpu).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(err < 1e-4, "after {upto} tokens: max |Δlogit| = {err}");
+        if upto < tokens.len() {
+            logits = pollster::block_on(gpu.step(&ctx, &mut cache, &tokens[upto..upto + 1], &Capture::default())).unwrap().logits;
+        }
+    }
+    // The biases matter: without them the logits differ.
+    let plain = load("qwen2", &tensors(false)).unwrap();
+    let unbiased = forward(&plain, &tokens, ForwardOptions::default()).unwrap().logits;
+    let moved = logits.iter().zip(&unbiased).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(moved > 1e-3, "biases changed nothing ({moved})");
 }
