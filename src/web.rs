@@ -183,6 +183,11 @@ struct DeviceInfo<'a> {
     forward: Option<&'a ForwardChoice>,
 }
 
+/// A first GPU run more than this many times as long as the CPU's decides for the CPU without a
+/// second: the GPU could only win if compiling the pipelines took over 90% of its first run.
+/// Each software-adapter run costs seconds (a minute on a loaded 2-core machine).
+const CLEAR_MARGIN: f64 = 10.0;
+
 /// The prompt [`Playground::choose_forward`] times both backends on: short and fixed, so that the
 /// times compare across loads (the page's default prompt, 5 tokens with SmolLM2's tokenizer).
 const MEASURE_PROMPT: &str = "The capital of France is";
@@ -195,35 +200,31 @@ const MEASURE_PROMPT: &str = "The capital of France is";
 #[derive(Debug, Clone, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ForwardChoice {
-    /// "cpu" or "webgpu": predictions and evaluation windows (a forward over a whole prompt).
+    /// "cpu" or "webgpu".
     backend: &'static str,
-    /// "cpu" or "webgpu": generation, decided on the decode steps (the CPU reference has no KV
-    /// cache: each step runs the whole sequence again, so it is measured apart).
-    generate: &'static str,
     /// Why, in words.
     reason: String,
     /// The times behind the choice; null when nothing was measured.
     measured: Option<ForwardTimes>,
 }
 
-/// One forward of [`MEASURE_PROMPT`] then one decode step, on each backend, in milliseconds.
+/// One forward of [`MEASURE_PROMPT`] on each backend, in milliseconds.
 #[derive(Debug, Clone, Copy, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ForwardTimes {
     prompt_tokens: usize,
-    /// The CPU reference's second run (the first lets the browser tier up the wasm).
+    /// The CPU reference's second run (the first lets the browser compile the wasm's hot code).
     cpu_ms: f64,
-    cpu_decode_ms: f64,
-    /// WebGPU's second run (after the first, which compiled the pipelines).
-    gpu_ms: f64,
-    gpu_decode_ms: f64,
-    /// WebGPU's first run, prompt and decode step, pipeline compilation included.
+    /// WebGPU's first run, pipeline compilation included.
     gpu_first_ms: f64,
+    /// WebGPU's second run; null when the first run decided it (not run then): it beat the CPU, or
+    /// took more than [`CLEAR_MARGIN`] times as long.
+    gpu_ms: Option<f64>,
 }
 
 impl ForwardChoice {
     fn fixed(backend: &'static str, reason: impl Into<String>) -> Self {
-        ForwardChoice { backend, generate: backend, reason: reason.into(), measured: None }
+        ForwardChoice { backend, reason: reason.into(), measured: None }
     }
 }
 
@@ -285,10 +286,10 @@ enum Session<'a> {
 impl<'a> Session<'a> {
     /// `as_loaded` runs the reference (the weights as loaded, no intervention) instead of the
     /// model under study; the CPU backend only ever has the weights as loaded, and takes the runs
-    /// [`Playground::runs_on_cpu`] gives it. `generating`: the session decodes token by token.
-    fn new(playground: &'a Playground, capacity: usize, as_loaded: bool, generating: bool) -> Result<Self, ModelError> {
+    /// [`Playground::runs_on_cpu`] gives it.
+    fn new(playground: &'a Playground, capacity: usize, as_loaded: bool) -> Result<Self, ModelError> {
         Ok(match &playground.gpu {
-            Some(gpu) if !playground.runs_on_cpu(as_loaded, generating) => {
+            Some(gpu) if !playground.runs_on_cpu(as_loaded) => {
                 let capacity = u32::try_from(capacity).unwrap_or(u32::MAX);
                 Session::Gpu {
                     gpu,
@@ -462,26 +463,28 @@ impl Playground {
 
     /// Whether a run goes to the CPU reference: always without a GPU; with one, when
     /// `chooseForward` picked the CPU and the CPU computes the run exactly (the reference, or a
-    /// model under study that is the model as loaded). `generating`: token by token.
-    fn runs_on_cpu(&self, as_loaded: bool, generating: bool) -> bool {
+    /// model under study that is the model as loaded). Generation follows the same choice: the
+    /// CPU reference has no KV cache and recomputes the whole sequence each token, which on a
+    /// software adapter still beats a WebGPU decode step by far (README).
+    fn runs_on_cpu(&self, as_loaded: bool) -> bool {
         if self.gpu.is_none() {
             return true;
         }
-        let chosen = self.forward.as_ref().map_or("webgpu", |f| if generating { f.generate } else { f.backend });
-        chosen == "cpu" && (as_loaded || self.studies_as_loaded())
+        self.forward.as_ref().is_some_and(|f| f.backend == "cpu") && (as_loaded || self.studies_as_loaded())
     }
 
     /// The last position's logits of `tokens` (the reference with `as_loaded`, else the model
     /// under study, its CPU method aside), and the backend that computed them.
     async fn last_logits(&self, tokens: &[u32], as_loaded: bool) -> Result<(Vec<f32>, &'static str), JsError> {
-        let mut session = Session::new(self, tokens.len(), as_loaded, false).map_err(js_error)?;
+        let mut session = Session::new(self, tokens.len(), as_loaded).map_err(js_error)?;
         let logits = session.advance(tokens).await.map_err(js_error)?;
         Ok((logits, session.backend()))
     }
 
-    /// Times [`MEASURE_PROMPT`] (a forward, then one decode step) on the CPU reference and on the
-    /// GPU, each twice, and picks the faster of the second runs: the first CPU run lets the
-    /// browser compile the wasm's hot code, the first GPU run compiles the pipelines.
+    /// Times [`MEASURE_PROMPT`] on the CPU reference (twice: the first run lets the browser
+    /// compile the wasm's hot code) and on the GPU (the first run compiles the pipelines; a second
+    /// one only when the first does not decide: slower than the CPU, by less than
+    /// [`CLEAR_MARGIN`]), and picks the faster.
     async fn measure_forward(&self, gpu: &Gpu, throttle: &mut ProgressThrottle<'_>) -> ForwardChoice {
         const STEPS: u64 = 4;
         let report = |throttle: &mut ProgressThrottle<'_>, done| {
@@ -491,26 +494,19 @@ impl Playground {
             Ok(t) => t,
             Err(e) => return ForwardChoice::fixed("webgpu", format!("not measured: {e}")),
         };
-        let next = [tokens[tokens.len() - 1]];
-        let time_cpu = || -> Result<(f64, f64), ModelError> {
-            let mut cpu = CpuBackend::new(&self.model);
+        let time_cpu = || -> Result<f64, ModelError> {
             let t0 = now_ms();
-            cpu.advance(&tokens)?;
-            let t1 = now_ms();
-            cpu.advance(&next)?;
-            Ok((t1 - t0, now_ms() - t1))
+            CpuBackend::new(&self.model).advance(&tokens)?;
+            Ok(now_ms() - t0)
         };
-        let time_gpu = async || -> Result<(f64, f64), ModelError> {
-            let mut cache = gpu.model.new_cache(&gpu.ctx, tokens.len() as u32 + 1)?;
-            let capture = self.capture(true);
+        let time_gpu = async || -> Result<f64, ModelError> {
+            let mut cache = gpu.model.new_cache(&gpu.ctx, tokens.len() as u32)?;
             let t0 = now_ms();
-            gpu.model.step(&gpu.ctx, &mut cache, &tokens, &capture).await?;
-            let t1 = now_ms();
-            gpu.model.step(&gpu.ctx, &mut cache, &next, &capture).await?;
-            Ok((t1 - t0, now_ms() - t1))
+            gpu.model.step(&gpu.ctx, &mut cache, &tokens, &self.capture(true)).await?;
+            Ok(now_ms() - t0)
         };
         report(throttle, 0);
-        let cpu = match time_cpu().and_then(|_| {
+        let cpu_ms = match time_cpu().and_then(|_| {
             report(throttle, 1);
             time_cpu()
         }) {
@@ -518,45 +514,49 @@ impl Playground {
             Err(e) => return ForwardChoice::fixed("webgpu", format!("the CPU reference failed while measuring: {e}")),
         };
         report(throttle, 2);
-        let gpu_first = time_gpu().await;
-        report(throttle, 3);
-        let gpu_times = match gpu_first {
-            Ok(first) => time_gpu().await.map(|warm| (first, warm)),
-            Err(e) => Err(e),
-        };
-        report(throttle, STEPS);
-        let ((first_prompt, first_decode), (gpu_ms, gpu_decode_ms)) = match gpu_times {
+        let gpu_first_ms = match time_gpu().await {
             Ok(t) => t,
             Err(e) => return ForwardChoice::fixed("cpu", format!("WebGPU failed while measuring: {e}")),
         };
-        let times = ForwardTimes {
-            prompt_tokens: tokens.len(),
-            cpu_ms: cpu.0,
-            cpu_decode_ms: cpu.1,
-            gpu_ms,
-            gpu_decode_ms,
-            gpu_first_ms: first_prompt + first_decode,
+        report(throttle, 3);
+        let decided = gpu_first_ms <= cpu_ms || gpu_first_ms > CLEAR_MARGIN * cpu_ms;
+        let gpu_ms = if decided {
+            None
+        } else {
+            match time_gpu().await {
+                Ok(t) => Some(t),
+                Err(e) => return ForwardChoice::fixed("cpu", format!("WebGPU failed while measuring: {e}")),
+            }
         };
-        let pick = |cpu: f64, gpu: f64| if cpu <= gpu { "cpu" } else { "webgpu" };
-        let backend = pick(times.cpu_ms, times.gpu_ms);
-        let generate = pick(times.cpu_decode_ms, times.gpu_decode_ms);
+        report(throttle, STEPS);
+        let times = ForwardTimes { prompt_tokens: tokens.len(), cpu_ms, gpu_first_ms, gpu_ms };
         let adapter = if gpu.ctx.summary.is_software() { "this software WebGPU adapter" } else { "WebGPU" };
-        let faster = |b: &str| if b == "cpu" { "the CPU reference" } else { adapter };
-        let reason = format!(
-            "measured at load on a {n}-token prompt: the CPU reference took {cpu:.0} ms, {adapter} {gpu:.0} ms \
-             (its first run, {first:.0} ms, also compiled the pipelines), so {which} computes the model as \
-             loaded; a decode step took {cd:.0} ms on the CPU (which recomputes the whole sequence) and \
-             {gd:.0} ms on WebGPU, so {gen} generates it",
-            n = times.prompt_tokens,
-            cpu = times.cpu_ms,
-            gpu = times.gpu_ms,
-            first = times.gpu_first_ms,
-            which = faster(backend),
-            cd = times.cpu_decode_ms,
-            gd = times.gpu_decode_ms,
-            gen = faster(generate),
-        );
-        ForwardChoice { backend, generate, reason, measured: Some(times) }
+        let n = tokens.len();
+        let (backend, reason) = match gpu_ms {
+            None if gpu_first_ms <= cpu_ms => (
+                "webgpu",
+                format!(
+                    "measured at load on a {n}-token prompt: {adapter} took {gpu_first_ms:.0} ms even in its first run \
+                     (which compiles the pipelines), the CPU reference {cpu_ms:.0} ms"
+                ),
+            ),
+            None => (
+                "cpu",
+                format!(
+                    "measured at load on a {n}-token prompt: the CPU reference took {cpu_ms:.0} ms, {adapter} \
+                     {gpu_first_ms:.0} ms in its first run, which compiles the pipelines; over {CLEAR_MARGIN:.0} times \
+                     as long, more than compiling can explain, so it was not run again"
+                ),
+            ),
+            Some(gpu_ms) => (
+                if cpu_ms <= gpu_ms { "cpu" } else { "webgpu" },
+                format!(
+                    "measured at load on a {n}-token prompt: the CPU reference took {cpu_ms:.0} ms, {adapter} \
+                     {gpu_ms:.0} ms (its first run, {gpu_first_ms:.0} ms, also compiled the pipelines)"
+                ),
+            ),
+        };
+        ForwardChoice { backend, reason, measured: Some(times) }
     }
 }
 
@@ -608,15 +608,16 @@ impl Playground {
     /// run-time quantizers and probes stay on the GPU. `policy`:
     ///
     /// - `"auto"`: on a software adapter (SwiftShader, lavapipe: the GPU kernels run on the CPU)
-    ///   time a short fixed prompt on both and take the faster (seconds on such an adapter; stage
-    ///   "measure" of `progress(stage, done, total)`); on a hardware adapter, WebGPU unmeasured;
+    ///   time a short fixed prompt on both and take the faster (a few GPU forwards, pipeline
+    ///   compilation included: seconds on such an adapter; stage "measure" of `progress(stage,
+    ///   done, total)`); on a hardware adapter, WebGPU unmeasured;
     /// - `"measure"`: measure whatever the adapter (the page passes it when the browser names the
     ///   adapter a software one and wgpu's summary does not);
     /// - `"webgpu"`: WebGPU unmeasured (the page's `backend=webgpu`).
     ///
     /// Without a GPU everything runs on the CPU whatever the policy. Resolves to `{backend:
-    /// "cpu"|"webgpu", generate: "cpu"|"webgpu", reason, measured: null | {promptTokens, cpuMs,
-    /// cpuDecodeMs, gpuMs, gpuDecodeMs, gpuFirstMs}}`; rejects an unknown policy (nothing changed).
+    /// "cpu"|"webgpu", reason, measured: null | {promptTokens, cpuMs, gpuFirstMs, gpuMs: number |
+    /// null}}`; rejects an unknown policy (nothing changed).
     #[wasm_bindgen(js_name = chooseForward)]
     pub async fn choose_forward(&mut self, policy: String, progress: js_sys::Function) -> Result<JsValue, JsError> {
         let mut throttle = ProgressThrottle::new(&progress);
@@ -923,7 +924,7 @@ impl Playground {
         for (i, w) in windows.iter().enumerate() {
             throttle.report(Progress { stage: "evaluate", done: i as u64, total: windows.len() as u64 });
             let run = async |as_loaded: bool| -> Result<(Vec<f32>, Vec<Vec<f32>>), ModelError> {
-                if self.runs_on_cpu(as_loaded, false) {
+                if self.runs_on_cpu(as_loaded) {
                     let out = crate::model::reference::forward(&self.model, w, cpu_options)?;
                     return Ok((out.logits, out.hidden_states));
                 }
@@ -1033,7 +1034,7 @@ impl Playground {
         let context = self.model.config.context_length;
         let max_tokens = max_tokens.min(context.saturating_sub(prompt_tokens.len()));
         let mut session =
-            Session::new(self, prompt_tokens.len() + max_tokens, as_loaded.unwrap_or(false), true).map_err(js_error)?;
+            Session::new(self, prompt_tokens.len() + max_tokens, as_loaded.unwrap_or(false)).map_err(js_error)?;
         let mut sampler = Sampler::new(SamplingParams { temperature, top_p, seed: seed as u64 });
 
         let mut logits = session.advance(&prompt_tokens).await.map_err(js_error)?;

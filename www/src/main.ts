@@ -288,7 +288,6 @@ function renderDevice(d: DeviceInfo): void {
   const forward = $('device-forward');
   const f = d.backend === 'webgpu' ? d.forward : null;
   forward.dataset.backend = f?.backend ?? '';
-  forward.dataset.generate = f?.generate ?? '';
   forward.dataset.measured = String(Boolean(f?.measured));
   forward.textContent = f ? forwardSummary(f, gpuLabel(d)) : '';
   forward.hidden = !f;

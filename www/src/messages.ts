@@ -79,11 +79,10 @@ export interface ForwardTimes {
   promptTokens: number;
   /** The CPU reference's second run (the first lets the browser compile the wasm's hot code). */
   cpuMs: number;
-  cpuDecodeMs: number;
-  /** WebGPU's second run (the first compiled the pipelines). */
-  gpuMs: number;
-  gpuDecodeMs: number;
+  /** WebGPU's first run, pipeline compilation included. */
   gpuFirstMs: number;
+  /** WebGPU's second run; null when the first decided (it beat the CPU, or took over 10 times as long). */
+  gpuMs: number | null;
 }
 
 /**
@@ -92,10 +91,8 @@ export interface ForwardTimes {
  * nothing changes it), and why: `chooseForward` of src/web.rs.
  */
 export interface ForwardChoice {
-  /** Predictions and evaluation. */
+  /** Predictions, evaluation and generation of the model as loaded. */
   backend: Backend;
-  /** Generation (decided on decode steps: the CPU reference has no KV cache). */
-  generate: Backend;
   reason: string;
   measured: ForwardTimes | null;
 }
