@@ -63,6 +63,10 @@ test('the device panel gives the measured times, or the reason', () => {
   const slow: ForwardChoice = { backend: 'cpu', reason: '…', measured: { promptTokens: 5, cpuMs: 400, gpuMs: null, gpuFirstMs: 60000 } };
   assert.match(forwardSummary(slow, GPU), /CPU reference 400 ms, WebGPU 60\.00 s \(its first run, compiling the pipelines; too slow for compiling to explain, so not run again\)\./);
   assert.equal(measuredWords(slow), 'CPU 400 ms against WebGPU 60.00 s on a 5-token prompt');
+  // serde's None arrives as undefined, not null.
+  const { gpuMs: _, ...withoutGpuMs } = slow.measured!;
+  const undef: ForwardChoice = { ...slow, measured: withoutGpuMs };
+  assert.equal(forwardSummary(undef, GPU), forwardSummary(slow, GPU));
   assert.equal(forwardSummary(hardware, 'WebGPU (NVIDIA H100)'), 'The model as loaded runs on WebGPU (NVIDIA H100): a hardware adapter: WebGPU, not measured.');
   assert.equal(measuredWords(hardware), null);
   assert.equal(measuredWords(null), null);

@@ -78,7 +78,8 @@ export function forwardSummary(forward: ForwardChoice, gpuLabel: string): string
   const where = `The model as loaded runs on ${backendName(forward.backend, gpuLabel)}`;
   const m = forward.measured;
   if (!m) return `${where}: ${forward.reason}.`;
-  const gpu = m.gpuMs === null
+  // serde's None arrives as undefined.
+  const gpu = m.gpuMs == null
     ? `WebGPU ${formatMs(m.gpuFirstMs)} (its first run, compiling the pipelines; ${m.gpuFirstMs <= m.cpuMs ? 'faster even so' : 'too slow for compiling to explain, so not run again'})`
     : `WebGPU ${formatMs(m.gpuMs)} (its first run, ${formatMs(m.gpuFirstMs)}, also compiled the pipelines)`;
   return `${where}, the faster here, measured at load on a ${m.promptTokens}-token prompt: CPU reference ${formatMs(m.cpuMs)}, ${gpu}. ` +

@@ -82,7 +82,7 @@ export interface ForwardTimes {
   /** WebGPU's first run, pipeline compilation included. */
   gpuFirstMs: number;
   /** WebGPU's second run; null when the first decided (it beat the CPU, or took over 10 times as long). */
-  gpuMs: number | null;
+  gpuMs?: number | null;
 }
 
 /**

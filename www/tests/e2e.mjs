@@ -216,6 +216,7 @@ test('default model: loads, predicts " Paris" as loaded and quantized, generates
   assert.equal(await forward.getAttribute('data-measured'), 'true', 'a software adapter is measured');
   assert.equal(await forward.getAttribute('data-backend'), 'cpu', `the CPU wins on SwiftShader: ${forwardText}`);
   assert.match(forwardText, /measured at load on a \d+-token prompt: CPU reference [\d.]+ m?s, WebGPU [\d.]+ m?s \(its first run/);
+  assert.doesNotMatch(forwardText, /NaN|undefined/);
   assert.match(await page.getByTestId('device-timings').innerText(), /timing CPU against WebGPU [\d.]+ m?s/);
   const predictedOn = page.getByTestId('predict-backend');
   assert.equal(await predictedOn.getAttribute('data-backend'), 'cpu');
