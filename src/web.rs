@@ -11,7 +11,9 @@
 //!   `Playground` that JS already holds untouched, so the page keeps its previous model.
 //! - The GPU is optional. `load` parses on the CPU, then acquires WebGPU and uploads the weights;
 //!   when there is no adapter (or the upload fails) the model still loads and every call runs on
-//!   the CPU reference, and [`Playground::device_info`] says why.
+//!   the CPU reference, and [`Playground::device_info`] says why. On a software adapter
+//!   [`Playground::choose_forward`] may send the runs the CPU reference computes exactly (the
+//!   weights as loaded) to the CPU, when it measured the CPU faster.
 //! - Async methods take `&self` and keep no state between calls (each call makes its own KV
 //!   cache), so JS must only keep the object alive until their promises settle.
 //! - A panic is a bug, not an input error. It aborts the wasm instance (wasm32 has no unwinding),
@@ -168,7 +170,8 @@ struct LoadTimings {
 #[derive(serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 struct DeviceInfo<'a> {
-    /// "webgpu" or "cpu": where predictions and generation run.
+    /// "webgpu" or "cpu": whether the model is on the GPU (and the GPU-only features with it);
+    /// `forward` says where the runs the CPU reference computes exactly go.
     backend: &'static str,
     adapter: Option<&'a AdapterSummary>,
     /// Why the GPU is not used (only when `backend` is "cpu").
@@ -176,6 +179,53 @@ struct DeviceInfo<'a> {
     /// Bytes of weights on the GPU.
     gpu_bytes: u64,
     timings: LoadTimings,
+    /// Where the runs the CPU reference computes exactly go (`chooseForward`); null before it.
+    forward: Option<&'a ForwardChoice>,
+}
+
+/// A first GPU run more than this many times as long as the CPU's decides for the CPU without a
+/// second: the GPU could only win if compiling the pipelines took over 90% of its first run.
+/// Each software-adapter run costs seconds (a minute on a loaded 2-core machine).
+const CLEAR_MARGIN: f64 = 10.0;
+
+/// The prompt [`Playground::choose_forward`] times both backends on: short and fixed, so that the
+/// times compare across loads (the page's default prompt, 5 tokens with SmolLM2's tokenizer).
+const MEASURE_PROMPT: &str = "The capital of France is";
+
+/// Where the runs that the CPU reference computes exactly go (the weights as loaded, no
+/// intervention, no run-time quantization: the reference side of `predictBoth` and `evaluate`,
+/// the reference continuation, and the model under study while it is the model as loaded), and
+/// why. Everything else (re-quantized weights, interventions, run-time quantizers, probes) stays
+/// on the GPU, where it lives. What `chooseForward` returns and `deviceInfo().forward` holds.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ForwardChoice {
+    /// "cpu" or "webgpu".
+    backend: &'static str,
+    /// Why, in words.
+    reason: String,
+    /// The times behind the choice; null when nothing was measured.
+    measured: Option<ForwardTimes>,
+}
+
+/// One forward of [`MEASURE_PROMPT`] on each backend, in milliseconds.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ForwardTimes {
+    prompt_tokens: usize,
+    /// The CPU reference's second run (the first lets the browser compile the wasm's hot code).
+    cpu_ms: f64,
+    /// WebGPU's first run, pipeline compilation included.
+    gpu_first_ms: f64,
+    /// WebGPU's second run; null when the first run decided it (not run then): it beat the CPU, or
+    /// took more than [`CLEAR_MARGIN`] times as long.
+    gpu_ms: Option<f64>,
+}
+
+impl ForwardChoice {
+    fn fixed(backend: &'static str, reason: impl Into<String>) -> Self {
+        ForwardChoice { backend, reason: reason.into(), measured: None }
+    }
 }
 
 #[derive(serde::Serialize)]
@@ -235,10 +285,11 @@ enum Session<'a> {
 
 impl<'a> Session<'a> {
     /// `as_loaded` runs the reference (the weights as loaded, no intervention) instead of the
-    /// model under study; the CPU backend only ever has the weights as loaded.
+    /// model under study; the CPU backend only ever has the weights as loaded, and takes the runs
+    /// [`Playground::runs_on_cpu`] gives it.
     fn new(playground: &'a Playground, capacity: usize, as_loaded: bool) -> Result<Self, ModelError> {
         Ok(match &playground.gpu {
-            Some(gpu) => {
+            Some(gpu) if !playground.runs_on_cpu(as_loaded) => {
                 let capacity = u32::try_from(capacity).unwrap_or(u32::MAX);
                 Session::Gpu {
                     gpu,
@@ -246,8 +297,15 @@ impl<'a> Session<'a> {
                     capture: playground.capture(as_loaded),
                 }
             }
-            None => Session::Cpu(CpuBackend::new(&playground.model)),
+            _ => Session::Cpu(CpuBackend::new(&playground.model)),
         })
+    }
+
+    fn backend(&self) -> &'static str {
+        match self {
+            Session::Gpu { .. } => "webgpu",
+            Session::Cpu(_) => "cpu",
+        }
     }
 
     /// Appends `tokens` and returns the logits after the last one.
@@ -277,6 +335,9 @@ pub struct Playground {
     /// A calibrated method whose rewritten weights answer the quantized side of `predictBoth`
     /// and `evaluate` on the CPU reference (`setRuntimeQuant`).
     method_run: Option<runtime_quant::MethodRun>,
+    /// Where the runs the CPU reference computes exactly go (`chooseForward`; None: the GPU when
+    /// there is one).
+    forward: Option<ForwardChoice>,
 }
 
 /// Stored bits of one quantized matrix and where it was quantized.
@@ -390,7 +451,112 @@ impl Playground {
             intervention: None,
             runtime: None,
             method_run: None,
+            forward: None,
         }
+    }
+
+    /// The model under study is the model as loaded: nothing re-quantized, no intervention, no
+    /// run-time quantization, no method. Its runs are then the reference's.
+    fn studies_as_loaded(&self) -> bool {
+        self.applied.is_empty() && self.intervention.is_none() && self.runtime.is_none() && self.method_run.is_none()
+    }
+
+    /// Whether a run goes to the CPU reference: always without a GPU; with one, when
+    /// `chooseForward` picked the CPU and the CPU computes the run exactly (the reference, or a
+    /// model under study that is the model as loaded). Generation follows the same choice: the
+    /// CPU reference has no KV cache and recomputes the whole sequence each token, which on a
+    /// software adapter still beats a WebGPU decode step by far (README).
+    fn runs_on_cpu(&self, as_loaded: bool) -> bool {
+        if self.gpu.is_none() {
+            return true;
+        }
+        self.forward.as_ref().is_some_and(|f| f.backend == "cpu") && (as_loaded || self.studies_as_loaded())
+    }
+
+    /// The last position's logits of `tokens` (the reference with `as_loaded`, else the model
+    /// under study, its CPU method aside), and the backend that computed them.
+    async fn last_logits(&self, tokens: &[u32], as_loaded: bool) -> Result<(Vec<f32>, &'static str), JsError> {
+        let mut session = Session::new(self, tokens.len(), as_loaded).map_err(js_error)?;
+        let logits = session.advance(tokens).await.map_err(js_error)?;
+        Ok((logits, session.backend()))
+    }
+
+    /// Times [`MEASURE_PROMPT`] on the CPU reference (twice: the first run lets the browser
+    /// compile the wasm's hot code) and on the GPU (the first run compiles the pipelines; a second
+    /// one only when the first does not decide: slower than the CPU, by less than
+    /// [`CLEAR_MARGIN`]), and picks the faster.
+    async fn measure_forward(&self, gpu: &Gpu, throttle: &mut ProgressThrottle<'_>) -> ForwardChoice {
+        const STEPS: u64 = 4;
+        let report = |throttle: &mut ProgressThrottle<'_>, done| {
+            throttle.report(Progress { stage: "measure", done, total: STEPS })
+        };
+        let tokens = match self.model.prompt_tokens(MEASURE_PROMPT) {
+            Ok(t) => t,
+            Err(e) => return ForwardChoice::fixed("webgpu", format!("not measured: {e}")),
+        };
+        let time_cpu = || -> Result<f64, ModelError> {
+            let t0 = now_ms();
+            CpuBackend::new(&self.model).advance(&tokens)?;
+            Ok(now_ms() - t0)
+        };
+        let time_gpu = async || -> Result<f64, ModelError> {
+            let mut cache = gpu.model.new_cache(&gpu.ctx, tokens.len() as u32)?;
+            let t0 = now_ms();
+            gpu.model.step(&gpu.ctx, &mut cache, &tokens, &self.capture(true)).await?;
+            Ok(now_ms() - t0)
+        };
+        report(throttle, 0);
+        let cpu_ms = match time_cpu().and_then(|_| {
+            report(throttle, 1);
+            time_cpu()
+        }) {
+            Ok(t) => t,
+            Err(e) => return ForwardChoice::fixed("webgpu", format!("the CPU reference failed while measuring: {e}")),
+        };
+        report(throttle, 2);
+        let gpu_first_ms = match time_gpu().await {
+            Ok(t) => t,
+            Err(e) => return ForwardChoice::fixed("cpu", format!("WebGPU failed while measuring: {e}")),
+        };
+        report(throttle, 3);
+        let decided = gpu_first_ms <= cpu_ms || gpu_first_ms > CLEAR_MARGIN * cpu_ms;
+        let gpu_ms = if decided {
+            None
+        } else {
+            match time_gpu().await {
+                Ok(t) => Some(t),
+                Err(e) => return ForwardChoice::fixed("cpu", format!("WebGPU failed while measuring: {e}")),
+            }
+        };
+        report(throttle, STEPS);
+        let times = ForwardTimes { prompt_tokens: tokens.len(), cpu_ms, gpu_first_ms, gpu_ms };
+        let adapter = if gpu.ctx.summary.is_software() { "this software WebGPU adapter" } else { "WebGPU" };
+        let n = tokens.len();
+        let (backend, reason) = match gpu_ms {
+            None if gpu_first_ms <= cpu_ms => (
+                "webgpu",
+                format!(
+                    "measured at load on a {n}-token prompt: {adapter} took {gpu_first_ms:.0} ms even in its first run \
+                     (which compiles the pipelines), the CPU reference {cpu_ms:.0} ms"
+                ),
+            ),
+            None => (
+                "cpu",
+                format!(
+                    "measured at load on a {n}-token prompt: the CPU reference took {cpu_ms:.0} ms, {adapter} \
+                     {gpu_first_ms:.0} ms in its first run, which compiles the pipelines; over {CLEAR_MARGIN:.0} times \
+                     as long, more than compiling can explain, so it was not run again"
+                ),
+            ),
+            Some(gpu_ms) => (
+                if cpu_ms <= gpu_ms { "cpu" } else { "webgpu" },
+                format!(
+                    "measured at load on a {n}-token prompt: the CPU reference took {cpu_ms:.0} ms, {adapter} \
+                     {gpu_ms:.0} ms (its first run, {gpu_first_ms:.0} ms, also compiled the pipelines)"
+                ),
+            ),
+        };
+        ForwardChoice { backend, reason, measured: Some(times) }
     }
 }
 
@@ -434,6 +600,46 @@ impl Playground {
         let model = Model::from_safetensors(weights, &config_json, &tokenizer_json, &name, &mut |p| throttle.report(p))
             .map_err(js_error)?;
         Ok(Playground::on_device(model, now_ms() - t0, &mut throttle, use_gpu).await)
+    }
+
+    /// Decides where the runs that the CPU reference computes exactly go (see `deviceInfo().forward`:
+    /// the reference side of `predictBoth` and `evaluate`, the reference continuation, and the
+    /// model under study while nothing changes it); the re-quantized model, interventions,
+    /// run-time quantizers and probes stay on the GPU. `policy`:
+    ///
+    /// - `"auto"`: on a software adapter (SwiftShader, lavapipe: the GPU kernels run on the CPU)
+    ///   time a short fixed prompt on both and take the faster (a few GPU forwards, pipeline
+    ///   compilation included: seconds on such an adapter; stage "measure" of `progress(stage,
+    ///   done, total)`); on a hardware adapter, WebGPU unmeasured;
+    /// - `"measure"`: measure whatever the adapter (the page passes it when the browser names the
+    ///   adapter a software one and wgpu's summary does not);
+    /// - `"webgpu"`: WebGPU unmeasured (the page's `backend=webgpu`).
+    ///
+    /// Without a GPU everything runs on the CPU whatever the policy. Resolves to `{backend:
+    /// "cpu"|"webgpu", reason, measured: null | {promptTokens, cpuMs, gpuFirstMs, gpuMs: number |
+    /// null}}`; rejects an unknown policy (nothing changed).
+    #[wasm_bindgen(js_name = chooseForward)]
+    pub async fn choose_forward(&mut self, policy: String, progress: js_sys::Function) -> Result<JsValue, JsError> {
+        let mut throttle = ProgressThrottle::new(&progress);
+        let choice = match (&self.gpu, policy.as_str()) {
+            (_, "auto" | "measure" | "webgpu") if self.gpu.is_none() => ForwardChoice::fixed(
+                "cpu",
+                format!("no WebGPU ({})", self.gpu_reason.as_deref().unwrap_or("unknown reason")),
+            ),
+            (Some(_), "webgpu") => {
+                ForwardChoice::fixed("webgpu", "the page's address asks for WebGPU (backend=webgpu)")
+            }
+            (Some(gpu), "auto") if !gpu.ctx.summary.is_software() => {
+                ForwardChoice::fixed("webgpu", "a hardware adapter: WebGPU, not measured")
+            }
+            (Some(gpu), "auto" | "measure") => self.measure_forward(gpu, &mut throttle).await,
+            (_, other) => {
+                return Err(JsError::new(&format!("unknown forward policy {other:?}: auto, measure or webgpu")));
+            }
+        };
+        let value = to_js(&choice)?;
+        self.forward = Some(choice);
+        Ok(value)
     }
 
     /// The step options of a run: the reference (the weights as loaded, no intervention) or the
@@ -585,33 +791,41 @@ impl Playground {
     }
 
     /// The next-token top-k of the model as loaded and of the model as now quantized, side by
-    /// side, on the GPU: `{reference: [{id, token, prob, logit}], quantized: [...], tokens, ms}`.
+    /// side: `{reference: [{id, token, prob, logit}], quantized: [...], tokens, referenceBackend,
+    /// quantizedBackend, sameRun, ms}`. The reference runs where `chooseForward` put it; the
+    /// quantized model on the GPU (or its CPU method). While the model under study is the model as
+    /// loaded, one run answers both columns (`sameRun`), so they agree exactly.
     #[wasm_bindgen(js_name = predictBoth)]
     pub async fn predict_both(&self, prompt: String, top_k: usize) -> Result<JsValue, JsError> {
-        let gpu = self.gpu.as_ref().ok_or_else(|| JsError::new("side-by-side predictions need WebGPU"))?;
+        if self.gpu.is_none() {
+            return Err(JsError::new("side-by-side predictions need WebGPU"));
+        }
         let t0 = now_ms();
         let tokens = self.model.prompt_tokens(&prompt).map_err(js_error)?;
-        let mut tops = Vec::new();
-        for as_loaded in [true, false] {
-            if let (false, Some(out)) = (as_loaded, self.method_forward(&tokens, Default::default())) {
-                tops.push(self.model.top_tokens(&out?.logits, top_k.max(1)));
-                continue;
-            }
-            let mut cache = gpu.model.new_cache(&gpu.ctx, tokens.len() as u32).map_err(js_error)?;
-            let capture = self.capture(as_loaded);
-            let out = gpu.model.step(&gpu.ctx, &mut cache, &tokens, &capture).await.map_err(js_error)?;
-            tops.push(self.model.top_tokens(&out.logits, top_k.max(1)));
-        }
-        let quantized = tops.pop().unwrap_or_default();
-        let reference = tops.pop().unwrap_or_default();
+        let k = top_k.max(1);
+        let (logits, reference_backend) = self.last_logits(&tokens, true).await?;
+        let reference = self.model.top_tokens(&logits, k);
+        let same_run = self.studies_as_loaded();
+        let (quantized, quantized_backend) = if same_run {
+            (reference.clone(), reference_backend)
+        } else if let Some(out) = self.method_forward(&tokens, Default::default()) {
+            (self.model.top_tokens(&out?.logits, k), "cpu")
+        } else {
+            let (logits, backend) = self.last_logits(&tokens, false).await?;
+            (self.model.top_tokens(&logits, k), backend)
+        };
         #[derive(serde::Serialize)]
+        #[serde(rename_all = "camelCase")]
         struct Both {
             reference: Vec<TopToken>,
             quantized: Vec<TopToken>,
             tokens: Vec<u32>,
+            reference_backend: &'static str,
+            quantized_backend: &'static str,
+            same_run: bool,
             ms: f64,
         }
-        to_js(&Both { reference, quantized, tokens, ms: now_ms() - t0 })
+        to_js(&Both { reference, quantized, tokens, reference_backend, quantized_backend, same_run, ms: now_ms() - t0 })
     }
 
     /// Outlier summaries of `prompt` reduced on the GPU (the model as now quantized, or as loaded
@@ -681,7 +895,9 @@ impl Playground {
     }
 
     /// KL, PD-KL, top-1 agreement, perplexity, QiD and per-layer error of the model as now
-    /// quantized against the model as loaded, on the GPU, over the first `max_tokens` tokens of
+    /// quantized against the model as loaded (the reference where `chooseForward` put it, the
+    /// quantized model on the GPU or its CPU method; one run per window while the model under
+    /// study is the model as loaded, so KL is exactly 0), over the first `max_tokens` tokens of
     /// the shipped evaluation text (or of `text` when it is not empty), in windows of `window`.
     /// Resolves to the CLI's `eval --json` metrics: `{tokens, positions, kl, pd_kl,
     /// top1_agreement, perplexity, reference_perplexity, qid, layers: [{layer, relative_error}],
@@ -701,26 +917,33 @@ impl Playground {
         let tokens = crate::analysis::eval::eval_tokens(&self.model, text, &options).map_err(js_error)?;
         let windows = windows(&self.model, &tokens, &options);
         let mut acc = EvalAccumulator::new(&self.model);
+        let cpu_options =
+            crate::model::reference::ForwardOptions { all_logits: true, hidden_states: true, attention_probs: false };
+        // While nothing changes the model under study it is the reference: one run per window.
+        let same_run = self.studies_as_loaded();
         for (i, w) in windows.iter().enumerate() {
             throttle.report(Progress { stage: "evaluate", done: i as u64, total: windows.len() as u64 });
             let run = async |as_loaded: bool| -> Result<(Vec<f32>, Vec<Vec<f32>>), ModelError> {
+                if self.runs_on_cpu(as_loaded) {
+                    let out = crate::model::reference::forward(&self.model, w, cpu_options)?;
+                    return Ok((out.logits, out.hidden_states));
+                }
                 let mut cache = gpu.model.new_cache(&gpu.ctx, w.len() as u32)?;
                 let capture = Capture { hidden_states: true, all_logits: true, ..self.capture(as_loaded) };
                 let out = gpu.model.step(&gpu.ctx, &mut cache, w, &capture).await?;
                 Ok((out.logits, out.hidden_states))
             };
             let reference = run(true).await.map_err(js_error)?;
-            let cpu_options = crate::model::reference::ForwardOptions {
-                all_logits: true,
-                hidden_states: true,
-                attention_probs: false,
-            };
-            let quantized = match self.method_forward(w, cpu_options) {
-                Some(out) => {
-                    let out = out?;
-                    (out.logits, out.hidden_states)
+            let quantized = if same_run {
+                reference.clone()
+            } else {
+                match self.method_forward(w, cpu_options) {
+                    Some(out) => {
+                        let out = out?;
+                        (out.logits, out.hidden_states)
+                    }
+                    None => run(false).await.map_err(js_error)?,
                 }
-                None => run(false).await.map_err(js_error)?,
             };
             acc.add_window(w, &reference, &quantized);
         }
@@ -738,7 +961,8 @@ impl Playground {
 
     /// Where the model runs: `{backend: "webgpu"|"cpu", adapter: {name, backend, device_type,
     /// driver, features: {shader_f16, subgroups, timestamps}, max_*...} | null, reason: string |
-    /// null, gpuBytes, timings: {parseMs, adapterMs, uploadMs}}`.
+    /// null, gpuBytes, timings: {parseMs, adapterMs, uploadMs}, forward: null | what
+    /// `chooseForward` resolved to}`.
     #[wasm_bindgen(js_name = deviceInfo)]
     pub fn device_info(&self) -> Result<JsValue, JsError> {
         to_js(&DeviceInfo {
@@ -747,6 +971,7 @@ impl Playground {
             reason: self.gpu_reason.as_deref(),
             gpu_bytes: self.gpu.as_ref().map_or(0, |g| g.model.gpu_bytes()),
             timings: self.timings,
+            forward: self.forward.as_ref(),
         })
     }
 
@@ -758,26 +983,18 @@ impl Playground {
         }
     }
 
-    /// The `top_k` most likely next tokens after `prompt`, with probabilities and logits, on the
-    /// GPU when there is one: `{model, prompt, tokens, top: [{id, token, prob, logit}], backend,
-    /// ms}`.
+    /// The `top_k` most likely next tokens after `prompt` (the model under study), with
+    /// probabilities and logits, on the GPU when there is one unless `chooseForward` gave this run
+    /// to the CPU: `{model, prompt, tokens, top: [{id, token, prob, logit}], backend, ms}`.
     pub async fn predict(&self, prompt: String, top_k: usize) -> Result<JsValue, JsError> {
         if top_k == 0 {
             return Err(JsError::new("top_k must be at least 1"));
         }
         let t0 = now_ms();
         let tokens = self.model.prompt_tokens(&prompt).map_err(js_error)?;
-        let mut session = Session::new(self, tokens.len(), false).map_err(js_error)?;
-        let logits = session.advance(&tokens).await.map_err(js_error)?;
+        let (logits, backend) = self.last_logits(&tokens, false).await?;
         let top = self.model.top_tokens(&logits, top_k);
-        to_js(&WebPrediction {
-            model: self.model.source.clone(),
-            prompt,
-            tokens,
-            top,
-            backend: self.backend(),
-            ms: now_ms() - t0,
-        })
+        to_js(&WebPrediction { model: self.model.source.clone(), prompt, tokens, top, backend, ms: now_ms() - t0 })
     }
 
     /// Generates up to `max_tokens` after `prompt`: greedy when `temperature` is 0, else
@@ -862,7 +1079,7 @@ impl Playground {
             tokens,
             text,
             stop,
-            backend: self.backend(),
+            backend: session.backend(),
             tokens_per_second,
             prompt_ms,
             ms,

@@ -4,6 +4,8 @@
 // URL so that a link reproduces it.
 //
 // ?backend=cpu skips WebGPU (the CPU reference runs the model; nothing can be re-quantized).
+// ?backend=webgpu runs the model as loaded on WebGPU even on a software adapter, where by default
+// the engine times the CPU reference against WebGPU at load and takes the faster (forward.ts).
 // Everything else lives in the hash (url-state.ts).
 
 import './style.css';
@@ -27,8 +29,10 @@ import {
 import { EVAL_TOKEN_CHOICES, decodeState, defaultState, encodeState, type AppState } from './url-state';
 import { baseName, formatBytes, formatCount, formatInt, formatMetric, formatMs, formatProb, tokenNode } from './format';
 import { browserGpuNotice, deviceNotice, isSoftwareAdapter, type GpuNotice } from './webgpu';
+import { computedOn, forwardSummary, parseBackendParam, type Segment } from './forward';
 import type {
   Applied,
+  Backend,
   Capabilities,
   DeviceInfo,
   EvalMetrics,
@@ -44,7 +48,8 @@ import { mountOutlierViews, type OutlierViews, type ViewDataSource, type ViewSta
 const TOP_K = 10;
 const TYPING_DEBOUNCE_MS = 350;
 const PARAMS = new URLSearchParams(location.search);
-const USE_GPU = PARAMS.get('backend') !== 'cpu';
+const BACKEND = parseBackendParam(PARAMS.get('backend'));
+const USE_GPU = BACKEND.useGpu;
 
 function $<T extends HTMLElement = HTMLElement>(testid: string, root: ParentNode = document): T {
   const el = root.querySelector<T>(`[data-testid="${testid}"]`);
@@ -124,6 +129,7 @@ const metricsProgress = new ProgressBar($('metrics-progress'));
 const STAGE_TITLES: Record<string, string> = {
   webgpu: 'Starting WebGPU for',
   upload: 'Uploading to the GPU:',
+  measure: 'Timing the CPU against WebGPU for',
   download: 'Downloading',
   cache: 'Reading from this browser’s cache:',
   read: 'Reading file',
@@ -212,7 +218,22 @@ function adapterName(device: DeviceInfo): string {
 
 function backendLabel(device: DeviceInfo | null): string {
   if (device?.backend !== 'webgpu') return 'the CPU (WebAssembly)';
+  return gpuLabel(device);
+}
+
+/** "WebGPU (adapter)": how the page names the GPU backend. */
+function gpuLabel(device: DeviceInfo): string {
   return `WebGPU (${isSoftwareAdapter(device) ? 'SwiftShader' : adapterName(device)})`;
+}
+
+/** Puts text segments into `el`, the bold ones in <b>. */
+function renderSegments(el: HTMLElement, segments: Segment[]): void {
+  el.replaceChildren(...segments.map((s) => {
+    if (typeof s === 'string') return s;
+    const b = document.createElement('b');
+    b.textContent = s.bold;
+    return b;
+  }));
 }
 
 function renderDevice(d: DeviceInfo): void {
@@ -264,6 +285,12 @@ function renderDevice(d: DeviceInfo): void {
     }
     unavailable.hidden = false;
   }
+  const forward = $('device-forward');
+  const f = d.backend === 'webgpu' ? d.forward : null;
+  forward.dataset.backend = f?.backend ?? '';
+  forward.dataset.measured = String(Boolean(f?.measured));
+  forward.textContent = f ? forwardSummary(f, gpuLabel(d)) : '';
+  forward.hidden = !f;
   const t = d.timings;
   const parts: string[] = [];
   if (t.downloadMs != null) parts.push(`read ${formatMs(t.downloadMs)}`);
@@ -271,6 +298,7 @@ function renderDevice(d: DeviceInfo): void {
   if (d.backend === 'webgpu') {
     parts.push(`adapter ${formatMs(t.adapterMs)}`);
     parts.push(`upload ${formatMs(t.uploadMs)} (${formatBytes(d.gpuBytes)} on the GPU)`);
+    if (f?.measured && t.measureMs != null) parts.push(`timing CPU against WebGPU ${formatMs(t.measureMs)}`);
   }
   $('device-timings').textContent = parts.join(' · ');
   el.hidden = false;
@@ -480,13 +508,13 @@ async function predictNow(eng: Engine): Promise<number> {
       if (eng !== engine) return 0;
       renderTokenList(lists[0], both.reference, prompt, null);
       renderTokenList(lists[1], both.quantized, prompt, both.reference);
-      setPredictMeta(both.tokens.length, both.ms, 'webgpu');
+      setPredictMeta(both.tokens.length, both.ms, both.referenceBackend ?? 'webgpu', both.quantizedBackend ?? 'webgpu');
     } else {
       const p = await eng.run('predict', { prompt, topK: TOP_K });
       if (eng !== engine) return 0;
       renderTokenList(lists[0], p.top, prompt, null);
       lists[1].replaceChildren();
-      setPredictMeta(p.tokens.length, p.ms, p.backend);
+      setPredictMeta(p.tokens.length, p.ms, p.backend, null);
     }
     lists.forEach((l) => (l.dataset.model = summary?.source ?? ''));
     hide('predict-error');
@@ -502,14 +530,15 @@ async function predictNow(eng: Engine): Promise<number> {
   return performance.now() - t0;
 }
 
-function setPredictMeta(tokens: number, ms: number, backend: string): void {
+/** Which backend computed each column (`quantized` null: one column), and why the CPU beside a GPU. */
+function setPredictMeta(tokens: number, ms: number, reference: Backend, quantized: Backend | null): void {
   $('predict-meta').textContent = `${tokens} prompt token${tokens === 1 ? '' : 's'} · ${formatMs(ms)}`;
   const on = $('predict-backend');
-  on.dataset.backend = backend;
-  on.replaceChildren('Computed on ');
-  const b = document.createElement('b');
-  b.textContent = backend === 'webgpu' ? backendLabel(device) : 'the CPU (WebAssembly)';
-  on.append(b, ` in ${formatMs(ms)}.`);
+  const said = computedOn(reference, quantized, backendLabel(device), device?.forward, ms);
+  on.dataset.backend = said.backend;
+  on.dataset.referenceBackend = reference;
+  on.dataset.quantizedBackend = quantized ?? '';
+  renderSegments(on, said.segments);
   on.hidden = false;
 }
 
@@ -697,7 +726,7 @@ async function loadModel(name: string, source: ModelSource, modelKey: string): P
   let loaded: Loaded;
   try {
     const capabilities = await candidate.ready;
-    loaded = await candidate.run('load', { name, source, useGpu: USE_GPU }, {
+    loaded = await candidate.run('load', { name, source, useGpu: USE_GPU, forward: BACKEND.forward }, {
       onProgress: (stage, done, total) => {
         if (seq === loadSeq) showLoadProgress(name, stage, done, total);
       },

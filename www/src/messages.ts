@@ -72,14 +72,42 @@ export interface BrowserAdapterInfo {
   description: string;
 }
 
+export type Backend = 'webgpu' | 'cpu';
+
+/** `chooseForward`'s times (src/web.rs ForwardTimes), milliseconds on its fixed short prompt. */
+export interface ForwardTimes {
+  promptTokens: number;
+  /** The CPU reference's second run (the first lets the browser compile the wasm's hot code). */
+  cpuMs: number;
+  /** WebGPU's first run, pipeline compilation included. */
+  gpuFirstMs: number;
+  /** WebGPU's second run; null when the first decided (it beat the CPU, or took over 10 times as long). */
+  gpuMs?: number | null;
+}
+
+/**
+ * Where the runs the CPU reference computes exactly go (the model as loaded: the reference side
+ * of predictions and metrics, the reference continuation, and the model under study while
+ * nothing changes it), and why: `chooseForward` of src/web.rs.
+ */
+export interface ForwardChoice {
+  /** Predictions, evaluation and generation of the model as loaded. */
+  backend: Backend;
+  reason: string;
+  measured: ForwardTimes | null;
+}
+
 export interface DeviceInfo {
-  backend: 'webgpu' | 'cpu';
+  /** Whether the model is on the GPU (and the GPU-only features with it); `forward` says where the model as loaded runs. */
+  backend: Backend;
   adapter: AdapterSummary | null;
   reason: string | null;
   gpuBytes: number;
-  timings: { parseMs: number; adapterMs: number; uploadMs: number; downloadMs?: number };
+  timings: { parseMs: number; adapterMs: number; uploadMs: number; downloadMs?: number; measureMs?: number };
   /** Added by the worker from `navigator.gpu` (wgpu reports only the description). */
   adapterInfo?: BrowserAdapterInfo | null;
+  /** Absent from engine builds before `chooseForward`; null before it ran. */
+  forward?: ForwardChoice | null;
 }
 
 export interface Prediction {
@@ -87,7 +115,7 @@ export interface Prediction {
   prompt: string;
   tokens: number[];
   top: TopToken[];
-  backend: 'webgpu' | 'cpu';
+  backend: Backend;
   ms: number;
 }
 
@@ -95,6 +123,11 @@ export interface BothPrediction {
   reference: TopToken[];
   quantized: TopToken[];
   tokens: number[];
+  /** Absent from engine builds before `chooseForward` (everything ran on WebGPU then). */
+  referenceBackend?: Backend;
+  quantizedBackend?: Backend;
+  /** The model under study is the model as loaded: one run answered both columns. */
+  sameRun?: boolean;
   ms: number;
 }
 
@@ -103,7 +136,7 @@ export interface Generation {
   tokens: number[];
   text: string;
   stop: 'max-tokens' | 'eos' | 'stopped';
-  backend: 'webgpu' | 'cpu';
+  backend: Backend;
   tokensPerSecond: number;
   promptMs: number;
   ms: number;
@@ -212,11 +245,15 @@ export interface Loaded {
   ms: number;
 }
 
+/** The page's wish for the model as loaded: 'auto' (measure on a software adapter) or 'webgpu'. */
+export type ForwardPolicy = 'auto' | 'webgpu';
+
 // ---------------------------------------------------------------------------------------------
 // The operations.
 
 export interface EngineApi {
-  load: { args: { name: string; source: ModelSource; useGpu: boolean }; result: Loaded };
+  /** `forward`: where the model as loaded runs when there is a GPU (forward.ts, `?backend=`). */
+  load: { args: { name: string; source: ModelSource; useGpu: boolean; forward: ForwardPolicy }; result: Loaded };
   predict: { args: { prompt: string; topK: number }; result: Prediction };
   predictBoth: { args: { prompt: string; topK: number }; result: BothPrediction };
   generate: {

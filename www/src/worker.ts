@@ -11,11 +11,14 @@ import init, * as wasm from '../pkg/quantscope.js';
 import { Playground } from '../pkg/quantscope.js';
 import { readAll, modelCache, cacheStamp, localCacheKey } from './download';
 import { capabilities, optionalMethod } from './capabilities';
+import { enginePolicy } from './forward';
+import { isSoftwareAdapter } from './webgpu';
 import type {
   ArgsOf,
   BrowserAdapterInfo,
   CallRequest,
   DeviceInfo,
+  ForwardChoice,
   Method,
   ModelSource,
   PageMessage,
@@ -179,7 +182,7 @@ async function browserAdapterInfo(): Promise<BrowserAdapterInfo | null> {
   }
 }
 
-async function load({ name, source, useGpu }: ArgsOf<'load'>, ctx: CallContext): Promise<ResultOf<'load'>> {
+async function load({ name, source, useGpu, forward }: ArgsOf<'load'>, ctx: CallContext): Promise<ResultOf<'load'>> {
   const t0 = performance.now();
   performance.mark('quantscope:load-start');
   const { parts, fromCache, store } = await modelBytes(name, source, ctx);
@@ -194,8 +197,19 @@ async function load({ name, source, useGpu }: ArgsOf<'load'>, ctx: CallContext):
   await store();
   model?.free();
   model = loaded;
-  const device = model.deviceInfo() as DeviceInfo;
-  if (device.backend === 'webgpu') device.adapterInfo = await browserAdapterInfo();
+  let device = model.deviceInfo() as DeviceInfo;
+  const adapterInfo = device.backend === 'webgpu' ? await browserAdapterInfo() : null;
+  // Where the model as loaded runs: on a software adapter the engine times the CPU reference
+  // against WebGPU (seconds; progress stage 'measure'). Engine builds without it run on WebGPU.
+  const choose = optional('chooseForward');
+  if (choose) {
+    const t1 = performance.now();
+    const policy = enginePolicy(forward, isSoftwareAdapter({ ...device, adapterInfo }));
+    (await choose.call(model, policy, ctx.progress)) as ForwardChoice;
+    device = model.deviceInfo() as DeviceInfo;
+    device.timings.measureMs = performance.now() - t1;
+  }
+  if (device.backend === 'webgpu') device.adapterInfo = adapterInfo;
   device.timings.downloadMs = downloadMs;
   performance.mark('quantscope:load-end', { detail: device.timings });
   return { summary: model.summary(), device, bytes: size, fromCache, ms: performance.now() - t0 };

@@ -9,7 +9,10 @@
 //
 // Chromium runs with --enable-unsafe-webgpu: headless and without a GPU it offers SwiftShader's
 // WebGPU adapter, so the page computes on WebGPU, slowly (a forward of a few tokens takes
-// seconds): the evaluation is kept at 16 tokens. The reference generation is compared with the
+// seconds): the evaluation is kept at 16 tokens. On that software adapter the engine times the
+// CPU reference against WebGPU at load, and the model as loaded runs on the CPU, which wins here.
+// Prints `e2e: predict N ms` (a new prompt, nothing quantized), `e2e: predict-quantized N ms`
+// (2-bit weights) and `e2e: toggle-to-metrics N ms`. The reference generation is compared with the
 // native CLI's CPU reference (target/debug/quantscope, built by `cargo test`; built here with
 // `cargo build --bin quantscope` when missing).
 //
@@ -204,10 +207,21 @@ test('default model: loads, predicts " Paris" as loaded and quantized, generates
   assert.deepEqual(first.quantized, first.reference, 'nothing is quantized yet: both columns agree exactly');
   assert.equal(await page.locator('[data-testid="top-reference"] li').first().locator('.token-text').innerText(), '␣Paris');
 
-  // It ran on WebGPU (SwiftShader here), and the page says so in words, software adapter included.
-  assert.equal(await page.getByTestId('predict-backend').getAttribute('data-backend'), 'webgpu');
-  assert.match(await page.getByTestId('predict-backend').innerText(), /Computed on WebGPU \(.+\)/);
+  // The model is on WebGPU (SwiftShader here), but the engine timed the CPU reference against it
+  // at load and the CPU won: the model as loaded runs there, and the page says so, and why.
   assert.equal(await page.getByTestId('device').getAttribute('data-backend'), 'webgpu');
+  const forward = page.getByTestId('device-forward');
+  const forwardText = await forward.innerText();
+  t.diagnostic(`device: ${forwardText}`);
+  assert.equal(await forward.getAttribute('data-measured'), 'true', 'a software adapter is measured');
+  assert.equal(await forward.getAttribute('data-backend'), 'cpu', `the CPU wins on SwiftShader: ${forwardText}`);
+  assert.match(forwardText, /measured at load on a \d+-token prompt: CPU reference [\d.]+ m?s, WebGPU [\d.]+ m?s \(its first run/);
+  assert.doesNotMatch(forwardText, /NaN|undefined/);
+  assert.match(await page.getByTestId('device-timings').innerText(), /timing CPU against WebGPU [\d.]+ m?s/);
+  const predictedOn = page.getByTestId('predict-backend');
+  assert.equal(await predictedOn.getAttribute('data-backend'), 'cpu');
+  assert.match(await predictedOn.innerText(),
+    /^Computed on the CPU \(WebAssembly\) in .+\. The CPU reference was measured faster than WebGPU here at load \(CPU [\d.]+ m?s against WebGPU [\d.]+ m?s on a \d+-token prompt\)\.$/);
   const features = await page.$$eval('[data-testid="device-features"] li[data-feature]',
     (lis) => Object.fromEntries(lis.map((li) => [li.dataset.feature, li.dataset.on === 'true'])));
   assert.ok('shader-f16' in features && 'subgroups' in features, `features are listed: ${JSON.stringify(features)}`);
@@ -246,7 +260,9 @@ test('default model: loads, predicts " Paris" as loaded and quantized, generates
   assert.equal(ref.state, 'done', await page.getByTestId('generate-error').innerText());
   assert.equal(quant.state, 'done');
   assert.ok(ref.pieces > 1, 'the text arrived in several pieces');
-  assert.equal(ref.backend, 'webgpu');
+  // Generation follows the choice; the model under study is the model as loaded, so both run there.
+  assert.equal(ref.backend, 'cpu');
+  assert.equal(quant.backend, 'cpu');
   assert.equal(ref.streamed, cli.text, 'the streamed reference matches the native CPU reference');
   assert.equal(ref.text, cli.text);
   assert.equal(quant.text, ref.text, 'nothing is quantized: the same text');
@@ -260,6 +276,20 @@ test('default model: loads, predicts " Paris" as loaded and quantized, generates
   await page.waitForFunction(() => document.querySelector('[data-testid="stop-button"]').hidden, null, { timeout: GENERATE_TIMEOUT_MS });
   assert.equal(await page.getByTestId('generate-reference').getAttribute('data-stop'), 'stopped');
   assert.equal(await page.getByTestId('generate-quantized').getAttribute('data-state'), 'idle');
+
+  // One prediction of a new prompt, from Enter to both columns shown, then back to the default.
+  const t1 = Date.now();
+  await page.getByTestId('prompt').fill('The capital of Spain is');
+  await page.getByTestId('prompt').press('Enter');
+  const spain = await waitForPrediction(page, 'The capital of Spain is');
+  const predictMs = Date.now() - t1;
+  console.log(`e2e: predict ${predictMs} ms`);
+  t.diagnostic(`predict ${predictMs} ms: ${await page.getByTestId('predict-backend').innerText()}`);
+  assert.equal(spain.reference[0].token, ' Madrid');
+  assert.deepEqual(spain.quantized, spain.reference);
+  await page.getByTestId('prompt').fill(DEFAULT_PROMPT);
+  await page.getByTestId('prompt').press('Enter');
+  await waitForPrediction(page, DEFAULT_PROMPT);
 });
 
 test('every outlier view renders', { timeout: 480_000 }, async (t) => {
@@ -308,6 +338,12 @@ test('switching every weight to 2 bits raises KL; history sorts and exports; cha
   const both = await waitForPrediction(page, DEFAULT_PROMPT);
   assert.equal(both.reference[0].token, ' Paris');
   assert.notDeepEqual(both.quantized, both.reference, '2-bit weights change the quantized prediction');
+  // The 2-bit weights live on the GPU: the quantized column comes from there, the reference not.
+  const predictedOn = page.getByTestId('predict-backend');
+  assert.equal(await predictedOn.getAttribute('data-reference-backend'), 'cpu');
+  assert.equal(await predictedOn.getAttribute('data-quantized-backend'), 'webgpu');
+  assert.equal(await predictedOn.getAttribute('data-backend'), 'mixed');
+  assert.match(await predictedOn.innerText(), /model as loaded computed on the CPU \(WebAssembly\), the quantized model on WebGPU \(.+\)/);
 
   // The per-layer chart has the layers' errors; hovering reads one out.
   const chart = page.getByTestId('layer-chart');
@@ -382,8 +418,10 @@ test('a corrupt file gives a readable error and the previous model keeps working
   assert.equal(await page.getByTestId('summary-layers').getAttribute('data-value'), '30');
   assert.doesNotMatch(new URL(page.url()).hash, /garbage|truncated/);
   await page.getByTestId('prompt').fill('The capital of Germany is');
+  const t1 = Date.now();
   await page.getByTestId('prompt').press('Enter');
   const germany = await waitForPrediction(page, 'The capital of Germany is');
+  console.log(`e2e: predict-quantized ${Date.now() - t1} ms`);
   t.diagnostic(`as loaded: ${JSON.stringify(germany.reference.slice(0, 3).map((x) => x.token))}`);
   assert.equal(germany.reference[0].token, ' Berlin');
   await error.locator('.notice-close').click();
@@ -508,6 +546,22 @@ test('the URL state round-trips: a link restores the controls, and the page link
   await linked.close();
 });
 
+test('?backend=webgpu runs the model as loaded on WebGPU, unmeasured', { timeout: 300_000 }, async (t) => {
+  const gpu = await context.newPage();
+  watch(gpu, browserErrors);
+  await gpu.goto(`${baseUrl}?backend=webgpu`);
+  const top = await waitForPrediction(gpu, DEFAULT_PROMPT, LOAD_TIMEOUT_MS).catch((e) => failWithPage(gpu, e, 'backend-webgpu-failure.png'));
+  assert.equal(top.reference[0].token, ' Paris');
+  assert.deepEqual(top.quantized, top.reference, 'one run answers both columns');
+  const forward = gpu.getByTestId('device-forward');
+  assert.equal(await forward.getAttribute('data-measured'), 'false');
+  assert.equal(await forward.getAttribute('data-backend'), 'webgpu');
+  assert.match(await forward.innerText(), /backend=webgpu/);
+  assert.equal(await gpu.getByTestId('predict-backend').getAttribute('data-backend'), 'webgpu');
+  assert.match(await gpu.getByTestId('predict-backend').innerText(), /^Computed on WebGPU \(.+\) in [\d.]+ m?s\.$/);
+  await gpu.close();
+});
+
 test('without WebGPU it says so and predicts on the CPU', { timeout: 300_000 }, async (t) => {
   const cpu = await context.newPage();
   const errors = [];
@@ -520,6 +574,7 @@ test('without WebGPU it says so and predicts on the CPU', { timeout: 300_000 }, 
   assert.ok(await notice.isVisible(), 'the page says WebGPU is not used');
   assert.match((await notice.innerText()).replace(/\s+/g, ' '), /WebGPU unavailable: .+ — predictions run on the CPU/);
   assert.equal(await cpu.getByTestId('predict-backend').getAttribute('data-backend'), 'cpu');
+  assert.equal(await cpu.getByTestId('device-forward').isVisible(), false, 'no GPU: nothing to choose between');
   assert.ok(await cpu.getByTestId('quant-unavailable').isVisible(), 'the quantizer says why it is off');
   assert.equal(await cpu.getByTestId('quantized-column').isVisible(), false);
   assert.notEqual(await cpu.getByTestId('quant-fields').getAttribute('disabled'), null, 'the quantizer controls are off');
