@@ -189,8 +189,11 @@ fn check_quick_bench(extra: &[&str]) {
     // embedding + 7 per block × 30 (q|k|v stacked with the norm fused in; RoPE and the cache
     // append; attention's two passes; o with the residual add; gate|up with the norm and SwiGLU;
     // down with the residual add) + the unembedding with the final norm fused in + the greedy
-    // pick's two top-k stages: the 7 × layers + 4.
-    assert_eq!(e2e["dispatches_per_decode_token"].as_f64().unwrap(), 214.0);
+    // pick's two top-k stages: 7 × layers + 4. A software adapter (lavapipe here) projects q, k
+    // and v in three dispatches, faster on a CPU: 9 per block.
+    let software = quantscope::gpu::GpuContext::new_blocking().unwrap().summary.is_software();
+    let per_block = if software { 9.0 } else { 7.0 };
+    assert_eq!(e2e["dispatches_per_decode_token"].as_f64().unwrap(), per_block * 30.0 + 4.0);
     // One compute pass a step, and nothing created after the warm-up step.
     assert_eq!(e2e["compute_passes_per_decode_token"].as_f64().unwrap(), 1.0);
     assert_eq!(e2e["buffers_created_per_decode_step"].as_f64().unwrap(), 0.0);

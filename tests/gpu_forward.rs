@@ -55,19 +55,23 @@ fn prefill_logits_match_the_cpu_reference_for_several_prompts() {
 #[test]
 fn decode_steps_with_the_kv_cache_match_full_recomputation() {
     let model = load_default_model();
-    let gpu = upload(&model);
+    let mut gpu = upload(&model);
     let tokens = model.tokenizer.encode("The quick brown fox jumps over the lazy dog because").unwrap();
     let (prompt, rest) = tokens.split_at(4);
-    let mut cache = gpu.new_cache(ctx(), tokens.len() as u32).unwrap();
-    pollster::block_on(gpu.step(ctx(), &mut cache, prompt, &Capture::default())).unwrap();
-    for (i, &t) in rest.iter().enumerate() {
-        let out = pollster::block_on(gpu.step(ctx(), &mut cache, &[t], &Capture::default())).unwrap();
-        let upto = &tokens[..prompt.len() + i + 1];
-        let cpu = forward(&model, upto, ForwardOptions::default()).unwrap().logits;
-        let err = gpu_common::relative_l2(&out.logits, &cpu);
-        assert!(err <= LOGITS_TOLERANCE, "step {i}: relative L2 {err:.2e}");
+    // Decode steps with q, k and v projected in one dispatch (hardware adapters) or three.
+    for stacked in [true, false] {
+        gpu.set_stacked_qkv(stacked);
+        let mut cache = gpu.new_cache(ctx(), tokens.len() as u32).unwrap();
+        pollster::block_on(gpu.step(ctx(), &mut cache, prompt, &Capture::default())).unwrap();
+        for (i, &t) in rest.iter().enumerate() {
+            let out = pollster::block_on(gpu.step(ctx(), &mut cache, &[t], &Capture::default())).unwrap();
+            let upto = &tokens[..prompt.len() + i + 1];
+            let cpu = forward(&model, upto, ForwardOptions::default()).unwrap().logits;
+            let err = gpu_common::relative_l2(&out.logits, &cpu);
+            assert!(err <= LOGITS_TOLERANCE, "stacked {stacked}, step {i}: relative L2 {err:.2e}");
+        }
+        assert_eq!(cache.len as usize, tokens.len());
     }
-    assert_eq!(cache.len as usize, tokens.len());
 }
 
 #[test]

@@ -202,7 +202,8 @@ fn qwen2_biases_on_the_gpu_prefill_and_stacked_decode_match_the_cpu() {
     let model = load("qwen2", &t).unwrap();
     assert!(model.config.qkv_bias);
     let Ok(ctx) = quantscope::gpu::GpuContext::new_blocking() else { panic!("no wgpu adapter (lavapipe is installed by scripts/setup)") };
-    let gpu = GpuModel::upload(&ctx, &model, &mut |_| {}).unwrap();
+    let mut gpu = GpuModel::upload(&ctx, &model, &mut |_| {}).unwrap();
+    gpu.set_stacked_qkv(true); // the concatenated biases, whatever the adapter
     let tokens = [3u32, 1, 4, 1, 5, 9, 2, 6];
     let mut cache = gpu.new_cache(&ctx, 16).unwrap();
     let mut logits = pollster::block_on(gpu.step(&ctx, &mut cache, &tokens[..4], &Capture::default())).unwrap().logits;

@@ -63,6 +63,8 @@ pub struct GpuModel {
     masters: HashMap<String, GpuWeight>,
     /// How the matrix products compute; `None`: [`MatmulVariant::best`] for the adapter.
     matmul_variant: Option<MatmulVariant>,
+    /// Decode steps project q, k and v in one dispatch (see [`GpuModel::set_stacked_qkv`]).
+    stacked_qkv: bool,
 }
 
 /// The KV cache of one sequence: per layer, `capacity` rows of `n_kv_heads · head_dim` keys
@@ -370,7 +372,16 @@ impl GpuModel {
         }
         ctx.check("uploading weights")?;
         progress(Progress { stage: "upload", done: total, total });
-        Ok(GpuModel { config: c.clone(), embeddings, output, output_norm, blocks, masters: HashMap::new(), matmul_variant: None })
+        Ok(GpuModel {
+            config: c.clone(),
+            embeddings,
+            output,
+            output_norm,
+            blocks,
+            masters: HashMap::new(),
+            matmul_variant: None,
+            stacked_qkv: !ctx.summary.is_software(),
+        })
     }
 
     /// Replaces a matrix (named by `weight.name`) with a re-quantized version; the next step uses
@@ -388,6 +399,15 @@ impl GpuModel {
         }
         self.matmul_variant = Some(variant);
         Ok(())
+    }
+
+    /// Whether a decode step whose new keys go straight to the cache projects q, k and v in one
+    /// dispatch (`matmul_stacked`) instead of three. On by default on hardware adapters, where it
+    /// saves two dispatches a layer; off on software ones (lavapipe, SwiftShader), whose CPU
+    /// compilers run the stacked GEMV slower than three (the weight choice sits in its inner
+    /// loop). Same logits either way (bit-identical kernels).
+    pub fn set_stacked_qkv(&mut self, on: bool) {
+        self.stacked_qkv = on;
     }
 
     pub fn replace_matrix(&mut self, weight: GpuWeight) -> Result<(), GpuError> {
@@ -589,7 +609,7 @@ impl GpuModel {
         let rope_into_cache = !observed && !runtime.is_some_and(|r| r.changes_keys());
         // A decode step whose new keys and values go straight to the cache projects q, k and v
         // in one dispatch, into one buffer (q, then k, then v).
-        let stacked_qkv = n == 1 && rope_into_cache;
+        let stacked_qkv = self.stacked_qkv && n == 1 && rope_into_cache;
         // The linear inputs are quantized in place after their probes (which show the activations
         // as the model computes them; the CPU hook changes only what the matmuls read).
         let quantize_input = |enc: &mut Recorder,
