@@ -25,6 +25,22 @@ pub struct AttentionShape {
     pub head_dim: u32,
 }
 
+impl AttentionShape {
+    /// Fails (naming `kernel`) unless the query heads share the key/value heads evenly and the
+    /// head size is one the attention kernels take.
+    pub(crate) fn check(self, kernel: &'static str) -> Result<(), GpuError> {
+        let err = |message: String| GpuError::Shape { kernel, message };
+        let AttentionShape { n_heads, n_kv_heads, head_dim } = self;
+        if n_heads == 0 || n_kv_heads == 0 || n_heads % n_kv_heads != 0 {
+            return Err(err(format!("n_heads {n_heads} must be a positive multiple of n_kv_heads {n_kv_heads}")));
+        }
+        if head_dim == 0 || head_dim > MAX_HEAD_DIM {
+            return Err(err(format!("head_dim {head_dim} must be in 1..={MAX_HEAD_DIM}")));
+        }
+        Ok(())
+    }
+}
+
 /// `Params` of `shaders/attention.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -94,13 +110,8 @@ pub fn attention_quantized(
     prob_quant: Option<(&GpuProbQuant, usize)>,
 ) -> Result<(), GpuError> {
     let err = |message: String| GpuError::Shape { kernel: KERNEL, message };
+    shape.check(KERNEL)?;
     let AttentionShape { n_heads, n_kv_heads, head_dim } = shape;
-    if n_heads == 0 || n_kv_heads == 0 || n_heads % n_kv_heads != 0 {
-        return Err(err(format!("n_heads {n_heads} must be a positive multiple of n_kv_heads {n_kv_heads}")));
-    }
-    if head_dim == 0 || head_dim > MAX_HEAD_DIM {
-        return Err(err(format!("head_dim {head_dim} must be in 1..={MAX_HEAD_DIM}")));
-    }
     if n_tokens == 0 {
         return Ok(());
     }

@@ -6,7 +6,7 @@
 //! [`attention`]: crate::gpu::kernels::attention::attention
 
 use crate::error::GpuError;
-use crate::gpu::kernels::attention::{AttentionShape, MAX_HEAD_DIM};
+use crate::gpu::kernels::attention::AttentionShape;
 use crate::gpu::kernels::require_len;
 use crate::gpu::{GpuContext, Recorder, ShaderSource};
 
@@ -117,13 +117,8 @@ pub fn attention_split(
     scratch: &wgpu::Buffer,
 ) -> Result<(), GpuError> {
     let err = |message: String| GpuError::Shape { kernel: KERNEL, message };
+    shape.check(KERNEL)?;
     let AttentionShape { n_heads, n_kv_heads, head_dim } = shape;
-    if n_heads == 0 || n_kv_heads == 0 || n_heads % n_kv_heads != 0 {
-        return Err(err(format!("n_heads {n_heads} must be a positive multiple of n_kv_heads {n_kv_heads}")));
-    }
-    if head_dim == 0 || head_dim > MAX_HEAD_DIM {
-        return Err(err(format!("head_dim {head_dim} must be in 1..={MAX_HEAD_DIM}")));
-    }
     if n_tokens == 0 {
         return Ok(());
     }
