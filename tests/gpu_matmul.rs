@@ -193,44 +193,7 @@ fn default_model_logits_match_cpu() {
 //   The per-test maximum of |err| / S is printed for both kinds.
 
 use quantscope::gpu::kernels::matmul::{matmul_variant, MatmulOptions, MatmulOutput, MatmulVariant};
-use quantscope::quant::{Codebook, Sharing};
-
-/// A weight under test: on the GPU, and dequantized on the CPU (`[n_out × n_in]`).
-struct TestWeight {
-    gpu: GpuWeight,
-    rows: Vec<f32>,
-    n_in: usize,
-    n_out: usize,
-}
-
-fn ggml_weight(rng: &mut Rng, dtype: GgmlType, n_in: usize, n_out: usize) -> TestWeight {
-    let (weights, t) = random_weights(rng, dtype, n_in, n_out);
-    let gpu = GpuWeight::upload(ctx(), &weights, &t).unwrap();
-    let mut rows = vec![0.0f32; n_in * n_out];
-    for (o, row) in rows.chunks_exact_mut(n_in).enumerate() {
-        weights.dequantize_row(&t, o, row).unwrap();
-    }
-    TestWeight { gpu, rows, n_in, n_out }
-}
-
-/// A 3-bit codebook (8 levels per table, a table per row) with scales and offsets per group of
-/// 24 columns, so groups straddle parts and chunks.
-fn codebook_weight(rng: &mut Rng, n_in: usize, n_out: usize) -> TestWeight {
-    let (tables, scales) = (Sharing::Row, Sharing::Group(24));
-    let cb = Codebook {
-        rows: n_out,
-        cols: n_in,
-        codes: (0..n_in * n_out).map(|_| (rng.next_u64() % 8) as u16).collect(),
-        levels: rng.vec(tables.count(n_out, n_in) * 8, -2.0, 2.0),
-        levels_per_table: 8,
-        table_sharing: tables,
-        scales: rng.vec(scales.count(n_out, n_in), 0.001, 0.1),
-        offsets: rng.vec(scales.count(n_out, n_in), -0.05, 0.05),
-        scale_sharing: scales,
-    };
-    let gpu = GpuWeight::upload_codebook(ctx(), "random codebook", &cb).unwrap();
-    TestWeight { gpu, rows: cb.dequantize(), n_in, n_out }
-}
+use gpu_common::matmul_weights::{codebook_weight, cpu_row, ggml_weight, RowProduct, TestWeight};
 
 /// The options of one case, with the CPU's copies of their buffers.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -307,20 +270,7 @@ fn check_case(what: &str, tw: &TestWeight, variant: MatmulVariant, data: &CaseDa
     for t in 0..n_tokens {
         let xt = &x[t * n_in..][..n_in];
         for o in 0..n_out {
-            let row = &tw.rows[o * n_in..][..n_in];
-            let (mut sum, mut scale, mut chunk_scale, mut subnormal) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
-            for (wc, xc) in row.chunks(32).zip(xt.chunks(32)) {
-                let b = wc.iter().fold(0.0f64, |m, &w| m.max(w.abs() as f64));
-                for (&w, &v) in wc.iter().zip(xc) {
-                    let p = w as f64 * v as f64;
-                    sum += p;
-                    scale += p.abs();
-                    chunk_scale += b * (v as f64).abs();
-                    subnormal += (2.0f64).powi(-23);
-                }
-            }
-            let mut product_budget =
-                if f16 { 9.0 * 2f64.powi(-11) * chunk_scale + subnormal } else { MATMUL_TERM_REL * scale };
+            let RowProduct { sum, abs_sum: scale, budget: mut product_budget } = cpu_row(tw, xt, o, f16);
             let mut want = sum;
             let mut rounding = 0.0;
             if let Some(bias) = &data.bias {

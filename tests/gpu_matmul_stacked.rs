@@ -20,6 +20,7 @@
 
 mod gpu_common;
 
+use gpu_common::matmul_weights::{codebook_weight, cpu_row, ggml_weight, RowProduct, TestWeight};
 use gpu_common::*;
 use quantscope::formats::ggml::GgmlType;
 use quantscope::gpu::kernels::matmul::{
@@ -27,19 +28,10 @@ use quantscope::gpu::kernels::matmul::{
     StackedOutput,
 };
 use quantscope::gpu::weights::GpuWeight;
-use quantscope::quant::{Codebook, Sharing};
 
 const EPS: f32 = 1e-5;
 
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// A weight on the GPU and its rows dequantized on the CPU (`[n_out × n_in]`).
-struct TestWeight {
-    gpu: GpuWeight,
-    rows: Vec<f32>,
-    n_in: usize,
-    n_out: usize,
-}
 
 #[derive(Clone, Copy, Debug)]
 enum Fmt {
@@ -50,49 +42,9 @@ enum Fmt {
 
 fn make(rng: &mut Rng, fmt: Fmt, n_in: usize, n_out: usize) -> TestWeight {
     match fmt {
-        Fmt::Ggml(dtype) => {
-            let (weights, t) = random_weights(rng, dtype, n_in, n_out);
-            let gpu = GpuWeight::upload(ctx(), &weights, &t).unwrap();
-            let mut rows = vec![0.0f32; n_in * n_out];
-            for (o, row) in rows.chunks_exact_mut(n_in).enumerate() {
-                weights.dequantize_row(&t, o, row).unwrap();
-            }
-            TestWeight { gpu, rows, n_in, n_out }
-        }
-        Fmt::Codebook => {
-            let (tables, scales) = (Sharing::Row, Sharing::Group(24));
-            let cb = Codebook {
-                rows: n_out,
-                cols: n_in,
-                codes: (0..n_in * n_out).map(|_| (rng.next_u64() % 8) as u16).collect(),
-                levels: rng.vec(tables.count(n_out, n_in) * 8, -2.0, 2.0),
-                levels_per_table: 8,
-                table_sharing: tables,
-                scales: rng.vec(scales.count(n_out, n_in), 0.001, 0.1),
-                offsets: rng.vec(scales.count(n_out, n_in), -0.05, 0.05),
-                scale_sharing: scales,
-            };
-            let gpu = GpuWeight::upload_codebook(ctx(), "random codebook", &cb).unwrap();
-            TestWeight { gpu, rows: cb.dequantize(), n_in, n_out }
-        }
+        Fmt::Ggml(dtype) => ggml_weight(rng, dtype, n_in, n_out),
+        Fmt::Codebook => codebook_weight(rng, n_in, n_out),
     }
-}
-
-/// The CPU's output o of `tw` and its error bound (without the epilogue's roundings).
-fn cpu_row(tw: &TestWeight, x: &[f32], o: usize, f16: bool) -> (f64, f64) {
-    let row = &tw.rows[o * tw.n_in..][..tw.n_in];
-    let (mut sum, mut scale, mut chunk_scale, mut subnormal) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
-    for (wc, xc) in row.chunks(32).zip(x.chunks(32)) {
-        let b = wc.iter().fold(0.0f64, |m, &w| m.max(w.abs() as f64));
-        for (&w, &v) in wc.iter().zip(xc) {
-            let p = w as f64 * v as f64;
-            sum += p;
-            scale += p.abs();
-            chunk_scale += b * (v as f64).abs();
-            subnormal += 2f64.powi(-23);
-        }
-    }
-    (sum, if f16 { 9.0 * 2f64.powi(-11) * chunk_scale + subnormal } else { MATMUL_TERM_REL * scale })
 }
 
 /// Runs one stacked call and the separate calls it replaces; checks (a) and (b). Returns whether
@@ -162,7 +114,7 @@ fn check(
     let f16 = variant == MatmulVariant::F16;
     let ulp = f32::EPSILON as f64;
     let biased = |i: usize, w: usize, o: usize| -> (f64, f64) {
-        let (mut v, b) = cpu_row(ws[w], &xn, o, f16);
+        let RowProduct { sum: mut v, budget: b, .. } = cpu_row(ws[w], &xn, o, f16);
         let mut rounding = 0.0;
         if let Some(bias) = &bias_v {
             v += bias[i] as f64;

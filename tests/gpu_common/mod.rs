@@ -6,6 +6,7 @@
 
 #[path = "../kernel_reference/mod.rs"]
 mod kernel_reference;
+pub mod matmul_weights;
 
 use std::sync::OnceLock;
 
