@@ -8,6 +8,7 @@ mod gpu_common;
 use gpu_common::*;
 use quantscope::gpu::kernels::attention::{attention, attention_quantized, AttentionShape};
 use quantscope::gpu::kernels::attention_split::{attention_split, split_plan, MIN_SPLIT_KEYS};
+use quantscope::gpu::Recorder;
 
 /// Head layouts: GQA 9/3 at head_dim 64, plain multi-head 4/4 at 8, and the largest head (128)
 /// shared by 2 query heads.
@@ -314,21 +315,20 @@ fn gpu_attention_split_with(
     drop_key0: bool,
     scratch: &wgpu::Buffer,
 ) -> Vec<f32> {
-    let q_len = n * (s.n_heads * s.head_dim) as usize;
-    let (q, k, v) = (
-        ctx().upload_f32("q", &c.q).unwrap(),
-        ctx().upload_f32("k", &c.k).unwrap(),
-        ctx().upload_f32("v", &c.v).unwrap(),
-    );
-    let out = poisoned("out", q_len);
-    let mut enc = ctx().encoder();
-    attention_split(ctx(), &mut enc, s, &q, &k, &v, &out, n as u32, past as u32, drop_key0, scratch).unwrap();
-    ctx().submit(enc);
-    read(&out, q_len)
+    run_case(s, c, n, &|enc, [q, k, v, out]| {
+        attention_split(ctx(), enc, s, q, k, v, out, n as u32, past as u32, drop_key0, scratch).unwrap()
+    })
 }
 
 /// The one-pass kernel (attention.wgsl) on the same case, without probabilities.
 fn gpu_attention_one_pass(s: AttentionShape, c: &Case, n: usize, past: usize, drop_key0: bool) -> Vec<f32> {
+    run_case(s, c, n, &|enc, [q, k, v, out]| {
+        attention_quantized(ctx(), enc, s, q, k, v, out, n as u32, past as u32, None, drop_key0, None).unwrap()
+    })
+}
+
+/// Uploads the case's q, k and v, records `attend(q, k, v, out)` and reads back the output.
+fn run_case(s: AttentionShape, c: &Case, n: usize, attend: &dyn Fn(&mut Recorder, [&wgpu::Buffer; 4])) -> Vec<f32> {
     let q_len = n * (s.n_heads * s.head_dim) as usize;
     let (q, k, v) = (
         ctx().upload_f32("q", &c.q).unwrap(),
@@ -337,7 +337,7 @@ fn gpu_attention_one_pass(s: AttentionShape, c: &Case, n: usize, past: usize, dr
     );
     let out = poisoned("out", q_len);
     let mut enc = ctx().encoder();
-    attention_quantized(ctx(), &mut enc, s, &q, &k, &v, &out, n as u32, past as u32, None, drop_key0, None).unwrap();
+    attend(&mut enc, [&q, &k, &v, &out]);
     ctx().submit(enc);
     read(&out, q_len)
 }
