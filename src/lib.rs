@@ -1,7 +1,9 @@
 //! quantscope: run a real transformer, quantize it live, and see what the quantizers do.
 //!
 //! Data flows one way: `formats` (bytes -> typed files) -> `model` (config, weights, tokenizer,
-//! CPU reference forward) -> front ends (`web` facade in the browser, the `quantscope` CLI).
+//! CPU reference forward and its hooks) -> `quant` (quantizers, recipes) -> `gpu` (WGSL kernels,
+//! the GPU forward) -> `analysis` (metrics, evaluation, outlier detectors) -> front ends (`web`
+//! facade in the browser, the `quantscope` CLI). No module imports one to its right.
 
 pub mod analysis;
 pub mod error;

@@ -29,7 +29,8 @@ use std::sync::Mutex;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use crate::analysis::eval::{windows, EvalAccumulator, EvalOptions, EVAL_TEXT};
+use crate::analysis::eval::{EvalAccumulator, EVAL_TEXT};
+use crate::model::window::{windows, EvalOptions};
 use crate::error::ModelError;
 use crate::gpu::context::AdapterSummary;
 use crate::gpu::forward::{Capture, GpuModel, KvCache};
@@ -665,11 +666,11 @@ impl Playground {
             self.intervention = None;
             return Ok(());
         }
-        let intervention: crate::analysis::intervene::Intervention = name.parse().map_err(js_error)?;
+        let intervention: crate::model::intervene::Intervention = name.parse().map_err(js_error)?;
         let gpu = self.gpu.as_ref().ok_or_else(|| JsError::new("interventions in the page need WebGPU"))?;
         let options = EvalOptions { max_tokens: Some(calibration_tokens.max(2)), window: 512 };
-        let calibration = crate::analysis::eval::eval_tokens(&self.model, EVAL_TEXT, &options).map_err(js_error)?;
-        let intervener = crate::analysis::intervene::Intervener::new(&self.model, intervention, &calibration, &options)
+        let calibration = crate::model::window::eval_tokens(&self.model, EVAL_TEXT, &options).map_err(js_error)?;
+        let intervener = crate::model::intervene::Intervener::new(&self.model, intervention, &calibration, &options)
             .map_err(js_error)?;
         let c = &self.model.config;
         self.intervention = Some(
@@ -914,7 +915,7 @@ impl Playground {
         let mut throttle = ProgressThrottle::new(&progress);
         let options = EvalOptions { max_tokens: Some(max_tokens), window: window.max(2) };
         let text = if text.is_empty() { EVAL_TEXT } else { text.as_str() };
-        let tokens = crate::analysis::eval::eval_tokens(&self.model, text, &options).map_err(js_error)?;
+        let tokens = crate::model::window::eval_tokens(&self.model, text, &options).map_err(js_error)?;
         let windows = windows(&self.model, &tokens, &options);
         let mut acc = EvalAccumulator::new(&self.model);
         let cpu_options =

@@ -5,7 +5,8 @@
 
 mod common;
 
-use quantscope::analysis::eval::{eval_tokens, EvalOptions, EVAL_TEXT};
+use quantscope::analysis::eval::EVAL_TEXT;
+use quantscope::model::window::{eval_tokens, EvalOptions};
 use quantscope::model::reference::{forward_with, ForwardHook, ForwardOptions, LinearInput};
 use serde_json::Value;
 

@@ -7,7 +7,8 @@ mod common;
 
 use std::collections::HashMap;
 
-use quantscope::analysis::eval::{eval_tokens, evaluate_with, CpuWindows, EvalOptions, EvalResult, EVAL_TEXT};
+use quantscope::analysis::eval::{evaluate_with, EvalResult, EVAL_TEXT};
+use quantscope::model::window::{eval_tokens, CpuWindows, EvalOptions};
 use quantscope::model::reference::{forward, ForwardOptions, LinearInput};
 use quantscope::model::Model;
 use quantscope::quant::calibrate::calibrate;

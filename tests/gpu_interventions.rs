@@ -1,4 +1,4 @@
-//! Interventions in the GPU forward against the CPU reference's (analysis::intervene through the
+//! Interventions in the GPU forward against the CPU reference's (model::intervene through the
 //! forward hook): zero-massive, mean-massive, drop-sink and clip:P on the default model, and the
 //! GPU's exact select (the radix select behind the median and the percentiles) against sorting.
 //!
@@ -12,8 +12,9 @@ mod common;
 mod gpu_common;
 
 use gpu_common::*;
-use quantscope::analysis::eval::{eval_tokens, EvalOptions, EVAL_TEXT};
-use quantscope::analysis::intervene::{Intervener, Intervention};
+use quantscope::analysis::eval::EVAL_TEXT;
+use quantscope::model::window::{eval_tokens, EvalOptions};
+use quantscope::model::intervene::{Intervener, Intervention};
 use quantscope::gpu::forward::{Capture, GpuModel};
 use quantscope::gpu::kernels::intervene::{select_abs, GpuIntervention};
 use quantscope::model::reference::{forward, forward_with, ForwardOptions};

@@ -5,8 +5,9 @@
 
 mod common;
 
-use quantscope::analysis::eval::{eval_tokens, evaluate_with, CpuWindows, EvalOptions, WindowForward, EVAL_TEXT};
-use quantscope::analysis::intervene::{IntervenedWindows, Intervener, Intervention};
+use quantscope::analysis::eval::{evaluate_with, EVAL_TEXT};
+use quantscope::model::window::{eval_tokens, CpuWindows, EvalOptions, WindowForward};
+use quantscope::model::intervene::{IntervenedWindows, Intervener, Intervention};
 use quantscope::model::reference::{forward_with, ForwardOptions};
 use quantscope::ModelError;
 

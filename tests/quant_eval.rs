@@ -7,7 +7,8 @@
 mod common;
 
 use common::load_default_model;
-use quantscope::analysis::eval::{eval_tokens, evaluate, EvalOptions, EvalResult, EVAL_TEXT};
+use quantscope::analysis::eval::{evaluate, EvalResult, EVAL_TEXT};
+use quantscope::model::window::{eval_tokens, EvalOptions};
 use quantscope::analysis::metrics::argmax;
 use quantscope::model::reference::{forward, ForwardOptions};
 use quantscope::model::Model;

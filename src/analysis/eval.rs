@@ -7,26 +7,12 @@ use serde::Serialize;
 
 use crate::analysis::metrics::{LogitAccumulator, LogitMetrics};
 use crate::error::ModelError;
-use crate::model::reference::{forward, ForwardOptions};
+use crate::model::window::{windows, CpuWindows, EvalOptions, WindowForward};
 use crate::model::{Model, Progress};
 
 /// The evaluation text shipped with quantscope: the opening of Shakespeare's *Coriolanus* (public
 /// domain), as it begins the "tinyshakespeare" corpus; see data/README.md.
 pub const EVAL_TEXT: &str = include_str!("../../data/eval.txt");
-
-#[derive(Debug, Clone, Copy)]
-pub struct EvalOptions {
-    /// Use at most this many tokens of the text (None: all of it).
-    pub max_tokens: Option<usize>,
-    /// Tokens per forward.
-    pub window: usize,
-}
-
-impl Default for EvalOptions {
-    fn default() -> Self {
-        EvalOptions { max_tokens: None, window: 512 }
-    }
-}
 
 /// Relative L2 error of the residual stream after one block (layer 0 = the embeddings).
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -43,34 +29,6 @@ pub struct EvalResult {
     pub layers: Vec<LayerError>,
 }
 
-pub fn eval_tokens(model: &Model, text: &str, options: &EvalOptions) -> Result<Vec<u32>, ModelError> {
-    let mut tokens = model.tokenizer.encode(text)?;
-    if let Some(max) = options.max_tokens {
-        tokens.truncate(max);
-    }
-    if tokens.len() < 2 {
-        return Err(ModelError::EmptyPrompt);
-    }
-    Ok(tokens)
-}
-
-/// A forward over one window of a text from an empty context: the logits of every position
-/// (`[tokens × vocab]`) and the residual stream after the embeddings and after each block. The
-/// CPU reference ([`CpuWindows`]) and the GPU (`gpu::forward::GpuWindows`) provide it.
-pub trait WindowForward {
-    fn forward_window(&mut self, tokens: &[u32]) -> Result<(Vec<f32>, Vec<Vec<f32>>), ModelError>;
-}
-
-pub struct CpuWindows<'a>(pub &'a Model);
-
-impl WindowForward for CpuWindows<'_> {
-    fn forward_window(&mut self, tokens: &[u32]) -> Result<(Vec<f32>, Vec<Vec<f32>>), ModelError> {
-        let out =
-            forward(self.0, tokens, ForwardOptions { all_logits: true, hidden_states: true, attention_probs: false })?;
-        Ok((out.logits, out.hidden_states))
-    }
-}
-
 /// Compares `quantized` with `reference` on `tokens` with the CPU reference forward. Progress
 /// counts windows.
 pub fn evaluate(
@@ -81,13 +39,6 @@ pub fn evaluate(
     progress: &mut dyn FnMut(Progress),
 ) -> Result<EvalResult, ModelError> {
     evaluate_with(reference, &mut CpuWindows(reference), &mut CpuWindows(quantized), tokens, options, progress)
-}
-
-/// The windows `tokens` is evaluated in: consecutive runs of `options.window` (clamped to the
-/// context), each with at least two tokens (one prediction).
-pub fn windows<'t>(model: &Model, tokens: &'t [u32], options: &EvalOptions) -> Vec<&'t [u32]> {
-    let window = options.window.clamp(2, model.config.context_length);
-    tokens.chunks(window).filter(|w| w.len() >= 2).collect()
 }
 
 /// Accumulates the metrics window by window, whoever computes the forwards (the CLI's blocking

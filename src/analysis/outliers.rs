@@ -31,11 +31,9 @@ use serde::Serialize;
 use crate::error::ModelError;
 use crate::model::reference::{forward, ForwardOptions};
 use crate::model::Model;
+pub use crate::model::massive::{Entry, MASSIVE_FLOOR, RULE_FACTOR};
+pub use crate::model::stats::lower_median;
 
-/// Both activation rules flag magnitudes above this multiple of a typical magnitude.
-pub const RULE_FACTOR: f32 = 1000.0;
-/// The massive-activation rule also requires `|h| > 100` (Sun et al. 2024).
-pub const MASSIVE_FLOOR: f32 = 100.0;
 /// Key k is an attention outlier when the head-averaged attention it receives, summed over
 /// queries, is at least this fraction of the sequence length (Systematic Outliers).
 pub const OUTLIER_KEY_FRACTION: f64 = 0.1;
@@ -70,14 +68,6 @@ pub struct ActivationStats {
     pub token_max_abs: Vec<f32>,
     /// Per token: the first channel where that max is reached.
     pub token_argmax_channel: Vec<usize>,
-}
-
-/// One activation: its token, its channel and its signed value.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Entry {
-    pub token: usize,
-    pub channel: usize,
-    pub value: f32,
 }
 
 /// Statistics of `h`, a row-major `[tokens × channels]` hidden state.
@@ -117,14 +107,6 @@ pub fn activation_stats(h: &[f32], channels: usize) -> ActivationStats {
         token_max_abs,
         token_argmax_channel,
     }
-}
-
-/// The ⌈n/2⌉-th smallest of `values` (for even n the lower of the two middle values), exact.
-/// Panics on an empty vector.
-pub fn lower_median(mut values: Vec<f32>) -> f32 {
-    assert!(!values.is_empty(), "median of nothing");
-    let middle = (values.len() - 1) / 2;
-    *values.select_nth_unstable_by(middle, f32::total_cmp).1
 }
 
 /// Indices of the `k` values of largest magnitude, largest first; ties go to the lower index.

@@ -20,8 +20,9 @@ macro_rules! outln {
     }};
 }
 use quantscope::analysis::report;
-use quantscope::analysis::eval::{eval_tokens, evaluate, evaluate_with, CpuWindows, EvalOptions, EVAL_TEXT};
-use quantscope::analysis::intervene::{IntervenedBackend, IntervenedWindows, Intervener, Intervention};
+use quantscope::analysis::eval::{evaluate, evaluate_with, EVAL_TEXT};
+use quantscope::model::window::{eval_tokens, CpuWindows, EvalOptions};
+use quantscope::model::intervene::{IntervenedBackend, IntervenedWindows, Intervener, Intervention};
 use quantscope::gpu::bench::{self, BenchOptions};
 use quantscope::gpu::forward::{GpuBackend, GpuModel, GpuWindows};
 use quantscope::gpu::kernels::intervene::GpuIntervention;

@@ -154,7 +154,7 @@ pub struct Capture {
     /// draws it (a heatmap), without reading back any other.
     pub tensor: Option<(usize, ProbePoint)>,
     /// An intervention (zero-massive, mean-massive, drop-sink, clip) applied in this step, as the
-    /// CPU reference's `analysis::intervene` does.
+    /// CPU reference's `model::intervene` does.
     pub intervention: Option<Arc<GpuIntervention>>,
     /// Runtime quantization of the model under study (linear inputs, new keys and values,
     /// attention probabilities), as the CPU reference's `quant::runtime` hook does. A
@@ -850,7 +850,7 @@ pub struct GpuWindows<'a> {
 }
 
 #[cfg(not(target_arch = "wasm32"))]
-impl crate::analysis::eval::WindowForward for GpuWindows<'_> {
+impl crate::model::window::WindowForward for GpuWindows<'_> {
     fn forward_window(&mut self, tokens: &[u32]) -> Result<(Vec<f32>, Vec<Vec<f32>>), ModelError> {
         let mut cache = self.model.new_cache(self.ctx, tokens.len() as u32)?;
         let capture = Capture {

@@ -3,10 +3,14 @@
 
 pub mod config;
 pub mod generate;
+pub mod intervene;
 pub mod load;
+pub mod massive;
 pub mod reference;
 pub mod sampling;
+pub mod stats;
 pub mod weights;
+pub mod window;
 
 pub use config::{LlamaConfig, RopeLayout};
 pub use load::{Model, ModelSummary, Prediction, Progress, TensorSummary, TopToken};

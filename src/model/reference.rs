@@ -68,7 +68,7 @@ pub enum LinearInput {
     MlpDown,
 }
 
-/// Where an experiment may change the forward (the interventions of `analysis::intervene`, the
+/// Where an experiment may change the forward (the interventions of `model::intervene`, the
 /// activation quantizers of `quant::activation`): the residual stream after each block, which keys
 /// each query may attend to, and the input of every linear layer of a block. The defaults change
 /// nothing, and [`forward`] is [`forward_with`] with [`NoHook`].

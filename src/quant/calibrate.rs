@@ -8,7 +8,7 @@
 
 use serde::Serialize;
 
-use crate::analysis::eval::{windows, EvalOptions};
+use crate::model::window::{windows, EvalOptions};
 use crate::error::ModelError;
 use crate::model::reference::{forward_with, ForwardHook, ForwardOptions, LinearInput};
 use crate::model::config::RopeLayout;

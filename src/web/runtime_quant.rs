@@ -17,7 +17,8 @@ use std::sync::Arc;
 use wasm_bindgen::prelude::*;
 
 use super::{js_error, now_ms, to_js, Playground, ProgressThrottle};
-use crate::analysis::eval::{eval_tokens, EvalOptions, EVAL_TEXT};
+use crate::analysis::eval::EVAL_TEXT;
+use crate::model::window::{eval_tokens, EvalOptions};
 use crate::gpu::kernels::runtime_quant::GpuRuntimeQuant;
 use crate::model::reference::{ForwardOptions, ForwardOutput};
 use crate::model::Progress;

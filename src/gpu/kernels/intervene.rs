@@ -1,13 +1,13 @@
 //! Interventions in the GPU forward (`shaders/select.wgsl`, `shaders/intervene.wgsl`), the same as
-//! the CPU reference's `analysis::intervene`: zero-massive and mean-massive need the exact lower
+//! the CPU reference's `model::intervene`: zero-massive and mean-massive need the exact lower
 //! median of |x| of the layer's residual stream, clip:P the two ranks around its percentile; both
 //! come from a radix select that runs entirely on the GPU, so the forward stays one encoder with no
 //! readback. Drop-sink is a flag of the attention kernel.
 
 use std::sync::Arc;
 
-use crate::analysis::intervene::{Intervener, Intervention};
-use crate::analysis::outliers::{MASSIVE_FLOOR, RULE_FACTOR};
+use crate::model::intervene::{Intervener, Intervention};
+use crate::model::massive::{MASSIVE_FLOOR, RULE_FACTOR};
 use crate::error::GpuError;
 use crate::gpu::{GpuContext, Recorder, ShaderSource};
 
@@ -110,7 +110,7 @@ pub fn intervene_after_block(
     let shape = |message: String| GpuError::Shape { kernel: KERNEL, message };
     let (mode, lo_rank, hi_rank, fraction) = match intervention.intervention {
         Intervention::DropSink => return Ok(()),
-        // The lower median, as analysis::outliers::lower_median.
+        // The lower median, as model::stats::lower_median.
         Intervention::ZeroMassive => (0u32, (n - 1) / 2, (n - 1) / 2, 0.0f32),
         Intervention::MeanMassive => (1, (n - 1) / 2, (n - 1) / 2, 0.0),
         Intervention::Clip(p) => {

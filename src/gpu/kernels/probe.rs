@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-use crate::analysis::outliers::Entry;
+use crate::model::massive::Entry;
 use crate::error::GpuError;
 use crate::gpu::{GpuContext, Recorder};
 

@@ -21,11 +21,12 @@ use std::str::FromStr;
 
 use serde::{Serialize, Serializer};
 
-use crate::analysis::eval::{windows, EvalOptions, WindowForward};
-use crate::analysis::outliers::{lower_median, MASSIVE_FLOOR, RULE_FACTOR};
 use crate::error::ModelError;
 use crate::model::generate::NextTokenLogits;
+use crate::model::massive::massive_threshold;
 use crate::model::reference::{forward_with, ForwardHook, ForwardOptions};
+use crate::model::stats::abs_percentile;
+use crate::model::window::{windows, EvalOptions, WindowForward};
 use crate::model::Model;
 
 /// One intervention, named as on the command line.
@@ -87,24 +88,6 @@ impl Serialize for Intervention {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_str(self)
     }
-}
-
-/// The massive-activation threshold of one hidden state (the rule of `outliers`, recomputed here
-/// without the rest of its statistics): `max(100, 1000 · lower median |h|)`.
-pub fn massive_threshold(h: &[f32]) -> f32 {
-    (RULE_FACTOR * lower_median(h.iter().map(|x| x.abs()).collect())).max(MASSIVE_FLOOR)
-}
-
-/// The `percentile`-th percentile of |values| with numpy's default linear interpolation: the
-/// sorted magnitudes at rank `p/100 · (n − 1)`, interpolated between its two neighbours.
-pub fn abs_percentile(values: &[f32], percentile: f64) -> f32 {
-    assert!(!values.is_empty(), "percentile of nothing");
-    let mut sorted: Vec<f32> = values.iter().map(|x| x.abs()).collect();
-    sorted.sort_unstable_by(f32::total_cmp);
-    let rank = percentile / 100.0 * (sorted.len() - 1) as f64;
-    let (lo, hi) = (rank.floor() as usize, rank.ceil() as usize);
-    let (a, b) = (sorted[lo] as f64, sorted[hi] as f64);
-    (a + (b - a) * (rank - lo as f64)) as f32
 }
 
 /// Per (layer, channel), the mean value of the residual-stream entries the massive rule flagged

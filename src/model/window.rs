@@ -1,0 +1,58 @@
+//! How a text is run for evaluation and calibration: tokenized, cut into windows of `window`
+//! tokens, each an independent forward from an empty context. The evaluation (`analysis::eval`),
+//! the calibrated quantizers and the interventions' calibration all cut the same way.
+
+use crate::error::ModelError;
+use crate::model::reference::{forward, ForwardOptions};
+use crate::model::Model;
+
+#[derive(Debug, Clone, Copy)]
+pub struct EvalOptions {
+    /// Use at most this many tokens of the text (None: all of it).
+    pub max_tokens: Option<usize>,
+    /// Tokens per forward.
+    pub window: usize,
+}
+
+impl Default for EvalOptions {
+    fn default() -> Self {
+        EvalOptions { max_tokens: None, window: 512 }
+    }
+}
+
+/// The tokens of `text` an evaluation runs on: at most `options.max_tokens`, at least two (one
+/// prediction).
+pub fn eval_tokens(model: &Model, text: &str, options: &EvalOptions) -> Result<Vec<u32>, ModelError> {
+    let mut tokens = model.tokenizer.encode(text)?;
+    if let Some(max) = options.max_tokens {
+        tokens.truncate(max);
+    }
+    if tokens.len() < 2 {
+        return Err(ModelError::EmptyPrompt);
+    }
+    Ok(tokens)
+}
+
+/// The windows `tokens` is evaluated in: consecutive runs of `options.window` (clamped to the
+/// context), each with at least two tokens (one prediction).
+pub fn windows<'t>(model: &Model, tokens: &'t [u32], options: &EvalOptions) -> Vec<&'t [u32]> {
+    let window = options.window.clamp(2, model.config.context_length);
+    tokens.chunks(window).filter(|w| w.len() >= 2).collect()
+}
+
+/// A forward over one window of a text from an empty context: the logits of every position
+/// (`[tokens × vocab]`) and the residual stream after the embeddings and after each block. The
+/// CPU reference ([`CpuWindows`]) and the GPU (`gpu::forward::GpuWindows`) provide it.
+pub trait WindowForward {
+    fn forward_window(&mut self, tokens: &[u32]) -> Result<(Vec<f32>, Vec<Vec<f32>>), ModelError>;
+}
+
+pub struct CpuWindows<'a>(pub &'a Model);
+
+impl WindowForward for CpuWindows<'_> {
+    fn forward_window(&mut self, tokens: &[u32]) -> Result<(Vec<f32>, Vec<Vec<f32>>), ModelError> {
+        let out =
+            forward(self.0, tokens, ForwardOptions { all_logits: true, hidden_states: true, attention_probs: false })?;
+        Ok((out.logits, out.hidden_states))
+    }
+}
