@@ -91,6 +91,11 @@ pub enum ModelError {
     #[error("the prompt is empty: it encodes to no tokens")]
     EmptyPrompt,
 
+    /// An evaluation or a calibration pass predicts each token from the ones before it: it needs
+    /// a token and the one after it.
+    #[error("{what} needs at least 2 tokens (a token and the next one to predict); it was given {tokens}")]
+    TooFewTokens { what: &'static str, tokens: usize },
+
     #[error("the prompt has {tokens} tokens, more than the model's context of {context}")]
     PromptTooLong { tokens: usize, context: usize },
 }

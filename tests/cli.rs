@@ -8,8 +8,15 @@ use std::process::{Command, Output};
 
 use common::*;
 
+/// The binary as in a container or over ssh: no XDG_RUNTIME_DIR, so a driver's display probe
+/// would complain on stderr if the CLI let it.
 fn quantscope(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_quantscope")).args(args).current_dir(repo()).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_quantscope"))
+        .args(args)
+        .current_dir(repo())
+        .env_remove("XDG_RUNTIME_DIR")
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -101,7 +108,9 @@ fn predict_on_gpu_and_cpu_agree() {
             "5",
             "--json",
         ]);
-        assert!(out.status.success(), "{backend}: {}", String::from_utf8_lossy(&out.stderr));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{backend}: {stderr}");
+        assert!(!stderr.contains("XDG_RUNTIME_DIR"), "a driver's warning leaks into our output: {stderr}");
         serde_json::from_slice(&out.stdout).unwrap()
     };
     let (gpu, cpu) = (run("gpu"), run("cpu"));
@@ -114,6 +123,27 @@ fn predict_on_gpu_and_cpu_agree() {
         let (g, c) = (g["logit"].as_f64().unwrap(), c["logit"].as_f64().unwrap());
         assert!((g - c).abs() <= 1e-3 * c.abs(), "logit {g} vs {c}");
     }
+}
+
+#[test]
+fn eval_refuses_too_few_tokens_and_too_small_windows_and_reports_the_window_it_ran() {
+    let out = quantscope(&["eval", "--w", "q8_0", "--tokens", "1"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("at least 2 tokens") && stderr.contains("given 1"), "{stderr}");
+    assert!(!stderr.contains("prompt is empty"), "{stderr}");
+
+    let out = quantscope(&["eval", "--w", "q8_0", "--window", "1"]);
+    assert_eq!(out.status.code(), Some(2), "a bad flag is a usage error");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--window") && stderr.contains("at least 2"), "{stderr}");
+
+    // A window past the context is clamped to it, and the JSON says the window that ran.
+    let out = quantscope(&["eval", "--w", "q8_0", "--window", "100000", "--tokens", "4", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["window"], 8192, "SmolLM2's context");
+    assert_eq!(v["tokens"], 4);
 }
 
 #[test]
@@ -144,7 +174,9 @@ fn generate_streams_text_and_json_agrees_across_backends() {
             "--json",
         ];
         let out = quantscope(&args);
-        assert!(out.status.success(), "{backend}: {}", String::from_utf8_lossy(&out.stderr));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{backend}: {stderr}");
+        assert!(!stderr.contains("XDG_RUNTIME_DIR"), "a driver's warning leaks into our output: {stderr}");
         serde_json::from_slice(&out.stdout).unwrap()
     };
     let (gpu, cpu) = (run("gpu"), run("cpu"));

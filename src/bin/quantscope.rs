@@ -161,8 +161,8 @@ enum Command {
         /// Use only the first N tokens of the text.
         #[arg(long)]
         tokens: Option<usize>,
-        /// Tokens per forward.
-        #[arg(long, default_value_t = 512)]
+        /// Tokens per forward (at least 2; clamped to the model's context).
+        #[arg(long, default_value_t = 512, value_parser = window_size)]
         window: usize,
         #[arg(long)]
         json: bool,
@@ -211,7 +211,8 @@ enum Command {
         /// Evaluate on the first N tokens of the shipped text.
         #[arg(long, default_value_t = 256)]
         tokens: usize,
-        #[arg(long, default_value_t = 256)]
+        /// Tokens per forward (at least 2; clamped to the model's context).
+        #[arg(long, default_value_t = 256, value_parser = window_size)]
         window: usize,
         /// Calibrate methods (and AdaLog's search) on the first N tokens.
         #[arg(long, default_value_t = 512)]
@@ -262,7 +263,28 @@ enum Backend {
     Cpu,
 }
 
+/// The Wayland client library, loaded by the Vulkan driver while it enumerates adapters, prints
+/// "error: XDG_RUNTIME_DIR is invalid or not set" twice when that variable is missing (containers,
+/// CI, ssh sessions). It reads as our error and is not one: with the variable pointing at the
+/// temporary directory the driver finds no display there and stays silent. Set before any thread
+/// starts, and only when unset, so a real session's value is never changed.
+fn quiet_display_probe() {
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir());
+    }
+}
+
+/// An evaluation window predicts each token from those before it, so it needs two.
+fn window_size(text: &str) -> Result<usize, String> {
+    let window: usize = text.parse().map_err(|e| format!("{e}"))?;
+    if window < 2 {
+        return Err(format!("{window} tokens: a window needs at least 2 (a token and the next one to predict)"));
+    }
+    Ok(window)
+}
+
 fn main() -> ExitCode {
+    quiet_display_probe();
     let mut out = String::new();
     match run(Cli::parse(), &mut out) {
         Ok(()) => {
@@ -612,7 +634,7 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
                     "method": experiment.method,
                     "smoothquant": smooth_info(&experiment, &prepared),
                     "decisions": prepared.decisions,
-                    "window": options.window,
+                    "window": options.window_for(&model),
                     "backend": backend_name,
                     "bpw": prepared.bits_per_weight,
                     "bytes": prepared.quantized.as_ref().map(|q| q.bytes),
@@ -647,7 +669,7 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
                 let down = a.down.map_or(String::new(), |d| format!(" (down projection input: {d})"));
                 outln!(out, "activations    {}{down}", a.default);
             }
-            outln!(out, "tokens         {} (windows of {})", result.tokens, options.window);
+            outln!(out, "tokens         {} (windows of {})", result.tokens, options.window_for(&model));
             outln!(out, "KL             {:.5} nats/token", m.kl);
             outln!(out, "PD-KL (T=4)    {:.5}", m.pd_kl);
             outln!(out, "top-1 agree    {:.2}%", m.top1_agreement * 100.0);
@@ -669,7 +691,7 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
             if configs.is_empty() {
                 return Err(format!("--only {:?}: no configuration matches", only.unwrap_or_default()));
             }
-            let options = report::ReportOptions { tokens, window: window.max(2), calibration_tokens: calib_tokens };
+            let options = report::ReportOptions { tokens, window, calibration_tokens: calib_tokens };
             let mut bar = ProgressBar::new();
             let markdown = report::report(&model, &configs, &options, &mut |p| bar.show(p));
             bar.finish();

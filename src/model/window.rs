@@ -14,6 +14,14 @@ pub struct EvalOptions {
     pub window: usize,
 }
 
+impl EvalOptions {
+    /// The window actually run: `window` clamped to the model's context, and at least 2 (one
+    /// prediction). What a report of the evaluation should say it used.
+    pub fn window_for(&self, model: &Model) -> usize {
+        self.window.clamp(2, model.config.context_length.max(2))
+    }
+}
+
 impl Default for EvalOptions {
     fn default() -> Self {
         EvalOptions { max_tokens: None, window: 512 }
@@ -28,7 +36,7 @@ pub fn eval_tokens(model: &Model, text: &str, options: &EvalOptions) -> Result<V
         tokens.truncate(max);
     }
     if tokens.len() < 2 {
-        return Err(ModelError::EmptyPrompt);
+        return Err(ModelError::TooFewTokens { what: "the evaluation", tokens: tokens.len() });
     }
     Ok(tokens)
 }
@@ -36,8 +44,7 @@ pub fn eval_tokens(model: &Model, text: &str, options: &EvalOptions) -> Result<V
 /// The windows `tokens` is evaluated in: consecutive runs of `options.window` (clamped to the
 /// context), each with at least two tokens (one prediction).
 pub fn windows<'t>(model: &Model, tokens: &'t [u32], options: &EvalOptions) -> Vec<&'t [u32]> {
-    let window = options.window.clamp(2, model.config.context_length);
-    tokens.chunks(window).filter(|w| w.len() >= 2).collect()
+    tokens.chunks(options.window_for(model)).filter(|w| w.len() >= 2).collect()
 }
 
 /// A forward over one window of a text from an empty context: the logits of every position

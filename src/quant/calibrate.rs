@@ -219,7 +219,7 @@ pub fn calibrate(
     let mut recorder = Recorder { layers, head_dim: c.head_dim, layout: c.rope_layout };
     let windows = windows(model, tokens, &EvalOptions { max_tokens: None, window });
     if windows.is_empty() {
-        return Err(ModelError::EmptyPrompt);
+        return Err(ModelError::TooFewTokens { what: "calibration", tokens: tokens.len() });
     }
     let total = windows.len() as u64;
     let mut seen = 0;
