@@ -1,5 +1,5 @@
 // y[n] = Σ_k Ŵ[n][k] · x[k] for one token, Ŵ in ShiftAddLLM's binary-coding quantization
-// (QUANTIZERS.md §4.1): Ŵ[n][k] = Σ_{i<BITS} α_i(n, group of k) · b_i(n, k), b ∈ {−1, +1}.
+// (docs/quantizers.md §4.1): Ŵ[n][k] = Σ_{i<BITS} α_i(n, group of k) · b_i(n, k), b ∈ {−1, +1}.
 //
 // LUT GEMV: for each chunk of 8 inputs x_0..x_7, the 256-entry table
 // T[c] = Σ_t (bit t of c ? +x_t : −x_t) holds the chunk's dot with every possible byte of ±1

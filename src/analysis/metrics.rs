@@ -2,7 +2,7 @@
 //! position by position:
 //!
 //! - KL(P_ref ‖ P_q) of the next-token distributions (nats), averaged over positions;
-//! - PD-KL: the same at temperature 4, PD-Quant's prediction-difference metric (QUANTIZERS.md
+//! - PD-KL: the same at temperature 4, PD-Quant's prediction-difference metric (docs/quantizers.md
 //!   §4.16), which weighs the tail of the distribution more;
 //! - top-1 agreement: how often both models' most likely next token is the same;
 //! - perplexity of each model on the text, and QiD = mean NLL_q − mean NLL_ref (the loss increase

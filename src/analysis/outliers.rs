@@ -1,4 +1,4 @@
-//! Outlier detectors of QUANTIZERS.md §3 (Systematic Outliers, massive activations, attention
+//! Outlier detectors of docs/quantizers.md §3 (Systematic Outliers, massive activations, attention
 //! sinks), computed exactly on the CPU over full tensors. They are the reference the GPU probes
 //! are checked against, so each is a plain reduction written the way the papers state it.
 //!

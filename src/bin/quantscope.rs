@@ -235,7 +235,7 @@ enum Command {
     /// Activation, weight and attention outliers of one prompt by the CPU reference forward:
     /// per layer max/median/mean |x| and the largest entries, outlier tokens with their category,
     /// weight-outlier columns of the down projections, sink scores, outlier keys and the causal
-    /// chain (QUANTIZERS.md §3).
+    /// chain (docs/quantizers.md §3).
     Outliers {
         #[arg(long)]
         model: Option<PathBuf>,

@@ -1,4 +1,4 @@
-//! Interventions on the CPU reference forward (QUANTIZERS.md §3.2, §3.3): change what the outlier
+//! Interventions on the CPU reference forward (docs/quantizers.md §3.2, §3.3): change what the outlier
 //! papers change and measure the effect with the same metrics as a quantizer (KL, top-1,
 //! perplexity; `quantscope eval --intervene NAME`).
 //!

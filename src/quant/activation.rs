@@ -1,4 +1,4 @@
-//! Activation quantization schemes (QUANTIZERS.md §1.1, §2.3–§2.5): what a linear layer's input
+//! Activation quantization schemes (docs/quantizers.md §1.1, §2.3–§2.5): what a linear layer's input
 //! `[tokens × K]` goes through before the matmul, simulated as quantize-then-dequantize in f32
 //! ("fake quantization"). Scales are dynamic: computed from the tensor at hand in every forward,
 //! as an inference kernel that quantizes its input on the fly does.

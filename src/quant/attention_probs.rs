@@ -1,10 +1,10 @@
-//! Quantizers of attention probabilities (issue 7 item 3): applied to each query's row of the
+//! Quantizers of attention probabilities (docs/quantizers.md §4.6, §4.12): applied to each query's row of the
 //! softmax output before it weights the values, with no renormalization afterwards (what an
 //! integer P·V kernel sees).
 //!
 //! ```text
 //! attn-scheme := "uint" B                  uniform on [0, 1]: x̂ = RNE(x·(2^B−1)) / (2^B−1)
-//!              | "adalog" B "-q" Q         AdaLog (QUANTIZERS.md §4.6), base 2^(Q/37), s = 1
+//!              | "adalog" B "-q" Q         AdaLog (docs/quantizers.md §4.6), base 2^(Q/37), s = 1
 //!              | "adalog" B "-search"      AdaLog with Q searched per layer on calibration text
 //!              | "sab"                     BiViT's softmax-aware binarization: 1 where x ≥ ¼·row max
 //! ```
@@ -282,7 +282,7 @@ mod tests {
         assert!(matches!("log2".parse::<ProbScheme>(), Err(ProbSchemeParseError::Unknown(_))));
     }
 
-    /// QUANTIZERS.md §6: 4-bit, q = 37 gives the powers 2^−k; q = 18 the listed levels.
+    /// docs/quantizers.md §6: 4-bit, q = 37 gives the powers 2^−k; q = 18 the listed levels.
     #[test]
     fn adalog_tables_match_the_known_answers() {
         let log2: Vec<f32> = (0..16).map(|k| (-(k as f32)).exp2()).collect();

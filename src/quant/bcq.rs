@@ -1,4 +1,4 @@
-//! ShiftAddLLM binary-coding quantization (QUANTIZERS.md §4.1), data-free Lat.-style: each group
+//! ShiftAddLLM binary-coding quantization (docs/quantizers.md §4.1), data-free Lat.-style: each group
 //! of `group` consecutive weights of a row (the last group of a row may be shorter) becomes
 //! `ŵ = Σ_{i<q} α_i·b_i` with `b_i ∈ {−1, +1}^group` and `α_0 ≥ … ≥ α_{q−1} ≥ 0`.
 //!

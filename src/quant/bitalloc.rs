@@ -1,4 +1,4 @@
-//! Automatic bit allocation to a target bits per weight (issue 7; MPTQ-ViT's greedy mixed
+//! Automatic bit allocation to a target bits per weight (docs/quantizers.md §4.10; MPTQ-ViT's greedy mixed
 //! precision with a ShiftAddLLM-style sensitivity score).
 //!
 //! Each block linear starts on the highest rung of a ladder of RTN schemes; its cost on rung r is

@@ -1,4 +1,4 @@
-//! The calibration pass (QUANTIZERS.md §1.4): the model as loaded runs over token windows and
+//! The calibration pass (docs/quantizers.md §1.4): the model as loaded runs over token windows and
 //! records, per block and per linear input class, the per-input-channel `max|x|`, `max x` and
 //! `min x` of what the linear layers read. SmoothQuant reads the absmax; OutlierTune, PTQ1.61 and
 //! FireQ need the signed extremes, so all three are kept.

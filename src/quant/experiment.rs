@@ -21,7 +21,7 @@ use crate::error::{ModelError, QuantError};
 use crate::model::reference::{forward_with, ForwardHook, ForwardOptions, LinearInput};
 use crate::model::{Model, Progress};
 
-/// A calibrated method (issue 7 item 4).
+/// A calibrated method: a transform fitted on a calibration text (docs/quantizers.md §4).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Method {
     /// SmoothQuant with migration strength α.

@@ -1,4 +1,4 @@
-//! FireQ's RoPE-aware key scaling (QUANTIZERS.md §4.9), from the calibrated key statistics, so
+//! FireQ's RoPE-aware key scaling (docs/quantizers.md §4.9), from the calibrated key statistics, so
 //! an INT4 KV cache with one scale per head does not spend its grid on a few large channels:
 //! - post-RoPE: per KV head, the [`POST_ROPE_TOP`] channels of largest max|k| and their RoPE
 //!   partners get `σ_c = β / max|k_c|`, applied after RoPE;

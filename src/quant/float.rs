@@ -1,5 +1,5 @@
 //! Small-float weight quantizers: a scaled minifloat (per tensor, row or group), OCP MX, NVFP4 and
-//! LLM-FP4's exponent-bias quantizer (QUANTIZERS.md §2.3–§2.5, §4.2, §4.14).
+//! LLM-FP4's exponent-bias quantizer (docs/quantizers.md §2.3–§2.5, §4.2, §4.14).
 //!
 //! All four choose a scale, divide, and round to the nearest value of a float grid with RNE and
 //! saturation ([`minifloat::Codec`]); the codebook stores the grid's values as one sorted table and

@@ -16,7 +16,7 @@
 //!   code, which is also what gguf-py's numpy port computes.
 //!
 //! Inputs are expected finite (the caller, [`super::quantize`], rejects NaN and ±∞).
-//! `tests/gguf_quantize_oracle.rs` checks every byte against gguf-py (legacy types) and against an
+//! `tests/native/gguf_quantize_oracle.rs` checks every byte against gguf-py (legacy types) and against an
 //! independent Python mirror of the K-quant reference code.
 
 use half::f16;

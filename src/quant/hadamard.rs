@@ -1,4 +1,4 @@
-//! The Walsh–Hadamard rotation of QUANTIZERS.md §4.14: every row, in consecutive blocks of a
+//! The Walsh–Hadamard rotation of docs/quantizers.md §4.14: every row, in consecutive blocks of a
 //! power of two `n`, is multiplied by the orthonormal Sylvester matrix `H_n/√n`. A rotation is
 //! exact in real arithmetic and spreads an outlier over its whole block, so the block quantizes
 //! with a smaller range; the quantized weights are rotated back to compare them with the original.

@@ -1,4 +1,4 @@
-//! Round-to-nearest integer quantization (QUANTIZERS.md §1.1), 2 to 8 bits, one scale per tensor,
+//! Round-to-nearest integer quantization (docs/quantizers.md §1.1), 2 to 8 bits, one scale per tensor,
 //! per row, or per group of consecutive elements along a row (the last group of a row may be
 //! shorter).
 //!

@@ -1,4 +1,4 @@
-//! KV-cache quantization (issue 7; FireQ §4.9): what a key or value goes through when it is
+//! KV-cache quantization (docs/quantizers.md §4.9, FireQ): what a key or value goes through when it is
 //! written to the cache, simulated as quantize-then-dequantize in f32. Keys are quantized after
 //! RoPE (they are cached rotated), values as they come out of W_v.
 //!

@@ -1,4 +1,4 @@
-//! Fixed level sets with one scale per row: POST (powers of √2, QUANTIZERS.md §4.5), StatsQ (OFQ's
+//! Fixed level sets with one scale per row: POST (powers of √2, docs/quantizers.md §4.5), StatsQ (OFQ's
 //! half-integer grid, §4.13) and plain powers of two. Each is a sorted table of levels in
 //! `[−1, 1]`, a per-row scale `s`, and a rule that picks a level for `u = w/s`; `ŵ = level·s`.
 //!
@@ -151,7 +151,7 @@ mod tests {
     }
 
     #[test]
-    // QUANTIZERS.md §6 publishes the levels to four decimals; they are compared as published.
+    // docs/quantizers.md §6 publishes the levels to four decimals; they are compared as published.
     #[allow(clippy::approx_constant)]
     fn post_4_bit_levels_of_section_6_and_their_honest_5_bits() {
         let w = gaussian(31, 3 * 200, 0.02);

@@ -1,4 +1,4 @@
-//! LLM-FP4 as a calibrated W4A4 method (QUANTIZERS.md §4.2): FP4 activations with one static
+//! LLM-FP4 as a calibrated W4A4 method (docs/quantizers.md §4.2): FP4 activations with one static
 //! exponent bias per linear input, searched with the format on calibration data, and the
 //! per-channel "pre-shifted exponent bias" folded into the weights.
 //!

@@ -15,7 +15,7 @@
 //! | UE4M3 (NVFP4 scale) | 7 | 448 | 0x7F is NaN; E4M3 with the sign bit fixed to 0 |
 //! | UE5M3 (FP4-training scale) | 15 | 122880 | none |
 //!
-//! UE5M3 is only described in words by its paper (QUANTIZERS.md §4.14, §7 lists it as
+//! UE5M3 is only described in words by its paper (docs/quantizers.md §4.14, §7 lists it as
 //! unverified). We take normals 2^(e−15)(1 + m/8), subnormals 2^−14·m/8 and all 256 codes finite:
 //! a block scale never needs NaN or inf, and keeping code 0xFF finite gives the format its full
 //! range (max 2^16·1.875 = 122880, min subnormal 2^−17).
@@ -277,7 +277,7 @@ mod tests {
         let magnitudes: Vec<f32> = (0..8).map(|c| fp4.decode(c)).collect();
         assert_eq!(magnitudes, [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0]);
         assert_eq!(fp4.decode(0b1111), -6.0);
-        // QUANTIZERS.md §6.
+        // docs/quantizers.md §6.
         for (x, expected) in [(0.25, 0.0), (0.75, 1.0), (2.5, 2.0), (5.0, 4.0), (7.0, 6.0)] {
             assert_eq!(fp4.round(x), expected, "{x}");
             assert_eq!(fp4.round(-x), -expected, "{}", -x);

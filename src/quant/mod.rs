@@ -4,7 +4,7 @@
 //! Every quantizer takes a `rows × cols` row-major f32 tensor (rows = output features, the ggml
 //! rows; cols = the input dimension K along which groups run) and returns a [`QuantizedTensor`]:
 //! the dequantized values, the encoding they came from (GGUF blocks, a [`Codebook`], or dense), and
-//! the storage cost in bits by the accounting rule of QUANTIZERS.md §1.3.
+//! the storage cost in bits by the accounting rule of docs/quantizers.md §1.3.
 
 pub mod activation;
 pub mod apply;
@@ -39,7 +39,7 @@ pub use codebook::{Codebook, Sharing};
 /// Test vectors shared by the quantizers' unit tests.
 #[cfg(test)]
 pub(crate) mod known_answers {
-    /// QUANTIZERS.md §6's block: `random.seed(0)`, gauss·0.05 rounded to 6 decimals, element 5
+    /// docs/quantizers.md §6's block: `random.seed(0)`, gauss·0.05 rounded to 6 decimals, element 5
     /// forced to −0.31.
     pub const BLOCK: [f32; 32] = [
         0.047086, -0.069829, -0.033986, 0.018525, -0.050817, -0.31, 0.00896, -0.041555, -0.065452, 0.009694, 0.049662,
@@ -73,7 +73,7 @@ pub struct QuantizedTensor {
     /// Dequantized values in the original basis, row-major.
     pub values: Vec<f32>,
     pub encoding: Encoding,
-    /// Stored bits, metadata included (QUANTIZERS.md §1.3).
+    /// Stored bits, metadata included (docs/quantizers.md §1.3).
     pub storage_bits: u64,
 }
 

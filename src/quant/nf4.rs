@@ -1,4 +1,4 @@
-//! NF4 (QLoRA / bitsandbytes, QUANTIZERS.md §2.2): each block of `block` consecutive elements of a
+//! NF4 (QLoRA / bitsandbytes, docs/quantizers.md §2.2): each block of `block` consecutive elements of a
 //! row (the last block of a row may be shorter) is divided by its absmax and rounded to the nearest
 //! of the 16 NF4 values; `x̂ = NF4[code]·absmax`.
 //!

@@ -1,4 +1,4 @@
-//! OutlierTune (QUANTIZERS.md §4.8): per-channel activation quantization made cheap by
+//! OutlierTune (docs/quantizers.md §4.8): per-channel activation quantization made cheap by
 //! symmetrization and pre-executed dequantization, W`b`A`b` (the code's default b = 6).
 //!
 //! For each norm→linears pair (q/k/v after `attn_norm`, gate/up after `ffn_norm`):

@@ -1,4 +1,4 @@
-//! PB-LLM partial binarization (QUANTIZERS.md §4.3), data-free with magnitude saliency: the
+//! PB-LLM partial binarization (docs/quantizers.md §4.3), data-free with magnitude saliency: the
 //! `salient_fraction` of weights with the largest `|w|` over the whole matrix stay 8-bit, the rest
 //! are binarized per row.
 //!

@@ -1,4 +1,4 @@
-//! PTQ1.61's structure (QUANTIZERS.md §4.4), without its learned parameters: per linear layer, the
+//! PTQ1.61's structure (docs/quantizers.md §4.4), without its learned parameters: per linear layer, the
 //! input channels whose calibrated activation max `a_c` is in the top 20% are salient and keep
 //! 4 bits (asymmetric min-max per row, the row's min and max taken over all its columns, as
 //! `high_quant` does); every other weight is binarized per row, `ŵ = α_r·sign(w − μ_r) + μ_r`

@@ -1,4 +1,4 @@
-//! SmoothQuant (QUANTIZERS.md §2.6, mit-han-lab/smoothquant `smooth_ln_fcs`): migrate the
+//! SmoothQuant (docs/quantizers.md §2.6, mit-han-lab/smoothquant `smooth_ln_fcs`): migrate the
 //! activation outliers of a norm's output into the weights that read it, so a per-tensor
 //! activation scale is no longer set by a few large channels.
 //!
@@ -66,7 +66,7 @@ pub struct Smoothed {
     pub factors: HashMap<(usize, LinearInput), Vec<f32>>,
 }
 
-/// MPTQ-ViT's SQ-b (QUANTIZERS.md §4.10): centre each smoothed input on its calibrated mid-range
+/// MPTQ-ViT's SQ-b (docs/quantizers.md §4.10): centre each smoothed input on its calibrated mid-range
 /// `z = (max + min)/2` first, then smooth by the centred absmax `(max − min)/2`. The returned
 /// run-time calibration takes `z/s` (the shift in the smoothed basis) out of the input before
 /// it is quantized and puts it back after — what folding `W·z` into a bias computes.

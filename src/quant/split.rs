@@ -1,4 +1,4 @@
-//! SplitQuant (QUANTIZERS.md §4.7): the tensor's values are clustered into three by 1-D k-means,
+//! SplitQuant (docs/quantizers.md §4.7): the tensor's values are clustered into three by 1-D k-means,
 //! and each cluster is quantized symmetric int`b` per tensor with its own scale. The original
 //! method splits the layer into three layers whose weights are zero outside their cluster and
 //! sums their outputs; symmetric quantization keeps those zeros exactly zero, so the sum is just

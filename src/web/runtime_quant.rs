@@ -1,5 +1,5 @@
 //! The page's run-time quantization (activations, KV cache, attention probabilities) and the
-//! calibrated methods of issue 7.
+//! calibrated methods (docs/quantizers.md §4).
 //!
 //! The run-time quantizers run in the GPU forward of the model under study
 //! (`Capture::runtime`), next to the weight recipe and the intervention, so predictions,

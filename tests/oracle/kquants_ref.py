@@ -4,7 +4,7 @@
 without an importance matrix), for tests/gguf_quantize_oracle.rs: gguf-py 0.19 cannot quantize
 K-quants (it raises NotImplementedError), so this is the oracle for Q4_K and Q6_K.
 
-It is written from the algorithm (QUANTIZERS.md §2.1 and ggml-quants.c), not from our Rust, and
+It is written from the algorithm (docs/quantizers.md §2.1 and ggml-quants.c), not from our Rust, and
 deliberately in the most literal style: one element at a time, every value a numpy.float32
 *scalar*, so each + - * / is one IEEE single-precision operation rounded exactly like C `float`
 (numpy >= 2 keeps float32 for float32 (op) Python-number, NEP 50; constants are wrapped in F()

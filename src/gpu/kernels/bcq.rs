@@ -1,4 +1,4 @@
-//! `shaders/bcq_lut_gemv.wgsl`: ShiftAddLLM's LUT GEMV (QUANTIZERS.md §4.1) over binary-coded
+//! `shaders/bcq_lut_gemv.wgsl`: ShiftAddLLM's LUT GEMV (docs/quantizers.md §4.1) over binary-coded
 //! weights, one token: `y = Ŵ·x` with `Ŵ[n][k] = Σ_i α_i(n, group of k)·b_i(n, k)`.
 //!
 //! What is and is not multiplication-free: per chunk of 8 inputs the kernel builds the 256 sums

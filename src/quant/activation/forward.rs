@@ -1,6 +1,6 @@
 //! Which activation scheme each linear input gets (run by `quant::runtime`): a scheme for all
 //! inputs, optionally another for the down projection's input (the QAT scaling law's finding,
-//! QUANTIZERS.md §4.18: that input carries the W4A4 bottleneck's outliers, so keeping it at 8 bits
+//! docs/quantizers.md §4.18: that input carries the W4A4 bottleneck's outliers, so keeping it at 8 bits
 //! while the rest is at 4 is the cheap fix). The output head's input stays in f32, as the usual
 //! W/A recipes keep the head unquantized.
 

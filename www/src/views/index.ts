@@ -1,4 +1,4 @@
-// The outlier views of the playground (issue 6, item 6), mounted by the page shell:
+// The outlier views of the playground, mounted by the page shell:
 //
 //   const views = mountOutlierViews(root, source, initialState, (s) => saveToUrl(s));
 //   await views.update(prompt, scheme);   // after every model or quantizer change
