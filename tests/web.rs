@@ -381,7 +381,7 @@ async fn requantized_on_webgpu_matches_the_cpu_quantized_model() {
         let out = gpu.step(ctx, &mut cache, &tokens, &Capture::default()).await.expect("step");
         let err = relative_l2(&out.logits, &cpu);
         console_log!("{name} re-quantized on WebGPU: logits relative L2 {err:.2e} vs the CPU");
-        // Rounding-boundary elements may land one level off (see tests/gpu_requant.rs): 1e-3.
+        // Rounding-boundary elements may land one level off (see tests/native/gpu_requant.rs): 1e-3.
         assert!(err <= 1e-3, "{name}: relative L2 {err:.2e}");
         assert!(relative_l2(&cpu, &loaded) > 1e-3, "{name} changed nothing");
         // The same model, run with its master copies, is the model as loaded.

@@ -4,7 +4,7 @@
 //! Dequantization is written one plain function per block type and is bit-exact with gguf-py
 //! (`gguf.quants.dequantize`, v0.19): every float operation is done in f32, in the same order as
 //! numpy does it there (e.g. Q4_1 is `(d * q) + m`, Q4_K is `(d * sc) * q - (dmin * m)`), and Rust
-//! never contracts `a * b + c` into an FMA, so the roundings match. `tests/gguf_dequant_oracle.rs`
+//! never contracts `a * b + c` into an FMA, so the roundings match. `tests/native/gguf_dequant_oracle.rs`
 //! checks that claim bit for bit against gguf-py on the default model and on random blocks.
 
 use half::f16;

@@ -128,6 +128,8 @@ impl Workspace {
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct StepStats {
     pub compute_passes: u32,
+    /// Dispatches of this step alone.
+    pub dispatches: u32,
     /// Host time from the start of recording to the submit (native only; 0 in wasm, which
     /// has no monotonic clock in std).
     pub record_microseconds: f64,
@@ -388,7 +390,7 @@ impl GpuModel {
     /// it. The weights as loaded are kept as the matrix's master copy (for [`GpuModel::requantize`]
     /// and [`GpuModel::restore_matrix`]); shapes must match.
     /// Runs every matrix product of later steps in `variant` (the f16 one trades the f32 path's
-    /// 1e-4 logits bound for its own, see `tests/gpu_forward.rs`); an error naming the missing
+    /// 1e-4 logits bound for its own, see `tests/native/gpu_forward.rs`); an error naming the missing
     /// feature if the adapter cannot run it.
     pub fn set_matmul_variant(&mut self, ctx: &GpuContext, variant: MatmulVariant) -> Result<(), GpuError> {
         if !variant.is_available(ctx.features()) {
@@ -792,13 +794,13 @@ impl GpuModel {
             }
             None => enc.copy_buffer_to_buffer(&logits, 0, &staging, 0, read_bytes),
         }
-        let compute_passes = enc.stats().compute_passes;
+        let recorded = enc.stats();
         ws.reuse = ctx.submit(enc);
         #[cfg(not(target_arch = "wasm32"))]
         let record_microseconds = recording.elapsed().as_secs_f64() * 1e6;
         #[cfg(target_arch = "wasm32")]
         let record_microseconds = 0.0;
-        let stats = StepStats { compute_passes, record_microseconds };
+        let stats = StepStats { compute_passes: recorded.compute_passes, dispatches: recorded.dispatches, record_microseconds };
 
         let bytes = ctx.read_staged(&staging, read_bytes, "logits").await?;
         let mut out = StepOutput { stats, ..Default::default() };

@@ -100,21 +100,26 @@ pub struct Recorder {
     encoder: wgpu::CommandEncoder,
     reuse: Option<Box<Reuse>>,
     passes: u32,
+    dispatches: u32,
 }
 
 /// Counts of what one recording did, for the benchmark.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RecordingStats {
     pub compute_passes: u32,
+    /// Dispatches recorded into this recording alone (the context's count also has every other
+    /// recording's, from other threads included).
+    pub dispatches: u32,
 }
 
 impl Recorder {
     pub(crate) fn new(encoder: wgpu::CommandEncoder, reuse: Option<Box<Reuse>>) -> Recorder {
-        Recorder { pass: None, encoder, reuse, passes: 0 }
+        Recorder { pass: None, encoder, reuse, passes: 0, dispatches: 0 }
     }
 
-    /// The open compute pass, opening one if none is.
+    /// The open compute pass for one more dispatch, opening one if none is.
     pub(crate) fn pass(&mut self) -> &mut wgpu::ComputePass<'static> {
+        self.dispatches += 1;
         if self.pass.is_none() {
             self.passes += 1;
         }
@@ -170,7 +175,7 @@ impl Recorder {
     }
 
     pub fn stats(&self) -> RecordingStats {
-        RecordingStats { compute_passes: self.passes }
+        RecordingStats { compute_passes: self.passes, dispatches: self.dispatches }
     }
 
     /// Ends the recording: writes the reused parameters, returns the finished commands and the

@@ -12,7 +12,7 @@
 //! The values agree with the CPU quantizers' except where an element lies on a rounding boundary
 //! and the GPU's division lands on the other side (WGSL division is not correctly rounded), and
 //! where the master's decode differs from the CPU's in the last bit (an FMA); such an element is
-//! one level away. `tests/gpu_requant.rs` bounds how many.
+//! one level away. `tests/native/gpu_requant.rs` bounds how many.
 
 use crate::error::GpuError;
 use crate::gpu::weights::{CodebookLayout, GpuWeight};

@@ -1,8 +1,8 @@
-//! What the GPU kernel tests check against, natively (`tests/gpu_common/mod.rs`, lavapipe) and in
+//! What the GPU kernel tests check against, natively (`tests/native/gpu_common/mod.rs`, lavapipe) and in
 //! the browser (`tests/web_support/mod.rs`, headless Chromium): deterministic random data, random
 //! weights in stored formats, comparisons that list the first mismatches, and the CPU formulas
 //! (mirroring `model::reference`); also the GGUF metadata of the tiny synthetic llamas
-//! (tests/model_synthetic.rs, tests/web.rs). Target-independent and synchronous: nothing here
+//! (tests/native/model_synthetic.rs, tests/web.rs). Target-independent and synchronous: nothing here
 //! touches a GPU.
 #![allow(dead_code)]
 
@@ -312,7 +312,7 @@ pub fn check_matmul_output(
 }
 
 // ---------------------------------------------------------------------------------------------
-// Tiny synthetic llamas written as GGUF in the tests (tests/model_synthetic.rs, tests/web.rs).
+// Tiny synthetic llamas written as GGUF in the tests (tests/native/model_synthetic.rs, tests/web.rs).
 
 /// The shape of a tiny synthetic model.
 pub struct TinyShape {

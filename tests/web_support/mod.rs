@@ -2,7 +2,7 @@
 //! random data, poisoned outputs, comparisons that list the first mismatches, the CPU formulas
 //! the kernels are checked against, and a tiny synthetic llama written as GGUF in memory.
 //!
-//! This mirrors `tests/gpu_common/mod.rs` (native, lavapipe), but everything that waits is async:
+//! This mirrors `tests/native/gpu_common/mod.rs` (native, lavapipe), but everything that waits is async:
 //! in the browser nothing may block the one thread, so there is no `pollster` and no `OnceLock`
 //! initialised by a blocking call. What does not wait (random data, comparisons, CPU formulas,
 //! random weights) is `kernel_reference`, shared with the native tests and re-exported here.
@@ -70,7 +70,7 @@ pub async fn read(ctx: &GpuContext, buffer: &wgpu::Buffer, n: usize) -> Vec<f32>
 }
 
 // ---------------------------------------------------------------------------------------------
-// A tiny llama as GGUF bytes (the same shape of file as tests/model_synthetic.rs builds, with
+// A tiny llama as GGUF bytes (the same shape of file as tests/native/model_synthetic.rs builds, with
 // quantized matrices so the forward exercises the Q8_0 and Q4_1 decoders too).
 
 pub const D: usize = 64;

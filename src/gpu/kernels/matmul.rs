@@ -22,7 +22,7 @@ pub enum MatmulVariant {
     /// Needs shader-f16: x staged and W decoded in f16, each 4-term dot product in f16 (half the
     /// workgroup memory and packed half arithmetic), everything above that in f32. Less precise
     /// than f32: up to 6 f16 roundings (2⁻¹¹) per term, bounded by 9 · 2⁻¹¹ · Σ_k |x_k| · (largest
-    /// |w| of k's chunk) (tests/gpu_matmul.rs; measured up to 5e-4 of Σ|w·x| on random data), and
+    /// |w| of k's chunk) (tests/native/gpu_matmul.rs; measured up to 5e-4 of Σ|w·x| on random data), and
     /// x must fit f16's range (|x| < 65504 after the RMSNorm). So [`MatmulVariant::best`] never
     /// picks it; callers choose it.
     F16,
@@ -357,7 +357,7 @@ fn require_values(what: &str, buffer: &wgpu::Buffer, needed: u64, why: &str) -> 
 /// One token's products with up to 3 weights of the same n_in in ONE dispatch (the decode step's
 /// q/k/v, or gate/up with SwiGLU), each weight in its own format; x: `[n_in]` f32, y: f32 (see
 /// [`StackedOutput`]). Every output equals what [`matmul_with`] gives for its weight alone, with
-/// the same options (bit for bit in the portable and f16 variants on lavapipe; tests/gpu_matmul_stacked.rs).
+/// the same options (bit for bit in the portable and f16 variants on lavapipe; tests/native/gpu_matmul_stacked.rs).
 /// In the adapter's [`MatmulVariant::best`] variant.
 pub fn matmul_stacked(
     ctx: &GpuContext,

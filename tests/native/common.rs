@@ -1,0 +1,72 @@
+//! Shared by the native integration tests: where the default model and the Python oracles live.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The default model; its absence fails the test (never skips it).
+pub fn default_model_path() -> PathBuf {
+    let path = repo().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(path.exists(), "{} is missing: run scripts/test (or scripts/setup) first", path.display());
+    path
+}
+
+/// The default model (SmolLM2-135M Q4_1), loaded once for all tests: they only read it.
+pub fn default_model() -> &'static quantscope::model::Model {
+    static MODEL: std::sync::OnceLock<quantscope::model::Model> = std::sync::OnceLock::new();
+    MODEL.get_or_init(|| {
+        let path = default_model_path();
+        let bytes = std::fs::read(&path).expect("read default model");
+        quantscope::model::Model::from_gguf(bytes, &path.display().to_string(), &mut |_| {})
+            .expect("load default model")
+    })
+}
+
+/// The Python with the oracle packages (`.venv`, made by scripts/setup), or `QUANTSCOPE_PYTHON`.
+pub fn python() -> PathBuf {
+    let path =
+        std::env::var_os("QUANTSCOPE_PYTHON").map(PathBuf::from).unwrap_or_else(|| repo().join(".venv/bin/python"));
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/test (or scripts/setup) to create the oracle venv",
+        path.display()
+    );
+    path
+}
+
+/// Runs `tests/oracle/<script>` with `args`, feeding `stdin`; returns stdout, panicking with the
+/// script's stderr if it fails.
+pub fn run_oracle(script: &str, args: &[&str], stdin: &str) -> String {
+    let mut child = Command::new(python())
+        .arg(repo().join("tests/oracle").join(script))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start python oracle");
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "oracle {script} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// ‖a − b‖₂ / ‖b‖₂, computed in f64.
+pub fn relative_l2(a: &[f32], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let num: f64 = a.iter().zip(b).map(|(&x, &y)| (x as f64 - y).powi(2)).sum();
+    let den: f64 = b.iter().map(|y| y * y).sum();
+    (num / den).sqrt()
+}
+
+/// A scratch folder under target/ for files the oracles write.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = repo().join("target/oracle").join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

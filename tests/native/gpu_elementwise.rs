@@ -1,0 +1,61 @@
+//! Residual add and SwiGLU on the GPU against their CPU formulas.
+use crate::gpu_common;
+
+use gpu_common::*;
+use quantscope::gpu::kernels::elementwise;
+
+/// Sizes around the workgroup size (256) and one large enough for several workgroups.
+const SIZES: &[usize] = &[1, 7, 255, 256, 257, 1000, 70_001];
+
+#[test]
+fn add_in_place_matches_cpu() {
+    let mut rng = Rng(11);
+    for &n in SIZES {
+        let (a, b) = (rng.vec(n, -4.0, 4.0), rng.vec(n, -4.0, 4.0));
+        let (acc, delta) = (ctx().upload_f32("a", &a).unwrap(), ctx().upload_f32("b", &b).unwrap());
+        let mut enc = ctx().encoder();
+        elementwise::add_in_place(ctx(), &mut enc, &acc, &delta, n as u32).unwrap();
+        ctx().submit(enc);
+        let want: Vec<f32> = a.iter().zip(&b).map(|(x, y)| x + y).collect();
+        // One f32 add: the GPU must round exactly as the CPU does.
+        assert_close(&format!("add n={n}"), &read(&acc, n), &want, 0.0, 0.0);
+    }
+}
+
+#[test]
+fn swiglu_matches_cpu() {
+    let mut rng = Rng(12);
+    for &n in SIZES {
+        let (g, u) = (rng.vec(n, -8.0, 8.0), rng.vec(n, -4.0, 4.0));
+        let (gate, up) = (ctx().upload_f32("g", &g).unwrap(), ctx().upload_f32("u", &u).unwrap());
+        let mut enc = ctx().encoder();
+        elementwise::swiglu_in_place(ctx(), &mut enc, &gate, &up, n as u32).unwrap();
+        ctx().submit(enc);
+        let want: Vec<f32> = g.iter().zip(&u).map(|(&g, &u)| g / (1.0 + (-g).exp()) * u).collect();
+        // exp on the GPU is not correctly rounded: a few ulp.
+        assert_close(&format!("swiglu n={n}"), &read(&gate, n), &want, 1e-6, 1e-5);
+    }
+}
+
+#[test]
+fn short_buffers_are_a_shape_error() {
+    let small = ctx().upload_f32("small", &[1.0; 4]).unwrap();
+    let mut enc = ctx().encoder();
+    let err = elementwise::add_in_place(ctx(), &mut enc, &small, &small, 5).unwrap_err();
+    assert!(err.to_string().contains("acc holds 4 values, needs 5"), "{err}");
+}
+
+#[test]
+fn add_rows_broadcasts_a_bias_row() {
+    let mut rng = Rng(13);
+    for (rows, row_len) in [(1usize, 7usize), (5, 192), (33, 576)] {
+        let n = rows * row_len;
+        let (a, b) = (rng.vec(n, -4.0, 4.0), rng.vec(row_len, -1.0, 1.0));
+        let (acc, bias) = (ctx().upload_f32("a", &a).unwrap(), ctx().upload_f32("bias", &b).unwrap());
+        let mut enc = ctx().encoder();
+        elementwise::add_rows_in_place(ctx(), &mut enc, &acc, &bias, n as u32, row_len as u32).unwrap();
+        ctx().submit(enc);
+        let want: Vec<f32> = a.iter().enumerate().map(|(i, x)| x + b[i % row_len]).collect();
+        assert_close(&format!("bias {rows}x{row_len}"), &read(&acc, n), &want, 0.0, 0.0);
+    }
+}

@@ -1,0 +1,38 @@
+//! The native integration tests, one binary (one link of wgpu and tokenizers, one GPU device and
+//! one default model for all of them): the Python oracles, the CLI, the GPU kernels and forward
+//! on lavapipe. The browser suite is tests/web.rs.
+#![cfg(not(target_arch = "wasm32"))]
+
+mod common;
+mod gpu_common;
+
+mod activation_quant;
+mod calibrated_methods;
+mod cli;
+mod cli_quant;
+mod float_formats_oracle;
+mod gguf_bad_input;
+mod gguf_dequant_oracle;
+mod gguf_quantize_oracle;
+mod gpu_attention;
+mod gpu_bcq;
+mod gpu_codebook;
+mod gpu_elementwise;
+mod gpu_embedding;
+mod gpu_forward;
+mod gpu_interventions;
+mod gpu_matmul;
+mod gpu_matmul_stacked;
+mod gpu_norm_rope;
+mod gpu_probes;
+mod gpu_quantized_forward;
+mod gpu_requant;
+mod gpu_runtime_quant;
+mod gpu_topk;
+mod interventions;
+mod model_synthetic;
+mod outliers;
+mod quant_eval;
+mod reference_forward;
+mod smoothquant;
+mod tokenizer_oracle;
