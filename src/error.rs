@@ -100,6 +100,40 @@ pub enum ModelError {
     PromptTooLong { tokens: usize, context: usize },
 }
 
+/// Errors from a study's operations (`crate::study`): the engine's own, or a request the study
+/// cannot serve as it stands (no GPU for a GPU-only view, a bad argument), named so the page and
+/// the CLI can show it as it is.
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum StudyError {
+    #[error(transparent)]
+    Model(#[from] ModelError),
+
+    /// `what` needs the GPU and the model runs on the CPU, for `reason`.
+    #[error("{what} needs WebGPU; this model runs on the CPU ({reason})")]
+    NeedsGpu { what: &'static str, reason: String },
+
+    #[error("{what}: {message}")]
+    Invalid { what: &'static str, message: String },
+}
+
+impl From<GpuError> for StudyError {
+    fn from(e: GpuError) -> Self {
+        StudyError::Model(e.into())
+    }
+}
+
+impl From<QuantError> for StudyError {
+    fn from(e: QuantError) -> Self {
+        StudyError::Model(e.into())
+    }
+}
+
+impl From<FormatError> for StudyError {
+    fn from(e: FormatError) -> Self {
+        StudyError::Model(e.into())
+    }
+}
+
 /// Errors from the GPU: no adapter, limits, validation, device loss, out of memory, bad shapes.
 #[derive(Debug, Error, Clone, PartialEq)]
 pub enum GpuError {

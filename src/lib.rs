@@ -2,7 +2,8 @@
 //!
 //! Data flows one way: `formats` (bytes -> typed files) -> `model` (config, weights, tokenizer,
 //! CPU reference forward and its hooks) -> `quant` (quantizers, recipes) -> `gpu` (WGSL kernels,
-//! the GPU forward) -> `analysis` (metrics, evaluation, outlier detectors) -> front ends (`web`
+//! the GPU forward) -> `analysis` (metrics, evaluation, outlier detectors) -> `study` (one model
+//! under study: what is applied, where each run goes, the comparisons) -> front ends (`web`
 //! facade in the browser, the `quantscope` CLI). No module imports one to its right.
 
 pub mod analysis;
@@ -11,8 +12,9 @@ pub mod formats;
 pub mod gpu;
 pub mod model;
 pub mod quant;
+pub mod study;
 
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 
-pub use error::{FormatError, GpuError, ModelError, QuantError};
+pub use error::{FormatError, GpuError, ModelError, QuantError, StudyError};

@@ -186,6 +186,27 @@ pub fn with_weights(model: &Model, bytes: Vec<u8>, tensors: Vec<WeightTensor>) -
     })
 }
 
+/// Stored bits of `scheme` on a `rows × cols` matrix, without quantizing the matrix: every
+/// scheme's cost is affine in the number of rows (per-row and per-group parts, plus a per-tensor
+/// constant), so quantizing one and two rows of stand-in values gives it exactly. Also what
+/// surfaces a shape the scheme refuses.
+/// `name` names the tensor in the error.
+pub fn storage_bits(scheme: &Scheme, name: &str, rows: usize, cols: usize) -> Result<u64, QuantError> {
+    let sample = |n: usize| -> Result<u64, QuantError> {
+        let data: Vec<f32> = (0..n * cols).map(|i| ((i * 7919 % 1009) as f32 / 504.5 - 1.0) * 0.02).collect();
+        match quantize(scheme, name, n, cols, &data) {
+            Ok(q) => Ok(q.storage_bits),
+            // The refusal is about the tensor, not the rows sampled from it.
+            Err(QuantError::Unsupported { scheme, tensor, cols, reason, .. }) => {
+                Err(QuantError::Unsupported { scheme, tensor, rows, cols, reason })
+            }
+            Err(e) => Err(e),
+        }
+    };
+    let (one, two) = (sample(1)?, sample(2)?);
+    Ok((two - one) * rows as u64 + (2 * one - two))
+}
+
 /// Stored bits of every tensor of `model` (those named in `replaced` at the given bits, the rest
 /// as stored) and the number of weights: a whole-model bits per weight is their ratio.
 pub fn stored_bits(model: &Model, replaced: &HashMap<String, u64>) -> (u64, u64) {

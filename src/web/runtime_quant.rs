@@ -1,121 +1,15 @@
-//! The page's run-time quantization (activations, KV cache, attention probabilities) and the
-//! calibrated methods (docs/quantizers.md §4).
-//!
-//! The run-time quantizers run in the GPU forward of the model under study
-//! (`Capture::runtime`), next to the weight recipe and the intervention, so predictions,
-//! generation, metrics and every outlier view show them; so do FireQ's key scales. A calibrated
-//! method is prepared once by the same `Experiment` as the CLI's (calibration and transform on
-//! the CPU reference in the worker). One that rewrites weights and norms (SmoothQuant, SQ-b,
-//! OutlierTune, PTQ1.61, LLM-FP4) then answers the quantized side of `predictBoth` and
-//! `evaluate` on the CPU reference, since the GPU model keeps one copy of the norms and the
-//! masters; the outlier views and generation keep showing the GPU model (the recipe and the
-//! run-time quantizers without the method), and the result says so (`cpuMethod`). Bit
-//! allocation only chooses a recipe, which `applyRecipe` puts on the GPU.
-
-use std::sync::Arc;
+//! The facade of the study's run-time quantization and calibrated methods
+//! (`crate::study::Study::set_runtime_quant`; docs/quantizers.md §4).
 
 use wasm_bindgen::prelude::*;
 
-use super::{js_error, now_ms, to_js, Playground, ProgressThrottle};
-use crate::analysis::eval::EVAL_TEXT;
-use crate::model::window::{eval_tokens, EvalOptions};
-use crate::gpu::kernels::runtime_quant::GpuRuntimeQuant;
-use crate::model::reference::{ForwardOptions, ForwardOutput};
-use crate::model::Progress;
-use crate::quant::activation::forward::ActivationSchemes;
-use crate::quant::activation::ActScheme;
-use crate::quant::attention_probs::ProbScheme;
-use crate::quant::bitalloc::allocate;
-use crate::quant::calibrate::calibrate;
-use crate::quant::experiment::{Experiment, Method, Prepared};
-use crate::quant::kv::KvScheme;
-use crate::quant::runtime::{RuntimeQuant, RuntimeWindows};
-
-/// Activation schemes offered in the page.
-const ACTIVATIONS: [&str; 13] = [
-    "int8-tensor",
-    "int8-token",
-    "int8-channel",
-    "int6-token",
-    "int4-token",
-    "int4-channel",
-    "fp8-e4m3-token",
-    "fp8-e5m2-token",
-    "mxfp4",
-    "nvfp4",
-    "int8-token-clip99.9",
-    "int4-token+hadamard",
-    "int4-token-clip99+hadamard",
-];
-
-/// Default calibration length in the page: the calibration forward runs single-threaded in wasm.
-const PAGE_CALIBRATION_TOKENS: usize = 32;
-
-/// A calibrated method's model under study, answered on the CPU reference.
-pub(super) struct MethodRun {
-    pub method: Method,
-    pub prepared: Prepared,
-}
-
-#[derive(serde::Deserialize, Default)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct RuntimeConfig {
-    #[serde(default)]
-    a: Option<String>,
-    #[serde(default)]
-    a_down: Option<String>,
-    #[serde(default)]
-    kv: Option<String>,
-    #[serde(default)]
-    attn: Option<String>,
-    #[serde(default)]
-    method: Option<String>,
-    #[serde(default)]
-    calib_tokens: Option<usize>,
-}
+use super::{js_error, to_js, Playground, ProgressThrottle};
+use crate::study::{RuntimeConfig, RuntimeMenus};
 
 /// Names the page's menus offer: `{activations, kv, attention, methods}`.
 #[wasm_bindgen(js_name = runtimeSchemes)]
 pub fn runtime_schemes() -> Result<JsValue, JsError> {
-    #[derive(serde::Serialize)]
-    struct Menus {
-        activations: Vec<String>,
-        kv: Vec<String>,
-        attention: Vec<String>,
-        methods: Vec<String>,
-    }
-    to_js(&Menus {
-        activations: ACTIVATIONS.iter().map(|s| s.to_string()).collect(),
-        kv: KvScheme::catalog().iter().map(|s| s.to_string()).collect(),
-        attention: ProbScheme::catalog().iter().map(|s| s.to_string()).collect(),
-        methods: Method::catalog().iter().map(|m| m.to_string()).collect(),
-    })
-}
-
-/// `Some(parsed)` for a name that is present and not empty or "none".
-fn chosen<T: std::str::FromStr>(name: &Option<String>, what: &str) -> Result<Option<T>, JsError>
-where
-    T::Err: std::fmt::Display,
-{
-    match name.as_deref().map(str::trim) {
-        None | Some("") | Some("none") => Ok(None),
-        Some(n) => n.parse().map(Some).map_err(|e| JsError::new(&format!("{what}: {e}"))),
-    }
-}
-
-#[derive(serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Applied {
-    /// What runs in the GPU forward of the model under study.
-    gpu: String,
-    /// The method answering predictions and metrics on the CPU reference, if any.
-    cpu_method: Option<String>,
-    /// What the method or a search decided (AdaLog's q per layer, the allocation, tokens).
-    decisions: serde_json::Value,
-    /// Bit allocation's recipe, for `applyRecipe`.
-    recipe: Option<String>,
-    bits_per_weight: Option<f64>,
-    ms: f64,
+    to_js(&RuntimeMenus::catalog())
 }
 
 #[wasm_bindgen]
@@ -129,114 +23,9 @@ impl Playground {
     /// `applyRecipe`.
     #[wasm_bindgen(js_name = setRuntimeQuant)]
     pub async fn set_runtime_quant(&mut self, config: String, progress: js_sys::Function) -> Result<JsValue, JsError> {
-        let t0 = now_ms();
-        let config: RuntimeConfig = serde_json::from_str(&config).map_err(|e| js_error(format!("runtime quantization: {e}")))?;
-        let default: Option<ActScheme> = chosen(&config.a, "activations")?;
-        let down: Option<ActScheme> = chosen(&config.a_down, "down-projection input")?;
-        let activations = match (default, down) {
-            (Some(default), down) => Some(ActivationSchemes { default, down }),
-            (None, Some(_)) => return Err(JsError::new("a down-projection input scheme needs an activation scheme")),
-            (None, None) => None,
-        };
-        let experiment = Experiment {
-            weights: None,
-            activations,
-            kv: chosen(&config.kv, "KV cache")?,
-            probs: chosen(&config.attn, "attention probabilities")?,
-            method: chosen(&config.method, "method")?,
-        };
-        experiment.validate().map_err(js_error)?;
+        let config: RuntimeConfig =
+            serde_json::from_str(&config).map_err(|e| js_error(format!("runtime quantization: {e}")))?;
         let mut throttle = ProgressThrottle::new(&progress);
-        let calib = if experiment.needs_calibration() {
-            let n = config.calib_tokens.unwrap_or(PAGE_CALIBRATION_TOKENS).max(2);
-            eval_tokens(&self.model, EVAL_TEXT, &EvalOptions { max_tokens: Some(n), window: n })
-                .map_err(js_error)?
-        } else {
-            Vec::new()
-        };
-        // Bit allocation only chooses a recipe (which `applyRecipe` then puts on the GPU): it is
-        // not prepared as a whole, which would quantize the model once more in wasm memory.
-        let allocation = match experiment.method {
-            Some(Method::BitAlloc { target }) => {
-                let calibration = calibrate(&self.model, &calib, calib.len().max(2), &mut |p| throttle.report(p))
-                    .map_err(js_error)?;
-                Some(allocate(&self.model, &calibration, target, &mut |p| throttle.report(p)).map_err(js_error)?)
-            }
-            _ => None,
-        };
-        let to_prepare = match allocation {
-            Some(_) => Experiment { method: None, ..experiment.clone() },
-            None => experiment.clone(),
-        };
-        let mut prepared = to_prepare
-            .prepare(&self.model, &calib, calib.len().max(2), &mut |p: Progress| throttle.report(p))
-            .map_err(js_error)?;
-        prepared.decisions.allocation = allocation;
-        // A method that rewrote weights (and norms) answers on the CPU; everything else — the
-        // run-time quantizers, and FireQ's key scales — runs in the GPU forward.
-        let rewrites_weights = prepared.transformed.is_some() || prepared.quantized.is_some();
-        let on_gpu = if rewrites_weights {
-            RuntimeQuant {
-                activations: experiment.activations,
-                kv: experiment.kv,
-                probs: prepared.runtime.probs.clone(),
-                ..Default::default()
-            }
-        } else {
-            prepared.runtime.clone()
-        };
-        let runtime = match &self.gpu {
-            Some(gpu) if !on_gpu.is_empty() => Some(Arc::new(
-                GpuRuntimeQuant::new(&gpu.ctx, &on_gpu, &self.model.config).map_err(js_error)?,
-            )),
-            _ => None,
-        };
-        let describe = |q: &RuntimeQuant| {
-            let mut parts = Vec::new();
-            if let Some(a) = &q.activations {
-                parts.push(format!("activations {}", a.default));
-                if let Some(d) = a.down {
-                    parts.push(format!("down input {d}"));
-                }
-            }
-            if let Some(kv) = &q.kv {
-                parts.push(format!("KV {kv}"));
-            }
-            if let Some(p) = &q.probs {
-                parts.push(format!("attention {}", p.scheme));
-            }
-            if parts.is_empty() {
-                "nothing".to_string()
-            } else {
-                parts.join(", ")
-            }
-        };
-        let decisions = serde_json::to_value(&prepared.decisions).map_err(js_error)?;
-        let recipe = prepared.decisions.allocation.as_ref().map(|a| a.recipe.to_json());
-        let bits_per_weight =
-            prepared.decisions.allocation.as_ref().map(|a| a.bits_per_weight).or(prepared.bits_per_weight);
-        let mut gpu_text = describe(&on_gpu);
-        if on_gpu.key_scales.is_some() {
-            gpu_text.push_str(", FireQ key scales");
-        }
-        let method_run = match experiment.method {
-            Some(method) if rewrites_weights => Some(MethodRun { method, prepared }),
-            _ => None,
-        };
-        let cpu_method = method_run.as_ref().map(|m| m.method.to_string());
-        self.runtime = runtime;
-        self.method_run = method_run;
-        to_js(&Applied { gpu: gpu_text, cpu_method, decisions, recipe, bits_per_weight, ms: now_ms() - t0 })
-    }
-}
-
-impl Playground {
-    /// The forward of the model under study on the CPU reference when a calibrated method
-    /// answers for it (None: the GPU answers).
-    pub(super) fn method_forward(&self, tokens: &[u32], options: ForwardOptions) -> Option<Result<ForwardOutput, JsError>> {
-        let run = self.method_run.as_ref()?;
-        let mut windows =
-            RuntimeWindows { model: run.prepared.model(&self.model), quant: &run.prepared.runtime, intervener: None };
-        Some(windows.forward(tokens, options).map_err(js_error))
+        to_js(&self.study.set_runtime_quant(&config, &mut |p| throttle.report(p)).await.map_err(js_error)?)
     }
 }

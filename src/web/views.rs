@@ -9,7 +9,8 @@
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
-use super::{js_error, now_ms, to_js, Playground};
+use super::{js_error, to_js, Playground};
+use crate::study::{now_ms, TokenText};
 use crate::analysis::outliers::{self, OutlierRule, WeightOutliers};
 use crate::formats::ggml::GgmlType;
 use crate::gpu::forward::Capture;
@@ -24,13 +25,6 @@ const HISTOGRAM_BINS: usize = 256;
 const TOP_WEIGHT_COLUMNS: usize = 8;
 /// Entries, channels and weight columns per layer in `outlierReport` (the CLI's default `--top`).
 const REPORT_TOP: usize = 5;
-
-#[derive(Serialize)]
-struct TokenText {
-    index: usize,
-    id: u32,
-    text: String,
-}
 
 /// `attentionMaps` without its typed array.
 #[derive(Serialize)]
@@ -369,15 +363,6 @@ fn set_f32_array(target: &JsValue, key: &str, values: &[f32]) -> Result<(), JsEr
         .map_err(|_| JsError::new(&format!("cannot set {key} on the result")))
 }
 
-impl Playground {
-    fn token_texts(&self, ids: &[u32]) -> Vec<TokenText> {
-        ids.iter()
-            .enumerate()
-            .map(|(index, &id)| TokenText { index, id, text: self.model.tokenizer.token_text(id) })
-            .collect()
-    }
-}
-
 #[wasm_bindgen]
 impl Playground {
     /// The attention probabilities of every head of `layer` for `prompt`: `{tokens: [{index, id,
@@ -389,7 +374,7 @@ impl Playground {
     /// as loaded (`backend: "cpu"`).
     #[wasm_bindgen(js_name = attentionMaps)]
     pub async fn attention_maps(&self, prompt: String, layer: usize, as_loaded: bool) -> Result<JsValue, JsError> {
-        let c = &self.model.config;
+        let c = &self.study.model.config;
         if layer >= c.n_layers {
             return Err(JsError::new(&format!(
                 "layer {layer} does not exist: the model has {} layers (0 to {})",
@@ -398,11 +383,11 @@ impl Playground {
             )));
         }
         let t0 = now_ms();
-        let tokens = self.model.prompt_tokens(&prompt).map_err(js_error)?;
+        let tokens = self.study.model.prompt_tokens(&prompt).map_err(js_error)?;
         let n = tokens.len();
-        let (probs, backend) = match &self.gpu {
+        let (probs, backend) = match &self.study.gpu {
             Some(gpu) => {
-                let capture = Capture { attention_layers: vec![layer], ..self.capture(as_loaded) };
+                let capture = Capture { attention_layers: vec![layer], ..self.study.capture(as_loaded) };
                 let mut cache = gpu.model.new_cache(&gpu.ctx, n as u32).map_err(js_error)?;
                 let out = gpu.model.step(&gpu.ctx, &mut cache, &tokens, &capture).await.map_err(js_error)?;
                 let probs =
@@ -413,7 +398,7 @@ impl Playground {
             }
             None => {
                 let options = ForwardOptions { attention_probs: true, ..Default::default() };
-                let mut out = forward(&self.model, &tokens, options).map_err(js_error)?;
+                let mut out = forward(&self.study.model, &tokens, options).map_err(js_error)?;
                 if layer >= out.attention_probs.len() {
                     return Err(JsError::new(&format!("the CPU forward returned no attention for layer {layer}")));
                 }
@@ -431,7 +416,7 @@ impl Playground {
         let key_attention = outliers::key_attention(&probs, heads, n);
         let outlier_keys = outliers::outlier_keys(&key_attention);
         let value = to_js(&AttentionMaps {
-            tokens: self.token_texts(&tokens),
+            tokens: self.study.token_texts(&tokens),
             layer,
             heads,
             n,
@@ -463,7 +448,7 @@ impl Playground {
     #[wasm_bindgen(js_name = weightStats)]
     pub fn weight_stats(&self, tensor: String, scheme: String) -> Result<JsValue, JsError> {
         let t0 = now_ms();
-        let t = self.model.tensor(&tensor).map_err(js_error)?;
+        let t = self.study.model.tensor(&tensor).map_err(js_error)?;
         let (rows, cols) = (t.n_rows(), t.row_len());
         let requested = scheme.trim();
         let chosen: Option<Scheme> = match requested {
@@ -472,10 +457,10 @@ impl Playground {
         };
         let (used, quantized, original) = match &chosen {
             Some(s) => {
-                let (used, q, original) = quantize_tensor(&self.model, &tensor, s).map_err(js_error)?;
+                let (used, q, original) = quantize_tensor(&self.study.model, &tensor, s).map_err(js_error)?;
                 (Some(used), Some(q), original)
             }
-            None => (None, None, self.model.weights.dequantize(t).map_err(js_error)?),
+            None => (None, None, self.study.model.weights.dequantize(t).map_err(js_error)?),
         };
         if original.is_empty() || cols == 0 {
             return Err(JsError::new(&format!("tensor {tensor:?} has no values")));
@@ -525,8 +510,8 @@ impl Playground {
         let rule: OutlierRule = rule.parse().map_err(|e: String| JsError::new(&e))?;
         let t0 = now_ms();
         // Rejects an empty prompt with the same error as every other method.
-        self.model.prompt_tokens(&prompt).map_err(js_error)?;
-        let report = outliers::outlier_report(&self.model, &prompt, rule, REPORT_TOP).map_err(js_error)?;
+        self.study.model.prompt_tokens(&prompt).map_err(js_error)?;
+        let report = outliers::outlier_report(&self.study.model, &prompt, rule, REPORT_TOP).map_err(js_error)?;
         let mut value = serde_json::to_value(&report).map_err(js_error)?;
         value["ms"] = (now_ms() - t0).into();
         to_js(&value)

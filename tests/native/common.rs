@@ -16,15 +16,17 @@ pub fn default_model_path() -> PathBuf {
     path
 }
 
+/// A copy of the default model of the test's own, for what takes ownership of a model (a study).
+pub fn load_default_model() -> quantscope::model::Model {
+    let path = default_model_path();
+    let bytes = std::fs::read(&path).expect("read default model");
+    quantscope::model::Model::from_gguf(bytes, &path.display().to_string(), &mut |_| {}).expect("load default model")
+}
+
 /// The default model (SmolLM2-135M Q4_1), loaded once for all tests: they only read it.
 pub fn default_model() -> &'static quantscope::model::Model {
     static MODEL: std::sync::OnceLock<quantscope::model::Model> = std::sync::OnceLock::new();
-    MODEL.get_or_init(|| {
-        let path = default_model_path();
-        let bytes = std::fs::read(&path).expect("read default model");
-        quantscope::model::Model::from_gguf(bytes, &path.display().to_string(), &mut |_| {})
-            .expect("load default model")
-    })
+    MODEL.get_or_init(load_default_model)
 }
 
 /// The Python with the oracle packages (`.venv`, made by scripts/setup), or `QUANTSCOPE_PYTHON`.

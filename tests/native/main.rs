@@ -35,4 +35,5 @@ mod outliers;
 mod quant_eval;
 mod reference_forward;
 mod smoothquant;
+mod study;
 mod tokenizer_oracle;

@@ -1,0 +1,138 @@
+//! The study core natively (lavapipe): the incremental re-quantization that used to be reachable
+//! only from the page, the comparison of the model under study with the reference, and pulled
+//! generation. The page's facade is a thin adapter over the same calls (tests/web.rs, e2e).
+use crate::common;
+
+use common::{default_model, load_default_model};
+use pollster::block_on;
+use quantscope::model::generate::{generate, CpuBackend};
+use quantscope::model::sampling::{Sampler, SamplingParams};
+use quantscope::model::window::EvalOptions;
+use quantscope::quant::Recipe;
+use quantscope::study::{ForwardPolicy, StopReason, Study};
+use quantscope::StudyError;
+
+const PROMPT: &str = "The capital of France is";
+
+fn study() -> Study {
+    let study = block_on(Study::new(load_default_model(), 0.0, true, None, &mut |_| {}));
+    assert!(study.gpu.is_some(), "no GPU: {:?} (scripts/setup installs lavapipe)", study.gpu_reason);
+    study
+}
+
+fn recipe(json: &str) -> Recipe {
+    Recipe::from_json(json, "test recipe").unwrap()
+}
+
+fn logits_of(study: &Study) -> Vec<f32> {
+    let top = block_on(study.predict(PROMPT, 5)).unwrap().top;
+    top.iter().map(|t| t.logit).collect()
+}
+
+#[test]
+fn recipes_apply_incrementally_and_keep_restores_the_model_bit_for_bit() {
+    let mut study = study();
+    let as_loaded = logits_of(&study);
+    let matrices = study.gpu.as_ref().unwrap().model.matrix_names().len();
+
+    let layer0 = recipe(r#"{"default": "keep", "rules": [{"tensors": "blk.0.*", "scheme": "int3-g128-asym"}]}"#);
+    let first = block_on(study.apply_recipe(&layer0, &mut |_| {})).unwrap();
+    let changed = first.requantized_on_gpu + first.requantized_on_cpu;
+    assert_eq!(changed, 7, "layer 0's seven linear matrices: {first:?}");
+    assert_eq!(first.unchanged, matrices - 7);
+    assert!(!study.studies_as_loaded());
+    let quantized = logits_of(&study);
+    assert_ne!(quantized, as_loaded, "re-quantizing layer 0 changed nothing");
+
+    // The same recipe again re-quantizes nothing; a second layer touches only its matrices.
+    let again = block_on(study.apply_recipe(&layer0, &mut |_| {})).unwrap();
+    assert_eq!((again.requantized_on_gpu + again.requantized_on_cpu, again.unchanged), (0, matrices));
+    assert_eq!(logits_of(&study), quantized, "an unchanged recipe changed the model");
+    let both =
+        recipe(r#"{"default": "keep", "rules": [{"tensors": "blk.*", "layers": "0-1", "scheme": "int3-g128-asym"}]}"#);
+    let second = block_on(study.apply_recipe(&both, &mut |_| {})).unwrap();
+    assert_eq!(second.requantized_on_gpu + second.requantized_on_cpu, 7);
+    assert!(second.bits_per_weight < first.bits_per_weight);
+
+    // Keep everywhere restores from the masters: the model as loaded again, to the bit.
+    let keep = block_on(study.apply_recipe(&recipe(r#"{"default": "keep"}"#), &mut |_| {})).unwrap();
+    assert_eq!(keep.restored, 14);
+    assert!(study.studies_as_loaded());
+    assert_eq!(logits_of(&study), as_loaded);
+}
+
+#[test]
+fn a_scheme_that_cannot_hold_a_tensor_changes_nothing() {
+    let mut study = study();
+    // Every matrix quantizable but the last layer's attn_q: a Hadamard block of 512 does not
+    // divide its rows of 576. The matrices planned before it must not have been replaced.
+    let bad = recipe(
+        r#"{"default": "int4-g32-asym",
+            "rules": [{"tensors": "blk.29.attn_q.weight", "scheme": "int4-ch+hadamard512"}]}"#,
+    );
+    let err = block_on(study.apply_recipe(&bad, &mut |_| {})).unwrap_err();
+    assert!(matches!(err, StudyError::Model(_)), "{err}");
+    assert!(err.to_string().contains("blk.29.attn_q.weight") && err.to_string().contains("512"), "{err}");
+    assert!(study.studies_as_loaded(), "a refused recipe left part of itself applied");
+}
+
+#[test]
+fn the_model_as_loaded_compares_with_itself_exactly_and_a_quantized_one_does_not() {
+    let mut study = study();
+    let options = EvalOptions { max_tokens: Some(24), window: 12 };
+    let same = block_on(study.evaluate(None, &options, &mut |_| {})).unwrap();
+    assert_eq!(same.result.logits.kl, 0.0, "one run answers both sides");
+    assert_eq!((same.result.tokens, same.window), (24, 12));
+    let both = block_on(study.predict_both(PROMPT, 3)).unwrap();
+    let ids = |t: &[quantscope::model::TopToken]| t.iter().map(|t| t.id).collect::<Vec<_>>();
+    assert!(both.same_run && ids(&both.reference) == ids(&both.quantized));
+
+    block_on(study.apply_recipe(&Recipe::uniform("int3-g32-asym".parse().unwrap()), &mut |_| {})).unwrap();
+    let mut seen = Vec::new();
+    let moved = block_on(study.evaluate(None, &options, &mut |p| seen.push((p.done, p.total)))).unwrap();
+    assert!(moved.result.logits.kl > 1e-3, "3-bit weights moved KL by only {}", moved.result.logits.kl);
+    assert_eq!(seen.last(), Some(&(2, 2)), "progress counts the two windows");
+    let both = block_on(study.predict_both(PROMPT, 3)).unwrap();
+    assert!(!both.same_run);
+    assert_eq!(both.reference[0].token, " Paris");
+}
+
+#[test]
+fn generation_is_pulled_token_by_token_and_stops_when_the_caller_stops() {
+    let study = study();
+    let greedy = SamplingParams { temperature: 0.0, top_p: 1.0, seed: 0 };
+    let mut generation = block_on(study.generation(PROMPT, 8, greedy, true)).unwrap();
+    assert_eq!(generation.backend(), "webgpu");
+    let mut pulled = Vec::new();
+    while let Some(t) = block_on(generation.next()).unwrap() {
+        assert_eq!(t.count, pulled.len() + 1);
+        pulled.push(t.token);
+    }
+    let done = generation.finish().unwrap();
+    assert_eq!(done.tokens, pulled);
+    assert!(matches!(done.stop, StopReason::MaxTokens | StopReason::Eos));
+    // The CPU reference's greedy continuation of the same prompt.
+    let model = default_model();
+    let cpu = generate(model, &mut CpuBackend::new(model), PROMPT, 8, &mut Sampler::new(greedy), &mut |_| {}).unwrap();
+    assert_eq!(done.tokens, cpu.tokens, "GPU {:?} vs CPU {:?}", done.text, cpu.text);
+
+    let mut generation = block_on(study.generation(PROMPT, 8, greedy, true)).unwrap();
+    block_on(generation.next()).unwrap().unwrap();
+    block_on(generation.next()).unwrap().unwrap();
+    let stopped = generation.finish().unwrap();
+    assert_eq!((stopped.stop, stopped.tokens.len()), (StopReason::Stopped, 2));
+    assert_eq!(stopped.tokens[..], cpu.tokens[..2]);
+}
+
+#[test]
+fn without_a_gpu_the_gpu_operations_say_why_and_the_rest_runs_on_the_cpu() {
+    let mut study = block_on(Study::new(load_default_model(), 0.0, false, None, &mut |_| {}));
+    assert_eq!(study.backend(), "cpu");
+    let err = block_on(study.apply_recipe(&Recipe::uniform("q8_0".parse().unwrap()), &mut |_| {})).unwrap_err();
+    assert!(err.to_string().contains("needs WebGPU") && err.to_string().contains("turned off"), "{err}");
+    let choice = block_on(study.choose_forward(ForwardPolicy::Auto, &mut |_| {}));
+    assert_eq!(choice.backend, "cpu");
+    let p = block_on(study.predict(PROMPT, 1)).unwrap();
+    assert_eq!((p.backend, p.top[0].token.as_str()), ("cpu", " Paris"));
+    assert!("sideways".parse::<ForwardPolicy>().unwrap_err().to_string().contains("auto, measure or webgpu"));
+}
