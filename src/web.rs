@@ -232,13 +232,18 @@ impl Playground {
     /// Sets the intervention of every later run of the model under study (predictions,
     /// generation, `predictBoth`'s quantized side, `evaluate`, `probe` without `as_loaded`):
     /// `"zero-massive"`, `"mean-massive"`, `"drop-sink"`, `"clip:P"`, or `""` for none. They run on
-    /// the GPU; mean-massive first calibrates its means (of the model as loaded) on the first
-    /// `calibration_tokens` tokens of the shipped evaluation text with the CPU reference (seconds
-    /// per hundred tokens in wasm).
+    /// the GPU; mean-massive first calibrates its means as the CLI does: the model as loaded, on
+    /// the first 64 tokens of the shipped evaluation text, with the CPU reference. Returns
+    /// `{calibration: null | {model, text, tokens, flagged_pairs}}`.
     #[wasm_bindgen(js_name = setIntervention)]
-    pub fn set_intervention(&mut self, name: &str, calibration_tokens: usize) -> Result<(), JsError> {
+    pub fn set_intervention(&mut self, name: &str) -> Result<JsValue, JsError> {
         let intervention = if name.is_empty() { None } else { Some(name.parse().map_err(js_error)?) };
-        self.study.set_intervention(intervention, calibration_tokens).map_err(js_error)
+        let calibration = self.study.set_intervention(intervention).map_err(js_error)?;
+        #[derive(serde::Serialize)]
+        struct Set {
+            calibration: Option<crate::model::intervene::MeanMassiveCalibration>,
+        }
+        to_js(&Set { calibration })
     }
 
     /// Applies a recipe (JSON, see the README) or a single scheme name to the model on the GPU:

@@ -10,10 +10,6 @@ use crate::error::ModelError;
 use crate::model::window::{windows, CpuWindows, EvalOptions, WindowForward};
 use crate::model::{Model, Progress};
 
-/// The evaluation text shipped with quantscope: the opening of Shakespeare's *Coriolanus* (public
-/// domain), as it begins the "tinyshakespeare" corpus; see data/README.md.
-pub const EVAL_TEXT: &str = include_str!("../../data/eval.txt");
-
 /// Relative L2 error of the residual stream after one block (layer 0 = the embeddings).
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct LayerError {

@@ -11,7 +11,8 @@
 
 use std::fmt::Write as _;
 
-use crate::analysis::eval::{evaluate_with, EvalResult, EVAL_TEXT};
+use crate::analysis::eval::{evaluate_with, EvalResult};
+use crate::model::window::EVAL_TEXT;
 use crate::model::window::{eval_tokens, windows, EvalOptions, WindowForward};
 use crate::error::ModelError;
 use crate::model::reference::{forward, forward_with, ForwardHook, ForwardOptions, ForwardOutput, LinearInput};

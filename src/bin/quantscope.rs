@@ -20,7 +20,8 @@ macro_rules! outln {
     }};
 }
 use quantscope::analysis::report;
-use quantscope::analysis::eval::{evaluate, evaluate_with, EVAL_TEXT};
+use quantscope::analysis::eval::{evaluate, evaluate_with};
+use quantscope::model::window::EVAL_TEXT;
 use quantscope::model::window::{eval_tokens, CpuWindows, EvalOptions};
 use quantscope::model::intervene::{IntervenedBackend, IntervenedWindows, Intervener, Intervention};
 use quantscope::gpu::bench::{self, BenchOptions};
@@ -81,7 +82,8 @@ enum Command {
         #[arg(long)]
         recipe: Option<PathBuf>,
         /// Run with an intervention (zero-massive, mean-massive, drop-sink, clip:P) on the CPU
-        /// reference; mean-massive calibrates on the first 512 tokens of the shipped evaluation text.
+        /// reference; mean-massive calibrates on the model as loaded, over the first 64 tokens of the
+        /// shipped evaluation text (as everywhere).
         #[arg(long)]
         intervene: Option<String>,
     },
@@ -170,7 +172,8 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Backend::Cpu)]
         backend: Backend,
         /// Apply an intervention (zero-massive, mean-massive, drop-sink, clip:P) to the evaluated
-        /// model, quantized or not; CPU reference only. mean-massive calibrates on the evaluated tokens.
+        /// model, quantized or not. mean-massive calibrates on the model as loaded, over the first 64
+        /// tokens of the shipped evaluation text (as everywhere; the JSON says so).
         #[arg(long)]
         intervene: Option<String>,
         /// Fake-quantize the input of every linear layer of the blocks (int8-tensor, int8-token,
@@ -369,12 +372,7 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
             let capacity = model.tokenizer.encode(&prompt).map_err(|e| e.to_string())?.len();
             let prediction = match intervention {
                 Some(intervention) => {
-                    // One window of the evaluation text calibrates mean-massive: enough to see the
-                    // massive activations of its first token, and seconds rather than a minute.
-                    let options = EvalOptions { max_tokens: Some(512), window: 512 };
-                    let calibration = eval_tokens(model, EVAL_TEXT, &options).map_err(|e| e.to_string())?;
-                    let intervener =
-                        Intervener::new(model, intervention, &calibration, &options).map_err(|e| e.to_string())?;
+                    let intervener = Intervener::calibrated(&loaded, intervention).map_err(|e| e.to_string())?;
                     let mut backend = IntervenedBackend { model, intervener, tokens: Vec::new() };
                     model.predict_with(&mut backend, &prompt, top).map_err(|e| e.to_string())?
                 }
@@ -562,34 +560,30 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
             };
             let backend_name = if ctx.is_some() { "gpu" } else { "cpu" };
             let mut bar = ProgressBar::new();
-            let result = match (&ctx, intervention) {
-                (None, intervention) if !prepared.runtime.is_empty() => (|| {
-                    let intervener = match intervention {
-                        Some(i) => Some(Intervener::new(evaluated, i, &ids, &options)?),
-                        None => None,
-                    };
+            // Calibrated once, as everywhere: on the model as loaded (Intervener::calibrated).
+            let intervener = intervention.map(|i| Intervener::calibrated(&model, i)).transpose().map_err(|e| e.to_string())?;
+            let calibration = intervener.as_ref().and_then(|i| i.calibration().copied());
+            let result = match (&ctx, intervener) {
+                (None, intervener) if !prepared.runtime.is_empty() => (|| {
                     let mut quantized = RuntimeWindows { model: evaluated, quant: &prepared.runtime, intervener };
                     evaluate_with(&model, &mut CpuWindows(&model), &mut quantized, &ids, &options, &mut |p| bar.show(p))
                 })(),
-                (None, Some(intervention)) => (|| {
-                    let intervener = Intervener::new(evaluated, intervention, &ids, &options)?;
+                (None, Some(intervener)) => (|| {
                     let mut intervened = IntervenedWindows { model: evaluated, intervener };
                     evaluate_with(&model, &mut CpuWindows(&model), &mut intervened, &ids, &options, &mut |p| {
                         bar.show(p)
                     })
                 })(),
                 (None, None) => evaluate(&model, evaluated, &ids, &options, &mut |p| bar.show(p)),
-                (Some(ctx), intervention) => (|| {
+                (Some(ctx), intervener) => (|| {
                     let reference = GpuModel::upload(ctx, &model, &mut |p| bar.show(p))?;
                     let gpu_quantized = match (&prepared.quantized, &prepared.transformed) {
                         (Some(q), _) => Some(GpuModel::upload_quantized(ctx, q, &mut |p| bar.show(p))?),
                         (None, Some(m)) => Some(GpuModel::upload(ctx, m, &mut |p| bar.show(p))?),
                         (None, None) => None,
                     };
-                    // mean-massive's calibration runs on the CPU reference, like the CPU path's.
-                    let intervention = match intervention {
-                        Some(i) => {
-                            let intervener = Intervener::new(evaluated, i, &ids, &options)?;
+                    let intervention = match intervener {
+                        Some(intervener) => {
                             let c = &model.config;
                             Some(GpuIntervention::new(ctx, &intervener, c.n_layers, c.d_model)?)
                         }
@@ -628,6 +622,7 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
                     "weights": label,
                     "recipe": recipe,
                     "intervention": intervention,
+                    "intervention_calibration": calibration,
                     "activations": prepared.runtime.activations,
                     "kv": prepared.runtime.kv,
                     "attn": experiment.probs,
@@ -663,7 +658,10 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
                 outln!(out, "attention      {p}");
             }
             if let Some(intervention) = intervention {
-                outln!(out, "intervention   {intervention}");
+                let on = calibration.map_or(String::new(), |c| {
+                    format!(" (means of the model {}, {} tokens of the shipped text)", c.model, c.tokens)
+                });
+                outln!(out, "intervention   {intervention}{on}");
             }
             if let Some(a) = &prepared.runtime.activations {
                 let down = a.down.map_or(String::new(), |d| format!(" (down projection input: {d})"));

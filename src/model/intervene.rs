@@ -7,7 +7,8 @@
 //!   zero").
 //! - `mean-massive`: the same entries are set to their mean over a calibration text, per (layer,
 //!   channel) (Sun et al.'s "set to mean"); a channel the calibration never flagged in that layer
-//!   gets 0, since there is no mean to give it.
+//!   gets 0, since there is no mean to give it. Every front end calibrates it the same way
+//!   ([`Intervener::calibrated`]) and reports on what ([`MeanMassiveCalibration`]).
 //! - `drop-sink`: every query ≥ 1 stops attending to key 0 (StreamingLLM's window attention that
 //!   evicted the sink); query 0 still attends to itself, so token 0's own output stays.
 //! - `clip:P`: after every block, the residual stream is clipped to ±(the P-th percentile of |x| of
@@ -26,7 +27,7 @@ use crate::model::generate::NextTokenLogits;
 use crate::model::massive::massive_threshold;
 use crate::model::reference::{forward_with, ForwardHook, ForwardOptions};
 use crate::model::stats::abs_percentile;
-use crate::model::window::{windows, EvalOptions, WindowForward};
+use crate::model::window::{eval_tokens, windows, EvalOptions, WindowForward, EVAL_TEXT};
 use crate::model::Model;
 
 /// One intervention, named as on the command line.
@@ -167,12 +168,32 @@ fn clip_at_percentile(x: &mut [f32], percentile: f64) {
     }
 }
 
+/// How mean-massive is calibrated, in the CLI, the report and the page alike: on the model as
+/// loaded (the means are the unquantized model's, whatever is quantized afterwards), over the
+/// first this-many tokens of the shipped evaluation text, in one window. 64 tokens is what the
+/// page could afford (the calibration forward runs single-threaded in wasm); the CLI used to
+/// take 512 in `predict` and the evaluated tokens in `eval`, three answers to one question.
+pub const MEAN_MASSIVE_CALIBRATION_TOKENS: usize = 64;
+
+/// What mean-massive was calibrated on, for the reports (`eval --json`, the page's metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct MeanMassiveCalibration {
+    /// Always "as loaded".
+    pub model: &'static str,
+    /// Always the shipped evaluation text.
+    pub text: &'static str,
+    pub tokens: usize,
+    /// (layer, channel) pairs flagged at least once: how many means there are.
+    pub flagged_pairs: usize,
+}
+
 /// An intervention ready to run: for `mean-massive`, with its calibration.
 #[derive(Debug, Clone)]
 pub struct Intervener {
     pub intervention: Intervention,
     channels: usize,
     means: Option<MassiveMeans>,
+    calibration: Option<MeanMassiveCalibration>,
 }
 
 impl Intervener {
@@ -188,7 +209,33 @@ impl Intervener {
             Intervention::MeanMassive => Some(MassiveMeans::calibrate(model, calibration, options)?),
             _ => None,
         };
-        Ok(Intervener { intervention, channels: model.config.d_model, means })
+        Ok(Intervener { intervention, channels: model.config.d_model, means, calibration: None })
+    }
+
+    /// `intervention` prepared the one way every front end uses (see
+    /// [`MEAN_MASSIVE_CALIBRATION_TOKENS`]); `model_as_loaded` must be the model as loaded, not
+    /// the quantized one the intervention is then applied to.
+    pub fn calibrated(model_as_loaded: &Model, intervention: Intervention) -> Result<Self, ModelError> {
+        if intervention != Intervention::MeanMassive {
+            return Intervener::new(model_as_loaded, intervention, &[], &EvalOptions::default());
+        }
+        let n = MEAN_MASSIVE_CALIBRATION_TOKENS;
+        let options = EvalOptions { max_tokens: Some(n), window: n };
+        let tokens = eval_tokens(model_as_loaded, EVAL_TEXT, &options)?;
+        let mut intervener = Intervener::new(model_as_loaded, intervention, &tokens, &options)?;
+        intervener.calibration = Some(MeanMassiveCalibration {
+            model: "as loaded",
+            text: "the shipped evaluation text (data/eval.txt)",
+            tokens: tokens.len(),
+            flagged_pairs: intervener.means.as_ref().map_or(0, MassiveMeans::flagged_pairs),
+        });
+        Ok(intervener)
+    }
+
+    /// What mean-massive was calibrated on (None for the other interventions, and for one made
+    /// with [`Intervener::new`] on tokens of the caller's choosing).
+    pub fn calibration(&self) -> Option<&MeanMassiveCalibration> {
+        self.calibration.as_ref()
     }
 
     pub fn means(&self) -> Option<&MassiveMeans> {
@@ -262,7 +309,7 @@ mod tests {
     }
 
     fn intervener(intervention: Intervention, means: Option<MassiveMeans>) -> Intervener {
-        Intervener { intervention, channels: 3, means }
+        Intervener { intervention, channels: 3, means, calibration: None }
     }
 
     #[test]

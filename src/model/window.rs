@@ -6,6 +6,10 @@ use crate::error::ModelError;
 use crate::model::reference::{forward, ForwardOptions};
 use crate::model::Model;
 
+/// The evaluation text shipped with quantscope: the opening of Shakespeare's *Coriolanus* (public
+/// domain), as it begins the "tinyshakespeare" corpus; see data/README.md.
+pub const EVAL_TEXT: &str = include_str!("../../data/eval.txt");
+
 #[derive(Debug, Clone, Copy)]
 pub struct EvalOptions {
     /// Use at most this many tokens of the text (None: all of it).

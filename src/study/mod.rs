@@ -30,16 +30,16 @@ pub use forward_choice::{ForwardChoice, ForwardPolicy, ForwardTimes};
 pub use generation::{GeneratedToken, Generation, GenerationSummary, StopReason};
 pub use runtime::{RuntimeApplied, RuntimeConfig, RuntimeMenus, PAGE_CALIBRATION_TOKENS};
 
-use crate::analysis::eval::{EvalAccumulator, EvalResult, EVAL_TEXT};
+use crate::analysis::eval::{EvalAccumulator, EvalResult};
 use crate::error::{ModelError, StudyError};
 use crate::gpu::context::AdapterSummary;
 use crate::gpu::forward::{AttentionSummary, Capture, GpuModel, ProbePoint, ProbeResult};
 use crate::gpu::kernels::intervene::GpuIntervention;
 use crate::gpu::kernels::runtime_quant::GpuRuntimeQuant;
 use crate::gpu::GpuContext;
-use crate::model::intervene::{Intervener, Intervention};
+use crate::model::intervene::{Intervener, Intervention, MeanMassiveCalibration};
 use crate::model::reference::ForwardOptions;
-use crate::model::window::{eval_tokens, windows, EvalOptions};
+use crate::model::window::{eval_tokens, windows, EvalOptions, EVAL_TEXT};
 use crate::model::{Model, Progress, TopToken};
 use crate::quant::Scheme;
 use runtime::MethodRun;
@@ -274,24 +274,21 @@ impl Study {
     }
 
     /// Sets the intervention of every later run of the model under study (`None`: none). They
-    /// run on the GPU; mean-massive first calibrates its means (of the model as loaded) on the
-    /// first `calibration_tokens` tokens of the shipped evaluation text with the CPU reference.
+    /// run on the GPU; mean-massive is first calibrated as everywhere ([`Intervener::calibrated`]:
+    /// the model as loaded, on the CPU reference), and what it was calibrated on is returned.
     pub fn set_intervention(
         &mut self,
         intervention: Option<Intervention>,
-        calibration_tokens: usize,
-    ) -> Result<(), StudyError> {
+    ) -> Result<Option<MeanMassiveCalibration>, StudyError> {
         let Some(intervention) = intervention else {
             self.intervention = None;
-            return Ok(());
+            return Ok(None);
         };
         let gpu = self.require_gpu("interventions in the page")?;
-        let options = EvalOptions { max_tokens: Some(calibration_tokens.max(2)), window: 512 };
-        let calibration = eval_tokens(&self.model, EVAL_TEXT, &options)?;
-        let intervener = Intervener::new(&self.model, intervention, &calibration, &options)?;
+        let intervener = Intervener::calibrated(&self.model, intervention)?;
         let c = &self.model.config;
         self.intervention = Some(GpuIntervention::new(&gpu.ctx, &intervener, c.n_layers, c.d_model)?);
-        Ok(())
+        Ok(intervener.calibration().copied())
     }
 
     /// The `top_k` most likely next tokens after `prompt` of the model under study, on the GPU

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::{now_ms, Study};
-use crate::analysis::eval::EVAL_TEXT;
+use crate::model::window::EVAL_TEXT;
 use crate::error::StudyError;
 use crate::gpu::kernels::runtime_quant::GpuRuntimeQuant;
 use crate::model::reference::{ForwardOptions, ForwardOutput};

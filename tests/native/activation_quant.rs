@@ -3,7 +3,7 @@
 //! on token 0, and keeping the down projection's input at 8 bits helps W·A4.
 use crate::common;
 
-use quantscope::analysis::eval::EVAL_TEXT;
+use quantscope::model::window::EVAL_TEXT;
 use quantscope::model::window::{eval_tokens, EvalOptions};
 use quantscope::model::reference::{forward_with, ForwardHook, ForwardOptions, LinearInput};
 use serde_json::Value;

@@ -5,7 +5,8 @@ use crate::common;
 
 use std::collections::HashMap;
 
-use quantscope::analysis::eval::{evaluate_with, EvalResult, EVAL_TEXT};
+use quantscope::analysis::eval::{evaluate_with, EvalResult};
+use quantscope::model::window::EVAL_TEXT;
 use quantscope::model::window::{eval_tokens, CpuWindows, EvalOptions};
 use quantscope::model::reference::{forward, ForwardOptions, LinearInput};
 use quantscope::model::Model;

@@ -197,7 +197,7 @@ fn the_f16_matmul_path_keeps_its_own_bound_and_only_where_the_adapter_has_f16() 
         eprintln!("f16 {prompt:?}: relative L2 {err:.2e}");
         assert!(err <= F16_LOGITS_TOLERANCE, "{prompt:?}: relative L2 {err:.2e}");
     }
-    let mut tokens = model.tokenizer.encode(quantscope::analysis::eval::EVAL_TEXT).unwrap();
+    let mut tokens = model.tokenizer.encode(quantscope::model::window::EVAL_TEXT).unwrap();
     tokens.truncate(128);
     let all = Capture { all_logits: true, ..Default::default() };
     let argmaxes = |m: &GpuModel| -> Vec<usize> {

@@ -8,7 +8,7 @@
 use crate::gpu_common;
 
 use gpu_common::*;
-use quantscope::analysis::eval::EVAL_TEXT;
+use quantscope::model::window::EVAL_TEXT;
 use quantscope::model::window::{eval_tokens, EvalOptions};
 use quantscope::model::intervene::{Intervener, Intervention};
 use quantscope::gpu::forward::{Capture, GpuModel};

@@ -3,9 +3,11 @@
 //! on the evaluation text, measured with the quantizers' metrics.
 use crate::common;
 
-use quantscope::analysis::eval::{evaluate_with, EVAL_TEXT};
-use quantscope::model::window::{eval_tokens, CpuWindows, EvalOptions, WindowForward};
-use quantscope::model::intervene::{IntervenedWindows, Intervener, Intervention};
+use quantscope::analysis::eval::evaluate_with;
+use quantscope::model::intervene::{
+    IntervenedWindows, Intervener, Intervention, MEAN_MASSIVE_CALIBRATION_TOKENS,
+};
+use quantscope::model::window::{eval_tokens, CpuWindows, EvalOptions, WindowForward, EVAL_TEXT};
 use quantscope::model::reference::{forward_with, ForwardOptions};
 use quantscope::ModelError;
 
@@ -89,4 +91,38 @@ fn drop_sink_on_the_default_model_gives_key_zero_nothing_after_query_zero() {
             }
         }
     }
+}
+
+/// mean-massive is calibrated one way in every front end: the model as loaded, the first 64 tokens
+/// of the shipped text; the CLI's eval reports it, on either backend, with the same means.
+#[test]
+fn mean_massive_is_calibrated_one_way_and_eval_says_on_what() {
+    let model = common::default_model();
+    let calibrated = Intervener::calibrated(model, Intervention::MeanMassive).unwrap();
+    let on = *calibrated.calibration().unwrap();
+    assert_eq!((on.model, on.tokens), ("as loaded", MEAN_MASSIVE_CALIBRATION_TOKENS));
+    assert!(on.flagged_pairs > 0, "the default model has massive activations to average");
+    // The same as calibrating by hand on those tokens.
+    let options = EvalOptions { max_tokens: Some(64), window: 64 };
+    let tokens = eval_tokens(model, EVAL_TEXT, &options).unwrap();
+    let by_hand = Intervener::new(model, Intervention::MeanMassive, &tokens, &options).unwrap();
+    assert_eq!(calibrated.means(), by_hand.means());
+    assert!(by_hand.calibration().is_none(), "tokens of the caller's choosing are not the one way");
+    assert!(Intervener::calibrated(model, Intervention::DropSink).unwrap().calibration().is_none());
+
+    let eval = |backend: &str| -> serde_json::Value {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_quantscope"))
+            .args(["eval", "--intervene", "mean-massive", "--tokens", "16", "--json", "--backend", backend])
+            .current_dir(common::repo())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let expected = serde_json::to_value(on).unwrap();
+    let (cpu, gpu) = (eval("cpu"), eval("gpu"));
+    assert_eq!(cpu["intervention_calibration"], expected);
+    assert_eq!(gpu["intervention_calibration"], expected);
+    let kl = |v: &serde_json::Value| v["kl"].as_f64().unwrap();
+    assert!((kl(&cpu) - kl(&gpu)).abs() <= 1e-3 * kl(&cpu).max(1e-6), "CPU KL {} vs GPU KL {}", kl(&cpu), kl(&gpu));
 }

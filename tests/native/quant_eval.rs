@@ -4,7 +4,8 @@
 use crate::common;
 
 use common::default_model;
-use quantscope::analysis::eval::{evaluate, EvalResult, EVAL_TEXT};
+use quantscope::analysis::eval::{evaluate, EvalResult};
+use quantscope::model::window::EVAL_TEXT;
 use quantscope::model::window::{eval_tokens, EvalOptions};
 use quantscope::analysis::metrics::argmax;
 use quantscope::model::reference::{forward, ForwardOptions};

@@ -2,7 +2,8 @@
 //! float function, and with per-tensor int8 activations it is closer to the model as loaded.
 use crate::common;
 
-use quantscope::analysis::eval::{evaluate_with, EvalResult, EVAL_TEXT};
+use quantscope::analysis::eval::{evaluate_with, EvalResult};
+use quantscope::model::window::EVAL_TEXT;
 use quantscope::model::window::{eval_tokens, CpuWindows, EvalOptions};
 use quantscope::model::reference::{forward, ForwardOptions};
 use quantscope::model::Model;

@@ -471,9 +471,12 @@ async function syncEngine(eng: Engine, timings: string[]): Promise<void> {
   if (state.intervention !== engineConfig.intervention) {
     status.set('busy', 'setting the intervention…');
     try {
-      const r = await eng.run('setIntervention', { name: state.intervention, calibrationTokens: 64 });
+      const r = await eng.run('setIntervention', { name: state.intervention });
       engineConfig.intervention = state.intervention;
-      timings.push(`intervention in ${formatMs(r.ms)}`);
+      const on = r.calibration
+        ? ` (means of the model ${r.calibration.model}, ${r.calibration.tokens} tokens of the shipped text)`
+        : '';
+      timings.push(`intervention in ${formatMs(r.ms)}${on}`);
     } catch (e) {
       showNotice('quant-error', 'The intervention was not applied', (e as Error).message);
     }

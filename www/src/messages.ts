@@ -221,6 +221,14 @@ export type ModelSource =
   /** A file the user opened before, from this browser's cache (`local:NAME` in a shared link). */
   | { kind: 'cached-local'; name: string };
 
+/** What mean-massive was calibrated on (src/model/intervene.rs), the same in the CLI and the page. */
+export interface MeanMassiveCalibration {
+  model: string;
+  text: string;
+  tokens: number;
+  flagged_pairs: number;
+}
+
 /** What `setRuntimeQuant` resolves to (src/web/runtime_quant.rs). serde's None arrives as undefined. */
 export interface RuntimeApplied {
   /** What runs in the GPU forward of the model under study, in words ("activations int8-token, KV …"). */
@@ -261,7 +269,7 @@ export interface EngineApi {
     result: Generation;
   };
   applyRecipe: { args: { recipe: string }; result: Applied };
-  setIntervention: { args: { name: string; calibrationTokens: number }; result: { ms: number } };
+  setIntervention: { args: { name: string }; result: { ms: number; calibration: MeanMassiveCalibration | null } };
   setRuntimeQuant: { args: { config: RuntimeQuantConfig }; result: RuntimeApplied };
   evaluate: { args: { maxTokens: number; window: number; text: string }; result: EvalMetrics };
   probe: { args: { prompt: string; asLoaded: boolean; layer: number; point: string }; result: ViewResult<'probe'> };

@@ -19,6 +19,7 @@ import type {
   CallRequest,
   DeviceInfo,
   ForwardChoice,
+  MeanMassiveCalibration,
   Method,
   ModelSource,
   PageMessage,
@@ -237,10 +238,10 @@ const handlers: Handlers = {
     }
   },
   applyRecipe: async ({ recipe }, ctx) => requireModel().applyRecipe(recipe, ctx.progress),
-  setIntervention: async ({ name, calibrationTokens }) => {
+  setIntervention: async ({ name }) => {
     const t0 = performance.now();
-    requireModel().setIntervention(name, calibrationTokens);
-    return { ms: performance.now() - t0 };
+    const set = requireModel().setIntervention(name) as { calibration?: MeanMassiveCalibration | null };
+    return { ms: performance.now() - t0, calibration: set.calibration ?? null };
   },
   setRuntimeQuant: async ({ config }, ctx) =>
     requireOptional('setRuntimeQuant', 'runtime quantization').call(requireModel(), JSON.stringify(config), ctx.progress) as Promise<
