@@ -2,7 +2,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { capabilities, optionalMethod, runtimeCapability } from './capabilities';
 
-const menus = { activations: ['int8-tensor', 'int8-token'], kv: ['int4-token'], attention: ['uint8'], methods: ['smoothquant'] };
+const menus = {
+  activations: ['int8-tensor', 'int8-token'],
+  kv: ['int4-token'],
+  attention: ['uint8'],
+  methods: ['smoothquant'],
+};
 
 test('a build without the runtime API: no runtime controls', () => {
   assert.equal(runtimeCapability({}, {}), null);
@@ -18,8 +23,21 @@ test('a broken runtimeSchemes() turns the controls off instead of breaking the p
   const warn = console.warn;
   console.warn = () => {};
   try {
-    assert.equal(runtimeCapability({ runtimeSchemes: () => { throw new Error('x'); } }, { setRuntimeQuant() {} }), null);
-    assert.equal(runtimeCapability({ runtimeSchemes: () => ({ activations: 'int8' }) }, { setRuntimeQuant() {} }), null);
+    assert.equal(
+      runtimeCapability(
+        {
+          runtimeSchemes: () => {
+            throw new Error('x');
+          },
+        },
+        { setRuntimeQuant() {} },
+      ),
+      null,
+    );
+    assert.equal(
+      runtimeCapability({ runtimeSchemes: () => ({ activations: 'int8' }) }, { setRuntimeQuant() {} }),
+      null,
+    );
     assert.equal(runtimeCapability({ runtimeSchemes: () => ({ ...menus, kv: [1] }) }, { setRuntimeQuant() {} }), null);
   } finally {
     console.warn = warn;
@@ -28,9 +46,21 @@ test('a broken runtimeSchemes() turns the controls off instead of breaking the p
 
 test("the views' methods are detected on the class prototype", () => {
   class Old {}
-  class New { attentionMaps() {} weightStats() {} outlierReport() {} }
-  assert.deepEqual(capabilities('1', [], {}, Old.prototype).views, { attentionMaps: false, weightStats: false, outlierReport: false });
-  assert.deepEqual(capabilities('1', [], {}, New.prototype).views, { attentionMaps: true, weightStats: true, outlierReport: true });
+  class New {
+    attentionMaps() {}
+    weightStats() {}
+    outlierReport() {}
+  }
+  assert.deepEqual(capabilities('1', [], {}, Old.prototype).views, {
+    attentionMaps: false,
+    weightStats: false,
+    outlierReport: false,
+  });
+  assert.deepEqual(capabilities('1', [], {}, New.prototype).views, {
+    attentionMaps: true,
+    weightStats: true,
+    outlierReport: true,
+  });
   assert.equal(optionalMethod(New.prototype, 'weightStats'), New.prototype.weightStats);
   assert.equal(optionalMethod({ weightStats: 3 }, 'weightStats'), null);
 });

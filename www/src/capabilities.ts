@@ -31,7 +31,13 @@ export function runtimeCapability(exports: object, prototype: object): RuntimeSc
     return null;
   }
   const v = value as Lookup | null;
-  if (!v || !isStringList(v.activations) || !isStringList(v.kv) || !isStringList(v.attention) || !isStringList(v.methods)) {
+  if (
+    !v ||
+    !isStringList(v.activations) ||
+    !isStringList(v.kv) ||
+    !isStringList(v.attention) ||
+    !isStringList(v.methods)
+  ) {
     console.warn('quantscope: runtimeSchemes() answered an unexpected shape; runtime quantization is off', value);
     return null;
   }

@@ -26,7 +26,14 @@ export function niceMax(v: number): number {
   return 10 * p;
 }
 
-const COLORS = { bar: '#4f46e5', previous: '#f59e0b', axis: '#94a3b8', text: '#475569', grid: '#e2e8f0', hover: '#312e81' };
+const COLORS = {
+  bar: '#4f46e5',
+  previous: '#f59e0b',
+  axis: '#94a3b8',
+  text: '#475569',
+  grid: '#e2e8f0',
+  hover: '#312e81',
+};
 
 export class LayerErrorChart {
   private layers: LayerError[] = [];
@@ -51,7 +58,8 @@ export class LayerErrorChart {
       }
       const l = this.layers[i];
       const before = this.previous?.[i];
-      tooltip.textContent = `layer ${l.layer}: relative error ${l.relative_error.toExponential(3)}` +
+      tooltip.textContent =
+        `layer ${l.layer}: relative error ${l.relative_error.toExponential(3)}` +
         (before ? ` (previous ${before.relative_error.toExponential(3)})` : '');
       tooltip.style.left = `${e.clientX - rect.left + 12}px`;
       tooltip.style.top = `${e.clientY - rect.top + 12}px`;
@@ -105,7 +113,9 @@ export class LayerErrorChart {
       g.fillText('Per-layer error appears after the metrics run.', left, top + height / 2);
       return;
     }
-    const max = niceMax(Math.max(...this.layers.map((l) => l.relative_error), ...(this.previous ?? []).map((l) => l.relative_error)));
+    const max = niceMax(
+      Math.max(...this.layers.map((l) => l.relative_error), ...(this.previous ?? []).map((l) => l.relative_error)),
+    );
     g.strokeStyle = COLORS.grid;
     g.fillStyle = COLORS.text;
     g.textAlign = 'right';
@@ -142,7 +152,8 @@ export class LayerErrorChart {
     g.textAlign = 'center';
     g.textBaseline = 'top';
     const labelEvery = Math.max(1, Math.ceil(count / Math.max(1, width / 28)));
-    for (let i = 0; i < count; i += labelEvery) g.fillText(String(this.layers[i].layer), left + (i + 0.5) * step, top + height + 4);
+    for (let i = 0; i < count; i += labelEvery)
+      g.fillText(String(this.layers[i].layer), left + (i + 0.5) * step, top + height + 4);
     g.textAlign = 'left';
     g.fillText('layer', left + width - 30, top + height + 15);
   }

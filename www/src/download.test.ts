@@ -15,14 +15,31 @@ function streamOf(chunks: number[][]): ReadableStream<Uint8Array> {
 test('reads a stream of known length into one buffer, reporting progress', async () => {
   const reports: [number, number][] = [];
   let clock = 0;
-  const bytes = await readAll(streamOf([[1, 2], [3], [4, 5, 6]]), 6, (d, t) => reports.push([d, t]), () => (clock += 100));
+  const bytes = await readAll(
+    streamOf([[1, 2], [3], [4, 5, 6]]),
+    6,
+    (d, t) => reports.push([d, t]),
+    () => (clock += 100),
+  );
   assert.deepEqual([...bytes], [1, 2, 3, 4, 5, 6]);
   assert.deepEqual(reports.at(-1), [6, 6]);
   assert.ok(reports.length >= 2);
 });
 
 test('more bytes than announced, fewer, or no length: still every byte', async () => {
-  assert.deepEqual([...(await readAll(streamOf([[1, 2], [3, 4]]), 3, () => {}))], [1, 2, 3, 4]);
+  assert.deepEqual(
+    [
+      ...(await readAll(
+        streamOf([
+          [1, 2],
+          [3, 4],
+        ]),
+        3,
+        () => {},
+      )),
+    ],
+    [1, 2, 3, 4],
+  );
   assert.deepEqual([...(await readAll(streamOf([[1, 2]]), 5, () => {}))], [1, 2]);
   assert.deepEqual([...(await readAll(streamOf([[9], [8, 7]]), 0, () => {}))], [9, 8, 7]);
   assert.equal((await readAll(streamOf([]), 0, () => {})).length, 0);
@@ -31,12 +48,20 @@ test('more bytes than announced, fewer, or no length: still every byte', async (
 test('progress is throttled', async () => {
   const reports: number[] = [];
   const chunks = Array.from({ length: 100 }, () => [0]);
-  await readAll(streamOf(chunks), 100, (d) => reports.push(d), () => 0);
+  await readAll(
+    streamOf(chunks),
+    100,
+    (d) => reports.push(d),
+    () => 0,
+  );
   assert.equal(reports.length, 2, 'one report at the start of the interval, one at the end');
 });
 
 test('a cache stamp needs Last-Modified or a length', () => {
-  assert.equal(cacheStamp(new Headers({ 'Last-Modified': 'Tue, 01 Jan 2026 00:00:00 GMT', 'Content-Length': '10' })), 'Tue, 01 Jan 2026 00:00:00 GMT|10');
+  assert.equal(
+    cacheStamp(new Headers({ 'Last-Modified': 'Tue, 01 Jan 2026 00:00:00 GMT', 'Content-Length': '10' })),
+    'Tue, 01 Jan 2026 00:00:00 GMT|10',
+  );
   assert.equal(cacheStamp(new Headers({ 'Content-Length': '10' })), '|10');
   assert.equal(cacheStamp(new Headers()), null);
 });

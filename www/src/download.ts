@@ -65,7 +65,8 @@ export function cacheStamp(headers: Headers): string | null {
 
 /** The cache key of one part of a model the user opened from disk (never a real URL). */
 export function localCacheKey(name: string, part: string): string {
-  return new URL(`/__quantscope_local__/${encodeURIComponent(name)}/${encodeURIComponent(part)}`, self.location.origin).href;
+  return new URL(`/__quantscope_local__/${encodeURIComponent(name)}/${encodeURIComponent(part)}`, self.location.origin)
+    .href;
 }
 
 /** The model cache, or null where the Cache API is unavailable (an insecure origin). */

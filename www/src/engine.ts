@@ -5,7 +5,15 @@
 // loaded does it replace the current one, so a bad file (or a crash while loading it) leaves the
 // model that was already there working.
 
-import { callRequest, isWorkerMessage, type ArgsOf, type Capabilities, type Method, type ResultOf, type WorkerMessage } from './messages';
+import {
+  callRequest,
+  isWorkerMessage,
+  type ArgsOf,
+  type Capabilities,
+  type Method,
+  type ResultOf,
+  type WorkerMessage,
+} from './messages';
 
 export interface CallEvents {
   onProgress?: (stage: string, done: number, total: number) => void;
@@ -100,7 +108,11 @@ export class Engine {
   }
 
   /** Runs `method` in the worker; the id lets `stop` name a running generation. */
-  call<M extends Method>(method: M, args: ArgsOf<M>, events: CallEvents = {}): { id: number; result: Promise<ResultOf<M>> } {
+  call<M extends Method>(
+    method: M,
+    args: ArgsOf<M>,
+    events: CallEvents = {},
+  ): { id: number; result: Promise<ResultOf<M>> } {
     const id = this.nextId++;
     if (this.dead) return { id, result: Promise.reject(new Error(this.dead)) };
     const result = new Promise<ResultOf<M>>((resolve, reject) => {

@@ -5,7 +5,11 @@ import { ModelFilesError, classifyModelFiles } from './files';
 const f = (name: string) => ({ name });
 
 test('one GGUF is a GGUF model', () => {
-  assert.deepEqual(classifyModelFiles([f('SmolLM.Q4_1.GGUF')]), { kind: 'gguf', name: 'SmolLM.Q4_1.GGUF', file: f('SmolLM.Q4_1.GGUF') });
+  assert.deepEqual(classifyModelFiles([f('SmolLM.Q4_1.GGUF')]), {
+    kind: 'gguf',
+    name: 'SmolLM.Q4_1.GGUF',
+    file: f('SmolLM.Q4_1.GGUF'),
+  });
 });
 
 test('a single file of unknown type goes to the GGUF parser, which says what it is not', () => {
@@ -24,10 +28,17 @@ test('safetensors with config.json and tokenizer.json, in any order', () => {
 });
 
 test('what is missing or extra is named', () => {
-  assert.throws(() => classifyModelFiles([f('model.safetensors'), f('config.json')]), /needs tokenizer\.json beside it/);
+  assert.throws(
+    () => classifyModelFiles([f('model.safetensors'), f('config.json')]),
+    /needs tokenizer\.json beside it/,
+  );
   assert.throws(() => classifyModelFiles([f('model.safetensors')]), /needs config\.json and tokenizer\.json/);
   assert.throws(() => classifyModelFiles([f('a.gguf'), f('b.gguf')]), /one \.gguf file at a time/);
-  assert.throws(() => classifyModelFiles([f('a-00001.safetensors'), f('a-00002.safetensors'), f('config.json'), f('tokenizer.json')]), /sharded/);
+  assert.throws(
+    () =>
+      classifyModelFiles([f('a-00001.safetensors'), f('a-00002.safetensors'), f('config.json'), f('tokenizer.json')]),
+    /sharded/,
+  );
   assert.throws(() => classifyModelFiles([f('config.json'), f('tokenizer.json')]), /no model weights/);
   assert.throws(() => classifyModelFiles([]), ModelFilesError);
 });

@@ -2,8 +2,7 @@
 // (weights.safetensors + config.json + tokenizer.json).
 
 export type ModelFiles<F> =
-  | { kind: 'gguf'; name: string; file: F }
-  | { kind: 'safetensors'; name: string; weights: F; config: F; tokenizer: F };
+  { kind: 'gguf'; name: string; file: F } | { kind: 'safetensors'; name: string; weights: F; config: F; tokenizer: F };
 
 export class ModelFilesError extends Error {
   override name = 'ModelFilesError';
@@ -27,17 +26,24 @@ export function classifyModelFiles<F extends { name: string }>(files: readonly F
   }
   if (weights.length === 0) {
     // A single file of unknown type goes to the GGUF parser, whose error says what it is not.
-    if (files.length === 1 && !lower(files[0].name).endsWith('.json')) return { kind: 'gguf', name: files[0].name, file: files[0] };
-    throw new ModelFilesError(`no model weights among ${files.map((f) => f.name).join(', ')}: open a .gguf, or a .safetensors with its config.json and tokenizer.json`);
+    if (files.length === 1 && !lower(files[0].name).endsWith('.json'))
+      return { kind: 'gguf', name: files[0].name, file: files[0] };
+    throw new ModelFilesError(
+      `no model weights among ${files.map((f) => f.name).join(', ')}: open a .gguf, or a .safetensors with its config.json and tokenizer.json`,
+    );
   }
   if (weights.length > 1) {
-    throw new ModelFilesError(`one .safetensors file at a time (sharded checkpoints are not supported): got ${weights.map((f) => f.name).join(', ')}`);
+    throw new ModelFilesError(
+      `one .safetensors file at a time (sharded checkpoints are not supported): got ${weights.map((f) => f.name).join(', ')}`,
+    );
   }
   const config = files.find((f) => lower(f.name) === 'config.json');
   const tokenizer = files.find((f) => lower(f.name) === 'tokenizer.json');
   const missing = [config ? null : 'config.json', tokenizer ? null : 'tokenizer.json'].filter(Boolean);
   if (!config || !tokenizer) {
-    throw new ModelFilesError(`${weights[0].name} needs ${missing.join(' and ')} beside it: select them together with the weights`);
+    throw new ModelFilesError(
+      `${weights[0].name} needs ${missing.join(' and ')} beside it: select them together with the weights`,
+    );
   }
   const name = weights[0].name.replace(/\.safetensors$/i, '');
   return { kind: 'safetensors', name, weights: weights[0], config, tokenizer };

@@ -3,9 +3,15 @@ import assert from 'node:assert/strict';
 import { formatBytes, formatMetric, formatProb, tokenParts } from './format';
 
 test('whitespace and control characters in tokens are made visible', () => {
-  assert.deepEqual(tokenParts(' Paris'), [{ text: '␣', mark: true }, { text: 'Paris', mark: false }]);
+  assert.deepEqual(tokenParts(' Paris'), [
+    { text: '␣', mark: true },
+    { text: 'Paris', mark: false },
+  ]);
   assert.deepEqual(tokenParts('a\nb\t'), [
-    { text: 'a', mark: false }, { text: '↵', mark: true }, { text: 'b', mark: false }, { text: '→', mark: true },
+    { text: 'a', mark: false },
+    { text: '↵', mark: true },
+    { text: 'b', mark: false },
+    { text: '→', mark: true },
   ]);
   assert.deepEqual(tokenParts('\u0001'), [{ text: '\\x01', mark: true }]);
   assert.deepEqual(tokenParts(''), [{ text: '∅', mark: true }]);

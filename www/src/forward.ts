@@ -64,7 +64,13 @@ export function computedOn(
   if (same) {
     segments.push('Computed on ', name(reference), ` in ${formatMs(ms)}.`);
   } else {
-    segments.push('The model as loaded computed on ', name(reference), ', the quantized model on ', name(quantized), ` (its weights and run-time quantizers live there), in ${formatMs(ms)} together.`);
+    segments.push(
+      'The model as loaded computed on ',
+      name(reference),
+      ', the quantized model on ',
+      name(quantized),
+      ` (its weights and run-time quantizers live there), in ${formatMs(ms)} together.`,
+    );
   }
   const measured = measuredWords(forward);
   if (reference === 'cpu' && forward?.backend === 'cpu' && measured) {
@@ -79,10 +85,13 @@ export function forwardSummary(forward: ForwardChoice, gpuLabel: string): string
   const m = forward.measured;
   if (!m) return `${where}: ${forward.reason}.`;
   // serde's None arrives as undefined.
-  const gpu = m.gpuMs == null
-    ? `WebGPU ${formatMs(m.gpuFirstMs)} (its first run, compiling the pipelines; ${m.gpuFirstMs <= m.cpuMs ? 'faster even so' : 'too slow for compiling to explain, so not run again'})`
-    : `WebGPU ${formatMs(m.gpuMs)} (its first run, ${formatMs(m.gpuFirstMs)}, also compiled the pipelines)`;
-  return `${where}, the faster here, measured at load on a ${m.promptTokens}-token prompt: CPU reference ${formatMs(m.cpuMs)}, ${gpu}. ` +
+  const gpu =
+    m.gpuMs == null
+      ? `WebGPU ${formatMs(m.gpuFirstMs)} (its first run, compiling the pipelines; ${m.gpuFirstMs <= m.cpuMs ? 'faster even so' : 'too slow for compiling to explain, so not run again'})`
+      : `WebGPU ${formatMs(m.gpuMs)} (its first run, ${formatMs(m.gpuFirstMs)}, also compiled the pipelines)`;
+  return (
+    `${where}, the faster here, measured at load on a ${m.promptTokens}-token prompt: CPU reference ${formatMs(m.cpuMs)}, ${gpu}. ` +
     'Generation follows (the CPU reference recomputes the whole sequence each token, which still beats a software adapter). ' +
-    'The re-quantized model, interventions, run-time quantizers and the outlier views run on WebGPU.';
+    'The re-quantized model, interventions, run-time quantizers and the outlier views run on WebGPU.'
+  );
 }

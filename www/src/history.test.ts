@@ -4,22 +4,54 @@ import { COLUMNS, csvField, sortEntries, toCsv, toJson, type HistoryEntry } from
 
 function entry(run: number, over: Partial<HistoryEntry> = {}): HistoryEntry {
   return {
-    run, time: '2026-01-01T00:00:00.000Z', model: 'm.gguf', weights: 'as loaded', runtime: 'none', intervention: 'none',
-    bitsPerWeight: 5, bytes: 1e6, tokens: 64, kl: 0, pdKl: 0, top1: 1, perplexity: 10, referencePerplexity: 10, qid: 0, ms: 100,
-    link: 'http://x/#', ...over,
+    run,
+    time: '2026-01-01T00:00:00.000Z',
+    model: 'm.gguf',
+    weights: 'as loaded',
+    runtime: 'none',
+    intervention: 'none',
+    bitsPerWeight: 5,
+    bytes: 1e6,
+    tokens: 64,
+    kl: 0,
+    pdKl: 0,
+    top1: 1,
+    perplexity: 10,
+    referencePerplexity: 10,
+    qid: 0,
+    ms: 100,
+    link: 'http://x/#',
+    ...over,
   };
 }
 
 test('sorting by a number column, both ways, NaN last, ties in the order tried', () => {
   const es = [entry(1, { kl: 0.5 }), entry(2, { kl: NaN }), entry(3, { kl: 0.1 }), entry(4, { kl: 0.5 })];
-  assert.deepEqual(sortEntries(es, 'kl', 'asc').map((e) => e.run), [3, 1, 4, 2]);
-  assert.deepEqual(sortEntries(es, 'kl', 'desc').map((e) => e.run), [1, 4, 3, 2]);
-  assert.deepEqual(es.map((e) => e.run), [1, 2, 3, 4], 'the input is not reordered');
+  assert.deepEqual(
+    sortEntries(es, 'kl', 'asc').map((e) => e.run),
+    [3, 1, 4, 2],
+  );
+  assert.deepEqual(
+    sortEntries(es, 'kl', 'desc').map((e) => e.run),
+    [1, 4, 3, 2],
+  );
+  assert.deepEqual(
+    es.map((e) => e.run),
+    [1, 2, 3, 4],
+    'the input is not reordered',
+  );
 });
 
 test('sorting text compares numbers inside names by value', () => {
-  const es = [entry(1, { weights: 'int10 everywhere' }), entry(2, { weights: 'int2 everywhere' }), entry(3, { weights: 'Int4 everywhere' })];
-  assert.deepEqual(sortEntries(es, 'weights', 'asc').map((e) => e.run), [2, 3, 1]);
+  const es = [
+    entry(1, { weights: 'int10 everywhere' }),
+    entry(2, { weights: 'int2 everywhere' }),
+    entry(3, { weights: 'Int4 everywhere' }),
+  ];
+  assert.deepEqual(
+    sortEntries(es, 'weights', 'asc').map((e) => e.run),
+    [2, 3, 1],
+  );
 });
 
 test('CSV fields are quoted only when needed, quotes doubled', () => {
@@ -47,9 +79,16 @@ test('CSV export: a header, one row per entry, CRLF, parseable back', () => {
     for (let i = 0; i < line.length; i++) {
       const ch = line[i];
       if (quoted) {
-        if (ch === '"' && line[i + 1] === '"') { field += '"'; i++; } else if (ch === '"') quoted = false; else field += ch;
+        if (ch === '"' && line[i + 1] === '"') {
+          field += '"';
+          i++;
+        } else if (ch === '"') quoted = false;
+        else field += ch;
       } else if (ch === '"') quoted = true;
-      else if (ch === ',') { out.push(field); field = ''; } else field += ch;
+      else if (ch === ',') {
+        out.push(field);
+        field = '';
+      } else field += ch;
     }
     out.push(field);
     return out;

@@ -34,7 +34,8 @@ export interface Column {
 }
 
 /** Not measured (NaN) reads as a dash; infinities as themselves. */
-const shown = (f: (v: number) => string) => (v: number) => (Number.isNaN(v) ? '–' : Number.isFinite(v) ? f(v) : String(v));
+const shown = (f: (v: number) => string) => (v: number) =>
+  Number.isNaN(v) ? '–' : Number.isFinite(v) ? f(v) : String(v);
 const fixed = (digits: number) => shown((v) => v.toFixed(digits));
 
 export const COLUMNS: readonly Column[] = [
@@ -60,7 +61,11 @@ export type SortDirection = 'asc' | 'desc';
  * text compares by locale, numbers inside it by value ("int2" before "int10"). Ties keep the
  * order tried.
  */
-export function sortEntries(entries: readonly HistoryEntry[], key: keyof HistoryEntry, direction: SortDirection): HistoryEntry[] {
+export function sortEntries(
+  entries: readonly HistoryEntry[],
+  key: keyof HistoryEntry,
+  direction: SortDirection,
+): HistoryEntry[] {
   const sign = direction === 'asc' ? 1 : -1;
   const collator = new Intl.Collator('en', { numeric: true, sensitivity: 'base' });
   return entries
@@ -89,8 +94,23 @@ export function csvField(value: string | number): string {
 }
 
 const EXPORT_KEYS: readonly (keyof HistoryEntry)[] = [
-  'run', 'time', 'model', 'weights', 'runtime', 'intervention', 'bitsPerWeight', 'bytes', 'tokens',
-  'kl', 'pdKl', 'top1', 'perplexity', 'referencePerplexity', 'qid', 'ms', 'link',
+  'run',
+  'time',
+  'model',
+  'weights',
+  'runtime',
+  'intervention',
+  'bitsPerWeight',
+  'bytes',
+  'tokens',
+  'kl',
+  'pdKl',
+  'top1',
+  'perplexity',
+  'referencePerplexity',
+  'qid',
+  'ms',
+  'link',
 ];
 
 /** The entries as CSV: a header row of field names, then one row per entry, CRLF line ends. */

@@ -30,10 +30,13 @@ test('requests during a run collapse into one more run', async () => {
 test('a failing run is reported and does not stop later ones', async () => {
   const errors: unknown[] = [];
   let n = 0;
-  const runner = new LatestRunner(async () => {
-    n += 1;
-    if (n === 1) throw new Error('boom');
-  }, (e) => errors.push(e));
+  const runner = new LatestRunner(
+    async () => {
+      n += 1;
+      if (n === 1) throw new Error('boom');
+    },
+    (e) => errors.push(e),
+  );
   await runner.request();
   await runner.request();
   assert.equal(n, 2);

@@ -146,7 +146,8 @@ function showLoadProgress(name: string, stage: string, done: number, total: numb
     const detail = total > 0 ? `${formatBytes(done)} of ${formatBytes(total)}` : formatBytes(done);
     loadProgress.update(title, detail, total > 0 ? done / total : null);
   } else if (total > 1) {
-    const detail = total >= 10000 ? `${Math.floor((done / total) * 100)}%` : `${formatInt(done)} of ${formatInt(total)}`;
+    const detail =
+      total >= 10000 ? `${Math.floor((done / total) * 100)}%` : `${formatInt(done)} of ${formatInt(total)}`;
     loadProgress.update(title, detail, done / total);
   } else {
     loadProgress.update(title, '', null);
@@ -228,12 +229,14 @@ function gpuLabel(device: DeviceInfo): string {
 
 /** Puts text segments into `el`, the bold ones in <b>. */
 function renderSegments(el: HTMLElement, segments: Segment[]): void {
-  el.replaceChildren(...segments.map((s) => {
-    if (typeof s === 'string') return s;
-    const b = document.createElement('b');
-    b.textContent = s.bold;
-    return b;
-  }));
+  el.replaceChildren(
+    ...segments.map((s) => {
+      if (typeof s === 'string') return s;
+      const b = document.createElement('b');
+      b.textContent = s.bold;
+      return b;
+    }),
+  );
 }
 
 function renderDevice(d: DeviceInfo): void {
@@ -345,7 +348,11 @@ let caps: Capabilities | null = null;
 let summary: ModelSummary | null = null;
 let device: DeviceInfo | null = null;
 /** What the current engine holds now, to re-send only what changed. */
-let engineConfig: { recipe: string | null; runtime: string; intervention: string } = { recipe: null, runtime: '', intervention: '' };
+let engineConfig: { recipe: string | null; runtime: string; intervention: string } = {
+  recipe: null,
+  runtime: '',
+  intervention: '',
+};
 let lastApplied: Applied | null = null;
 /** Keys of what the prediction, the metrics and the views on screen were computed for. */
 let predictKey: string | null = null;
@@ -425,33 +432,52 @@ async function syncEngine(eng: Engine, timings: string[]): Promise<void> {
   try {
     recipe = desiredRecipe();
   } catch (e) {
-    showNotice('quant-error', 'That recipe was not applied', `${(e as Error).message}. The model keeps its previous weights.`);
+    showNotice(
+      'quant-error',
+      'That recipe was not applied',
+      `${(e as Error).message}. The model keeps its previous weights.`,
+    );
     recipe = engineConfig.recipe ?? recipeJson({ default: 'keep', rules: [] });
   }
   if (recipe !== engineConfig.recipe) {
     status.set('busy', 're-quantizing…');
     try {
-      const r = await eng.run('applyRecipe', { recipe }, {
-        onProgress: (_stage, done, total) => {
-          if (total > 0) status.set('busy', `re-quantizing ${done}/${total}…`);
+      const r = await eng.run(
+        'applyRecipe',
+        { recipe },
+        {
+          onProgress: (_stage, done, total) => {
+            if (total > 0) status.set('busy', `re-quantizing ${done}/${total}…`);
+          },
         },
-      });
+      );
       engineConfig.recipe = recipe;
       lastApplied = r;
       const n = r.requantizedOnGpu + r.requantizedOnCpu;
-      timings.push(`re-quantized ${n} matri${n === 1 ? 'x' : 'ces'}${r.restored ? `, restored ${r.restored}` : ''} in ${formatMs(r.ms)}`);
+      timings.push(
+        `re-quantized ${n} matri${n === 1 ? 'x' : 'ces'}${r.restored ? `, restored ${r.restored}` : ''} in ${formatMs(r.ms)}`,
+      );
       renderSize(r);
     } catch (e) {
-      showNotice('quant-error', 'That recipe was not applied', `${(e as Error).message}. The model keeps its previous weights.`);
+      showNotice(
+        'quant-error',
+        'That recipe was not applied',
+        `${(e as Error).message}. The model keeps its previous weights.`,
+      );
     }
   }
   const runtime = JSON.stringify(state.runtime);
   if (caps?.runtime && runtime !== engineConfig.runtime) {
     status.set('busy', 'setting runtime quantization…');
     try {
-      const r = await eng.run('setRuntimeQuant', { config: state.runtime }, {
-        onProgress: (stage, done, total) => status.set('busy', `calibrating (${stage}${total > 1 ? ` ${done}/${total}` : ''})…`),
-      });
+      const r = await eng.run(
+        'setRuntimeQuant',
+        { config: state.runtime },
+        {
+          onProgress: (stage, done, total) =>
+            status.set('busy', `calibrating (${stage}${total > 1 ? ` ${done}/${total}` : ''})…`),
+        },
+      );
       engineConfig.runtime = runtime;
       timings.push(`runtime quantization in ${formatMs(r.ms)}`);
       renderRuntimeResult(r);
@@ -486,8 +512,11 @@ async function syncEngine(eng: Engine, timings: string[]): Promise<void> {
 function renderRuntimeResult(r: RuntimeApplied): void {
   const el = $('runtime-result');
   const parts = [`On the GPU: ${r.gpu}.`];
-  if (r.cpuMethod) parts.push(`${r.cpuMethod} answers the prediction and the metrics on the CPU reference (its rewritten weights and norms live there, not on the GPU); the outlier views and generation show the GPU model.`);
-  if (r.recipe) parts.push('Bit allocation chose the weights\' schemes: see the recipe.');
+  if (r.cpuMethod)
+    parts.push(
+      `${r.cpuMethod} answers the prediction and the metrics on the CPU reference (its rewritten weights and norms live there, not on the GPU); the outlier views and generation show the GPU model.`,
+    );
+  if (r.recipe) parts.push("Bit allocation chose the weights' schemes: see the recipe.");
   if (r.bitsPerWeight != null) parts.push(`${r.bitsPerWeight.toFixed(2)} bits per weight.`);
   el.textContent = parts.join(' ');
   el.hidden = false;
@@ -596,7 +625,18 @@ function showExactMetrics(ms: number): void {
   identityShownFor = key;
   renderIdentityMetrics();
   recordHistory(
-    { tokens: 0, positions: 0, kl: 0, pd_kl: 0, top1_agreement: 1, perplexity: NaN, reference_perplexity: NaN, qid: 0, layers: [], ms: 0 },
+    {
+      tokens: 0,
+      positions: 0,
+      kl: 0,
+      pd_kl: 0,
+      top1_agreement: 1,
+      perplexity: NaN,
+      reference_perplexity: NaN,
+      qid: 0,
+      layers: [],
+      ms: 0,
+    },
     ms,
   );
 }
@@ -624,7 +664,8 @@ function renderIdentityMetrics(): void {
   panel.dataset.state = 'done';
   panel.dataset.exact = 'true';
   panel.dataset.run = String(Number(panel.dataset.run ?? '0') + 1);
-  $('metrics-note').textContent = 'Nothing is quantized: the model is the reference, so KL is 0 and top-1 agreement 100% by definition. Measure runs the evaluation text anyway (perplexity).';
+  $('metrics-note').textContent =
+    'Nothing is quantized: the model is the reference, so KL is 0 and top-1 agreement 100% by definition. Measure runs the evaluation text anyway (perplexity).';
 }
 
 function recordHistory(m: EvalMetrics, ms: number): void {
@@ -632,7 +673,8 @@ function recordHistory(m: EvalMetrics, ms: number): void {
     run: historyEntries.length + 1,
     time: new Date().toISOString(),
     model: summary?.name || baseName(summary?.source ?? state.model),
-    weights: state.recipeMode === 'json' ? state.recipeText.replace(/\s+/g, ' ') : describeRecipe(buildRecipe(state.weights)),
+    weights:
+      state.recipeMode === 'json' ? state.recipeText.replace(/\s+/g, ' ') : describeRecipe(buildRecipe(state.weights)),
     runtime: caps?.runtime ? runtimeLabel(state.runtime) : 'n/a',
     intervention: state.intervention || 'none',
     bitsPerWeight: lastApplied?.bitsPerWeight ?? NaN,
@@ -654,7 +696,6 @@ function recordHistory(m: EvalMetrics, ms: number): void {
 function schemeOf(tensor: string): string | null {
   return lastApplied?.tensors.find((t) => t.name === tensor)?.scheme ?? null;
 }
-
 
 async function refresh(): Promise<void> {
   const eng = engine;
@@ -714,7 +755,8 @@ async function refresh(): Promise<void> {
 // Loading.
 
 function sourceFor(model: string): { name: string; source: ModelSource } {
-  if (model.startsWith('local:')) return { name: model.slice(6), source: { kind: 'cached-local', name: model.slice(6) } };
+  if (model.startsWith('local:'))
+    return { name: model.slice(6), source: { kind: 'cached-local', name: model.slice(6) } };
   const url = new URL(model, location.href);
   return { name: baseName(url.pathname), source: { kind: 'url', url: url.href } };
 }
@@ -729,11 +771,15 @@ async function loadModel(name: string, source: ModelSource, modelKey: string): P
   let loaded: Loaded;
   try {
     const capabilities = await candidate.ready;
-    loaded = await candidate.run('load', { name, source, useGpu: USE_GPU, forward: BACKEND.forward }, {
-      onProgress: (stage, done, total) => {
-        if (seq === loadSeq) showLoadProgress(name, stage, done, total);
+    loaded = await candidate.run(
+      'load',
+      { name, source, useGpu: USE_GPU, forward: BACKEND.forward },
+      {
+        onProgress: (stage, done, total) => {
+          if (seq === loadSeq) showLoadProgress(name, stage, done, total);
+        },
       },
-    });
+    );
     if (seq !== loadSeq) {
       candidate.terminate();
       return;
@@ -800,7 +846,11 @@ function enableControls(on: boolean): void {
   ($('quant-fields') as HTMLFieldSetElement).disabled = !quant;
   const unavailable = $('quant-unavailable');
   if (on && !gpuReady()) {
-    showNotice('quant-unavailable', null, 'Re-quantizing needs WebGPU, and this model runs on the CPU: the controls are off. The prediction shows the model as loaded.');
+    showNotice(
+      'quant-unavailable',
+      null,
+      'Re-quantizing needs WebGPU, and this model runs on the CPU: the controls are off. The prediction shows the model as loaded.',
+    );
   } else {
     unavailable.hidden = true;
   }
@@ -843,7 +893,11 @@ function schemeOptions(select: HTMLSelectElement, emptyLabel: string, includeKee
   add('', emptyLabel);
   if (includeKeep) add('keep', 'as loaded');
   for (const s of caps?.schemes ?? []) {
-    add(s.name, s.gpu ? s.name : `${s.name} (CPU)`, s.gpu ? 'quantized on the GPU' : 'quantized by the CPU reference, then uploaded: slower');
+    add(
+      s.name,
+      s.gpu ? s.name : `${s.name} (CPU)`,
+      s.gpu ? 'quantized on the GPU' : 'quantized by the CPU reference, then uploaded: slower',
+    );
   }
   select.value = current;
 }
@@ -931,7 +985,9 @@ function fillSchemeControls(): void {
   $<HTMLSelectElement>('scheme-output').value = state.weights.output;
   const hasOutput = summary?.tensors.some((t) => t.name === 'output.weight') ?? true;
   $<HTMLSelectElement>('scheme-output').disabled = !hasOutput;
-  $<HTMLSelectElement>('scheme-output').title = hasOutput ? '' : 'This model has no output.weight: its head is the embedding matrix (tied).';
+  $<HTMLSelectElement>('scheme-output').title = hasOutput
+    ? ''
+    : 'This model has no output.weight: its head is the embedding matrix (tied).';
   renderGroups();
   renderRuntimeControls();
   renderInterventionControls();
@@ -960,7 +1016,10 @@ function renderRecipePreview(): void {
   $('recipe-preview').textContent = text;
 }
 
-const RUNTIME_FIELDS: { key: keyof Omit<RuntimeQuantConfig, 'calibTokens'>; list: keyof NonNullable<Capabilities['runtime']> }[] = [
+const RUNTIME_FIELDS: {
+  key: keyof Omit<RuntimeQuantConfig, 'calibTokens'>;
+  list: keyof NonNullable<Capabilities['runtime']>;
+}[] = [
   { key: 'a', list: 'activations' },
   { key: 'aDown', list: 'activations' },
   { key: 'kv', list: 'kv' },
@@ -1067,7 +1126,9 @@ function wireQuantizerControls(): void {
   };
   $('intervention').addEventListener('change', onIntervention);
   $('intervention-clip').addEventListener('change', onIntervention);
-  $('quant-error').querySelector('.notice-close')?.addEventListener('click', () => hide('quant-error'));
+  $('quant-error')
+    .querySelector('.notice-close')
+    ?.addEventListener('click', () => hide('quant-error'));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1098,9 +1159,11 @@ function wireMetrics(): void {
     void exportCanvasPng(layerChart.canvas, 'quantscope-layer-error.png');
   });
   $('history-csv').addEventListener('click', () =>
-    downloadBlob(new Blob([toCsv(sortedHistory())], { type: 'text/csv' }), 'quantscope-history.csv'));
+    downloadBlob(new Blob([toCsv(sortedHistory())], { type: 'text/csv' }), 'quantscope-history.csv'),
+  );
   $('history-json').addEventListener('click', () =>
-    downloadBlob(new Blob([toJson(sortedHistory())], { type: 'application/json' }), 'quantscope-history.json'));
+    downloadBlob(new Blob([toJson(sortedHistory())], { type: 'application/json' }), 'quantscope-history.json'),
+  );
   renderHistory();
 }
 
@@ -1268,17 +1331,22 @@ const generator = {
         out.dataset.state = 'running';
         let pieces = 0;
         const t0 = performance.now();
-        const call = current.call('generate', { ...params, asLoaded }, {
-          onToken: (piece, n) => {
-            if (current !== engine) return;
-            if (piece) {
-              textEl.append(piece);
-              pieces += 1;
-              out.dataset.pieces = String(pieces);
-            }
-            $('generate-stats').textContent = `${asLoaded ? 'as loaded' : 'quantized'}: ${n} token${n === 1 ? '' : 's'} · ${((performance.now() - t0) / 1000).toFixed(1)} s`;
+        const call = current.call(
+          'generate',
+          { ...params, asLoaded },
+          {
+            onToken: (piece, n) => {
+              if (current !== engine) return;
+              if (piece) {
+                textEl.append(piece);
+                pieces += 1;
+                out.dataset.pieces = String(pieces);
+              }
+              $('generate-stats').textContent =
+                `${asLoaded ? 'as loaded' : 'quantized'}: ${n} token${n === 1 ? '' : 's'} · ${((performance.now() - t0) / 1000).toFixed(1)} s`;
+            },
           },
-        });
+        );
         this.running = { engine: current, id: call.id };
         const g = await call.result;
         if (current !== engine) return;
@@ -1291,7 +1359,9 @@ const generator = {
         out.dataset.tokensPerSecond = String(g.tokensPerSecond);
         out.dataset.backend = g.backend;
         const why = { 'max-tokens': 'max tokens', eos: 'end of text', stopped: 'stopped' }[g.stop] ?? g.stop;
-        stats.push(`${asLoaded ? 'as loaded' : 'quantized'}: ${g.tokens.length} tokens, ${g.tokensPerSecond.toFixed(1)} tokens/s, ${why}`);
+        stats.push(
+          `${asLoaded ? 'as loaded' : 'quantized'}: ${g.tokens.length} tokens, ${g.tokensPerSecond.toFixed(1)} tokens/s, ${why}`,
+        );
         $('generate-stats').textContent = stats.join(' · ');
       }
     } catch (e) {
@@ -1390,8 +1460,12 @@ function init(): void {
     const files = [...(e.dataTransfer?.files ?? [])];
     if (files.length) void openFiles(files);
   });
-  $('load-error').querySelector('.notice-close')?.addEventListener('click', () => hide('load-error'));
-  $('url-notice').querySelector('.notice-close')?.addEventListener('click', () => hide('url-notice'));
+  $('load-error')
+    .querySelector('.notice-close')
+    ?.addEventListener('click', () => hide('load-error'));
+  $('url-notice')
+    .querySelector('.notice-close')
+    ?.addEventListener('click', () => hide('url-notice'));
 
   $('generate-form').addEventListener('submit', (e) => {
     e.preventDefault();

@@ -4,9 +4,19 @@ import { callRequest, isWorkerMessage, type CallRequest } from './messages';
 
 test('callRequest builds the message the worker dispatches on', () => {
   const m: CallRequest<'generate'> = callRequest(7, 'generate', {
-    prompt: 'p', maxTokens: 3, temperature: 0, topP: 1, seed: 0, asLoaded: true,
+    prompt: 'p',
+    maxTokens: 3,
+    temperature: 0,
+    topP: 1,
+    seed: 0,
+    asLoaded: true,
   });
-  assert.deepEqual(m, { type: 'call', id: 7, method: 'generate', args: { prompt: 'p', maxTokens: 3, temperature: 0, topP: 1, seed: 0, asLoaded: true } });
+  assert.deepEqual(m, {
+    type: 'call',
+    id: 7,
+    method: 'generate',
+    args: { prompt: 'p', maxTokens: 3, temperature: 0, topP: 1, seed: 0, asLoaded: true },
+  });
   // Narrowing by method gives that method's arguments.
   const any: CallRequest = m;
   if (any.method === 'generate') assert.equal(any.args.asLoaded, true);
@@ -22,8 +32,18 @@ test('worker messages are recognized by shape', () => {
 });
 
 test('anything else is not a worker message', () => {
-  for (const bad of [null, 3, 'ready', {}, { type: 'loaded', id: 1 }, { type: 'progress', id: '1', stage: 's', done: 0, total: 1 },
-    { type: 'token', id: 1, piece: 5, count: 1 }, { type: 'error', id: 1, message: 'x' }, { type: 'result', id: 1 }, { type: 'ready' }]) {
+  for (const bad of [
+    null,
+    3,
+    'ready',
+    {},
+    { type: 'loaded', id: 1 },
+    { type: 'progress', id: '1', stage: 's', done: 0, total: 1 },
+    { type: 'token', id: 1, piece: 5, count: 1 },
+    { type: 'error', id: 1, message: 'x' },
+    { type: 'result', id: 1 },
+    { type: 'ready' },
+  ]) {
     assert.equal(isWorkerMessage(bad), false, JSON.stringify(bad));
   }
 });

@@ -9,7 +9,9 @@
 import type { ViewDataSource } from './views/index';
 
 /** What a view data source method resolves to: the views module owns those shapes. */
-type ViewResult<K extends keyof ViewDataSource> = ViewDataSource[K] extends (...args: never[]) => Promise<infer R> ? R : never;
+type ViewResult<K extends keyof ViewDataSource> = ViewDataSource[K] extends (...args: never[]) => Promise<infer R>
+  ? R
+  : never;
 
 // ---------------------------------------------------------------------------------------------
 // Values the engine returns (serde objects from src/web.rs).
@@ -333,12 +335,19 @@ export function isWorkerMessage(data: unknown): data is WorkerMessage {
     case 'ready':
       return typeof m.capabilities === 'object' && m.capabilities !== null;
     case 'progress':
-      return typeof m.id === 'number' && typeof m.stage === 'string' && typeof m.done === 'number' && typeof m.total === 'number';
+      return (
+        typeof m.id === 'number' &&
+        typeof m.stage === 'string' &&
+        typeof m.done === 'number' &&
+        typeof m.total === 'number'
+      );
     case 'token':
       return typeof m.id === 'number' && typeof m.piece === 'string' && typeof m.count === 'number';
     case 'result':
       return typeof m.id === 'number' && typeof m.method === 'string';
     default:
-      return (m.id === null || typeof m.id === 'number') && typeof m.message === 'string' && typeof m.fatal === 'boolean';
+      return (
+        (m.id === null || typeof m.id === 'number') && typeof m.message === 'string' && typeof m.fatal === 'boolean'
+      );
   }
 }

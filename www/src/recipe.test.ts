@@ -45,13 +45,19 @@ test('per-class schemes and layer ranges become rules in order, later groups ove
       { tensors: 'token_embd.weight', scheme: 'q8_0' },
     ],
   });
-  assert.equal(describeRecipe(buildRecipe(c)), 'attn_q int4-g128-asym · ffn_down nf4-g64 · ffn_down@0-3 keep · token_embd q8_0');
+  assert.equal(
+    describeRecipe(buildRecipe(c)),
+    'attn_q int4-g128-asym · ffn_down nf4-g64 · ffn_down@0-3 keep · token_embd q8_0',
+  );
 });
 
 test('every block class has a rule when all are set in one group', () => {
   const schemes = Object.fromEntries(BLOCK_CLASSES.map((k, i) => [k, `int${(i % 7) + 2}`]));
   const r = buildRecipe({ groups: [{ layers: '', schemes }], embeddings: '', output: '' });
-  assert.deepEqual(r.rules.map((x) => x.tensors), BLOCK_CLASSES.map((k) => `blk.*.${k}.weight`));
+  assert.deepEqual(
+    r.rules.map((x) => x.tensors),
+    BLOCK_CLASSES.map((k) => `blk.*.${k}.weight`),
+  );
 });
 
 test('layer ranges are checked against the model', () => {
@@ -61,17 +67,27 @@ test('layer ranges are checked against the model', () => {
   assert.throws(() => checkLayerRange('5-2', 30), /starts after it ends/);
   assert.throws(() => checkLayerRange('0-30', 30), /past the last layer \(29\)/);
   assert.throws(() => checkLayerRange('a-b', 30), LayerRangeError);
-  const c: WeightControls = { groups: [{ layers: '', schemes: {} }, { layers: '40', schemes: { attn_k: 'int8' } }], embeddings: '', output: '' };
+  const c: WeightControls = {
+    groups: [
+      { layers: '', schemes: {} },
+      { layers: '40', schemes: { attn_k: 'int8' } },
+    ],
+    embeddings: '',
+    output: '',
+  };
   assert.throws(() => buildRecipe(c, 30), /past the last layer/);
   assert.doesNotThrow(() => buildRecipe(c), 'without a layer count nothing is checked');
 });
 
 test('free recipe text: JSON, one scheme name, or a clear error', () => {
   assert.equal(parseRecipeText(' nf4 '), 'nf4');
-  assert.deepEqual(parseRecipeText('{"rules": [{"tensors": "blk.*.ffn_down.weight", "layers": "0-3", "scheme": "int8"}]}'), {
-    default: 'keep',
-    rules: [{ tensors: 'blk.*.ffn_down.weight', layers: '0-3', scheme: 'int8' }],
-  });
+  assert.deepEqual(
+    parseRecipeText('{"rules": [{"tensors": "blk.*.ffn_down.weight", "layers": "0-3", "scheme": "int8"}]}'),
+    {
+      default: 'keep',
+      rules: [{ tensors: 'blk.*.ffn_down.weight', layers: '0-3', scheme: 'int8' }],
+    },
+  );
   assert.throws(() => parseRecipeText(''), /empty/);
   assert.throws(() => parseRecipeText('int4 please'), /neither a recipe/);
   assert.throws(() => parseRecipeText('{"default": 4}'), /"default" must be a scheme name/);

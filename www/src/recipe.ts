@@ -121,7 +121,8 @@ export function recipeJson(recipe: Recipe): string {
  */
 export function describeRecipe(recipe: Recipe): string {
   const parts: string[] = [];
-  if (recipe.default !== 'keep') parts.push(recipe.rules.length ? `default ${recipe.default}` : `${recipe.default} everywhere`);
+  if (recipe.default !== 'keep')
+    parts.push(recipe.rules.length ? `default ${recipe.default}` : `${recipe.default} everywhere`);
   for (const r of recipe.rules) {
     const what = r.tensors.replace(/^blk\.\*\./, '').replace(/\.weight$/, '');
     parts.push(`${what}${r.layers ? `@${r.layers}` : ''} ${r.scheme}`);
@@ -145,12 +146,13 @@ export function parseRecipeText(text: string): Recipe | string {
   try {
     value = JSON.parse(trimmed);
   } catch (e) {
-    throw new Error(`the recipe is not valid JSON: ${(e as Error).message}`);
+    throw new Error(`the recipe is not valid JSON: ${(e as Error).message}`, { cause: e });
   }
   const o = value as Record<string, unknown>;
   const known = new Set(['default', 'rules']);
   for (const k of Object.keys(o)) if (!known.has(k)) throw new Error(`the recipe has an unknown field "${k}"`);
-  if (o.default !== undefined && typeof o.default !== 'string') throw new Error('the recipe\'s "default" must be a scheme name');
+  if (o.default !== undefined && typeof o.default !== 'string')
+    throw new Error('the recipe\'s "default" must be a scheme name');
   const rules = o.rules ?? [];
   if (!Array.isArray(rules)) throw new Error('the recipe\'s "rules" must be a list');
   const out: RecipeRule[] = rules.map((r: unknown, i: number) => {
@@ -158,7 +160,8 @@ export function parseRecipeText(text: string): Recipe | string {
     if (typeof rule !== 'object' || rule === null) throw new Error(`rule ${i + 1} is not an object`);
     if (typeof rule.tensors !== 'string') throw new Error(`rule ${i + 1} needs "tensors" (a name glob)`);
     if (typeof rule.scheme !== 'string') throw new Error(`rule ${i + 1} needs "scheme"`);
-    if (rule.layers !== undefined && typeof rule.layers !== 'string') throw new Error(`rule ${i + 1}'s "layers" must be a string like "0-5"`);
+    if (rule.layers !== undefined && typeof rule.layers !== 'string')
+      throw new Error(`rule ${i + 1}'s "layers" must be a string like "0-5"`);
     const res: RecipeRule = { tensors: rule.tensors, scheme: rule.scheme };
     if (typeof rule.layers === 'string') res.layers = rule.layers;
     return res;

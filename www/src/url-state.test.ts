@@ -27,7 +27,14 @@ test('a full state round-trips through the hash', () => {
     intervention: 'clip:99.5',
     evalTokens: 32,
     outliers: true,
-    view: { view: 'attention-maps', layer: 3, point: 'down_input', head: -1, tensor: 'blk.3.ffn_down.weight', rule: 'massive' },
+    view: {
+      view: 'attention-maps',
+      layer: 3,
+      point: 'down_input',
+      head: -1,
+      tensor: 'blk.3.ffn_down.weight',
+      rule: 'massive',
+    },
   };
   const hash = encodeState(s);
   const { state, problems } = decodeState(`#${hash}`);
@@ -49,7 +56,10 @@ test('equal weight settings give equal links however empty choices are spelled',
   const b = { ...defaultState(), weights: { ...uniformControls('int2-g32-asym') } };
   b.weights.groups[0].schemes = { ...b.weights.groups[0].schemes };
   assert.equal(encodeState(a), encodeState(b));
-  const withEmpty = { ...defaultState(), weights: { groups: [{ layers: ' ', schemes: { attn_q: '' } }], embeddings: '', output: '' } };
+  const withEmpty = {
+    ...defaultState(),
+    weights: { groups: [{ layers: ' ', schemes: { attn_q: '' } }], embeddings: '', output: '' },
+  };
   assert.equal(encodeState(withEmpty), '');
 });
 
@@ -70,14 +80,18 @@ test('bad values are dropped with a message naming them, the rest still applies'
   assert.deepEqual(state.weights, defaultState().weights);
   assert.equal(state.model, DEFAULT_MODEL);
   const text = problems.join('\n');
-  for (const key of ['intervene', 'tokens', 'weights', 'runtime', 'view', 'bogus']) assert.match(text, new RegExp(key), `a problem names ${key}`);
+  for (const key of ['intervene', 'tokens', 'weights', 'runtime', 'view', 'bogus'])
+    assert.match(text, new RegExp(key), `a problem names ${key}`);
   assert.equal(problems.length, 6);
 });
 
 test('unknown tensor classes and odd scheme names in weights are refused', () => {
   const bad = (w: unknown) => decodeState(new URLSearchParams({ weights: JSON.stringify(w) }).toString()).problems;
   assert.match(bad({ groups: [{ layers: '', schemes: { attn_z: 'int4' } }] }).join(), /unknown tensor class "attn_z"/);
-  assert.match(bad({ groups: [{ layers: '', schemes: { attn_q: '<script>' } }] }).join(), /attn_q has no valid scheme name/);
+  assert.match(
+    bad({ groups: [{ layers: '', schemes: { attn_q: '<script>' } }] }).join(),
+    /attn_q has no valid scheme name/,
+  );
   assert.match(bad({ groups: [] }).join(), /non-empty list/);
   assert.deepEqual(bad({ groups: [{ layers: '2 - 5', schemes: { attn_q: 'int4' } }], embeddings: 'keep' }), []);
 });

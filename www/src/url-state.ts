@@ -92,7 +92,9 @@ function compactWeights(w: WeightControls): WeightControls {
   return {
     groups: w.groups.map((g) => ({
       layers: g.layers.trim(),
-      schemes: Object.fromEntries(BLOCK_CLASSES.filter((c) => (g.schemes[c] ?? '') !== '').map((c) => [c, g.schemes[c]])),
+      schemes: Object.fromEntries(
+        BLOCK_CLASSES.filter((c) => (g.schemes[c] ?? '') !== '').map((c) => [c, g.schemes[c]]),
+      ),
     })),
     embeddings: w.embeddings,
     output: w.output,
@@ -187,7 +189,8 @@ function checkWeights(v: unknown): WeightControls | string {
   const groups: LayerGroup[] = [];
   for (const [i, g] of v.groups.entries()) {
     if (!isObject(g)) return `group ${i + 1} is not an object`;
-    if (typeof g.layers !== 'string' || !/^\s*(\d+(\s*-\s*\d+)?)?\s*$/.test(g.layers)) return `group ${i + 1}: layers must be "", "N" or "A-B"`;
+    if (typeof g.layers !== 'string' || !/^\s*(\d+(\s*-\s*\d+)?)?\s*$/.test(g.layers))
+      return `group ${i + 1}: layers must be "", "N" or "A-B"`;
     if (!isObject(g.schemes)) return `group ${i + 1}: "schemes" must be an object`;
     const schemes: Partial<Record<BlockClass, string>> = {};
     for (const [k, s] of Object.entries(g.schemes)) {
@@ -215,7 +218,8 @@ function checkRuntime(v: unknown): RuntimeQuantConfig | string {
   }
   if (v.calibTokens !== undefined) {
     const n = v.calibTokens;
-    if (typeof n !== 'number' || !Number.isInteger(n) || n < 2 || n > 4096) return '"calibTokens" must be a whole number from 2 to 4096';
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < 2 || n > 4096)
+      return '"calibTokens" must be a whole number from 2 to 4096';
     out.calibTokens = n;
   }
   return out;

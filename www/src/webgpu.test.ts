@@ -3,13 +3,23 @@ import assert from 'node:assert/strict';
 import { browserGpuNotice, deviceNotice } from './webgpu';
 import type { DeviceInfo } from './messages';
 
-const gpu = (over: Partial<NonNullable<DeviceInfo['adapter']>> = {}, info: DeviceInfo['adapterInfo'] = null): DeviceInfo => ({
+const gpu = (
+  over: Partial<NonNullable<DeviceInfo['adapter']>> = {},
+  info: DeviceInfo['adapterInfo'] = null,
+): DeviceInfo => ({
   backend: 'webgpu',
   adapter: {
-    name: 'NVIDIA H100', backend: 'BrowserWebGpu', device_type: 'DiscreteGpu',
-    features: { shader_f16: true, subgroups: true, timestamps: true }, max_compute_invocations_per_workgroup: 1024, ...over,
+    name: 'NVIDIA H100',
+    backend: 'BrowserWebGpu',
+    device_type: 'DiscreteGpu',
+    features: { shader_f16: true, subgroups: true, timestamps: true },
+    max_compute_invocations_per_workgroup: 1024,
+    ...over,
   },
-  reason: null, gpuBytes: 1, timings: { parseMs: 1, adapterMs: 1, uploadMs: 1 }, adapterInfo: info,
+  reason: null,
+  gpuBytes: 1,
+  timings: { parseMs: 1, adapterMs: 1, uploadMs: 1 },
+  adapterInfo: info,
 });
 
 test('no navigator.gpu, or no adapter: say which, and what to do', () => {
@@ -23,7 +33,13 @@ test('no navigator.gpu, or no adapter: say which, and what to do', () => {
 });
 
 test('after loading: the CPU fallback gives the reason, unless the user asked for the CPU', () => {
-  const cpu: DeviceInfo = { backend: 'cpu', adapter: null, reason: 'uploading the weights failed: buffer too large', gpuBytes: 0, timings: { parseMs: 1, adapterMs: 0, uploadMs: 0 } };
+  const cpu: DeviceInfo = {
+    backend: 'cpu',
+    adapter: null,
+    reason: 'uploading the weights failed: buffer too large',
+    gpuBytes: 0,
+    timings: { parseMs: 1, adapterMs: 0, uploadMs: 0 },
+  };
   const n = deviceNotice(cpu, false);
   assert.equal(n?.level, 'warn');
   assert.match(n?.body ?? '', /buffer too large/);
@@ -32,9 +48,15 @@ test('after loading: the CPU fallback gives the reason, unless the user asked fo
 
 test('a software adapter is named as such; a hardware one needs no notice', () => {
   assert.equal(deviceNotice(gpu(), false), null);
-  assert.equal(deviceNotice(gpu({ features: { shader_f16: false, subgroups: false, timestamps: false } }), false), null,
-    'missing optional features are listed, not warned about');
-  const soft = deviceNotice(gpu({ name: '' }, { vendor: 'google', architecture: 'swiftshader', device: '', description: '' }), false);
+  assert.equal(
+    deviceNotice(gpu({ features: { shader_f16: false, subgroups: false, timestamps: false } }), false),
+    null,
+    'missing optional features are listed, not warned about',
+  );
+  const soft = deviceNotice(
+    gpu({ name: '' }, { vendor: 'google', architecture: 'swiftshader', device: '', description: '' }),
+    false,
+  );
   assert.match(soft?.title ?? '', /Software/);
   assert.equal(deviceNotice(gpu({ device_type: 'Cpu' }), false)?.level, 'info');
 });

@@ -9,7 +9,8 @@ export interface GpuNotice {
   body: string;
 }
 
-const WHAT_NEEDS_IT = 'Re-quantizing, the metrics and the outlier views need it; the next-token prediction runs on the CPU meanwhile.';
+const WHAT_NEEDS_IT =
+  'Re-quantizing, the metrics and the outlier views need it; the next-token prediction runs on the CPU meanwhile.';
 
 /** Before loading: the browser's own answer (no navigator.gpu, or no adapter). */
 export function browserGpuNotice(hasNavigatorGpu: boolean, adapterFound: boolean | null): GpuNotice | null {

@@ -73,7 +73,10 @@ function readFile(file: File, ctx: CallContext): Promise<Uint8Array> {
  * network, and a changed file on the server is downloaded again. Offline (HEAD fails), a cached
  * copy is used as it is.
  */
-async function download(url: string, ctx: CallContext): Promise<{ bytes: Uint8Array; fromCache: boolean; store: () => Promise<void> }> {
+async function download(
+  url: string,
+  ctx: CallContext,
+): Promise<{ bytes: Uint8Array; fromCache: boolean; store: () => Promise<void> }> {
   const cache = await modelCache();
   let stamp: string | null = null;
   let reachable = true;
@@ -93,7 +96,7 @@ async function download(url: string, ctx: CallContext): Promise<{ bytes: Uint8Ar
   try {
     response = await fetch(url);
   } catch (e) {
-    throw new Error(`could not download ${url}: ${(e as Error).message} (is scripts/serve running?)`);
+    throw new Error(`could not download ${url}: ${(e as Error).message} (is scripts/serve running?)`, { cause: e });
   }
   if (!response.ok || !response.body) {
     const hint = response.status === 404 ? ' (run scripts/setup to download the default model)' : '';
@@ -118,7 +121,9 @@ async function storeLocal(name: string, part: string, bytes: Uint8Array): Promis
   const cache = await modelCache();
   if (!cache) return;
   const headers = { 'Content-Length': String(bytes.length) };
-  await cache.put(localCacheKey(name, part), new Response(bytes as Uint8Array<ArrayBuffer>, { headers })).catch(() => {});
+  await cache
+    .put(localCacheKey(name, part), new Response(bytes as Uint8Array<ArrayBuffer>, { headers }))
+    .catch(() => {});
 }
 
 async function readLocal(name: string, part: string, ctx: CallContext): Promise<Uint8Array | null> {
@@ -162,7 +167,8 @@ async function modelBytes(
       const weights = await readLocal(source.name, 'safetensors', ctx);
       const config = await readLocal(source.name, 'config.json', ctx);
       const tokenizer = await readLocal(source.name, 'tokenizer.json', ctx);
-      if (weights && config && tokenizer) return { parts: { weights, config, tokenizer }, fromCache: true, store: async () => {} };
+      if (weights && config && tokenizer)
+        return { parts: { weights, config, tokenizer }, fromCache: true, store: async () => {} };
       throw new Error(
         `${source.name} was opened from a computer's disk, and this browser has no copy of it; open the file again`,
       );
@@ -173,7 +179,9 @@ async function modelBytes(
 /** What the browser says about its WebGPU adapter. Best effort: null when there is none. */
 async function browserAdapterInfo(): Promise<BrowserAdapterInfo | null> {
   try {
-    const gpu = (navigator as Navigator & { gpu?: { requestAdapter(o: object): Promise<{ info?: BrowserAdapterInfo } | null> } }).gpu;
+    const gpu = (
+      navigator as Navigator & { gpu?: { requestAdapter(o: object): Promise<{ info?: BrowserAdapterInfo } | null> } }
+    ).gpu;
     const adapter = await gpu?.requestAdapter({ powerPreference: 'high-performance' });
     const info = adapter?.info;
     if (!info) return null;
@@ -187,7 +195,8 @@ async function load({ name, source, useGpu, forward }: ArgsOf<'load'>, ctx: Call
   const t0 = performance.now();
   performance.mark('quantscope:load-start');
   const { parts, fromCache, store } = await modelBytes(name, source, ctx);
-  const size = 'gguf' in parts ? parts.gguf.length : parts.weights.length + parts.config.length + parts.tokenizer.length;
+  const size =
+    'gguf' in parts ? parts.gguf.length : parts.weights.length + parts.config.length + parts.tokenizer.length;
   const downloadMs = performance.now() - t0;
   ctx.progress('parse', 0, 1);
   const loaded =
@@ -244,17 +253,25 @@ const handlers: Handlers = {
     return { ms: performance.now() - t0, calibration: set.calibration ?? null };
   },
   setRuntimeQuant: async ({ config }, ctx) =>
-    requireOptional('setRuntimeQuant', 'runtime quantization').call(requireModel(), JSON.stringify(config), ctx.progress) as Promise<
-      ResultOf<'setRuntimeQuant'>
-    >,
+    requireOptional('setRuntimeQuant', 'runtime quantization').call(
+      requireModel(),
+      JSON.stringify(config),
+      ctx.progress,
+    ) as Promise<ResultOf<'setRuntimeQuant'>>,
   evaluate: async ({ maxTokens, window, text }, ctx) => requireModel().evaluate(maxTokens, window, text, ctx.progress),
   probe: async ({ prompt, asLoaded, layer, point }) => requireModel().probe(prompt, asLoaded, layer, point),
   attentionMaps: async ({ prompt, layer, asLoaded }) =>
-    requireOptional('attentionMaps', 'attention maps').call(requireModel(), prompt, layer, asLoaded) as Promise<ResultOf<'attentionMaps'>>,
+    requireOptional('attentionMaps', 'attention maps').call(requireModel(), prompt, layer, asLoaded) as Promise<
+      ResultOf<'attentionMaps'>
+    >,
   weightStats: async ({ tensor, scheme }) =>
-    requireOptional('weightStats', 'weight statistics').call(requireModel(), tensor, scheme) as Promise<ResultOf<'weightStats'>>,
+    requireOptional('weightStats', 'weight statistics').call(requireModel(), tensor, scheme) as Promise<
+      ResultOf<'weightStats'>
+    >,
   outlierReport: async ({ prompt, rule }) =>
-    requireOptional('outlierReport', 'outlier report').call(requireModel(), prompt, rule) as Promise<ResultOf<'outlierReport'>>,
+    requireOptional('outlierReport', 'outlier report').call(requireModel(), prompt, rule) as Promise<
+      ResultOf<'outlierReport'>
+    >,
 };
 
 function dispatch<M extends Method>(msg: CallRequest<M>, ctx: CallContext): Promise<ResultOf<M>> {

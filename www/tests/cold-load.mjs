@@ -20,13 +20,13 @@
 //
 // Chromium runs with --enable-unsafe-webgpu: without a GPU that is SwiftShader's WebGPU, on the CPU.
 
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { chromium } from 'playwright-core';
+import { CHROMIUM_ARGS, startServer, stopServer } from './harness.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const MODEL = join(ROOT, 'models/SmolLM2-135M-Instruct.Q4_1.gguf');
@@ -47,31 +47,6 @@ if (!Number.isInteger(runs) || runs < 1) {
   process.exit(2);
 }
 
-let server = null;
-
-/** Starts scripts/serve on a free port (--port 0) and resolves with its URL. */
-function startServer() {
-  let log = '';
-  return new Promise((resolveUrl, reject) => {
-    server = spawn('python3', [join(ROOT, 'scripts/serve'), '--port', '0', '--quiet'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    const timer = setTimeout(() => reject(new Error(`scripts/serve did not start in 15 s:\n${log}`)), 15_000);
-    server.stdout.setEncoding('utf8');
-    server.stderr.setEncoding('utf8');
-    server.stderr.on('data', (d) => { log = (log + d).slice(-20_000); });
-    server.stdout.on('data', (d) => {
-      log += d;
-      const m = /quantscope playground: (http:\/\/127\.0\.0\.1:\d+\/)/.exec(log);
-      if (m) { clearTimeout(timer); resolveUrl(m[1]); }
-    });
-    server.on('exit', (code) => { clearTimeout(timer); reject(new Error(`scripts/serve exited (${code}):\n${log}`)); });
-  });
-}
-
-function stopServer() {
-  if (server && server.exitCode === null && server.signalCode === null) server.kill('SIGTERM');
-}
-process.on('exit', stopServer);
-
 /** Polls `f` until it returns a value other than null. */
 async function until(f, timeout, what) {
   const end = Date.now() + timeout;
@@ -89,8 +64,7 @@ async function coldLoad(baseUrl) {
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM,
     headless: true,
-    args: ['--enable-unsafe-webgpu', '--no-sandbox', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: CHROMIUM_ARGS,
     viewport: { width: 1400, height: 1000 },
   });
   try {
@@ -100,25 +74,31 @@ async function coldLoad(baseUrl) {
     const workerSeen = page.waitForEvent('worker', { timeout: LOAD_TIMEOUT_MS });
     await page.goto(baseUrl);
     const worker = await workerSeen;
-    const fromWorker = await until(async () => {
-      if (errors.length) throw new Error(errors.join('\n'));
-      const state = await page.getByTestId('status').getAttribute('data-state');
-      if (state === 'error') throw new Error(`the page failed: ${await page.getByTestId('status').textContent()}`);
-      return worker.evaluate(() => {
-        if (performance.getEntriesByName('quantscope:load-end').length === 0) return null;
-        const mark = (name) => performance.getEntriesByName(name, 'mark')[0];
-        const wasm = performance.getEntriesByType('resource').find((r) => /\.wasm(\?|$)/.test(r.name));
-        return {
-          timeOrigin: performance.timeOrigin,
-          initStart: mark('quantscope:wasm-init-start').startTime,
-          wasmReady: mark('quantscope:wasm-ready').startTime,
-          loadStart: mark('quantscope:load-start').startTime,
-          loadEnd: mark('quantscope:load-end').startTime,
-          timings: mark('quantscope:load-end').detail,
-          wasm: wasm ? { name: wasm.name, start: wasm.startTime, end: wasm.responseEnd, bytes: wasm.encodedBodySize } : null,
-        };
-      });
-    }, LOAD_TIMEOUT_MS, 'the default model to load');
+    const fromWorker = await until(
+      async () => {
+        if (errors.length) throw new Error(errors.join('\n'));
+        const state = await page.getByTestId('status').getAttribute('data-state');
+        if (state === 'error') throw new Error(`the page failed: ${await page.getByTestId('status').textContent()}`);
+        return worker.evaluate(() => {
+          if (performance.getEntriesByName('quantscope:load-end').length === 0) return null;
+          const mark = (name) => performance.getEntriesByName(name, 'mark')[0];
+          const wasm = performance.getEntriesByType('resource').find((r) => /\.wasm(\?|$)/.test(r.name));
+          return {
+            timeOrigin: performance.timeOrigin,
+            initStart: mark('quantscope:wasm-init-start').startTime,
+            wasmReady: mark('quantscope:wasm-ready').startTime,
+            loadStart: mark('quantscope:load-start').startTime,
+            loadEnd: mark('quantscope:load-end').startTime,
+            timings: mark('quantscope:load-end').detail,
+            wasm: wasm
+              ? { name: wasm.name, start: wasm.startTime, end: wasm.responseEnd, bytes: wasm.encodedBodySize }
+              : null,
+          };
+        });
+      },
+      LOAD_TIMEOUT_MS,
+      'the default model to load',
+    );
     const pageOrigin = await page.evaluate(() => performance.timeOrigin);
     const w = fromWorker;
     const at = (t) => w.timeOrigin - pageOrigin + t;
@@ -154,12 +134,15 @@ const COLUMNS = ['wasmReady', 'init', 'compile', 'modelLoaded', 'model', 'read',
 
 async function main() {
   if (!opts.url) {
-    if (!existsSync(join(ROOT, 'www/dist/index.html'))) throw new Error('www/dist is missing: run scripts/build-web, then npm run build');
+    if (!existsSync(join(ROOT, 'www/dist/index.html')))
+      throw new Error('www/dist is missing: run scripts/build-web, then npm run build');
     if (!existsSync(MODEL)) throw new Error(`${MODEL} is missing: run scripts/setup`);
   }
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium`);
-  const baseUrl = opts.url ?? (await startServer());
-  console.log(`cold-load${opts.label ? ` (${opts.label})` : ''}: ${runs} run(s) of ${baseUrl}, fresh Chromium profile each; ms from navigation start`);
+  const baseUrl = opts.url ?? (await startServer(ROOT, ['--quiet']));
+  console.log(
+    `cold-load${opts.label ? ` (${opts.label})` : ''}: ${runs} run(s) of ${baseUrl}, fresh Chromium profile each; ms from navigation start`,
+  );
   console.log(['run', ...COLUMNS].join('\t'));
   const results = [];
   for (let i = 0; i < runs; i++) {
@@ -173,9 +156,15 @@ async function main() {
     if (xs.length) summary[c] = { median: median(xs), min: Math.min(...xs), max: Math.max(...xs) };
   }
   console.log(['median', ...COLUMNS.map((c) => ms(summary[c]?.median))].join('\t'));
-  console.log(['range', ...COLUMNS.map((c) => (summary[c] ? `${ms(summary[c].min)}–${ms(summary[c].max)}` : '—'))].join('\t'));
+  console.log(
+    ['range', ...COLUMNS.map((c) => (summary[c] ? `${ms(summary[c].min)}–${ms(summary[c].max)}` : '—'))].join('\t'),
+  );
   if (results[0].wasmBytes != null) console.log(`wasm: ${results[0].wasmBytes} bytes on the wire`);
-  if (opts.json) writeFileSync(opts.json, JSON.stringify({ label: opts.label, url: baseUrl, runs: results, summary }, null, 2) + '\n');
+  if (opts.json)
+    writeFileSync(
+      opts.json,
+      JSON.stringify({ label: opts.label, url: baseUrl, runs: results, summary }, null, 2) + '\n',
+    );
 }
 
 main().then(

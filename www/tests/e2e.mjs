@@ -21,13 +21,14 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, closeSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { chromium } from 'playwright-core';
+import { CHROMIUM_ARGS, startServer, stopServer } from './harness.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const MODEL = join(ROOT, 'models/SmolLM2-135M-Instruct.Q4_1.gguf');
@@ -44,11 +45,17 @@ const CLI = join(ROOT, 'target/debug/quantscope');
 const GENERATE_TOKENS = 4;
 const EVAL_TOKENS = '16';
 const TWO_BIT = 'int2-g32-asym';
-const VIEW_IDS = ['residual-heatmap', 'residual-layers', 'outlier-table', 'attention-maps', 'sink-heatmap',
-  'weight-columns', 'weight-histogram', 'causal-chain'];
+const VIEW_IDS = [
+  'residual-heatmap',
+  'residual-layers',
+  'outlier-table',
+  'attention-maps',
+  'sink-heatmap',
+  'weight-columns',
+  'weight-histogram',
+  'causal-chain',
+];
 
-let server;
-let serverLog = '';
 let context;
 let userDataDir;
 let baseUrl;
@@ -61,51 +68,49 @@ function cliGenerate(prompt) {
   if (!existsSync(CLI)) {
     execFileSync('cargo', ['build', '--bin', 'quantscope'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
   }
-  const out = execFileSync(CLI, ['generate', '--backend', 'cpu', '--model', MODEL, '--prompt', prompt,
-    '--max-tokens', String(GENERATE_TOKENS), '--json'], { cwd: ROOT, encoding: 'utf8' });
+  const out = execFileSync(
+    CLI,
+    [
+      'generate',
+      '--backend',
+      'cpu',
+      '--model',
+      MODEL,
+      '--prompt',
+      prompt,
+      '--max-tokens',
+      String(GENERATE_TOKENS),
+      '--json',
+    ],
+    { cwd: ROOT, encoding: 'utf8' },
+  );
   return JSON.parse(out);
 }
 
-/** Starts scripts/serve on a free port (--port 0) and resolves with its URL. */
-function startServer() {
-  return new Promise((resolveUrl, reject) => {
-    server = spawn('python3', [join(ROOT, 'scripts/serve'), '--port', '0'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    const timer = setTimeout(() => reject(new Error(`scripts/serve did not start in 15 s:\n${serverLog}`)), 15_000);
-    server.stdout.setEncoding('utf8');
-    server.stderr.setEncoding('utf8');
-    server.stderr.on('data', (d) => { serverLog = (serverLog + d).slice(-20_000); });
-    server.stdout.on('data', (d) => {
-      serverLog += d;
-      const m = /quantscope playground: (http:\/\/127\.0\.0\.1:\d+\/)/.exec(serverLog);
-      if (m) { clearTimeout(timer); resolveUrl(m[1]); }
-    });
-    server.on('exit', (code) => { clearTimeout(timer); reject(new Error(`scripts/serve exited (${code}):\n${serverLog}`)); });
+function watch(p, errors) {
+  p.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
+  p.on('console', (m) => {
+    if (m.type() === 'error') errors.push(`console: ${m.text()}`);
+  });
+  p.on('request', (r) => {
+    if (!r.url().startsWith(baseUrl) && !/^(data|blob):/.test(r.url())) external.push(r.url());
   });
 }
 
-function stopServer() {
-  if (server && server.exitCode === null && server.signalCode === null) server.kill('SIGTERM');
-}
-process.on('exit', stopServer);
-
-function watch(p, errors) {
-  p.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
-  p.on('console', (m) => { if (m.type() === 'error') errors.push(`console: ${m.text()}`); });
-  p.on('request', (r) => { if (!r.url().startsWith(baseUrl) && !/^(data|blob):/.test(r.url())) external.push(r.url()); });
-}
-
 before(async () => {
-  assert.ok(existsSync(join(ROOT, 'www/dist/index.html')), 'www/dist is missing: run scripts/setup (or cd www && npm run build)');
+  assert.ok(
+    existsSync(join(ROOT, 'www/dist/index.html')),
+    'www/dist is missing: run scripts/setup (or cd www && npm run build)',
+  );
   assert.ok(existsSync(MODEL), `${MODEL} is missing: run scripts/setup`);
   assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install chromium`);
   mkdirSync(SHOTS, { recursive: true });
-  baseUrl = await startServer();
+  baseUrl = await startServer(ROOT);
   userDataDir = mkdtempSync(join(tmpdir(), 'quantscope-e2e-'));
   context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM,
     headless: true,
-    args: ['--enable-unsafe-webgpu', '--no-sandbox', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: CHROMIUM_ARGS,
     viewport: { width: 1400, height: 1000 },
     deviceScaleFactor: 1,
     colorScheme: 'light',
@@ -127,18 +132,24 @@ after(async () => {
 
 /** One column of next tokens: [{token, prob}]. */
 function tokens(p, testid) {
-  return p.$$eval(`[data-testid="${testid}"] li`, (lis) => lis.map((li) => ({ token: li.dataset.token, prob: Number(li.dataset.prob) })));
+  return p.$$eval(`[data-testid="${testid}"] li`, (lis) =>
+    lis.map((li) => ({ token: li.dataset.token, prob: Number(li.dataset.prob) })),
+  );
 }
 
 /** Waits until both columns show a prediction for `prompt` and nothing is being computed. */
 async function waitForPrediction(p, prompt, timeout = PREDICT_TIMEOUT_MS, { quantized = true } = {}) {
-  await p.waitForFunction(([want, both]) => {
-    const lists = both ? ['top-reference', 'top-quantized'] : ['top-reference'];
-    return lists.every((id) => {
-      const l = document.querySelector(`[data-testid="${id}"]`);
-      return l && l.dataset.prompt === want && !l.classList.contains('stale') && l.children.length > 0;
-    });
-  }, [prompt, quantized], { timeout });
+  await p.waitForFunction(
+    ([want, both]) => {
+      const lists = both ? ['top-reference', 'top-quantized'] : ['top-reference'];
+      return lists.every((id) => {
+        const l = document.querySelector(`[data-testid="${id}"]`);
+        return l && l.dataset.prompt === want && !l.classList.contains('stale') && l.children.length > 0;
+      });
+    },
+    [prompt, quantized],
+    { timeout },
+  );
   return { reference: await tokens(p, 'top-reference'), quantized: quantized ? await tokens(p, 'top-quantized') : [] };
 }
 
@@ -147,19 +158,42 @@ const metricsRun = (p) => p.getByTestId('metrics').evaluate((el) => Number(el.da
 /** Waits for the metrics panel to show a result newer than run `after`. */
 async function waitForMetrics(p, after, timeout = METRICS_TIMEOUT_MS) {
   // A measured result (not the exact as-loaded one), or an error.
-  await p.waitForFunction((n) => {
-    const el = document.querySelector('[data-testid="metrics"]');
-    return Number(el.dataset.run) > n && ((el.dataset.state === 'done' && el.dataset.exact === 'false') || el.dataset.state === 'error');
-  }, after, { timeout });
+  await p.waitForFunction(
+    (n) => {
+      const el = document.querySelector('[data-testid="metrics"]');
+      return (
+        Number(el.dataset.run) > n &&
+        ((el.dataset.state === 'done' && el.dataset.exact === 'false') || el.dataset.state === 'error')
+      );
+    },
+    after,
+    { timeout },
+  );
+  return doneMetrics(p);
+}
+
+/** The metrics once the panel says it is done (else fails with the panel's error). */
+async function doneMetrics(p) {
   const state = await p.getByTestId('metrics').getAttribute('data-state');
-  assert.equal(state, 'done', `the metrics were computed: ${await p.getByTestId('metrics-error').innerText().catch(() => '')}`);
+  const error = await p
+    .getByTestId('metrics-error')
+    .innerText()
+    .catch(() => '');
+  assert.equal(state, 'done', `the metrics were computed: ${error}`);
   return readMetrics(p);
 }
 
 async function readMetrics(p) {
   const v = async (id) => Number(await p.getByTestId(id).getAttribute('data-value'));
-  return { kl: await v('metric-kl'), pdKl: await v('metric-pdkl'), top1: await v('metric-top1'), ppl: await v('metric-ppl'),
-    qid: await v('metric-qid'), bpw: await v('metric-bpw'), size: await v('metric-size') };
+  return {
+    kl: await v('metric-kl'),
+    pdKl: await v('metric-pdkl'),
+    top1: await v('metric-top1'),
+    ppl: await v('metric-ppl'),
+    qid: await v('metric-qid'),
+    bpw: await v('metric-bpw'),
+    size: await v('metric-size'),
+  };
 }
 
 function checkDistribution(list) {
@@ -177,13 +211,22 @@ function checkDistribution(list) {
 function head(path, n) {
   const buf = Buffer.alloc(n);
   const fd = openSync(path, 'r');
-  try { return buf.subarray(0, readSync(fd, buf, 0, n, 0)); } finally { closeSync(fd); }
+  try {
+    return buf.subarray(0, readSync(fd, buf, 0, n, 0));
+  } finally {
+    closeSync(fd);
+  }
 }
 
 async function failWithPage(p, e, shot) {
   await p.screenshot({ path: join(SHOTS, shot), fullPage: true }).catch(() => {});
-  const shown = await p.locator('body').innerText().catch(() => '');
-  throw new Error(`${e.message}\n--- page text ---\n${shown.slice(0, 4000)}\n--- browser errors ---\n${browserErrors.join('\n')}`);
+  const shown = await p
+    .locator('body')
+    .innerText()
+    .catch(() => '');
+  throw new Error(
+    `${e.message}\n--- page text ---\n${shown.slice(0, 4000)}\n--- browser errors ---\n${browserErrors.join('\n')}`,
+  );
 }
 
 async function download(p, testid) {
@@ -193,104 +236,143 @@ async function download(p, testid) {
 
 // ---------------------------------------------------------------------------------------------
 
-test('default model: loads, predicts " Paris" as loaded and quantized, generates like the CLI', { timeout: 420_000 }, async (t) => {
-  const cli = cliGenerate(DEFAULT_PROMPT);
-  page = await context.newPage();
-  watch(page, browserErrors);
-  const t0 = Date.now();
-  await page.goto(baseUrl);
+test(
+  'default model: loads, predicts " Paris" as loaded and quantized, generates like the CLI',
+  { timeout: 420_000 },
+  async (t) => {
+    const cli = cliGenerate(DEFAULT_PROMPT);
+    page = await context.newPage();
+    watch(page, browserErrors);
+    const t0 = Date.now();
+    await page.goto(baseUrl);
 
-  const first = await waitForPrediction(page, DEFAULT_PROMPT, LOAD_TIMEOUT_MS).catch((e) => failWithPage(page, e, 'load-failure.png'));
-  t.diagnostic(`model loaded and first prediction shown in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-  checkDistribution(first.reference);
-  assert.equal(first.reference[0].token, ' Paris', `top-1 as loaded: ${JSON.stringify(first.reference.map((x) => x.token))}`);
-  assert.deepEqual(first.quantized, first.reference, 'nothing is quantized yet: both columns agree exactly');
-  assert.equal(await page.locator('[data-testid="top-reference"] li').first().locator('.token-text').innerText(), '␣Paris');
+    const first = await waitForPrediction(page, DEFAULT_PROMPT, LOAD_TIMEOUT_MS).catch((e) =>
+      failWithPage(page, e, 'load-failure.png'),
+    );
+    t.diagnostic(`model loaded and first prediction shown in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    checkDistribution(first.reference);
+    assert.equal(
+      first.reference[0].token,
+      ' Paris',
+      `top-1 as loaded: ${JSON.stringify(first.reference.map((x) => x.token))}`,
+    );
+    assert.deepEqual(first.quantized, first.reference, 'nothing is quantized yet: both columns agree exactly');
+    assert.equal(
+      await page.locator('[data-testid="top-reference"] li').first().locator('.token-text').innerText(),
+      '␣Paris',
+    );
 
-  // The model is on WebGPU (SwiftShader here), but the engine timed the CPU reference against it
-  // at load and the CPU won: the model as loaded runs there, and the page says so, and why.
-  assert.equal(await page.getByTestId('device').getAttribute('data-backend'), 'webgpu');
-  const forward = page.getByTestId('device-forward');
-  const forwardText = await forward.innerText();
-  t.diagnostic(`device: ${forwardText}`);
-  assert.equal(await forward.getAttribute('data-measured'), 'true', 'a software adapter is measured');
-  assert.equal(await forward.getAttribute('data-backend'), 'cpu', `the CPU wins on SwiftShader: ${forwardText}`);
-  assert.match(forwardText, /measured at load on a \d+-token prompt: CPU reference [\d.]+ m?s, WebGPU [\d.]+ m?s \(its first run/);
-  assert.doesNotMatch(forwardText, /NaN|undefined/);
-  assert.match(await page.getByTestId('device-timings').innerText(), /timing CPU against WebGPU [\d.]+ m?s/);
-  const predictedOn = page.getByTestId('predict-backend');
-  assert.equal(await predictedOn.getAttribute('data-backend'), 'cpu');
-  assert.match(await predictedOn.innerText(),
-    /^Computed on the CPU \(WebAssembly\) in .+\. The CPU reference was measured faster than WebGPU here at load \(CPU [\d.]+ m?s against WebGPU [\d.]+ m?s on a \d+-token prompt\)\.$/);
-  const features = await page.$$eval('[data-testid="device-features"] li[data-feature]',
-    (lis) => Object.fromEntries(lis.map((li) => [li.dataset.feature, li.dataset.on === 'true'])));
-  assert.ok('shader-f16' in features && 'subgroups' in features, `features are listed: ${JSON.stringify(features)}`);
-  const notice = page.getByTestId('webgpu-notice');
-  assert.ok(await notice.isVisible(), 'the software adapter is pointed out');
-  assert.match(await notice.innerText(), /Software WebGPU adapter/);
+    // The model is on WebGPU (SwiftShader here), but the engine timed the CPU reference against it
+    // at load and the CPU won: the model as loaded runs there, and the page says so, and why.
+    assert.equal(await page.getByTestId('device').getAttribute('data-backend'), 'webgpu');
+    const forward = page.getByTestId('device-forward');
+    const forwardText = await forward.innerText();
+    t.diagnostic(`device: ${forwardText}`);
+    assert.equal(await forward.getAttribute('data-measured'), 'true', 'a software adapter is measured');
+    assert.equal(await forward.getAttribute('data-backend'), 'cpu', `the CPU wins on SwiftShader: ${forwardText}`);
+    assert.match(
+      forwardText,
+      /measured at load on a \d+-token prompt: CPU reference [\d.]+ m?s, WebGPU [\d.]+ m?s \(its first run/,
+    );
+    assert.doesNotMatch(forwardText, /NaN|undefined/);
+    assert.match(await page.getByTestId('device-timings').innerText(), /timing CPU against WebGPU [\d.]+ m?s/);
+    const predictedOn = page.getByTestId('predict-backend');
+    assert.equal(await predictedOn.getAttribute('data-backend'), 'cpu');
+    assert.match(
+      await predictedOn.innerText(),
+      /^Computed on the CPU \(WebAssembly\) in .+\. The CPU reference was measured faster than WebGPU here at load \(CPU [\d.]+ m?s against WebGPU [\d.]+ m?s on a \d+-token prompt\)\.$/,
+    );
+    const features = await page.$$eval('[data-testid="device-features"] li[data-feature]', (lis) =>
+      Object.fromEntries(lis.map((li) => [li.dataset.feature, li.dataset.on === 'true'])),
+    );
+    assert.ok('shader-f16' in features && 'subgroups' in features, `features are listed: ${JSON.stringify(features)}`);
+    const notice = page.getByTestId('webgpu-notice');
+    assert.ok(await notice.isVisible(), 'the software adapter is pointed out');
+    assert.match(await notice.innerText(), /Software WebGPU adapter/);
 
-  // The summary describes SmolLM2-135M.
-  const fact = (id) => page.getByTestId(id).getAttribute('data-value');
-  assert.equal(await fact('summary-architecture'), 'llama');
-  assert.equal(await fact('summary-layers'), '30');
-  assert.equal(await fact('summary-width'), '576');
-  assert.equal(await fact('summary-vocab'), '49152');
-  assert.equal(await page.getByTestId('summary').getAttribute('data-from-cache'), 'false', 'a first visit downloads');
+    // The summary describes SmolLM2-135M.
+    const fact = (id) => page.getByTestId(id).getAttribute('data-value');
+    assert.equal(await fact('summary-architecture'), 'llama');
+    assert.equal(await fact('summary-layers'), '30');
+    assert.equal(await fact('summary-width'), '576');
+    assert.equal(await fact('summary-vocab'), '49152');
+    assert.equal(await page.getByTestId('summary').getAttribute('data-from-cache'), 'false', 'a first visit downloads');
 
-  // Nothing quantized: the metrics say so exactly, without a run; the size is the file's.
-  const baseline = await readMetrics(page);
-  assert.equal(baseline.kl, 0);
-  assert.equal(baseline.top1, 1);
-  assert.equal(await page.getByTestId('metrics').getAttribute('data-exact'), 'true');
-  assert.ok(baseline.bpw > 5 && baseline.bpw < 6.5, `Q4_1 with f32 norms: about 5.7 bits per weight, got ${baseline.bpw}`);
+    // Nothing quantized: the metrics say so exactly, without a run; the size is the file's.
+    const baseline = await readMetrics(page);
+    assert.equal(baseline.kl, 0);
+    assert.equal(baseline.top1, 1);
+    assert.equal(await page.getByTestId('metrics').getAttribute('data-exact'), 'true');
+    assert.ok(
+      baseline.bpw > 5 && baseline.bpw < 6.5,
+      `Q4_1 with f32 norms: about 5.7 bits per weight, got ${baseline.bpw}`,
+    );
 
-  // Greedy generation streams both continuations; the reference is exactly the CLI's.
-  await page.getByTestId('generate-max-tokens').fill(String(GENERATE_TOKENS));
-  await page.getByTestId('generate-temperature').fill('0');
-  await page.getByTestId('generate-button').click();
-  await page.waitForFunction(() => ['done', 'error'].includes(document.querySelector('[data-testid="generate-quantized"]').dataset.state)
-    || document.querySelector('[data-testid="generate-reference"]').dataset.state === 'error', null, { timeout: GENERATE_TIMEOUT_MS });
-  const side = (id) => page.getByTestId(id).evaluate((el) => ({
-    state: el.dataset.state, text: el.dataset.text, tokens: Number(el.dataset.tokens), pieces: Number(el.dataset.pieces),
-    backend: el.dataset.backend, streamed: el.querySelector('.generated-text').textContent,
-  }));
-  const ref = await side('generate-reference');
-  const quant = await side('generate-quantized');
-  t.diagnostic(`generated ${JSON.stringify(ref.streamed)} / ${JSON.stringify(quant.streamed)}; CLI ${JSON.stringify(cli.text)}`);
-  assert.equal(ref.state, 'done', await page.getByTestId('generate-error').innerText());
-  assert.equal(quant.state, 'done');
-  assert.ok(ref.pieces > 1, 'the text arrived in several pieces');
-  // Generation follows the choice; the model under study is the model as loaded, so both run there.
-  assert.equal(ref.backend, 'cpu');
-  assert.equal(quant.backend, 'cpu');
-  assert.equal(ref.streamed, cli.text, 'the streamed reference matches the native CPU reference');
-  assert.equal(ref.text, cli.text);
-  assert.equal(quant.text, ref.text, 'nothing is quantized: the same text');
+    // Greedy generation streams both continuations; the reference is exactly the CLI's.
+    await page.getByTestId('generate-max-tokens').fill(String(GENERATE_TOKENS));
+    await page.getByTestId('generate-temperature').fill('0');
+    await page.getByTestId('generate-button').click();
+    await page.waitForFunction(
+      () =>
+        ['done', 'error'].includes(document.querySelector('[data-testid="generate-quantized"]').dataset.state) ||
+        document.querySelector('[data-testid="generate-reference"]').dataset.state === 'error',
+      null,
+      { timeout: GENERATE_TIMEOUT_MS },
+    );
+    const side = (id) =>
+      page.getByTestId(id).evaluate((el) => ({
+        state: el.dataset.state,
+        text: el.dataset.text,
+        tokens: Number(el.dataset.tokens),
+        pieces: Number(el.dataset.pieces),
+        backend: el.dataset.backend,
+        streamed: el.querySelector('.generated-text').textContent,
+      }));
+    const ref = await side('generate-reference');
+    const quant = await side('generate-quantized');
+    t.diagnostic(
+      `generated ${JSON.stringify(ref.streamed)} / ${JSON.stringify(quant.streamed)}; CLI ${JSON.stringify(cli.text)}`,
+    );
+    assert.equal(ref.state, 'done', await page.getByTestId('generate-error').innerText());
+    assert.equal(quant.state, 'done');
+    assert.ok(ref.pieces > 1, 'the text arrived in several pieces');
+    // Generation follows the choice; the model under study is the model as loaded, so both run there.
+    assert.equal(ref.backend, 'cpu');
+    assert.equal(quant.backend, 'cpu');
+    assert.equal(ref.streamed, cli.text, 'the streamed reference matches the native CPU reference');
+    assert.equal(ref.text, cli.text);
+    assert.equal(quant.text, ref.text, 'nothing is quantized: the same text');
 
-  // Stop ends a long generation early, and the quantized side does not start.
-  await page.getByTestId('generate-max-tokens').fill('400');
-  await page.getByTestId('generate-button').click();
-  await page.waitForFunction(() => Number(document.querySelector('[data-testid="generate-reference"]').dataset.pieces ?? 0) >= 2,
-    null, { timeout: GENERATE_TIMEOUT_MS });
-  await page.getByTestId('stop-button').click();
-  await page.waitForFunction(() => document.querySelector('[data-testid="stop-button"]').hidden, null, { timeout: GENERATE_TIMEOUT_MS });
-  assert.equal(await page.getByTestId('generate-reference').getAttribute('data-stop'), 'stopped');
-  assert.equal(await page.getByTestId('generate-quantized').getAttribute('data-state'), 'idle');
+    // Stop ends a long generation early, and the quantized side does not start.
+    await page.getByTestId('generate-max-tokens').fill('400');
+    await page.getByTestId('generate-button').click();
+    await page.waitForFunction(
+      () => Number(document.querySelector('[data-testid="generate-reference"]').dataset.pieces ?? 0) >= 2,
+      null,
+      { timeout: GENERATE_TIMEOUT_MS },
+    );
+    await page.getByTestId('stop-button').click();
+    await page.waitForFunction(() => document.querySelector('[data-testid="stop-button"]').hidden, null, {
+      timeout: GENERATE_TIMEOUT_MS,
+    });
+    assert.equal(await page.getByTestId('generate-reference').getAttribute('data-stop'), 'stopped');
+    assert.equal(await page.getByTestId('generate-quantized').getAttribute('data-state'), 'idle');
 
-  // One prediction of a new prompt, from Enter to both columns shown, then back to the default.
-  const t1 = Date.now();
-  await page.getByTestId('prompt').fill('The capital of Spain is');
-  await page.getByTestId('prompt').press('Enter');
-  const spain = await waitForPrediction(page, 'The capital of Spain is');
-  const predictMs = Date.now() - t1;
-  console.log(`e2e: predict ${predictMs} ms`);
-  t.diagnostic(`predict ${predictMs} ms: ${await page.getByTestId('predict-backend').innerText()}`);
-  assert.equal(spain.reference[0].token, ' Madrid');
-  assert.deepEqual(spain.quantized, spain.reference);
-  await page.getByTestId('prompt').fill(DEFAULT_PROMPT);
-  await page.getByTestId('prompt').press('Enter');
-  await waitForPrediction(page, DEFAULT_PROMPT);
-});
+    // One prediction of a new prompt, from Enter to both columns shown, then back to the default.
+    const t1 = Date.now();
+    await page.getByTestId('prompt').fill('The capital of Spain is');
+    await page.getByTestId('prompt').press('Enter');
+    const spain = await waitForPrediction(page, 'The capital of Spain is');
+    const predictMs = Date.now() - t1;
+    console.log(`e2e: predict ${predictMs} ms`);
+    t.diagnostic(`predict ${predictMs} ms: ${await page.getByTestId('predict-backend').innerText()}`);
+    assert.equal(spain.reference[0].token, ' Madrid');
+    assert.deepEqual(spain.quantized, spain.reference);
+    await page.getByTestId('prompt').fill(DEFAULT_PROMPT);
+    await page.getByTestId('prompt').press('Enter');
+    await waitForPrediction(page, DEFAULT_PROMPT);
+  },
+);
 
 test('every outlier view renders', { timeout: 480_000 }, async (t) => {
   // The weights as loaded: the views show the model's own outliers.
@@ -298,93 +380,128 @@ test('every outlier view renders', { timeout: 480_000 }, async (t) => {
   await page.getByTestId('outliers-toggle').click();
   for (const id of VIEW_IDS) {
     const view = page.locator(`[data-view="${id}"]`);
-    await page.locator(`[data-view="${id}"][data-ready="true"]`).waitFor({ timeout: VIEWS_TIMEOUT_MS }).catch(async (e) => {
-      const why = await view.getAttribute('data-error').catch(() => null);
-      await failWithPage(page, new Error(`view ${id} did not render${why ? `: ${why}` : ''}: ${e.message}`), `view-${id}-failure.png`);
-    });
+    await page
+      .locator(`[data-view="${id}"][data-ready="true"]`)
+      .waitFor({ timeout: VIEWS_TIMEOUT_MS })
+      .catch(async (e) => {
+        const why = await view.getAttribute('data-error').catch(() => null);
+        await failWithPage(
+          page,
+          new Error(`view ${id} did not render${why ? `: ${why}` : ''}: ${e.message}`),
+          `view-${id}-failure.png`,
+        );
+      });
     await view.scrollIntoViewIfNeeded();
     await view.screenshot({ path: join(SHOTS, `view-${id}.png`), animations: 'disabled' });
   }
   t.diagnostic(`all ${VIEW_IDS.length} views rendered in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-  assert.equal(new URLSearchParams(new URL(page.url()).hash.slice(1)).get('outliers'), '1', 'the open views are in the link');
+  assert.equal(
+    new URLSearchParams(new URL(page.url()).hash.slice(1)).get('outliers'),
+    '1',
+    'the open views are in the link',
+  );
   await page.screenshot({ path: join(SHOTS, 'playground-outliers.png'), fullPage: true, animations: 'disabled' });
   // Hidden views are not recomputed: the next tests time the quantizer alone.
   await page.getByTestId('outliers-toggle').click();
   assert.equal(await page.getByTestId('outliers-root').isVisible(), false);
 });
 
-test('switching every weight to 2 bits raises KL; history sorts and exports; charts export as PNG', { timeout: 420_000 }, async (t) => {
-  const before = await readMetrics(page);
-  // Fewer evaluation tokens change nothing while the model is the reference: no run, no new row.
-  await page.getByTestId('eval-tokens').selectOption(EVAL_TOKENS);
+test(
+  'switching every weight to 2 bits raises KL; history sorts and exports; charts export as PNG',
+  { timeout: 420_000 },
+  async (t) => {
+    const before = await readMetrics(page);
+    // Fewer evaluation tokens change nothing while the model is the reference: no run, no new row.
+    await page.getByTestId('eval-tokens').selectOption(EVAL_TOKENS);
 
-  const run = await metricsRun(page);
-  const t0 = Date.now();
-  await page.getByTestId('all-weights').selectOption(TWO_BIT);
-  const after = await waitForMetrics(page, run).catch((e) => failWithPage(page, e, 'metrics-failure.png'));
-  const toggleMs = Date.now() - t0;
-  console.log(`e2e: toggle-to-metrics ${toggleMs} ms`);
-  t.diagnostic(`toggle to metrics ${toggleMs} ms (${await page.getByTestId('apply-timing').innerText()})`);
-  t.diagnostic(`metrics: ${JSON.stringify(after)}`);
-  assert.equal(await page.getByTestId('metrics').getAttribute('data-exact'), 'false', 'measured, not assumed');
-  assert.ok(after.kl > before.kl + 0.01, `2-bit weights raise KL: ${before.kl} -> ${after.kl}`);
-  assert.ok(after.top1 < 1, `and lower top-1 agreement: ${after.top1}`);
-  assert.ok(Number.isFinite(after.ppl) && after.ppl > 1, `perplexity is measured: ${after.ppl}`);
-  assert.ok(after.bpw < before.bpw - 2, `fewer bits per weight: ${before.bpw} -> ${after.bpw}`);
-  assert.ok(after.size < before.size, `a smaller model: ${before.size} -> ${after.size}`);
-  assert.match(await page.getByTestId('apply-timing').innerText(), /re-quantized \d+ matrices/);
+    const run = await metricsRun(page);
+    const t0 = Date.now();
+    await page.getByTestId('all-weights').selectOption(TWO_BIT);
+    const after = await waitForMetrics(page, run).catch((e) => failWithPage(page, e, 'metrics-failure.png'));
+    const toggleMs = Date.now() - t0;
+    console.log(`e2e: toggle-to-metrics ${toggleMs} ms`);
+    t.diagnostic(`toggle to metrics ${toggleMs} ms (${await page.getByTestId('apply-timing').innerText()})`);
+    t.diagnostic(`metrics: ${JSON.stringify(after)}`);
+    assert.equal(await page.getByTestId('metrics').getAttribute('data-exact'), 'false', 'measured, not assumed');
+    assert.ok(after.kl > before.kl + 0.01, `2-bit weights raise KL: ${before.kl} -> ${after.kl}`);
+    assert.ok(after.top1 < 1, `and lower top-1 agreement: ${after.top1}`);
+    assert.ok(Number.isFinite(after.ppl) && after.ppl > 1, `perplexity is measured: ${after.ppl}`);
+    assert.ok(after.bpw < before.bpw - 2, `fewer bits per weight: ${before.bpw} -> ${after.bpw}`);
+    assert.ok(after.size < before.size, `a smaller model: ${before.size} -> ${after.size}`);
+    assert.match(await page.getByTestId('apply-timing').innerText(), /re-quantized \d+ matrices/);
 
-  // The quantized column follows, the reference does not.
-  const both = await waitForPrediction(page, DEFAULT_PROMPT);
-  assert.equal(both.reference[0].token, ' Paris');
-  assert.notDeepEqual(both.quantized, both.reference, '2-bit weights change the quantized prediction');
-  // The 2-bit weights live on the GPU: the quantized column comes from there, the reference not.
-  const predictedOn = page.getByTestId('predict-backend');
-  assert.equal(await predictedOn.getAttribute('data-reference-backend'), 'cpu');
-  assert.equal(await predictedOn.getAttribute('data-quantized-backend'), 'webgpu');
-  assert.equal(await predictedOn.getAttribute('data-backend'), 'mixed');
-  assert.match(await predictedOn.innerText(), /model as loaded computed on the CPU \(WebAssembly\), the quantized model on WebGPU \(.+\)/);
+    // The quantized column follows, the reference does not.
+    const both = await waitForPrediction(page, DEFAULT_PROMPT);
+    assert.equal(both.reference[0].token, ' Paris');
+    assert.notDeepEqual(both.quantized, both.reference, '2-bit weights change the quantized prediction');
+    // The 2-bit weights live on the GPU: the quantized column comes from there, the reference not.
+    const predictedOn = page.getByTestId('predict-backend');
+    assert.equal(await predictedOn.getAttribute('data-reference-backend'), 'cpu');
+    assert.equal(await predictedOn.getAttribute('data-quantized-backend'), 'webgpu');
+    assert.equal(await predictedOn.getAttribute('data-backend'), 'mixed');
+    assert.match(
+      await predictedOn.innerText(),
+      /model as loaded computed on the CPU \(WebAssembly\), the quantized model on WebGPU \(.+\)/,
+    );
 
-  // The per-layer chart has the layers' errors; hovering reads one out.
-  const chart = page.getByTestId('layer-chart');
-  await chart.scrollIntoViewIfNeeded();
-  const box = await chart.boundingBox();
-  await page.mouse.move(box.x + box.width * 0.6, box.y + box.height * 0.5);
-  assert.match(await page.getByTestId('layer-chart-tooltip').innerText(), /layer \d+: relative error \d/);
+    // The per-layer chart has the layers' errors; hovering reads one out.
+    const chart = page.getByTestId('layer-chart');
+    await chart.scrollIntoViewIfNeeded();
+    const box = await chart.boundingBox();
+    await page.mouse.move(box.x + box.width * 0.6, box.y + box.height * 0.5);
+    assert.match(await page.getByTestId('layer-chart-tooltip').innerText(), /layer \d+: relative error \d/);
 
-  // The URL says what is set.
-  const hash = new URLSearchParams(new URL(page.url()).hash.slice(1));
-  assert.equal(JSON.parse(hash.get('weights')).groups[0].schemes.attn_q, TWO_BIT);
-  assert.equal(hash.get('tokens'), EVAL_TOKENS);
+    // The URL says what is set.
+    const hash = new URLSearchParams(new URL(page.url()).hash.slice(1));
+    assert.equal(JSON.parse(hash.get('weights')).groups[0].schemes.attn_q, TWO_BIT);
+    assert.equal(hash.get('tokens'), EVAL_TOKENS);
 
-  // History: the reference and the 2-bit model, sortable both ways.
-  const rows = () => page.$$eval('[data-testid="history"] tbody tr', (trs) => trs.map((tr) => ({
-    run: Number(tr.dataset.run), kl: Number(tr.querySelector('td[data-key="kl"]').dataset.value),
-  })));
-  assert.deepEqual((await rows()).map((r) => r.run), [1, 2]);
-  await page.locator('[data-testid="history"] th button[data-key="kl"]').click();
-  assert.deepEqual((await rows()).map((r) => r.run), [1, 2], 'ascending KL: the reference first');
-  await page.locator('[data-testid="history"] th button[data-key="kl"]').click();
-  assert.deepEqual((await rows()).map((r) => r.run), [2, 1], 'descending KL: the 2-bit model first');
+    // History: the reference and the 2-bit model, sortable both ways.
+    const rows = () =>
+      page.$$eval('[data-testid="history"] tbody tr', (trs) =>
+        trs.map((tr) => ({
+          run: Number(tr.dataset.run),
+          kl: Number(tr.querySelector('td[data-key="kl"]').dataset.value),
+        })),
+      );
+    assert.deepEqual(
+      (await rows()).map((r) => r.run),
+      [1, 2],
+    );
+    await page.locator('[data-testid="history"] th button[data-key="kl"]').click();
+    assert.deepEqual(
+      (await rows()).map((r) => r.run),
+      [1, 2],
+      'ascending KL: the reference first',
+    );
+    await page.locator('[data-testid="history"] th button[data-key="kl"]').click();
+    assert.deepEqual(
+      (await rows()).map((r) => r.run),
+      [2, 1],
+      'descending KL: the 2-bit model first',
+    );
 
-  const csv = await download(page, 'history-csv');
-  assert.equal(csv.name, 'quantscope-history.csv');
-  const lines = csv.bytes.toString('utf8').trimEnd().split('\r\n');
-  assert.equal(lines.length, 3, 'a header and two rows');
-  assert.match(lines[0], /^run,time,model,weights,runtime,intervention,bitsPerWeight,bytes,tokens,kl,/);
-  assert.match(lines[1], new RegExp(`,${TWO_BIT} everywhere,`), 'rows follow the table order (2-bit first)');
-  const json = JSON.parse((await download(page, 'history-json')).bytes.toString('utf8'));
-  assert.equal(json.length, 2);
-  assert.ok(json[0].kl > 0);
+    const csv = await download(page, 'history-csv');
+    assert.equal(csv.name, 'quantscope-history.csv');
+    const lines = csv.bytes.toString('utf8').trimEnd().split('\r\n');
+    assert.equal(lines.length, 3, 'a header and two rows');
+    assert.match(lines[0], /^run,time,model,weights,runtime,intervention,bitsPerWeight,bytes,tokens,kl,/);
+    assert.match(lines[1], new RegExp(`,${TWO_BIT} everywhere,`), 'rows follow the table order (2-bit first)');
+    const json = JSON.parse((await download(page, 'history-json')).bytes.toString('utf8'));
+    assert.equal(json.length, 2);
+    assert.ok(json[0].kl > 0);
 
-  const png = await download(page, 'layer-chart-png');
-  assert.equal(png.name, 'quantscope-layer-error.png');
-  assert.deepEqual([...png.bytes.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], 'a PNG file');
-  await page.screenshot({ path: join(SHOTS, 'playground-2bit.png'), fullPage: true, animations: 'disabled' });
-});
+    const png = await download(page, 'layer-chart-png');
+    assert.equal(png.name, 'quantscope-layer-error.png');
+    assert.deepEqual([...png.bytes.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], 'a PNG file');
+    await page.screenshot({ path: join(SHOTS, 'playground-2bit.png'), fullPage: true, animations: 'disabled' });
+  },
+);
 
 test('a corrupt file gives a readable error and the previous model keeps working', { timeout: 300_000 }, async (t) => {
-  await page.getByTestId('file-input').setInputFiles({ name: 'garbage.gguf', mimeType: 'application/octet-stream', buffer: randomBytes(1 << 20) });
+  await page
+    .getByTestId('file-input')
+    .setInputFiles({ name: 'garbage.gguf', mimeType: 'application/octet-stream', buffer: randomBytes(1 << 20) });
   const error = page.getByTestId('load-error');
   await error.waitFor({ state: 'visible', timeout: 60_000 });
   const message = await error.innerText();
@@ -393,8 +510,14 @@ test('a corrupt file gives a readable error and the previous model keeps working
   assert.match(message, /Not a GGUF file/, 'the error says what is wrong');
   assert.match(message, /still loaded/, 'the error says the previous model is kept');
 
-  await page.getByTestId('file-input').setInputFiles({ name: 'truncated.gguf', mimeType: 'application/octet-stream', buffer: head(MODEL, 1 << 20) });
-  await page.waitForFunction(() => /truncated\.gguf/.test(document.querySelector('[data-testid="load-error"]').innerText), null, { timeout: 60_000 });
+  await page
+    .getByTestId('file-input')
+    .setInputFiles({ name: 'truncated.gguf', mimeType: 'application/octet-stream', buffer: head(MODEL, 1 << 20) });
+  await page.waitForFunction(
+    () => /truncated\.gguf/.test(document.querySelector('[data-testid="load-error"]').innerText),
+    null,
+    { timeout: 60_000 },
+  );
   const truncated = await error.innerText();
   assert.match(truncated, /offset \d+/, 'the error says where the file broke');
   assert.doesNotMatch(truncated, /crashed/, 'a bad file is an error, not a crash');
@@ -403,16 +526,26 @@ test('a corrupt file gives a readable error and the previous model keeps working
   await page.evaluate(() => {
     const data = new DataTransfer();
     data.items.add(new File([new Uint8Array(4096).fill(7)], 'dropped.gguf'));
-    document.querySelector('[data-testid="drop-zone"]').dispatchEvent(new DragEvent('drop', { dataTransfer: data, bubbles: true, cancelable: true }));
+    document
+      .querySelector('[data-testid="drop-zone"]')
+      .dispatchEvent(new DragEvent('drop', { dataTransfer: data, bubbles: true, cancelable: true }));
   });
-  await page.waitForFunction(() => /Could not load dropped\.gguf/.test(document.querySelector('[data-testid="load-error"]').innerText), null, { timeout: 60_000 });
+  await page.waitForFunction(
+    () => /Could not load dropped\.gguf/.test(document.querySelector('[data-testid="load-error"]').innerText),
+    null,
+    { timeout: 60_000 },
+  );
 
   // Two files that make no model are refused before anything is read.
   await page.getByTestId('file-input').setInputFiles([
     { name: 'model.safetensors', mimeType: 'application/octet-stream', buffer: Buffer.from('{}') },
     { name: 'config.json', mimeType: 'application/json', buffer: Buffer.from('{}') },
   ]);
-  await page.waitForFunction(() => /tokenizer\.json/.test(document.querySelector('[data-testid="load-error"]').innerText), null, { timeout: 10_000 });
+  await page.waitForFunction(
+    () => /tokenizer\.json/.test(document.querySelector('[data-testid="load-error"]').innerText),
+    null,
+    { timeout: 10_000 },
+  );
 
   // The loaded model (still 2-bit) predicts a new prompt, and the link still names it.
   assert.equal(await page.getByTestId('summary-layers').getAttribute('data-value'), '30');
@@ -429,8 +562,11 @@ test('a corrupt file gives a readable error and the previous model keeps working
 
   // A recipe the engine refuses is reported in its words, and changes nothing.
   await page.locator('label:has([data-testid="recipe-mode-json"])').click();
-  assert.deepEqual(JSON.parse(await page.getByTestId('recipe-json').inputValue()), { default: TWO_BIT, rules: [] },
-    'the recipe editor starts from what the controls set');
+  assert.deepEqual(
+    JSON.parse(await page.getByTestId('recipe-json').inputValue()),
+    { default: TWO_BIT, rules: [] },
+    'the recipe editor starts from what the controls set',
+  );
   const runs = await metricsRun(page);
   await page.getByTestId('recipe-json').fill('{"default": "int9"}');
   await page.getByTestId('recipe-apply').click();
@@ -447,110 +583,158 @@ test('a corrupt file gives a readable error and the previous model keeps working
  * the run-time result says `pattern`, and returns the metrics.
  */
 async function waitForRuntime(p, after, pattern, timeout = METRICS_TIMEOUT_MS * 2) {
-  await p.waitForFunction(([n, source]) => {
-    const metrics = document.querySelector('[data-testid="metrics"]');
-    const status = document.querySelector('[data-testid="status"]');
-    const result = document.querySelector('[data-testid="runtime-result"]');
-    return Number(metrics.dataset.run) > n && status.dataset.state !== 'busy' &&
-      (metrics.dataset.state === 'error' ||
-        (metrics.dataset.state === 'done' && result && !result.hidden && new RegExp(source).test(result.textContent)));
-  }, [after, pattern.source], { timeout });
-  const state = await p.getByTestId('metrics').getAttribute('data-state');
-  assert.equal(state, 'done', `the metrics were computed: ${await p.getByTestId('metrics-error').innerText().catch(() => '')}`);
-  return readMetrics(p);
+  await p.waitForFunction(
+    ([n, source]) => {
+      const metrics = document.querySelector('[data-testid="metrics"]');
+      const status = document.querySelector('[data-testid="status"]');
+      const result = document.querySelector('[data-testid="runtime-result"]');
+      return (
+        Number(metrics.dataset.run) > n &&
+        status.dataset.state !== 'busy' &&
+        (metrics.dataset.state === 'error' ||
+          (metrics.dataset.state === 'done' && result && !result.hidden && new RegExp(source).test(result.textContent)))
+      );
+    },
+    [after, pattern.source],
+    { timeout },
+  );
+  return doneMetrics(p);
 }
 
-test('run-time quantization: the KV cache on the GPU, FireQ, and a weight-rewriting method on the CPU reference', { timeout: 600_000 }, async (t) => {
-  // Back to the controls and the weights as loaded (the test before left a refused recipe and
-  // 2-bit weights), so what follows is the run-time quantizers' own effect.
-  await page.locator('label:has([data-testid="recipe-mode-controls"])').click();
-  await page.getByTestId('all-weights').selectOption('');
-  const prompt = await page.getByTestId('prompt').inputValue();
-  let run = await metricsRun(page);
-  await page.getByTestId('runtime-kv').selectOption('int2');
-  const kv2 = await waitForRuntime(page, run, /On the GPU: KV int2\./).catch((e) => failWithPage(page, e, 'runtime-kv-failure.png'));
-  t.diagnostic(`KV int2: ${JSON.stringify(kv2)}`);
-  assert.ok(kv2.kl > 0.05, `a 2-bit KV cache moves the predictions: KL ${kv2.kl}`);
+test(
+  'run-time quantization: the KV cache on the GPU, FireQ, and a weight-rewriting method on the CPU reference',
+  { timeout: 600_000 },
+  async (t) => {
+    // Back to the controls and the weights as loaded (the test before left a refused recipe and
+    // 2-bit weights), so what follows is the run-time quantizers' own effect.
+    await page.locator('label:has([data-testid="recipe-mode-controls"])').click();
+    await page.getByTestId('all-weights').selectOption('');
+    const prompt = await page.getByTestId('prompt').inputValue();
+    let run = await metricsRun(page);
+    await page.getByTestId('runtime-kv').selectOption('int2');
+    const kv2 = await waitForRuntime(page, run, /On the GPU: KV int2\./).catch((e) =>
+      failWithPage(page, e, 'runtime-kv-failure.png'),
+    );
+    t.diagnostic(`KV int2: ${JSON.stringify(kv2)}`);
+    assert.ok(kv2.kl > 0.05, `a 2-bit KV cache moves the predictions: KL ${kv2.kl}`);
 
-  run = await metricsRun(page);
-  await page.getByTestId('runtime-kv').selectOption('int4-e4m3');
-  await page.getByTestId('runtime-method').selectOption('fireq');
-  const fireq = await waitForRuntime(page, run, /KV int4-e4m3, FireQ key scales/).catch((e) => failWithPage(page, e, 'runtime-fireq-failure.png'));
-  t.diagnostic(`KV int4-e4m3 + FireQ: ${JSON.stringify(fireq)}`);
-  assert.ok(fireq.kl < kv2.kl, `a 4-bit cache with FireQ's key scales is closer than a 2-bit one: ${fireq.kl} vs ${kv2.kl}`);
+    run = await metricsRun(page);
+    await page.getByTestId('runtime-kv').selectOption('int4-e4m3');
+    await page.getByTestId('runtime-method').selectOption('fireq');
+    const fireq = await waitForRuntime(page, run, /KV int4-e4m3, FireQ key scales/).catch((e) =>
+      failWithPage(page, e, 'runtime-fireq-failure.png'),
+    );
+    t.diagnostic(`KV int4-e4m3 + FireQ: ${JSON.stringify(fireq)}`);
+    assert.ok(
+      fireq.kl < kv2.kl,
+      `a 4-bit cache with FireQ's key scales is closer than a 2-bit one: ${fireq.kl} vs ${kv2.kl}`,
+    );
 
-  run = await metricsRun(page);
-  await page.getByTestId('runtime-kv').selectOption('');
-  await page.getByTestId('runtime-method').selectOption('ptq161');
-  const ptq = await waitForRuntime(page, run, /ptq161 answers the prediction and the metrics on the CPU reference/)
-    .catch((e) => failWithPage(page, e, 'runtime-ptq-failure.png'));
-  t.diagnostic(`PTQ1.61: ${JSON.stringify(ptq)}`);
-  assert.ok(ptq.kl > fireq.kl, `binarizing 80% of the weights breaks more: ${ptq.kl}`);
-  const both = await waitForPrediction(page, prompt);
-  assert.equal(both.reference[0].token, ' Berlin', 'the reference column is untouched');
-  assert.notDeepEqual(both.quantized, both.reference, 'the CPU method answers the quantized column');
-  await page.screenshot({ path: join(SHOTS, 'playground-runtime.png'), fullPage: true, animations: 'disabled' });
+    run = await metricsRun(page);
+    await page.getByTestId('runtime-kv').selectOption('');
+    await page.getByTestId('runtime-method').selectOption('ptq161');
+    const ptq = await waitForRuntime(
+      page,
+      run,
+      /ptq161 answers the prediction and the metrics on the CPU reference/,
+    ).catch((e) => failWithPage(page, e, 'runtime-ptq-failure.png'));
+    t.diagnostic(`PTQ1.61: ${JSON.stringify(ptq)}`);
+    assert.ok(ptq.kl > fireq.kl, `binarizing 80% of the weights breaks more: ${ptq.kl}`);
+    const both = await waitForPrediction(page, prompt);
+    assert.equal(both.reference[0].token, ' Berlin', 'the reference column is untouched');
+    assert.notDeepEqual(both.quantized, both.reference, 'the CPU method answers the quantized column');
+    await page.screenshot({ path: join(SHOTS, 'playground-runtime.png'), fullPage: true, animations: 'disabled' });
 
-  // Off again, for the tests after this one.
-  await page.getByTestId('runtime-method').selectOption('');
-  await page.waitForFunction(() => document.querySelector('[data-testid="status"]').dataset.state !== 'busy', null, { timeout: METRICS_TIMEOUT_MS });
-});
+    // Off again, for the tests after this one.
+    await page.getByTestId('runtime-method').selectOption('');
+    await page.waitForFunction(() => document.querySelector('[data-testid="status"]').dataset.state !== 'busy', null, {
+      timeout: METRICS_TIMEOUT_MS,
+    });
+  },
+);
 
-test('the URL state round-trips: a link restores the controls, and the page links back to the same state', { timeout: 420_000 }, async (t) => {
-  const state = new URLSearchParams({
-    prompt: 'The capital of Italy is',
-    weights: JSON.stringify({
-      groups: [{ layers: '', schemes: { ffn_down: 'int8-ch-sym' } }, { layers: '0-3', schemes: { attn_q: 'int4-g128-asym' } }],
-      embeddings: '', output: '',
-    }),
-    intervene: 'clip:99.5',
-    tokens: EVAL_TOKENS,
-    view: JSON.stringify({ view: 'attention-maps', layer: 2, point: 'down_input', head: 1, tensor: 'blk.2.ffn_down.weight', rule: 'massive' }),
-  });
-  const linked = await context.newPage();
-  watch(linked, browserErrors);
-  await linked.goto(`${baseUrl}#${state}`);
-  await waitForPrediction(linked, 'The capital of Italy is', LOAD_TIMEOUT_MS).catch((e) => failWithPage(linked, e, 'url-failure.png'));
-  await waitForMetrics(linked, 0).catch((e) => failWithPage(linked, e, 'url-metrics-failure.png'));
+test(
+  'the URL state round-trips: a link restores the controls, and the page links back to the same state',
+  { timeout: 420_000 },
+  async () => {
+    const state = new URLSearchParams({
+      prompt: 'The capital of Italy is',
+      weights: JSON.stringify({
+        groups: [
+          { layers: '', schemes: { ffn_down: 'int8-ch-sym' } },
+          { layers: '0-3', schemes: { attn_q: 'int4-g128-asym' } },
+        ],
+        embeddings: '',
+        output: '',
+      }),
+      intervene: 'clip:99.5',
+      tokens: EVAL_TOKENS,
+      view: JSON.stringify({
+        view: 'attention-maps',
+        layer: 2,
+        point: 'down_input',
+        head: 1,
+        tensor: 'blk.2.ffn_down.weight',
+        rule: 'massive',
+      }),
+    });
+    const linked = await context.newPage();
+    watch(linked, browserErrors);
+    await linked.goto(`${baseUrl}#${state}`);
+    await waitForPrediction(linked, 'The capital of Italy is', LOAD_TIMEOUT_MS).catch((e) =>
+      failWithPage(linked, e, 'url-failure.png'),
+    );
+    await waitForMetrics(linked, 0).catch((e) => failWithPage(linked, e, 'url-metrics-failure.png'));
 
-  assert.equal(await linked.getByTestId('summary').getAttribute('data-from-cache'), 'true', 'the second load reads the Cache API');
-  assert.equal(await linked.getByTestId('prompt').inputValue(), 'The capital of Italy is');
-  assert.equal(await linked.getByTestId('scheme-0-ffn_down').inputValue(), 'int8-ch-sym');
-  assert.equal(await linked.getByTestId('scheme-0-attn_q').inputValue(), '');
-  assert.equal(await linked.getByTestId('group-layers-1').inputValue(), '0-3');
-  assert.equal(await linked.getByTestId('scheme-1-attn_q').inputValue(), 'int4-g128-asym');
-  assert.equal(await linked.getByTestId('all-weights').inputValue(), '(mixed)');
-  assert.equal(await linked.getByTestId('intervention').inputValue(), 'clip');
-  assert.equal(await linked.getByTestId('intervention-clip').inputValue(), '99.5');
-  assert.equal(await linked.getByTestId('eval-tokens').inputValue(), EVAL_TOKENS);
-  // textContent: the preview sits in a closed <details>.
-  const preview = JSON.parse(await linked.getByTestId('recipe-preview').textContent());
-  assert.deepEqual(preview.rules, [
-    { tensors: 'blk.*.ffn_down.weight', scheme: 'int8-ch-sym' },
-    { tensors: 'blk.*.attn_q.weight', layers: '0-3', scheme: 'int4-g128-asym' },
-  ]);
-  const metrics = await readMetrics(linked);
-  assert.ok(metrics.kl > 0, `the linked configuration is what was measured: KL ${metrics.kl}`);
+    assert.equal(
+      await linked.getByTestId('summary').getAttribute('data-from-cache'),
+      'true',
+      'the second load reads the Cache API',
+    );
+    assert.equal(await linked.getByTestId('prompt').inputValue(), 'The capital of Italy is');
+    assert.equal(await linked.getByTestId('scheme-0-ffn_down').inputValue(), 'int8-ch-sym');
+    assert.equal(await linked.getByTestId('scheme-0-attn_q').inputValue(), '');
+    assert.equal(await linked.getByTestId('group-layers-1').inputValue(), '0-3');
+    assert.equal(await linked.getByTestId('scheme-1-attn_q').inputValue(), 'int4-g128-asym');
+    assert.equal(await linked.getByTestId('all-weights').inputValue(), '(mixed)');
+    assert.equal(await linked.getByTestId('intervention').inputValue(), 'clip');
+    assert.equal(await linked.getByTestId('intervention-clip').inputValue(), '99.5');
+    assert.equal(await linked.getByTestId('eval-tokens').inputValue(), EVAL_TOKENS);
+    // textContent: the preview sits in a closed <details>.
+    const preview = JSON.parse(await linked.getByTestId('recipe-preview').textContent());
+    assert.deepEqual(preview.rules, [
+      { tensors: 'blk.*.ffn_down.weight', scheme: 'int8-ch-sym' },
+      { tensors: 'blk.*.attn_q.weight', layers: '0-3', scheme: 'int4-g128-asym' },
+    ]);
+    const metrics = await readMetrics(linked);
+    assert.ok(metrics.kl > 0, `the linked configuration is what was measured: KL ${metrics.kl}`);
 
-  // The page's own link for what it shows is the link it was opened with.
-  const back = new URLSearchParams(new URL(linked.url()).hash.slice(1));
-  assert.deepEqual(Object.fromEntries(back), Object.fromEntries(state));
-  await linked.getByTestId('share-button').click();
-  assert.equal(await linked.getByTestId('share-button').getAttribute('data-link'), linked.url(), 'Copy link gives the same link');
+    // The page's own link for what it shows is the link it was opened with.
+    const back = new URLSearchParams(new URL(linked.url()).hash.slice(1));
+    assert.deepEqual(Object.fromEntries(back), Object.fromEntries(state));
+    await linked.getByTestId('share-button').click();
+    assert.equal(
+      await linked.getByTestId('share-button').getAttribute('data-link'),
+      linked.url(),
+      'Copy link gives the same link',
+    );
 
-  // A bad value in a link is reported, and the rest of it applies.
-  await linked.goto(`${baseUrl}#prompt=Hello&intervene=bogus`);
-  await linked.getByTestId('url-notice').waitFor({ state: 'visible', timeout: 30_000 });
-  assert.match(await linked.getByTestId('url-notice').innerText(), /intervene: "bogus"/);
-  await waitForPrediction(linked, 'Hello', LOAD_TIMEOUT_MS);
-  await linked.close();
-});
+    // A bad value in a link is reported, and the rest of it applies.
+    await linked.goto(`${baseUrl}#prompt=Hello&intervene=bogus`);
+    await linked.getByTestId('url-notice').waitFor({ state: 'visible', timeout: 30_000 });
+    assert.match(await linked.getByTestId('url-notice').innerText(), /intervene: "bogus"/);
+    await waitForPrediction(linked, 'Hello', LOAD_TIMEOUT_MS);
+    await linked.close();
+  },
+);
 
-test('?backend=webgpu runs the model as loaded on WebGPU, unmeasured', { timeout: 300_000 }, async (t) => {
+test('?backend=webgpu runs the model as loaded on WebGPU, unmeasured', { timeout: 300_000 }, async () => {
   const gpu = await context.newPage();
   watch(gpu, browserErrors);
   await gpu.goto(`${baseUrl}?backend=webgpu`);
-  const top = await waitForPrediction(gpu, DEFAULT_PROMPT, LOAD_TIMEOUT_MS).catch((e) => failWithPage(gpu, e, 'backend-webgpu-failure.png'));
+  const top = await waitForPrediction(gpu, DEFAULT_PROMPT, LOAD_TIMEOUT_MS).catch((e) =>
+    failWithPage(gpu, e, 'backend-webgpu-failure.png'),
+  );
   assert.equal(top.reference[0].token, ' Paris');
   assert.deepEqual(top.quantized, top.reference, 'one run answers both columns');
   const forward = gpu.getByTestId('device-forward');
@@ -577,7 +761,11 @@ test('without WebGPU it says so and predicts on the CPU', { timeout: 300_000 }, 
   assert.equal(await cpu.getByTestId('device-forward').isVisible(), false, 'no GPU: nothing to choose between');
   assert.ok(await cpu.getByTestId('quant-unavailable').isVisible(), 'the quantizer says why it is off');
   assert.equal(await cpu.getByTestId('quantized-column').isVisible(), false);
-  assert.notEqual(await cpu.getByTestId('quant-fields').getAttribute('disabled'), null, 'the quantizer controls are off');
+  assert.notEqual(
+    await cpu.getByTestId('quant-fields').getAttribute('disabled'),
+    null,
+    'the quantizer controls are off',
+  );
   await cpu.screenshot({ path: join(SHOTS, 'playground-cpu.png'), fullPage: true, animations: 'disabled' });
 
   // A Hugging Face checkpoint (safetensors + config.json + tokenizer.json) loads from the file
@@ -588,16 +776,34 @@ test('without WebGPU it says so and predicts on the CPU', { timeout: 300_000 }, 
   const parts = ['model.safetensors', 'config.json', 'tokenizer.json'].map((f) => join(hf, f));
   if (parts.every((f) => existsSync(f))) {
     const layers = JSON.parse(readFileSync(parts[1], 'utf8')).num_hidden_layers;
-    const expected = JSON.parse(execFileSync(CLI, ['predict', '--backend', 'cpu', '--model', parts[0], '--prompt', DEFAULT_PROMPT,
-      '--top', '10', '--json'], { cwd: ROOT, encoding: 'utf8' })).top.map((x) => x.token);
+    const expected = JSON.parse(
+      execFileSync(
+        CLI,
+        ['predict', '--backend', 'cpu', '--model', parts[0], '--prompt', DEFAULT_PROMPT, '--top', '10', '--json'],
+        { cwd: ROOT, encoding: 'utf8' },
+      ),
+    ).top.map((x) => x.token);
     await cpu.getByTestId('file-input').setInputFiles(parts);
-    await cpu.waitForFunction(() => document.querySelector('[data-testid="top-reference"]').dataset.model === 'model'
-      || !document.querySelector('[data-testid="load-error"]').hidden, null, { timeout: LOAD_TIMEOUT_MS });
-    assert.equal(await cpu.getByTestId('load-error').isVisible(), false, await cpu.getByTestId('load-error').innerText());
+    await cpu.waitForFunction(
+      () =>
+        document.querySelector('[data-testid="top-reference"]').dataset.model === 'model' ||
+        !document.querySelector('[data-testid="load-error"]').hidden,
+      null,
+      { timeout: LOAD_TIMEOUT_MS },
+    );
+    assert.equal(
+      await cpu.getByTestId('load-error').isVisible(),
+      false,
+      await cpu.getByTestId('load-error').innerText(),
+    );
     assert.equal(await cpu.getByTestId('summary-layers').getAttribute('data-value'), String(layers));
     assert.match(decodeURIComponent(new URL(cpu.url()).hash), /model=local:model/);
     const hfTop = await waitForPrediction(cpu, DEFAULT_PROMPT, PREDICT_TIMEOUT_MS, { quantized: false });
-    assert.deepEqual(hfTop.reference.map((x) => x.token), expected, 'the safetensors checkpoint predicts what the CLI does');
+    assert.deepEqual(
+      hfTop.reference.map((x) => x.token),
+      expected,
+      'the safetensors checkpoint predicts what the CLI does',
+    );
   } else {
     t.diagnostic(`skipped the safetensors load: ${hf} is missing (cargo test --test reference_forward writes it)`);
   }

@@ -21,5 +21,8 @@ if (files.length === 0) {
   console.error('unit: no src/**/*.test.ts files found');
   process.exit(1);
 }
-const run = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=tap', ...files], { cwd: www, stdio: 'inherit' });
+const run = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=tap', ...files], {
+  cwd: www,
+  stdio: 'inherit',
+});
 process.exit(run.status ?? 1);

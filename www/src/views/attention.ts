@@ -1,11 +1,11 @@
 // Attention: per-head maps of one layer, and the sink score of every layer × head.
 
-import { drawColorLegend, drawMessage, fitText, fontOf, type Theme } from "./chart.ts";
-import { cellAt, panelAt, panelRect, plotArea, smallMultiples, type GridLayout, type Rect } from "./layout.ts";
-import { formatNumber, logNormalizer, ramp, rgbCss } from "./scales.ts";
-import { attentionIndex, sinkMatrix, visibleToken } from "./shape.ts";
-import type { AttentionMapsData, ProbeData } from "./types.ts";
-import { CanvasView, type ViewHost } from "./view.ts";
+import { drawColorLegend, drawMessage, fitText, fontOf, type Theme } from './chart.ts';
+import { cellAt, panelAt, panelRect, plotArea, smallMultiples, type GridLayout, type Rect } from './layout.ts';
+import { formatNumber, logNormalizer, ramp, rgbCss } from './scales.ts';
+import { attentionIndex, sinkMatrix, visibleToken } from './shape.ts';
+import type { AttentionMapsData, ProbeData } from './types.ts';
+import { CanvasView, type ViewHost } from './view.ts';
 
 /** Attention below this probability draws as the lowest colour. */
 const MIN_PROBABILITY = 1e-3;
@@ -15,9 +15,9 @@ export class AttentionMaps extends CanvasView<AttentionMapsData> {
 
   constructor(host: ViewHost) {
     super(
-      "attention-maps",
-      "Attention maps",
-      "Attention probability of each query (row) to each key (column), per head of the chosen layer, log colour scale. Keys outlined in red are outlier keys: they receive at least 0.1·n of the head-averaged attention.",
+      'attention-maps',
+      'Attention maps',
+      'Attention probability of each query (row) to each key (column), per head of the chosen layer, log colour scale. Keys outlined in red are outlier keys: they receive at least 0.1·n of the head-averaged attention.',
       host,
     );
   }
@@ -34,7 +34,7 @@ export class AttentionMaps extends CanvasView<AttentionMapsData> {
     const ctx = this.context(width, height, theme);
     this.layout = { grid, heads, offsetX: labelSpace, offsetY: 0, n: data.n };
     if (data.n === 0) {
-      drawMessage(ctx, width, height, "no tokens", theme);
+      drawMessage(ctx, width, height, 'no tokens', theme);
       return;
     }
     const norm = logNormalizer(MIN_PROBABILITY, 1);
@@ -55,10 +55,10 @@ export class AttentionMaps extends CanvasView<AttentionMapsData> {
           image.data.set([c[0], c[1], c[2], 255], o);
         }
       }
-      const off = document.createElement("canvas");
+      const off = document.createElement('canvas');
       off.width = data.n;
       off.height = data.n;
-      off.getContext("2d")?.putImageData(image, 0, 0);
+      off.getContext('2d')?.putImageData(image, 0, 0);
       ctx.imageSmoothingEnabled = false;
       ctx.drawImage(off, area.x, area.y, area.width, area.height);
       ctx.strokeStyle = theme.line;
@@ -73,20 +73,22 @@ export class AttentionMaps extends CanvasView<AttentionMapsData> {
       ctx.lineWidth = 1;
       ctx.fillStyle = theme.text;
       ctx.font = fontOf(theme, 11.5, 600);
-      ctx.textAlign = "left";
+      ctx.textAlign = 'left';
       const sink = data.sinkScores[h];
       ctx.fillText(`head ${h}`, area.x, r.y - grid.caption / 2);
       if (sink !== undefined) {
         ctx.font = fontOf(theme, 11);
         ctx.fillStyle = sink >= 0.5 ? theme.danger : theme.muted;
-        ctx.textAlign = "right";
+        ctx.textAlign = 'right';
         ctx.fillText(`sink ${sink.toFixed(2)}`, area.x + area.width, r.y - grid.caption / 2);
       }
       if (labelSpace > 0) {
         ctx.font = fontOf(theme, 10.5, 400, true);
         ctx.fillStyle = theme.text;
-        ctx.textAlign = "right";
-        data.tokens.forEach((t, q) => ctx.fillText(fitText(ctx, visibleToken(t.text), labelSpace - 8), area.x - 6, area.y + (q + 0.5) * cell));
+        ctx.textAlign = 'right';
+        data.tokens.forEach((t, q) =>
+          ctx.fillText(fitText(ctx, visibleToken(t.text), labelSpace - 8), area.x - 6, area.y + (q + 0.5) * cell),
+        );
         ctx.save();
         data.tokens.forEach((t, k) => {
           ctx.save();
@@ -104,12 +106,12 @@ export class AttentionMaps extends CanvasView<AttentionMapsData> {
       { x: width - 170, y: height - 16, width: 120, height: 10 },
       (t) => rgbCss(ramp(t)),
       formatNumber(MIN_PROBABILITY),
-      "1",
+      '1',
       theme,
-      "p (log)",
+      'p (log)',
     );
-    const keys = data.outlierKeys.map((k) => `${k} ${visibleToken(data.tokens[k]?.text ?? "")}`).join(", ");
-    this.setMeta(`layer ${data.layer} · ${data.backend} · outlier keys: ${keys || "none"}`);
+    const keys = data.outlierKeys.map((k) => `${k} ${visibleToken(data.tokens[k]?.text ?? '')}`).join(', ');
+    this.setMeta(`layer ${data.layer} · ${data.backend} · outlier keys: ${keys || 'none'}`);
   }
 
   protected describe(x: number, y: number): string[] | null {
@@ -125,10 +127,11 @@ export class AttentionMaps extends CanvasView<AttentionMapsData> {
     const tk = d.tokens[k];
     const lines = [
       `head ${h} · query ${q} → key ${k}`,
-      `query ${JSON.stringify(tq?.text ?? "")} → key ${JSON.stringify(tk?.text ?? "")}`,
-      k > q ? "masked (future key)" : `p = ${formatNumber(d.probs[attentionIndex(d.heads, d.n, h, q, k)])}`,
+      `query ${JSON.stringify(tq?.text ?? '')} → key ${JSON.stringify(tk?.text ?? '')}`,
+      k > q ? 'masked (future key)' : `p = ${formatNumber(d.probs[attentionIndex(d.heads, d.n, h, q, k)])}`,
     ];
-    if (d.outlierKeys.includes(k)) lines.push(`key ${k} is an outlier key (Σ attention ${formatNumber(d.keyAttention[k])})`);
+    if (d.outlierKeys.includes(k))
+      lines.push(`key ${k} is an outlier key (Σ attention ${formatNumber(d.keyAttention[k])})`);
     return lines;
   }
 
@@ -147,9 +150,9 @@ export class SinkHeatmap extends CanvasView<ProbeData> {
 
   constructor(host: ViewHost) {
     super(
-      "sink-heatmap",
-      "Attention sinks by layer and head",
-      "Sink score of every head in every layer: the mean attention that queries after the first give to the first token. Click a cell to open that layer and head.",
+      'sink-heatmap',
+      'Attention sinks by layer and head',
+      'Sink score of every head in every layer: the mean attention that queries after the first give to the first token. Click a cell to open that layer and head.',
       host,
     );
   }
@@ -161,7 +164,7 @@ export class SinkHeatmap extends CanvasView<ProbeData> {
     const height = margins.top + margins.bottom + Math.max(1, m.heads) * cellHeight;
     const ctx = this.context(width, height, theme);
     if (m.layers.length === 0 || m.heads === 0) {
-      drawMessage(ctx, width, height, "no attention summaries (the prompt needs at least two tokens)", theme);
+      drawMessage(ctx, width, height, 'no attention summaries (the prompt needs at least two tokens)', theme);
       this.layout = null;
       return;
     }
@@ -185,27 +188,27 @@ export class SinkHeatmap extends CanvasView<ProbeData> {
     }
     ctx.fillStyle = theme.muted;
     ctx.font = fontOf(theme, 10.5);
-    ctx.textAlign = "right";
+    ctx.textAlign = 'right';
     for (let h = 0; h < m.heads; h++) ctx.fillText(`head ${h}`, area.x - 6, area.y + (h + 0.5) * cellHeight);
-    ctx.textAlign = "center";
-    ctx.textBaseline = "top";
+    ctx.textAlign = 'center';
+    ctx.textBaseline = 'top';
     const every = Math.max(1, Math.ceil(24 / cw));
     m.layers.forEach((layer, i) => {
       if (i % every === 0) ctx.fillText(String(layer), area.x + (i + 0.5) * cw, area.y + area.height + 4);
     });
-    ctx.textBaseline = "middle";
+    ctx.textBaseline = 'middle';
     drawColorLegend(
       ctx,
       { x: width - 170, y: height - 14, width: 120, height: 10 },
       (t) => rgbCss(ramp(t)),
-      "0",
-      "1",
+      '0',
+      '1',
       theme,
-      "sink score",
+      'sink score',
     );
     ctx.fillStyle = theme.muted;
-    ctx.textAlign = "left";
-    ctx.fillText("layer", area.x, height - 14);
+    ctx.textAlign = 'left';
+    ctx.fillText('layer', area.x, height - 14);
     const strong = Array.from(m.values).filter((v) => v >= 0.5).length;
     this.setMeta(`${strong} of ${m.layers.length * m.heads} heads with sink score ≥ 0.5`);
   }
@@ -220,7 +223,7 @@ export class SinkHeatmap extends CanvasView<ProbeData> {
   protected describe(x: number, y: number): string[] | null {
     const c = this.cell(x, y);
     if (!c) return null;
-    return [`layer ${c.layer} · head ${c.head}`, `sink score ${Number.isNaN(c.value) ? "—" : c.value.toFixed(3)}`];
+    return [`layer ${c.layer} · head ${c.head}`, `sink score ${Number.isNaN(c.value) ? '—' : c.value.toFixed(3)}`];
   }
 
   protected override clickAt(x: number, y: number) {

@@ -1,9 +1,9 @@
-import assert from "node:assert/strict";
-import { test } from "node:test";
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
 
-import { binColumnsMax, binRange, binSeriesMax, valueBin, valueBinRange } from "./binning.ts";
+import { binColumnsMax, binRange, binSeriesMax, valueBin, valueBinRange } from './binning.ts';
 
-test("bins cover every item exactly once", () => {
+test('bins cover every item exactly once', () => {
   for (const [bins, items] of [
     [7, 1536],
     [700, 1536],
@@ -21,7 +21,7 @@ test("bins cover every item exactly once", () => {
   }
 });
 
-test("a single massive channel survives reduction to fewer pixels than channels", () => {
+test('a single massive channel survives reduction to fewer pixels than channels', () => {
   const rows = 3;
   const cols = 1536;
   const values = new Float32Array(rows * cols).map((_, i) => ((i * 7919) % 13) / 100 - 0.06);
@@ -42,7 +42,7 @@ test("a single massive channel survives reduction to fewer pixels than channels"
   assert.ok(Math.max(...bins.maxAbs.slice(0, bins.bins)) < 1);
 });
 
-test("with at least as many pixels as columns every column is its own bin", () => {
+test('with at least as many pixels as columns every column is its own bin', () => {
   const values = [1, -5, 3, 2, -4, 0];
   const bins = binColumnsMax(values, 2, 3, 1000);
   assert.equal(bins.bins, 3);
@@ -50,17 +50,17 @@ test("with at least as many pixels as columns every column is its own bin", () =
   assert.deepEqual(Array.from(bins.argmax), [0, 1, 2, 0, 1, 2]);
 });
 
-test("a matrix of the wrong size is refused", () => {
+test('a matrix of the wrong size is refused', () => {
   assert.throws(() => binColumnsMax([1, 2, 3], 2, 2, 10), /2 × 2/);
 });
 
-test("series binning keeps the largest value and where it is", () => {
+test('series binning keeps the largest value and where it is', () => {
   const { max, argmax } = binSeriesMax([1, 9, 2, 2, 3, 1, 8, 1], 2);
   assert.deepEqual(max, [9, 8]);
   assert.deepEqual(argmax, [1, 6]);
 });
 
-test("value bins: edges, clamping, and the maximum in the last bin", () => {
+test('value bins: edges, clamping, and the maximum in the last bin', () => {
   assert.equal(valueBin(-1, -1, 1, 4), 0);
   assert.equal(valueBin(1, -1, 1, 4), 3);
   assert.equal(valueBin(0, -1, 1, 4), 2);

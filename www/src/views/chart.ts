@@ -1,8 +1,8 @@
 // Canvas plumbing shared by the views: crisp drawing at the device pixel ratio, the page's
 // colours, axes, a tooltip, and PNG export.
 
-import { formatNumber, formatPowerOfTen, type Scale } from "./scales.ts";
-import type { Rect } from "./layout.ts";
+import { formatNumber, formatPowerOfTen, type Scale } from './scales.ts';
+import type { Rect } from './layout.ts';
 
 /** The page's palette, read from style.css's custom properties so charts follow light/dark. */
 export interface Theme {
@@ -26,20 +26,20 @@ export function readTheme(el: Element): Theme {
   const style = getComputedStyle(el);
   const v = (name: string, fallback: string) => style.getPropertyValue(name).trim() || fallback;
   return {
-    text: v("--text", "#1c2030"),
-    muted: v("--muted", "#636a80"),
-    line: v("--line", "#e3e6ef"),
-    card: v("--card", "#ffffff"),
-    accent: v("--accent", "#4f46e5"),
-    accentSoft: v("--accent-soft", "#e8e7fd"),
-    bar: v("--bar", "#c7d2fe"),
-    barTop: v("--bar-top", "#8b93f8"),
-    danger: v("--danger", "#b42318"),
-    dangerSoft: v("--danger-soft", "#fef1f0"),
-    warn: v("--warn", "#9a5b00"),
-    ok: v("--ok", "#137a4b"),
-    sans: v("--sans", "system-ui, sans-serif"),
-    mono: v("--mono", "monospace"),
+    text: v('--text', '#1c2030'),
+    muted: v('--muted', '#636a80'),
+    line: v('--line', '#e3e6ef'),
+    card: v('--card', '#ffffff'),
+    accent: v('--accent', '#4f46e5'),
+    accentSoft: v('--accent-soft', '#e8e7fd'),
+    bar: v('--bar', '#c7d2fe'),
+    barTop: v('--bar-top', '#8b93f8'),
+    danger: v('--danger', '#b42318'),
+    dangerSoft: v('--danger-soft', '#fef1f0'),
+    warn: v('--warn', '#9a5b00'),
+    ok: v('--ok', '#137a4b'),
+    sans: v('--sans', 'system-ui, sans-serif'),
+    mono: v('--mono', 'monospace'),
   };
 }
 
@@ -47,7 +47,12 @@ export function readTheme(el: Element): Theme {
  * Sizes `canvas` to `width × height` CSS pixels at the device pixel ratio and returns a context
  * that draws in CSS pixels, cleared to the card colour (so an exported PNG has a background).
  */
-export function prepareCanvas(canvas: HTMLCanvasElement, width: number, height: number, theme: Theme): CanvasRenderingContext2D {
+export function prepareCanvas(
+  canvas: HTMLCanvasElement,
+  width: number,
+  height: number,
+  theme: Theme,
+): CanvasRenderingContext2D {
   const ratio = Math.max(1, Math.min(3, window.devicePixelRatio || 1));
   const w = Math.max(1, Math.round(width));
   const h = Math.max(1, Math.round(height));
@@ -55,13 +60,13 @@ export function prepareCanvas(canvas: HTMLCanvasElement, width: number, height: 
   canvas.height = Math.round(h * ratio);
   canvas.style.width = `${w}px`;
   canvas.style.height = `${h}px`;
-  const ctx = canvas.getContext("2d");
-  if (!ctx) throw new Error("this browser gives no 2D canvas context");
+  const ctx = canvas.getContext('2d');
+  if (!ctx) throw new Error('this browser gives no 2D canvas context');
   ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
   ctx.fillStyle = theme.card;
   ctx.fillRect(0, 0, w, h);
   ctx.font = `11px ${theme.sans}`;
-  ctx.textBaseline = "middle";
+  ctx.textBaseline = 'middle';
   return ctx;
 }
 
@@ -76,10 +81,10 @@ export function fitText(ctx: CanvasRenderingContext2D, text: string, maxWidth: n
   let hi = text.length;
   while (lo < hi) {
     const mid = Math.ceil((lo + hi) / 2);
-    if (ctx.measureText(text.slice(0, mid) + "…").width <= maxWidth) lo = mid;
+    if (ctx.measureText(text.slice(0, mid) + '…').width <= maxWidth) lo = mid;
     else hi = mid - 1;
   }
-  return lo > 0 ? text.slice(0, lo) + "…" : "";
+  return lo > 0 ? text.slice(0, lo) + '…' : '';
 }
 
 /** A left y axis with grid lines at `ticks`. */
@@ -96,7 +101,7 @@ export function drawYAxis(
   ctx.strokeStyle = theme.line;
   ctx.fillStyle = theme.muted;
   ctx.lineWidth = 1;
-  ctx.textAlign = "right";
+  ctx.textAlign = 'right';
   ctx.font = fontOf(theme, 10.5);
   for (const t of ticks) {
     const py = Math.round(y(t)) + 0.5;
@@ -110,7 +115,7 @@ export function drawYAxis(
   if (label) {
     ctx.translate(11, area.y + area.height / 2);
     ctx.rotate(-Math.PI / 2);
-    ctx.textAlign = "center";
+    ctx.textAlign = 'center';
     ctx.fillText(label, 0, 0);
   }
   ctx.restore();
@@ -127,8 +132,8 @@ export function drawXLabels(
   ctx.save();
   ctx.fillStyle = theme.muted;
   ctx.font = fontOf(theme, 10.5);
-  ctx.textAlign = "center";
-  ctx.textBaseline = "top";
+  ctx.textAlign = 'center';
+  ctx.textBaseline = 'top';
   let lastRight = -Infinity;
   for (const l of labels) {
     const w = ctx.measureText(l.text).width;
@@ -138,7 +143,7 @@ export function drawXLabels(
     lastRight = l.x + w / 2;
   }
   if (title) {
-    ctx.textAlign = "right";
+    ctx.textAlign = 'right';
     ctx.fillText(title, area.x + area.width, area.y + area.height + 18);
   }
   ctx.restore();
@@ -162,22 +167,28 @@ export function drawColorLegend(
   }
   ctx.fillStyle = theme.muted;
   ctx.font = fontOf(theme, 10.5);
-  ctx.textBaseline = "middle";
-  ctx.textAlign = "right";
+  ctx.textBaseline = 'middle';
+  ctx.textAlign = 'right';
   ctx.fillText(lowLabel, r.x - 4, r.y + r.height / 2);
-  ctx.textAlign = "left";
+  ctx.textAlign = 'left';
   ctx.fillText(highLabel, r.x + r.width + 4, r.y + r.height / 2);
-  ctx.textAlign = "right";
+  ctx.textAlign = 'right';
   ctx.fillText(title, r.x - 4 - ctx.measureText(lowLabel).width - 10, r.y + r.height / 2);
   ctx.restore();
 }
 
 /** A message in the middle of an empty chart. */
-export function drawMessage(ctx: CanvasRenderingContext2D, width: number, height: number, text: string, theme: Theme): void {
+export function drawMessage(
+  ctx: CanvasRenderingContext2D,
+  width: number,
+  height: number,
+  text: string,
+  theme: Theme,
+): void {
   ctx.save();
   ctx.fillStyle = theme.muted;
   ctx.font = fontOf(theme, 13);
-  ctx.textAlign = "center";
+  ctx.textAlign = 'center';
   ctx.fillText(text, width / 2, height / 2);
   ctx.restore();
 }
@@ -188,7 +199,7 @@ export class Tooltip {
 
   /** The page's one tooltip element, created on first use (views mounted again reuse it). */
   static shared(parent: HTMLElement): Tooltip {
-    const existing = parent.querySelector<HTMLDivElement>(":scope > .qv-tooltip");
+    const existing = parent.querySelector<HTMLDivElement>(':scope > .qv-tooltip');
     return new Tooltip(parent, existing ?? undefined);
   }
 
@@ -197,9 +208,9 @@ export class Tooltip {
       this.el = el;
       return;
     }
-    this.el = document.createElement("div");
-    this.el.className = "qv-tooltip";
-    this.el.setAttribute("role", "status");
+    this.el = document.createElement('div');
+    this.el.className = 'qv-tooltip';
+    this.el.setAttribute('role', 'status');
     this.el.hidden = true;
     parent.appendChild(this.el);
   }
@@ -208,9 +219,9 @@ export class Tooltip {
   show(lines: string[], clientX: number, clientY: number): void {
     this.el.replaceChildren(
       ...lines.map((line, i) => {
-        const div = document.createElement("div");
+        const div = document.createElement('div');
         div.textContent = line;
-        if (i === 0) div.className = "qv-tooltip-title";
+        if (i === 0) div.className = 'qv-tooltip-title';
         return div;
       }),
     );
@@ -232,14 +243,18 @@ export class Tooltip {
  * Shows the tooltip while the pointer is over `canvas`: `describe(x, y)` gets CSS-pixel
  * coordinates in the canvas and returns the lines to show, or null for none.
  */
-export function attachHover(canvas: HTMLCanvasElement, tooltip: Tooltip, describe: (x: number, y: number) => string[] | null): void {
-  canvas.addEventListener("pointermove", (e) => {
+export function attachHover(
+  canvas: HTMLCanvasElement,
+  tooltip: Tooltip,
+  describe: (x: number, y: number) => string[] | null,
+): void {
+  canvas.addEventListener('pointermove', (e) => {
     const r = canvas.getBoundingClientRect();
     const lines = describe(e.clientX - r.left, e.clientY - r.top);
     if (lines && lines.length) tooltip.show(lines, e.clientX, e.clientY);
     else tooltip.hide();
   });
-  canvas.addEventListener("pointerleave", () => tooltip.hide());
+  canvas.addEventListener('pointerleave', () => tooltip.hide());
 }
 
 /** Saves `canvas` as a PNG file named `name` through a temporary download link. */
@@ -247,11 +262,11 @@ export function exportPng(canvas: HTMLCanvasElement, name: string): Promise<void
   return new Promise((resolve, reject) => {
     canvas.toBlob((blob) => {
       if (!blob) {
-        reject(new Error("the browser could not encode the chart as PNG"));
+        reject(new Error('the browser could not encode the chart as PNG'));
         return;
       }
       const url = URL.createObjectURL(blob);
-      const a = document.createElement("a");
+      const a = document.createElement('a');
       a.href = url;
       a.download = name;
       document.body.appendChild(a);
@@ -260,6 +275,6 @@ export function exportPng(canvas: HTMLCanvasElement, name: string): Promise<void
       // Revoke after the click has started the download.
       setTimeout(() => URL.revokeObjectURL(url), 10_000);
       resolve();
-    }, "image/png");
+    }, 'image/png');
   });
 }

@@ -9,14 +9,14 @@
 // heads or tensors already seen redraws without asking the worker again; a change only refetches
 // and redraws the views that depend on it.
 
-import "./views.css";
+import './views.css';
 
-import { Tooltip } from "./chart.ts";
-import { AttentionMaps, SinkHeatmap } from "./attention.ts";
-import { CausalChain, OutlierTable } from "./report.ts";
-import { ResidualHeatmap, ResidualLayers } from "./residual.ts";
-import { layerCount } from "./shape.ts";
-import { Cache, DEFAULT_STATE, needsOf, normalizeState, type Need } from "./state.ts";
+import { Tooltip } from './chart.ts';
+import { AttentionMaps, SinkHeatmap } from './attention.ts';
+import { CausalChain, OutlierTable } from './report.ts';
+import { ResidualHeatmap, ResidualLayers } from './residual.ts';
+import { layerCount } from './shape.ts';
+import { Cache, DEFAULT_STATE, needsOf, normalizeState, type Need } from './state.ts';
 import {
   OUTLIER_RULES,
   PROBE_POINTS,
@@ -28,11 +28,11 @@ import {
   type ViewDataSource,
   type ViewState,
   type WeightStatsData,
-} from "./types.ts";
-import type { CanvasView, ViewHost } from "./view.ts";
-import { WeightColumns, WeightHistogram } from "./weights.ts";
+} from './types.ts';
+import type { CanvasView, ViewHost } from './view.ts';
+import { WeightColumns, WeightHistogram } from './weights.ts';
 
-export * from "./types.ts";
+export * from './types.ts';
 
 export function mountOutlierViews(
   root: HTMLElement,
@@ -45,7 +45,7 @@ export function mountOutlierViews(
   let state = normalizeState(initial, DEFAULT_STATE, layers, tensors);
   let prompt: string | null = null;
   // The weight scheme each tensor holds now, for the histogram's grid.
-  let schemeOf: (tensor: string) => string = () => "keep";
+  let schemeOf: (tensor: string) => string = () => 'keep';
   // Everything fetched belongs to one model state; `update` starts a new one.
   let epoch = 0;
   const probes = new Cache<ProbeData>();
@@ -55,7 +55,7 @@ export function mountOutlierViews(
   // The latest request of each kind: an older answer arriving late is dropped.
   const latest: Record<Need, number> = { probe: 0, attention: 0, weights: 0, report: 0 };
 
-  root.classList.add("qv-root");
+  root.classList.add('qv-root');
   root.replaceChildren();
   const tooltip = Tooltip.shared(document.body);
 
@@ -80,13 +80,22 @@ export function mountOutlierViews(
   const histogram = new WeightHistogram(host);
   const chain = new CausalChain(host);
   // Half-width charts in pairs between the full-width ones, so no grid cell stays empty.
-  const all: CanvasView<unknown>[] = [heatmap, layerChart, sinks, table, maps, columns, histogram, chain] as CanvasView<unknown>[];
+  const all: CanvasView<unknown>[] = [
+    heatmap,
+    layerChart,
+    sinks,
+    table,
+    maps,
+    columns,
+    histogram,
+    chain,
+  ] as CanvasView<unknown>[];
 
-  const grid = document.createElement("div");
-  grid.className = "qv-grid";
+  const grid = document.createElement('div');
+  grid.className = 'qv-grid';
   for (const v of all) {
     grid.appendChild(v.section);
-    v.section.addEventListener("pointerdown", () => {
+    v.section.addEventListener('pointerdown', () => {
       if (state.view !== v.id) {
         state = { ...state, view: v.id };
         markOpen();
@@ -129,36 +138,43 @@ export function mountOutlierViews(
     const s = state;
     const jobs: Promise<void>[] = [];
     // The probe point "embeddings" exists only in layer 0.
-    const probeLayer = s.point === "embeddings" ? 0 : s.layer;
+    const probeLayer = s.point === 'embeddings' ? 0 : s.layer;
     // Started in order of cost: the GPU ones first, the CPU reference report last.
-    if (needs.has("probe")) {
+    if (needs.has('probe')) {
       jobs.push(
-        load("probe", probes, JSON.stringify([epoch, p, probeLayer, s.point]), () => source.probe(p, false, probeLayer, s.point), [
-          heatmap,
-          layerChart,
-          sinks,
-        ] as CanvasView<ProbeData>[]),
+        load(
+          'probe',
+          probes,
+          JSON.stringify([epoch, p, probeLayer, s.point]),
+          () => source.probe(p, false, probeLayer, s.point),
+          [heatmap, layerChart, sinks] as CanvasView<ProbeData>[],
+        ),
       );
     }
-    if (needs.has("attention")) {
+    if (needs.has('attention')) {
       jobs.push(
-        load("attention", attention, JSON.stringify([epoch, p, s.layer]), () => source.attentionMaps(p, s.layer, false), [
-          maps,
-        ] as CanvasView<AttentionMapsData>[], (d) => controls.setHeads(d.heads)),
+        load(
+          'attention',
+          attention,
+          JSON.stringify([epoch, p, s.layer]),
+          () => source.attentionMaps(p, s.layer, false),
+          [maps] as CanvasView<AttentionMapsData>[],
+          (d) => controls.setHeads(d.heads),
+        ),
       );
     }
-    if (needs.has("weights") && s.tensor) {
-      const sc = schemeOf(s.tensor) || "keep";
+    if (needs.has('weights') && s.tensor) {
+      const sc = schemeOf(s.tensor) || 'keep';
       jobs.push(
-        load("weights", weights, JSON.stringify([s.tensor, sc]), () => source.weightStats(s.tensor, sc), [
+        load('weights', weights, JSON.stringify([s.tensor, sc]), () => source.weightStats(s.tensor, sc), [
           columns,
           histogram,
         ] as CanvasView<WeightStatsData>[]),
       );
     }
-    if (needs.has("report")) {
+    if (needs.has('report')) {
       jobs.push(
-        load("report", reports, JSON.stringify([p, s.rule]), () => source.outlierReport(p, s.rule), [
+        load('report', reports, JSON.stringify([p, s.rule]), () => source.outlierReport(p, s.rule), [
           table,
           chain,
         ] as CanvasView<OutlierReport>[]),
@@ -173,7 +189,7 @@ export function mountOutlierViews(
     controls.show(state);
     markOpen();
     if (change.view && change.view !== before.view) {
-      all.find((v) => v.id === state.view)?.section.scrollIntoView({ block: "nearest", behavior: "smooth" });
+      all.find((v) => v.id === state.view)?.section.scrollIntoView({ block: 'nearest', behavior: 'smooth' });
     }
     // Redraws that need no new data: the highlighted layer, the chosen head or point.
     if (before.layer !== state.layer || before.point !== state.point) {
@@ -198,8 +214,8 @@ export function mountOutlierViews(
     probes.clear();
     attention.clear();
     prompt = newPrompt;
-    schemeOf = typeof newScheme === "function" ? newScheme : () => newScheme;
-    await refresh(new Set<Need>(["probe", "attention", "weights", "report"]));
+    schemeOf = typeof newScheme === 'function' ? newScheme : () => newScheme;
+    await refresh(new Set<Need>(['probe', 'attention', 'weights', 'report']));
   }
 
   let frame = 0;
@@ -224,27 +240,52 @@ function buildControls(
   layers: number,
   change: (c: Partial<ViewState>) => void,
 ): { show(s: ViewState): void; setHeads(n: number): void } {
-  const bar = document.createElement("div");
-  bar.className = "qv-controls";
-  const select = (name: keyof ViewState, label: string, options: [string, string][], parse: (v: string) => Partial<ViewState>) => {
-    const wrap = document.createElement("label");
-    wrap.className = "qv-control";
-    const span = document.createElement("span");
+  const bar = document.createElement('div');
+  bar.className = 'qv-controls';
+  const select = (
+    name: keyof ViewState,
+    label: string,
+    options: [string, string][],
+    parse: (v: string) => Partial<ViewState>,
+  ) => {
+    const wrap = document.createElement('label');
+    wrap.className = 'qv-control';
+    const span = document.createElement('span');
     span.textContent = label;
-    const el = document.createElement("select");
+    const el = document.createElement('select');
     el.dataset.control = name;
     for (const [value, text] of options) el.add(new Option(text, value));
-    el.addEventListener("change", () => change(parse(el.value)));
+    el.addEventListener('change', () => change(parse(el.value)));
     wrap.append(span, el);
     bar.appendChild(wrap);
     return el;
   };
   const range = (n: number) => Array.from({ length: n }, (_, i) => i);
-  const layer = select("layer", "Layer", range(layers).map((i) => [String(i), String(i)]), (v) => ({ layer: Number(v) }));
-  const point = select("point", "Probe point", PROBE_POINTS.map((p) => [p, p.replace(/_/g, " ")]), (v) => ({ point: v }));
-  const head = select("head", "Head", [["-1", "all"]], (v) => ({ head: Number(v) }));
-  const tensor = select("tensor", "Tensor", tensors.map((t) => [t, t]), (v) => ({ tensor: v }));
-  const rule = select("rule", "Rule", OUTLIER_RULES.map((r) => [r, r]), (v) => ({ rule: v }));
+  const layer = select(
+    'layer',
+    'Layer',
+    range(layers).map((i) => [String(i), String(i)]),
+    (v) => ({ layer: Number(v) }),
+  );
+  const point = select(
+    'point',
+    'Probe point',
+    PROBE_POINTS.map((p) => [p, p.replace(/_/g, ' ')]),
+    (v) => ({ point: v }),
+  );
+  const head = select('head', 'Head', [['-1', 'all']], (v) => ({ head: Number(v) }));
+  const tensor = select(
+    'tensor',
+    'Tensor',
+    tensors.map((t) => [t, t]),
+    (v) => ({ tensor: v }),
+  );
+  const rule = select(
+    'rule',
+    'Rule',
+    OUTLIER_RULES.map((r) => [r, r]),
+    (v) => ({ rule: v }),
+  );
   root.appendChild(bar);
   return {
     show(s: ViewState) {
@@ -263,6 +304,6 @@ function buildControls(
     const chosen = head.value;
     while (head.options.length - 1 > n) head.remove(head.options.length - 1);
     for (let h = head.options.length - 1; h < n; h++) head.add(new Option(String(h), String(h)));
-    head.value = Number(chosen) < n ? chosen : "-1";
+    head.value = Number(chosen) < n ? chosen : '-1';
   }
 }

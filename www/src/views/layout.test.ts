@@ -1,14 +1,19 @@
-import assert from "node:assert/strict";
-import { test } from "node:test";
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
 
-import { bandAt, cellAt, panelAt, panelRect, plotArea, smallMultiples } from "./layout.ts";
+import { bandAt, cellAt, panelAt, panelRect, plotArea, smallMultiples } from './layout.ts';
 
-test("the plot area is the canvas less its margins", () => {
-  assert.deepEqual(plotArea(600, 300, { top: 10, right: 20, bottom: 30, left: 40 }), { x: 40, y: 10, width: 540, height: 260 });
+test('the plot area is the canvas less its margins', () => {
+  assert.deepEqual(plotArea(600, 300, { top: 10, right: 20, bottom: 30, left: 40 }), {
+    x: 40,
+    y: 10,
+    width: 540,
+    height: 260,
+  });
   assert.deepEqual(plotArea(50, 20, { top: 10, right: 20, bottom: 30, left: 40 }).width, 0);
 });
 
-test("bands and cells hit-test, including the edges", () => {
+test('bands and cells hit-test, including the edges', () => {
   assert.equal(bandAt(0, 0, 100, 10), 0);
   assert.equal(bandAt(99.99, 0, 100, 10), 9);
   assert.equal(bandAt(100, 0, 100, 10), -1);
@@ -20,7 +25,7 @@ test("bands and cells hit-test, including the edges", () => {
   assert.equal(cellAt(area, 9, 30, 99, 50), null);
 });
 
-test("small multiples fit the width and prefer larger panels", () => {
+test('small multiples fit the width and prefer larger panels', () => {
   const g = smallMultiples(9, 1000, 12, 18, 200);
   assert.ok(g.width <= 1000);
   assert.ok(g.cols * g.rows >= 9);
@@ -34,7 +39,7 @@ test("small multiples fit the width and prefer larger panels", () => {
   assert.deepEqual([one.cols, one.rows, one.size], [1, 1, 460]);
 });
 
-test("panel hit-testing inverts panel placement and skips gaps and captions", () => {
+test('panel hit-testing inverts panel placement and skips gaps and captions', () => {
   const g = smallMultiples(9, 700, 10, 16, 150);
   for (let i = 0; i < 9; i++) {
     const r = panelRect(g, i);
@@ -44,7 +49,7 @@ test("panel hit-testing inverts panel placement and skips gaps and captions", ()
     assert.equal(panelAt(g, 9, r.x + 3, r.y - 2), null);
   }
   const first = panelRect(g, 0);
-  assert.equal(panelAt(g, 9, first.x + first.width + 5, first.y + 5), null, "gap between panels");
+  assert.equal(panelAt(g, 9, first.x + first.width + 5, first.y + 5), null, 'gap between panels');
   assert.equal(panelAt(g, 9, -1, 20), null);
   // A grid cell past the last panel is empty.
   if (g.cols * g.rows > 9) {

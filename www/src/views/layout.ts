@@ -57,7 +57,13 @@ export interface GridLayout {
  * The grid that gives `count` square panels the largest side within `width` (at most `maxSize`,
  * which keeps one head from filling a wide screen), each with a `caption`-high label strip.
  */
-export function smallMultiples(count: number, width: number, gap: number, caption: number, maxSize: number): GridLayout {
+export function smallMultiples(
+  count: number,
+  width: number,
+  gap: number,
+  caption: number,
+  maxSize: number,
+): GridLayout {
   const n = Math.max(1, count);
   let best: GridLayout | null = null;
   for (let cols = 1; cols <= n; cols++) {
@@ -66,7 +72,15 @@ export function smallMultiples(count: number, width: number, gap: number, captio
     const rows = Math.ceil(n / cols);
     // Prefer the larger panels; among equal sizes, the fewer rows.
     if (!best || size > best.size || (size === best.size && rows < best.rows)) {
-      best = { cols, rows, size, gap, caption, width: cols * size + (cols - 1) * gap, height: rows * (size + caption) + (rows - 1) * gap };
+      best = {
+        cols,
+        rows,
+        size,
+        gap,
+        caption,
+        width: cols * size + (cols - 1) * gap,
+        height: rows * (size + caption) + (rows - 1) * gap,
+      };
     }
     // More columns only shrink the panels from here on.
     if (size < best.size) break;
@@ -78,11 +92,21 @@ export function smallMultiples(count: number, width: number, gap: number, captio
 export function panelRect(g: GridLayout, i: number): Rect {
   const col = i % g.cols;
   const row = Math.floor(i / g.cols);
-  return { x: col * (g.size + g.gap), y: row * (g.size + g.caption + g.gap) + g.caption, width: g.size, height: g.size };
+  return {
+    x: col * (g.size + g.gap),
+    y: row * (g.size + g.caption + g.gap) + g.caption,
+    width: g.size,
+    height: g.size,
+  };
 }
 
 /** The panel of `g` whose plot square holds (x, y), with the point inside it, or null. */
-export function panelAt(g: GridLayout, count: number, x: number, y: number): { index: number; px: number; py: number } | null {
+export function panelAt(
+  g: GridLayout,
+  count: number,
+  x: number,
+  y: number,
+): { index: number; px: number; py: number } | null {
   const col = Math.floor(x / (g.size + g.gap));
   const row = Math.floor(y / (g.size + g.caption + g.gap));
   if (col < 0 || row < 0 || col >= g.cols || row >= g.rows) return null;

@@ -1,9 +1,9 @@
 // The outlier report of the CPU reference: the outlier table with token categories, and the
 // causal chain weight column → activation channel → attention sink.
 
-import { drawColorLegend, drawMessage, fitText, fontOf, type Theme } from "./chart.ts";
-import { cellAt, contains, plotArea, type Rect } from "./layout.ts";
-import { formatNumber, logNormalizer, ramp, rgbCss } from "./scales.ts";
+import { drawColorLegend, drawMessage, fitText, fontOf, type Theme } from './chart.ts';
+import { cellAt, contains, plotArea, type Rect } from './layout.ts';
+import { formatNumber, logNormalizer, ramp, rgbCss } from './scales.ts';
 import {
   CATEGORY_LABELS,
   chainRows,
@@ -13,22 +13,22 @@ import {
   visibleToken,
   type ChainNode,
   type ChainRow,
-} from "./shape.ts";
-import type { OutlierReport, TokenCategory } from "./types.ts";
-import { CanvasView, type ViewHost } from "./view.ts";
+} from './shape.ts';
+import type { OutlierReport, TokenCategory } from './types.ts';
+import { CanvasView, type ViewHost } from './view.ts';
 
 /** The exceedance colours span |x|/threshold from 1/1000 (quiet) to 10 (far over the rule). */
 const EXCEEDANCE_RANGE: [number, number] = [1e-3, 10];
 
 function categoryColor(c: TokenCategory, theme: Theme): string {
   switch (c) {
-    case "initial":
+    case 'initial':
       return theme.danger;
-    case "strong_delimiter":
+    case 'strong_delimiter':
       return theme.warn;
-    case "weak_semantic":
+    case 'weak_semantic':
       return theme.accent;
-    case "other":
+    case 'other':
       return theme.muted;
   }
 }
@@ -39,13 +39,13 @@ export class OutlierTable extends CanvasView<OutlierReport> {
 
   constructor(host: ViewHost) {
     super(
-      "outlier-table",
-      "Outlier tokens",
+      'outlier-table',
+      'Outlier tokens',
       "Which tokens carry activations over the rule's threshold, in which hidden state (CPU reference forward of the model as loaded). Cells: max|x| of the token over the threshold, outlined where it exceeds it; token labels coloured by category.",
       host,
     );
-    this.table = document.createElement("table");
-    this.table.className = "qv-table";
+    this.table = document.createElement('table');
+    this.table.className = 'qv-table';
     this.body.appendChild(this.table);
   }
 
@@ -57,7 +57,7 @@ export class OutlierTable extends CanvasView<OutlierReport> {
     const ctx = this.context(width, height, theme);
     this.renderTable(report, theme);
     if (m.tokens === 0 || m.states === 0) {
-      drawMessage(ctx, width, height, "no tokens", theme);
+      drawMessage(ctx, width, height, 'no tokens', theme);
       this.layout = null;
       return;
     }
@@ -79,22 +79,26 @@ export class OutlierTable extends CanvasView<OutlierReport> {
       }
     }
     ctx.font = fontOf(theme, 11.5, 500, true);
-    ctx.textAlign = "right";
+    ctx.textAlign = 'right';
     report.tokens.forEach((t, i) => {
       ctx.fillStyle = categoryColor(t.category, theme);
-      ctx.fillText(fitText(ctx, `${visibleToken(t.text)} ${t.index}`, margins.left - 10), area.x - 6, area.y + (i + 0.5) * rowHeight);
+      ctx.fillText(
+        fitText(ctx, `${visibleToken(t.text)} ${t.index}`, margins.left - 10),
+        area.x - 6,
+        area.y + (i + 0.5) * rowHeight,
+      );
     });
     ctx.fillStyle = theme.muted;
     ctx.font = fontOf(theme, 10.5);
-    ctx.textAlign = "center";
-    ctx.textBaseline = "top";
+    ctx.textAlign = 'center';
+    ctx.textBaseline = 'top';
     const every = Math.max(1, Math.ceil(28 / cw));
     for (let s = 0; s < m.states; s += every) {
-      ctx.fillText(s === 0 ? "emb" : String(s - 1), area.x + (s + 0.5) * cw, area.y + area.height + 4);
+      ctx.fillText(s === 0 ? 'emb' : String(s - 1), area.x + (s + 0.5) * cw, area.y + area.height + 4);
     }
-    ctx.textBaseline = "middle";
-    ctx.textAlign = "left";
-    ctx.fillText("hidden state (block)", area.x, height - 12);
+    ctx.textBaseline = 'middle';
+    ctx.textAlign = 'left';
+    ctx.fillText('hidden state (block)', area.x, height - 12);
     drawColorLegend(
       ctx,
       { x: width - 170, y: height - 17, width: 120, height: 10 },
@@ -102,22 +106,25 @@ export class OutlierTable extends CanvasView<OutlierReport> {
       formatNumber(EXCEEDANCE_RANGE[0]),
       formatNumber(EXCEEDANCE_RANGE[1]),
       theme,
-      "max|x| / threshold",
+      'max|x| / threshold',
     );
     const flagged = report.hidden_states.filter((s) => s.outlier_tokens.length > 0).length;
-    this.setMeta(`rule ${report.rule} · ${flagged} of ${m.states} hidden states with outliers${report.ms ? ` · ${formatNumber(report.ms)} ms` : ""}`);
+    this.setMeta(
+      `rule ${report.rule} · ${flagged} of ${m.states} hidden states with outliers${report.ms ? ` · ${formatNumber(report.ms)} ms` : ''}`,
+    );
   }
 
   private renderTable(report: OutlierReport, theme: Theme): void {
     const rows = outlierRows(report, true);
-    const head = document.createElement("thead");
-    head.innerHTML = "<tr><th>hidden state</th><th>max|x|</th><th>median|x|</th><th>threshold</th><th>outlier tokens (category, channel)</th></tr>";
-    const bodyEl = document.createElement("tbody");
+    const head = document.createElement('thead');
+    head.innerHTML =
+      '<tr><th>hidden state</th><th>max|x|</th><th>median|x|</th><th>threshold</th><th>outlier tokens (category, channel)</th></tr>';
+    const bodyEl = document.createElement('tbody');
     if (rows.length === 0) {
       const tr = bodyEl.insertRow();
       const td = tr.insertCell();
       td.colSpan = 5;
-      td.className = "qv-empty";
+      td.className = 'qv-empty';
       td.textContent = `no activation exceeds the ${report.rule} threshold in any hidden state`;
     }
     for (const r of rows) {
@@ -125,17 +132,17 @@ export class OutlierTable extends CanvasView<OutlierReport> {
       tr.insertCell().textContent = r.state;
       for (const v of [r.maxAbs, r.medianAbs, r.threshold]) {
         const td = tr.insertCell();
-        td.className = "qv-num";
+        td.className = 'qv-num';
         td.textContent = formatNumber(v);
       }
       const td = tr.insertCell();
       for (const t of r.tokens) {
-        const chip = document.createElement("span");
-        chip.className = "qv-chip";
+        const chip = document.createElement('span');
+        chip.className = 'qv-chip';
         chip.dataset.category = t.category;
         chip.style.borderColor = categoryColor(t.category, theme);
         chip.title = `token ${t.token}, max|x| ${formatNumber(t.maxAbs)} in channel ${t.channel}`;
-        const text = document.createElement("code");
+        const text = document.createElement('code');
         text.textContent = t.text;
         chip.append(text, ` ${CATEGORY_LABELS[t.category]} · ch ${t.channel}`);
         td.appendChild(chip);
@@ -157,7 +164,7 @@ export class OutlierTable extends CanvasView<OutlierReport> {
       `${hiddenStateName(c.col)} · token ${token.index} ${JSON.stringify(token.text)}`,
       `category: ${CATEGORY_LABELS[token.category]}`,
       `max|x| ${formatNumber(state.token_max_abs[c.row] ?? 0)} = ${formatNumber(ratio)} × threshold ${formatNumber(state.threshold)}`,
-      ratio > 1 ? "outlier under this rule" : "below the threshold",
+      ratio > 1 ? 'outlier under this rule' : 'below the threshold',
     ];
   }
 }
@@ -167,9 +174,9 @@ export class CausalChain extends CanvasView<OutlierReport> {
 
   constructor(host: ViewHost) {
     super(
-      "causal-chain",
-      "Causal chain",
-      "How each outlier channel arises and what it does: the down-projection weight column that writes it, the activation channel and the tokens carrying it, and the share of later attention those tokens receive (the sink).",
+      'causal-chain',
+      'Causal chain',
+      'How each outlier channel arises and what it does: the down-projection weight column that writes it, the activation channel and the tokens carrying it, and the share of later attention those tokens receive (the sink).',
       host,
     );
   }
@@ -188,11 +195,11 @@ export class CausalChain extends CanvasView<OutlierReport> {
     }
     const arrow = 34;
     const boxWidth = (width - 2 * arrow - 4) / 3;
-    const colors: Record<ChainNode["kind"], string> = { weight: theme.warn, channel: theme.accent, sink: theme.danger };
-    const headers = ["weight column", "activation channel", "attention sink"];
+    const colors: Record<ChainNode['kind'], string> = { weight: theme.warn, channel: theme.accent, sink: theme.danger };
+    const headers = ['weight column', 'activation channel', 'attention sink'];
     ctx.font = fontOf(theme, 11, 600);
     ctx.fillStyle = theme.muted;
-    ctx.textAlign = "left";
+    ctx.textAlign = 'left';
     headers.forEach((h, i) => ctx.fillText(h.toUpperCase(), 2 + i * (boxWidth + arrow), 9));
     rows.forEach((row, r) => {
       const top = 20 + r * (rowHeight + gap);
@@ -213,7 +220,9 @@ export class CausalChain extends CanvasView<OutlierReport> {
         ctx.fillText(fitText(ctx, node.title, rect.width - 20), rect.x + 12, rect.y + 15);
         ctx.font = fontOf(theme, 11);
         ctx.fillStyle = theme.muted;
-        node.lines.forEach((line, j) => ctx.fillText(fitText(ctx, line, rect.width - 20), rect.x + 12, rect.y + 35 + j * 16));
+        node.lines.forEach((line, j) =>
+          ctx.fillText(fitText(ctx, line, rect.width - 20), rect.x + 12, rect.y + 35 + j * 16),
+        );
         if (i < 2) {
           const ax = rect.x + rect.width + 4;
           const ay = rect.y + rect.height / 2;
@@ -234,13 +243,20 @@ export class CausalChain extends CanvasView<OutlierReport> {
       });
     });
     ctx.lineWidth = 1;
-    this.setMeta(`rule ${report.rule} · ${report.chain.length} outlier channel${report.chain.length === 1 ? "" : "s"}${report.chain.length > rows.length ? `, first ${rows.length} shown` : ""}`);
+    this.setMeta(
+      `rule ${report.rule} · ${report.chain.length} outlier channel${report.chain.length === 1 ? '' : 's'}${report.chain.length > rows.length ? `, first ${rows.length} shown` : ''}`,
+    );
   }
 
   protected describe(x: number, y: number): string[] | null {
     const hit = this.boxes.find((b) => contains(b.rect, x, y));
     if (!hit) return null;
-    const action = hit.node.kind === "weight" && hit.row.tensor ? "click: open this tensor" : hit.node.kind === "channel" && hit.row.block !== null ? `click: open block ${hit.row.block}` : null;
+    const action =
+      hit.node.kind === 'weight' && hit.row.tensor
+        ? 'click: open this tensor'
+        : hit.node.kind === 'channel' && hit.row.block !== null
+          ? `click: open block ${hit.row.block}`
+          : null;
     return [hit.node.title, ...hit.node.lines, ...(action ? [action] : [])];
   }
 
@@ -248,8 +264,8 @@ export class CausalChain extends CanvasView<OutlierReport> {
   protected override clickAt(x: number, y: number) {
     const hit = this.boxes.find((b) => contains(b.rect, x, y));
     if (!hit) return null;
-    if (hit.node.kind === "weight" && hit.row.tensor) return { tensor: hit.row.tensor };
-    if (hit.node.kind === "channel" && hit.row.block !== null) return { layer: hit.row.block };
+    if (hit.node.kind === 'weight' && hit.row.tensor) return { tensor: hit.row.tensor };
+    if (hit.node.kind === 'channel' && hit.row.block !== null) return { layer: hit.row.block };
     return null;
   }
 }

@@ -1,13 +1,23 @@
 // The residual stream: the tokens × channels heatmap of one probed tensor, and the per-layer
 // max|x| / median|x| chart.
 
-import { binColumnsMax, binRange, type ColumnBins } from "./binning.ts";
-import { drawColorLegend, drawMessage, drawXLabels, drawYAxis, fitText, fontOf, type Theme } from "./chart.ts";
-import { bandAt, cellAt, plotArea, type Rect } from "./layout.ts";
-import { formatNumber, linearScale, logBounds, logNormalizer, logScale, logTicks, ramp, rgbCss, type Scale } from "./scales.ts";
-import { largestJump, layerSeries, visibleToken, type LayerPoint } from "./shape.ts";
-import type { ProbeData, ProbePoint, ProbedTensor, TokenText } from "./types.ts";
-import { CanvasView, type ViewHost } from "./view.ts";
+import { binColumnsMax, binRange, type ColumnBins } from './binning.ts';
+import { drawColorLegend, drawMessage, drawXLabels, drawYAxis, fitText, fontOf, type Theme } from './chart.ts';
+import { bandAt, cellAt, plotArea, type Rect } from './layout.ts';
+import {
+  formatNumber,
+  linearScale,
+  logBounds,
+  logNormalizer,
+  logScale,
+  logTicks,
+  ramp,
+  rgbCss,
+  type Scale,
+} from './scales.ts';
+import { largestJump, layerSeries, visibleToken, type LayerPoint } from './shape.ts';
+import type { ProbeData, ProbePoint, ProbedTensor, TokenText } from './types.ts';
+import { CanvasView, type ViewHost } from './view.ts';
 
 /** Decades of |x| the heatmap's colours span below the tensor's maximum. */
 const HEATMAP_DECADES = 4;
@@ -28,9 +38,9 @@ export class ResidualHeatmap extends CanvasView<ProbeData> {
 
   constructor(host: ViewHost) {
     super(
-      "residual-heatmap",
-      "Residual stream heatmap",
-      "|x| of every token (rows) and channel (columns) at the chosen layer and probe point, log colour scale. Each pixel column shows the largest |x| of the channels it covers, so no outlier is lost.",
+      'residual-heatmap',
+      'Residual stream heatmap',
+      '|x| of every token (rows) and channel (columns) at the chosen layer and probe point, log colour scale. Each pixel column shows the largest |x| of the channels it covers, so no outlier is lost.',
       host,
     );
   }
@@ -40,7 +50,7 @@ export class ResidualHeatmap extends CanvasView<ProbeData> {
     const tokens = data.tokens;
     if (!tensor || tokens.length === 0) {
       const ctx = this.context(width, 120, theme);
-      drawMessage(ctx, width, 120, "no tensor was captured for this layer and point", theme);
+      drawMessage(ctx, width, 120, 'no tensor was captured for this layer and point', theme);
       this.layout = null;
       return;
     }
@@ -64,15 +74,15 @@ export class ResidualHeatmap extends CanvasView<ProbeData> {
       const c = ramp(norm(bins.maxAbs[i]));
       image.data.set([c[0], c[1], c[2], 255], i * 4);
     }
-    const off = document.createElement("canvas");
+    const off = document.createElement('canvas');
     off.width = bins.bins;
     off.height = tokens.length;
-    off.getContext("2d")?.putImageData(image, 0, 0);
+    off.getContext('2d')?.putImageData(image, 0, 0);
     ctx.imageSmoothingEnabled = false;
     ctx.drawImage(off, area.x, area.y, area.width, area.height);
 
     ctx.font = fontOf(theme, 11.5, 400, true);
-    ctx.textAlign = "right";
+    ctx.textAlign = 'right';
     ctx.fillStyle = theme.text;
     tokens.forEach((t, r) => {
       const label = fitText(ctx, `${visibleToken(t.text)} ${t.index}`, margins.left - 10);
@@ -102,7 +112,9 @@ export class ResidualHeatmap extends CanvasView<ProbeData> {
       theme,
       `|x| (log), ${tensor.width} channels`,
     );
-    this.setMeta(`layer ${tensor.layer} · ${tensor.point} · max |x| ${formatNumber(maxAbs)} · ${formatNumber(data.ms)} ms`);
+    this.setMeta(
+      `layer ${tensor.layer} · ${tensor.point} · max |x| ${formatNumber(maxAbs)} · ${formatNumber(data.ms)} ms`,
+    );
   }
 
   protected describe(x: number, y: number): string[] | null {
@@ -116,7 +128,7 @@ export class ResidualHeatmap extends CanvasView<ProbeData> {
     const [start, end] = binRange(cell.col, l.bins.bins, l.tensor.width);
     return [
       `token ${token.index} ${JSON.stringify(token.text)}`,
-      `channel ${channel}${end - start > 1 ? ` (largest of ${start}–${end - 1})` : ""}`,
+      `channel ${channel}${end - start > 1 ? ` (largest of ${start}–${end - 1})` : ''}`,
       `x = ${formatNumber(value)}`,
     ];
   }
@@ -127,9 +139,9 @@ export class ResidualLayers extends CanvasView<ProbeData> {
 
   constructor(host: ViewHost) {
     super(
-      "residual-layers",
-      "Magnitude by layer",
-      "max|x| and median|x| of the probe point in every layer (log scale). Massive activations show as a jump of max|x| by orders of magnitude while the median stays put. Click a layer to open it.",
+      'residual-layers',
+      'Magnitude by layer',
+      'max|x| and median|x| of the probe point in every layer (log scale). Massive activations show as a jump of max|x| by orders of magnitude while the median stays put. Click a layer to open it.',
       host,
     );
   }
@@ -137,7 +149,7 @@ export class ResidualLayers extends CanvasView<ProbeData> {
   private point(): ProbePoint {
     const p = this.host.state().point as ProbePoint;
     // The embeddings are a single point; the residual series already starts with them.
-    return p === "embeddings" ? "residual" : p;
+    return p === 'embeddings' ? 'residual' : p;
   }
 
   protected draw(data: ProbeData, width: number, theme: Theme): void {
@@ -160,7 +172,7 @@ export class ResidualLayers extends CanvasView<ProbeData> {
     const x = linearScale(first - 0.5, last + 0.5, area.x, area.x + area.width);
     this.layout = { area, series, x };
 
-    drawYAxis(ctx, area, y, logTicks(lo, hi), theme, true, "|x|");
+    drawYAxis(ctx, area, y, logTicks(lo, hi), theme, true, '|x|');
     const selected = this.host.state().layer;
     if (selected >= first && selected <= last) {
       ctx.fillStyle = theme.accentSoft;
@@ -190,9 +202,24 @@ export class ResidualLayers extends CanvasView<ProbeData> {
       });
       ctx.restore();
     };
-    line(series.map((p) => p.meanAbs), theme.muted, [3, 3], 1);
-    line(series.map((p) => p.medianAbs), theme.ok, [], 1.5);
-    line(series.map((p) => p.maxAbs), theme.accent, [], 2);
+    line(
+      series.map((p) => p.meanAbs),
+      theme.muted,
+      [3, 3],
+      1,
+    );
+    line(
+      series.map((p) => p.medianAbs),
+      theme.ok,
+      [],
+      1.5,
+    );
+    line(
+      series.map((p) => p.maxAbs),
+      theme.accent,
+      [],
+      2,
+    );
 
     const jump = largestJump(series);
     if (jump && jump.ratio >= 10) {
@@ -200,8 +227,12 @@ export class ResidualLayers extends CanvasView<ProbeData> {
       if (p) {
         ctx.fillStyle = theme.danger;
         ctx.font = fontOf(theme, 11, 600);
-        ctx.textAlign = x(p.layer) > area.x + area.width - 90 ? "right" : "left";
-        ctx.fillText(`×${formatNumber(jump.ratio)} jump`, x(p.layer) + (ctx.textAlign === "right" ? -8 : 8), y(p.maxAbs) - 2);
+        ctx.textAlign = x(p.layer) > area.x + area.width - 90 ? 'right' : 'left';
+        ctx.fillText(
+          `×${formatNumber(jump.ratio)} jump`,
+          x(p.layer) + (ctx.textAlign === 'right' ? -8 : 8),
+          y(p.maxAbs) - 2,
+        );
       }
     }
     drawXLabels(
@@ -209,16 +240,16 @@ export class ResidualLayers extends CanvasView<ProbeData> {
       area,
       series.map((p) => ({ x: x(p.layer), text: p.label })),
       theme,
-      point === "residual" ? "residual stream after block" : `${point} of block`,
+      point === 'residual' ? 'residual stream after block' : `${point} of block`,
     );
     // Legend, above the plot so it never covers a line.
     ctx.font = fontOf(theme, 11);
-    ctx.textAlign = "left";
+    ctx.textAlign = 'left';
     let lx = area.x;
     for (const [label, color] of [
-      ["max|x|", theme.accent],
-      ["median|x|", theme.ok],
-      ["mean|x|", theme.muted],
+      ['max|x|', theme.accent],
+      ['median|x|', theme.ok],
+      ['mean|x|', theme.muted],
     ] as const) {
       ctx.fillStyle = color;
       ctx.fillRect(lx, 10, 12, 3);
@@ -240,7 +271,7 @@ export class ResidualLayers extends CanvasView<ProbeData> {
     const p = this.layerAt(x, y);
     if (!p) return null;
     return [
-      p.layer < 0 ? "embeddings" : `block ${p.layer}`,
+      p.layer < 0 ? 'embeddings' : `block ${p.layer}`,
       `max|x| ${formatNumber(p.maxAbs)}`,
       `median|x| ≈ ${formatNumber(p.medianAbs)}`,
       `mean|x| ${formatNumber(p.meanAbs)}`,

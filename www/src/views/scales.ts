@@ -116,9 +116,9 @@ export function linearTicks(min: number, max: number, count = 5): number[] {
 /** A short, readable number: 3 significant digits, exponent form outside [1e-3, 1e5). */
 export function formatNumber(v: number): string {
   if (!Number.isFinite(v)) return String(v);
-  if (v === 0) return "0";
+  if (v === 0) return '0';
   const a = Math.abs(v);
-  if (a >= 1e5 || a < 1e-3) return v.toExponential(2).replace("e+", "e");
+  if (a >= 1e5 || a < 1e-3) return v.toExponential(2).replace('e+', 'e');
   if (a >= 100) return v.toFixed(0);
   return Number(v.toPrecision(3)).toString();
 }

@@ -1,19 +1,12 @@
 // Turning what the wasm returns into what a chart draws. Pure functions, unit-tested.
 
-import { formatNumber } from "./scales.ts";
-import type {
-  AttentionSummary,
-  ChainLink,
-  OutlierReport,
-  ProbePoint,
-  ProbeResult,
-  TokenCategory,
-} from "./types.ts";
+import { formatNumber } from './scales.ts';
+import type { AttentionSummary, ChainLink, OutlierReport, ProbePoint, ProbeResult, TokenCategory } from './types.ts';
 
 /** A token's text with its whitespace made visible (a leading space as "␣", a newline as "↵"). */
 export function visibleToken(text: string): string {
-  if (text === "") return "∅";
-  return text.replace(/\n/g, "↵").replace(/\t/g, "⇥").replace(/ /g, "␣");
+  if (text === '') return '∅';
+  return text.replace(/\n/g, '↵').replace(/\t/g, '⇥').replace(/ /g, '␣');
 }
 
 /** The number of blocks of a model from its GGUF tensor names (`blk.N.*`); 0 when there are none. */
@@ -34,7 +27,7 @@ export function defaultTensor(tensorNames: readonly string[]): string {
     tensorNames.find((n) => /\.ffn_down\.weight$/.test(n)) ??
     tensorNames.find((n) => /^blk\.\d+\.(attn_|ffn_).*\.weight$/.test(n)) ??
     tensorNames[0] ??
-    ""
+    ''
   );
 }
 
@@ -60,13 +53,13 @@ export function probeMedian(range: readonly [number, number]): number {
  * stream the embeddings come first (the stream before block 0), as layer −1.
  */
 export function layerSeries(probes: readonly ProbeResult[], point: ProbePoint): LayerPoint[] {
-  const wanted = probes.filter((p) => p.point === point || (point === "residual" && p.point === "embeddings"));
+  const wanted = probes.filter((p) => p.point === point || (point === 'residual' && p.point === 'embeddings'));
   return wanted
     .map((p) => {
-      const embeddings = p.point === "embeddings";
+      const embeddings = p.point === 'embeddings';
       return {
-        layer: embeddings && point !== "embeddings" ? -1 : p.layer,
-        label: embeddings ? "emb" : String(p.layer),
+        layer: embeddings && point !== 'embeddings' ? -1 : p.layer,
+        label: embeddings ? 'emb' : String(p.layer),
         maxAbs: p.summary.max_abs,
         medianAbs: probeMedian(p.summary.median_range),
         meanAbs: p.summary.mean_abs,
@@ -92,7 +85,11 @@ export function largestJump(series: readonly LayerPoint[]): { from: number; to: 
 }
 
 /** Sink scores as a `[layers × heads]` matrix (layer order); missing entries are NaN. */
-export function sinkMatrix(attention: readonly AttentionSummary[]): { layers: number[]; heads: number; values: Float32Array } {
+export function sinkMatrix(attention: readonly AttentionSummary[]): {
+  layers: number[];
+  heads: number;
+  values: Float32Array;
+} {
   const sorted = [...attention].sort((a, b) => a.layer - b.layer);
   const heads = sorted.reduce((m, a) => Math.max(m, a.sink_scores.length), 0);
   const values = new Float32Array(sorted.length * heads).fill(NaN);
@@ -109,15 +106,15 @@ export function attentionIndex(heads: number, n: number, h: number, q: number, k
 }
 
 export const CATEGORY_LABELS: Record<TokenCategory, string> = {
-  initial: "initial",
-  strong_delimiter: "delimiter",
-  weak_semantic: "weak semantic",
-  other: "other",
+  initial: 'initial',
+  strong_delimiter: 'delimiter',
+  weak_semantic: 'weak semantic',
+  other: 'other',
 };
 
 /** The name of hidden state `index` of an outlier report: 0 is the embeddings. */
 export function hiddenStateName(index: number): string {
-  return index === 0 ? "embeddings" : `block ${index - 1}`;
+  return index === 0 ? 'embeddings' : `block ${index - 1}`;
 }
 
 /** Consecutive indices as runs: [3,4,5,9] → [[3,5],[9,9]]. */
@@ -133,7 +130,7 @@ export function runs(indices: readonly number[]): [number, number][] {
 
 /** One box of the causal-chain diagram. */
 export interface ChainNode {
-  kind: "weight" | "channel" | "sink";
+  kind: 'weight' | 'channel' | 'sink';
   title: string;
   lines: string[];
 }
@@ -157,7 +154,7 @@ export function chainRows(report: OutlierReport, max: number): ChainRow[] {
     const d = link.down_projection;
     const weight: ChainNode = d
       ? {
-          kind: "weight",
+          kind: 'weight',
           title: `${shortTensor(d.tensor)} col ${d.dominant_column}`,
           lines: [
             `writes row ${d.row}: w = ${formatNumber(d.weight)}`,
@@ -165,42 +162,50 @@ export function chainRows(report: OutlierReport, max: number): ChainRow[] {
             `column ratio ${d.column_ratio.toFixed(1)} (rank ${d.column_rank})`,
           ],
         }
-      : { kind: "weight", title: "embeddings", lines: ["present before block 0", "(no down projection)"] };
+      : { kind: 'weight', title: 'embeddings', lines: ['present before block 0', '(no down projection)'] };
     const peak = link.carriers[0];
     const states = runs(link.hidden_states)
       .map(([a, b]) => (a === b ? hiddenStateName(a) : `${hiddenStateName(a)}–${(b - 1).toString()}`))
-      .join(", ");
+      .join(', ');
     const channel: ChainNode = {
-      kind: "channel",
+      kind: 'channel',
       title: `channel ${link.channel}`,
       lines: [
-        peak ? `${text(peak.token)} (token ${peak.token}) = ${formatNumber(peak.value)}` : "no carrier",
+        peak ? `${text(peak.token)} (token ${peak.token}) = ${formatNumber(peak.value)}` : 'no carrier',
         `first in ${hiddenStateName(link.first_hidden_state)}`,
         `outlier in ${states}`,
       ],
     };
     const later = link.attention;
     const meanShare = later.length ? later.reduce((s, c) => s + c.share, 0) / later.length : 0;
-    const peakShare = later.reduce((m, c) => (c.share > m.share ? c : m), later[0] ?? { block: -1, share: 0, mean_sink_score: 0 });
-    const carriers = [...new Set(link.carriers.map((e) => e.token))].slice(0, 3).map(text).join(" ");
+    const peakShare = later.reduce(
+      (m, c) => (c.share > m.share ? c : m),
+      later[0] ?? { block: -1, share: 0, mean_sink_score: 0 },
+    );
+    const carriers = [...new Set(link.carriers.map((e) => e.token))].slice(0, 3).map(text).join(' ');
     const sink: ChainNode = {
-      kind: "sink",
-      title: `sink on ${carriers || "—"}`,
+      kind: 'sink',
+      title: `sink on ${carriers || '—'}`,
       lines: later.length
         ? [
             `${(meanShare * 100).toFixed(0)}% of attention, mean of ${later.length} later blocks`,
             `peak ${(peakShare.share * 100).toFixed(0)}% in block ${peakShare.block}`,
             `mean sink score ${(later.reduce((s, c) => s + c.mean_sink_score, 0) / later.length).toFixed(2)}`,
           ]
-        : ["no later block"],
+        : ['no later block'],
     };
-    return { channel: link.channel, tensor: d?.tensor ?? null, block: link.first_block ?? null, nodes: [weight, channel, sink] };
+    return {
+      channel: link.channel,
+      tensor: d?.tensor ?? null,
+      block: link.first_block ?? null,
+      nodes: [weight, channel, sink],
+    };
   });
 }
 
 /** "blk.3.ffn_down.weight" → "blk.3.ffn_down". */
 export function shortTensor(name: string): string {
-  return name.replace(/\.weight$/, "");
+  return name.replace(/\.weight$/, '');
 }
 
 /** One row of the outlier table: a hidden state with its outlier tokens. */

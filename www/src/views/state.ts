@@ -1,24 +1,34 @@
 // The views' state: completing and clamping what the URL or the shell hands in, and which data a
 // change makes stale. Pure, unit-tested.
 
-import { defaultTensor } from "./shape.ts";
-import { OUTLIER_RULES, PROBE_POINTS, VIEW_IDS, type ViewState } from "./types.ts";
+import { defaultTensor } from './shape.ts';
+import { OUTLIER_RULES, PROBE_POINTS, VIEW_IDS, type ViewState } from './types.ts';
 
 export const DEFAULT_STATE: ViewState = {
-  view: "residual-heatmap",
+  view: 'residual-heatmap',
   layer: 0,
-  point: "residual",
+  point: 'residual',
   head: -1,
-  tensor: "",
-  rule: "systematic",
+  tensor: '',
+  rule: 'systematic',
 };
 
 /** Clamps and completes a partial state; unknown values fall back to the defaults. */
-export function normalizeState(s: Partial<ViewState>, base: ViewState, layers: number, tensors: readonly string[]): ViewState {
-  const int = (v: unknown, fallback: number) => (typeof v === "number" && Number.isInteger(v) ? v : fallback);
+export function normalizeState(
+  s: Partial<ViewState>,
+  base: ViewState,
+  layers: number,
+  tensors: readonly string[],
+): ViewState {
+  const int = (v: unknown, fallback: number) => (typeof v === 'number' && Number.isInteger(v) ? v : fallback);
   const layer = Math.max(0, Math.min(Math.max(0, layers - 1), int(s.layer, base.layer)));
   const point = PROBE_POINTS.includes(s.point as never) ? (s.point as string) : base.point;
-  const tensor = s.tensor && tensors.includes(s.tensor) ? s.tensor : tensors.includes(base.tensor) ? base.tensor : defaultTensor(tensors);
+  const tensor =
+    s.tensor && tensors.includes(s.tensor)
+      ? s.tensor
+      : tensors.includes(base.tensor)
+        ? base.tensor
+        : defaultTensor(tensors);
   return {
     view: VIEW_IDS.includes(s.view as never) ? (s.view as string) : base.view,
     layer,
@@ -30,14 +40,14 @@ export function normalizeState(s: Partial<ViewState>, base: ViewState, layers: n
 }
 
 /** Which data a state change makes stale. */
-export type Need = "probe" | "attention" | "weights" | "report";
+export type Need = 'probe' | 'attention' | 'weights' | 'report';
 
 export function needsOf(before: ViewState, after: ViewState): Set<Need> {
   const needs = new Set<Need>();
-  if (before.layer !== after.layer || before.point !== after.point) needs.add("probe");
-  if (before.layer !== after.layer) needs.add("attention");
-  if (before.tensor !== after.tensor) needs.add("weights");
-  if (before.rule !== after.rule) needs.add("report");
+  if (before.layer !== after.layer || before.point !== after.point) needs.add('probe');
+  if (before.layer !== after.layer) needs.add('attention');
+  if (before.tensor !== after.tensor) needs.add('weights');
+  if (before.rule !== after.rule) needs.add('report');
   return needs;
 }
 

@@ -7,30 +7,30 @@
 
 /** Where in a block a probe reads the activations (`gpu::forward::ProbePoint`). */
 export type ProbePoint =
-  | "embeddings"
-  | "attn_input"
-  | "o_input"
-  | "residual_mid"
-  | "mlp_input"
-  | "down_input"
-  | "residual"
-  | "keys"
-  | "values";
+  | 'embeddings'
+  | 'attn_input'
+  | 'o_input'
+  | 'residual_mid'
+  | 'mlp_input'
+  | 'down_input'
+  | 'residual'
+  | 'keys'
+  | 'values';
 
 export const PROBE_POINTS: readonly ProbePoint[] = [
-  "residual",
-  "residual_mid",
-  "attn_input",
-  "o_input",
-  "mlp_input",
-  "down_input",
-  "keys",
-  "values",
-  "embeddings",
+  'residual',
+  'residual_mid',
+  'attn_input',
+  'o_input',
+  'mlp_input',
+  'down_input',
+  'keys',
+  'values',
+  'embeddings',
 ];
 
-export type OutlierRuleName = "systematic" | "massive";
-export const OUTLIER_RULES: readonly OutlierRuleName[] = ["systematic", "massive"];
+export type OutlierRuleName = 'systematic' | 'massive';
+export const OUTLIER_RULES: readonly OutlierRuleName[] = ['systematic', 'massive'];
 
 export interface TokenText {
   index: number;
@@ -107,7 +107,7 @@ export interface AttentionMapsData {
   /** Keys whose head-averaged attention summed over queries is ≥ 0.1·n (Systematic Outliers). */
   outlierKeys: number[];
   /** "webgpu" (the model as now quantized, or as loaded) or "cpu" (the CPU reference, as loaded). */
-  backend: "webgpu" | "cpu";
+  backend: 'webgpu' | 'cpu';
   ms: number;
 }
 
@@ -149,9 +149,9 @@ export interface ValueHistogram {
  * sub-block's for K-quants). Weights beyond its ends are clipped to them.
  */
 export interface QuantLevels {
-  source: "codebook" | "gguf-block";
+  source: 'codebook' | 'gguf-block';
   /** "rotated" when the scheme quantizes Hadamard-rotated rows: the grid lives in that basis. */
-  basis: "original" | "rotated";
+  basis: 'original' | 'rotated';
   /** Which weights share this grid, in words ("row", "group of 32 columns", "block of 32",
    * "sub-block of 16 (super-block of 256)", "tensor"). */
   shared: string;
@@ -187,7 +187,7 @@ export interface WeightStatsData {
   ms: number;
 }
 
-export type TokenCategory = "initial" | "strong_delimiter" | "weak_semantic" | "other";
+export type TokenCategory = 'initial' | 'strong_delimiter' | 'weak_semantic' | 'other';
 
 export interface TokenInfo extends TokenText {
   category: TokenCategory;
@@ -316,13 +316,13 @@ export interface OutlierViews {
 
 /** Every view's `data-view` ID, in the order they are laid out. */
 export const VIEW_IDS = [
-  "residual-heatmap",
-  "residual-layers",
-  "sink-heatmap",
-  "outlier-table",
-  "attention-maps",
-  "weight-columns",
-  "weight-histogram",
-  "causal-chain",
+  'residual-heatmap',
+  'residual-layers',
+  'sink-heatmap',
+  'outlier-table',
+  'attention-maps',
+  'weight-columns',
+  'weight-histogram',
+  'causal-chain',
 ] as const;
 export type ViewId = (typeof VIEW_IDS)[number];

@@ -1,8 +1,8 @@
 // One view: a card with a title, a canvas, a PNG button, and the loading/ready/error states the
 // page and its end-to-end test read from `data-ready` / `data-error`.
 
-import { attachHover, exportPng, prepareCanvas, readTheme, type Theme, type Tooltip } from "./chart.ts";
-import type { ViewId, ViewState } from "./types.ts";
+import { attachHover, exportPng, prepareCanvas, readTheme, type Theme, type Tooltip } from './chart.ts';
+import type { ViewId, ViewState } from './types.ts';
 
 export interface ViewHost {
   tooltip: Tooltip;
@@ -27,53 +27,53 @@ export abstract class CanvasView<D> {
     caption: string,
     protected readonly host: ViewHost,
   ) {
-    this.section = document.createElement("section");
-    this.section.className = "card qv-view";
+    this.section = document.createElement('section');
+    this.section.className = 'card qv-view';
     this.section.dataset.view = id;
-    this.section.dataset.ready = "false";
-    this.section.setAttribute("aria-busy", "true");
+    this.section.dataset.ready = 'false';
+    this.section.setAttribute('aria-busy', 'true');
 
-    const head = document.createElement("div");
-    head.className = "card-head";
-    const h = document.createElement("h2");
+    const head = document.createElement('div');
+    head.className = 'card-head';
+    const h = document.createElement('h2');
     h.textContent = title;
-    const actions = document.createElement("div");
-    actions.className = "qv-actions";
-    this.meta = document.createElement("span");
-    this.meta.className = "meta";
-    const png = document.createElement("button");
-    png.type = "button";
-    png.className = "button secondary qv-png";
-    png.textContent = "PNG";
-    png.title = "Save this chart as a PNG image";
+    const actions = document.createElement('div');
+    actions.className = 'qv-actions';
+    this.meta = document.createElement('span');
+    this.meta.className = 'meta';
+    const png = document.createElement('button');
+    png.type = 'button';
+    png.className = 'button secondary qv-png';
+    png.textContent = 'PNG';
+    png.title = 'Save this chart as a PNG image';
     png.dataset.export = id;
-    png.addEventListener("click", () => {
+    png.addEventListener('click', () => {
       exportPng(this.canvas, `quantscope-${id}.png`).catch((e: unknown) => this.showError(e));
     });
     actions.append(this.meta, png);
     head.append(h, actions);
 
-    const p = document.createElement("p");
-    p.className = "qv-caption";
+    const p = document.createElement('p');
+    p.className = 'qv-caption';
     p.textContent = caption;
 
-    this.body = document.createElement("div");
-    this.body.className = "qv-body";
-    this.canvas = document.createElement("canvas");
-    this.canvas.className = "qv-canvas";
-    this.canvas.setAttribute("role", "img");
-    this.canvas.setAttribute("aria-label", title);
+    this.body = document.createElement('div');
+    this.body.className = 'qv-body';
+    this.canvas = document.createElement('canvas');
+    this.canvas.className = 'qv-canvas';
+    this.canvas.setAttribute('role', 'img');
+    this.canvas.setAttribute('aria-label', title);
     this.body.appendChild(this.canvas);
     attachHover(this.canvas, host.tooltip, (x, y) => (this.data ? this.describe(x, y) : null));
-    this.canvas.addEventListener("click", (e) => {
+    this.canvas.addEventListener('click', (e) => {
       if (!this.data) return;
       const r = this.canvas.getBoundingClientRect();
       const change = this.clickAt(e.clientX - r.left, e.clientY - r.top);
       if (change) host.pick(change);
     });
 
-    this.errorBox = document.createElement("p");
-    this.errorBox.className = "qv-error";
+    this.errorBox = document.createElement('p');
+    this.errorBox.className = 'qv-error';
     this.errorBox.hidden = true;
 
     this.section.append(head, p, this.body, this.errorBox);
@@ -81,8 +81,8 @@ export abstract class CanvasView<D> {
 
   /** Data is on its way: keep drawing the old data (dimmed) until it arrives. */
   setLoading(): void {
-    this.section.dataset.ready = "false";
-    this.section.setAttribute("aria-busy", "true");
+    this.section.dataset.ready = 'false';
+    this.section.setAttribute('aria-busy', 'true');
   }
 
   setData(data: D): void {
@@ -90,16 +90,16 @@ export abstract class CanvasView<D> {
     this.errorBox.hidden = true;
     delete this.section.dataset.error;
     this.render();
-    this.section.dataset.ready = "true";
-    this.section.setAttribute("aria-busy", "false");
+    this.section.dataset.ready = 'true';
+    this.section.setAttribute('aria-busy', 'false');
   }
 
   showError(e: unknown): void {
     const message = e instanceof Error ? e.message : String(e);
     this.errorBox.textContent = message;
     this.errorBox.hidden = false;
-    this.section.dataset.error = "true";
-    this.section.setAttribute("aria-busy", "false");
+    this.section.dataset.error = 'true';
+    this.section.setAttribute('aria-busy', 'false');
   }
 
   protected setMeta(text: string): void {

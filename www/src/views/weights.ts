@@ -1,20 +1,20 @@
 // Weights: per-column max/mean ratio bars, and the value histogram with the scheme's grid over it.
 
-import { binRange, binSeriesMax, valueBin, valueBinRange } from "./binning.ts";
-import { drawMessage, drawXLabels, drawYAxis, fitText, fontOf, type Theme } from "./chart.ts";
-import { bandAt, plotArea, type Rect } from "./layout.ts";
-import { formatNumber, linearScale, linearTicks, logScale, logTicks, type Scale } from "./scales.ts";
-import type { WeightColumn, WeightStatsData } from "./types.ts";
-import { CanvasView, type ViewHost } from "./view.ts";
+import { binRange, binSeriesMax, valueBin, valueBinRange } from './binning.ts';
+import { drawMessage, drawXLabels, drawYAxis, fitText, fontOf, type Theme } from './chart.ts';
+import { bandAt, plotArea, type Rect } from './layout.ts';
+import { formatNumber, linearScale, linearTicks, logScale, logTicks, type Scale } from './scales.ts';
+import type { WeightColumn, WeightStatsData } from './types.ts';
+import { CanvasView, type ViewHost } from './view.ts';
 
 export class WeightColumns extends CanvasView<WeightStatsData> {
   private layout: { area: Rect; max: number[]; argmax: number[]; cols: number } | null = null;
 
   constructor(host: ViewHost) {
     super(
-      "weight-columns",
-      "Weight columns: max / mean",
-      "For every input column of the chosen tensor, max|W| over its rows divided by mean|W| (log scale). Columns far above the median are weight outliers; the top ones are labelled.",
+      'weight-columns',
+      'Weight columns: max / mean',
+      'For every input column of the chosen tensor, max|W| over its rows divided by mean|W| (log scale). Columns far above the median are weight outliers; the top ones are labelled.',
       host,
     );
   }
@@ -24,7 +24,7 @@ export class WeightColumns extends CanvasView<WeightStatsData> {
     const ctx = this.context(width, height, theme);
     const ratios = data.columnRatios;
     if (ratios.length === 0) {
-      drawMessage(ctx, width, height, "this tensor has no columns", theme);
+      drawMessage(ctx, width, height, 'this tensor has no columns', theme);
       this.layout = null;
       return;
     }
@@ -35,7 +35,7 @@ export class WeightColumns extends CanvasView<WeightStatsData> {
     const lo = Math.max(1e-3, Math.min(...positive, 1) * 0.8);
     const hi = Math.max(...positive, 2) * 1.6;
     const y = logScale(lo, hi, area.y + area.height, area.y);
-    drawYAxis(ctx, area, y, logTicks(lo, hi), theme, true, "max/mean");
+    drawYAxis(ctx, area, y, logTicks(lo, hi), theme, true, 'max/mean');
     const top = new Set(data.outliers.top_columns.map((c) => c.column));
     const bw = area.width / max.length;
     for (let b = 0; b < max.length; b++) {
@@ -55,13 +55,13 @@ export class WeightColumns extends CanvasView<WeightStatsData> {
       ctx.restore();
       ctx.fillStyle = theme.ok;
       ctx.font = fontOf(theme, 10.5);
-      ctx.textAlign = "right";
+      ctx.textAlign = 'right';
       ctx.fillText(`median ${formatNumber(median)}`, area.x + area.width - 4, y(median) - 7);
     }
     const x = linearScale(0, ratios.length, area.x, area.x + area.width);
     ctx.font = fontOf(theme, 10.5, 600);
     ctx.fillStyle = theme.text;
-    ctx.textAlign = "center";
+    ctx.textAlign = 'center';
     for (const c of data.outliers.top_columns.slice(0, 5)) {
       ctx.fillText(String(c.column), x(c.column + 0.5), Math.max(area.y + 4, y(c.ratio) - 7));
     }
@@ -84,13 +84,13 @@ export class WeightColumns extends CanvasView<WeightStatsData> {
     const column = l.argmax[b];
     const [start, end] = binRange(b, l.max.length, l.cols);
     const lines = [
-      `column ${column}${end - start > 1 ? ` (largest of ${start}–${end - 1})` : ""}`,
+      `column ${column}${end - start > 1 ? ` (largest of ${start}–${end - 1})` : ''}`,
       `max/mean ${formatNumber(l.max[b])}`,
     ];
     const top: WeightColumn | undefined = d.outliers.top_columns.find((c) => c.column === column);
     if (top) {
       lines.push(`max|W| ${formatNumber(top.max_abs)} · mean|W| ${formatNumber(top.mean_abs)}`);
-      lines.push(`largest rows: ${top.rows.map((r) => `${r.row} (${formatNumber(r.value)})`).join(", ")}`);
+      lines.push(`largest rows: ${top.rows.map((r) => `${r.row} (${formatNumber(r.value)})`).join(', ')}`);
     }
     return lines;
   }
@@ -101,8 +101,8 @@ export class WeightHistogram extends CanvasView<WeightStatsData> {
 
   constructor(host: ViewHost) {
     super(
-      "weight-histogram",
-      "Weight values and the quantization grid",
+      'weight-histogram',
+      'Weight values and the quantization grid',
       "Histogram of the tensor's values as loaded (bars) and after quantizing with the scheme (line), log count. Vertical lines: the values the scheme can represent in the group holding the largest |w|; shaded: beyond that grid, where weights are clipped.",
       host,
     );
@@ -114,7 +114,7 @@ export class WeightHistogram extends CanvasView<WeightStatsData> {
     const h = data.histogram;
     const bins = h.loaded.length;
     if (bins === 0 || !(h.max >= h.min)) {
-      drawMessage(ctx, width, height, "no values", theme);
+      drawMessage(ctx, width, height, 'no values', theme);
       this.layout = null;
       return;
     }
@@ -133,7 +133,7 @@ export class WeightHistogram extends CanvasView<WeightStatsData> {
       if (lo > h.min) ctx.fillRect(area.x, area.y, x(lo) - area.x, area.height);
       if (hi < h.max) ctx.fillRect(x(hi), area.y, area.x + area.width - x(hi), area.height);
     }
-    drawYAxis(ctx, area, y, logTicks(1, peak), theme, true, "count");
+    drawYAxis(ctx, area, y, logTicks(1, peak), theme, true, 'count');
 
     const bw = area.width / bins;
     ctx.fillStyle = theme.bar;
@@ -186,19 +186,28 @@ export class WeightHistogram extends CanvasView<WeightStatsData> {
       area,
       linearTicks(h.min, h.max, 6).map((v) => ({ x: x(v), text: formatNumber(v) })),
       theme,
-      "w",
+      'w',
     );
     // Two caption lines above the plot: what the scheme costs and does, then which grid is drawn.
-    const clipped = data.clipped > 0 ? ` · ${data.clipped} clipped (${formatNumber((100 * data.clipped) / (data.rows * data.cols))}%)` : data.error ? " · none clipped" : "";
+    const clipped =
+      data.clipped > 0
+        ? ` · ${data.clipped} clipped (${formatNumber((100 * data.clipped) / (data.rows * data.cols))}%)`
+        : data.error
+          ? ' · none clipped'
+          : '';
     // No SQNR with an error summary means the scheme gave back the loaded values exactly.
-    const sqnr = data.error ? (data.error.sqnr_db != null ? ` · SQNR ${data.error.sqnr_db.toFixed(1)} dB` : " · lossless") : "";
-    const bpw = data.bitsPerWeight ? ` · ${formatNumber(data.bitsPerWeight)} bpw` : "";
+    const sqnr = data.error
+      ? data.error.sqnr_db != null
+        ? ` · SQNR ${data.error.sqnr_db.toFixed(1)} dB`
+        : ' · lossless'
+      : '';
+    const bpw = data.bitsPerWeight ? ` · ${formatNumber(data.bitsPerWeight)} bpw` : '';
     const grid = levels
-      ? `${levels.values.length} levels of the ${levels.shared} holding the largest |w| (row ${levels.row}, columns ${levels.start}–${levels.end - 1})${levels.basis === "rotated" ? ", rotated basis" : ""}`
-      : data.scheme === "keep"
-        ? "as loaded: choose a scheme to see its grid"
-        : "a float format: no grid to draw";
-    ctx.textAlign = "left";
+      ? `${levels.values.length} levels of the ${levels.shared} holding the largest |w| (row ${levels.row}, columns ${levels.start}–${levels.end - 1})${levels.basis === 'rotated' ? ', rotated basis' : ''}`
+      : data.scheme === 'keep'
+        ? 'as loaded: choose a scheme to see its grid'
+        : 'a float format: no grid to draw';
+    ctx.textAlign = 'left';
     ctx.fillStyle = theme.text;
     ctx.font = fontOf(theme, 11.5, 600);
     ctx.fillText(fitText(ctx, `${data.scheme}${bpw}${sqnr}${clipped}`, width - area.x), area.x, 9);
@@ -211,7 +220,8 @@ export class WeightHistogram extends CanvasView<WeightStatsData> {
   protected describe(px: number, py: number): string[] | null {
     const l = this.layout;
     const d = this.data;
-    if (!l || !d || py < l.area.y || py > l.area.y + l.area.height || px < l.area.x || px > l.area.x + l.area.width) return null;
+    if (!l || !d || py < l.area.y || py > l.area.y + l.area.height || px < l.area.x || px > l.area.x + l.area.width)
+      return null;
     const v = l.x.invert(px);
     const b = valueBin(v, d.histogram.min, d.histogram.max, l.bins);
     const [lo, hi] = valueBinRange(b, d.histogram.min, d.histogram.max, l.bins);
