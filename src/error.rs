@@ -114,6 +114,11 @@ pub enum StudyError {
 
     #[error("{what}: {message}")]
     Invalid { what: &'static str, message: String },
+
+    /// The caller asked the running operation to stop (a newer request replaces it); nothing it
+    /// would have changed was changed.
+    #[error("{what} was cancelled")]
+    Cancelled { what: &'static str },
 }
 
 impl From<GpuError> for StudyError {

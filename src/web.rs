@@ -24,6 +24,7 @@
 mod runtime_quant;
 mod views;
 
+use std::cell::Cell;
 use std::sync::Mutex;
 
 use wasm_bindgen::prelude::*;
@@ -66,29 +67,31 @@ pub fn engine_version() -> String {
 }
 
 /// Calls the JS progress callback, but not for every tiny step: at most about 200 calls per
-/// stage (each call crosses into JS and, in the worker, posts a message to the page).
+/// stage (each call crosses into JS and, in the worker, posts a message to the page). A callback
+/// that returns `false` asks the running operation to stop ([`ProgressThrottle::stop_asked`]).
 struct ProgressThrottle<'a> {
     callback: &'a js_sys::Function,
-    stage: &'static str,
-    last_done: u64,
+    stage: Cell<&'static str>,
+    last_done: Cell<u64>,
+    stop_asked: Cell<bool>,
 }
 
 impl<'a> ProgressThrottle<'a> {
     const STEPS_PER_STAGE: u64 = 200;
 
     fn new(callback: &'a js_sys::Function) -> Self {
-        Self { callback, stage: "", last_done: 0 }
+        Self { callback, stage: Cell::new(""), last_done: Cell::new(0), stop_asked: Cell::new(false) }
     }
 
-    fn report(&mut self, p: Progress) {
-        let new_stage = p.stage != self.stage;
+    fn report(&self, p: Progress) {
+        let new_stage = p.stage != self.stage.get();
         let step = (p.total / Self::STEPS_PER_STAGE).max(1);
         let finished = p.done >= p.total;
-        if !new_stage && !finished && p.done < self.last_done.saturating_add(step) {
+        if !new_stage && !finished && p.done < self.last_done.get().saturating_add(step) {
             return;
         }
-        self.stage = p.stage;
-        self.last_done = p.done;
+        self.stage.set(p.stage);
+        self.last_done.set(p.done);
         // u64 -> f64 is exact below 2^53, far above any byte or tensor count here.
         let result = self.callback.call3(
             &JsValue::NULL,
@@ -96,10 +99,17 @@ impl<'a> ProgressThrottle<'a> {
             &JsValue::from_f64(p.done as f64),
             &JsValue::from_f64(p.total as f64),
         );
-        if let Err(e) = result {
-            // A broken progress callback must not fail the load: log it and go on.
-            web_sys::console::warn_2(&JsValue::from_str("quantscope: progress callback threw"), &e);
+        match result {
+            Ok(v) if v == JsValue::FALSE => self.stop_asked.set(true),
+            Ok(_) => {}
+            // A broken progress callback must not fail the work: log it and go on.
+            Err(e) => web_sys::console::warn_2(&JsValue::from_str("quantscope: progress callback threw"), &e),
         }
+    }
+
+    /// Whether the callback has returned `false`.
+    fn stop_asked(&self) -> bool {
+        self.stop_asked.get()
     }
 }
 
@@ -176,7 +186,7 @@ impl Playground {
         progress: js_sys::Function,
         use_gpu: bool,
     ) -> Result<Playground, JsError> {
-        let mut throttle = ProgressThrottle::new(&progress);
+        let throttle = ProgressThrottle::new(&progress);
         let t0 = now_ms();
         let model = Model::from_gguf(bytes, &name, &mut |p| throttle.report(p)).map_err(js_error)?;
         let parse_ms = now_ms() - t0;
@@ -197,7 +207,7 @@ impl Playground {
         progress: js_sys::Function,
         use_gpu: bool,
     ) -> Result<Playground, JsError> {
-        let mut throttle = ProgressThrottle::new(&progress);
+        let throttle = ProgressThrottle::new(&progress);
         let t0 = now_ms();
         let model = Model::from_safetensors(weights, &config_json, &tokenizer_json, &name, &mut |p| throttle.report(p))
             .map_err(js_error)?;
@@ -225,7 +235,7 @@ impl Playground {
     #[wasm_bindgen(js_name = chooseForward)]
     pub async fn choose_forward(&mut self, policy: String, progress: js_sys::Function) -> Result<JsValue, JsError> {
         let policy: ForwardPolicy = policy.parse().map_err(js_error)?;
-        let mut throttle = ProgressThrottle::new(&progress);
+        let throttle = ProgressThrottle::new(&progress);
         to_js(self.study.choose_forward(policy, &mut |p| throttle.report(p)).await)
     }
 
@@ -266,7 +276,7 @@ impl Playground {
         } else {
             Recipe::uniform(recipe_or_scheme.parse().map_err(js_error)?)
         };
-        let mut throttle = ProgressThrottle::new(&progress);
+        let throttle = ProgressThrottle::new(&progress);
         to_js(&self.study.apply_recipe(&recipe, &mut |p| throttle.report(p)).await.map_err(js_error)?)
     }
 
@@ -340,7 +350,8 @@ impl Playground {
     /// the shipped evaluation text (or of `text` when it is not empty), in windows of `window`.
     /// Resolves to the CLI's `eval --json` metrics: `{tokens, positions, kl, pd_kl,
     /// top1_agreement, perplexity, reference_perplexity, qid, layers: [{layer, relative_error}],
-    /// window, ms}`.
+    /// window, ms}`. `progress(stage, done, total)` returning `false` cancels it before the next
+    /// window (rejects with "the evaluation was cancelled").
     pub async fn evaluate(
         &self,
         max_tokens: usize,
@@ -348,10 +359,11 @@ impl Playground {
         text: String,
         progress: js_sys::Function,
     ) -> Result<JsValue, JsError> {
-        let mut throttle = ProgressThrottle::new(&progress);
+        let throttle = ProgressThrottle::new(&progress);
         let options = EvalOptions { max_tokens: Some(max_tokens), window };
         let text = (!text.is_empty()).then_some(text.as_str());
-        to_js(&self.study.evaluate(text, &options, &mut |p| throttle.report(p)).await.map_err(js_error)?)
+        let evaluated = self.study.evaluate(text, &options, &mut |p| throttle.report(p), &|| throttle.stop_asked()).await;
+        to_js(&evaluated.map_err(js_error)?)
     }
 
     /// The model summary: source, name, config, parameter and byte counts, and every tensor's

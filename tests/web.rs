@@ -441,6 +441,12 @@ async fn the_facade_applies_recipes_compares_evaluates_and_probes() {
         assert!(field(&metrics, &[key]).as_f64().unwrap().is_finite(), "{key}");
     }
     assert!(field(&metrics, &["kl"]).as_f64().unwrap() > 0.0);
+    // A progress callback returning false cancels the evaluation (what the page does when a
+    // change makes it moot).
+    let stop = js_sys::Function::new_no_args("return false;");
+    let cancelled = pg.evaluate(40, 20, "abcabcabdabcabcabcabdabc abc abcabcabcab".into(), stop).await;
+    let message = js_sys::Error::from(wasm_bindgen::JsValue::from(cancelled.expect_err("a cancelled evaluation resolved")));
+    assert_eq!(String::from(message.message()), "the evaluation was cancelled");
 
     let probed = pg.probe("abcab".into(), false, 1, "down_input".into()).await.expect("probe");
     let probes = js_sys::Array::from(&field(&probed, &["probes"]));

@@ -358,12 +358,14 @@ impl Study {
     /// against the model as loaded (the reference where `choose_forward` put it, the model under
     /// study on the GPU or its CPU method; one run per window while the model under study is the
     /// model as loaded, so KL is exactly 0), over the tokens of `text` (the shipped evaluation
-    /// text when `None`) that `options` selects. Progress counts windows.
+    /// text when `None`) that `options` selects. Progress counts windows; `cancelled` is asked
+    /// before each window, and a `true` ends the evaluation with [`StudyError::Cancelled`].
     pub async fn evaluate(
         &self,
         text: Option<&str>,
         options: &EvalOptions,
         progress: &mut dyn FnMut(Progress),
+        cancelled: &dyn Fn() -> bool,
     ) -> Result<Evaluated, StudyError> {
         let gpu = self.require_gpu("evaluation in the page")?;
         let t0 = now_ms();
@@ -374,6 +376,11 @@ impl Study {
         let same_run = self.studies_as_loaded();
         for (i, w) in windows.iter().enumerate() {
             progress(Progress { stage: "evaluate", done: i as u64, total: windows.len() as u64 });
+            // A turn for the browser's event loop, where a request to cancel arrives.
+            yield_now().await;
+            if cancelled() {
+                return Err(StudyError::Cancelled { what: "the evaluation" });
+            }
             let run = async |as_loaded: bool| -> Result<(Vec<f32>, Vec<Vec<f32>>), ModelError> {
                 if self.runs_on_cpu(as_loaded) {
                     let out = crate::model::reference::forward(&self.model, w, cpu_options)?;

@@ -25,7 +25,7 @@ impl Playground {
     pub async fn set_runtime_quant(&mut self, config: String, progress: js_sys::Function) -> Result<JsValue, JsError> {
         let config: RuntimeConfig =
             serde_json::from_str(&config).map_err(|e| js_error(format!("runtime quantization: {e}")))?;
-        let mut throttle = ProgressThrottle::new(&progress);
+        let throttle = ProgressThrottle::new(&progress);
         to_js(&self.study.set_runtime_quant(&config, &mut |p| throttle.report(p)).await.map_err(js_error)?)
     }
 }

@@ -80,7 +80,7 @@ fn a_scheme_that_cannot_hold_a_tensor_changes_nothing() {
 fn the_model_as_loaded_compares_with_itself_exactly_and_a_quantized_one_does_not() {
     let mut study = study();
     let options = EvalOptions { max_tokens: Some(24), window: 12 };
-    let same = block_on(study.evaluate(None, &options, &mut |_| {})).unwrap();
+    let same = block_on(study.evaluate(None, &options, &mut |_| {}, &|| false)).unwrap();
     assert_eq!(same.result.logits.kl, 0.0, "one run answers both sides");
     assert_eq!((same.result.tokens, same.window), (24, 12));
     let both = block_on(study.predict_both(PROMPT, 3)).unwrap();
@@ -89,7 +89,7 @@ fn the_model_as_loaded_compares_with_itself_exactly_and_a_quantized_one_does_not
 
     block_on(study.apply_recipe(&Recipe::uniform("int3-g32-asym".parse().unwrap()), &mut |_| {})).unwrap();
     let mut seen = Vec::new();
-    let moved = block_on(study.evaluate(None, &options, &mut |p| seen.push((p.done, p.total)))).unwrap();
+    let moved = block_on(study.evaluate(None, &options, &mut |p| seen.push((p.done, p.total)), &|| false)).unwrap();
     assert!(moved.result.logits.kl > 1e-3, "3-bit weights moved KL by only {}", moved.result.logits.kl);
     assert_eq!(seen.last(), Some(&(2, 2)), "progress counts the two windows");
     let both = block_on(study.predict_both(PROMPT, 3)).unwrap();
@@ -135,4 +135,22 @@ fn without_a_gpu_the_gpu_operations_say_why_and_the_rest_runs_on_the_cpu() {
     let p = block_on(study.predict(PROMPT, 1)).unwrap();
     assert_eq!((p.backend, p.top[0].token.as_str()), ("cpu", " Paris"));
     assert!("sideways".parse::<ForwardPolicy>().unwrap_err().to_string().contains("auto, measure or webgpu"));
+}
+
+#[test]
+fn an_evaluation_asked_to_stop_stops_before_its_next_window() {
+    let study = study();
+    let options = EvalOptions { max_tokens: Some(36), window: 12 };
+    let windows_started = std::cell::Cell::new(0);
+    let err = block_on(study.evaluate(
+        None,
+        &options,
+        &mut |p| windows_started.set(p.done + 1),
+        // Stop once the second window is about to run.
+        &|| windows_started.get() >= 2,
+    ))
+    .unwrap_err();
+    assert_eq!(err, StudyError::Cancelled { what: "the evaluation" });
+    assert_eq!(err.to_string(), "the evaluation was cancelled");
+    assert_eq!(windows_started.get(), 2, "the first window ran, the second did not");
 }

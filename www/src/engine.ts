@@ -107,7 +107,7 @@ export class Engine {
     this.onCrash?.(reason);
   }
 
-  /** Runs `method` in the worker; the id lets `stop` name a running generation. */
+  /** Runs `method` in the worker; the id lets `stop` name a running generation or evaluation. */
   call<M extends Method>(
     method: M,
     args: ArgsOf<M>,
@@ -126,7 +126,7 @@ export class Engine {
     return this.call(method, args, events).result;
   }
 
-  /** Asks a running generation to stop after its current token. */
+  /** Asks a running generation to stop after its current token, or an evaluation before its next window. */
   stop(target: number): void {
     if (!this.dead) this.worker.postMessage({ type: 'stop', target });
   }

@@ -417,11 +417,16 @@ const promptKey = () => JSON.stringify([...engineKey(), state.prompt]);
 
 const refresher = new LatestRunner(refresh, (e) => console.error('quantscope: refresh failed', e));
 
-/** A setting changed: remember when, save it in the URL, and recompute what depends on it. */
+/** The evaluation running now, so that a change can cancel it rather than wait for it. */
+let runningEvaluation: { eng: Engine; id: number } | null = null;
+
+/** A setting changed: remember when, save it in the URL, and recompute what depends on it. The
+ * evaluation of the previous settings is moot: it is cancelled, and the new one starts. */
 function settingsChanged(): void {
   changedAt = performance.now();
   writeHash();
   renderRecipePreview();
+  if (runningEvaluation) runningEvaluation.eng.stop(runningEvaluation.id);
   void refresher.request();
 }
 
@@ -580,21 +585,25 @@ async function evaluateNow(eng: Engine): Promise<EvalMetrics | null> {
   metricsProgress.show('');
   status.set('busy', 'evaluating…');
   try {
-    const m = await eng.run(
+    const call = eng.call(
       'evaluate',
       { maxTokens: state.evalTokens, window: state.evalTokens, text: '' },
       { onProgress: (_stage, done, total) => metricsProgress.update('', '', total > 0 ? done / total : null) },
     );
+    runningEvaluation = { eng, id: call.id };
+    const m = await call.result;
     if (eng !== engine) return null;
     hide('metrics-error');
     renderMetrics(m);
     return m;
   } catch (e) {
-    if (eng !== engine) return null;
+    // Cancelled by a newer change: its own evaluation follows, nothing to report.
+    if (eng !== engine || refresher.superseded) return null;
     panel.dataset.state = 'error';
     showNotice('metrics-error', null, (e as Error).message);
     return null;
   } finally {
+    runningEvaluation = null;
     metricsProgress.hide();
   }
 }

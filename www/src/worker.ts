@@ -40,7 +40,7 @@ const optional = (name: string): Optional | null => optionalMethod(Playground.pr
 
 let model: Playground | null = null;
 let crashed = false;
-/** Ids of generations asked to stop. */
+/** Ids of generations and evaluations asked to stop. */
 const stopRequested = new Set<number>();
 
 interface CallContext {
@@ -258,7 +258,18 @@ const handlers: Handlers = {
       JSON.stringify(config),
       ctx.progress,
     ) as Promise<ResultOf<'setRuntimeQuant'>>,
-  evaluate: async ({ maxTokens, window, text }, ctx) => requireModel().evaluate(maxTokens, window, text, ctx.progress),
+  evaluate: async ({ maxTokens, window, text }, ctx) => {
+    try {
+      // Returning false from progress cancels the evaluation before its next window.
+      const progress = (stage: string, done: number, total: number) => {
+        ctx.progress(stage, done, total);
+        return !stopRequested.has(ctx.id);
+      };
+      return await requireModel().evaluate(maxTokens, window, text, progress);
+    } finally {
+      stopRequested.delete(ctx.id);
+    }
+  },
   probe: async ({ prompt, asLoaded, layer, point }) => requireModel().probe(prompt, asLoaded, layer, point),
   attentionMaps: async ({ prompt, layer, asLoaded }) =>
     requireOptional('attentionMaps', 'attention maps').call(requireModel(), prompt, layer, asLoaded) as Promise<
