@@ -243,8 +243,8 @@ impl Playground {
     /// generation, `predictBoth`'s quantized side, `evaluate`, `probe` without `as_loaded`):
     /// `"zero-massive"`, `"mean-massive"`, `"drop-sink"`, `"clip:P"`, or `""` for none. They run on
     /// the GPU; mean-massive first calibrates its means as the CLI does: the model as loaded, on
-    /// the first 64 tokens of the shipped evaluation text, with the CPU reference. Returns
-    /// `{calibration: null | {model, text, tokens, flagged_pairs}}`.
+    /// the first 256 tokens of the shipped evaluation text in windows of 64, with the CPU
+    /// reference. Returns `{calibration: null | {model, text, tokens, window, flagged_pairs}}`.
     #[wasm_bindgen(js_name = setIntervention)]
     pub fn set_intervention(&mut self, name: &str) -> Result<JsValue, JsError> {
         let intervention = if name.is_empty() { None } else { Some(name.parse().map_err(js_error)?) };

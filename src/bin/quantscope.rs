@@ -82,8 +82,8 @@ enum Command {
         #[arg(long)]
         recipe: Option<PathBuf>,
         /// Run with an intervention (zero-massive, mean-massive, drop-sink, clip:P) on the CPU
-        /// reference; mean-massive calibrates on the model as loaded, over the first 64 tokens of the
-        /// shipped evaluation text (as everywhere).
+        /// reference; mean-massive calibrates on the model as loaded, over the first 256 tokens of
+        /// the shipped evaluation text in windows of 64 (as everywhere).
         #[arg(long)]
         intervene: Option<String>,
     },
@@ -172,8 +172,8 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Backend::Cpu)]
         backend: Backend,
         /// Apply an intervention (zero-massive, mean-massive, drop-sink, clip:P) to the evaluated
-        /// model, quantized or not. mean-massive calibrates on the model as loaded, over the first 64
-        /// tokens of the shipped evaluation text (as everywhere; the JSON says so).
+        /// model, quantized or not. mean-massive calibrates on the model as loaded, over the first 256
+        /// tokens of the shipped evaluation text in windows of 64 (as everywhere; the JSON says so).
         #[arg(long)]
         intervene: Option<String>,
         /// Fake-quantize the input of every linear layer of the blocks (int8-tensor, int8-token,

@@ -93,8 +93,9 @@ fn drop_sink_on_the_default_model_gives_key_zero_nothing_after_query_zero() {
     }
 }
 
-/// mean-massive is calibrated one way in every front end: the model as loaded, the first 64 tokens
-/// of the shipped text; the CLI's eval reports it, on either backend, with the same means.
+/// mean-massive is calibrated one way in every front end: the model as loaded, the first 256 tokens
+/// of the shipped text in windows of 64; the CLI's eval reports it, on either backend, with the
+/// same means.
 #[test]
 fn mean_massive_is_calibrated_one_way_and_eval_says_on_what() {
     let model = common::default_model();
@@ -103,7 +104,7 @@ fn mean_massive_is_calibrated_one_way_and_eval_says_on_what() {
     assert_eq!((on.model, on.tokens), ("as loaded", MEAN_MASSIVE_CALIBRATION_TOKENS));
     assert!(on.flagged_pairs > 0, "the default model has massive activations to average");
     // The same as calibrating by hand on those tokens.
-    let options = EvalOptions { max_tokens: Some(64), window: 64 };
+    let options = EvalOptions { max_tokens: Some(256), window: 64 };
     let tokens = eval_tokens(model, EVAL_TEXT, &options).unwrap();
     let by_hand = Intervener::new(model, Intervention::MeanMassive, &tokens, &options).unwrap();
     assert_eq!(calibrated.means(), by_hand.means());

@@ -228,6 +228,7 @@ export interface MeanMassiveCalibration {
   model: string;
   text: string;
   tokens: number;
+  window: number;
   flagged_pairs: number;
 }
 
