@@ -8,7 +8,9 @@
 //! never contracts `a * b + c` into an FMA, so the roundings match. `tests/native/gguf_dequant_oracle.rs`
 //! checks that claim bit for bit against gguf-py on the default model and on random blocks.
 
-use crate::formats::blocks::{self, q4_0, q4_1, q4_k, q5_0, q5_1, q5_k, q6_k, q8_0, F16Le, QK_K};
+use crate::formats::blocks::{
+    self, q4_0, q4_1, q4_k, q5_0, q5_1, q5_k, q6_k, q8_0, scale_min_k4, sub_block_nibbles, F16Le, QK_K,
+};
 use crate::FormatError;
 
 /// A ggml tensor element type, with the numeric ids of `ggml.h` (they are what GGUF stores).
@@ -340,7 +342,7 @@ fn dequant_q5_0(b: &[u8], out: &mut [f32]) {
     let block: &q5_0::Block = blocks::view(b);
     let d = block.d.to_f32();
     for (j, &byte) in block.qs.iter().enumerate() {
-        let (lo, hi) = legacy_5_bit_pair(j, byte, block.fifth_bits());
+        let (lo, hi) = legacy_5_bit_pair(j, byte, block.qh.get());
         out[j] = d * (lo as i32 - 16) as f32;
         out[j + 16] = d * (hi as i32 - 16) as f32;
     }
@@ -351,7 +353,7 @@ fn dequant_q5_1(b: &[u8], out: &mut [f32]) {
     let block: &q5_1::Block = blocks::view(b);
     let (d, m) = (block.d.to_f32(), block.m.to_f32());
     for (j, &byte) in block.qs.iter().enumerate() {
-        let (lo, hi) = legacy_5_bit_pair(j, byte, block.fifth_bits());
+        let (lo, hi) = legacy_5_bit_pair(j, byte, block.qh.get());
         out[j] = d * lo as f32 + m;
         out[j + 16] = d * hi as f32 + m;
     }
@@ -362,10 +364,10 @@ fn dequant_q4_k(b: &[u8], out: &mut [f32]) {
     let block: &q4_k::Block = blocks::view(b);
     let (d, dmin) = (block.d.to_f32(), block.dmin.to_f32());
     for (j, sub) in out.chunks_exact_mut(q4_k::SUB_BLOCK_WEIGHTS).enumerate() {
-        let (sc, m) = block.scale_min(j);
+        let (sc, m) = scale_min_k4(j, &block.scales);
         let dl = d * sc as f32;
         let ml = dmin * m as f32;
-        let (bytes, shift) = block.sub_block_codes(j);
+        let (bytes, shift) = sub_block_nibbles(&block.qs, j);
         for (o, &q) in sub.iter_mut().zip(bytes) {
             *o = dl * ((q >> shift) & 0x0F) as f32 - ml;
         }
@@ -377,10 +379,10 @@ fn dequant_q5_k(b: &[u8], out: &mut [f32]) {
     let block: &q5_k::Block = blocks::view(b);
     let (d, dmin) = (block.d.to_f32(), block.dmin.to_f32());
     for (j, sub) in out.chunks_exact_mut(q5_k::SUB_BLOCK_WEIGHTS).enumerate() {
-        let (sc, m) = block.scale_min(j);
+        let (sc, m) = scale_min_k4(j, &block.scales);
         let dl = d * sc as f32;
         let ml = dmin * m as f32;
-        let (bytes, shift) = block.sub_block_codes(j);
+        let (bytes, shift) = sub_block_nibbles(&block.qs, j);
         for (l, o) in sub.iter_mut().enumerate() {
             let q = ((bytes[l] >> shift) & 0x0F) | (block.fifth_bit(j, l) << 4);
             *o = dl * q as f32 - ml;

@@ -12,7 +12,7 @@ use wasm_bindgen::prelude::*;
 use super::{js_error, to_js, Playground};
 use crate::study::{now_ms, TokenText};
 use crate::analysis::outliers::{self, OutlierRule, WeightOutliers};
-use crate::formats::blocks::{self, q4_0, q4_1, q4_k, q5_0, q5_1, q5_k, q6_k, q8_0, F16Le};
+use crate::formats::blocks::{self, q4_0, q4_1, q4_k, q5_0, q5_1, q5_k, q6_k, q8_0, scale_min_k4, F16Le};
 use crate::formats::ggml::GgmlType;
 use crate::gpu::forward::Capture;
 use crate::model::reference::{forward, ForwardOptions};
@@ -199,11 +199,11 @@ fn block_grid(t: GgmlType, b: &[u8], sub: usize) -> Option<BlockGrid> {
         }
         GgmlType::Q4_K => {
             let block: &q4_k::Block = blocks::view(b);
-            k_quant_grid(block.d, block.dmin, block.scale_min(sub), 0..=15)
+            k_quant_grid(block.d, block.dmin, scale_min_k4(sub, &block.scales), 0..=15)
         }
         GgmlType::Q5_K => {
             let block: &q5_k::Block = blocks::view(b);
-            k_quant_grid(block.d, block.dmin, block.scale_min(sub), 0..=31)
+            k_quant_grid(block.d, block.dmin, scale_min_k4(sub, &block.scales), 0..=31)
         }
         GgmlType::Q6_K => {
             let block: &q6_k::Block = blocks::view(b);

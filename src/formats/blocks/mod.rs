@@ -10,6 +10,30 @@
 //! views as `&Block` through [`view`] wherever it lies in a tensor, and multi-byte fields are
 //! little-endian as GGUF stores them. F32, F16 and BF16 have no block structure.
 
+/// Declares a block module's layout: `WEIGHTS`, the `#[repr(C)]` struct `Block` (viewable from
+/// bytes with [`view`], writable with `bytemuck::bytes_of`), `BLOCK_BYTES`, and the assertion that
+/// its size is the one ggml's `static_assert` gives and its alignment 1.
+macro_rules! ggml_block {
+    (
+        weights: $weights:expr,
+        ggml_size: $size:expr,
+        $(#[$struct_meta:meta])*
+        pub struct Block { $($(#[$field_meta:meta])* pub $field:ident: $ty:ty,)* }
+    ) => {
+        /// Weights per block (super-block, for a K-quant).
+        pub const WEIGHTS: usize = $weights;
+        /// Bytes per block.
+        pub const BLOCK_BYTES: usize = size_of::<Block>();
+
+        $(#[$struct_meta])*
+        #[repr(C)]
+        #[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+        pub struct Block { $($(#[$field_meta])* pub $field: $ty,)* }
+
+        const _: () = assert!(BLOCK_BYTES == $size && align_of::<Block>() == 1);
+    };
+}
+
 pub mod q4_0;
 pub mod q4_1;
 pub mod q4_k;
@@ -57,6 +81,17 @@ impl F16Le {
             return f32::from_bits(sign | 0x7F80_0000 | mantissa);
         }
         f16::from_bits(bits).to_f32()
+    }
+}
+
+/// A u32 as GGUF stores it: four little-endian bytes, alignment 1.
+#[repr(transparent)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct U32Le(pub [u8; 4]);
+
+impl U32Le {
+    pub fn get(self) -> u32 {
+        u32::from_le_bytes(self.0)
     }
 }
 
@@ -124,9 +159,9 @@ pub fn pack_legacy_nibbles(codes: &[u8; QK]) -> [u8; QK / 2] {
 }
 
 /// The `qh` word of Q5_0 / Q5_1 from the 32 codes: bit j is the 5th bit of element j.
-pub fn pack_legacy_fifth_bits(codes: &[u8; QK]) -> [u8; 4] {
+pub fn pack_legacy_fifth_bits(codes: &[u8; QK]) -> U32Le {
     let high_bits = codes.iter().enumerate().fold(0u32, |qh, (j, &q)| qh | (((q >> 4) & 1) as u32) << j);
-    high_bits.to_le_bytes()
+    U32Le(high_bits.to_le_bytes())
 }
 
 #[cfg(test)]
@@ -170,7 +205,7 @@ mod tests {
     fn legacy_codes_pack_as_ggml_does() {
         let codes: [u8; QK] = codes(5);
         let qs = pack_legacy_nibbles(&codes);
-        let qh = u32::from_le_bytes(pack_legacy_fifth_bits(&codes));
+        let qh = pack_legacy_fifth_bits(&codes).get();
         for j in 0..QK {
             let low = if j < 16 { qs[j] & 0x0F } else { qs[j - 16] >> 4 };
             assert_eq!(low | (((qh >> j) & 1) as u8) << 4, codes[j], "element {j}");

@@ -3,19 +3,14 @@
 
 use super::{F16Le, QK};
 
-/// Weights per block.
-pub const WEIGHTS: usize = QK;
-/// Bytes per block.
-pub const BLOCK_BYTES: usize = size_of::<Block>();
-
-#[repr(C)]
-#[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct Block {
-    pub d: F16Le,
-    /// Byte j holds weight j's code in its low nibble and weight j + 16's in its high nibble
-    /// ([`super::pack_legacy_nibbles`]).
-    pub qs: [u8; QK / 2],
+ggml_block! {
+    weights: QK,
+    // ggml: static_assert(sizeof(block_q4_0) == sizeof(ggml_half) + QK4_0 / 2).
+    ggml_size: 2 + QK / 2,
+    pub struct Block {
+        pub d: F16Le,
+        /// Byte j holds weight j's code in its low nibble and weight j + 16's in its high nibble
+        /// ([`super::pack_legacy_nibbles`]).
+        pub qs: [u8; QK / 2],
+    }
 }
-
-// ggml: static_assert(sizeof(block_q4_0) == sizeof(ggml_half) + QK4_0 / 2).
-const _: () = assert!(BLOCK_BYTES == 2 + QK / 2 && align_of::<Block>() == 1);

@@ -3,20 +3,14 @@
 
 use super::{F16Le, QK};
 
-/// Weights per block.
-pub const WEIGHTS: usize = QK;
-/// Bytes per block.
-pub const BLOCK_BYTES: usize = size_of::<Block>();
-
-#[repr(C)]
-#[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct Block {
-    pub d: F16Le,
-    pub m: F16Le,
-    /// Byte j holds weight j's code in its low nibble and weight j + 16's in its high nibble
-    /// ([`super::pack_legacy_nibbles`]).
-    pub qs: [u8; QK / 2],
+ggml_block! {
+    weights: QK,
+    // ggml: static_assert(sizeof(block_q4_1) == 2 * sizeof(ggml_half) + QK4_1 / 2).
+    ggml_size: 2 * 2 + QK / 2,
+    pub struct Block {
+        pub d: F16Le,
+        pub m: F16Le,
+        /// The codes, two to a byte as in Q4_0.
+        pub qs: [u8; QK / 2],
+    }
 }
-
-// ggml: static_assert(sizeof(block_q4_1) == 2 * sizeof(ggml_half) + QK4_1 / 2).
-const _: () = assert!(BLOCK_BYTES == 2 * 2 + QK / 2 && align_of::<Block>() == 1);

@@ -4,23 +4,22 @@
 
 use super::{F16Le, QK_K};
 
-/// Weights per super-block.
-pub const WEIGHTS: usize = QK_K;
 /// Weights per sub-block, which shares one scale.
 pub const SUB_BLOCK_WEIGHTS: usize = 16;
-/// Bytes per super-block.
-pub const BLOCK_BYTES: usize = size_of::<Block>();
 
-#[repr(C)]
-#[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct Block {
-    /// The codes' low 4 bits, two to a byte.
-    pub ql: [u8; QK_K / 2],
-    /// The codes' high 2 bits, four to a byte.
-    pub qh: [u8; QK_K / 4],
-    /// Sub-block j's scale.
-    pub scales: [i8; QK_K / SUB_BLOCK_WEIGHTS],
-    pub d: F16Le,
+ggml_block! {
+    weights: QK_K,
+    // ggml: static_assert(sizeof(block_q6_K) == sizeof(ggml_half) + QK_K / 16 + 3 * QK_K / 4).
+    ggml_size: 2 + QK_K / 16 + 3 * QK_K / 4,
+    pub struct Block {
+        /// The codes' low 4 bits, two to a byte.
+        pub ql: [u8; QK_K / 2],
+        /// The codes' high 2 bits, four to a byte.
+        pub qh: [u8; QK_K / 4],
+        /// Sub-block j's scale.
+        pub scales: [i8; QK_K / SUB_BLOCK_WEIGHTS],
+        pub d: F16Le,
+    }
 }
 
 impl Block {
@@ -50,6 +49,3 @@ pub fn pack_codes(codes: &[u8; QK_K]) -> ([u8; QK_K / 2], [u8; QK_K / 4]) {
     }
     (ql, qh)
 }
-
-// ggml: static_assert(sizeof(block_q6_K) == sizeof(ggml_half) + QK_K / 16 + 3 * QK_K / 4).
-const _: () = assert!(BLOCK_BYTES == 2 + QK_K / 16 + 3 * QK_K / 4 && align_of::<Block>() == 1);
