@@ -1,5 +1,6 @@
 // Q4_0: blocks of 32, stored `d: f16, qs: [u8; 16]` (18 bytes); byte j holds element j (low
 // nibble) and element j + 16 (high nibble); x = d * (q - 8).
+// The GGUF block layout is owned by src/formats/blocks/q4_0.rs (`Block`).
 // Layout (src/gpu/weights.rs): block g = row·n_chunks + chunk has its 16 quant bytes in the 4
 // words from 4·g, and its d at aux_h(g). Part p is word p: its low nibbles are elements
 // 4p .. 4p + 4 (quad p), its high nibbles elements 16 + 4p .. (quad p + 4).

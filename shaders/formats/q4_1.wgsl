@@ -1,5 +1,6 @@
 // Q4_1: blocks of 32, stored `d: f16, m: f16, qs: [u8; 16]` (20 bytes, already word-aligned);
 // nibbles as Q4_0; x = (d * q) + m.
+// The GGUF block layout is owned by src/formats/blocks/q4_1.rs (`Block`).
 // Layout (src/gpu/weights.rs): the GGUF blocks unchanged, block g = row·n_chunks + chunk in the
 // 5 words from 5·g (word 0 = d | m << 16). Part p is quant word p, split as in Q4_0.
 fn part_quads(p: u32) -> vec2<u32> {

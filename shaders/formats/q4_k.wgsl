@@ -2,6 +2,7 @@
 // (144 bytes, already word-aligned). Chunk j (0..8) of a super-block is its sub-block j: 6-bit
 // scale and min from `scales` (ggml's get_scale_min_k4), quants in qs[32·(j/2) ..][..32], low
 // nibbles for even j, high for odd j; x = (d * sc) * q - (dmin * m).
+// The GGUF block layout is owned by src/formats/blocks/q4_k.rs (`Block`).
 // Layout (src/gpu/weights.rs): the GGUF super-blocks unchanged, 36 words each; the chunk index
 // g = row·n_chunks + chunk (n_chunks is a multiple of 8) is in super-block g / 8. Part p is the
 // sub-block's quant words 2p and 2p + 1: elements 8p .. 8p + 8.

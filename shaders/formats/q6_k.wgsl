@@ -2,6 +2,7 @@
 // (210 bytes). Element e = 128·h + 32·s + l (h < 2, s < 4, l < 32) has low 4 bits
 // ql[64·h + 32·(s%2) + l] >> 4·(s/2), high 2 bits qh[32·h + l] >> 2·s, and scale
 // scales[e / 16]; x = (d * sc) * (q - 32).
+// The GGUF block layout is owned by src/formats/blocks/q6_k.rs (`Block`).
 // Layout (src/gpu/weights.rs): super-block b = g / 8 (g = row·n_chunks + chunk) has ql, qh and
 // scales (208 bytes) in the 52 words from 52·b, and its d at aux_h(b). Chunk j = g % 8 is
 // elements 32·j .. 32·j + 32, i.e. h = j / 4, s = j % 4. Part p is l = 8p .. 8p + 8: words 2p and

@@ -1,18 +1,17 @@
 //! ggml tensor types: the block layout table and dequantization to f32.
 //!
-//! The type ids, block sizes and byte sizes are those of `ggml.h` / gguf-py's `GGML_QUANT_SIZES`.
+//! The type ids, block sizes and byte sizes are those of `ggml.h` / gguf-py's `GGML_QUANT_SIZES`;
+//! the block layouts are in [`crate::formats::blocks`].
 //! Dequantization is written one plain function per block type and is bit-exact with gguf-py
 //! (`gguf.quants.dequantize`, v0.19): every float operation is done in f32, in the same order as
 //! numpy does it there (e.g. Q4_1 is `(d * q) + m`, Q4_K is `(d * sc) * q - (dmin * m)`), and Rust
 //! never contracts `a * b + c` into an FMA, so the roundings match. `tests/native/gguf_dequant_oracle.rs`
 //! checks that claim bit for bit against gguf-py on the default model and on random blocks.
 
-use half::f16;
-
+use crate::formats::blocks::{
+    self, q4_0, q4_1, q4_k, q5_0, q5_1, q5_k, q6_k, q8_0, scale_min_k4, sub_block_nibbles, F16Le, QK_K,
+};
 use crate::FormatError;
-
-/// Elements per K-quant super-block.
-const QK_K: usize = 256;
 
 /// A ggml tensor element type, with the numeric ids of `ggml.h` (they are what GGUF stores).
 #[allow(non_camel_case_types)]
@@ -53,25 +52,26 @@ pub enum GgmlType {
 }
 
 /// One row of the type table: (type, ggml id, name, elements per block, bytes per block).
-/// Source: `ggml.h` (`enum ggml_type`) and gguf-py `GGML_QUANT_SIZES`.
+/// Source: `ggml.h` (`enum ggml_type`) and gguf-py `GGML_QUANT_SIZES`; the types we read or write
+/// take their sizes from their layout in [`crate::formats::blocks`].
 #[rustfmt::skip]
 const TABLE: [(GgmlType, u32, &str, usize, usize); 32] = {
     use GgmlType::*;
     [
         (F32, 0, "F32", 1, 4),
         (F16, 1, "F16", 1, 2),
-        (Q4_0, 2, "Q4_0", 32, 2 + 16),
-        (Q4_1, 3, "Q4_1", 32, 2 + 2 + 16),
+        (Q4_0, 2, "Q4_0", q4_0::WEIGHTS, q4_0::BLOCK_BYTES),
+        (Q4_1, 3, "Q4_1", q4_1::WEIGHTS, q4_1::BLOCK_BYTES),
         // ids 4 and 5 (Q4_2, Q4_3) were removed from ggml long ago.
-        (Q5_0, 6, "Q5_0", 32, 2 + 4 + 16),
-        (Q5_1, 7, "Q5_1", 32, 2 + 2 + 4 + 16),
-        (Q8_0, 8, "Q8_0", 32, 2 + 32),
+        (Q5_0, 6, "Q5_0", q5_0::WEIGHTS, q5_0::BLOCK_BYTES),
+        (Q5_1, 7, "Q5_1", q5_1::WEIGHTS, q5_1::BLOCK_BYTES),
+        (Q8_0, 8, "Q8_0", q8_0::WEIGHTS, q8_0::BLOCK_BYTES),
         (Q8_1, 9, "Q8_1", 32, 4 + 4 + 32),
         (Q2_K, 10, "Q2_K", QK_K, 2 + 2 + QK_K / 16 + QK_K / 4),
         (Q3_K, 11, "Q3_K", QK_K, 2 + QK_K / 4 + QK_K / 8 + 12),
-        (Q4_K, 12, "Q4_K", QK_K, 2 + 2 + QK_K / 2 + 12),
-        (Q5_K, 13, "Q5_K", QK_K, 2 + 2 + QK_K / 2 + QK_K / 8 + 12),
-        (Q6_K, 14, "Q6_K", QK_K, 2 + QK_K / 2 + QK_K / 4 + QK_K / 16),
+        (Q4_K, 12, "Q4_K", q4_k::WEIGHTS, q4_k::BLOCK_BYTES),
+        (Q5_K, 13, "Q5_K", q5_k::WEIGHTS, q5_k::BLOCK_BYTES),
+        (Q6_K, 14, "Q6_K", q6_k::WEIGHTS, q6_k::BLOCK_BYTES),
         (Q8_K, 15, "Q8_K", QK_K, 4 + QK_K + QK_K / 8),
         (IQ2_XXS, 16, "IQ2_XXS", QK_K, 2 + QK_K / 4),
         (IQ2_XS, 17, "IQ2_XS", QK_K, 2 + QK_K / 4 + QK_K / 32),
@@ -278,31 +278,18 @@ pub fn dequantize(
 
 // ---------------------------------------------------------------------------------------------
 // Per-block functions. Each gets exactly one block (`type_size` bytes) and its `block_size`
-// outputs. Comments give the layout (ggml-common.h) and the gguf-py expression they mirror.
+// outputs. The layouts are those of `super::blocks`; comments give the gguf-py expression each
+// function mirrors.
 // ---------------------------------------------------------------------------------------------
-
-/// The f16 at byte `i`, widened to f32 exactly as numpy's `astype(np.float32)` does it.
-/// Finite values and infinities go through `half`; NaNs keep their payload *unquieted*
-/// (numpy's software conversion does that, while `half` and the F16C instruction set the quiet
-/// bit), so even a signalling NaN in an F16 tensor comes out with gguf-py's bits.
-fn f16_at(b: &[u8], i: usize) -> f32 {
-    let bits = u16::from_le_bytes([b[i], b[i + 1]]);
-    if bits & 0x7C00 == 0x7C00 && bits & 0x03FF != 0 {
-        let sign = ((bits & 0x8000) as u32) << 16;
-        let mantissa = ((bits & 0x03FF) as u32) << 13;
-        return f32::from_bits(sign | 0x7F80_0000 | mantissa);
-    }
-    f16::from_bits(bits).to_f32()
-}
 
 /// F32: 4 little-endian bytes, copied bit for bit (NaN payloads included, like numpy's view).
 fn dequant_f32(b: &[u8], out: &mut [f32]) {
     out[0] = f32::from_bits(u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
 }
 
-/// F16: IEEE binary16, widened exactly (NaN payloads as numpy, see [`f16_at`]).
+/// F16: IEEE binary16, widened exactly (NaN payloads as numpy, see [`F16Le::to_f32`]).
 fn dequant_f16(b: &[u8], out: &mut [f32]) {
-    out[0] = f16_at(b, 0);
+    out[0] = F16Le([b[0], b[1]]).to_f32();
 }
 
 /// BF16: the top half of an f32. gguf-py: `(int16 -> int32) << 16` viewed as f32, i.e. a pure
@@ -311,142 +298,113 @@ fn dequant_bf16(b: &[u8], out: &mut [f32]) {
     out[0] = f32::from_bits((u16::from_le_bytes([b[0], b[1]]) as u32) << 16);
 }
 
-/// Q8_0 (34 bytes): `d: f16, qs: [i8; 32]`; `x = q * d`.
+/// Q8_0: `x = q * d`.
 fn dequant_q8_0(b: &[u8], out: &mut [f32]) {
-    let d = f16_at(b, 0);
-    for (o, &q) in out.iter_mut().zip(&b[2..34]) {
-        *o = (q as i8) as f32 * d;
+    let block: &q8_0::Block = blocks::view(b);
+    let d = block.d.to_f32();
+    for (o, &q) in out.iter_mut().zip(&block.qs) {
+        *o = q as f32 * d;
     }
 }
 
-/// Q4_0 (18 bytes): `d: f16, qs: [u8; 16]`; byte j holds element j (low nibble) and element
-/// j + 16 (high nibble); `x = d * (q - 8)`.
+/// Q4_0: `x = d * (q - 8)`.
 fn dequant_q4_0(b: &[u8], out: &mut [f32]) {
-    let d = f16_at(b, 0);
-    let qs = &b[2..18];
-    for j in 0..16 {
-        let lo = (qs[j] & 0x0F) as i32 - 8;
-        let hi = (qs[j] >> 4) as i32 - 8;
+    let block: &q4_0::Block = blocks::view(b);
+    let d = block.d.to_f32();
+    for (j, &byte) in block.qs.iter().enumerate() {
+        let lo = (byte & 0x0F) as i32 - 8;
+        let hi = (byte >> 4) as i32 - 8;
         out[j] = d * lo as f32;
         out[j + 16] = d * hi as f32;
     }
 }
 
-/// Q4_1 (20 bytes): `d: f16, m: f16, qs: [u8; 16]` (nibbles as Q4_0); `x = (d * q) + m`.
+/// Q4_1: `x = (d * q) + m`.
 fn dequant_q4_1(b: &[u8], out: &mut [f32]) {
-    let d = f16_at(b, 0);
-    let m = f16_at(b, 2);
-    let qs = &b[4..20];
-    for j in 0..16 {
-        out[j] = d * (qs[j] & 0x0F) as f32 + m;
-        out[j + 16] = d * (qs[j] >> 4) as f32 + m;
+    let block: &q4_1::Block = blocks::view(b);
+    let (d, m) = (block.d.to_f32(), block.m.to_f32());
+    for (j, &byte) in block.qs.iter().enumerate() {
+        out[j] = d * (byte & 0x0F) as f32 + m;
+        out[j + 16] = d * (byte >> 4) as f32 + m;
     }
 }
 
-/// Q5_0 (22 bytes): `d: f16, qh: u32 (bit i = 5th bit of element i), qs: [u8; 16]`;
-/// `x = d * (q - 16)`.
+/// The 5-bit codes of elements j and j + 16 of a Q5_0 / Q5_1 block from their `qs` byte and the
+/// block's 5th bits.
+fn legacy_5_bit_pair(j: usize, byte: u8, fifth_bits: u32) -> (u32, u32) {
+    let lo = (byte & 0x0F) as u32 | ((fifth_bits >> j) & 1) << 4;
+    let hi = (byte >> 4) as u32 | ((fifth_bits >> (j + 16)) & 1) << 4;
+    (lo, hi)
+}
+
+/// Q5_0: `x = d * (q - 16)`.
 fn dequant_q5_0(b: &[u8], out: &mut [f32]) {
-    let d = f16_at(b, 0);
-    let qh = u32::from_le_bytes([b[2], b[3], b[4], b[5]]);
-    let qs = &b[6..22];
-    for j in 0..16 {
-        let lo = (qs[j] & 0x0F) as u32 | ((qh >> j) & 1) << 4;
-        let hi = (qs[j] >> 4) as u32 | ((qh >> (j + 16)) & 1) << 4;
+    let block: &q5_0::Block = blocks::view(b);
+    let d = block.d.to_f32();
+    for (j, &byte) in block.qs.iter().enumerate() {
+        let (lo, hi) = legacy_5_bit_pair(j, byte, block.qh.get());
         out[j] = d * (lo as i32 - 16) as f32;
         out[j + 16] = d * (hi as i32 - 16) as f32;
     }
 }
 
-/// Q5_1 (24 bytes): `d: f16, m: f16, qh: u32, qs: [u8; 16]`; `x = (d * q) + m`.
+/// Q5_1: `x = (d * q) + m`.
 fn dequant_q5_1(b: &[u8], out: &mut [f32]) {
-    let d = f16_at(b, 0);
-    let m = f16_at(b, 2);
-    let qh = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
-    let qs = &b[8..24];
-    for j in 0..16 {
-        let lo = (qs[j] & 0x0F) as u32 | ((qh >> j) & 1) << 4;
-        let hi = (qs[j] >> 4) as u32 | ((qh >> (j + 16)) & 1) << 4;
+    let block: &q5_1::Block = blocks::view(b);
+    let (d, m) = (block.d.to_f32(), block.m.to_f32());
+    for (j, &byte) in block.qs.iter().enumerate() {
+        let (lo, hi) = legacy_5_bit_pair(j, byte, block.qh.get());
         out[j] = d * lo as f32 + m;
         out[j + 16] = d * hi as f32 + m;
     }
 }
 
-/// The 6-bit scale and min of sub-block `j` (0..8) from the 12 packed bytes of Q4_K / Q5_K
-/// (ggml's `get_scale_min_k4`; gguf-py `Q4_K.get_scale_min`).
-fn scale_min_k4(j: usize, scales: &[u8]) -> (u8, u8) {
-    if j < 4 {
-        (scales[j] & 0x3F, scales[j + 4] & 0x3F)
-    } else {
-        let sc = (scales[j + 4] & 0x0F) | ((scales[j - 4] >> 6) << 4);
-        let m = (scales[j + 4] >> 4) | ((scales[j] >> 6) << 4);
-        (sc, m)
-    }
-}
-
-/// Q4_K (144 bytes): `d: f16, dmin: f16, scales: [u8; 12], qs: [u8; 128]`. Eight sub-blocks of
-/// 32; sub-block j uses bytes `qs[32*(j/2) ..][..32]`, low nibbles for even j, high for odd j.
-/// `x = (d * sc_j) * q - (dmin * m_j)`.
+/// Q4_K: `x = (d * sc_j) * q - (dmin * m_j)` in sub-block j.
 fn dequant_q4_k(b: &[u8], out: &mut [f32]) {
-    let d = f16_at(b, 0);
-    let dmin = f16_at(b, 2);
-    let scales = &b[4..16];
-    let qs = &b[16..144];
-    for (j, sub) in out.chunks_exact_mut(32).enumerate() {
-        let (sc, m) = scale_min_k4(j, scales);
+    let block: &q4_k::Block = blocks::view(b);
+    let (d, dmin) = (block.d.to_f32(), block.dmin.to_f32());
+    for (j, sub) in out.chunks_exact_mut(q4_k::SUB_BLOCK_WEIGHTS).enumerate() {
+        let (sc, m) = scale_min_k4(j, &block.scales);
         let dl = d * sc as f32;
         let ml = dmin * m as f32;
-        let bytes = &qs[32 * (j / 2)..32 * (j / 2) + 32];
-        let shift = 4 * (j % 2);
+        let (bytes, shift) = sub_block_nibbles(&block.qs, j);
         for (o, &q) in sub.iter_mut().zip(bytes) {
             *o = dl * ((q >> shift) & 0x0F) as f32 - ml;
         }
     }
 }
 
-/// Q5_K (176 bytes): `d: f16, dmin: f16, scales: [u8; 12], qh: [u8; 32], qs: [u8; 128]`.
-/// Like Q4_K, plus the 5th bit of element l of sub-block j is bit j of `qh[l]`.
+/// Q5_K: as Q4_K, with 5-bit codes.
 fn dequant_q5_k(b: &[u8], out: &mut [f32]) {
-    let d = f16_at(b, 0);
-    let dmin = f16_at(b, 2);
-    let scales = &b[4..16];
-    let qh = &b[16..48];
-    let qs = &b[48..176];
-    for (j, sub) in out.chunks_exact_mut(32).enumerate() {
-        let (sc, m) = scale_min_k4(j, scales);
+    let block: &q5_k::Block = blocks::view(b);
+    let (d, dmin) = (block.d.to_f32(), block.dmin.to_f32());
+    for (j, sub) in out.chunks_exact_mut(q5_k::SUB_BLOCK_WEIGHTS).enumerate() {
+        let (sc, m) = scale_min_k4(j, &block.scales);
         let dl = d * sc as f32;
         let ml = dmin * m as f32;
-        let bytes = &qs[32 * (j / 2)..32 * (j / 2) + 32];
-        let shift = 4 * (j % 2);
+        let (bytes, shift) = sub_block_nibbles(&block.qs, j);
         for (l, o) in sub.iter_mut().enumerate() {
-            let q = ((bytes[l] >> shift) & 0x0F) | (((qh[l] >> j) & 1) << 4);
+            let q = ((bytes[l] >> shift) & 0x0F) | (block.fifth_bit(j, l) << 4);
             *o = dl * q as f32 - ml;
         }
     }
 }
 
-/// Q6_K (210 bytes): `ql: [u8; 128], qh: [u8; 64], scales: [i8; 16], d: f16` (d is last).
-/// Two halves of 128 elements; in half h, element `h*128 + 32*s + l` (s in 0..4, l in 0..32) has
-/// low 4 bits `ql[64*h + 32*(s%2) + l] >> 4*(s/2)` and high 2 bits `qh[32*h + l] >> 2*s`;
-/// `x = (d * sc[e/16]) * (q - 32)` for element e.
+/// Q6_K: `x = (d * sc[e/16]) * (q - 32)` for element e.
 fn dequant_q6_k(b: &[u8], out: &mut [f32]) {
-    let ql = &b[0..128];
-    let qh = &b[128..192];
-    let scales = &b[192..208];
-    let d = f16_at(b, 208);
+    let block: &q6_k::Block = blocks::view(b);
+    let d = block.d.to_f32();
     for (e, o) in out.iter_mut().enumerate() {
-        let h = e / 128;
-        let s = (e % 128) / 32;
-        let l = e % 32;
-        let low = (ql[64 * h + 32 * (s % 2) + l] >> (4 * (s / 2))) & 0x0F;
-        let high = (qh[32 * h + l] >> (2 * s)) & 0x03;
-        let q = (low | (high << 4)) as i32 - 32;
-        let dl = d * (scales[e / 16] as i8) as f32;
+        let q = block.code(e) as i32 - 32;
+        let dl = d * block.scales[e / q6_k::SUB_BLOCK_WEIGHTS] as f32;
         *o = dl * q as f32;
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use half::f16;
+
     use super::*;
 
     #[test]

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::error::{GpuError, ModelError};
+use crate::formats::blocks::{q4_1, q8_0, F16Le};
 use crate::formats::ggml::GgmlType;
 use crate::gpu::context::AdapterSummary;
 use crate::gpu::forward::{Capture, GpuModel};
@@ -596,20 +597,21 @@ pub fn synthetic_default_model() -> Result<Model, ModelError> {
     ];
     let mut noise = Xorshift(0x2545_F491_4F6C_DD1D);
     let mut matrix = |name: String, n_in: u64, n_out: u64, dtype: GgmlType| {
-        // Random quants; every block's f16 scale fields (the first 2 or 4 bytes) set to small values.
-        let (block_bytes, scale_bytes) = match dtype {
-            GgmlType::Q8_0 => (34, 2),
-            _ => (20, 4),
-        };
-        let blocks = (n_in * n_out / 32) as usize;
-        let mut bytes = Vec::with_capacity(blocks * block_bytes);
+        // Random quants under small f16 scales (and Q4_1's offsets).
+        let blocks = (n_in * n_out) as usize / dtype.block_size();
+        let mut bytes = Vec::with_capacity(blocks * dtype.type_size());
         for _ in 0..blocks {
-            let scale = half::f16::from_f32(0.01).to_le_bytes();
-            bytes.extend_from_slice(&scale);
-            if scale_bytes == 4 {
-                bytes.extend_from_slice(&half::f16::from_f32(-0.08).to_le_bytes());
+            let d = F16Le::from_f32(0.01);
+            match dtype {
+                GgmlType::Q8_0 => {
+                    let qs = std::array::from_fn(|_| noise.next_byte() as i8);
+                    bytes.extend_from_slice(bytemuck::bytes_of(&q8_0::Block { d, qs }));
+                }
+                _ => {
+                    let (m, qs) = (F16Le::from_f32(-0.08), std::array::from_fn(|_| noise.next_byte()));
+                    bytes.extend_from_slice(bytemuck::bytes_of(&q4_1::Block { d, m, qs }));
+                }
             }
-            bytes.extend((scale_bytes..block_bytes).map(|_| noise.next_byte()));
         }
         (name, vec![n_in, n_out], dtype, bytes)
     };

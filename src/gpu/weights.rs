@@ -18,12 +18,16 @@
 //!
 //! Blocks whose size is not a multiple of 4 bytes have their f16 `d` moved to the aux segment,
 //! which starts at word `aux_offset` of the same buffer, so every kernel binds one weight buffer.
+//! The GGUF block layouts themselves are those of [`crate::formats::blocks`].
 //!
 //! Every non-GGUF scheme (RTN int, NF4, FP8/6/4, MX, NVFP4, POST, BCQ, …) arrives as a
 //! [`Codebook`] and has one layout and one decoder, `shaders/formats/codebook.wgsl` (see
 //! [`codebook_words`]).
 
 use crate::error::GpuError;
+use std::mem::offset_of;
+
+use crate::formats::blocks::{q4_0, q6_k, q8_0, F16Le};
 use crate::formats::ggml::GgmlType;
 use crate::gpu::GpuContext;
 use crate::model::weights::{WeightTensor, Weights};
@@ -72,8 +76,9 @@ pub struct GpuWeight {
 /// word-aligned.
 fn split_scale_offset(dtype: GgmlType) -> Option<usize> {
     match dtype {
-        GgmlType::Q8_0 | GgmlType::Q4_0 => Some(0),
-        GgmlType::Q6_K => Some(208),
+        GgmlType::Q8_0 => Some(offset_of!(q8_0::Block, d)),
+        GgmlType::Q4_0 => Some(offset_of!(q4_0::Block, d)),
+        GgmlType::Q6_K => Some(offset_of!(q6_k::Block, d)),
         _ => None,
     }
 }
@@ -244,17 +249,19 @@ fn repack(dtype: GgmlType, data: &[u8], n_in: usize, n_out: usize) -> (Vec<u8>, 
         dtype => match split_scale_offset(dtype) {
             None => data.to_vec(),
             Some(d_at) => {
+                let d_end = d_at + size_of::<F16Le>();
                 let n_blocks = data.len() / type_size;
-                let main = type_size - 2;
-                let mut out = Vec::with_capacity(n_blocks * main + 2 * n_blocks + 2);
+                let main = type_size - size_of::<F16Le>();
+                let mut out = Vec::with_capacity(n_blocks * type_size + 2);
                 for block in data.chunks_exact(type_size) {
                     out.extend_from_slice(&block[..d_at]);
-                    out.extend_from_slice(&block[d_at + 2..]);
+                    out.extend_from_slice(&block[d_end..]);
                 }
+                debug_assert_eq!(out.len(), n_blocks * main);
                 debug_assert_eq!(out.len() % 4, 0);
                 aux_offset = out.len() / 4;
                 for block in data.chunks_exact(type_size) {
-                    out.extend_from_slice(&block[d_at..d_at + 2]);
+                    out.extend_from_slice(&block[d_at..d_end]);
                 }
                 out
             }
@@ -379,6 +386,7 @@ pub(crate) fn format_source(dtype: GgmlType) -> Option<(&'static str, &'static s
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::formats::blocks::{q4_1, q4_k};
 
     #[test]
     fn unaligned_blocks_move_their_scale_to_the_aux_segment() {
@@ -393,12 +401,11 @@ mod tests {
         assert_eq!(&packed[32..64], &(50..82).collect::<Vec<u8>>()[..]);
         assert_eq!(&packed[64..], &[1, 2, 3, 4]);
 
-        // Q6_K: d is the last 2 of 210 bytes.
-        let data: Vec<u8> = (0..210).map(|i| i as u8).collect();
+        // Q6_K's d is its last field already: the bytes stay, the aux segment starts at d.
+        let data: Vec<u8> = (0..q6_k::BLOCK_BYTES).map(|i| i as u8).collect();
         let (packed, aux) = repack(GgmlType::Q6_K, &data, 256, 1);
-        assert_eq!((packed.len(), aux), (210, 52));
-        assert_eq!(&packed[..208], &data[..208]);
-        assert_eq!(&packed[208..], &[208, 209]);
+        assert_eq!(offset_of!(q6_k::Block, d), q6_k::BLOCK_BYTES - size_of::<F16Le>());
+        assert_eq!((packed, aux as usize), (data, offset_of!(q6_k::Block, d) / 4));
     }
 
     #[test]
@@ -414,9 +421,10 @@ mod tests {
 
     #[test]
     fn aligned_formats_are_uploaded_unchanged() {
-        let data: Vec<u8> = (0..144).map(|i| i as u8).collect();
+        let data: Vec<u8> = (0..q4_k::BLOCK_BYTES).map(|i| i as u8).collect();
         assert_eq!(repack(GgmlType::Q4_K, &data, 256, 1), (data.clone(), 0));
-        assert_eq!(repack(GgmlType::Q4_1, &data[..40], 64, 1), (data[..40].to_vec(), 0));
+        let two_q4_1 = &data[..2 * q4_1::BLOCK_BYTES];
+        assert_eq!(repack(GgmlType::Q4_1, two_q4_1, 64, 1), (two_q4_1.to_vec(), 0));
         assert!(GpuWeight::is_supported(GgmlType::Q6_K) && !GpuWeight::is_supported(GgmlType::Q5_K));
     }
 }

@@ -21,10 +21,11 @@
 
 use half::f16;
 
+use crate::formats::blocks::{
+    pack_legacy_fifth_bits, pack_legacy_nibbles, pack_scale_min_k4, pack_sub_block_nibbles, q4_0, q4_1, q4_k, q5_0,
+    q5_1, q6_k, q8_0, F16Le, QK, QK_K,
+};
 use crate::formats::ggml::GgmlType;
-
-/// Elements per K-quant super-block.
-const QK_K: usize = 256;
 
 /// Quantizes `data` (row-major, a whole number of blocks of `ty`) into GGUF block bytes.
 /// Blocks never straddle rows when rows are multiples of the block size, so the row structure
@@ -32,10 +33,23 @@ const QK_K: usize = 256;
 pub fn quantize(ty: GgmlType, data: &[f32]) -> Result<Vec<u8>, String> {
     let quantize_block: fn(&[f32], &mut Vec<u8>) = match ty {
         GgmlType::Q8_0 => quantize_q8_0_block,
-        GgmlType::Q4_0 => |x, out| quantize_symmetric_block(4, x, out),
-        GgmlType::Q5_0 => |x, out| quantize_symmetric_block(5, x, out),
-        GgmlType::Q4_1 => |x, out| quantize_min_offset_block(4, x, out),
-        GgmlType::Q5_1 => |x, out| quantize_min_offset_block(5, x, out),
+        GgmlType::Q4_0 => |x, out| {
+            let (d, codes) = symmetric_codes(4, x);
+            push_block(out, &q4_0::Block { d, qs: pack_legacy_nibbles(&codes) })
+        },
+        GgmlType::Q5_0 => |x, out| {
+            let (d, codes) = symmetric_codes(5, x);
+            push_block(out, &q5_0::Block { d, qh: pack_legacy_fifth_bits(&codes), qs: pack_legacy_nibbles(&codes) })
+        },
+        GgmlType::Q4_1 => |x, out| {
+            let (d, m, codes) = min_offset_codes(4, x);
+            push_block(out, &q4_1::Block { d, m, qs: pack_legacy_nibbles(&codes) })
+        },
+        GgmlType::Q5_1 => |x, out| {
+            let (d, m, codes) = min_offset_codes(5, x);
+            let (qh, qs) = (pack_legacy_fifth_bits(&codes), pack_legacy_nibbles(&codes));
+            push_block(out, &q5_1::Block { d, m, qh, qs })
+        },
         GgmlType::Q4_K => quantize_q4_k_block,
         GgmlType::Q6_K => quantize_q6_k_block,
         _ => {
@@ -56,9 +70,10 @@ pub fn quantize(ty: GgmlType, data: &[f32]) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-fn push_f16(out: &mut Vec<u8>, value: f32) {
-    // `half` rounds to nearest even, like ggml's GGML_FP32_TO_FP16 and numpy's astype(float16).
-    out.extend_from_slice(&f16::from_f32(value).to_le_bytes());
+/// Appends the bytes of `block`, a block struct of `crate::formats::blocks`, which is its GGUF
+/// layout.
+fn push_block<B: bytemuck::Pod>(out: &mut Vec<u8>, block: &B) {
+    out.extend_from_slice(bytemuck::bytes_of(block));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -71,17 +86,17 @@ fn quantize_q8_0_block(x: &[f32], out: &mut Vec<u8>) {
     let amax = x.iter().fold(0.0f32, |amax, v| amax.max(v.abs()));
     let d = amax / 127.0;
     let inverse_d = if d != 0.0 { 1.0 / d } else { 0.0 };
-    push_f16(out, d);
     // |x * inverse_d| <= 127 up to an ulp, so `round` lands in i8 range.
-    out.extend(x.iter().map(|&v| (v * inverse_d).round() as i8 as u8));
+    let qs = std::array::from_fn(|j| (x[j] * inverse_d).round() as i8);
+    push_block(out, &q8_0::Block { d: F16Le::from_f32(d), qs });
 }
 
 /// Q4_0 (`bits` = 4) and Q5_0 (`bits` = 5): `d = max / -2^(bits-1)` where `max` is the element
 /// of largest magnitude *with its sign* (the first one on ties), so that element lands exactly on
 /// code 0 (`-2^(bits-1) * d`) and the grid's extra negative level is spent on the larger side.
 /// Codes are `min(2^bits - 1, trunc(x · (1/d) + 2^(bits-1) + 0.5))`; the argument is never below
-/// 0.5, so truncation rounds half up.
-fn quantize_symmetric_block(bits: u32, x: &[f32], out: &mut Vec<u8>) {
+/// 0.5, so truncation rounds half up. Returns the stored `d` and the codes.
+fn symmetric_codes(bits: u32, x: &[f32]) -> (F16Le, [u8; QK]) {
     let half_range = (1u32 << (bits - 1)) as f32;
     let max_code = (1i32 << bits) - 1;
     // The strict comparison keeps the first extreme, and leaves `max` = +0.0 for an all-zero
@@ -96,14 +111,14 @@ fn quantize_symmetric_block(bits: u32, x: &[f32], out: &mut Vec<u8>) {
     let d = max / -half_range;
     let inverse_d = if d != 0.0 { 1.0 / d } else { 0.0 };
     let offset = half_range + 0.5;
-    let codes: Vec<u8> = x.iter().map(|&v| ((v * inverse_d + offset) as i32).min(max_code) as u8).collect();
-    push_f16(out, d);
-    push_codes(bits, &codes, out);
+    let codes = std::array::from_fn(|j| ((x[j] * inverse_d + offset) as i32).min(max_code) as u8);
+    (F16Le::from_f32(d), codes)
 }
 
 /// Q4_1 (`bits` = 4) and Q5_1 (`bits` = 5): `d = (max - min) / (2^bits - 1)`, offset `m = min`,
-/// codes `min(2^bits - 1, trunc((x - min) · (1/d) + 0.5))`, i.e. round half up.
-fn quantize_min_offset_block(bits: u32, x: &[f32], out: &mut Vec<u8>) {
+/// codes `min(2^bits - 1, trunc((x - min) · (1/d) + 0.5))`, i.e. round half up. Returns the stored
+/// `d` and `m` and the codes.
+fn min_offset_codes(bits: u32, x: &[f32]) -> (F16Le, F16Le, [u8; QK]) {
     let max_code = (1i32 << bits) - 1;
     let (mut min, mut max) = (f32::MAX, -f32::MAX);
     for &v in x {
@@ -116,22 +131,8 @@ fn quantize_min_offset_block(bits: u32, x: &[f32], out: &mut Vec<u8>) {
     }
     let d = (max - min) / max_code as f32;
     let inverse_d = if d != 0.0 { 1.0 / d } else { 0.0 };
-    let codes: Vec<u8> = x.iter().map(|&v| (((v - min) * inverse_d + 0.5) as i32).min(max_code) as u8).collect();
-    push_f16(out, d);
-    push_f16(out, min);
-    push_codes(bits, &codes, out);
-}
-
-/// The code bytes of a 32-element legacy block: for 5-bit codes first `qh`, a little-endian u32
-/// whose bit j is the 5th bit of element j; then 16 bytes whose byte j holds element j in the low
-/// nibble and element j + 16 in the high nibble.
-fn push_codes(bits: u32, codes: &[u8], out: &mut Vec<u8>) {
-    let (first_half, second_half) = codes.split_at(codes.len() / 2);
-    if bits == 5 {
-        let high_bits = codes.iter().enumerate().fold(0u32, |qh, (j, &q)| qh | (((q >> 4) & 1) as u32) << j);
-        out.extend_from_slice(&high_bits.to_le_bytes());
-    }
-    out.extend(first_half.iter().zip(second_half).map(|(&lo, &hi)| (lo & 0x0F) | (hi & 0x0F) << 4));
+    let codes = std::array::from_fn(|j| (((x[j] - min) * inverse_d + 0.5) as i32).min(max_code) as u8);
+    (F16Le::from_f32(d), F16Le::from_f32(min), codes)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -291,14 +292,13 @@ fn make_qx_quants(nmax: i32, x: &[f32], levels: &mut [u8]) -> f32 {
     scale
 }
 
-/// Q4_K (144 bytes per 256): `d: f16, dmin: f16, scales: [u8; 12], qs: [u8; 128]`.
-/// Each sub-block of 32 gets a (scale, min) from [`make_qkx2_quants`] (weights `rms(x) + |x|`,
+/// Q4_K ([`q4_k::Block`]): each sub-block of 32 gets a (scale, min) from [`make_qkx2_quants`] (weights `rms(x) + |x|`,
 /// `nmax` 15, 21 candidates from `rmin` -1 in steps of 0.1); those are quantized to 6 bits against
 /// the largest of each (`d = max_scale / 63`, `dmin = max_min / 63`), and every element is then
 /// re-quantized against the stored f16 scales. A sub-block whose 6-bit scale came out 0 keeps the
 /// codes of its own fit, as in ggml (they decode to `-dmin·m` all the same).
 fn quantize_q4_k_block(x: &[f32], out: &mut Vec<u8>) {
-    const SUB: usize = 32;
+    const SUB: usize = q4_k::SUB_BLOCK_WEIGHTS;
     let mut levels = [0u8; QK_K];
     let mut scales = [0.0f32; QK_K / SUB];
     let mut mins = [0.0f32; QK_K / SUB];
@@ -323,8 +323,8 @@ fn quantize_q4_k_block(x: &[f32], out: &mut Vec<u8>) {
     let inverse_min = if max_min > 0.0 { 63.0 / max_min } else { 0.0 };
     // ggml stores nearest_int into a uint8_t before clamping to 63: the cast wraps, kept here.
     let six_bit = |v: f32| (nearest_int(v) as u8).min(63);
-    let scale_codes: Vec<u8> = scales.iter().map(|&s| six_bit(inverse_scale * s)).collect();
-    let min_codes: Vec<u8> = mins.iter().map(|&m| six_bit(inverse_min * m)).collect();
+    let scale_codes = scales.map(|s| six_bit(inverse_scale * s));
+    let min_codes = mins.map(|m| six_bit(inverse_min * m));
 
     let d = f16::from_f32(max_scale / 63.0);
     let dmin = f16::from_f32(max_min / 63.0);
@@ -340,44 +340,23 @@ fn quantize_q4_k_block(x: &[f32], out: &mut Vec<u8>) {
         }
     }
 
-    out.extend_from_slice(&d.to_le_bytes());
-    out.extend_from_slice(&dmin.to_le_bytes());
-    out.extend_from_slice(&pack_q4_k_scales(&scale_codes, &min_codes));
-    // Each 64 elements make 32 bytes: element l in the low nibble, element l + 32 in the high.
-    for chunk in levels.chunks_exact(64) {
-        out.extend((0..32).map(|l| chunk[l] | chunk[l + 32] << 4));
-    }
+    let block = q4_k::Block {
+        d: F16Le::new(d),
+        dmin: F16Le::new(dmin),
+        scales: pack_scale_min_k4(&scale_codes, &min_codes),
+        qs: pack_sub_block_nibbles(&levels),
+    };
+    push_block(out, &block);
 }
 
-/// Packs eight 6-bit scales and eight 6-bit mins into 12 bytes (ggml's K-quant scale layout):
-/// sub-blocks 0..4 take the low 6 bits of bytes `j` (scale) and `j + 4` (min); sub-blocks 4..8
-/// put their low 4 bits in byte `j + 4` (scale low nibble, min high nibble) and their top 2 bits in
-/// the spare top bits of bytes `j - 4` (scale) and `j` (min).
-fn pack_q4_k_scales(scale_codes: &[u8], min_codes: &[u8]) -> [u8; 12] {
-    let mut packed = [0u8; 12];
-    for j in 0..8 {
-        let (ls, lm) = (scale_codes[j], min_codes[j]);
-        if j < 4 {
-            packed[j] = ls;
-            packed[j + 4] = lm;
-        } else {
-            packed[j + 4] = (ls & 0x0F) | (lm & 0x0F) << 4;
-            packed[j - 4] |= (ls >> 4) << 6;
-            packed[j] |= (lm >> 4) << 6;
-        }
-    }
-    packed
-}
-
-/// Q6_K (210 bytes per 256): `ql: [u8; 128], qh: [u8; 64], scales: [i8; 16], d: f16`.
-/// Each sub-block of 16 gets a signed scale from [`make_qx_quants`] (`nmax` 32); the super-block
+/// Q6_K ([`q6_k::Block`]): each sub-block of 16 gets a signed scale from [`make_qx_quants`] (`nmax` 32); the super-block
 /// scale is `d = 1 / iscale` with `iscale = -128 / max_scale` (`max_scale` the scale of largest
 /// magnitude, with its sign, so it lands on -128, the int8 side with one more level), the 8-bit
 /// scales are `min(127, nearest_int(iscale · scale))`, and every element is re-quantized against
 /// the stored f16 `d`. A sub-block whose 8-bit scale came out 0 keeps the codes of its own fit.
-/// A super-block whose scales are all (near) zero is stored as 210 zero bytes.
+/// A super-block whose scales are all (near) zero is stored as all zero bytes.
 fn quantize_q6_k_block(x: &[f32], out: &mut Vec<u8>) {
-    const SUB: usize = 16;
+    const SUB: usize = q6_k::SUB_BLOCK_WEIGHTS;
     const GROUP_MAX_EPS: f32 = 1e-15;
     let mut levels = [0u8; QK_K];
     let mut scales = [0.0f32; QK_K / SUB];
@@ -390,14 +369,14 @@ fn quantize_q6_k_block(x: &[f32], out: &mut Vec<u8>) {
         }
     }
     if max_abs_scale < GROUP_MAX_EPS {
-        out.extend_from_slice(&[0u8; 210]);
+        out.extend_from_slice(&[0u8; q6_k::BLOCK_BYTES]);
         return;
     }
 
     let iscale = -128.0 / max_scale;
     let d = f16::from_f32(1.0 / iscale);
     // ggml assigns the int result to an int8_t: values are in -128..=127 after the min.
-    let scale_codes: Vec<i8> = scales.iter().map(|&s| nearest_int(iscale * s).min(127) as i8).collect();
+    let scale_codes = scales.map(|s| nearest_int(iscale * s).min(127) as i8);
     for ((sub, sub_levels), &scale_code) in x.chunks_exact(SUB).zip(levels.chunks_exact_mut(SUB)).zip(&scale_codes) {
         let sub_d = d.to_f32() * scale_code as f32;
         if sub_d == 0.0 {
@@ -408,22 +387,8 @@ fn quantize_q6_k_block(x: &[f32], out: &mut Vec<u8>) {
         }
     }
 
-    // Per 128 elements: 64 bytes of low nibbles (elements l and l + 64 share byte l, elements
-    // l + 32 and l + 96 share byte l + 32) and 32 bytes of high 2-bit pairs (byte l holds elements
-    // l, l + 32, l + 64, l + 96 at bits 0, 2, 4, 6).
-    let mut ql = Vec::with_capacity(QK_K / 2);
-    let mut qh = Vec::with_capacity(QK_K / 4);
-    for chunk in levels.chunks_exact(128) {
-        ql.extend((0..32).map(|l| (chunk[l] & 0x0F) | (chunk[l + 64] & 0x0F) << 4));
-        ql.extend((0..32).map(|l| (chunk[l + 32] & 0x0F) | (chunk[l + 96] & 0x0F) << 4));
-        qh.extend((0..32).map(|l| {
-            (chunk[l] >> 4) | (chunk[l + 32] >> 4) << 2 | (chunk[l + 64] >> 4) << 4 | (chunk[l + 96] >> 4) << 6
-        }));
-    }
-    out.extend_from_slice(&ql);
-    out.extend_from_slice(&qh);
-    out.extend(scale_codes.iter().map(|&s| s as u8));
-    out.extend_from_slice(&d.to_le_bytes());
+    let (ql, qh) = q6_k::pack_codes(&levels);
+    push_block(out, &q6_k::Block { ql, qh, scales: scale_codes, d: F16Le::new(d) });
 }
 
 #[cfg(test)]

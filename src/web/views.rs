@@ -12,6 +12,7 @@ use wasm_bindgen::prelude::*;
 use super::{js_error, to_js, Playground};
 use crate::study::{now_ms, TokenText};
 use crate::analysis::outliers::{self, OutlierRule, WeightOutliers};
+use crate::formats::blocks::{self, q4_0, q4_1, q4_k, q5_0, q5_1, q5_k, q6_k, q8_0, scale_min_k4, F16Le};
 use crate::formats::ggml::GgmlType;
 use crate::gpu::forward::Capture;
 use crate::model::reference::{forward, ForwardOptions};
@@ -164,27 +165,14 @@ impl BlockGrid {
     }
 }
 
-fn f16_at(b: &[u8], at: usize) -> f32 {
-    half::f16::from_le_bytes([b[at], b[at + 1]]).to_f32()
-}
-
-/// The 6-bit scale and minimum codes of sub-block `j` of a Q4_K / Q5_K super-block (ggml's
-/// `get_scale_min_k4`; `formats::ggml` keeps its copy private to the decoder).
-fn scale_min_k4(j: usize, scales: &[u8]) -> (u8, u8) {
-    if j < 4 {
-        (scales[j] & 0x3F, scales[j + 4] & 0x3F)
-    } else {
-        ((scales[j + 4] & 0x0F) | ((scales[j - 4] >> 6) << 4), (scales[j + 4] >> 4) | ((scales[j] >> 6) << 4))
-    }
-}
-
 /// Elements per sub-block sharing one scale, for the GGUF types whose grid [`block_grid`] reads;
 /// None for the others (the float types' "grid" is every representable float).
 fn gguf_sub_block(t: GgmlType) -> Option<usize> {
     match t {
-        GgmlType::Q8_0 | GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q5_1 => Some(32),
-        GgmlType::Q4_K | GgmlType::Q5_K => Some(32),
-        GgmlType::Q6_K => Some(16),
+        GgmlType::Q8_0 | GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q5_1 => Some(t.block_size()),
+        GgmlType::Q4_K => Some(q4_k::SUB_BLOCK_WEIGHTS),
+        GgmlType::Q5_K => Some(q5_k::SUB_BLOCK_WEIGHTS),
+        GgmlType::Q6_K => Some(q6_k::SUB_BLOCK_WEIGHTS),
         _ => None,
     }
 }
@@ -193,18 +181,34 @@ fn gguf_sub_block(t: GgmlType) -> Option<usize> {
 /// block's scales as `formats::ggml`'s dequantizers apply them.
 fn block_grid(t: GgmlType, b: &[u8], sub: usize) -> Option<BlockGrid> {
     let grid = |step, offset, codes| Some(BlockGrid { step, offset, codes });
+    // K-quant sub-block j: x = (d * sc_j) * q - (dmin * m_j).
+    let k_quant_grid = |d: F16Le, dmin: F16Le, (sc, m): (u8, u8), codes| {
+        grid(d.to_f32() * sc as f32, -(dmin.to_f32() * m as f32), codes)
+    };
     match t {
-        GgmlType::Q8_0 => grid(f16_at(b, 0), 0.0, -128..=127),
-        GgmlType::Q4_0 => grid(f16_at(b, 0), 0.0, -8..=7),
-        GgmlType::Q5_0 => grid(f16_at(b, 0), 0.0, -16..=15),
-        GgmlType::Q4_1 => grid(f16_at(b, 0), f16_at(b, 2), 0..=15),
-        GgmlType::Q5_1 => grid(f16_at(b, 0), f16_at(b, 2), 0..=31),
-        GgmlType::Q4_K | GgmlType::Q5_K => {
-            let (sc, m) = scale_min_k4(sub, &b[4..16]);
-            let codes = if t == GgmlType::Q4_K { 0..=15 } else { 0..=31 };
-            grid(f16_at(b, 0) * sc as f32, -(f16_at(b, 2) * m as f32), codes)
+        GgmlType::Q8_0 => grid(blocks::view::<q8_0::Block>(b).d.to_f32(), 0.0, -128..=127),
+        GgmlType::Q4_0 => grid(blocks::view::<q4_0::Block>(b).d.to_f32(), 0.0, -8..=7),
+        GgmlType::Q5_0 => grid(blocks::view::<q5_0::Block>(b).d.to_f32(), 0.0, -16..=15),
+        GgmlType::Q4_1 => {
+            let block: &q4_1::Block = blocks::view(b);
+            grid(block.d.to_f32(), block.m.to_f32(), 0..=15)
         }
-        GgmlType::Q6_K => grid(f16_at(b, 208) * (b[192 + sub] as i8) as f32, 0.0, -32..=31),
+        GgmlType::Q5_1 => {
+            let block: &q5_1::Block = blocks::view(b);
+            grid(block.d.to_f32(), block.m.to_f32(), 0..=31)
+        }
+        GgmlType::Q4_K => {
+            let block: &q4_k::Block = blocks::view(b);
+            k_quant_grid(block.d, block.dmin, scale_min_k4(sub, &block.scales), 0..=15)
+        }
+        GgmlType::Q5_K => {
+            let block: &q5_k::Block = blocks::view(b);
+            k_quant_grid(block.d, block.dmin, scale_min_k4(sub, &block.scales), 0..=31)
+        }
+        GgmlType::Q6_K => {
+            let block: &q6_k::Block = blocks::view(b);
+            grid(block.d.to_f32() * block.scales[sub] as f32, 0.0, -32..=31)
+        }
         _ => None,
     }
 }
