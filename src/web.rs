@@ -362,7 +362,8 @@ impl Playground {
         let throttle = ProgressThrottle::new(&progress);
         let options = EvalOptions { max_tokens: Some(max_tokens), window };
         let text = (!text.is_empty()).then_some(text.as_str());
-        let evaluated = self.study.evaluate(text, &options, &mut |p| throttle.report(p), &|| throttle.stop_asked()).await;
+        let evaluated =
+            self.study.evaluate(text, &options, &mut |p| throttle.report(p), &|| throttle.stop_asked()).await;
         to_js(&evaluated.map_err(js_error)?)
     }
 

@@ -29,10 +29,10 @@ use std::str::FromStr;
 use serde::Serialize;
 
 use crate::error::ModelError;
-use crate::model::reference::{forward, ForwardOptions};
-use crate::model::Model;
 pub use crate::model::massive::{Entry, MASSIVE_FLOOR, RULE_FACTOR};
+use crate::model::reference::{forward, ForwardOptions};
 pub use crate::model::stats::lower_median;
+use crate::model::Model;
 
 /// Key k is an attention outlier when the head-averaged attention it receives, summed over
 /// queries, is at least this fraction of the sequence length (Systematic Outliers).

@@ -12,10 +12,9 @@
 use std::fmt::Write as _;
 
 use crate::analysis::eval::{evaluate_with, EvalResult};
-use crate::model::window::EVAL_TEXT;
-use crate::model::window::{eval_tokens, windows, EvalOptions, WindowForward};
 use crate::error::ModelError;
 use crate::model::reference::{forward, forward_with, ForwardHook, ForwardOptions, ForwardOutput, LinearInput};
+use crate::model::window::{eval_tokens, windows, EvalOptions, WindowForward, EVAL_TEXT};
 use crate::model::{Model, Progress};
 use crate::quant::experiment::{Experiment, Method};
 use crate::quant::runtime::RuntimeWindows;

@@ -19,26 +19,25 @@ macro_rules! outln {
         let _ = writeln!($out, $($arg)*);
     }};
 }
-use quantscope::analysis::report;
 use quantscope::analysis::eval::{evaluate, evaluate_with};
-use quantscope::model::window::EVAL_TEXT;
-use quantscope::model::window::{eval_tokens, CpuWindows, EvalOptions};
-use quantscope::model::intervene::{IntervenedBackend, IntervenedWindows, Intervener, Intervention};
+use quantscope::analysis::report;
 use quantscope::gpu::bench::{self, BenchOptions};
 use quantscope::gpu::forward::{GpuBackend, GpuModel, GpuWindows};
 use quantscope::gpu::kernels::intervene::GpuIntervention;
 use quantscope::gpu::kernels::runtime_quant::GpuRuntimeQuant;
 use quantscope::gpu::GpuContext;
 use quantscope::model::generate::{generate, CpuBackend, NextTokenLogits};
+use quantscope::model::intervene::{IntervenedBackend, IntervenedWindows, Intervener, Intervention};
 use quantscope::model::sampling::{Sampler, SamplingParams};
+use quantscope::model::window::{eval_tokens, CpuWindows, EvalOptions, EVAL_TEXT};
 use quantscope::model::{Model, Progress};
 use quantscope::quant::activation::forward::ActivationSchemes;
-use quantscope::quant::runtime::RuntimeWindows;
 use quantscope::quant::activation::ActScheme;
 use quantscope::quant::apply::{self, TensorError};
 use quantscope::quant::attention_probs::ProbScheme;
 use quantscope::quant::experiment::{Experiment, Method, Prepared};
 use quantscope::quant::kv::KvScheme;
+use quantscope::quant::runtime::RuntimeWindows;
 use quantscope::quant::smoothquant::SmoothInfo;
 use quantscope::quant::{export, Codebook, Encoding, Recipe, Scheme};
 use quantscope::{ModelError, QuantError};
@@ -561,7 +560,8 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
             let backend_name = if ctx.is_some() { "gpu" } else { "cpu" };
             let mut bar = ProgressBar::new();
             // Calibrated once, as everywhere: on the model as loaded (Intervener::calibrated).
-            let intervener = intervention.map(|i| Intervener::calibrated(&model, i)).transpose().map_err(|e| e.to_string())?;
+            let intervener =
+                intervention.map(|i| Intervener::calibrated(&model, i)).transpose().map_err(|e| e.to_string())?;
             let calibration = intervener.as_ref().and_then(|i| i.calibration().copied());
             let result = match (&ctx, intervener) {
                 (None, intervener) if !prepared.runtime.is_empty() => (|| {

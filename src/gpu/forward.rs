@@ -800,7 +800,8 @@ impl GpuModel {
         let record_microseconds = recording.elapsed().as_secs_f64() * 1e6;
         #[cfg(target_arch = "wasm32")]
         let record_microseconds = 0.0;
-        let stats = StepStats { compute_passes: recorded.compute_passes, dispatches: recorded.dispatches, record_microseconds };
+        let stats =
+            StepStats { compute_passes: recorded.compute_passes, dispatches: recorded.dispatches, record_microseconds };
 
         let bytes = ctx.read_staged(&staging, read_bytes, "logits").await?;
         let mut out = StepOutput { stats, ..Default::default() };

@@ -34,8 +34,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::stats::abs_percentile;
 use crate::error::QuantError;
+use crate::model::stats::abs_percentile;
 use crate::quant::hadamard::{block_size, rotate_rows};
 use crate::quant::{quantize, BlockScale, Granularity, MiniFloat, Scheme, SchemeKind};
 

@@ -189,8 +189,7 @@ pub fn with_weights(model: &Model, bytes: Vec<u8>, tensors: Vec<WeightTensor>) -
 /// Stored bits of `scheme` on a `rows × cols` matrix, without quantizing the matrix: every
 /// scheme's cost is affine in the number of rows (per-row and per-group parts, plus a per-tensor
 /// constant), so quantizing one and two rows of stand-in values gives it exactly. Also what
-/// surfaces a shape the scheme refuses.
-/// `name` names the tensor in the error.
+/// surfaces a shape the scheme refuses, as an error naming the tensor `name` and its real shape.
 pub fn storage_bits(scheme: &Scheme, name: &str, rows: usize, cols: usize) -> Result<u64, QuantError> {
     let sample = |n: usize| -> Result<u64, QuantError> {
         let data: Vec<f32> = (0..n * cols).map(|i| ((i * 7919 % 1009) as f32 / 504.5 - 1.0) * 0.02).collect();

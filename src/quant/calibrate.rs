@@ -8,10 +8,10 @@
 
 use serde::Serialize;
 
-use crate::model::window::{windows, EvalOptions};
 use crate::error::ModelError;
-use crate::model::reference::{forward_with, ForwardHook, ForwardOptions, LinearInput};
 use crate::model::config::RopeLayout;
+use crate::model::reference::{forward_with, ForwardHook, ForwardOptions, LinearInput};
+use crate::model::window::{windows, EvalOptions};
 use crate::model::{Model, Progress};
 
 /// Per-input-channel extremes of one linear input over every calibration token.

@@ -15,14 +15,14 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use super::activation::forward::ActivationSchemes;
 use super::activation::fake_quantize;
+use super::activation::forward::ActivationSchemes;
 use super::attention_probs::ProbQuantizer;
 use super::kv::{fake_quantize_kv, KvScheme};
-use crate::model::window::WindowForward;
-use crate::model::intervene::Intervener;
 use crate::error::{ModelError, QuantError};
+use crate::model::intervene::Intervener;
 use crate::model::reference::{forward_with, ForwardHook, ForwardOptions, LinearInput};
+use crate::model::window::WindowForward;
 use crate::model::{LlamaConfig, Model};
 
 /// Static symmetric per-channel quantization of a linear input (OutlierTune's "pre-executed

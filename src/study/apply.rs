@@ -77,9 +77,8 @@ impl Study {
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Applied, StudyError> {
         let t0 = now_ms();
-        let reason = || self.gpu_reason.clone().unwrap_or_else(|| "no GPU".into());
         let Some(gpu) = self.gpu.as_mut() else {
-            return Err(StudyError::NeedsGpu { what: "re-quantization", reason: reason() });
+            return Err(self.no_gpu("re-quantization"));
         };
         let names = gpu.model.matrix_names();
         let mut plan = Vec::with_capacity(names.len());

@@ -82,7 +82,10 @@ impl Study {
         as_loaded: bool,
     ) -> Result<Generation<'_>, StudyError> {
         if !(params.top_p > 0.0 && params.top_p <= 1.0) {
-            return Err(StudyError::Invalid { what: "top-p", message: format!("must be in (0, 1], not {}", params.top_p) });
+            return Err(StudyError::Invalid {
+                what: "top-p",
+                message: format!("must be in (0, 1], not {}", params.top_p),
+            });
         }
         if params.temperature.is_nan() || params.temperature < 0.0 {
             return Err(StudyError::Invalid {

@@ -223,10 +223,12 @@ impl Study {
 
     /// The GPU, or why an operation named `what` cannot run without it.
     fn require_gpu(&self, what: &'static str) -> Result<&StudyGpu, StudyError> {
-        self.gpu.as_ref().ok_or_else(|| StudyError::NeedsGpu {
-            what,
-            reason: self.gpu_reason.clone().unwrap_or_else(|| "no GPU".into()),
-        })
+        self.gpu.as_ref().ok_or_else(|| self.no_gpu(what))
+    }
+
+    /// Why an operation named `what` cannot run: there is no GPU.
+    fn no_gpu(&self, what: &'static str) -> StudyError {
+        StudyError::NeedsGpu { what, reason: self.gpu_reason.clone().unwrap_or_else(|| "no GPU".into()) }
     }
 
     /// The model under study is the model as loaded: nothing re-quantized, no intervention, no
@@ -301,7 +303,14 @@ impl Study {
         let tokens = self.model.prompt_tokens(prompt)?;
         let (logits, backend) = self.last_logits(&tokens, false).await?;
         let top = self.model.top_tokens(&logits, top_k);
-        Ok(Prediction { model: self.model.source.clone(), prompt: prompt.into(), tokens, top, backend, ms: now_ms() - t0 })
+        Ok(Prediction {
+            model: self.model.source.clone(),
+            prompt: prompt.into(),
+            tokens,
+            top,
+            backend,
+            ms: now_ms() - t0,
+        })
     }
 
     /// The next-token top-k of the model as loaded and of the model under study, side by side.
@@ -324,7 +333,15 @@ impl Study {
             let (logits, backend) = self.last_logits(&tokens, false).await?;
             (self.model.top_tokens(&logits, k), backend)
         };
-        Ok(BothPredictions { reference, quantized, tokens, reference_backend, quantized_backend, same_run, ms: now_ms() - t0 })
+        Ok(BothPredictions {
+            reference,
+            quantized,
+            tokens,
+            reference_backend,
+            quantized_backend,
+            same_run,
+            ms: now_ms() - t0,
+        })
     }
 
     /// Outlier summaries of `prompt` reduced on the GPU (the model under study, or as loaded with

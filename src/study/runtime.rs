@@ -17,11 +17,10 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::{now_ms, Study};
-use crate::model::window::EVAL_TEXT;
 use crate::error::StudyError;
 use crate::gpu::kernels::runtime_quant::GpuRuntimeQuant;
 use crate::model::reference::{ForwardOptions, ForwardOutput};
-use crate::model::window::{eval_tokens, EvalOptions};
+use crate::model::window::{eval_tokens, EvalOptions, EVAL_TEXT};
 use crate::model::Progress;
 use crate::quant::activation::forward::ActivationSchemes;
 use crate::quant::activation::ActScheme;

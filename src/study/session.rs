@@ -19,7 +19,11 @@ impl<'a> Session<'a> {
         Ok(match &study.gpu {
             Some(gpu) if !study.runs_on_cpu(as_loaded) => {
                 let capacity = u32::try_from(capacity).unwrap_or(u32::MAX);
-                Session::Gpu { gpu, cache: Box::new(gpu.model.new_cache(&gpu.ctx, capacity)?), capture: study.capture(as_loaded) }
+                Session::Gpu {
+                    gpu,
+                    cache: Box::new(gpu.model.new_cache(&gpu.ctx, capacity)?),
+                    capture: study.capture(as_loaded),
+                }
             }
             _ => Session::Cpu(CpuBackend::new(&study.model)),
         })

@@ -10,7 +10,6 @@ use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
 use super::{js_error, to_js, Playground};
-use crate::study::{now_ms, TokenText};
 use crate::analysis::outliers::{self, OutlierRule, WeightOutliers};
 use crate::formats::blocks::{self, q4_0, q4_1, q4_k, q5_0, q5_1, q5_k, q6_k, q8_0, scale_min_k4, F16Le};
 use crate::formats::ggml::GgmlType;
@@ -19,6 +18,7 @@ use crate::model::reference::{forward, ForwardOptions};
 use crate::quant::apply::{quantize_tensor, TensorError};
 use crate::quant::codebook::{Codebook, Sharing};
 use crate::quant::{hadamard, Encoding, Scheme};
+use crate::study::{now_ms, TokenText};
 
 /// Bins of the weight-value histograms.
 const HISTOGRAM_BINS: usize = 256;

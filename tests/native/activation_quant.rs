@@ -3,9 +3,8 @@
 //! on token 0, and keeping the down projection's input at 8 bits helps W·A4.
 use crate::common;
 
-use quantscope::model::window::EVAL_TEXT;
-use quantscope::model::window::{eval_tokens, EvalOptions};
 use quantscope::model::reference::{forward_with, ForwardHook, ForwardOptions, LinearInput};
+use quantscope::model::window::{eval_tokens, EvalOptions, EVAL_TEXT};
 use serde_json::Value;
 
 /// One window of 128 tokens: the window's token 0 carries the massive activation.

@@ -6,9 +6,8 @@ use crate::common;
 use std::collections::HashMap;
 
 use quantscope::analysis::eval::{evaluate_with, EvalResult};
-use quantscope::model::window::EVAL_TEXT;
-use quantscope::model::window::{eval_tokens, CpuWindows, EvalOptions};
 use quantscope::model::reference::{forward, ForwardOptions, LinearInput};
+use quantscope::model::window::{eval_tokens, CpuWindows, EvalOptions, EVAL_TEXT};
 use quantscope::model::Model;
 use quantscope::quant::calibrate::calibrate;
 use quantscope::quant::experiment::{Experiment, Method};
@@ -16,15 +15,6 @@ use quantscope::quant::runtime::{InputCalibration, RuntimeQuant, RuntimeWindows}
 use quantscope::quant::{fireq, outliertune, smoothquant};
 
 const PROMPT: &str = "Summer is warm. Winter is cold.\n";
-
-fn relative_l2(a: &[f32], b: &[f32]) -> f64 {
-    let (mut d2, mut r2) = (0.0f64, 0.0f64);
-    for (&x, &y) in a.iter().zip(b) {
-        d2 += (x as f64 - y as f64).powi(2);
-        r2 += (x as f64).powi(2);
-    }
-    (d2 / r2).sqrt()
-}
 
 /// Logits of every position of `tokens` with `runtime` on `model`.
 fn logits(model: &Model, runtime: &RuntimeQuant, tokens: &[u32]) -> Vec<f32> {
@@ -42,14 +32,14 @@ fn calibrated_transforms_keep_the_float_output() {
 
     // OutlierTune's γ fold.
     let folded = outliertune::fold_norm_gains(&model).unwrap();
-    let rel = relative_l2(&plain, &logits(&folded, &none, &tokens));
+    let rel = common::relative_l2_f32(&plain, &logits(&folded, &none, &tokens));
     assert!(rel <= 1e-5, "γ fold: relative L2 {rel:e}");
 
     // SQ-b: smoothed weights plus the shift taken out and put back, nothing quantized.
     let (smoothed, inputs) = smoothquant::smooth_with_bias(&model, &calibration, 0.5).unwrap();
     assert_eq!(inputs.len(), 2 * model.config.n_layers);
     let shifted = RuntimeQuant { inputs, ..Default::default() };
-    let rel = relative_l2(&plain, &logits(&smoothed, &shifted, &tokens));
+    let rel = common::relative_l2_f32(&plain, &logits(&smoothed, &shifted, &tokens));
     assert!(rel <= 1e-5, "SQ-b: relative L2 {rel:e}");
 
     // FireQ: keys × σ, queries ÷ σ, nothing quantized.
@@ -57,14 +47,14 @@ fn calibrated_transforms_keep_the_float_output() {
     assert!(scales.iter().flatten().all(|s| s.is_finite() && *s > 0.0));
     assert!(scales.iter().flatten().any(|&s| (s - 1.0).abs() > 0.1), "FireQ changed no channel");
     let scaled = RuntimeQuant { key_scales: Some(scales), ..Default::default() };
-    let rel = relative_l2(&plain, &logits(&model, &scaled, &tokens));
+    let rel = common::relative_l2_f32(&plain, &logits(&model, &scaled, &tokens));
     assert!(rel <= 1e-5, "FireQ: relative L2 {rel:e}");
 
     // A shift alone (no quantizer) is exactly undone.
     let mut inputs = HashMap::new();
     let shift: Vec<f32> = (0..model.config.d_ff).map(|i| (i % 7) as f32 * 0.25 - 0.75).collect();
     inputs.insert((3, LinearInput::MlpDown), InputCalibration { shift: Some(shift), ..Default::default() });
-    let rel = relative_l2(&plain, &logits(&model, &RuntimeQuant { inputs, ..Default::default() }, &tokens));
+    let rel = common::relative_l2_f32(&plain, &logits(&model, &RuntimeQuant { inputs, ..Default::default() }, &tokens));
     assert!(rel <= 1e-6, "shift: relative L2 {rel:e}");
 }
 

@@ -66,6 +66,16 @@ pub fn relative_l2(a: &[f32], b: &[f64]) -> f64 {
     (num / den).sqrt()
 }
 
+/// ‖a − b‖₂ / ‖a‖₂ of two f32 vectors (logits of two runs), computed in f64.
+pub fn relative_l2_f32(a: &[f32], b: &[f32]) -> f64 {
+    let (mut d2, mut r2) = (0.0f64, 0.0f64);
+    for (&x, &y) in a.iter().zip(b) {
+        d2 += (x as f64 - y as f64).powi(2);
+        r2 += (x as f64).powi(2);
+    }
+    (d2 / r2).sqrt()
+}
+
 /// A scratch folder under target/ for files the oracles write.
 pub fn scratch(name: &str) -> PathBuf {
     let dir = repo().join("target/oracle").join(name);

@@ -8,12 +8,11 @@
 use crate::gpu_common;
 
 use gpu_common::*;
-use quantscope::model::window::EVAL_TEXT;
-use quantscope::model::window::{eval_tokens, EvalOptions};
-use quantscope::model::intervene::{Intervener, Intervention};
 use quantscope::gpu::forward::{Capture, GpuModel};
 use quantscope::gpu::kernels::intervene::{select_abs, GpuIntervention};
+use quantscope::model::intervene::{Intervener, Intervention};
 use quantscope::model::reference::{forward, forward_with, ForwardOptions};
+use quantscope::model::window::{eval_tokens, EvalOptions, EVAL_TEXT};
 
 #[test]
 fn the_gpu_select_finds_the_exact_value_of_every_rank_asked() {

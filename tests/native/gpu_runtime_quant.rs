@@ -20,12 +20,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use gpu_common::*;
-use quantscope::gpu::Recorder;
 use quantscope::gpu::forward::{Capture, GpuModel, StepOutput};
 use quantscope::gpu::kernels::attention::{attention_quantized, AttentionShape};
 use quantscope::gpu::kernels::runtime_quant::{
     fake_quantize_activation, fake_quantize_kv, GpuProbQuant, GpuRuntimeQuant,
 };
+use quantscope::gpu::Recorder;
 use quantscope::model::reference::{forward_with, ForwardHook, ForwardOptions, LinearInput};
 use quantscope::model::Model;
 use quantscope::quant::activation::forward::ActivationSchemes;

@@ -4,11 +4,9 @@
 use crate::common;
 
 use quantscope::analysis::eval::evaluate_with;
-use quantscope::model::intervene::{
-    IntervenedWindows, Intervener, Intervention, MEAN_MASSIVE_CALIBRATION_TOKENS,
-};
-use quantscope::model::window::{eval_tokens, CpuWindows, EvalOptions, WindowForward, EVAL_TEXT};
+use quantscope::model::intervene::{IntervenedWindows, Intervener, Intervention, MEAN_MASSIVE_CALIBRATION_TOKENS};
 use quantscope::model::reference::{forward_with, ForwardOptions};
+use quantscope::model::window::{eval_tokens, CpuWindows, EvalOptions, WindowForward, EVAL_TEXT};
 use quantscope::ModelError;
 
 /// Evaluated tokens: two windows of 64, so each window's token 0 carries its own massive activation.

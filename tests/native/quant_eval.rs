@@ -5,10 +5,9 @@ use crate::common;
 
 use common::default_model;
 use quantscope::analysis::eval::{evaluate, EvalResult};
-use quantscope::model::window::EVAL_TEXT;
-use quantscope::model::window::{eval_tokens, EvalOptions};
 use quantscope::analysis::metrics::argmax;
 use quantscope::model::reference::{forward, ForwardOptions};
+use quantscope::model::window::{eval_tokens, EvalOptions, EVAL_TEXT};
 use quantscope::model::Model;
 use quantscope::quant::apply::quantize_model;
 use quantscope::quant::{Recipe, Scheme, SchemeKind};

@@ -3,13 +3,12 @@
 use crate::common;
 
 use quantscope::analysis::eval::{evaluate_with, EvalResult};
-use quantscope::model::window::EVAL_TEXT;
-use quantscope::model::window::{eval_tokens, CpuWindows, EvalOptions};
 use quantscope::model::reference::{forward, ForwardOptions};
+use quantscope::model::window::{eval_tokens, CpuWindows, EvalOptions, EVAL_TEXT};
 use quantscope::model::Model;
 use quantscope::quant::activation::forward::ActivationSchemes;
-use quantscope::quant::runtime::{RuntimeQuant, RuntimeWindows};
 use quantscope::quant::calibrate::calibrate;
+use quantscope::quant::runtime::{RuntimeQuant, RuntimeWindows};
 use quantscope::quant::smoothquant::smooth;
 
 /// `evaluated` with per-tensor int8 activations against `reference` in float, on the first 128
@@ -21,16 +20,6 @@ fn int8_tensor_eval(reference: &Model, evaluated: &Model) -> EvalResult {
     let quant = RuntimeQuant { activations: Some(schemes), ..Default::default() };
     let mut q = RuntimeWindows { model: evaluated, quant: &quant, intervener: None };
     evaluate_with(reference, &mut CpuWindows(reference), &mut q, &ids, &options, &mut |_| {}).unwrap()
-}
-
-/// Relative L2 distance of two logit vectors.
-fn relative_l2(a: &[f32], b: &[f32]) -> f64 {
-    let (mut d2, mut r2) = (0.0f64, 0.0f64);
-    for (&x, &y) in a.iter().zip(b) {
-        d2 += (x as f64 - y as f64).powi(2);
-        r2 += (x as f64).powi(2);
-    }
-    (d2 / r2).sqrt()
 }
 
 #[test]
@@ -47,7 +36,7 @@ fn smoothing_keeps_the_float_logits_and_lowers_int8_tensor_kl() {
     let options = ForwardOptions { all_logits: true, ..Default::default() };
     let a = forward(&model, &calib_ids[..64], options).unwrap().logits;
     let b = forward(&smoothed, &calib_ids[..64], options).unwrap().logits;
-    let rel = relative_l2(&a, &b);
+    let rel = common::relative_l2_f32(&a, &b);
     assert!(rel <= 1e-5, "smoothing changed the float logits by {rel:e} (relative L2)");
 
     // Per-tensor int8 activations on 128 tokens (weights as loaded). Measured: KL 0.819 → 0.640,

@@ -6,10 +6,10 @@
 
 use std::sync::Arc;
 
-use crate::model::intervene::{Intervener, Intervention};
-use crate::model::massive::{MASSIVE_FLOOR, RULE_FACTOR};
 use crate::error::GpuError;
 use crate::gpu::{GpuContext, Recorder, ShaderSource};
+use crate::model::intervene::{Intervener, Intervention};
+use crate::model::massive::{MASSIVE_FLOOR, RULE_FACTOR};
 
 const KERNEL: &str = "intervene";
 /// Words of a select's state: found bits, mask, remaining rank, unused, 256 digit counts.

@@ -6,9 +6,9 @@
 
 use serde::Serialize;
 
-use crate::model::massive::Entry;
 use crate::error::GpuError;
 use crate::gpu::{GpuContext, Recorder};
+use crate::model::massive::Entry;
 
 const KERNEL: &str = "probe";
 const WORKGROUP_SIZE: u32 = 64;

@@ -6,8 +6,8 @@ use quantscope::formats::ggml::GgmlType;
 use quantscope::gpu::weights::GpuWeight;
 use quantscope::quant::{Codebook, Sharing};
 
-use super::kernel_reference::{random_weights, Rng, MATMUL_TERM_REL};
 use super::ctx;
+use super::kernel_reference::{random_weights, Rng, MATMUL_TERM_REL};
 
 /// A weight under test: on the GPU, and dequantized on the CPU (`[n_out × n_in]`).
 pub struct TestWeight {
