@@ -6,4 +6,3 @@
 pub mod eval;
 pub mod metrics;
 pub mod outliers;
-pub mod report;

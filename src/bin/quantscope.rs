@@ -4,11 +4,9 @@
 #![cfg_attr(target_arch = "wasm32", no_main)]
 #![cfg(not(target_arch = "wasm32"))]
 
-use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
@@ -19,28 +17,23 @@ macro_rules! outln {
         let _ = writeln!($out, $($arg)*);
     }};
 }
-use quantscope::analysis::eval::{evaluate, evaluate_with};
-use quantscope::analysis::report;
 use quantscope::gpu::bench::{self, BenchOptions};
-use quantscope::gpu::forward::{GpuBackend, GpuModel, GpuWindows};
-use quantscope::gpu::kernels::intervene::GpuIntervention;
-use quantscope::gpu::kernels::runtime_quant::GpuRuntimeQuant;
 use quantscope::gpu::GpuContext;
-use quantscope::model::generate::{generate, CpuBackend, NextTokenLogits};
-use quantscope::model::intervene::{IntervenedBackend, IntervenedWindows, Intervener, Intervention};
-use quantscope::model::sampling::{Sampler, SamplingParams};
-use quantscope::model::window::{eval_tokens, CpuWindows, EvalOptions, EVAL_TEXT};
-use quantscope::model::{Model, Progress};
+use quantscope::model::intervene::Intervention;
+use quantscope::model::sampling::SamplingParams;
+use quantscope::model::window::{eval_tokens, EvalOptions, EVAL_TEXT};
+use quantscope::model::{Model, Prediction, Progress};
 use quantscope::quant::activation::forward::ActivationSchemes;
 use quantscope::quant::activation::ActScheme;
 use quantscope::quant::apply::{self, TensorError};
 use quantscope::quant::attention_probs::ProbScheme;
 use quantscope::quant::experiment::{Experiment, Method, Prepared};
 use quantscope::quant::kv::KvScheme;
-use quantscope::quant::runtime::RuntimeWindows;
 use quantscope::quant::smoothquant::SmoothInfo;
-use quantscope::quant::{export, Codebook, Encoding, Recipe, Scheme};
-use quantscope::{ModelError, QuantError};
+use quantscope::quant::{export, Encoding, Recipe, Scheme};
+use quantscope::study::{report, ExperimentSet, Study};
+use quantscope::QuantError;
+use pollster::block_on;
 
 /// The model the README's setup downloads.
 const DEFAULT_MODEL: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
@@ -348,37 +341,19 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
             Ok(())
         }
         Command::Predict { model, prompt, top, json, backend, weights, recipe, intervene } => {
-            let intervention = parse_intervention(intervene, backend, false)?;
-            let loaded = load(model)?;
+            let intervention = parse_intervention(intervene)?;
             let recipe = match (weights, recipe) {
                 (Some(name), _) => Some(Recipe::uniform(name.parse().map_err(|e: QuantError| e.to_string())?)),
                 (None, Some(path)) => Some(read_recipe(&path)?),
                 (None, None) => None,
             };
-            let quantized = match &recipe {
-                Some(recipe) => {
-                    let mut bar = ProgressBar::new();
-                    let q = apply::quantize_model(&loaded, recipe, &mut |p| bar.show(p));
-                    bar.finish();
-                    Some(q.map_err(|e| e.to_string())?)
-                }
-                None => None,
-            };
-            let (model, codebooks) = match &quantized {
-                Some(q) => (&q.model, q.codebooks.clone()),
-                None => (&loaded, HashMap::new()),
-            };
-            let capacity = model.tokenizer.encode(&prompt).map_err(|e| e.to_string())?.len();
-            let prediction = match intervention {
-                Some(intervention) => {
-                    let intervener = Intervener::calibrated(&loaded, intervention).map_err(|e| e.to_string())?;
-                    let mut backend = IntervenedBackend { model, intervener, tokens: Vec::new() };
-                    model.predict_with(&mut backend, &prompt, top).map_err(|e| e.to_string())?
-                }
-                None => {
-                    with_backend(model, &codebooks, backend, capacity, &mut |b| model.predict_with(b, &prompt, top))?
-                }
-            };
+            let mut study = study_on(load(model)?, backend)?;
+            if recipe.is_some() || intervention.is_some() {
+                let experiment = Experiment { weights: recipe, ..Default::default() };
+                set_experiment(&mut study, &experiment, intervention, &[], 512)?;
+            }
+            let p = block_on(study.predict(&prompt, top)).map_err(|e| e.to_string())?;
+            let prediction = Prediction { model: p.model, prompt: p.prompt, tokens: p.tokens, top: p.top };
             if json {
                 outln!(out, "{}", serde_json::to_string(&prediction).map_err(|e| e.to_string())?);
                 return Ok(());
@@ -398,37 +373,42 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
             Ok(())
         }
         Command::Generate { model, prompt, max_tokens, temperature, top_p, seed, backend, json } => {
-            let model = load(model)?;
-            let capacity = model.tokenizer.encode(&prompt).map_err(|e| e.to_string())?.len() + max_tokens;
-            let mut sampler = Sampler::new(SamplingParams { temperature, top_p, seed });
+            let study = study_on(load(model)?, backend)?;
             let mut stdout = std::io::stdout();
             if !json {
                 let _ = write!(stdout, "{prompt}");
                 let _ = stdout.flush();
             }
-            // Timed from the prompt on: model loading and upload are not generation.
-            let (generation, elapsed) = with_backend(&model, &HashMap::new(), backend, capacity, &mut |b| {
-                let started = std::time::Instant::now();
-                let generation = generate(&model, b, &prompt, max_tokens, &mut sampler, &mut |piece| {
-                    if !json {
-                        let _ = write!(stdout, "{piece}");
+            // Timed from the prompt on (`GenerationSummary`): loading and upload are not generation.
+            let params = SamplingParams { temperature, top_p, seed };
+            let summary = block_on(async {
+                let mut generation = study.generation(&prompt, max_tokens, params, false).await?;
+                while let Some(token) = generation.next().await? {
+                    if !json && !token.piece.is_empty() {
+                        let _ = write!(stdout, "{}", token.piece);
                         let _ = stdout.flush();
                     }
-                })?;
-                Ok((generation, started.elapsed()))
-            })?;
-            let seconds = elapsed.as_secs_f64();
-            let rate = generation.tokens.len() as f64 / seconds;
+                }
+                generation.finish()
+            })
+            .map_err(|e| e.to_string())?;
             if json {
-                let mut v = serde_json::to_value(&generation).map_err(|e| e.to_string())?;
-                v["tokens_per_second"] = rate.into();
+                let v = serde_json::json!({
+                    "prompt_tokens": summary.prompt_tokens,
+                    "tokens": summary.tokens,
+                    "text": summary.text,
+                    "stop": summary.stop,
+                    "tokens_per_second": summary.tokens_per_second,
+                });
                 outln!(out, "{v}");
             } else {
-                let _ = writeln!(stdout);
+                let _ = writeln!(stdout, "{}", summary.rest);
                 eprintln!(
-                    "{} tokens in {seconds:.2} s: {rate:.1} tokens/s (stop: {})",
-                    generation.tokens.len(),
-                    generation.stop
+                    "{} tokens in {:.2} s: {:.1} tokens/s (stop: {})",
+                    summary.tokens.len(),
+                    summary.ms / 1000.0,
+                    summary.tokens_per_second,
+                    summary.stop
                 );
             }
             Ok(())
@@ -504,7 +484,7 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
             calib,
             calib_tokens,
         } => {
-            let intervention = parse_intervention(intervene, backend, true)?;
+            let intervention = parse_intervention(intervene)?;
             let activations = parse_activations(activations, activations_down)?;
             let method = match (smooth, method) {
                 (Some(alpha), _) => Some(format!("smoothquant:{alpha}")),
@@ -533,89 +513,33 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
             let text = read_text(&text)?;
             let experiment = Experiment { weights: recipe.clone(), activations, kv, probs, method };
             experiment.validate().map_err(|e| e.to_string())?;
-            let started = std::time::Instant::now();
             let calib_ids = if experiment.needs_calibration() {
                 let calib_options = EvalOptions { max_tokens: Some(calib_tokens.max(2)), window: 512 };
                 eval_tokens(&model, &read_text(&calib)?, &calib_options).map_err(|e| e.to_string())?
             } else {
                 Vec::new()
             };
-            let mut bar = ProgressBar::new();
-            let prepared = experiment.prepare(&model, &calib_ids, 512, &mut |p| bar.show(p));
-            bar.finish();
-            let prepared = prepared.map_err(|e| e.to_string())?;
-            let quantize_seconds = started.elapsed().as_secs_f64();
-            // The model that is evaluated against the model as loaded: quantized or not, then intervened.
-            let evaluated = prepared.model(&model);
             let options = EvalOptions { max_tokens: tokens, window };
             let ids = eval_tokens(&model, &text, &options).map_err(|e| e.to_string())?;
+            // Auto keeps run-time quantization on the CPU reference, the ground truth.
+            let backend = if backend == Backend::Auto && runtime_asked { Backend::Cpu } else { backend };
+            let mut study = study_on(model, backend)?;
+            let set = set_experiment(&mut study, &experiment, intervention, &calib_ids, 512)?;
+            let calibration = set.intervention_calibration;
+            let backend_name = if set.backend == "webgpu" { "gpu" } else { "cpu" };
             let started = std::time::Instant::now();
-            let ctx = match backend {
-                // Auto keeps run-time quantization on the CPU reference, the ground truth.
-                Backend::Auto if runtime_asked => None,
-                Backend::Cpu => None,
-                Backend::Gpu => Some(GpuContext::new_blocking().map_err(|e| e.to_string())?),
-                Backend::Auto => auto_gpu(),
-            };
-            let backend_name = if ctx.is_some() { "gpu" } else { "cpu" };
             let mut bar = ProgressBar::new();
-            // Calibrated once, as everywhere: on the model as loaded (Intervener::calibrated).
-            let intervener =
-                intervention.map(|i| Intervener::calibrated(&model, i)).transpose().map_err(|e| e.to_string())?;
-            let calibration = intervener.as_ref().and_then(|i| i.calibration().copied());
-            let result = match (&ctx, intervener) {
-                (None, intervener) if !prepared.runtime.is_empty() => (|| {
-                    let mut quantized = RuntimeWindows { model: evaluated, quant: &prepared.runtime, intervener };
-                    evaluate_with(&model, &mut CpuWindows(&model), &mut quantized, &ids, &options, &mut |p| bar.show(p))
-                })(),
-                (None, Some(intervener)) => (|| {
-                    let mut intervened = IntervenedWindows { model: evaluated, intervener };
-                    evaluate_with(&model, &mut CpuWindows(&model), &mut intervened, &ids, &options, &mut |p| {
-                        bar.show(p)
-                    })
-                })(),
-                (None, None) => evaluate(&model, evaluated, &ids, &options, &mut |p| bar.show(p)),
-                (Some(ctx), intervener) => (|| {
-                    let reference = GpuModel::upload(ctx, &model, &mut |p| bar.show(p))?;
-                    let gpu_quantized = match (&prepared.quantized, &prepared.transformed) {
-                        (Some(q), _) => Some(GpuModel::upload_quantized(ctx, q, &mut |p| bar.show(p))?),
-                        (None, Some(m)) => Some(GpuModel::upload(ctx, m, &mut |p| bar.show(p))?),
-                        (None, None) => None,
-                    };
-                    let intervention = match intervener {
-                        Some(intervener) => {
-                            let c = &model.config;
-                            Some(GpuIntervention::new(ctx, &intervener, c.n_layers, c.d_model)?)
-                        }
-                        None => None,
-                    };
-                    let runtime = if prepared.runtime.is_empty() {
-                        None
-                    } else {
-                        Some(Arc::new(GpuRuntimeQuant::new(ctx, &prepared.runtime, &model.config)?))
-                    };
-                    evaluate_with(
-                        &model,
-                        &mut GpuWindows { ctx, model: &reference, intervention: None, runtime: None },
-                        &mut GpuWindows {
-                            ctx,
-                            model: gpu_quantized.as_ref().unwrap_or(&reference),
-                            intervention,
-                            runtime,
-                        },
-                        &ids,
-                        &options,
-                        &mut |p| bar.show(p),
-                    )
-                })(),
-            };
+            let result = block_on(study.evaluate_tokens(&ids, &options, None, &mut |p| bar.show(p), &|| false));
             bar.finish();
-            let result = result.map_err(|e| e.to_string())?;
+            let (result, window) = result.map_err(|e| e.to_string())?;
             eprintln!(
-                "quantized in {quantize_seconds:.2} s, evaluated {} tokens in {:.2} s",
+                "quantized in {:.2} s, evaluated {} tokens in {:.2} s",
+                set.ms / 1000.0,
                 result.tokens,
                 started.elapsed().as_secs_f64()
             );
+            let model = &study.model;
+            let prepared = study.prepared().expect("set_experiment leaves a prepared experiment");
             if json {
                 let mut v = serde_json::json!({
                     "model": model.source,
@@ -629,7 +553,7 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
                     "method": experiment.method,
                     "smoothquant": smooth_info(&experiment, &prepared),
                     "decisions": prepared.decisions,
-                    "window": options.window_for(&model),
+                    "window": window,
                     "backend": backend_name,
                     "bpw": prepared.bits_per_weight,
                     "bytes": prepared.quantized.as_ref().map(|q| q.bytes),
@@ -667,7 +591,7 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
                 let down = a.down.map_or(String::new(), |d| format!(" (down projection input: {d})"));
                 outln!(out, "activations    {}{down}", a.default);
             }
-            outln!(out, "tokens         {} (windows of {})", result.tokens, options.window_for(&model));
+            outln!(out, "tokens         {} (windows of {window})", result.tokens);
             outln!(out, "KL             {:.5} nats/token", m.kl);
             outln!(out, "PD-KL (T=4)    {:.5}", m.pd_kl);
             outln!(out, "top-1 agree    {:.2}%", m.top1_agreement * 100.0);
@@ -690,8 +614,9 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
                 return Err(format!("--only {:?}: no configuration matches", only.unwrap_or_default()));
             }
             let options = report::ReportOptions { tokens, window, calibration_tokens: calib_tokens };
+            let mut study = study_on(model, Backend::Cpu)?;
             let mut bar = ProgressBar::new();
-            let markdown = report::report(&model, &configs, &options, &mut |p| bar.show(p));
+            let markdown = block_on(report::report(&mut study, &configs, &options, &mut |p| bar.show(p)));
             bar.finish();
             let markdown = markdown.map_err(|e| e.to_string())?;
             write_file(&path, markdown.as_bytes())?;
@@ -739,17 +664,9 @@ fn parse_activations(default: Option<String>, down: Option<String>) -> Result<Op
     Ok(Some(ActivationSchemes { default, down }))
 }
 
-/// The `--intervene` name; refused with `--backend gpu` where the command runs interventions on
-/// the CPU reference only (`predict`; `eval` runs them on either).
-fn parse_intervention(name: Option<String>, backend: Backend, on_gpu: bool) -> Result<Option<Intervention>, String> {
-    let Some(name) = name else { return Ok(None) };
-    let intervention: Intervention = name.parse().map_err(|e| format!("--intervene: {e}"))?;
-    if backend == Backend::Gpu && !on_gpu {
-        return Err(format!(
-            "--intervene {intervention}: interventions run on the CPU reference for now; use --backend cpu"
-        ));
-    }
-    Ok(Some(intervention))
+/// The `--intervene` name.
+fn parse_intervention(name: Option<String>) -> Result<Option<Intervention>, String> {
+    name.map(|n| n.parse().map_err(|e| format!("--intervene: {e}"))).transpose()
 }
 
 fn read_recipe(path: &Path) -> Result<Recipe, String> {
@@ -777,29 +694,38 @@ fn auto_gpu() -> Option<GpuContext> {
     Some(ctx)
 }
 
-/// Runs `f` with the chosen backend; `capacity` is the number of tokens the GPU's KV cache
-/// must hold.
-fn with_backend<T>(
-    model: &Model,
-    codebooks: &HashMap<String, Codebook>,
-    backend: Backend,
-    capacity: usize,
-    f: &mut dyn FnMut(&mut dyn NextTokenLogits) -> Result<T, ModelError>,
-) -> Result<T, String> {
+/// The study every command that runs the model goes through, on the chosen backend: `auto`
+/// takes a hardware GPU only ([`auto_gpu`]); `gpu` fails without one. Shows the upload's progress.
+fn study_on(model: Model, backend: Backend) -> Result<Study, String> {
     let ctx = match backend {
-        Backend::Cpu => None,
-        Backend::Gpu => Some(GpuContext::new_blocking().map_err(|e| e.to_string())?),
-        Backend::Auto => auto_gpu(),
-    };
-    let Some(ctx) = ctx else {
-        return f(&mut CpuBackend::new(model)).map_err(|e| e.to_string());
+        Backend::Cpu => Err("--backend cpu".to_string()),
+        Backend::Gpu => Ok(GpuContext::new_blocking().map_err(|e| e.to_string())?),
+        Backend::Auto => auto_gpu().ok_or_else(|| "no hardware GPU (--backend auto)".to_string()),
     };
     let mut bar = ProgressBar::new();
-    let gpu_model = GpuModel::upload_with_codebooks(&ctx, model, codebooks, &mut |p| bar.show(p));
+    let study = Study::on(model, ctx, &mut |p| bar.show(p));
     bar.finish();
-    let gpu_model = gpu_model.map_err(|e| e.to_string())?;
-    let cache = gpu_model.new_cache(&ctx, capacity.max(1) as u32).map_err(|e| e.to_string())?;
-    f(&mut GpuBackend { ctx: &ctx, model: &gpu_model, cache }).map_err(|e| e.to_string())
+    match (&study.gpu, backend) {
+        (None, Backend::Gpu) => Err(study.gpu_reason.unwrap_or_default()),
+        _ => Ok(study),
+    }
+}
+
+/// Makes the model under study `experiment` with `intervention`, on the study's GPU when it has
+/// one, with a progress bar.
+fn set_experiment(
+    study: &mut Study,
+    experiment: &Experiment,
+    intervention: Option<Intervention>,
+    calibration_tokens: &[u32],
+    window: usize,
+) -> Result<ExperimentSet, String> {
+    let mut bar = ProgressBar::new();
+    let set = block_on(study.set_experiment(experiment, intervention, calibration_tokens, window, true, &mut |p| {
+        bar.show(p)
+    }));
+    bar.finish();
+    set.map_err(|e| e.to_string())
 }
 
 fn default_model() -> PathBuf {

@@ -23,11 +23,10 @@ use std::str::FromStr;
 use serde::{Serialize, Serializer};
 
 use crate::error::ModelError;
-use crate::model::generate::NextTokenLogits;
 use crate::model::massive::massive_threshold;
 use crate::model::reference::{forward_with, ForwardHook, ForwardOptions};
 use crate::model::stats::abs_percentile;
-use crate::model::window::{eval_tokens, windows, EvalOptions, WindowForward, EVAL_TEXT};
+use crate::model::window::{eval_tokens, windows, EvalOptions, EVAL_TEXT};
 use crate::model::Model;
 
 /// One intervention, named as on the command line.
@@ -268,37 +267,6 @@ impl ForwardHook for Intervener {
 
     fn masks_key(&self, query: usize, key: usize) -> bool {
         self.intervention == Intervention::DropSink && key == 0 && query >= 1
-    }
-}
-
-/// The intervened model as an evaluation forward (for `evaluate_with`).
-pub struct IntervenedWindows<'a> {
-    pub model: &'a Model,
-    pub intervener: Intervener,
-}
-
-impl WindowForward for IntervenedWindows<'_> {
-    fn forward_window(&mut self, tokens: &[u32]) -> Result<(Vec<f32>, Vec<Vec<f32>>), ModelError> {
-        let options = ForwardOptions { all_logits: true, hidden_states: true, attention_probs: false };
-        let out = forward_with(self.model, tokens, options, &mut self.intervener)?;
-        Ok((out.logits, out.hidden_states))
-    }
-}
-
-/// The intervened model as a prediction backend: like `CpuBackend`, the whole sequence each step.
-pub struct IntervenedBackend<'a> {
-    pub model: &'a Model,
-    pub intervener: Intervener,
-    pub tokens: Vec<u32>,
-}
-
-impl NextTokenLogits for IntervenedBackend<'_> {
-    fn advance(&mut self, new_tokens: &[u32]) -> Result<Vec<f32>, ModelError> {
-        let mut tokens = self.tokens.clone();
-        tokens.extend_from_slice(new_tokens);
-        let logits = forward_with(self.model, &tokens, ForwardOptions::default(), &mut self.intervener)?.logits;
-        self.tokens = tokens;
-        Ok(logits)
     }
 }
 

@@ -53,7 +53,8 @@ pub fn windows<'t>(model: &Model, tokens: &'t [u32], options: &EvalOptions) -> V
 
 /// A forward over one window of a text from an empty context: the logits of every position
 /// (`[tokens × vocab]`) and the residual stream after the embeddings and after each block. The
-/// CPU reference ([`CpuWindows`]) and the GPU (`gpu::forward::GpuWindows`) provide it.
+/// CPU reference provides it ([`CpuWindows`], and with run-time quantizers and an intervention
+/// `quant::runtime::RuntimeWindows`); the GPU's windows are `study::Study::evaluate`'s.
 pub trait WindowForward {
     fn forward_window(&mut self, tokens: &[u32]) -> Result<(Vec<f32>, Vec<Vec<f32>>), ModelError>;
 }

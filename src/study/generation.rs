@@ -22,6 +22,16 @@ pub enum StopReason {
     Stopped,
 }
 
+impl std::fmt::Display for StopReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StopReason::MaxTokens => "max-tokens",
+            StopReason::Eos => "eos",
+            StopReason::Stopped => "stopped",
+        })
+    }
+}
+
 /// One generated token.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GeneratedToken {
@@ -60,8 +70,11 @@ pub struct Generation<'a> {
     sampler: Sampler,
     continuation: Continuation,
     prompt_tokens: Vec<u32>,
-    /// The logits the next token is drawn from.
-    logits: Vec<f32>,
+    /// The candidates the next token is drawn from, ranked (ids, logits): all of them, or the
+    /// first for a greedy sampler.
+    ranked: (Vec<u32>, Vec<f32>),
+    /// How many candidates each step asks for.
+    candidates: usize,
     /// The last token drawn, not yet run through the model: it runs only if another is pulled.
     pending: Option<u32>,
     ended: Option<StopReason>,
@@ -98,14 +111,18 @@ impl Study {
         let context = self.model.config.context_length;
         let max_tokens = max_tokens.min(context.saturating_sub(prompt_tokens.len()));
         let mut session = Session::new(self, prompt_tokens.len() + max_tokens, as_loaded)?;
-        let logits = session.advance(&prompt_tokens).await?;
+        let sampler = Sampler::new(params);
+        // A greedy pick needs only the largest logit; sampling needs them all, ranked.
+        let candidates = if sampler.is_greedy() { 1 } else { usize::MAX };
+        let ranked = session.advance_top(&prompt_tokens, candidates).await?;
         Ok(Generation {
             study: self,
             session,
-            sampler: Sampler::new(params),
+            sampler,
+            candidates,
             continuation: Continuation::new(max_tokens),
             prompt_tokens,
-            logits,
+            ranked,
             pending: None,
             ended: None,
             started_ms,
@@ -129,9 +146,10 @@ impl Generation<'_> {
                 // The CPU reference never awaits: give the event loop a turn between tokens.
                 yield_now().await;
             }
-            self.logits = self.session.advance(&[token]).await?;
+            self.ranked = self.session.advance_top(&[token], self.candidates).await?;
         }
-        match self.continuation.step(&self.study.model, &mut self.sampler, &self.logits)? {
+        let (ids, logits) = &self.ranked;
+        match self.continuation.step_ranked(&self.study.model, &mut self.sampler, ids, logits)? {
             Step::EndOfSequence => {
                 self.ended = Some(StopReason::Eos);
                 Ok(None)

@@ -16,6 +16,8 @@ mod apply;
 mod clock;
 mod forward_choice;
 mod generation;
+mod prepared;
+pub mod report;
 mod runtime;
 mod session;
 
@@ -28,10 +30,11 @@ pub use apply::{Applied, AppliedTensor, TensorCost};
 pub use clock::{now_ms, yield_now};
 pub use forward_choice::{ForwardChoice, ForwardPolicy, ForwardTimes};
 pub use generation::{GeneratedToken, Generation, GenerationSummary, StopReason};
+pub use prepared::ExperimentSet;
 pub use runtime::{RuntimeApplied, RuntimeConfig, RuntimeMenus, PAGE_CALIBRATION_TOKENS};
 
 use crate::analysis::eval::{EvalAccumulator, EvalResult};
-use crate::error::{ModelError, StudyError};
+use crate::error::StudyError;
 use crate::gpu::context::AdapterSummary;
 use crate::gpu::forward::{AttentionSummary, Capture, GpuModel, ProbePoint, ProbeResult};
 use crate::gpu::kernels::intervene::GpuIntervention;
@@ -42,7 +45,7 @@ use crate::model::reference::ForwardOptions;
 use crate::model::window::{eval_tokens, windows, EvalOptions, EVAL_TEXT};
 use crate::model::{Model, Progress, TopToken};
 use crate::quant::Scheme;
-use runtime::MethodRun;
+use prepared::PreparedRun;
 use session::Session;
 
 /// The GPU half of a study.
@@ -133,6 +136,15 @@ pub struct Evaluated {
     pub ms: f64,
 }
 
+/// The reference's outputs of an evaluation's windows (logits of every position, residual
+/// streams), for [`Study::evaluate_tokens`] to reuse.
+#[derive(Default)]
+pub struct ReferenceWindows {
+    /// The tokens and the window they were computed for.
+    key: Option<(Vec<u32>, usize)>,
+    windows: Vec<(Vec<f32>, Vec<Vec<f32>>)>,
+}
+
 /// A model under study: see the module documentation.
 pub struct Study {
     pub model: Model,
@@ -147,9 +159,9 @@ pub struct Study {
     intervention: Option<Arc<GpuIntervention>>,
     /// The run-time quantization of the model under study on the GPU.
     runtime: Option<Arc<GpuRuntimeQuant>>,
-    /// A calibrated method whose rewritten weights answer the quantized side of `predict_both`
-    /// and `evaluate` on the CPU reference.
-    method_run: Option<MethodRun>,
+    /// A model under study prepared whole on the CPU (the CLI's experiments, the page's
+    /// calibrated methods), run there or uploaded to the GPU.
+    prepared: Option<PreparedRun>,
     /// Where the runs the CPU reference computes exactly go (None: the GPU when there is one).
     forward: Option<ForwardChoice>,
 }
@@ -166,25 +178,36 @@ impl Study {
         gpu_missing: Option<String>,
         progress: &mut dyn FnMut(Progress),
     ) -> Study {
-        let mut timings = LoadTimings { parse_ms, ..Default::default() };
-        let (gpu, gpu_reason) = if !use_gpu {
-            (None, Some("turned off by the page (backend=cpu in its address)".to_string()))
+        let t1 = now_ms();
+        let ctx = if !use_gpu {
+            Err("turned off by the page (backend=cpu in its address)".to_string())
         } else if let Some(reason) = gpu_missing {
-            (None, Some(reason))
+            Err(reason)
         } else {
             progress(Progress { stage: "webgpu", done: 0, total: 1 });
-            let t1 = now_ms();
-            match GpuContext::new().await {
-                Err(e) => (None, Some(e.to_string())),
-                Ok(ctx) => {
-                    let t2 = now_ms();
-                    timings.adapter_ms = t2 - t1;
-                    let uploaded = GpuModel::upload(&ctx, &model, progress);
-                    timings.upload_ms = now_ms() - t2;
-                    match uploaded {
-                        Ok(gpu_model) => (Some(StudyGpu { ctx, model: gpu_model }), None),
-                        Err(e) => (None, Some(format!("uploading the weights failed: {e}"))),
-                    }
+            GpuContext::new().await.map_err(|e| e.to_string())
+        };
+        let adapter_ms = if ctx.is_ok() { now_ms() - t1 } else { 0.0 };
+        let mut study = Study::on(model, ctx, progress);
+        study.timings.parse_ms = parse_ms;
+        study.timings.adapter_ms = adapter_ms;
+        study
+    }
+
+    /// A study of `model` on the GPU of `ctx` (its weights uploaded), or on the CPU with the
+    /// reason there is no GPU. Never fails: an upload that fails leaves the study on the CPU,
+    /// saying why.
+    pub fn on(model: Model, ctx: Result<GpuContext, String>, progress: &mut dyn FnMut(Progress)) -> Study {
+        let mut timings = LoadTimings::default();
+        let (gpu, gpu_reason) = match ctx {
+            Err(reason) => (None, Some(reason)),
+            Ok(ctx) => {
+                let t0 = now_ms();
+                let uploaded = GpuModel::upload(&ctx, &model, progress);
+                timings.upload_ms = now_ms() - t0;
+                match uploaded {
+                    Ok(gpu_model) => (Some(StudyGpu { ctx, model: gpu_model }), None),
+                    Err(e) => (None, Some(format!("uploading the weights failed: {e}"))),
                 }
             }
         };
@@ -196,7 +219,7 @@ impl Study {
             applied: Default::default(),
             intervention: None,
             runtime: None,
-            method_run: None,
+            prepared: None,
             forward: None,
         }
     }
@@ -234,7 +257,7 @@ impl Study {
     /// The model under study is the model as loaded: nothing re-quantized, no intervention, no
     /// run-time quantization, no method. Its runs are then the reference's.
     pub fn studies_as_loaded(&self) -> bool {
-        self.applied.is_empty() && self.intervention.is_none() && self.runtime.is_none() && self.method_run.is_none()
+        self.applied.is_empty() && self.intervention.is_none() && self.runtime.is_none() && self.prepared.is_none()
     }
 
     /// Whether a run goes to the CPU reference: always without a GPU; with one, when
@@ -242,8 +265,9 @@ impl Study {
     /// model under study that is the model as loaded). Generation follows the same choice: the
     /// CPU reference has no KV cache and recomputes the whole sequence each token, which on a
     /// software adapter still beats a GPU decode step by far (README).
+    /// A model under study prepared to run on the CPU runs there.
     fn runs_on_cpu(&self, as_loaded: bool) -> bool {
-        if self.gpu.is_none() {
+        if self.gpu.is_none() || (!as_loaded && self.prepared.as_ref().is_some_and(|p| !p.on_gpu)) {
             return true;
         }
         self.forward.as_ref().is_some_and(|f| f.backend == "cpu") && (as_loaded || self.studies_as_loaded())
@@ -257,6 +281,16 @@ impl Study {
             intervention: if reference { None } else { self.intervention.clone() },
             runtime: if reference { None } else { self.runtime.clone() },
             ..Default::default()
+        }
+    }
+
+    /// The GPU weights of a run: a prepared model under study's own when it uploaded them,
+    /// else the study's GPU model (which the capture tells to use the weights as loaded or the
+    /// re-quantized ones).
+    fn gpu_model<'g>(&'g self, gpu: &'g StudyGpu, as_loaded: bool) -> &'g GpuModel {
+        match self.prepared.as_ref().and_then(|p| p.gpu_model.as_ref()) {
+            Some(model) if !as_loaded => model,
+            _ => &gpu.model,
         }
     }
 
@@ -327,8 +361,6 @@ impl Study {
         let same_run = self.studies_as_loaded();
         let (quantized, quantized_backend) = if same_run {
             (reference.clone(), reference_backend)
-        } else if let Some(out) = self.method_forward(&tokens, Default::default()) {
-            (self.model.top_tokens(&out?.logits, k), "cpu")
         } else {
             let (logits, backend) = self.last_logits(&tokens, false).await?;
             (self.model.top_tokens(&logits, k), backend)
@@ -372,11 +404,11 @@ impl Study {
     }
 
     /// KL, PD-KL, top-1 agreement, perplexity, QiD and per-layer error of the model under study
-    /// against the model as loaded (the reference where `choose_forward` put it, the model under
-    /// study on the GPU or its CPU method; one run per window while the model under study is the
-    /// model as loaded, so KL is exactly 0), over the tokens of `text` (the shipped evaluation
-    /// text when `None`) that `options` selects. Progress counts windows; `cancelled` is asked
-    /// before each window, and a `true` ends the evaluation with [`StudyError::Cancelled`].
+    /// against the model as loaded (each where [`Study::runs_on_cpu`] puts it; one run per window
+    /// while the model under study is the model as loaded, so KL is exactly 0), over the tokens
+    /// of `text` (the shipped evaluation text when `None`) that `options` selects. Progress
+    /// counts windows; `cancelled` is asked before each window, and a `true` ends the evaluation
+    /// with [`StudyError::Cancelled`].
     pub async fn evaluate(
         &self,
         text: Option<&str>,
@@ -384,12 +416,34 @@ impl Study {
         progress: &mut dyn FnMut(Progress),
         cancelled: &dyn Fn() -> bool,
     ) -> Result<Evaluated, StudyError> {
-        let gpu = self.require_gpu("evaluation in the page")?;
         let t0 = now_ms();
         let tokens = eval_tokens(&self.model, text.unwrap_or(EVAL_TEXT), options)?;
-        let windows = windows(&self.model, &tokens, options);
+        self.evaluate_tokens(&tokens, options, None, progress, cancelled).await.map(|(result, window)| Evaluated {
+            result,
+            window,
+            ms: now_ms() - t0,
+        })
+    }
+
+    /// [`Study::evaluate`] on `tokens`; also returns the window that ran. With `reference`, the
+    /// reference's windows are kept there and reused by the next evaluation of the same tokens
+    /// (a report compares many configurations with one reference).
+    pub async fn evaluate_tokens(
+        &self,
+        tokens: &[u32],
+        options: &EvalOptions,
+        mut reference: Option<&mut ReferenceWindows>,
+        progress: &mut dyn FnMut(Progress),
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<(EvalResult, usize), StudyError> {
+        let windows = windows(&self.model, tokens, options);
+        let key = (tokens.to_vec(), options.window_for(&self.model));
+        if let Some(cache) = reference.as_deref_mut() {
+            if cache.key.as_ref() != Some(&key) {
+                *cache = ReferenceWindows { key: Some(key), windows: Vec::new() };
+            }
+        }
         let mut acc = EvalAccumulator::new(&self.model);
-        let cpu_options = ForwardOptions { all_logits: true, hidden_states: true, attention_probs: false };
         let same_run = self.studies_as_loaded();
         for (i, w) in windows.iter().enumerate() {
             progress(Progress { stage: "evaluate", done: i as u64, total: windows.len() as u64 });
@@ -398,31 +452,37 @@ impl Study {
             if cancelled() {
                 return Err(StudyError::Cancelled { what: "the evaluation" });
             }
-            let run = async |as_loaded: bool| -> Result<(Vec<f32>, Vec<Vec<f32>>), ModelError> {
-                if self.runs_on_cpu(as_loaded) {
-                    let out = crate::model::reference::forward(&self.model, w, cpu_options)?;
-                    return Ok((out.logits, out.hidden_states));
-                }
-                let mut cache = gpu.model.new_cache(&gpu.ctx, w.len() as u32)?;
-                let capture = Capture { hidden_states: true, all_logits: true, ..self.capture(as_loaded) };
-                let out = gpu.model.step(&gpu.ctx, &mut cache, w, &capture).await?;
-                Ok((out.logits, out.hidden_states))
-            };
-            let reference = run(true).await?;
-            let quantized = if same_run {
-                reference.clone()
-            } else {
-                match self.method_forward(w, cpu_options) {
-                    Some(out) => {
-                        let out = out?;
-                        (out.logits, out.hidden_states)
+            let reference = match reference.as_deref_mut() {
+                Some(cache) => {
+                    if cache.windows.len() == i {
+                        cache.windows.push(self.forward_window(w, true).await?);
                     }
-                    None => run(false).await?,
+                    std::borrow::Cow::Borrowed(&cache.windows[i])
                 }
+                None => std::borrow::Cow::Owned(self.forward_window(w, true).await?),
             };
+            let quantized = if same_run { reference.clone().into_owned() } else { self.forward_window(w, false).await? };
             acc.add_window(w, &reference, &quantized);
         }
         progress(Progress { stage: "evaluate", done: windows.len() as u64, total: windows.len() as u64 });
-        Ok(Evaluated { result: acc.finish(), window: options.window_for(&self.model), ms: now_ms() - t0 })
+        Ok((acc.finish(), options.window_for(&self.model)))
+    }
+
+    /// One window from an empty context (the reference with `as_loaded`, else the model under
+    /// study): the logits of every position and the residual stream after each block.
+    async fn forward_window(&self, tokens: &[u32], as_loaded: bool) -> Result<(Vec<f32>, Vec<Vec<f32>>), StudyError> {
+        let cpu_options = ForwardOptions { all_logits: true, hidden_states: true, attention_probs: false };
+        let gpu = match &self.gpu {
+            Some(gpu) if !self.runs_on_cpu(as_loaded) => gpu,
+            _ => {
+                let out = self.cpu_forward(tokens, cpu_options, as_loaded)?;
+                return Ok((out.logits, out.hidden_states));
+            }
+        };
+        let model = self.gpu_model(gpu, as_loaded);
+        let mut cache = model.new_cache(&gpu.ctx, tokens.len() as u32)?;
+        let capture = Capture { hidden_states: true, all_logits: true, ..self.capture(as_loaded) };
+        let out = model.step(&gpu.ctx, &mut cache, tokens, &capture).await?;
+        Ok((out.logits, out.hidden_states))
     }
 }

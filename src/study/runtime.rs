@@ -5,21 +5,21 @@
 //! next to the weight recipe and the intervention, so predictions, generation, metrics and every
 //! outlier view show them; so do FireQ's key scales. A calibrated method is prepared once by the
 //! same `Experiment` as the CLI's (calibration and transform on the CPU reference). One that
-//! rewrites weights and norms (SmoothQuant, SQ-b, OutlierTune, PTQ1.61, LLM-FP4) then answers the
-//! quantized side of `predict_both` and `evaluate` on the CPU reference, since the GPU model
-//! keeps one copy of the norms and the masters; the outlier views and generation keep showing
-//! the GPU model (the recipe and the run-time quantizers without the method), and the result
-//! says so (`cpu_method`). Bit allocation only chooses a recipe, which `apply_recipe` puts on the
+//! rewrites weights and norms (SmoothQuant, SQ-b, OutlierTune, PTQ1.61, LLM-FP4) then is the
+//! model under study on the CPU reference (`prepared.rs`), since the page's GPU model keeps one
+//! copy of the norms and the masters: predictions, metrics and generation run it there; the
+//! outlier views keep showing the GPU model (the recipe and the run-time quantizers without the
+//! method), and the result says so (`cpu_method`). Bit allocation only chooses a recipe, which `apply_recipe` puts on the
 //! GPU.
 
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::prepared::PreparedRun;
 use super::{now_ms, Study};
 use crate::error::StudyError;
 use crate::gpu::kernels::runtime_quant::GpuRuntimeQuant;
-use crate::model::reference::{ForwardOptions, ForwardOutput};
 use crate::model::window::{eval_tokens, EvalOptions, EVAL_TEXT};
 use crate::model::Progress;
 use crate::quant::activation::forward::ActivationSchemes;
@@ -27,9 +27,9 @@ use crate::quant::activation::ActScheme;
 use crate::quant::attention_probs::ProbScheme;
 use crate::quant::bitalloc::allocate;
 use crate::quant::calibrate::calibrate;
-use crate::quant::experiment::{Experiment, Method, Prepared};
+use crate::quant::experiment::{Experiment, Method};
 use crate::quant::kv::KvScheme;
-use crate::quant::runtime::{RuntimeQuant, RuntimeWindows};
+use crate::quant::runtime::RuntimeQuant;
 
 /// Activation schemes offered in the page's menu.
 const ACTIVATIONS: [&str; 13] = [
@@ -50,12 +50,6 @@ const ACTIVATIONS: [&str; 13] = [
 
 /// Default calibration length in the page: the calibration forward runs single-threaded in wasm.
 pub const PAGE_CALIBRATION_TOKENS: usize = 32;
-
-/// A calibrated method's model under study, answered on the CPU reference.
-pub(super) struct MethodRun {
-    pub method: Method,
-    pub prepared: Prepared,
-}
 
 /// What to run: scheme names from [`RuntimeMenus`]; absent, "" or "none" for off.
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -225,25 +219,15 @@ impl Study {
             gpu_text.push_str(", FireQ key scales");
         }
         let method_run = match experiment.method {
-            Some(method) if rewrites_weights => Some(MethodRun { method, prepared }),
+            Some(method) if rewrites_weights => {
+                Some(PreparedRun { prepared, method: Some(method), intervener: None, on_gpu: false, gpu_model: None })
+            }
             _ => None,
         };
-        let cpu_method = method_run.as_ref().map(|m| m.method.to_string());
+        let cpu_method = method_run.as_ref().and_then(|m| m.method).map(|m| m.to_string());
         self.runtime = runtime;
-        self.method_run = method_run;
+        self.prepared = method_run;
         Ok(RuntimeApplied { gpu: gpu_text, cpu_method, decisions, recipe, bits_per_weight, ms: now_ms() - t0 })
     }
 
-    /// The forward of the model under study on the CPU reference when a calibrated method
-    /// answers for it (None: the GPU answers).
-    pub(super) fn method_forward(
-        &self,
-        tokens: &[u32],
-        options: ForwardOptions,
-    ) -> Option<Result<ForwardOutput, StudyError>> {
-        let run = self.method_run.as_ref()?;
-        let mut windows =
-            RuntimeWindows { model: run.prepared.model(&self.model), quant: &run.prepared.runtime, intervener: None };
-        Some(windows.forward(tokens, options).map_err(StudyError::from))
-    }
 }

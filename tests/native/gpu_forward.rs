@@ -4,7 +4,7 @@ use crate::gpu_common;
 
 use common::default_model;
 use gpu_common::ctx;
-use quantscope::gpu::forward::{Capture, GpuBackend, GpuModel};
+use quantscope::gpu::forward::{Capture, GpuModel};
 use quantscope::model::generate::{generate, CpuBackend};
 use quantscope::model::reference::{forward, ForwardOptions};
 use quantscope::model::sampling::{Sampler, SamplingParams};
@@ -78,11 +78,17 @@ fn greedy_continuation_of_32_tokens_equals_the_cpu_reference() {
     let greedy = || Sampler::new(SamplingParams { temperature: 0.0, top_p: 1.0, seed: 1 });
     let prompt = "Once upon a time";
     let cpu = generate(&model, &mut CpuBackend::new(&model), prompt, 32, &mut greedy(), &mut |_| {}).unwrap();
-    let cache = gpu.new_cache(ctx(), 64).unwrap();
-    let mut backend = GpuBackend { ctx: ctx(), model: &gpu, cache };
-    let on_gpu = generate(&model, &mut backend, prompt, 32, &mut greedy(), &mut |_| {}).unwrap();
-    assert_eq!(on_gpu.tokens, cpu.tokens, "GPU {:?} vs CPU {:?}", on_gpu.text, cpu.text);
     assert_eq!(cpu.tokens.len(), 32, "stopped early: {:?}", cpu.stop);
+    // The GPU decodes with its KV cache and picks each token on the device (top-1).
+    let mut cache = gpu.new_cache(ctx(), 64).unwrap();
+    let top1 = Capture { top_k: Some(1), ..Default::default() };
+    let mut next = |tokens: &[u32]| pollster::block_on(gpu.step(ctx(), &mut cache, tokens, &top1)).unwrap().top[0].0;
+    let mut on_gpu = vec![next(&model.prompt_tokens(prompt).unwrap())];
+    while on_gpu.len() < cpu.tokens.len() {
+        let last = *on_gpu.last().unwrap();
+        on_gpu.push(next(&[last]));
+    }
+    assert_eq!(on_gpu, cpu.tokens, "GPU {:?} vs CPU {:?}", model.tokenizer.decode(&on_gpu), cpu.text);
 }
 
 #[test]

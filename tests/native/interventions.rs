@@ -4,9 +4,10 @@
 use crate::common;
 
 use quantscope::analysis::eval::evaluate_with;
-use quantscope::model::intervene::{IntervenedWindows, Intervener, Intervention, MEAN_MASSIVE_CALIBRATION_TOKENS};
+use quantscope::model::intervene::{Intervener, Intervention, MEAN_MASSIVE_CALIBRATION_TOKENS};
 use quantscope::model::reference::{forward_with, ForwardOptions};
 use quantscope::model::window::{eval_tokens, CpuWindows, EvalOptions, WindowForward, EVAL_TEXT};
+use quantscope::quant::runtime::{RuntimeQuant, RuntimeWindows};
 use quantscope::ModelError;
 
 /// Evaluated tokens: two windows of 64, so each window's token 0 carries its own massive activation.
@@ -39,7 +40,8 @@ fn zeroing_massive_activations_breaks_the_model_and_their_mean_does_not() {
         if let Some(means) = intervener.means() {
             assert!(means.flagged_pairs() > 0, "calibration found no massive activation");
         }
-        let mut intervened = IntervenedWindows { model: &model, intervener };
+        let no_quantizer = RuntimeQuant::default();
+        let mut intervened = RuntimeWindows { model: &model, quant: &no_quantizer, intervener: Some(intervener) };
         let r =
             evaluate_with(&model, &mut Replay(reference.clone(), 0), &mut intervened, tokens, &options, &mut |_| {})
                 .unwrap();

@@ -6,10 +6,12 @@ use crate::common;
 use common::{default_model, load_default_model};
 use pollster::block_on;
 use quantscope::model::generate::{generate, CpuBackend};
+use quantscope::model::intervene::Intervention;
 use quantscope::model::sampling::{Sampler, SamplingParams};
 use quantscope::model::window::EvalOptions;
+use quantscope::quant::experiment::Experiment;
 use quantscope::quant::Recipe;
-use quantscope::study::{ForwardPolicy, StopReason, Study};
+use quantscope::study::{ForwardPolicy, ReferenceWindows, StopReason, Study};
 use quantscope::StudyError;
 
 const PROMPT: &str = "The capital of France is";
@@ -153,4 +155,38 @@ fn an_evaluation_asked_to_stop_stops_before_its_next_window() {
     assert_eq!(err, StudyError::Cancelled { what: "the evaluation" });
     assert_eq!(err.to_string(), "the evaluation was cancelled");
     assert_eq!(windows_started.get(), 2, "the first window ran, the second did not");
+}
+
+#[test]
+fn an_experiment_runs_alike_on_the_cpu_and_the_gpu_and_a_kept_reference_changes_nothing() {
+    let experiment = Experiment { weights: Some(Recipe::uniform("q4_0".parse().unwrap())), ..Default::default() };
+    let options = EvalOptions { max_tokens: Some(48), window: 24 };
+    let mut on_gpu = study();
+    let set = block_on(on_gpu.set_experiment(&experiment, Some(Intervention::MeanMassive), &[], 512, true, &mut |_| {}))
+        .unwrap();
+    assert_eq!(set.backend, "webgpu");
+    assert_eq!(set.intervention_calibration.map(|c| c.model), Some("as loaded"));
+    let mut on_cpu = block_on(Study::new(load_default_model(), 0.0, false, None, &mut |_| {}));
+    let set = block_on(on_cpu.set_experiment(&experiment, Some(Intervention::MeanMassive), &[], 512, true, &mut |_| {}))
+        .unwrap();
+    assert_eq!(set.backend, "cpu", "no GPU: the experiment runs on the CPU reference");
+
+    let gpu = block_on(on_gpu.evaluate(None, &options, &mut |_| {}, &|| false)).unwrap().result;
+    let cpu = block_on(on_cpu.evaluate(None, &options, &mut |_| {}, &|| false)).unwrap().result;
+    eprintln!("q4_0 + mean-massive, 48 tokens: KL GPU {:.9} CPU {:.9}", gpu.logits.kl, cpu.logits.kl);
+    assert!(cpu.logits.kl > 0.01, "q4_0 moves the predictions: KL {}", cpu.logits.kl);
+    let relative = (gpu.logits.kl - cpu.logits.kl).abs() / cpu.logits.kl;
+    assert!(relative < 0.05, "GPU KL {} vs CPU KL {}", gpu.logits.kl, cpu.logits.kl);
+    let top = |s: &Study| block_on(s.predict(PROMPT, 1)).unwrap().top[0].token.clone();
+    assert_eq!(top(&on_gpu), top(&on_cpu));
+
+    // A report keeps the reference's windows across configurations: the numbers are the same.
+    let ids = on_cpu.model.tokenizer.encode(quantscope::model::window::EVAL_TEXT).unwrap()[..48].to_vec();
+    let mut kept = ReferenceWindows::default();
+    for round in 0..2 {
+        let (again, _) =
+            block_on(on_cpu.evaluate_tokens(&ids, &options, Some(&mut kept), &mut |_| {}, &|| false)).unwrap();
+        assert_eq!(again.logits.kl, cpu.logits.kl, "round {round}");
+        assert_eq!(again.layers.last().unwrap().relative_error, cpu.layers.last().unwrap().relative_error);
+    }
 }

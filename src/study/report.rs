@@ -11,13 +11,12 @@
 
 use std::fmt::Write as _;
 
-use crate::analysis::eval::{evaluate_with, EvalResult};
-use crate::error::ModelError;
-use crate::model::reference::{forward, forward_with, ForwardHook, ForwardOptions, ForwardOutput, LinearInput};
-use crate::model::window::{eval_tokens, windows, EvalOptions, WindowForward, EVAL_TEXT};
+use super::{now_ms, ReferenceWindows, Study};
+use crate::error::{ModelError, StudyError};
+use crate::model::reference::{forward_with, ForwardHook, ForwardOptions, ForwardOutput, LinearInput};
+use crate::model::window::{eval_tokens, windows, EvalOptions, EVAL_TEXT};
 use crate::model::{Model, Progress};
 use crate::quant::experiment::{Experiment, Method};
-use crate::quant::runtime::RuntimeWindows;
 use crate::quant::Recipe;
 
 /// One row of the table.
@@ -180,20 +179,6 @@ fn token_spreads(model: &Model, window: &[u32]) -> Result<Vec<TokenSpread>, Mode
     Ok(best)
 }
 
-/// The reference's windows, computed once and replayed for every configuration.
-struct CachedReference {
-    windows: Vec<(Vec<f32>, Vec<Vec<f32>>)>,
-    next: usize,
-}
-
-impl WindowForward for CachedReference {
-    fn forward_window(&mut self, _tokens: &[u32]) -> Result<(Vec<f32>, Vec<Vec<f32>>), ModelError> {
-        let out = self.windows[self.next % self.windows.len()].clone();
-        self.next += 1;
-        Ok(out)
-    }
-}
-
 pub struct ReportOptions {
     pub tokens: usize,
     pub window: usize,
@@ -209,45 +194,42 @@ fn input_name(input: LinearInput) -> &'static str {
     }
 }
 
-/// Runs every configuration and returns the Markdown report. `progress` counts configurations.
-pub fn report(
-    model: &Model,
+/// Runs every configuration on `study` (each replaces the last as the model under study, on the
+/// CPU reference) and returns the Markdown report. `progress` counts configurations.
+pub async fn report(
+    study: &mut Study,
     configs: &[Config],
     options: &ReportOptions,
     progress: &mut dyn FnMut(Progress),
-) -> Result<String, ModelError> {
-    let c = &model.config;
+) -> Result<String, StudyError> {
     let eval_options = EvalOptions { max_tokens: Some(options.tokens), window: options.window };
-    let ids = eval_tokens(model, EVAL_TEXT, &eval_options)?;
+    let ids = eval_tokens(&study.model, EVAL_TEXT, &eval_options)?;
     let calib_options = EvalOptions { max_tokens: Some(options.calibration_tokens), window: 512 };
-    let calib_ids = eval_tokens(model, EVAL_TEXT, &calib_options)?;
-    let all_windows = windows(model, &ids, &eval_options);
-    let first = all_windows[0];
+    let calib_ids = eval_tokens(&study.model, EVAL_TEXT, &calib_options)?;
+    let first = windows(&study.model, &ids, &eval_options)[0].to_vec();
     let n = first.len();
     let probe_options = ForwardOptions { all_logits: false, hidden_states: true, attention_probs: true };
-    let reference_out = forward(model, first, probe_options)?;
-    let reference = footprint(&reference_out, None, c.d_model, c.n_heads, n);
+    let (d_model, heads) = (study.model.config.d_model, study.model.config.n_heads);
+    let reference_out = study.cpu_forward(&first, probe_options, true)?;
+    let reference = footprint(&reference_out, None, d_model, heads, n);
     let (ml, mt, mc, _) = reference.massive;
-    let mut cached = CachedReference { windows: Vec::new(), next: 0 };
-    for w in &all_windows {
-        let out = forward(model, w, ForwardOptions { all_logits: true, hidden_states: true, attention_probs: false })?;
-        cached.windows.push((out.logits, out.hidden_states));
-    }
+    let mut reference_windows = ReferenceWindows::default();
 
     let mut rows = Vec::new();
     for (i, config) in configs.iter().enumerate() {
         progress(Progress { stage: "report", done: i as u64, total: configs.len() as u64 });
-        let started = std::time::Instant::now();
-        let prepared = config.experiment.prepare(model, &calib_ids, 512, &mut |_| {})?;
-        let evaluated = prepared.model(model);
-        let mut run = RuntimeWindows { model: evaluated, quant: &prepared.runtime, intervener: None };
-        cached.next = 0;
-        let result: EvalResult = evaluate_with(model, &mut cached, &mut run, &ids, &eval_options, &mut |_| {})?;
-        let out = run.forward(first, probe_options)?;
-        let seen = footprint(&out, Some((ml, mt, mc)), c.d_model, c.n_heads, n);
-        rows.push((config, prepared.bits_per_weight, result, seen, started.elapsed().as_secs_f64()));
+        let started = now_ms();
+        study.set_experiment(&config.experiment, None, &calib_ids, 512, false, &mut |_| {}).await?;
+        let (result, _) =
+            study.evaluate_tokens(&ids, &eval_options, Some(&mut reference_windows), &mut |_| {}, &|| false).await?;
+        let out = study.cpu_forward(&first, probe_options, false)?;
+        let seen = footprint(&out, Some((ml, mt, mc)), d_model, heads, n);
+        let bits_per_weight = study.prepared().and_then(|p| p.bits_per_weight);
+        rows.push((config, bits_per_weight, result, seen, (now_ms() - started) / 1000.0));
     }
     progress(Progress { stage: "report", done: configs.len() as u64, total: configs.len() as u64 });
+    let model = &study.model;
+    let c = &model.config;
 
     let mut md = String::new();
     let w = &mut md;
@@ -327,7 +309,7 @@ pub fn report(
     }
     let _ = writeln!(w, "| linear input | worst block | tensor max \\|x\\| | median token's max \\|x\\| | ratio | per-tensor int8 levels left for the median token |");
     let _ = writeln!(w, "| --- | ---: | ---: | ---: | ---: | ---: |");
-    for s in token_spreads(model, first)? {
+    for s in token_spreads(model, &first)? {
         let step = s.tensor_max / 127.0;
         let _ = writeln!(
             w,
