@@ -20,7 +20,7 @@ mod web_support;
 
 use quantscope::formats::ggml::GgmlType;
 use quantscope::gpu::forward::{Capture, GpuModel};
-use quantscope::gpu::kernels::attention::{attention, AttentionShape};
+use quantscope::gpu::kernels::attention::{attention, AttentionIo, AttentionShape};
 use quantscope::gpu::kernels::matmul::matmul;
 use quantscope::gpu::kernels::{elementwise, norm, rope, topk};
 use quantscope::gpu::weights::GpuWeight;
@@ -198,7 +198,8 @@ async fn attention_prefill_and_cached_queries_match_cpu() {
             let out = poisoned(ctx, "out", n * q_dim);
             let probs = poisoned(ctx, "probs", nh * n * rows);
             let mut enc = ctx.encoder();
-            attention(ctx, &mut enc, s, &qb, &kb, &vb, &out, n as u32, past as u32, Some(&probs)).unwrap();
+            let io = AttentionIo { q: &qb, k_cache: &kb, v_cache: &vb, out: &out, n_tokens: n as u32, past: past as u32 };
+            attention(ctx, &mut enc, s, io, Some(&probs)).unwrap();
             ctx.submit(enc);
             let what = format!("{s:?} n={n} past={past}");
             let got = read(ctx, &out, n * q_dim).await;

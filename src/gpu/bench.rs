@@ -16,7 +16,7 @@ use crate::formats::blocks::{q4_1, q8_0, F16Le};
 use crate::formats::ggml::GgmlType;
 use crate::gpu::context::AdapterSummary;
 use crate::gpu::forward::{Capture, GpuModel};
-use crate::gpu::kernels::attention::{attention, attention_quantized, AttentionShape};
+use crate::gpu::kernels::attention::{attention, attention_quantized, AttentionIo, AttentionShape};
 use crate::gpu::kernels::attention_split::{attention_split, split_plan};
 use crate::gpu::kernels::bcq::{bcq_gemv, GpuBcqWeight};
 use crate::gpu::kernels::elementwise::swiglu_in_place;
@@ -348,11 +348,24 @@ pub fn run(
         let scratch = ctx.storage("attention splits", 4 * split_plan(shape, 1, past).scratch_words)?;
         let bytes = 2 * f32s(q_dim) + 2 * f32s(kv_dim * context);
         let seconds = time_per_call(ctx, window, &mut |enc| {
-            attention(ctx, enc, shape, &q, &keys, &values, &attended, 1, past, None)
+            attention(
+                ctx,
+                enc,
+                shape,
+                AttentionIo { q: &q, k_cache: &keys, v_cache: &values, out: &attended, n_tokens: 1, past: past },
+                None,
+            )
         })?;
         push("attention", format!("decode over {context} keys"), seconds, bytes, None, log);
         let seconds = time_per_call(ctx, window, &mut |enc| {
-            attention_split(ctx, enc, shape, &q, &keys, &values, &attended, 1, past, false, &scratch)
+            attention_split(
+                ctx,
+                enc,
+                shape,
+                AttentionIo { q: &q, k_cache: &keys, v_cache: &values, out: &attended, n_tokens: 1, past: past },
+                false,
+                &scratch,
+            )
         })?;
         let splits = split_plan(shape, 1, past).splits;
         push("attention_split", format!("decode over {context} keys, {splits} splits"), seconds, bytes, None, log);
@@ -390,7 +403,15 @@ pub fn run(
         1,
     )?;
     let seconds = time_per_call(ctx, window, &mut |enc| {
-        attention_quantized(ctx, enc, shape, &q, &keys, &values, &attended, 1, past, None, false, Some((&uint8, 0)))
+        attention_quantized(
+            ctx,
+            enc,
+            shape,
+            AttentionIo { q: &q, k_cache: &keys, v_cache: &values, out: &attended, n_tokens: 1, past: past },
+            None,
+            false,
+            Some((&uint8, 0)),
+        )
     })?;
     push(
         "attention",

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::error::{GpuError, ModelError};
-use crate::gpu::kernels::attention::{attention_quantized, AttentionShape};
+use crate::gpu::kernels::attention::{attention_quantized, AttentionIo, AttentionShape};
 use crate::gpu::kernels::attention_split::{attention_split, split_plan};
 use crate::gpu::kernels::attention_summary::{attention_summary, summary_words};
 use crate::gpu::kernels::embedding::embedding;
@@ -726,16 +726,12 @@ impl GpuModel {
             let probs =
                 prob_captures.iter().find(|(layer, _)| *layer == l).map(|(_, buf)| buf).or(probs_scratch.as_ref());
             let drop_sink = capture.intervention.as_ref().is_some_and(|i| i.drops_sink());
+            let io = AttentionIo { q: &q, k_cache, v_cache, out: &attended, n_tokens: n, past };
             match (probs, prob_quant) {
                 // Nothing reads or changes the probabilities: split the keys over workgroups.
-                (None, None) => {
-                    attention_split(ctx, &mut enc, shape, &q, k_cache, v_cache, &attended, n, past, drop_sink, &splits)?;
-                }
+                (None, None) => attention_split(ctx, &mut enc, shape, io, drop_sink, &splits)?,
                 (probs, prob_quant) => {
-                    let prob_quant = prob_quant.map(|p| (p, l));
-                    attention_quantized(
-                        ctx, &mut enc, shape, &q, k_cache, v_cache, &attended, n, past, probs, drop_sink, prob_quant,
-                    )?;
+                    attention_quantized(ctx, &mut enc, shape, io, probs, drop_sink, prob_quant.map(|p| (p, l)))?
                 }
             }
             if let (Some(probs), Some(summaries)) = (probs, &attention_out) {

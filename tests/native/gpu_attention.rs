@@ -3,7 +3,7 @@
 use crate::gpu_common;
 
 use gpu_common::*;
-use quantscope::gpu::kernels::attention::{attention, attention_quantized, AttentionShape};
+use quantscope::gpu::kernels::attention::{attention, attention_quantized, AttentionIo, AttentionShape};
 use quantscope::gpu::kernels::attention_split::{attention_split, split_plan, MIN_SPLIT_KEYS};
 use quantscope::gpu::Recorder;
 
@@ -58,7 +58,14 @@ fn gpu_attention(s: AttentionShape, c: &Case, n: usize, past: usize, with_probs:
     let out = poisoned("out", q_len);
     let probs = poisoned("probs", probs_len);
     let mut enc = ctx().encoder();
-    attention(ctx(), &mut enc, s, &q, &k, &v, &out, n as u32, past as u32, with_probs.then_some(&probs)).unwrap();
+    attention(
+        ctx(),
+        &mut enc,
+        s,
+        AttentionIo { q: &q, k_cache: &k, v_cache: &v, out: &out, n_tokens: n as u32, past: past as u32 },
+        with_probs.then_some(&probs),
+    )
+    .unwrap();
     ctx().submit(enc);
     (read(&out, q_len), if with_probs { read(&probs, probs_len) } else { Vec::new() })
 }
@@ -144,7 +151,14 @@ fn decode_step_by_step_equals_prefill() {
             ctx().queue.write_buffer(&v, (t * kv_dim * 4) as u64, &row(&c.v));
             ctx().queue.write_buffer(&q, 0, bytemuck::cast_slice(&c.q[t * q_dim..(t + 1) * q_dim]));
             let mut enc = ctx().encoder();
-            attention(ctx(), &mut enc, s, &q, &k, &v, &out, 1, t as u32, Some(&probs)).unwrap();
+            attention(
+                ctx(),
+                &mut enc,
+                s,
+                AttentionIo { q: &q, k_cache: &k, v_cache: &v, out: &out, n_tokens: 1, past: t as u32 },
+                Some(&probs),
+            )
+            .unwrap();
             ctx().submit(enc);
             // Same workgroup, same keys, same order of operations: bit-identical to the prefill row.
             assert_eq!(read(&out, q_dim), prefill[t * q_dim..(t + 1) * q_dim], "{s:?} step {t}");
@@ -162,7 +176,15 @@ fn shapes_are_checked() {
     let buf = ctx().upload_f32("buf", &[1.0; 64]).unwrap();
     let mut enc = ctx().encoder();
     let mut run = |s: AttentionShape, n: u32, past: u32| {
-        attention(ctx(), &mut enc, s, &buf, &buf, &buf, &buf, n, past, None).unwrap_err().to_string()
+        attention(
+            ctx(),
+            &mut enc,
+            s,
+            AttentionIo { q: &buf, k_cache: &buf, v_cache: &buf, out: &buf, n_tokens: n, past: past },
+            None,
+        )
+        .unwrap_err()
+        .to_string()
     };
     let e = run(AttentionShape { n_heads: 4, n_kv_heads: 3, head_dim: 8 }, 1, 0);
     assert!(e.contains("multiple of n_kv_heads"), "{e}");
@@ -172,7 +194,14 @@ fn shapes_are_checked() {
     assert!(e.contains("k_cache holds 64 values, needs 72"), "{e}");
     let s = AttentionShape { n_heads: 2, n_kv_heads: 1, head_dim: 8 };
     let small = ctx().upload_f32("small", &[1.0; 4]).unwrap();
-    let e = attention(ctx(), &mut ctx().encoder(), s, &buf, &buf, &buf, &buf, 2, 2, Some(&small)).unwrap_err();
+    let e = attention(
+        ctx(),
+        &mut ctx().encoder(),
+        s,
+        AttentionIo { q: &buf, k_cache: &buf, v_cache: &buf, out: &buf, n_tokens: 2, past: 2 },
+        Some(&small),
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("probs holds 4 values, needs 16"), "{e}");
 }
 
@@ -313,14 +342,31 @@ fn gpu_attention_split_with(
     scratch: &wgpu::Buffer,
 ) -> Vec<f32> {
     run_case(s, c, n, &|enc, [q, k, v, out]| {
-        attention_split(ctx(), enc, s, q, k, v, out, n as u32, past as u32, drop_key0, scratch).unwrap()
+        attention_split(
+            ctx(),
+            enc,
+            s,
+            AttentionIo { q: q, k_cache: k, v_cache: v, out: out, n_tokens: n as u32, past: past as u32 },
+            drop_key0,
+            scratch,
+        )
+        .unwrap()
     })
 }
 
 /// The one-pass kernel (attention.wgsl) on the same case, without probabilities.
 fn gpu_attention_one_pass(s: AttentionShape, c: &Case, n: usize, past: usize, drop_key0: bool) -> Vec<f32> {
     run_case(s, c, n, &|enc, [q, k, v, out]| {
-        attention_quantized(ctx(), enc, s, q, k, v, out, n as u32, past as u32, None, drop_key0, None).unwrap()
+        attention_quantized(
+            ctx(),
+            enc,
+            s,
+            AttentionIo { q: q, k_cache: k, v_cache: v, out: out, n_tokens: n as u32, past: past as u32 },
+            None,
+            drop_key0,
+            None,
+        )
+        .unwrap()
     })
 }
 
@@ -429,7 +475,15 @@ fn split_decode_reuses_one_larger_scratch_across_steps() {
         ctx().queue.write_buffer(&v, (t * kv_dim * 4) as u64, &row(&c.v));
         ctx().queue.write_buffer(&q, 0, bytemuck::cast_slice(&c.q[t * q_dim..(t + 1) * q_dim]));
         let mut enc = ctx().encoder();
-        attention_split(ctx(), &mut enc, s, &q, &k, &v, &out, 1, t as u32, false, &scratch).unwrap();
+        attention_split(
+            ctx(),
+            &mut enc,
+            s,
+            AttentionIo { q: &q, k_cache: &k, v_cache: &v, out: &out, n_tokens: 1, past: t as u32 },
+            false,
+            &scratch,
+        )
+        .unwrap();
         ctx().submit(enc);
         worst.check(&format!("{s:?} step {t}"), &read(&out, q_dim), &prefill[t * q_dim..(t + 1) * q_dim]);
         splits_seen.push(split_plan(s, 1, t as u32).splits);
@@ -438,7 +492,15 @@ fn split_decode_reuses_one_larger_scratch_across_steps() {
     // And back to one split over the 5-split records.
     ctx().queue.write_buffer(&q, 0, bytemuck::cast_slice(&c.q[..q_dim]));
     let mut enc = ctx().encoder();
-    attention_split(ctx(), &mut enc, s, &q, &k, &v, &out, 1, 0, false, &scratch).unwrap();
+    attention_split(
+        ctx(),
+        &mut enc,
+        s,
+        AttentionIo { q: &q, k_cache: &k, v_cache: &v, out: &out, n_tokens: 1, past: 0 },
+        false,
+        &scratch,
+    )
+    .unwrap();
     ctx().submit(enc);
     worst.check(&format!("{s:?} step 0 again"), &read(&out, q_dim), &prefill[..q_dim]);
     eprintln!("{}", worst.report("split decode steps vs f32 formula"));
@@ -477,7 +539,16 @@ fn split_shapes_are_checked() {
     let big = ctx().upload_f32("big", &vec![1.0; 1 << 16]).unwrap();
     let run = |s: AttentionShape, n: u32, past: u32, k: &wgpu::Buffer, scratch: &wgpu::Buffer| {
         let mut enc = ctx().encoder();
-        attention_split(ctx(), &mut enc, s, &buf, k, k, &buf, n, past, false, scratch).unwrap_err().to_string()
+        attention_split(
+            ctx(),
+            &mut enc,
+            s,
+            AttentionIo { q: &buf, k_cache: k, v_cache: k, out: &buf, n_tokens: n, past: past },
+            false,
+            scratch,
+        )
+        .unwrap_err()
+        .to_string()
     };
     let e = run(AttentionShape { n_heads: 4, n_kv_heads: 3, head_dim: 8 }, 1, 0, &buf, &big);
     assert!(e.contains("attention_split") && e.contains("multiple of n_kv_heads"), "{e}");

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use gpu_common::*;
 use quantscope::gpu::forward::{Capture, GpuModel, StepOutput};
-use quantscope::gpu::kernels::attention::{attention_quantized, AttentionShape};
+use quantscope::gpu::kernels::attention::{attention_quantized, AttentionIo, AttentionShape};
 use quantscope::gpu::kernels::runtime_quant::{
     fake_quantize_activation, fake_quantize_kv, GpuProbQuant, GpuRuntimeQuant,
 };
@@ -324,8 +324,16 @@ fn quantized_attention_probabilities_match_the_cpu() {
         let probs = poisoned("probs", 4 * n * keys);
         let mut enc = ctx().encoder();
         let pq = Some((&gpu_quant, layer));
-        attention_quantized(ctx(), &mut enc, s, &qb, &kb, &vb, &out, n as u32, past as u32, Some(&probs), false, pq)
-            .unwrap();
+        attention_quantized(
+            ctx(),
+            &mut enc,
+            s,
+            AttentionIo { q: &qb, k_cache: &kb, v_cache: &vb, out: &out, n_tokens: n as u32, past: past as u32 },
+            Some(&probs),
+            false,
+            pq,
+        )
+        .unwrap();
         ctx().submit(enc);
         let (out, probs) = (read(&out, n * q_dim), read(&probs, 4 * n * keys));
         let differ = probs.iter().zip(&want_probs).filter(|(a, b)| a.to_bits() != b.to_bits()).count();

@@ -67,63 +67,84 @@ pub(crate) struct ProbQuantParams {
     pub prob_table_at: u32,
 }
 
-/// Causal GQA attention of `n_tokens` new queries at positions `past..past+n_tokens` over the KV
-/// cache rows `0..past+n_tokens` (the caller has already copied the new tokens' K and V into the
-/// cache rows `past..`). `q`: `[n_tokens × n_heads·hd]`; `k_cache`, `v_cache`:
-/// `[capacity × n_kv_heads·hd]`; `out`: `[n_tokens × n_heads·hd]`. Scale `1/sqrt(hd)`. Online
-/// softmax, so any length up to the cache capacity works without a T×T buffer. If `probs` is
-/// `Some`, also writes the normalized probabilities `[n_heads × n_tokens × (past+n_tokens)]`
-/// (zeros for masked keys).
-#[allow(clippy::too_many_arguments)]
+/// The operands of one attention call: `n_tokens` new queries at positions
+/// `past..past+n_tokens` over the KV cache rows `0..past+n_tokens` (the caller has already copied
+/// the new tokens' K and V into the cache rows `past..`). `q`, `out`: `[n_tokens × n_heads·hd]`;
+/// `k_cache`, `v_cache`: `[capacity × n_kv_heads·hd]`.
+#[derive(Clone, Copy)]
+pub struct AttentionIo<'a> {
+    pub q: &'a wgpu::Buffer,
+    pub k_cache: &'a wgpu::Buffer,
+    pub v_cache: &'a wgpu::Buffer,
+    pub out: &'a wgpu::Buffer,
+    pub n_tokens: u32,
+    pub past: u32,
+}
+
+impl AttentionIo<'_> {
+    /// Keys the last query sees.
+    pub(crate) fn keys(&self) -> u64 {
+        self.past as u64 + self.n_tokens as u64
+    }
+
+    /// Fails (naming `kernel`) when a buffer is too small for `shape`.
+    pub(crate) fn check_lengths(&self, kernel: &'static str, shape: AttentionShape) -> Result<(), GpuError> {
+        let (hd, n, keys) = (shape.head_dim as u64, self.n_tokens as u64, self.keys());
+        require_len(kernel, "q", self.q, n * shape.n_heads as u64 * hd)?;
+        require_len(kernel, "k_cache", self.k_cache, keys * shape.n_kv_heads as u64 * hd)?;
+        require_len(kernel, "v_cache", self.v_cache, keys * shape.n_kv_heads as u64 * hd)?;
+        require_len(kernel, "out", self.out, n * shape.n_heads as u64 * hd)
+    }
+
+    /// The error of a call whose indices do not fit the kernels' 32 bits.
+    pub(crate) fn overflow(&self, kernel: &'static str, shape: AttentionShape) -> GpuError {
+        let message = format!(
+            "{} tokens after {} with {} heads overflow 32-bit indices",
+            self.n_tokens, self.past, shape.n_heads
+        );
+        GpuError::Shape { kernel, message }
+    }
+}
+
+/// Causal GQA attention of `io` (see [`AttentionIo`]), scale `1/sqrt(hd)`. Online softmax, so
+/// any length up to the cache capacity works without a T×T buffer. If `probs` is `Some`, also
+/// writes the normalized probabilities `[n_heads × n_tokens × (past+n_tokens)]` (zeros for
+/// masked keys).
 pub fn attention(
     ctx: &GpuContext,
     enc: &mut Recorder,
     shape: AttentionShape,
-    q: &wgpu::Buffer,
-    k_cache: &wgpu::Buffer,
-    v_cache: &wgpu::Buffer,
-    out: &wgpu::Buffer,
-    n_tokens: u32,
-    past: u32,
+    io: AttentionIo,
     probs: Option<&wgpu::Buffer>,
 ) -> Result<(), GpuError> {
-    attention_quantized(ctx, enc, shape, q, k_cache, v_cache, out, n_tokens, past, probs, false, None)
+    attention_quantized(ctx, enc, shape, io, probs, false, None)
 }
 
 /// [`attention`], where with `drop_key0` the queries at positions ≥ 1 do not attend to key 0
 /// (the drop-sink intervention: StreamingLLM's window without its sink), and with `prob_quant` =
 /// (quantizer, layer) the probabilities are quantized after the softmax and P·V uses them, not renormalized (the captured `probs` are
 /// then the quantized ones); a second pass over the keys does it, and only then.
-#[allow(clippy::too_many_arguments)]
 pub fn attention_quantized(
     ctx: &GpuContext,
     enc: &mut Recorder,
     shape: AttentionShape,
-    q: &wgpu::Buffer,
-    k_cache: &wgpu::Buffer,
-    v_cache: &wgpu::Buffer,
-    out: &wgpu::Buffer,
-    n_tokens: u32,
-    past: u32,
+    io: AttentionIo,
     probs: Option<&wgpu::Buffer>,
     drop_key0: bool,
     prob_quant: Option<(&GpuProbQuant, usize)>,
 ) -> Result<(), GpuError> {
-    let err = |message: String| GpuError::Shape { kernel: KERNEL, message };
     shape.check(KERNEL)?;
     let AttentionShape { n_heads, n_kv_heads, head_dim } = shape;
+    let AttentionIo { q, k_cache, v_cache, out, n_tokens, past } = io;
     if n_tokens == 0 {
         return Ok(());
     }
-    let (hd, n, keys) = (head_dim as u64, n_tokens as u64, past as u64 + n_tokens as u64);
+    let (n, keys) = (n_tokens as u64, io.keys());
     let workgroups = n_heads as u64 * n;
     if keys > u32::MAX as u64 || workgroups > u32::MAX as u64 || n_heads as u64 * n * keys > u32::MAX as u64 {
-        return Err(err(format!("{n_tokens} tokens after {past} with {n_heads} heads overflow 32-bit indices")));
+        return Err(io.overflow(KERNEL, shape));
     }
-    require_len(KERNEL, "q", q, n * n_heads as u64 * hd)?;
-    require_len(KERNEL, "k_cache", k_cache, keys * n_kv_heads as u64 * hd)?;
-    require_len(KERNEL, "v_cache", v_cache, keys * n_kv_heads as u64 * hd)?;
-    require_len(KERNEL, "out", out, n * n_heads as u64 * hd)?;
+    io.check_lengths(KERNEL, shape)?;
     if let Some(probs) = probs {
         require_len(KERNEL, "probs", probs, n_heads as u64 * n * keys)?;
     }

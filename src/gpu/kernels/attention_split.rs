@@ -6,7 +6,7 @@
 //! [`attention`]: crate::gpu::kernels::attention::attention
 
 use crate::error::GpuError;
-use crate::gpu::kernels::attention::AttentionShape;
+use crate::gpu::kernels::attention::{AttentionIo, AttentionShape};
 use crate::gpu::kernels::require_len;
 use crate::gpu::{GpuContext, Recorder, ShaderSource};
 
@@ -93,38 +93,31 @@ fn record_words(head_dim: u32) -> u64 {
 }
 
 /// Causal GQA attention of `n_tokens` new queries at positions `past..past+n_tokens` over the
-/// KV cache rows `0..past+n_tokens`, as [`attention_quantized`] without probabilities or their
-/// quantization: `q` `[n_tokens × n_heads·hd]`, `k_cache`, `v_cache` `[capacity × n_kv_heads·hd]`,
-/// `out` `[n_tokens × n_heads·hd]`, scale `1/sqrt(hd)`, and with `drop_key0` the queries at
+/// KV cache rows `0..past+n_tokens` (`io`), as [`attention_quantized`] without probabilities or
+/// their quantization: scale `1/sqrt(hd)`, and with `drop_key0` the queries at
 /// positions ≥ 1 do not attend to key 0. Records two dispatches: per (head, token, split) the
 /// split's max, exp-sum and weighted values into `scratch`, then per (head, token) their exact
 /// merge into `out`. `scratch` must hold at least [`split_plan`]'s `scratch_words` (more is
 /// fine: keep one across steps).
 ///
 /// [`attention_quantized`]: crate::gpu::kernels::attention::attention_quantized
-#[allow(clippy::too_many_arguments)]
 pub fn attention_split(
     ctx: &GpuContext,
     enc: &mut Recorder,
     shape: AttentionShape,
-    q: &wgpu::Buffer,
-    k_cache: &wgpu::Buffer,
-    v_cache: &wgpu::Buffer,
-    out: &wgpu::Buffer,
-    n_tokens: u32,
-    past: u32,
+    io: AttentionIo,
     drop_key0: bool,
     scratch: &wgpu::Buffer,
 ) -> Result<(), GpuError> {
-    let err = |message: String| GpuError::Shape { kernel: KERNEL, message };
     shape.check(KERNEL)?;
     let AttentionShape { n_heads, n_kv_heads, head_dim } = shape;
+    let AttentionIo { q, k_cache, v_cache, out, n_tokens, past } = io;
     if n_tokens == 0 {
         return Ok(());
     }
     let plan = split_plan(shape, n_tokens, past);
-    let (hd, n, keys) = (head_dim as u64, n_tokens as u64, past as u64 + n_tokens as u64);
-    let rows = n_heads as u64 * n;
+    let (hd, keys) = (head_dim as u64, io.keys());
+    let rows = n_heads as u64 * n_tokens as u64;
     let partials = rows * plan.splits as u64;
     // The kernels index in u32: the cache rows, the scratch in vec4s, the last split's end.
     let too_big = keys * n_kv_heads as u64 * hd > u32::MAX as u64
@@ -132,12 +125,9 @@ pub fn attention_split(
         || partials * record_words(head_dim) / 4 > u32::MAX as u64
         || plan.splits as u64 * plan.split_keys as u64 > u32::MAX as u64;
     if too_big {
-        return Err(err(format!("{n_tokens} tokens after {past} with {n_heads} heads overflow 32-bit indices")));
+        return Err(io.overflow(KERNEL, shape));
     }
-    require_len(KERNEL, "q", q, n * n_heads as u64 * hd)?;
-    require_len(KERNEL, "k_cache", k_cache, keys * n_kv_heads as u64 * hd)?;
-    require_len(KERNEL, "v_cache", v_cache, keys * n_kv_heads as u64 * hd)?;
-    require_len(KERNEL, "out", out, n * n_heads as u64 * hd)?;
+    io.check_lengths(KERNEL, shape)?;
     require_len(KERNEL, "scratch", scratch, plan.scratch_words)?;
 
     let source = source(head_dim);
