@@ -20,7 +20,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 
 use crate::error::ModelError;
 use crate::model::massive::massive_threshold;
@@ -84,11 +84,7 @@ impl fmt::Display for Intervention {
     }
 }
 
-impl Serialize for Intervention {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
+serde_by_name!(Intervention);
 
 /// Per (layer, channel), the mean value of the residual-stream entries the massive rule flagged
 /// over a calibration text (signed: a massive channel keeps its sign).

@@ -32,7 +32,6 @@ pub mod forward;
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
 
 use crate::error::QuantError;
 use crate::model::stats::abs_percentile;
@@ -183,18 +182,7 @@ impl FromStr for ActScheme {
     }
 }
 
-impl Serialize for ActScheme {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for ActScheme {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<ActScheme, D::Error> {
-        let name = String::deserialize(deserializer)?;
-        name.parse().map_err(serde::de::Error::custom)
-    }
-}
+serde_by_name!(ActScheme);
 
 impl ActScheme {
     /// The weight scheme that quantizes the activation matrix the same way (rows = tokens, or

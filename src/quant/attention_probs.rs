@@ -24,7 +24,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
 
 /// AdaLog's fixed denominator of the base exponent.
 pub const ADALOG_R: u32 = 37;
@@ -98,18 +97,7 @@ impl FromStr for ProbScheme {
     }
 }
 
-impl Serialize for ProbScheme {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for ProbScheme {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<ProbScheme, D::Error> {
-        let name = String::deserialize(deserializer)?;
-        name.parse().map_err(serde::de::Error::custom)
-    }
-}
+serde_by_name!(ProbScheme);
 
 impl ProbScheme {
     pub fn catalog() -> Vec<ProbScheme> {

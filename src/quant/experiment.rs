@@ -56,11 +56,7 @@ impl fmt::Display for Method {
     }
 }
 
-impl Serialize for Method {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
+serde_by_name!(Method);
 
 impl FromStr for Method {
     type Err = QuantError;

@@ -19,7 +19,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
 
 use super::int::{spans, Symmetric};
 use super::minifloat::Codec;
@@ -108,18 +107,7 @@ impl FromStr for KvScheme {
     }
 }
 
-impl Serialize for KvScheme {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for KvScheme {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<KvScheme, D::Error> {
-        let name = String::deserialize(deserializer)?;
-        name.parse().map_err(serde::de::Error::custom)
-    }
-}
+serde_by_name!(KvScheme);
 
 impl KvScheme {
     /// Example names for menus.

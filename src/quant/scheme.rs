@@ -24,7 +24,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
 
 use crate::error::QuantError;
 use crate::formats::ggml::GgmlType;
@@ -447,18 +446,7 @@ fn parse(input: &str) -> Result<Scheme, String> {
     Ok(Scheme { kind, hadamard })
 }
 
-impl Serialize for Scheme {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for Scheme {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Scheme, D::Error> {
-        let name = String::deserialize(deserializer)?;
-        name.parse().map_err(serde::de::Error::custom)
-    }
-}
+serde_by_name!(Scheme);
 
 #[cfg(test)]
 mod tests {
