@@ -416,10 +416,10 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
         Command::Bench { model, quick, synthetic, json } => {
             let model =
                 if synthetic { bench::synthetic_default_model().map_err(|e| e.to_string())? } else { load(model)? };
-            let ctx = GpuContext::new_blocking().map_err(|e| e.to_string())?;
+            let ctx = block_on(GpuContext::new()).map_err(|e| e.to_string())?;
             let a = &ctx.summary;
             eprintln!("adapter: {} ({}, {}), driver {}", a.name, a.backend, a.device_type, a.driver);
-            let report = bench::run(&ctx, &model, BenchOptions { quick }, &mut |line| eprintln!("{line}"))
+            let report = block_on(bench::run(&ctx, &model, BenchOptions { quick }, &mut |line| eprintln!("{line}")))
                 .map_err(|e| e.to_string())?;
             if json {
                 outln!(out, "{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
@@ -682,7 +682,7 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), String> {
 /// (lavapipe, SwiftShader) runs the engine several times slower than the CPU reference on the
 /// same cores, so auto says so on stderr and takes the CPU; `--backend gpu` still forces it.
 fn auto_gpu() -> Option<GpuContext> {
-    let ctx = GpuContext::new_blocking().ok()?;
+    let ctx = block_on(GpuContext::new()).ok()?;
     if ctx.summary.is_software() {
         eprintln!(
             "backend auto: the only adapter, {} ({}), is a software one, slower than the CPU reference here; \
@@ -699,7 +699,7 @@ fn auto_gpu() -> Option<GpuContext> {
 fn study_on(model: Model, backend: Backend) -> Result<Study, String> {
     let ctx = match backend {
         Backend::Cpu => Err("--backend cpu".to_string()),
-        Backend::Gpu => Ok(GpuContext::new_blocking().map_err(|e| e.to_string())?),
+        Backend::Gpu => Ok(block_on(GpuContext::new()).map_err(|e| e.to_string())?),
         Backend::Auto => auto_gpu().ok_or_else(|| "no hardware GPU (--backend auto)".to_string()),
     };
     let mut bar = ProgressBar::new();

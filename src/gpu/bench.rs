@@ -180,7 +180,8 @@ fn random_bcq_weight(ctx: &GpuContext, n_out: u32, n_in: u32, bits: u8, group: u
     GpuBcqWeight::upload(ctx, &packed)
 }
 
-pub fn run(
+/// Async like every GPU operation of the library; the CLI blocks on it.
+pub async fn run(
     ctx: &GpuContext,
     model: &Model,
     options: BenchOptions,
@@ -440,7 +441,7 @@ pub fn run(
     let seconds = time_per_call(ctx, window, &mut |enc| top_k(ctx, enc, &logits, vocab, 10, &top_ids, &top_values))?;
     push("top_k", format!("10 of {vocab}"), seconds, f32s(vocab), None, log);
 
-    let end_to_end = end_to_end(ctx, model, prefill_tokens as usize, if options.quick { 4 } else { 64 }, log)?;
+    let end_to_end = end_to_end(ctx, model, prefill_tokens as usize, if options.quick { 4 } else { 64 }, log).await?;
     let requantize = requantize(ctx, model, options, log)?;
     Ok(BenchReport {
         adapter: ctx.summary.clone(),
@@ -506,7 +507,7 @@ fn requantize(
     Ok(results)
 }
 
-fn end_to_end(
+async fn end_to_end(
     ctx: &GpuContext,
     model: &Model,
     prefill: usize,
@@ -530,20 +531,20 @@ fn end_to_end(
     // A greedy decode: each step finds its next token on the GPU and reads back only its id.
     let greedy = Capture { top_k: Some(1), ..Default::default() };
     let next = |out: crate::gpu::forward::StepOutput| out.top.first().map_or(0, |&(id, _)| id);
-    pollster::block_on(gpu.step(ctx, &mut cache, &tokens[..2], &greedy))?;
+    gpu.step(ctx, &mut cache, &tokens[..2], &greedy).await?;
     cache.len = 0;
     let started = Instant::now();
-    let mut token = next(pollster::block_on(gpu.step(ctx, &mut cache, &tokens, &greedy))?);
+    let mut token = next(gpu.step(ctx, &mut cache, &tokens, &greedy).await?);
     let prefill_seconds = started.elapsed().as_secs_f64();
     // One untimed decode step compiles the decode pipelines and fills the reuse caches.
-    token = next(pollster::block_on(gpu.step(ctx, &mut cache, &[token], &greedy))?);
+    token = next(gpu.step(ctx, &mut cache, &[token], &greedy).await?);
     let (dispatches_before, buffers_before, bind_groups_before) =
         (ctx.dispatch_count(), ctx.buffer_count(), ctx.bind_group_count());
     let mut passes = 0u64;
     let mut record_micros = Vec::with_capacity(decode);
     let started = Instant::now();
     for _ in 0..decode {
-        let out = pollster::block_on(gpu.step(ctx, &mut cache, &[token], &greedy))?;
+        let out = gpu.step(ctx, &mut cache, &[token], &greedy).await?;
         passes += out.stats.compute_passes as u64;
         record_micros.push(out.stats.record_microseconds);
         token = next(out);
@@ -557,10 +558,10 @@ fn end_to_end(
     let per_token = decode_seconds / decode as f64;
     let probes = Capture { probes: true, ..Default::default() };
     let mut probe_cache = gpu.new_cache(ctx, prefill as u32)?;
-    pollster::block_on(gpu.step(ctx, &mut probe_cache, &tokens[..2], &probes))?;
+    gpu.step(ctx, &mut probe_cache, &tokens[..2], &probes).await?;
     probe_cache.len = 0;
     let started = Instant::now();
-    pollster::block_on(gpu.step(ctx, &mut probe_cache, &tokens, &probes))?;
+    gpu.step(ctx, &mut probe_cache, &tokens, &probes).await?;
     let probe_seconds = started.elapsed().as_secs_f64();
     let r = EndToEnd {
         prefill_tokens: prefill,

@@ -85,12 +85,6 @@ impl GpuContext {
         Self::from_adapter(adapter).await
     }
 
-    /// Blocking [`GpuContext::new`] for the CLI and tests.
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn new_blocking() -> Result<Self, GpuError> {
-        pollster::block_on(Self::new())
-    }
-
     pub async fn from_adapter(adapter: wgpu::Adapter) -> Result<Self, GpuError> {
         let info = adapter.get_info();
         let available = adapter.features();

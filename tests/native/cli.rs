@@ -148,7 +148,7 @@ fn auto_backend_leaves_a_software_adapter_for_the_cpu_and_says_so() {
     let out = quantscope(&["predict", "--prompt", "The capital of France is", "--top", "1", "--json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let software = quantscope::gpu::GpuContext::new_blocking().is_ok_and(|ctx| ctx.summary.is_software());
+    let software = pollster::block_on(quantscope::gpu::GpuContext::new()).is_ok_and(|ctx| ctx.summary.is_software());
     // This machine's only adapter is lavapipe; a machine with a real GPU must not be told so.
     assert_eq!(stderr.contains("is a software one"), software, "{stderr}");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -220,7 +220,7 @@ fn check_quick_bench(extra: &[&str]) {
     // down with the residual add) + the unembedding with the final norm fused in + the greedy
     // pick's two top-k stages: 7 × layers + 4. A software adapter (lavapipe here) projects q, k
     // and v in three dispatches, faster on a CPU: 9 per block.
-    let software = quantscope::gpu::GpuContext::new_blocking().unwrap().summary.is_software();
+    let software = pollster::block_on(quantscope::gpu::GpuContext::new()).unwrap().summary.is_software();
     let per_block = if software { 9.0 } else { 7.0 };
     assert_eq!(e2e["dispatches_per_decode_token"].as_f64().unwrap(), per_block * 30.0 + 4.0);
     // One compute pass a step, and nothing created after the warm-up step.

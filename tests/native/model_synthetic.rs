@@ -196,7 +196,7 @@ fn qwen2_biases_on_the_gpu_prefill_and_stacked_decode_match_the_cpu() {
     }
     let model = load("qwen2", &t).unwrap();
     assert!(model.config.qkv_bias);
-    let Ok(ctx) = quantscope::gpu::GpuContext::new_blocking() else { panic!("no wgpu adapter (lavapipe is installed by scripts/setup)") };
+    let Ok(ctx) = pollster::block_on(quantscope::gpu::GpuContext::new()) else { panic!("no wgpu adapter (lavapipe is installed by scripts/setup)") };
     let mut gpu = GpuModel::upload(&ctx, &model, &mut |_| {}).unwrap();
     gpu.set_stacked_qkv(true); // the concatenated biases, whatever the adapter
     let tokens = [3u32, 1, 4, 1, 5, 9, 2, 6];

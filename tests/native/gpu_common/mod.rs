@@ -18,7 +18,7 @@ use quantscope::gpu::GpuContext;
 pub fn ctx() -> &'static GpuContext {
     static CTX: OnceLock<GpuContext> = OnceLock::new();
     CTX.get_or_init(|| {
-        GpuContext::new_blocking()
+        pollster::block_on(GpuContext::new())
             .unwrap_or_else(|e| panic!("{e}: run scripts/setup (installs mesa-vulkan-drivers for lavapipe)"))
     })
 }
