@@ -20,6 +20,7 @@ mod prepared;
 pub mod report;
 mod runtime;
 mod session;
+pub mod views;
 
 use std::collections::HashMap;
 use std::sync::Arc;

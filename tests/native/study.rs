@@ -190,3 +190,29 @@ fn an_experiment_runs_alike_on_the_cpu_and_the_gpu_and_a_kept_reference_changes_
         assert_eq!(again.layers.last().unwrap().relative_error, cpu.layers.last().unwrap().relative_error);
     }
 }
+
+#[test]
+fn the_views_attention_maps_and_weight_statistics_come_from_the_study_on_either_backend() {
+    let on_gpu = study();
+    let on_cpu = block_on(Study::new(load_default_model(), 0.0, false, None, &mut |_| {}));
+    let gpu = block_on(on_gpu.attention_maps(PROMPT, 3, true)).unwrap();
+    let cpu = block_on(on_cpu.attention_maps(PROMPT, 3, true)).unwrap();
+    assert_eq!((gpu.backend, cpu.backend), ("webgpu", "cpu"));
+    assert_eq!(gpu.probs.len(), gpu.heads * gpu.n * gpu.n);
+    let err = common::relative_l2_f32(&gpu.probs, &cpu.probs);
+    assert!(err < 1e-4, "attention probabilities GPU vs CPU: relative L2 {err:.2e}");
+    assert_eq!(gpu.outlier_keys, cpu.outlier_keys);
+    let layers = on_cpu.model.config.n_layers;
+    let missing = block_on(on_cpu.attention_maps(PROMPT, layers, true)).err().unwrap().to_string();
+    assert!(missing.contains(&format!("layer {layers} does not exist")), "{missing}");
+
+    let stats = on_cpu.weight_stats("blk.0.attn_q.weight", "q4_0").unwrap();
+    assert_eq!(stats.scheme, "q4_0");
+    let counted: u64 = stats.histogram.quantized.as_ref().unwrap().iter().map(|&c| c as u64).sum();
+    assert_eq!(counted, (stats.rows * stats.cols) as u64, "every weight lands in a bin");
+    let levels = stats.levels.expect("q4_0 has a grid");
+    assert_eq!(levels.values.len(), 16, "4 bits: 16 levels in the largest weight's block");
+    assert!(stats.error.unwrap().mse > 0.0);
+    let kept = on_cpu.weight_stats("blk.0.attn_q.weight", "keep").unwrap();
+    assert!(kept.levels.is_none() && kept.error.is_none() && kept.histogram.quantized.is_none());
+}
