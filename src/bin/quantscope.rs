@@ -632,7 +632,7 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
             Ok(())
         }
         Command::Outliers { model, prompt, rule, top, json } => {
-            outliers_command(load(model)?, &prompt, rule, top, json, out)
+            outliers_command(study_on(load(model)?, Backend::Cpu)?, &prompt, rule, top, json, out)
         }
         Command::Schemes => {
             outln!(out, "{:<28} {:>8}  ", "scheme", "bpw@576");
@@ -806,18 +806,18 @@ impl ProgressBar {
     }
 }
 
-/// `quantscope outliers`: the report of `analysis::outliers`, as JSON or as tables.
+/// `quantscope outliers`: the study's outlier report (the page's, too), as JSON or as tables.
 fn outliers_command(
-    model: Model,
+    study: Study,
     prompt: &str,
     rule: quantscope::analysis::outliers::OutlierRule,
     top: usize,
     json: bool,
     out: &mut String,
 ) -> Result<(), String> {
-    use quantscope::analysis::outliers::{outlier_report, ChainLink};
+    use quantscope::analysis::outliers::ChainLink;
 
-    let report = outlier_report(&model, prompt, rule, top).map_err(|e| e.to_string())?;
+    let (report, _) = study.outlier_report(prompt, rule, top).map_err(|e| e.to_string())?;
     if json {
         outln!(out, "{}", serde_json::to_string(&report).map_err(|e| e.to_string())?);
         return Ok(());
