@@ -31,6 +31,7 @@ use quantscope::quant::experiment::{Experiment, Method, Prepared};
 use quantscope::quant::kv::KvScheme;
 use quantscope::quant::smoothquant::SmoothInfo;
 use quantscope::quant::{export, Encoding, Recipe, Scheme};
+use quantscope::study::sensitivity::{SensitivityConfig, SensitivityMap};
 use quantscope::study::{report, ExperimentSet, Study};
 use quantscope::QuantError;
 use pollster::block_on;
@@ -197,6 +198,44 @@ enum Command {
         /// Calibrate on the first N tokens of the calibration text.
         #[arg(long, default_value_t = 512)]
         calib_tokens: usize,
+    },
+    /// The sensitivity map: quantize one (layer, tensor class) at a time with the scheme, everything
+    /// else as loaded, and measure KL, top-1 agreement and perplexity against the model as loaded.
+    /// Each cell is what `eval --recipe` gives for a recipe of that one tensor.
+    Sensitivity {
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// The scheme each cell applies to its one matrix.
+        #[arg(long = "w")]
+        weights: String,
+        /// Run-time activation quantization every cell runs with (CPU reference).
+        #[arg(long = "a")]
+        activations: Option<String>,
+        /// Another activation scheme for the down projection's input.
+        #[arg(long = "a-down", requires = "activations")]
+        activations_down: Option<String>,
+        /// KV-cache quantization every cell runs with (CPU reference).
+        #[arg(long)]
+        kv: Option<String>,
+        /// Only the matrices whose name matches this glob (`*` any run, `?` one character), e.g.
+        /// "blk.11.*" or "*.ffn_down.weight".
+        #[arg(long)]
+        tensors: Option<String>,
+        /// Another text instead of the shipped one (data/eval.txt).
+        #[arg(long)]
+        text: Option<PathBuf>,
+        /// Use only the first N tokens of the text.
+        #[arg(long, default_value_t = 64)]
+        tokens: usize,
+        /// Tokens per forward (at least 2; clamped to the model's context).
+        #[arg(long, default_value_t = 512, value_parser = window_size)]
+        window: usize,
+        /// Where the cells run: the CPU reference (the default) or the GPU (live re-quantization of
+        /// one matrix at a time; weights only).
+        #[arg(long, value_enum, default_value_t = Backend::Cpu)]
+        backend: Backend,
+        #[arg(long)]
+        json: bool,
     },
     /// Evaluate a fixed table of weight / activation / KV-cache / attention configurations and the
     /// calibrated methods on the model, and write it as Markdown (docs/results.md).
@@ -604,6 +643,45 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
             }
             Ok(())
         }
+        Command::Sensitivity {
+            model,
+            weights,
+            activations,
+            activations_down,
+            kv,
+            tensors,
+            text,
+            tokens,
+            window,
+            backend,
+            json,
+        } => {
+            let config = SensitivityConfig {
+                scheme: weights.parse().map_err(|e: QuantError| format!("--w: {e}"))?,
+                activations: parse_activations(activations, activations_down)?,
+                kv: kv.map(|k| k.parse()).transpose().map_err(|e| format!("--kv: {e}"))?,
+                tensors,
+            };
+            let text = match &text {
+                Some(path) => std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?,
+                None => EVAL_TEXT.to_string(),
+            };
+            let model = load(model)?;
+            let options = EvalOptions { max_tokens: Some(tokens), window };
+            let ids = eval_tokens(&model, &text, &options).map_err(|e| e.to_string())?;
+            let mut study = study_on(model, backend)?;
+            let mut bar = ProgressBar::new();
+            let map =
+                block_on(study.sensitivity(&config, &ids, &options, &mut |_| {}, &mut |p| bar.show(p), &|| false));
+            bar.finish();
+            let map = map.map_err(|e| e.to_string())?;
+            if json {
+                outln!(out, "{}", serde_json::to_string(&map).map_err(|e| e.to_string())?);
+                return Ok(());
+            }
+            print_sensitivity(&map, out);
+            Ok(())
+        }
         Command::Report { model, tokens, window, calib_tokens, only, out: path } => {
             let model = load(model)?;
             let configs: Vec<_> = report::default_configs()
@@ -645,6 +723,52 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
             }
             Ok(())
         }
+    }
+}
+
+/// The map as a table: KL (nats/token) per layer and class, then the totals.
+fn print_sensitivity(map: &SensitivityMap, out: &mut String) {
+    outln!(
+        out,
+        "{} on one matrix at a time: KL to the model as loaded, nats/token ({} tokens, windows of {}, {})",
+        map.scheme,
+        map.tokens,
+        map.window,
+        map.backend
+    );
+    let mut header = format!("{:>5}", "layer");
+    for class in &map.classes {
+        header.push_str(&format!(" {class:>11}"));
+    }
+    outln!(out, "{header}");
+    for layer in (0..map.layers).filter(|&l| map.cells.iter().any(|c| c.layer == l)) {
+        let mut line = format!("{layer:>5}");
+        for class in &map.classes {
+            match map.cells.iter().find(|c| c.layer == layer && c.class == *class) {
+                Some(cell) => line.push_str(&format!(" {:>11.5}", cell.kl)),
+                None => line.push_str(&format!(" {:>11}", "-")),
+            }
+        }
+        outln!(out, "{line}");
+    }
+    let mut line = format!("{:>5}", "sum");
+    for class in &map.classes {
+        match map.per_class.iter().find(|t| t.name == *class) {
+            Some(total) => line.push_str(&format!(" {:>11.5}", total.kl)),
+            None => line.push_str(&format!(" {:>11}", "-")),
+        }
+    }
+    outln!(out, "{line}");
+    if let Some(worst) = map.cells.iter().max_by(|a, b| a.kl.total_cmp(&b.kl)) {
+        outln!(
+            out,
+            "most sensitive: {} (KL {:.5}, top-1 {:.2}%, perplexity {:.3} vs {:.3} as loaded)",
+            worst.tensor,
+            worst.kl,
+            worst.top1_agreement * 100.0,
+            worst.perplexity,
+            map.reference_perplexity
+        );
     }
 }
 

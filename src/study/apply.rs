@@ -13,7 +13,7 @@ use crate::gpu::weights::GpuWeight;
 use crate::gpu::GpuContext;
 use crate::model::{Progress, Weights};
 use crate::quant::apply::{gguf_fallback, quantize_tensor, storage_bits, stored_bits};
-use crate::quant::recipe::Assignment;
+use crate::quant::recipe::{Assignment, Rule};
 use crate::quant::{Encoding, QuantizedTensor, Recipe};
 
 /// Stored bits of one quantized matrix and where it was quantized.
@@ -68,6 +68,21 @@ fn upload_quantized_matrix(ctx: &GpuContext, name: &str, q: QuantizedTensor) -> 
 }
 
 impl Study {
+    /// What [`Study::apply_recipe`] has left on the GPU, as a recipe that applies it again (None:
+    /// the weights as loaded).
+    pub fn applied_recipe(&self) -> Option<Recipe> {
+        if self.applied.is_empty() {
+            return None;
+        }
+        let mut names: Vec<&String> = self.applied.keys().collect();
+        names.sort();
+        let rules = names
+            .into_iter()
+            .map(|name| Rule { tensors: name.clone(), layers: None, scheme: Assignment::Quantize(self.applied[name].0) })
+            .collect();
+        Some(Recipe { default: Assignment::Keep, rules })
+    }
+
     /// Applies `recipe` to the model under study on the GPU (see the module documentation);
     /// predictions, generation and `evaluate` then use the result. Every assignment is checked
     /// first, so a scheme that cannot hold a tensor changes nothing. Progress counts matrices.

@@ -19,6 +19,7 @@ mod generation;
 mod prepared;
 pub mod report;
 mod runtime;
+pub mod sensitivity;
 mod session;
 pub mod views;
 

@@ -8,11 +8,11 @@ use std::process::{Command, Output};
 
 use common::*;
 
-fn quantscope(args: &[&str]) -> Output {
+pub(crate) fn quantscope(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_quantscope")).args(args).current_dir(repo()).output().unwrap()
 }
 
-fn ok(out: &Output) -> String {
+pub(crate) fn ok(out: &Output) -> String {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout.clone()).unwrap()
 }

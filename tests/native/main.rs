@@ -34,6 +34,7 @@ mod model_synthetic;
 mod outliers;
 mod quant_eval;
 mod reference_forward;
+mod sensitivity;
 mod smoothquant;
 mod study;
 mod tokenizer_oracle;
