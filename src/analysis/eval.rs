@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use crate::analysis::metrics::{LogitAccumulator, LogitMetrics};
+use crate::analysis::metrics::{LogitAccumulator, LogitMetrics, PositionMetrics};
 use crate::error::ModelError;
 use crate::model::window::{windows, CpuWindows, EvalOptions, WindowForward};
 use crate::model::{Model, Progress};
@@ -23,6 +23,10 @@ pub struct EvalResult {
     #[serde(flatten)]
     pub logits: LogitMetrics,
     pub layers: Vec<LayerError>,
+    /// Per predicted position, in text order, when the accumulator was asked to keep them
+    /// ([`EvalAccumulator::keeping_positions`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_position: Option<Vec<PositionMetrics>>,
 }
 
 /// Compares `quantized` with `reference` on `tokens` with the CPU reference forward. Progress
@@ -45,6 +49,7 @@ pub struct EvalAccumulator {
     logits: LogitAccumulator,
     diff2: Vec<f64>,
     ref2: Vec<f64>,
+    positions: Option<Vec<PositionMetrics>>,
 }
 
 impl EvalAccumulator {
@@ -56,7 +61,14 @@ impl EvalAccumulator {
             logits: LogitAccumulator::default(),
             diff2: vec![0.0; layers],
             ref2: vec![0.0; layers],
+            positions: None,
         }
+    }
+
+    /// Also keeps every position's comparison, for a view of where in the text the models part.
+    pub fn keeping_positions(mut self) -> EvalAccumulator {
+        self.positions = Some(Vec::new());
+        self
     }
 
     /// One window: its tokens, then each model's logits of every position and residual streams.
@@ -69,7 +81,10 @@ impl EvalAccumulator {
         let vocab = self.vocab;
         for p in 0..window.len().saturating_sub(1) {
             let span = p * vocab..(p + 1) * vocab;
-            self.logits.add(&r_logits[span.clone()], &q_logits[span], window[p + 1]);
+            let position = self.logits.add(&r_logits[span.clone()], &q_logits[span], window[p + 1]);
+            if let Some(positions) = &mut self.positions {
+                positions.push(position);
+            }
         }
         for (l, (hr, hq)) in r_hidden.iter().zip(q_hidden).enumerate().take(self.diff2.len()) {
             for (&a, &b) in hr.iter().zip(hq) {
@@ -87,7 +102,7 @@ impl EvalAccumulator {
                 relative_error: (self.diff2[l] / self.ref2[l].max(f64::MIN_POSITIVE)).sqrt(),
             })
             .collect();
-        EvalResult { tokens: self.tokens, logits: self.logits.finish(), layers }
+        EvalResult { tokens: self.tokens, logits: self.logits.finish(), layers, per_position: self.positions.clone() }
     }
 }
 

@@ -36,6 +36,28 @@ pub struct LogitMetrics {
     pub qid: f64,
 }
 
+/// One position's comparison: what [`LogitAccumulator::add`] adds, kept when a caller wants to
+/// see where in the text the models part.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PositionMetrics {
+    /// The token that actually came next.
+    pub next_token: u32,
+    pub kl: f64,
+    pub reference_top1: u32,
+    pub quantized_top1: u32,
+    /// −log P(next token) under each model.
+    pub nll_reference: f64,
+    pub nll_quantized: f64,
+}
+
+impl PositionMetrics {
+    /// The most likely next token differs between the models.
+    pub fn flipped(&self) -> bool {
+        self.reference_top1 != self.quantized_top1
+    }
+}
+
 /// log-softmax of `logits / temperature`.
 pub fn log_softmax(logits: &[f32], temperature: f64) -> Vec<f64> {
     let max = logits.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x)) as f64 / temperature;
@@ -62,15 +84,20 @@ pub fn argmax(logits: &[f32]) -> usize {
 
 impl LogitAccumulator {
     /// Adds one position: both models' logits for it, and the token that actually came next.
-    pub fn add(&mut self, reference: &[f32], quantized: &[f32], next_token: u32) {
+    /// Returns what it added.
+    pub fn add(&mut self, reference: &[f32], quantized: &[f32], next_token: u32) -> PositionMetrics {
         let (lp, lq) = (log_softmax(reference, 1.0), log_softmax(quantized, 1.0));
-        self.kl += kl_divergence(&lp, &lq).max(0.0);
+        let kl = kl_divergence(&lp, &lq).max(0.0);
+        self.kl += kl;
         let (tp, tq) = (log_softmax(reference, PD_TEMPERATURE), log_softmax(quantized, PD_TEMPERATURE));
         self.pd_kl += kl_divergence(&tp, &tq).max(0.0);
-        self.top1_agree += (argmax(reference) == argmax(quantized)) as u64;
-        self.nll_reference -= lp[next_token as usize];
-        self.nll_quantized -= lq[next_token as usize];
+        let (reference_top1, quantized_top1) = (argmax(reference) as u32, argmax(quantized) as u32);
+        self.top1_agree += (reference_top1 == quantized_top1) as u64;
+        let (nll_reference, nll_quantized) = (-lp[next_token as usize], -lq[next_token as usize]);
+        self.nll_reference += nll_reference;
+        self.nll_quantized += nll_quantized;
         self.positions += 1;
+        PositionMetrics { next_token, kl, reference_top1, quantized_top1, nll_reference, nll_quantized }
     }
 
     pub fn finish(&self) -> LogitMetrics {

@@ -32,6 +32,7 @@ use quantscope::quant::kv::KvScheme;
 use quantscope::quant::smoothquant::SmoothInfo;
 use quantscope::quant::{export, Encoding, Recipe, Scheme};
 use quantscope::study::sensitivity::{SensitivityConfig, SensitivityMap};
+use quantscope::study::token_view::TokenView;
 use quantscope::study::{report, ExperimentSet, Study};
 use quantscope::QuantError;
 use pollster::block_on;
@@ -198,6 +199,10 @@ enum Command {
         /// Calibrate on the first N tokens of the calibration text.
         #[arg(long, default_value_t = 512)]
         calib_tokens: usize,
+        /// Also report every predicted position (KL, both top-1 tokens, whether it flipped) and
+        /// list the worst positions of the text.
+        #[arg(long)]
+        positions: bool,
     },
     /// The sensitivity map: quantize one (layer, tensor class) at a time with the scheme, everything
     /// else as loaded, and measure KL, top-1 agreement and perplexity against the model as loaded.
@@ -522,6 +527,7 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
             method,
             calib,
             calib_tokens,
+            positions,
         } => {
             let intervention = parse_intervention(intervene)?;
             let activations = parse_activations(activations, activations_down)?;
@@ -568,9 +574,16 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
             let backend_name = if set.backend == "webgpu" { "gpu" } else { "cpu" };
             let started = std::time::Instant::now();
             let mut bar = ProgressBar::new();
-            let result = block_on(study.evaluate_tokens(&ids, &options, None, &mut |p| bar.show(p), &|| false));
+            let (result, window, view) = if positions {
+                let view = block_on(study.token_view(&ids, &options, &mut |p| bar.show(p), &|| false));
+                let view = view.map_err(|e| e.to_string())?;
+                (view.result.clone(), view.window, Some(view))
+            } else {
+                let evaluated = block_on(study.evaluate_tokens(&ids, &options, None, &mut |p| bar.show(p), &|| false));
+                let (result, window) = evaluated.map_err(|e| e.to_string())?;
+                (result, window, None)
+            };
             bar.finish();
-            let (result, window) = result.map_err(|e| e.to_string())?;
             eprintln!(
                 "quantized in {:.2} s, evaluated {} tokens in {:.2} s",
                 set.ms / 1000.0,
@@ -601,6 +614,10 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
                 let metrics = serde_json::to_value(&result).map_err(|e| e.to_string())?;
                 if let (Some(v), Some(metrics)) = (v.as_object_mut(), metrics.as_object()) {
                     v.extend(metrics.clone());
+                }
+                if let Some(view) = &view {
+                    v["per_position"] = serde_json::to_value(&view.positions).map_err(|e| e.to_string())?;
+                    v["worst_positions"] = view.worst.iter().map(|&i| view.positions[i].index).collect();
                 }
                 outln!(out, "{v}");
                 return Ok(());
@@ -640,6 +657,9 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
             for l in &result.layers {
                 let bar = "█".repeat(((l.relative_error * 200.0).min(60.0)).round() as usize);
                 outln!(out, "{:>5}  {:.5}  {bar}", l.layer, l.relative_error);
+            }
+            if let Some(view) = &view {
+                print_worst_positions(view, &study.model, out);
             }
             Ok(())
         }
@@ -723,6 +743,30 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
             }
             Ok(())
         }
+    }
+}
+
+/// The positions of the text where the models part most, with a little context.
+fn print_worst_positions(view: &TokenView, model: &Model, out: &mut String) {
+    let flips = view.positions.iter().filter(|p| p.flipped).count();
+    outln!(out, "\nworst positions ({flips} of {} flip the top-1 token)", view.positions.len());
+    outln!(out, "{:>6}  {:>9}  {:<32} {:<14} {:<14}", "token", "KL", "text (predicted token in [ ])", "as loaded", "under study");
+    let text = |id: u32| format!("{:?}", model.tokenizer.token_text(id));
+    for &i in &view.worst {
+        let p = &view.positions[i];
+        let before: String = view.tokens[p.index.saturating_sub(4)..p.index].iter().map(|t| t.text.as_str()).collect();
+        let context = format!("{before}[{}]", view.tokens[p.index].text).replace('\n', "⏎");
+        let tail: String = context.chars().rev().take(32).collect::<Vec<_>>().into_iter().rev().collect();
+        outln!(
+            out,
+            "{:>6}  {:>9.5}  {:<32} {:<14} {:<14}{}",
+            p.index,
+            p.metrics.kl,
+            tail,
+            text(p.metrics.reference_top1),
+            text(p.metrics.quantized_top1),
+            if p.flipped { "  flipped" } else { "" }
+        );
     }
 }
 

@@ -21,6 +21,7 @@ pub mod report;
 mod runtime;
 pub mod sensitivity;
 mod session;
+pub mod token_view;
 pub mod views;
 
 use std::collections::HashMap;
@@ -434,7 +435,20 @@ impl Study {
         &self,
         tokens: &[u32],
         options: &EvalOptions,
+        reference: Option<&mut ReferenceWindows>,
+        progress: &mut dyn FnMut(Progress),
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<(EvalResult, usize), StudyError> {
+        self.evaluate_into(tokens, options, reference, EvalAccumulator::new(&self.model), progress, cancelled).await
+    }
+
+    /// [`Study::evaluate_tokens`] into `acc` (which may keep every position).
+    async fn evaluate_into(
+        &self,
+        tokens: &[u32],
+        options: &EvalOptions,
         mut reference: Option<&mut ReferenceWindows>,
+        mut acc: EvalAccumulator,
         progress: &mut dyn FnMut(Progress),
         cancelled: &dyn Fn() -> bool,
     ) -> Result<(EvalResult, usize), StudyError> {
@@ -445,7 +459,6 @@ impl Study {
                 *cache = ReferenceWindows { key: Some(key), windows: Vec::new() };
             }
         }
-        let mut acc = EvalAccumulator::new(&self.model);
         let same_run = self.studies_as_loaded();
         for (i, w) in windows.iter().enumerate() {
             progress(Progress { stage: "evaluate", done: i as u64, total: windows.len() as u64 });

@@ -240,3 +240,18 @@ fn eval_runs_the_issue_7_flags_and_report_writes_its_table() {
     assert!(md.contains("down_proj input"), "{md}");
     assert!(failure(&quantscope(&["report", "--only", "nothing-matches", "--out", &out_arg])).contains("no configuration"));
 }
+
+#[test]
+fn eval_positions_lists_every_predicted_token_and_the_worst_first() {
+    let out = ok(&quantscope(&["eval", "--w", "q4_0", "--tokens", "24", "--window", "12", "--json", "--positions"]));
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let positions = v["per_position"].as_array().unwrap();
+    assert_eq!(positions.len(), 22, "two windows of 12 predict 11 tokens each");
+    let mean: f64 = positions.iter().map(|p| p["kl"].as_f64().unwrap()).sum::<f64>() / 22.0;
+    assert!((mean - v["kl"].as_f64().unwrap()).abs() < 1e-12);
+    let worst: Vec<u64> = v["worst_positions"].as_array().unwrap().iter().map(|i| i.as_u64().unwrap()).collect();
+    let kl_at = |index: u64| positions.iter().find(|p| p["index"] == index).unwrap()["kl"].as_f64().unwrap();
+    assert!(worst.windows(2).all(|w| kl_at(w[0]) >= kl_at(w[1])), "{worst:?}");
+    let text = ok(&quantscope(&["eval", "--w", "q4_0", "--tokens", "24", "--window", "12", "--positions"]));
+    assert!(text.contains("worst positions ("), "{text}");
+}

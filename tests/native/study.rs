@@ -216,3 +216,35 @@ fn the_views_attention_maps_and_weight_statistics_come_from_the_study_on_either_
     let kept = on_cpu.weight_stats("blk.0.attn_q.weight", "keep").unwrap();
     assert!(kept.levels.is_none() && kept.error.is_none() && kept.histogram.quantized.is_none());
 }
+
+#[test]
+fn the_token_view_adds_up_to_the_metrics_and_a_position_detail_agrees_with_it() {
+    let mut study = block_on(Study::new(load_default_model(), 0.0, false, None, &mut |_| {}));
+    let experiment = Experiment { weights: Some(Recipe::uniform("q4_0".parse().unwrap())), ..Default::default() };
+    block_on(study.set_experiment(&experiment, None, &[], 512, false, &mut |_| {})).unwrap();
+    let options = EvalOptions { max_tokens: Some(40), window: 20 };
+    let tokens = quantscope::model::window::eval_tokens(&study.model, quantscope::model::window::EVAL_TEXT, &options)
+        .unwrap();
+    let view = block_on(study.token_view(&tokens, &options, &mut |_| {}, &|| false)).unwrap();
+    let n = view.positions.len();
+    assert_eq!(n as u64, view.result.logits.positions);
+    assert_eq!(n, 38, "two windows of 20 predict 19 tokens each");
+    let mean_kl = view.positions.iter().map(|p| p.metrics.kl).sum::<f64>() / n as f64;
+    assert!((mean_kl - view.result.logits.kl).abs() < 1e-12, "{mean_kl} vs {}", view.result.logits.kl);
+    let flips = view.positions.iter().filter(|p| p.flipped).count();
+    assert!(((1.0 - view.result.logits.top1_agreement) * n as f64 - flips as f64).abs() < 1e-9);
+    assert!(view.positions.iter().all(|p| p.index % 20 != 0), "a window's first token is never predicted");
+    assert!(view.worst.windows(2).all(|w| view.positions[w[0]].metrics.kl >= view.positions[w[1]].metrics.kl));
+
+    let worst = &view.positions[view.worst[0]];
+    let detail = block_on(study.position_detail(&tokens, worst.index, &options)).unwrap();
+    assert_eq!(detail.reference[0].id, worst.metrics.reference_top1);
+    assert_eq!(detail.quantized[0].id, worst.metrics.quantized_top1);
+    assert_eq!(detail.layer_errors.len(), study.model.config.n_layers + 1);
+    assert!(detail.layer_errors.iter().all(|e| e.is_finite()) && detail.layer_errors.last() > Some(&0.0));
+    // Token 0 carries the massive activations; the token it predicts shows it.
+    let first = block_on(study.position_detail(&tokens, 1, &options)).unwrap();
+    assert!(!first.massive_after.is_empty(), "the first token is a massive-activation carrier");
+    let refused = block_on(study.position_detail(&tokens, 20, &options)).unwrap_err().to_string();
+    assert!(refused.contains("token 20 is not predicted"), "{refused}");
+}
