@@ -31,6 +31,7 @@ use quantscope::quant::experiment::{Experiment, Method, Prepared};
 use quantscope::quant::kv::KvScheme;
 use quantscope::quant::smoothquant::SmoothInfo;
 use quantscope::quant::{export, Encoding, Recipe, Scheme};
+use quantscope::study::breakage::{BREAKAGE_TOKENS, BREAK_FACTOR};
 use quantscope::study::sensitivity::{SensitivityConfig, SensitivityMap};
 use quantscope::study::token_view::TokenView;
 use quantscope::study::{report, ExperimentSet, Study};
@@ -590,6 +591,8 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
                 result.tokens,
                 started.elapsed().as_secs_f64()
             );
+            let probed = &ids[..ids.len().min(window).min(BREAKAGE_TOKENS)];
+            let breakage = block_on(study.breakage(probed)).map_err(|e| e.to_string())?;
             let model = &study.model;
             let prepared = study.prepared().expect("set_experiment leaves a prepared experiment");
             if json {
@@ -610,6 +613,7 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
                     "bpw": prepared.bits_per_weight,
                     "bytes": prepared.quantized.as_ref().map(|q| q.bytes),
                     "tensors": prepared.tensors(),
+                    "breakage": breakage,
                 });
                 let metrics = serde_json::to_value(&result).map_err(|e| e.to_string())?;
                 if let (Some(v), Some(metrics)) = (v.as_object_mut(), metrics.as_object()) {
@@ -653,6 +657,22 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
             outln!(out, "top-1 agree    {:.2}%", m.top1_agreement * 100.0);
             outln!(out, "perplexity     {:.3} (as loaded {:.3})", m.perplexity, m.reference_perplexity);
             outln!(out, "QiD            {:+.5} nats/token", m.qid);
+            let (r, u) = (&breakage.reference, &breakage.under_study);
+            outln!(
+                out,
+                "massive act.   {:.1} → {:.1} ({:.2}×; after block {}, token {}, channel {}, first {} tokens)",
+                r.massive.value,
+                u.massive.value,
+                breakage.massive_ratio,
+                r.massive.block,
+                r.massive.token,
+                r.massive.channel,
+                probed.len()
+            );
+            outln!(out, "attention sink {:.3} → {:.3} ({:.2}×)", r.sink, u.sink, breakage.sink_ratio);
+            if !breakage.breaks.is_empty() {
+                outln!(out, "breaks         {} (moved by more than {BREAK_FACTOR}×)", breakage.breaks.join(", "));
+            }
             outln!(out, "\nlayer  relative error of the residual stream");
             for l in &result.layers {
                 let bar = "█".repeat(((l.relative_error * 200.0).min(60.0)).round() as usize);

@@ -13,6 +13,7 @@
 //! and results.
 
 mod apply;
+pub mod breakage;
 mod clock;
 mod forward_choice;
 mod generation;

@@ -11,9 +11,10 @@
 
 use std::fmt::Write as _;
 
+use super::breakage::{Breakage, MassiveAt, BREAK_FACTOR};
 use super::{now_ms, ReferenceWindows, Study};
 use crate::error::{ModelError, StudyError};
-use crate::model::reference::{forward_with, ForwardHook, ForwardOptions, ForwardOutput, LinearInput};
+use crate::model::reference::{forward_with, ForwardHook, ForwardOptions, LinearInput};
 use crate::model::window::{eval_tokens, windows, EvalOptions, EVAL_TEXT};
 use crate::model::{Model, Progress};
 use crate::quant::experiment::{Experiment, Method};
@@ -104,40 +105,6 @@ pub fn default_configs() -> Vec<Config> {
     .collect()
 }
 
-/// The outliers of one forward that the table tracks.
-#[derive(Debug, Clone, Copy)]
-struct Footprint {
-    /// The reference's largest |x| in the residual stream after a block: where, and the value.
-    massive: (usize, usize, usize, f32),
-    /// Mean attention of queries 1.. on key 0, over layers 1.. and heads.
-    sink: f64,
-}
-
-fn footprint(out: &ForwardOutput, at: Option<(usize, usize, usize)>, d_model: usize, heads: usize, n: usize) -> Footprint {
-    let (layer, token, channel) = at.unwrap_or_else(|| {
-        let mut best = (0, 0, 0, 0.0f32);
-        for (l, h) in out.hidden_states.iter().enumerate().skip(1) {
-            for (i, &v) in h.iter().enumerate() {
-                if v.abs() > best.3 {
-                    best = (l, i / d_model, i % d_model, v.abs());
-                }
-            }
-        }
-        (best.0, best.1, best.2)
-    });
-    let value = out.hidden_states[layer][token * d_model + channel];
-    let (mut sink, mut count) = (0.0f64, 0usize);
-    for probs in out.attention_probs.iter().skip(1) {
-        for h in 0..heads {
-            for q in 1..n {
-                sink += probs[(h * n + q) * n] as f64;
-                count += 1;
-            }
-        }
-    }
-    Footprint { massive: (layer, token, channel, value), sink: sink / count.max(1) as f64 }
-}
-
 /// Per linear input class: over layers, the largest ratio of the tensor's max |x| to its median
 /// token's max |x|, with where it happens — why one per-tensor scale fails.
 struct TokenSpread {
@@ -207,12 +174,8 @@ pub async fn report(
     let calib_options = EvalOptions { max_tokens: Some(options.calibration_tokens), window: 512 };
     let calib_ids = eval_tokens(&study.model, EVAL_TEXT, &calib_options)?;
     let first = windows(&study.model, &ids, &eval_options)[0].to_vec();
-    let n = first.len();
-    let probe_options = ForwardOptions { all_logits: false, hidden_states: true, attention_probs: true };
-    let (d_model, heads) = (study.model.config.d_model, study.model.config.n_heads);
-    let reference_out = study.cpu_forward(&first, probe_options, true)?;
-    let reference = footprint(&reference_out, None, d_model, heads, n);
-    let (ml, mt, mc, _) = reference.massive;
+    let reference = study.outlier_footprint(&first, true, None).await?;
+    let MassiveAt { block: mb, token: mt, channel: mc, value: mv } = reference.massive;
     let mut reference_windows = ReferenceWindows::default();
 
     let mut rows = Vec::new();
@@ -222,8 +185,7 @@ pub async fn report(
         study.set_experiment(&config.experiment, None, &calib_ids, 512, false, &mut |_| {}).await?;
         let (result, _) =
             study.evaluate_tokens(&ids, &eval_options, Some(&mut reference_windows), &mut |_| {}, &|| false).await?;
-        let out = study.cpu_forward(&first, probe_options, false)?;
-        let seen = footprint(&out, Some((ml, mt, mc)), d_model, heads, n);
+        let seen = Breakage::between(reference, study.outlier_footprint(&first, false, Some((mb, mt, mc))).await?);
         let bits_per_weight = study.prepared().and_then(|p| p.bits_per_weight);
         rows.push((config, bits_per_weight, result, seen, (now_ms() - started) / 1000.0));
     }
@@ -254,11 +216,11 @@ pub async fn report(
     let _ = writeln!(
         w,
         "Outliers tracked on the first window: the massive activation (the reference's largest \
-         residual-stream entry: after block {ml}, token {mt}, channel {mc}, value {:.1}) and the \
-         attention sink (mean attention of later queries on token 0 over blocks 1–{} and all heads: \
-         {:.3} in the reference). A configuration *breaks* one when it moves it by more than a \
-         factor of 2.\n",
-        reference.massive.3,
+         residual-stream entry: after block {mb} (from 0), token {mt}, channel {mc}, value {:.1}) and \
+         the attention sink (mean attention of later queries on token 0 over blocks 1–{} and all \
+         heads: {:.3} in the reference). A configuration *breaks* one when it moves it by more than \
+         a factor of {BREAK_FACTOR}.\n",
+        mv.abs(),
         c.n_layers - 1,
         reference.sink
     );
@@ -266,15 +228,7 @@ pub async fn report(
     let _ = writeln!(w, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |");
     for (config, bpw, result, seen, seconds) in &rows {
         let m = &result.logits;
-        let massive_ratio = seen.massive.3 / reference.massive.3;
-        let sink_ratio = seen.sink / reference.sink.max(f64::MIN_POSITIVE);
-        let mut breaks = Vec::new();
-        if !(0.5..=2.0).contains(&massive_ratio) {
-            breaks.push("massive activation");
-        }
-        if !(0.5..=2.0).contains(&sink_ratio) {
-            breaks.push("attention sink");
-        }
+        let mut breaks = seen.breaks.clone();
         if m.top1_agreement < 0.5 {
             breaks.push("predictions");
         }
@@ -287,10 +241,10 @@ pub async fn report(
             m.kl,
             m.perplexity,
             m.top1_agreement,
-            seen.massive.3,
-            massive_ratio,
-            seen.sink,
-            sink_ratio,
+            seen.under_study.massive.value.abs(),
+            seen.massive_ratio,
+            seen.under_study.sink,
+            seen.sink_ratio,
             if breaks.is_empty() { "—".to_string() } else { breaks.join(", ") },
             seconds
         );

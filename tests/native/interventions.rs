@@ -127,3 +127,25 @@ fn mean_massive_is_calibrated_one_way_and_eval_says_on_what() {
     let kl = |v: &serde_json::Value| v["kl"].as_f64().unwrap();
     assert!((kl(&cpu) - kl(&gpu)).abs() <= 1e-3 * kl(&cpu).max(1e-6), "CPU KL {} vs GPU KL {}", kl(&cpu), kl(&gpu));
 }
+
+#[test]
+fn the_breakage_says_zeroing_breaks_the_massive_activation_and_the_mean_keeps_it() {
+    use quantscope::quant::experiment::Experiment;
+    use quantscope::study::Study;
+
+    let mut study =
+        pollster::block_on(Study::new(common::load_default_model(), 0.0, false, None, &mut |_| {}));
+    let tokens = eval_tokens(&study.model, EVAL_TEXT, &EvalOptions { max_tokens: Some(48), window: 48 }).unwrap();
+    let as_loaded = pollster::block_on(study.breakage(&tokens)).unwrap();
+    assert_eq!((as_loaded.massive_ratio, as_loaded.sink_ratio, as_loaded.breaks.len()), (1.0, 1.0, 0));
+    assert!(as_loaded.reference.massive.value.abs() > 100.0, "{:?}", as_loaded.reference);
+    let mut under = |intervention| {
+        pollster::block_on(study.set_experiment(&Experiment::default(), Some(intervention), &[], 512, false, &mut |_| {}))
+            .unwrap();
+        pollster::block_on(study.breakage(&tokens)).unwrap()
+    };
+    let zero = under(Intervention::ZeroMassive);
+    assert!(zero.massive_ratio < 0.01 && zero.breaks.contains(&"massive activation"), "{zero:?}");
+    let mean = under(Intervention::MeanMassive);
+    assert!((0.5..=2.0).contains(&mean.massive_ratio) && !mean.breaks.contains(&"massive activation"), "{mean:?}");
+}
