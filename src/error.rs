@@ -96,6 +96,10 @@ pub enum ModelError {
     #[error("{what} needs at least 2 tokens (a token and the next one to predict); it was given {tokens}")]
     TooFewTokens { what: &'static str, tokens: usize },
 
+    /// A forward asked to start at a block with a residual stream that does not fit.
+    #[error("resuming the forward at block {block}: {message}")]
+    Resume { block: usize, message: String },
+
     #[error("the prompt has {tokens} tokens, more than the model's context of {context}")]
     PromptTooLong { tokens: usize, context: usize },
 }

@@ -116,6 +116,28 @@ pub fn forward_with(
     options: ForwardOptions,
     hook: &mut dyn ForwardHook,
 ) -> Result<ForwardOutput, ModelError> {
+    forward_from(model, tokens, options, hook, None)
+}
+
+/// A forward that starts at a block: the residual stream `[tokens × d_model]` entering block
+/// `block`, as an earlier forward of the same tokens computed it.
+#[derive(Debug, Clone, Copy)]
+pub struct ResumeAt<'a> {
+    pub block: usize,
+    pub residual: &'a [f32],
+}
+
+/// [`forward_with`], from `resume` when given: the blocks before it are not run, so a model that
+/// differs from another only from that block on gives exactly the output of its whole forward
+/// (the sensitivity map's cells). Then `hidden_states` starts with `resume.residual` (it has
+/// `n_layers + 1 − block` entries) and `attention_probs` with block `resume.block`.
+pub fn forward_from(
+    model: &Model,
+    tokens: &[u32],
+    options: ForwardOptions,
+    hook: &mut dyn ForwardHook,
+    resume: Option<ResumeAt<'_>>,
+) -> Result<ForwardOutput, ModelError> {
     let c = &model.config;
     let w = &model.weights;
     let n = tokens.len();
@@ -127,20 +149,29 @@ pub fn forward_with(
     }
     let mut out = ForwardOutput::default();
 
-    let embeddings = model.tensor("token_embd.weight")?;
-    let mut x = vec![0.0f32; n * c.d_model];
-    for (t, &id) in tokens.iter().enumerate() {
-        if id as usize >= embeddings.n_rows() {
-            return Err(ModelError::TokenOutOfRange { id, vocab: embeddings.n_rows() });
+    let (first_block, mut x) = match resume {
+        Some(ResumeAt { block, residual }) => {
+            if block > c.n_layers || residual.len() != n * c.d_model {
+                return Err(ModelError::Resume {
+                    block,
+                    message: format!(
+                        "{} values given, {n} tokens × {} expected, and the model has {} blocks",
+                        residual.len(),
+                        c.d_model,
+                        c.n_layers
+                    ),
+                });
+            }
+            (block, residual.to_vec())
         }
-        w.dequantize_row(embeddings, id as usize, &mut x[t * c.d_model..(t + 1) * c.d_model])?;
-    }
+        None => (0, embed(model, tokens)?),
+    };
     if options.hidden_states {
         out.hidden_states.push(x.clone());
     }
 
     let rope = RopeTable::new(c, n);
-    for layer in 0..c.n_layers {
+    for layer in first_block..c.n_layers {
         let b = model.block(layer)?;
 
         let mut xn = rms_norm(w, &x, b.attn_norm, c.rms_eps)?;
@@ -176,6 +207,20 @@ pub fn forward_with(
     let xn = rms_norm(w, final_rows, model.tensor("output_norm.weight")?, c.rms_eps)?;
     out.logits = linear(w, &xn, model.output_tensor()?, None)?;
     Ok(out)
+}
+
+/// The embeddings of `tokens`, `[tokens × d_model]`.
+fn embed(model: &Model, tokens: &[u32]) -> Result<Vec<f32>, ModelError> {
+    let d = model.config.d_model;
+    let embeddings = model.tensor("token_embd.weight")?;
+    let mut x = vec![0.0f32; tokens.len() * d];
+    for (t, &id) in tokens.iter().enumerate() {
+        if id as usize >= embeddings.n_rows() {
+            return Err(ModelError::TokenOutOfRange { id, vocab: embeddings.n_rows() });
+        }
+        model.weights.dequantize_row(embeddings, id as usize, &mut x[t * d..(t + 1) * d])?;
+    }
+    Ok(x)
 }
 
 impl Model {

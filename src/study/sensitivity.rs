@@ -8,16 +8,22 @@
 //! - live on the GPU (the page's way, weights only): the matrix is re-quantized in place
 //!   ([`Study::apply_recipe`] with a one-tensor recipe) and put back from the master copy, so a
 //!   cell costs one re-quantization and one evaluation;
-//! - prepared on the CPU reference (with run-time activation or KV quantizers, or without a GPU):
-//!   each cell is exactly `quantscope eval --recipe R` for the one-tensor recipe R.
+//! - on the CPU reference (without a GPU, or with run-time activation or KV quantizers): each
+//!   cell is exactly `quantscope eval --recipe R` for the one-tensor recipe R. Weights only, a
+//!   cell's model equals the model as loaded before its block, so its forward starts there from
+//!   the reference's residual stream (`reference::forward_from`): the same numbers for about half
+//!   the work.
 
 use serde::Serialize;
 
-use super::{now_ms, ReferenceWindows, Study};
+use super::{now_ms, yield_now, ReferenceWindows, Study};
+use crate::analysis::eval::{EvalAccumulator, EvalResult};
 use crate::error::StudyError;
-use crate::model::window::EvalOptions;
+use crate::model::reference::{forward_from, ForwardOptions, NoHook, ResumeAt};
+use crate::model::window::{windows, EvalOptions};
 use crate::model::Progress;
 use crate::quant::activation::forward::ActivationSchemes;
+use crate::quant::apply::quantize_model;
 use crate::quant::experiment::Experiment;
 use crate::quant::kv::KvScheme;
 use crate::quant::recipe::{glob_matches, Assignment, Rule};
@@ -181,6 +187,13 @@ impl Study {
             self.apply_recipe(&Recipe { default: Assignment::Keep, rules: Vec::new() }, &mut |_| {}).await?;
         }
         let mut reference = ReferenceWindows::default();
+        // Weights only on the CPU: a cell's model equals the model as loaded up to its block, so
+        // its forward resumes there from the reference's residual stream (the same numbers as a
+        // whole forward, about half the work on average).
+        let resumes = !live && config.activations.is_none() && config.kv.is_none() && self.applied.is_empty();
+        if resumes {
+            self.evaluate_tokens(tokens, options, Some(&mut reference), &mut |_| {}, &|| false).await?;
+        }
         let mut cells = Vec::with_capacity(tensors.len());
         let mut reference_perplexity = f64::NAN;
         for (i, (layer, class, tensor)) in tensors.iter().enumerate() {
@@ -192,16 +205,24 @@ impl Study {
                 return Err(StudyError::Cancelled { what: "the sensitivity map" });
             }
             let recipe = single_tensor_recipe(tensor, config.scheme);
-            if live {
-                // One matrix re-quantized; the previous cell's put back from its master copy.
-                self.apply_recipe(&recipe, &mut |_| {}).await?;
+            let result = if resumes {
+                self.resumed_cell(&recipe, *layer, tokens, options, &reference)?
             } else {
-                let experiment =
-                    Experiment { weights: Some(recipe), activations: config.activations, kv: config.kv, ..Default::default() };
-                self.set_experiment(&experiment, None, &[], 512, false, &mut |_| {}).await?;
-            }
-            let (result, _) =
-                self.evaluate_tokens(tokens, options, Some(&mut reference), &mut |_| {}, &|| false).await?;
+                if live {
+                    // One matrix re-quantized; the previous cell's put back from its master copy.
+                    self.apply_recipe(&recipe, &mut |_| {}).await?;
+                } else {
+                    let experiment = Experiment {
+                        weights: Some(recipe),
+                        activations: config.activations,
+                        kv: config.kv,
+                        ..Default::default()
+                    };
+                    self.set_experiment(&experiment, None, &[], 512, false, &mut |_| {}).await?;
+                }
+                self.evaluate_tokens(tokens, options, Some(&mut reference), &mut |_| {}, &|| false).await?.0
+            };
+            yield_now().await;
             reference_perplexity = result.logits.reference_perplexity;
             let cell = SensitivityCell {
                 layer: *layer,
@@ -220,5 +241,28 @@ impl Study {
         }
         progress(Progress { stage: "sensitivity", done: tensors.len() as u64, total: tensors.len() as u64 });
         Ok((cells, reference_perplexity))
+    }
+
+    /// One weights-only cell on the CPU: `recipe`'s model (it differs from the model as loaded
+    /// from block `block` on) run from that block on the reference's residual streams.
+    fn resumed_cell(
+        &self,
+        recipe: &Recipe,
+        block: usize,
+        tokens: &[u32],
+        options: &EvalOptions,
+        reference: &ReferenceWindows,
+    ) -> Result<EvalResult, StudyError> {
+        let quantized = quantize_model(&self.model, recipe, &mut |_| {})?;
+        let cpu_options = ForwardOptions { all_logits: true, hidden_states: true, attention_probs: false };
+        let mut acc = EvalAccumulator::new(&self.model);
+        for (w, window_reference) in windows(&self.model, tokens, options).iter().zip(&reference.windows) {
+            let resume = ResumeAt { block, residual: &window_reference.1[block] };
+            let out = forward_from(&quantized.model, w, cpu_options, &mut NoHook, Some(resume))?;
+            let mut hidden = window_reference.1[..block].to_vec();
+            hidden.extend(out.hidden_states);
+            acc.add_window(w, window_reference, &(out.logits, hidden));
+        }
+        Ok(acc.finish())
     }
 }
