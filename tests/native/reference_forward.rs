@@ -97,3 +97,21 @@ fn huggingface_checkpoint_with_half_split_rope_matches_the_gguf_oracle() {
     let err = relative_l2(&ours, &oracle_logits(&tokens, &["--layers", LAYERS]));
     assert!(err <= LOGITS_TOLERANCE, "relative L2 error {err:.3e} > {LOGITS_TOLERANCE:e}");
 }
+
+#[test]
+fn a_forward_resumed_at_a_block_from_its_own_residual_stream_is_the_whole_forward() {
+    use quantscope::model::reference::{forward_from, NoHook, ResumeAt};
+    let model = common::default_model();
+    let tokens = model.tokenizer.encode("The capital of France is").unwrap();
+    let options = ForwardOptions { all_logits: true, hidden_states: true, attention_probs: false };
+    let whole = forward(&model, &tokens, options).unwrap();
+    for block in [0, 7, model.config.n_layers - 1, model.config.n_layers] {
+        let resume = ResumeAt { block, residual: &whole.hidden_states[block] };
+        let resumed = forward_from(&model, &tokens, options, &mut NoHook, Some(resume)).unwrap();
+        assert_eq!(resumed.logits, whole.logits, "resumed at block {block}");
+        assert_eq!(resumed.hidden_states[..], whole.hidden_states[block..], "resumed at block {block}");
+    }
+    let short = ResumeAt { block: 3, residual: &whole.hidden_states[3][1..] };
+    let err = forward_from(&model, &tokens, options, &mut NoHook, Some(short)).unwrap_err().to_string();
+    assert!(err.contains("resuming the forward at block 3") && err.contains("2879 values given"), "{err}");
+}
