@@ -932,7 +932,24 @@ fn load(path: Option<PathBuf>) -> Result<Model, String> {
     let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: cannot read: {e}", p.display()));
     let mut bar = ProgressBar::new();
     let mut progress = |p: Progress| bar.show(p);
-    let result = if path.is_dir() {
+    let index = path.join("model.safetensors.index.json");
+    let result = if path.is_dir() && index.exists() {
+        let index_json = read(&index)?;
+        let names = quantscope::formats::safetensors::read_index(&index_json, &index.display().to_string())
+            .map_err(|e| e.to_string())?;
+        let mut shards = Vec::new();
+        for shard in names.shards() {
+            shards.push((shard.to_string(), read(&path.join(shard))?));
+        }
+        Model::from_safetensors_shards(
+            &index_json,
+            shards,
+            &read(&path.join("config.json"))?,
+            &read(&path.join("tokenizer.json"))?,
+            &name,
+            &mut progress,
+        )
+    } else if path.is_dir() {
         Model::from_safetensors(
             read(&path.join("model.safetensors"))?,
             &read(&path.join("config.json"))?,

@@ -1,6 +1,8 @@
 //! safetensors through the `safetensors` crate, which validates the header (offsets contiguous,
 //! sizes matching dtype × shape, buffer length). We only map its tensor table onto our types.
 
+use std::collections::BTreeMap;
+
 use safetensors::{Dtype, SafeTensors};
 
 use crate::error::FormatError;
@@ -47,4 +49,45 @@ pub fn read_tensors(bytes: &[u8], file: &str) -> Result<Vec<SafetensorsTensor>, 
     }
     tensors.sort_by_key(|t| t.start);
     Ok(tensors)
+}
+
+/// `model.safetensors.index.json`: which shard holds each tensor (Hugging Face's `weight_map`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShardIndex {
+    weight_map: BTreeMap<String, String>,
+}
+
+#[derive(serde::Deserialize)]
+struct IndexFile {
+    weight_map: BTreeMap<String, String>,
+}
+
+/// Reads a shard index; `file` names it in errors.
+pub fn read_index(bytes: &[u8], file: &str) -> Result<ShardIndex, FormatError> {
+    let index: IndexFile = serde_json::from_slice(bytes).map_err(|e| FormatError::Invalid {
+        file: file.into(),
+        message: format!("not a safetensors shard index (a JSON object with a weight_map): {e}"),
+    })?;
+    if index.weight_map.is_empty() {
+        return Err(FormatError::Invalid { file: file.into(), message: "the weight_map names no tensor".into() });
+    }
+    Ok(ShardIndex { weight_map: index.weight_map })
+}
+
+impl ShardIndex {
+    /// The shard files, each once, in name order (`model-00001-of-00002.safetensors`, ...).
+    pub fn shards(&self) -> Vec<&str> {
+        let mut shards: Vec<&str> = self.weight_map.values().map(String::as_str).collect();
+        shards.sort_unstable();
+        shards.dedup();
+        shards
+    }
+
+    pub fn shard_of(&self, tensor: &str) -> Option<&str> {
+        self.weight_map.get(tensor).map(String::as_str)
+    }
+
+    pub fn tensors(&self) -> impl Iterator<Item = &String> {
+        self.weight_map.keys()
+    }
 }

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::error::ModelError;
+use crate::error::{FormatError, ModelError};
 use crate::formats::gguf::GgufFile;
 use crate::formats::safetensors;
 use crate::formats::tokenizer::TextTokenizer;
@@ -104,10 +104,72 @@ impl Model {
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Model, ModelError> {
         progress(Progress { stage: "parse", done: 0, total: 1 });
+        let tensors = safetensors::read_tensors(&bytes, source)?;
+        Model::from_safetensors_table(bytes, tensors, config_json, tokenizer_json, source, progress)
+    }
+
+    /// A Hugging Face checkpoint sharded over several safetensors files, as
+    /// `model.safetensors.index.json` (`index_json`) lists them: `shards` are (file name, bytes).
+    /// Every shard the index names must be given, and every tensor must sit in the shard the
+    /// index says; the shards are joined into one buffer.
+    pub fn from_safetensors_shards(
+        index_json: &[u8],
+        shards: Vec<(String, Vec<u8>)>,
+        config_json: &[u8],
+        tokenizer_json: &[u8],
+        source: &str,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Model, ModelError> {
+        progress(Progress { stage: "parse", done: 0, total: 1 });
+        let index_file = format!("{source}: model.safetensors.index.json");
+        let index = safetensors::read_index(index_json, &index_file)?;
+        let total: usize = shards.iter().map(|(_, b)| b.len()).sum();
+        let mut bytes = Vec::with_capacity(total);
+        let mut tensors = Vec::new();
+        for shard in index.shards() {
+            let Some((_, shard_bytes)) = shards.iter().find(|(name, _)| name == shard) else {
+                return Err(FormatError::Invalid {
+                    file: index_file,
+                    message: format!("shard {shard:?} named by the index was not given"),
+                }
+                .into());
+            };
+            let file = format!("{source}: {shard}");
+            for mut t in safetensors::read_tensors(shard_bytes, &file)? {
+                let misplaced = match index.shard_of(&t.name) {
+                    Some(listed) if listed == shard => None,
+                    Some(listed) => Some(format!("holds tensor {:?}, which the index puts in {listed:?}", t.name)),
+                    None => Some(format!("holds tensor {:?}, which the index does not list", t.name)),
+                };
+                if let Some(message) = misplaced {
+                    return Err(FormatError::Invalid { file, message }.into());
+                }
+                t.start += bytes.len();
+                tensors.push(t);
+            }
+            bytes.extend_from_slice(shard_bytes);
+        }
+        if let Some(missing) = index.tensors().find(|name| !tensors.iter().any(|t| &t.name == *name)) {
+            let message = format!("tensor {missing:?} is not in its shard {:?}", index.shard_of(missing).unwrap_or(""));
+            return Err(FormatError::Invalid { file: index_file, message }.into());
+        }
+        Model::from_safetensors_table(bytes, tensors, config_json, tokenizer_json, source, progress)
+    }
+
+    /// A Hugging Face model from its weights (`bytes` with the tensor table read from them), its
+    /// config.json and tokenizer.json.
+    fn from_safetensors_table(
+        bytes: Vec<u8>,
+        table: Vec<safetensors::SafetensorsTensor>,
+        config_json: &[u8],
+        tokenizer_json: &[u8],
+        source: &str,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Model, ModelError> {
         let mut config = LlamaConfig::from_hf_json(config_json, &format!("{source}: config.json"))?;
         let tokenizer = TextTokenizer::from_json(tokenizer_json, &format!("{source}: tokenizer.json"))?;
         let mut tensors = Vec::new();
-        for t in safetensors::read_tensors(&bytes, source)? {
+        for t in table {
             // Rotary inverse-frequency buffers are recomputed from rope_theta.
             if t.name.ends_with("rotary_emb.inv_freq") {
                 continue;
