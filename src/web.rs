@@ -163,6 +163,13 @@ pub fn schemes() -> Result<JsValue, JsError> {
     to_js(&list)
 }
 
+/// The interventions' catalog for the page's menu: `[{name, label, parameter: null | {name, min,
+/// max, default}}]`; one with a parameter is set as `"name:number"`.
+#[wasm_bindgen]
+pub fn interventions() -> Result<JsValue, JsError> {
+    to_js(&crate::model::intervene::Intervention::catalog())
+}
+
 /// The canonical name of a scheme name (`"int4"` → `"int4-ch-sym"`), or an `Error` saying what is
 /// wrong with it.
 #[wasm_bindgen(js_name = parseScheme)]
