@@ -2,7 +2,7 @@
 // (runtime quantization, the outlier views' methods), and the page must run on engine builds from
 // before and after each of them: everything optional is looked up by name, never imported.
 
-import type { Capabilities, RuntimeSchemes, SchemeInfo } from './messages';
+import type { Capabilities, InterventionInfo, RuntimeSchemes, SchemeInfo } from './messages';
 
 type Lookup = Record<string, unknown>;
 
@@ -44,11 +44,27 @@ export function runtimeCapability(exports: object, prototype: object): RuntimeSc
   return { activations: v.activations, kv: v.kv, attention: v.attention, methods: v.methods };
 }
 
+/** The interventions' catalog, or none where the build has no `interventions()` (the menu then offers none). */
+export function interventionsCapability(exports: object): InterventionInfo[] {
+  const list = (exports as Lookup).interventions;
+  if (typeof list !== 'function') return [];
+  try {
+    const value: unknown = list();
+    if (Array.isArray(value) && value.every((v) => typeof v?.name === 'string' && typeof v?.label === 'string'))
+      return value as InterventionInfo[];
+    console.warn('quantscope: interventions() answered an unexpected shape; no interventions offered', value);
+  } catch (e) {
+    console.warn('quantscope: interventions() failed; no interventions offered', e);
+  }
+  return [];
+}
+
 export function capabilities(version: string, schemes: SchemeInfo[], exports: object, prototype: object): Capabilities {
   return {
     version,
     schemes,
     runtime: runtimeCapability(exports, prototype),
+    interventions: interventionsCapability(exports),
     views: {
       attentionMaps: optionalMethod(prototype, 'attentionMaps') !== null,
       weightStats: optionalMethod(prototype, 'weightStats') !== null,

@@ -177,6 +177,8 @@ export interface EvalMetrics {
   reference_perplexity: number;
   qid: number;
   layers: LayerError[];
+  /** The tokens per window that ran (clamped to the context; 0 where nothing ran). */
+  window: number;
   ms: number;
 }
 
@@ -185,6 +187,15 @@ export interface SchemeInfo {
   /** Re-quantized on the GPU (else by the CPU reference, then uploaded). */
   gpu: boolean;
   gguf: boolean;
+}
+
+/** One entry of `interventions()` (src/model/intervene.rs `Intervention::catalog`). */
+export interface InterventionInfo {
+  /** The name, without the number of one that takes a parameter ("clip" of "clip:99.9"). */
+  name: string;
+  label: string;
+  /** The number it takes after "name:", and the range offered for it. */
+  parameter?: { name: string; min: number; max: number; default: number } | null;
 }
 
 /** `runtimeSchemes()` of src/web/runtime_quant.rs, when the engine has it. */
@@ -211,6 +222,8 @@ export interface Capabilities {
   schemes: SchemeInfo[];
   /** null: this engine has no runtime (activation/KV/attention) quantization yet. */
   runtime: RuntimeSchemes | null;
+  /** The interventions the engine offers (empty for a build without the catalog). */
+  interventions: InterventionInfo[];
   /** The outlier views' wasm methods this engine has. */
   views: { attentionMaps: boolean; weightStats: boolean; outlierReport: boolean };
 }
