@@ -60,6 +60,19 @@ export function defaultState(): AppState {
   };
 }
 
+/** The keys a link may hold, one per setting. */
+const SETTING_KEYS = new Set([
+  'model',
+  'prompt',
+  'recipe',
+  'weights',
+  'runtime',
+  'intervene',
+  'tokens',
+  'outliers',
+  'view',
+]);
+
 const VIEW_KEYS = ['view', 'layer', 'point', 'head', 'tensor', 'rule'] as const;
 
 const INTERVENTION = /^(zero-massive|mean-massive|drop-sink|clip:\d+(\.\d+)?)$/;
@@ -112,8 +125,7 @@ export function decodeState(hash: string): Decoded {
   const state = defaultState();
   const problems: string[] = [];
   const p = new URLSearchParams(hash.replace(/^#/, ''));
-  const known = new Set(['model', 'prompt', 'recipe', 'weights', 'runtime', 'intervene', 'tokens', 'outliers', 'view']);
-  for (const key of p.keys()) if (!known.has(key)) problems.push(`unknown setting "${key}"`);
+  for (const key of p.keys()) if (!SETTING_KEYS.has(key)) problems.push(`unknown setting "${key}"`);
 
   const model = p.get('model');
   if (model !== null) {
@@ -151,12 +163,7 @@ export function decodeState(hash: string): Decoded {
     if (INTERVENTION.test(intervene)) state.intervention = intervene;
     else problems.push(`intervene: "${intervene}" is not zero-massive, mean-massive, drop-sink or clip:P`);
   }
-  const tokens = p.get('tokens');
-  if (tokens !== null) {
-    const n = Number(tokens);
-    if (Number.isInteger(n) && n >= 2 && n <= 4096) state.evalTokens = n;
-    else problems.push(`tokens: "${tokens}" is not a whole number from 2 to 4096`);
-  }
+  state.evalTokens = tokenCount(p, 'tokens', problems) ?? state.evalTokens;
   const outliers = p.get('outliers');
   if (outliers !== null) state.outliers = outliers === '1' || outliers === 'true';
   const view = p.get('view');
@@ -169,6 +176,16 @@ export function decodeState(hash: string): Decoded {
     }
   }
   return { state, problems };
+}
+
+/** The token count under `key` (a whole number from 2 to 4096), or null: absent, or a problem. */
+function tokenCount(p: URLSearchParams, key: string, problems: string[]): number | null {
+  const text = p.get(key);
+  if (text === null) return null;
+  const n = Number(text);
+  if (Number.isInteger(n) && n >= 2 && n <= 4096) return n;
+  problems.push(`${key}: "${text}" is not a whole number from 2 to 4096`);
+  return null;
 }
 
 function parseJson(text: string, key: string, problems: string[]): unknown {
