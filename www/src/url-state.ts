@@ -35,6 +35,8 @@ export interface AppState {
   /** "" (none), "zero-massive", "mean-massive", "drop-sink" or "clip:P". */
   intervention: string;
   evalTokens: number;
+  /** Tokens per evaluation window; null: one window over the whole evaluation. */
+  evalWindow: number | null;
   /** The outlier views are open (they are computed only then). */
   outliers: boolean;
   view: SharedViewState;
@@ -55,6 +57,7 @@ export function defaultState(): AppState {
     runtime: defaultRuntime(),
     intervention: '',
     evalTokens: DEFAULT_EVAL_TOKENS,
+    evalWindow: null,
     outliers: false,
     view: {},
   };
@@ -69,6 +72,7 @@ const SETTING_KEYS = new Set([
   'runtime',
   'intervene',
   'tokens',
+  'window',
   'outliers',
   'view',
 ]);
@@ -91,6 +95,7 @@ export function encodeState(state: AppState): string {
   if (JSON.stringify(state.runtime) !== JSON.stringify(d.runtime)) p.set('runtime', JSON.stringify(state.runtime));
   if (state.intervention !== '') p.set('intervene', state.intervention);
   if (state.evalTokens !== d.evalTokens) p.set('tokens', String(state.evalTokens));
+  if (state.evalWindow !== null) p.set('window', String(state.evalWindow));
   if (state.outliers) p.set('outliers', '1');
   // A fixed key order, so that the same view state always gives the same link.
   const view = Object.fromEntries(
@@ -164,6 +169,7 @@ export function decodeState(hash: string): Decoded {
     else problems.push(`intervene: "${intervene}" is not zero-massive, mean-massive, drop-sink or clip:P`);
   }
   state.evalTokens = tokenCount(p, 'tokens', problems) ?? state.evalTokens;
+  state.evalWindow = tokenCount(p, 'window', problems) ?? state.evalWindow;
   const outliers = p.get('outliers');
   if (outliers !== null) state.outliers = outliers === '1' || outliers === 'true';
   const view = p.get('view');

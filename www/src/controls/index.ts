@@ -7,6 +7,7 @@ import { metricsPanel } from '../panels/metrics';
 import { predictionPanel } from '../panels/prediction';
 import type { Control } from './control';
 import { evalTokens } from './eval-tokens';
+import { evalWindow } from './eval-window';
 import { generation } from './generation';
 import { historyTable } from './history';
 import { intervention } from './intervention';
@@ -28,6 +29,7 @@ export const CONTROLS: readonly Control[] = [
   generation,
   metricsPanel,
   evalTokens,
+  evalWindow,
   historyTable,
   outliers,
   share,
