@@ -51,7 +51,8 @@ export interface ModelConfig {
 
 export interface ModelSummary {
   source: string;
-  name: string | null;
+  /** serde's None arrives as undefined. */
+  name?: string | null;
   config: ModelConfig;
   parameters: number;
   bytes: number;
@@ -64,7 +65,10 @@ export interface AdapterSummary {
   device_type: string;
   driver?: string;
   features: { shader_f16: boolean; subgroups: boolean; timestamps: boolean };
+  max_storage_buffer_binding_size: number;
+  max_buffer_size: number;
   max_compute_invocations_per_workgroup: number;
+  max_compute_workgroups_per_dimension: number;
 }
 
 export interface BrowserAdapterInfo {
@@ -96,14 +100,17 @@ export interface ForwardChoice {
   /** Predictions, evaluation and generation of the model as loaded. */
   backend: Backend;
   reason: string;
-  measured: ForwardTimes | null;
+  /** Absent (serde's None) when nothing was measured. */
+  measured?: ForwardTimes | null;
 }
 
 export interface DeviceInfo {
   /** Whether the model is on the GPU (and the GPU-only features with it); `forward` says where the model as loaded runs. */
   backend: Backend;
-  adapter: AdapterSummary | null;
-  reason: string | null;
+  /** Absent (serde's None) without a GPU. */
+  adapter?: AdapterSummary | null;
+  /** Why there is no GPU; absent when there is one. */
+  reason?: string | null;
   gpuBytes: number;
   timings: { parseMs: number; adapterMs: number; uploadMs: number; downloadMs?: number; measureMs?: number };
   /** Added by the worker from `navigator.gpu` (wgpu reports only the description). */

@@ -22,12 +22,23 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, closeSync, rmSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readSync,
+  closeSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { chromium } from 'playwright-core';
+import { tsImport } from 'tsx/esm/api';
 import { CHROMIUM_ARGS, startServer, stopServer } from './harness.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -63,6 +74,32 @@ let baseUrl;
 let page;
 const browserErrors = [];
 const external = [];
+/** The shapes of the engine's results that reached the pages, by method (checked by the last test). */
+const resultShapes = {};
+
+/**
+ * Runs in each page before its scripts: every result a worker sends is recorded, as a shape (kinds,
+ * field names, short strings; the first two items of an array), through `__quantscopeResult`.
+ */
+function recordWorkerResults() {
+  const shapeOf = (v) => {
+    if (v === null || v === undefined) return { kind: v === null ? 'null' : 'undefined' };
+    if (typeof v === 'number' || typeof v === 'boolean') return { kind: typeof v };
+    if (typeof v === 'string') return { kind: 'string', value: v };
+    if (ArrayBuffer.isView(v)) return { kind: 'typedarray' };
+    if (Array.isArray(v)) return { kind: 'array', items: v.slice(0, 2).map(shapeOf) };
+    return { kind: 'object', fields: Object.fromEntries(Object.entries(v).map(([k, x]) => [k, shapeOf(x)])) };
+  };
+  const NativeWorker = window.Worker;
+  window.Worker = class extends NativeWorker {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener('message', (e) => {
+        if (e.data?.type === 'result') window.__quantscopeResult(e.data.method, shapeOf(e.data.result));
+      });
+    }
+  };
+}
 
 function cliGenerate(prompt) {
   if (!existsSync(CLI)) {
@@ -116,6 +153,12 @@ before(async () => {
     colorScheme: 'light',
     acceptDownloads: true,
   });
+  await context.exposeBinding('__quantscopeResult', (_source, method, shape) => {
+    const seen = (resultShapes[method] ??= []);
+    const key = JSON.stringify(shape);
+    if (seen.length < 8 && !seen.some((s) => JSON.stringify(s) === key)) seen.push(shape);
+  });
+  await context.addInitScript(recordWorkerResults);
 });
 
 after(async () => {
@@ -812,4 +855,13 @@ test('without WebGPU it says so and predicts on the CPU', { timeout: 300_000 }, 
 
   assert.deepEqual(external, [], 'the page requests nothing outside the local server');
   assert.deepEqual(browserErrors, [], 'no errors in the browser console');
+});
+
+test('every result the engine sent has the fields and types that messages.ts declares', async () => {
+  const { checkResults } = await tsImport('../src/protocol-shape.ts', import.meta.url);
+  const methods = Object.keys(resultShapes).sort();
+  for (const m of ['load', 'predict', 'predictBoth', 'generate', 'applyRecipe', 'evaluate', 'probe', 'weightStats'])
+    assert.ok(methods.includes(m), `${m}'s result was recorded (recorded: ${methods.join(', ')})`);
+  writeFileSync(join(SHOTS, 'protocol-shapes.json'), JSON.stringify(resultShapes, null, 1));
+  assert.deepEqual(checkResults(join(ROOT, 'www/src/messages.ts'), resultShapes), []);
 });
