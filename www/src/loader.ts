@@ -112,6 +112,7 @@ export class Loader {
     }
     previous?.terminate();
     candidate.onCrash = (reason) => this.crashed(candidate, reason);
+    candidate.onDeviceLost = (reason) => void this.deviceLost(candidate, reason);
     store.state.model = modelKey;
     this.progress.hide();
     // Before the refresh that the new model starts says what it is doing.
@@ -128,6 +129,35 @@ export class Loader {
       fromCache: loaded.fromCache,
       loadMs: loaded.ms,
     });
+  }
+
+  /**
+   * The GPU device under `engine` was lost (a driver reset): load the same model again, from this
+   * browser's cache, into a new engine on a new device. The store's state is untouched, so the
+   * refresh after the load sends the same settings to the new engine.
+   */
+  private async deviceLost(engine: Engine, reason: string): Promise<void> {
+    const loaded = this.store.loaded;
+    if (loaded?.engine !== engine) return;
+    const notice = $('device-lost');
+    notice.dataset.state = 'reloading';
+    reason = reason.replace(/[.\s]*$/, '');
+    showNotice(
+      'device-lost',
+      'The GPU device was lost',
+      `${reason}. Reloading the model from this browser’s cache on a new device…`,
+    );
+    const { name, source } = sourceFor(loaded.model);
+    await this.load(name, source, loaded.model);
+    const recovered = this.store.loaded?.engine !== engine;
+    notice.dataset.state = recovered ? 'recovered' : 'failed';
+    showNotice(
+      'device-lost',
+      null,
+      recovered
+        ? `${reason}. The model was reloaded from this browser’s cache on a new device, with the same settings.`
+        : `${reason}. The model could not be loaded again: reload the page.`,
+    );
   }
 
   private crashed(engine: Engine, reason: string): void {

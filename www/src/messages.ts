@@ -299,6 +299,8 @@ export interface EngineApi {
   attentionMaps: { args: { prompt: string; layer: number; asLoaded: boolean }; result: ViewResult<'attentionMaps'> };
   weightStats: { args: { tensor: string; scheme: string }; result: ViewResult<'weightStats'> };
   outlierReport: { args: { prompt: string; rule: string }; result: ViewResult<'outlierReport'> };
+  /** Test-only (www/tests/e2e.mjs): destroys the WebGPU device, as a driver reset would lose it. */
+  debugDestroyDevice: { args: Record<string, never>; result: { destroyed: boolean } };
 }
 
 export type Method = keyof EngineApi;
@@ -335,6 +337,8 @@ export type WorkerMessage =
   /** One generated piece of text (streamed before the generate result). */
   | { type: 'token'; id: number; piece: string; count: number }
   | ResultReply
+  /** The model's WebGPU device was lost (a driver reset, or debugDestroyDevice): this engine cannot compute on the GPU any more. */
+  | { type: 'deviceLost'; message: string }
   /** fatal: the engine crashed (a panic or a wasm trap) and this worker must be thrown away. */
   | { type: 'error'; id: number | null; message: string; fatal: boolean };
 
@@ -342,7 +346,7 @@ export function callRequest<M extends Method>(id: number, method: M, args: ArgsO
   return { type: 'call', id, method, args } as CallRequest<M>;
 }
 
-const WORKER_MESSAGE_TYPES = new Set(['ready', 'progress', 'token', 'result', 'error']);
+const WORKER_MESSAGE_TYPES = new Set(['ready', 'progress', 'token', 'result', 'deviceLost', 'error']);
 
 /**
  * Whether `data` has the shape of a worker message. The worker is ours, but a message from a
@@ -366,6 +370,8 @@ export function isWorkerMessage(data: unknown): data is WorkerMessage {
       return typeof m.id === 'number' && typeof m.piece === 'string' && typeof m.count === 'number';
     case 'result':
       return typeof m.id === 'number' && typeof m.method === 'string';
+    case 'deviceLost':
+      return typeof m.message === 'string';
     default:
       return (
         (m.id === null || typeof m.id === 'number') && typeof m.message === 'string' && typeof m.fatal === 'boolean'

@@ -857,6 +857,61 @@ test('without WebGPU it says so and predicts on the CPU', { timeout: 300_000 }, 
   assert.deepEqual(browserErrors, [], 'no errors in the browser console');
 });
 
+test(
+  'a lost GPU device is reported, and the model comes back from the cache on a new device with its settings',
+  { timeout: 600_000 },
+  async (t) => {
+    const p = await context.newPage();
+    const errors = [];
+    watch(p, errors);
+    // An intervention, so that the metrics are measured (on the GPU) and must be set again after the loss.
+    await p.goto(`${baseUrl}#intervene=drop-sink&tokens=${EVAL_TOKENS}&window=8`);
+    await waitForPrediction(p, DEFAULT_PROMPT, LOAD_TIMEOUT_MS).catch((e) =>
+      failWithPage(p, e, 'lost-load-failure.png'),
+    );
+    const before = await waitForMetrics(p, 0).catch((e) => failWithPage(p, e, 'lost-metrics-failure.png'));
+    assert.match(await p.getByTestId('metrics-note').innerText(), /on 16 tokens in windows of 8/);
+    const run = await metricsRun(p);
+
+    // The test-only protocol method, called inside the engine's worker as if the page had sent it.
+    const workers = p.workers();
+    assert.equal(workers.length, 1, 'one engine');
+    await workers[0].evaluate(() =>
+      self.onmessage({ data: { type: 'call', id: -1, method: 'debugDestroyDevice', args: {} } }),
+    );
+    const notice = p.getByTestId('device-lost');
+    await notice.waitFor({ state: 'visible', timeout: 60_000 });
+    assert.match(await notice.innerText(), /The GPU device was lost/);
+    await p
+      .waitForFunction(
+        () => document.querySelector('[data-testid="device-lost"]').dataset.state !== 'reloading',
+        null,
+        {
+          timeout: LOAD_TIMEOUT_MS,
+        },
+      )
+      .catch((e) => failWithPage(p, e, 'lost-reload-failure.png'));
+    t.diagnostic(`notice: ${await notice.innerText()}`);
+    assert.equal(await notice.getAttribute('data-state'), 'recovered');
+    assert.equal(await p.getByTestId('summary').getAttribute('data-from-cache'), 'true', 'reloaded from the Cache API');
+
+    // The same settings, sent to the new engine and measured again on the new device.
+    const after = await waitForMetrics(p, run).catch((e) => failWithPage(p, e, 'lost-remeasure-failure.png'));
+    t.diagnostic(`KL before ${before.kl}, after ${after.kl}`);
+    assert.match(await p.getByTestId('apply-timing').innerText(), /intervention in/);
+    assert.ok(Math.abs(after.kl - before.kl) <= 1e-3 * before.kl, `the same model: KL ${before.kl} -> ${after.kl}`);
+    const spain = await waitForPrediction(p, DEFAULT_PROMPT).then(async () => {
+      await p.getByTestId('prompt').fill('The capital of Spain is');
+      await p.getByTestId('prompt').press('Enter');
+      return waitForPrediction(p, 'The capital of Spain is');
+    });
+    assert.equal(spain.reference[0].token, ' Madrid', 'the new engine predicts');
+    assert.equal(p.workers().length, 1, 'the engine of the lost device was stopped');
+    t.diagnostic(`browser errors: ${JSON.stringify(errors)}`);
+    await p.close();
+  },
+);
+
 test('every result the engine sent has the fields and types that messages.ts declares', async () => {
   const { checkResults } = await tsImport('../src/protocol-shape.ts', import.meta.url);
   const methods = Object.keys(resultShapes).sort();
