@@ -44,27 +44,35 @@ export function runtimeCapability(exports: object, prototype: object): RuntimeSc
   return { activations: v.activations, kv: v.kv, attention: v.attention, methods: v.methods };
 }
 
-/** The interventions' catalog, or none where the build has no `interventions()` (the menu then offers none). */
-export function interventionsCapability(exports: object): InterventionInfo[] {
-  const list = (exports as Lookup).interventions;
+/**
+ * A catalog the engine serves as `name()` (interventions, probe points, outlier rules), or an empty
+ * one where the build lacks it or answers something else (reported on the console): the menu then
+ * offers nothing.
+ */
+export function catalogCapability<T>(exports: object, name: string, valid: (v: unknown) => v is T[]): T[] {
+  const list = (exports as Lookup)[name];
   if (typeof list !== 'function') return [];
   try {
     const value: unknown = list();
-    if (Array.isArray(value) && value.every((v) => typeof v?.name === 'string' && typeof v?.label === 'string'))
-      return value as InterventionInfo[];
-    console.warn('quantscope: interventions() answered an unexpected shape; no interventions offered', value);
+    if (valid(value)) return value;
+    console.warn(`quantscope: ${name}() answered an unexpected shape; its menu is empty`, value);
   } catch (e) {
-    console.warn('quantscope: interventions() failed; no interventions offered', e);
+    console.warn(`quantscope: ${name}() failed; its menu is empty`, e);
   }
   return [];
 }
+
+const isInterventionList = (v: unknown): v is InterventionInfo[] =>
+  Array.isArray(v) && v.every((i) => typeof i?.name === 'string' && typeof i?.label === 'string');
 
 export function capabilities(version: string, schemes: SchemeInfo[], exports: object, prototype: object): Capabilities {
   return {
     version,
     schemes,
     runtime: runtimeCapability(exports, prototype),
-    interventions: interventionsCapability(exports),
+    interventions: catalogCapability(exports, 'interventions', isInterventionList),
+    probePoints: catalogCapability(exports, 'probePoints', isStringList),
+    outlierRules: catalogCapability(exports, 'outlierRules', isStringList),
     views: {
       attentionMaps: optionalMethod(prototype, 'attentionMaps') !== null,
       weightStats: optionalMethod(prototype, 'weightStats') !== null,

@@ -231,6 +231,9 @@ export interface Capabilities {
   runtime: RuntimeSchemes | null;
   /** The interventions the engine offers (empty for a build without the catalog). */
   interventions: InterventionInfo[];
+  /** The outlier views' menus: the engine's probe points and outlier rules (empty where the build lacks them). */
+  probePoints: string[];
+  outlierRules: string[];
   /** The outlier views' wasm methods this engine has. */
   views: { attentionMaps: boolean; weightStats: boolean; outlierReport: boolean };
 }

@@ -31,6 +31,7 @@ function source(store: Store): ViewDataSource {
       (store.loaded?.summary.tensors ?? [])
         .filter((t) => t.shape.length >= 2 && tensorClass(t.name) !== null)
         .map((t) => t.name),
+    menus: () => ({ points: store.loaded?.caps.probePoints ?? [], rules: store.loaded?.caps.outlierRules ?? [] }),
   };
 }
 
