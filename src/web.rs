@@ -163,6 +163,13 @@ pub fn schemes() -> Result<JsValue, JsError> {
     to_js(&list)
 }
 
+/// The interventions' catalog for the page's menu: `[{name, label, parameter: null | {name, min,
+/// max, default}}]`; one with a parameter is set as `"name:number"`.
+#[wasm_bindgen]
+pub fn interventions() -> Result<JsValue, JsError> {
+    to_js(&crate::model::intervene::Intervention::catalog())
+}
+
 /// The canonical name of a scheme name (`"int4"` → `"int4-ch-sym"`), or an `Error` saying what is
 /// wrong with it.
 #[wasm_bindgen(js_name = parseScheme)]
@@ -365,6 +372,30 @@ impl Playground {
         let evaluated =
             self.study.evaluate(text, &options, &mut |p| throttle.report(p), &|| throttle.stop_asked()).await;
         to_js(&evaluated.map_err(js_error)?)
+    }
+
+    /// Resolves with the reason once this model's WebGPU device is lost (a driver reset, the GPU
+    /// process restarting, or [`Playground::debug_destroy_device`]); never resolves without a GPU,
+    /// or when asked a second time. The model must then be loaded again, on a new device.
+    #[wasm_bindgen(js_name = deviceLost)]
+    pub fn device_lost(&self) -> js_sys::Promise {
+        let lost = self.study.gpu.as_ref().and_then(|g| g.ctx.take_device_lost());
+        wasm_bindgen_futures::future_to_promise(async move {
+            match lost {
+                Some(lost) => match lost.await {
+                    Ok(reason) => Ok(JsValue::from_str(&reason)),
+                    Err(_) => std::future::pending().await,
+                },
+                None => std::future::pending().await,
+            }
+        })
+    }
+
+    /// For tests of the page's recovery only: destroys the WebGPU device as a driver reset would
+    /// lose it. Returns whether there was one.
+    #[wasm_bindgen(js_name = debugDestroyDevice)]
+    pub fn debug_destroy_device(&self) -> bool {
+        self.study.gpu.as_ref().map(|g| g.ctx.device.destroy()).is_some()
     }
 
     /// The model summary: source, name, config, parameter and byte counts, and every tensor's

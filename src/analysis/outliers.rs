@@ -160,6 +160,9 @@ pub enum OutlierRule {
 }
 
 impl OutlierRule {
+    /// Every rule, as a menu lists them.
+    pub const ALL: [OutlierRule; 2] = [OutlierRule::Systematic, OutlierRule::Massive];
+
     /// The magnitude an activation must strictly exceed to be an outlier in a layer with `stats`.
     pub fn threshold(self, stats: &ActivationStats) -> f32 {
         match self {
@@ -746,6 +749,14 @@ pub fn outlier_report(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_rule_in_the_menu_parses_from_its_name() {
+        for rule in OutlierRule::ALL {
+            assert_eq!(rule.to_string().parse::<OutlierRule>(), Ok(rule));
+            assert_eq!(serde_json::to_value(rule).unwrap(), rule.to_string());
+        }
+    }
 
     /// `[tokens × channels]` zeros with the given (token, channel, value) entries set.
     fn tensor(tokens: usize, channels: usize, set: &[(usize, usize, f32)]) -> Vec<f32> {

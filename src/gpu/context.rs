@@ -55,6 +55,8 @@ pub struct GpuContext {
     pub limits: wgpu::Limits,
     pipelines: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
     errors: Arc<Mutex<Vec<GpuError>>>,
+    /// Resolves with wgpu's reason once the device is lost; taken by whoever watches for that.
+    lost: Mutex<Option<futures_channel::oneshot::Receiver<String>>>,
     /// Dispatches recorded so far (the benchmark reports dispatches per token).
     dispatches: AtomicU64,
     /// Buffers and bind groups created so far (a repeated decode step should create none).
@@ -115,9 +117,15 @@ impl GpuContext {
             }
         }));
         let sink = errors.clone();
+        let (lost_sender, lost) = futures_channel::oneshot::channel();
+        let lost_sender = Mutex::new(Some(lost_sender));
         device.set_device_lost_callback(move |reason, message| {
+            let message = format!("{reason:?}: {message}");
+            if let Some(sender) = lost_sender.lock().ok().and_then(|mut s| s.take()) {
+                let _ = sender.send(message.clone());
+            }
             if let Ok(mut errors) = sink.lock() {
-                errors.push(GpuError::DeviceLost { message: format!("{reason:?}: {message}") });
+                errors.push(GpuError::DeviceLost { message });
             }
         });
 
@@ -144,6 +152,7 @@ impl GpuContext {
             limits,
             pipelines: Mutex::default(),
             errors,
+            lost: Mutex::new(Some(lost)),
             dispatches: Default::default(),
             buffers_created: Default::default(),
             bind_groups_created: Default::default(),
@@ -153,6 +162,13 @@ impl GpuContext {
 
     pub fn features(&self) -> GpuFeatures {
         self.summary.features
+    }
+
+    /// A future of the reason the device is lost (a driver reset, the GPU process restarting, or
+    /// `destroy`); `None` once taken. It never resolves while the device lives, and resolves to
+    /// `Canceled` if the context is dropped first.
+    pub fn take_device_lost(&self) -> Option<futures_channel::oneshot::Receiver<String>> {
+        self.lost.lock().ok().and_then(|mut l| l.take())
     }
 
     /// The first error recorded since the last check, labelled with `what`.

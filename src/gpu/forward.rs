@@ -192,6 +192,21 @@ pub enum ProbePoint {
     Values,
 }
 
+impl ProbePoint {
+    /// Every point, as a menu lists them: the residual stream first, the embeddings last.
+    pub const MENU: [ProbePoint; 9] = [
+        ProbePoint::Residual,
+        ProbePoint::ResidualMid,
+        ProbePoint::AttnInput,
+        ProbePoint::OInput,
+        ProbePoint::MlpInput,
+        ProbePoint::DownInput,
+        ProbePoint::Keys,
+        ProbePoint::Values,
+        ProbePoint::Embeddings,
+    ];
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ProbeResult {
     pub layer: usize,
@@ -835,5 +850,32 @@ impl GpuModel {
         }
         cache.len = past + n;
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ProbePoint;
+
+    #[test]
+    fn the_probe_menu_names_every_point_once_and_round_trips() {
+        // A new point fails to compile here until it is counted, then fails until it is in the menu.
+        let variants = |p: ProbePoint| match p {
+            ProbePoint::Embeddings
+            | ProbePoint::AttnInput
+            | ProbePoint::OInput
+            | ProbePoint::ResidualMid
+            | ProbePoint::MlpInput
+            | ProbePoint::DownInput
+            | ProbePoint::Residual
+            | ProbePoint::Keys
+            | ProbePoint::Values => 9,
+        };
+        assert_eq!(ProbePoint::MENU.len(), variants(ProbePoint::Residual));
+        for (i, p) in ProbePoint::MENU.iter().enumerate() {
+            assert!(!ProbePoint::MENU[i + 1..].contains(p), "{p:?} twice");
+            let name = serde_json::to_value(p).unwrap();
+            assert_eq!(serde_json::from_value::<ProbePoint>(name).unwrap(), *p);
+        }
     }
 }

@@ -86,6 +86,53 @@ impl fmt::Display for Intervention {
 
 serde_by_name!(Intervention);
 
+/// The number an intervention takes after its name and a colon (`clip:P`), and the range a front
+/// end offers for it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct InterventionParameter {
+    pub name: &'static str,
+    pub min: f64,
+    pub max: f64,
+    pub default: f64,
+}
+
+/// One entry of [`Intervention::catalog`]: the name (without its number), words for a menu, and
+/// the number it takes, if any.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct InterventionInfo {
+    pub name: &'static str,
+    pub label: &'static str,
+    pub parameter: Option<InterventionParameter>,
+}
+
+impl InterventionInfo {
+    /// The intervention this entry names, with its parameter's default.
+    pub fn with_default(&self) -> Intervention {
+        let name = match self.parameter {
+            Some(p) => format!("{}:{}", self.name, p.default),
+            None => self.name.to_string(),
+        };
+        name.parse().expect("every catalog entry parses with its default")
+    }
+}
+
+impl Intervention {
+    /// Every intervention, as a menu lists them (the page's comes from here). Clipping is offered
+    /// from the 50th percentile up: below it, it clips most of the residual stream, not its outliers.
+    pub fn catalog() -> [InterventionInfo; 4] {
+        [
+            InterventionInfo { name: "zero-massive", label: "zero the massive activations", parameter: None },
+            InterventionInfo { name: "mean-massive", label: "replace them by their mean", parameter: None },
+            InterventionInfo { name: "drop-sink", label: "drop the attention sink", parameter: None },
+            InterventionInfo {
+                name: "clip",
+                label: "clip activations at the P-th percentile",
+                parameter: Some(InterventionParameter { name: "P", min: 50.0, max: 100.0, default: 99.9 }),
+            },
+        ]
+    }
+}
+
 /// Per (layer, channel), the mean value of the residual-stream entries the massive rule flagged
 /// over a calibration text (signed: a massive channel keeps its sign).
 #[derive(Debug, Clone, PartialEq)]
@@ -269,6 +316,24 @@ impl ForwardHook for Intervener {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_catalog_entry_names_a_distinct_intervention_that_round_trips() {
+        let catalog = Intervention::catalog();
+        let parsed: Vec<Intervention> = catalog.iter().map(InterventionInfo::with_default).collect();
+        for (info, i) in catalog.iter().zip(&parsed) {
+            assert_eq!(i.to_string().parse::<Intervention>(), Ok(*i), "{}", info.name);
+            let shown = i.to_string();
+            assert_eq!(shown.split(':').next(), Some(info.name), "the name is the prefix of {shown}");
+            if let Some(p) = info.parameter {
+                assert!(p.min <= p.default && p.default <= p.max, "{}: default in range", info.name);
+                assert!(format!("{}:{}", info.name, p.max).parse::<Intervention>().is_ok(), "max parses");
+            }
+        }
+        for (k, a) in parsed.iter().enumerate() {
+            assert!(!parsed[k + 1..].contains(a), "{a} is listed twice");
+        }
+    }
 
     /// 4 tokens × 3 channels with two massive entries: lower median |h| = 0.5, threshold 500.
     fn planted() -> Vec<f32> {

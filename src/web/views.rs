@@ -7,6 +7,7 @@ use wasm_bindgen::prelude::*;
 
 use super::{js_error, to_js, Playground};
 use crate::analysis::outliers::OutlierRule;
+use crate::gpu::forward::ProbePoint;
 use crate::study::views::REPORT_TOP;
 
 /// Sets `key` of the JS object `target` to a `Float32Array` copy of `values`.
@@ -14,6 +15,18 @@ fn set_f32_array(target: &JsValue, key: &str, values: &[f32]) -> Result<(), JsEr
     js_sys::Reflect::set(target, &JsValue::from_str(key), &js_sys::Float32Array::from(values).into())
         .map(|_| ())
         .map_err(|_| JsError::new(&format!("cannot set {key} on the result")))
+}
+
+/// The probe points the views offer, in menu order (names as `probe` takes them).
+#[wasm_bindgen(js_name = probePoints)]
+pub fn probe_points() -> Result<JsValue, JsError> {
+    to_js(&ProbePoint::MENU)
+}
+
+/// The outlier rules `outlierReport` takes, in menu order.
+#[wasm_bindgen(js_name = outlierRules)]
+pub fn outlier_rules() -> Result<JsValue, JsError> {
+    to_js(&OutlierRule::ALL)
 }
 
 #[wasm_bindgen]

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { capabilities, optionalMethod, runtimeCapability } from './capabilities';
+import { capabilities, catalogCapability, optionalMethod, runtimeCapability } from './capabilities';
 
 const menus = {
   activations: ['int8-tensor', 'int8-token'],
@@ -63,4 +63,32 @@ test("the views' methods are detected on the class prototype", () => {
   });
   assert.equal(optionalMethod(New.prototype, 'weightStats'), New.prototype.weightStats);
   assert.equal(optionalMethod({ weightStats: 3 }, 'weightStats'), null);
+});
+
+test('a catalog the build lacks, or answers oddly, is an empty menu', () => {
+  const isNames = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
+  const warn = console.warn;
+  console.warn = () => {};
+  try {
+    assert.deepEqual(catalogCapability({}, 'probePoints', isNames), []);
+    assert.deepEqual(catalogCapability({ probePoints: () => [1, 2] }, 'probePoints', isNames), []);
+    assert.deepEqual(
+      catalogCapability(
+        {
+          probePoints: () => {
+            throw new Error('x');
+          },
+        },
+        'probePoints',
+        isNames,
+      ),
+      [],
+    );
+  } finally {
+    console.warn = warn;
+  }
+  assert.deepEqual(catalogCapability({ probePoints: () => ['residual', 'keys'] }, 'probePoints', isNames), [
+    'residual',
+    'keys',
+  ]);
 });

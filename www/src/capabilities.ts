@@ -2,7 +2,7 @@
 // (runtime quantization, the outlier views' methods), and the page must run on engine builds from
 // before and after each of them: everything optional is looked up by name, never imported.
 
-import type { Capabilities, RuntimeSchemes, SchemeInfo } from './messages';
+import type { Capabilities, InterventionInfo, RuntimeSchemes, SchemeInfo } from './messages';
 
 type Lookup = Record<string, unknown>;
 
@@ -44,11 +44,35 @@ export function runtimeCapability(exports: object, prototype: object): RuntimeSc
   return { activations: v.activations, kv: v.kv, attention: v.attention, methods: v.methods };
 }
 
+/**
+ * A catalog the engine serves as `name()` (interventions, probe points, outlier rules), or an empty
+ * one where the build lacks it or answers something else (reported on the console): the menu then
+ * offers nothing.
+ */
+export function catalogCapability<T>(exports: object, name: string, valid: (v: unknown) => v is T[]): T[] {
+  const list = (exports as Lookup)[name];
+  if (typeof list !== 'function') return [];
+  try {
+    const value: unknown = list();
+    if (valid(value)) return value;
+    console.warn(`quantscope: ${name}() answered an unexpected shape; its menu is empty`, value);
+  } catch (e) {
+    console.warn(`quantscope: ${name}() failed; its menu is empty`, e);
+  }
+  return [];
+}
+
+const isInterventionList = (v: unknown): v is InterventionInfo[] =>
+  Array.isArray(v) && v.every((i) => typeof i?.name === 'string' && typeof i?.label === 'string');
+
 export function capabilities(version: string, schemes: SchemeInfo[], exports: object, prototype: object): Capabilities {
   return {
     version,
     schemes,
     runtime: runtimeCapability(exports, prototype),
+    interventions: catalogCapability(exports, 'interventions', isInterventionList),
+    probePoints: catalogCapability(exports, 'probePoints', isStringList),
+    outlierRules: catalogCapability(exports, 'outlierRules', isStringList),
     views: {
       attentionMaps: optionalMethod(prototype, 'attentionMaps') !== null,
       weightStats: optionalMethod(prototype, 'weightStats') !== null,

@@ -36,6 +36,8 @@ export class Engine {
   capabilities: Capabilities | null = null;
   readonly ready: Promise<Capabilities>;
   onCrash: ((reason: string) => void) | null = null;
+  /** The model's GPU device was lost: this engine must be replaced to compute on a GPU again. */
+  onDeviceLost: ((reason: string) => void) | null = null;
 
   constructor() {
     this.worker = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module' });
@@ -56,6 +58,10 @@ export class Engine {
         resolveReady(event.data.capabilities);
         return;
       }
+      if (event.data.type === 'deviceLost') {
+        this.onDeviceLost?.(event.data.message);
+        return;
+      }
       this.receive(event.data, rejectReady);
     };
     this.worker.onerror = (event) => {
@@ -67,7 +73,10 @@ export class Engine {
     };
   }
 
-  private receive(msg: Exclude<WorkerMessage, { type: 'ready' }>, rejectReady: (e: Error) => void): void {
+  private receive(
+    msg: Exclude<WorkerMessage, { type: 'ready' | 'deviceLost' }>,
+    rejectReady: (e: Error) => void,
+  ): void {
     if (msg.type === 'error' && msg.fatal) {
       rejectReady(new Error(msg.message));
       this.die(msg.message);
@@ -134,6 +143,7 @@ export class Engine {
   /** Stops the worker. Calls still in flight are rejected, so nobody waits forever. */
   terminate(reason = 'this engine was replaced'): void {
     this.onCrash = null;
+    this.onDeviceLost = null;
     this.die(reason);
   }
 }

@@ -51,7 +51,8 @@ export interface ModelConfig {
 
 export interface ModelSummary {
   source: string;
-  name: string | null;
+  /** serde's None arrives as undefined. */
+  name?: string | null;
   config: ModelConfig;
   parameters: number;
   bytes: number;
@@ -64,7 +65,10 @@ export interface AdapterSummary {
   device_type: string;
   driver?: string;
   features: { shader_f16: boolean; subgroups: boolean; timestamps: boolean };
+  max_storage_buffer_binding_size: number;
+  max_buffer_size: number;
   max_compute_invocations_per_workgroup: number;
+  max_compute_workgroups_per_dimension: number;
 }
 
 export interface BrowserAdapterInfo {
@@ -96,14 +100,17 @@ export interface ForwardChoice {
   /** Predictions, evaluation and generation of the model as loaded. */
   backend: Backend;
   reason: string;
-  measured: ForwardTimes | null;
+  /** Absent (serde's None) when nothing was measured. */
+  measured?: ForwardTimes | null;
 }
 
 export interface DeviceInfo {
   /** Whether the model is on the GPU (and the GPU-only features with it); `forward` says where the model as loaded runs. */
   backend: Backend;
-  adapter: AdapterSummary | null;
-  reason: string | null;
+  /** Absent (serde's None) without a GPU. */
+  adapter?: AdapterSummary | null;
+  /** Why there is no GPU; absent when there is one. */
+  reason?: string | null;
   gpuBytes: number;
   timings: { parseMs: number; adapterMs: number; uploadMs: number; downloadMs?: number; measureMs?: number };
   /** Added by the worker from `navigator.gpu` (wgpu reports only the description). */
@@ -177,6 +184,8 @@ export interface EvalMetrics {
   reference_perplexity: number;
   qid: number;
   layers: LayerError[];
+  /** The tokens per window that ran (clamped to the context; 0 where nothing ran). */
+  window: number;
   ms: number;
 }
 
@@ -185,6 +194,15 @@ export interface SchemeInfo {
   /** Re-quantized on the GPU (else by the CPU reference, then uploaded). */
   gpu: boolean;
   gguf: boolean;
+}
+
+/** One entry of `interventions()` (src/model/intervene.rs `Intervention::catalog`). */
+export interface InterventionInfo {
+  /** The name, without the number of one that takes a parameter ("clip" of "clip:99.9"). */
+  name: string;
+  label: string;
+  /** The number it takes after "name:", and the range offered for it. */
+  parameter?: { name: string; min: number; max: number; default: number } | null;
 }
 
 /** `runtimeSchemes()` of src/web/runtime_quant.rs, when the engine has it. */
@@ -211,6 +229,11 @@ export interface Capabilities {
   schemes: SchemeInfo[];
   /** null: this engine has no runtime (activation/KV/attention) quantization yet. */
   runtime: RuntimeSchemes | null;
+  /** The interventions the engine offers (empty for a build without the catalog). */
+  interventions: InterventionInfo[];
+  /** The outlier views' menus: the engine's probe points and outlier rules (empty where the build lacks them). */
+  probePoints: string[];
+  outlierRules: string[];
   /** The outlier views' wasm methods this engine has. */
   views: { attentionMaps: boolean; weightStats: boolean; outlierReport: boolean };
 }
@@ -279,6 +302,8 @@ export interface EngineApi {
   attentionMaps: { args: { prompt: string; layer: number; asLoaded: boolean }; result: ViewResult<'attentionMaps'> };
   weightStats: { args: { tensor: string; scheme: string }; result: ViewResult<'weightStats'> };
   outlierReport: { args: { prompt: string; rule: string }; result: ViewResult<'outlierReport'> };
+  /** Test-only (www/tests/e2e.mjs): destroys the WebGPU device, as a driver reset would lose it. */
+  debugDestroyDevice: { args: Record<string, never>; result: { destroyed: boolean } };
 }
 
 export type Method = keyof EngineApi;
@@ -315,6 +340,8 @@ export type WorkerMessage =
   /** One generated piece of text (streamed before the generate result). */
   | { type: 'token'; id: number; piece: string; count: number }
   | ResultReply
+  /** The model's WebGPU device was lost (a driver reset, or debugDestroyDevice): this engine cannot compute on the GPU any more. */
+  | { type: 'deviceLost'; message: string }
   /** fatal: the engine crashed (a panic or a wasm trap) and this worker must be thrown away. */
   | { type: 'error'; id: number | null; message: string; fatal: boolean };
 
@@ -322,7 +349,7 @@ export function callRequest<M extends Method>(id: number, method: M, args: ArgsO
   return { type: 'call', id, method, args } as CallRequest<M>;
 }
 
-const WORKER_MESSAGE_TYPES = new Set(['ready', 'progress', 'token', 'result', 'error']);
+const WORKER_MESSAGE_TYPES = new Set(['ready', 'progress', 'token', 'result', 'deviceLost', 'error']);
 
 /**
  * Whether `data` has the shape of a worker message. The worker is ours, but a message from a
@@ -346,6 +373,8 @@ export function isWorkerMessage(data: unknown): data is WorkerMessage {
       return typeof m.id === 'number' && typeof m.piece === 'string' && typeof m.count === 'number';
     case 'result':
       return typeof m.id === 'number' && typeof m.method === 'string';
+    case 'deviceLost':
+      return typeof m.message === 'string';
     default:
       return (
         (m.id === null || typeof m.id === 'number') && typeof m.message === 'string' && typeof m.fatal === 'boolean'

@@ -95,3 +95,12 @@ test('unknown tensor classes and odd scheme names in weights are refused', () =>
   assert.match(bad({ groups: [] }).join(), /non-empty list/);
   assert.deepEqual(bad({ groups: [{ layers: '2 - 5', schemes: { attn_q: 'int4' } }], embeddings: 'keep' }), []);
 });
+
+test('the evaluation window is in the link only when set, and a bad one is reported', () => {
+  const s: AppState = { ...defaultState(), evalWindow: 32 };
+  assert.equal(encodeState(s), 'window=32');
+  assert.deepEqual(decodeState('#window=32'), { state: s, problems: [] });
+  const bad = decodeState('#window=1');
+  assert.equal(bad.state.evalWindow, null);
+  assert.deepEqual(bad.problems, ['window: "1" is not a whole number from 2 to 4096']);
+});

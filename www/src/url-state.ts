@@ -35,6 +35,8 @@ export interface AppState {
   /** "" (none), "zero-massive", "mean-massive", "drop-sink" or "clip:P". */
   intervention: string;
   evalTokens: number;
+  /** Tokens per evaluation window; null: one window over the whole evaluation. */
+  evalWindow: number | null;
   /** The outlier views are open (they are computed only then). */
   outliers: boolean;
   view: SharedViewState;
@@ -55,10 +57,25 @@ export function defaultState(): AppState {
     runtime: defaultRuntime(),
     intervention: '',
     evalTokens: DEFAULT_EVAL_TOKENS,
+    evalWindow: null,
     outliers: false,
     view: {},
   };
 }
+
+/** The keys a link may hold, one per setting. */
+const SETTING_KEYS = new Set([
+  'model',
+  'prompt',
+  'recipe',
+  'weights',
+  'runtime',
+  'intervene',
+  'tokens',
+  'window',
+  'outliers',
+  'view',
+]);
 
 const VIEW_KEYS = ['view', 'layer', 'point', 'head', 'tensor', 'rule'] as const;
 
@@ -78,6 +95,7 @@ export function encodeState(state: AppState): string {
   if (JSON.stringify(state.runtime) !== JSON.stringify(d.runtime)) p.set('runtime', JSON.stringify(state.runtime));
   if (state.intervention !== '') p.set('intervene', state.intervention);
   if (state.evalTokens !== d.evalTokens) p.set('tokens', String(state.evalTokens));
+  if (state.evalWindow !== null) p.set('window', String(state.evalWindow));
   if (state.outliers) p.set('outliers', '1');
   // A fixed key order, so that the same view state always gives the same link.
   const view = Object.fromEntries(
@@ -112,8 +130,7 @@ export function decodeState(hash: string): Decoded {
   const state = defaultState();
   const problems: string[] = [];
   const p = new URLSearchParams(hash.replace(/^#/, ''));
-  const known = new Set(['model', 'prompt', 'recipe', 'weights', 'runtime', 'intervene', 'tokens', 'outliers', 'view']);
-  for (const key of p.keys()) if (!known.has(key)) problems.push(`unknown setting "${key}"`);
+  for (const key of p.keys()) if (!SETTING_KEYS.has(key)) problems.push(`unknown setting "${key}"`);
 
   const model = p.get('model');
   if (model !== null) {
@@ -151,12 +168,8 @@ export function decodeState(hash: string): Decoded {
     if (INTERVENTION.test(intervene)) state.intervention = intervene;
     else problems.push(`intervene: "${intervene}" is not zero-massive, mean-massive, drop-sink or clip:P`);
   }
-  const tokens = p.get('tokens');
-  if (tokens !== null) {
-    const n = Number(tokens);
-    if (Number.isInteger(n) && n >= 2 && n <= 4096) state.evalTokens = n;
-    else problems.push(`tokens: "${tokens}" is not a whole number from 2 to 4096`);
-  }
+  state.evalTokens = tokenCount(p, 'tokens', problems) ?? state.evalTokens;
+  state.evalWindow = tokenCount(p, 'window', problems) ?? state.evalWindow;
   const outliers = p.get('outliers');
   if (outliers !== null) state.outliers = outliers === '1' || outliers === 'true';
   const view = p.get('view');
@@ -169,6 +182,16 @@ export function decodeState(hash: string): Decoded {
     }
   }
   return { state, problems };
+}
+
+/** The token count under `key` (a whole number from 2 to 4096), or null: absent, or a problem. */
+function tokenCount(p: URLSearchParams, key: string, problems: string[]): number | null {
+  const text = p.get(key);
+  if (text === null) return null;
+  const n = Number(text);
+  if (Number.isInteger(n) && n >= 2 && n <= 4096) return n;
+  problems.push(`${key}: "${text}" is not a whole number from 2 to 4096`);
+  return null;
 }
 
 function parseJson(text: string, key: string, problems: string[]): unknown {

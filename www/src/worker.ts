@@ -221,8 +221,18 @@ async function load({ name, source, useGpu, forward }: ArgsOf<'load'>, ctx: Call
   }
   if (device.backend === 'webgpu') device.adapterInfo = adapterInfo;
   device.timings.downloadMs = downloadMs;
+  watchDeviceLoss(model);
   performance.mark('quantscope:load-end', { detail: device.timings });
   return { summary: model.summary(), device, bytes: size, fromCache, ms: performance.now() - t0 };
+}
+
+/** Tells the page when `watched`'s GPU device is lost, while it is still this worker's model. */
+function watchDeviceLoss(watched: Playground): void {
+  const lost = optional('deviceLost');
+  if (!lost) return;
+  void (lost.call(watched) as Promise<string>).then((message) => {
+    if (model === watched) post({ type: 'deviceLost', message });
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -283,6 +293,9 @@ const handlers: Handlers = {
     requireOptional('outlierReport', 'outlier report').call(requireModel(), prompt, rule) as Promise<
       ResultOf<'outlierReport'>
     >,
+  debugDestroyDevice: async () => ({
+    destroyed: requireOptional('debugDestroyDevice', 'test hook for device loss').call(requireModel()) as boolean,
+  }),
 };
 
 function dispatch<M extends Method>(msg: CallRequest<M>, ctx: CallContext): Promise<ResultOf<M>> {

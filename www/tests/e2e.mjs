@@ -22,12 +22,23 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, closeSync, rmSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readSync,
+  closeSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { chromium } from 'playwright-core';
+import { tsImport } from 'tsx/esm/api';
 import { CHROMIUM_ARGS, startServer, stopServer } from './harness.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -63,6 +74,32 @@ let baseUrl;
 let page;
 const browserErrors = [];
 const external = [];
+/** The shapes of the engine's results that reached the pages, by method (checked by the last test). */
+const resultShapes = {};
+
+/**
+ * Runs in each page before its scripts: every result a worker sends is recorded, as a shape (kinds,
+ * field names, short strings; the first two items of an array), through `__quantscopeResult`.
+ */
+function recordWorkerResults() {
+  const shapeOf = (v) => {
+    if (v === null || v === undefined) return { kind: v === null ? 'null' : 'undefined' };
+    if (typeof v === 'number' || typeof v === 'boolean') return { kind: typeof v };
+    if (typeof v === 'string') return { kind: 'string', value: v };
+    if (ArrayBuffer.isView(v)) return { kind: 'typedarray' };
+    if (Array.isArray(v)) return { kind: 'array', items: v.slice(0, 2).map(shapeOf) };
+    return { kind: 'object', fields: Object.fromEntries(Object.entries(v).map(([k, x]) => [k, shapeOf(x)])) };
+  };
+  const NativeWorker = window.Worker;
+  window.Worker = class extends NativeWorker {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener('message', (e) => {
+        if (e.data?.type === 'result') window.__quantscopeResult(e.data.method, shapeOf(e.data.result));
+      });
+    }
+  };
+}
 
 function cliGenerate(prompt) {
   if (!existsSync(CLI)) {
@@ -116,6 +153,12 @@ before(async () => {
     colorScheme: 'light',
     acceptDownloads: true,
   });
+  await context.exposeBinding('__quantscopeResult', (_source, method, shape) => {
+    const seen = (resultShapes[method] ??= []);
+    const key = JSON.stringify(shape);
+    if (seen.length < 8 && !seen.some((s) => JSON.stringify(s) === key)) seen.push(shape);
+  });
+  await context.addInitScript(recordWorkerResults);
 });
 
 after(async () => {
@@ -812,4 +855,68 @@ test('without WebGPU it says so and predicts on the CPU', { timeout: 300_000 }, 
 
   assert.deepEqual(external, [], 'the page requests nothing outside the local server');
   assert.deepEqual(browserErrors, [], 'no errors in the browser console');
+});
+
+test(
+  'a lost GPU device is reported, and the model comes back from the cache on a new device with its settings',
+  { timeout: 600_000 },
+  async (t) => {
+    const p = await context.newPage();
+    const errors = [];
+    watch(p, errors);
+    // An intervention, so that the metrics are measured (on the GPU) and must be set again after the loss.
+    await p.goto(`${baseUrl}#intervene=drop-sink&tokens=${EVAL_TOKENS}&window=8`);
+    await waitForPrediction(p, DEFAULT_PROMPT, LOAD_TIMEOUT_MS).catch((e) =>
+      failWithPage(p, e, 'lost-load-failure.png'),
+    );
+    const before = await waitForMetrics(p, 0).catch((e) => failWithPage(p, e, 'lost-metrics-failure.png'));
+    assert.match(await p.getByTestId('metrics-note').innerText(), /on 16 tokens in windows of 8/);
+    const run = await metricsRun(p);
+
+    // The test-only protocol method, called inside the engine's worker as if the page had sent it.
+    const workers = p.workers();
+    assert.equal(workers.length, 1, 'one engine');
+    await workers[0].evaluate(() =>
+      self.onmessage({ data: { type: 'call', id: -1, method: 'debugDestroyDevice', args: {} } }),
+    );
+    const notice = p.getByTestId('device-lost');
+    await notice.waitFor({ state: 'visible', timeout: 60_000 });
+    assert.match(await notice.innerText(), /The GPU device was lost/);
+    await p
+      .waitForFunction(
+        () => document.querySelector('[data-testid="device-lost"]').dataset.state !== 'reloading',
+        null,
+        {
+          timeout: LOAD_TIMEOUT_MS,
+        },
+      )
+      .catch((e) => failWithPage(p, e, 'lost-reload-failure.png'));
+    t.diagnostic(`notice: ${await notice.innerText()}`);
+    assert.equal(await notice.getAttribute('data-state'), 'recovered');
+    assert.equal(await p.getByTestId('summary').getAttribute('data-from-cache'), 'true', 'reloaded from the Cache API');
+
+    // The same settings, sent to the new engine and measured again on the new device.
+    const after = await waitForMetrics(p, run).catch((e) => failWithPage(p, e, 'lost-remeasure-failure.png'));
+    t.diagnostic(`KL before ${before.kl}, after ${after.kl}`);
+    assert.match(await p.getByTestId('apply-timing').innerText(), /intervention in/);
+    assert.ok(Math.abs(after.kl - before.kl) <= 1e-3 * before.kl, `the same model: KL ${before.kl} -> ${after.kl}`);
+    const spain = await waitForPrediction(p, DEFAULT_PROMPT).then(async () => {
+      await p.getByTestId('prompt').fill('The capital of Spain is');
+      await p.getByTestId('prompt').press('Enter');
+      return waitForPrediction(p, 'The capital of Spain is');
+    });
+    assert.equal(spain.reference[0].token, ' Madrid', 'the new engine predicts');
+    assert.equal(p.workers().length, 1, 'the engine of the lost device was stopped');
+    t.diagnostic(`browser errors: ${JSON.stringify(errors)}`);
+    await p.close();
+  },
+);
+
+test('every result the engine sent has the fields and types that messages.ts declares', async () => {
+  const { checkResults } = await tsImport('../src/protocol-shape.ts', import.meta.url);
+  const methods = Object.keys(resultShapes).sort();
+  for (const m of ['load', 'predict', 'predictBoth', 'generate', 'applyRecipe', 'evaluate', 'probe', 'weightStats'])
+    assert.ok(methods.includes(m), `${m}'s result was recorded (recorded: ${methods.join(', ')})`);
+  writeFileSync(join(SHOTS, 'protocol-shapes.json'), JSON.stringify(resultShapes, null, 1));
+  assert.deepEqual(checkResults(join(ROOT, 'www/src/messages.ts'), resultShapes), []);
 });

@@ -18,14 +18,13 @@ import { ResidualHeatmap, ResidualLayers } from './residual.ts';
 import { layerCount } from './shape.ts';
 import { Cache, DEFAULT_STATE, needsOf, normalizeState, type Need } from './state.ts';
 import {
-  OUTLIER_RULES,
-  PROBE_POINTS,
   type AttentionMapsData,
   type OutlierReport,
   type OutlierViews,
   type SchemeChoice,
   type ProbeData,
   type ViewDataSource,
+  type ViewMenus,
   type ViewState,
   type WeightStatsData,
 } from './types.ts';
@@ -41,8 +40,9 @@ export function mountOutlierViews(
   onStateChange: (s: ViewState) => void,
 ): OutlierViews {
   const tensors = source.tensorNames();
+  const menus = source.menus();
   const layers = Math.max(1, layerCount(tensors));
-  let state = normalizeState(initial, DEFAULT_STATE, layers, tensors);
+  let state = normalizeState(initial, DEFAULT_STATE, layers, tensors, menus);
   let prompt: string | null = null;
   // The weight scheme each tensor holds now, for the histogram's grid.
   let schemeOf: (tensor: string) => string = () => 'keep';
@@ -67,7 +67,7 @@ export function mountOutlierViews(
     },
   };
 
-  const controls = buildControls(root, tensors, layers, (change) => {
+  const controls = buildControls(root, tensors, menus, layers, (change) => {
     void setState(change).then(() => onStateChange(state));
   });
 
@@ -185,7 +185,7 @@ export function mountOutlierViews(
 
   async function setState(change: Partial<ViewState>): Promise<void> {
     const before = state;
-    state = normalizeState({ ...state, ...change }, state, layers, tensors);
+    state = normalizeState({ ...state, ...change }, state, layers, tensors, menus);
     controls.show(state);
     markOpen();
     if (change.view && change.view !== before.view) {
@@ -237,6 +237,7 @@ export function mountOutlierViews(
 function buildControls(
   root: HTMLElement,
   tensors: readonly string[],
+  menus: ViewMenus,
   layers: number,
   change: (c: Partial<ViewState>) => void,
 ): { show(s: ViewState): void; setHeads(n: number): void } {
@@ -270,7 +271,7 @@ function buildControls(
   const point = select(
     'point',
     'Probe point',
-    PROBE_POINTS.map((p) => [p, p.replace(/_/g, ' ')]),
+    menus.points.map((p) => [p, p.replace(/_/g, ' ')]),
     (v) => ({ point: v }),
   );
   const head = select('head', 'Head', [['-1', 'all']], (v) => ({ head: Number(v) }));
@@ -283,7 +284,7 @@ function buildControls(
   const rule = select(
     'rule',
     'Rule',
-    OUTLIER_RULES.map((r) => [r, r]),
+    menus.rules.map((r) => [r, r]),
     (v) => ({ rule: v }),
   );
   root.appendChild(bar);

@@ -4,27 +4,31 @@ import { test } from 'node:test';
 import { Cache, DEFAULT_STATE, needsOf, normalizeState } from './state.ts';
 
 const tensors = ['token_embd.weight', 'blk.0.ffn_down.weight', 'blk.1.attn_q.weight'];
+/** Menus as the engine's catalogs give them. */
+const menus = { points: ['residual', 'down_input', 'embeddings'], rules: ['systematic', 'massive'] };
 
 test('a partial state is completed from the defaults and the tensor list', () => {
-  const s = normalizeState({}, DEFAULT_STATE, 30, tensors);
+  const s = normalizeState({}, DEFAULT_STATE, 30, tensors, menus);
   assert.deepEqual(s, { ...DEFAULT_STATE, tensor: 'blk.0.ffn_down.weight' });
 });
 
 test('values out of range or unknown fall back instead of breaking the views', () => {
-  const base = normalizeState({}, DEFAULT_STATE, 30, tensors);
+  const base = normalizeState({}, DEFAULT_STATE, 30, tensors, menus);
   const s = normalizeState(
     { layer: 99, point: 'nowhere', head: -7, tensor: 'missing', rule: 'loud', view: 'nope' },
     base,
     30,
     tensors,
+    menus,
   );
   assert.deepEqual(s, { ...base, layer: 29, head: -1 });
-  assert.equal(normalizeState({ layer: 2.5 }, base, 30, tensors).layer, base.layer);
+  assert.equal(normalizeState({ layer: 2.5 }, base, 30, tensors, menus).layer, base.layer);
   const good = normalizeState(
     { layer: 3, point: 'down_input', head: 4, tensor: 'blk.1.attn_q.weight', rule: 'massive', view: 'causal-chain' },
     base,
     30,
     tensors,
+    menus,
   );
   assert.deepEqual(good, {
     view: 'causal-chain',
@@ -37,7 +41,7 @@ test('values out of range or unknown fall back instead of breaking the views', (
 });
 
 test('each change refetches only what depends on it', () => {
-  const s = normalizeState({}, DEFAULT_STATE, 30, tensors);
+  const s = normalizeState({}, DEFAULT_STATE, 30, tensors, menus);
   assert.deepEqual([...needsOf(s, { ...s, layer: 4 })].sort(), ['attention', 'probe']);
   assert.deepEqual([...needsOf(s, { ...s, point: 'mlp_input' })], ['probe']);
   assert.deepEqual([...needsOf(s, { ...s, head: 2 })], []);

@@ -2,7 +2,7 @@
 // change makes stale. Pure, unit-tested.
 
 import { defaultTensor } from './shape.ts';
-import { OUTLIER_RULES, PROBE_POINTS, VIEW_IDS, type ViewState } from './types.ts';
+import { VIEW_IDS, type ViewMenus, type ViewState } from './types.ts';
 
 export const DEFAULT_STATE: ViewState = {
   view: 'residual-heatmap',
@@ -19,10 +19,11 @@ export function normalizeState(
   base: ViewState,
   layers: number,
   tensors: readonly string[],
+  menus: ViewMenus,
 ): ViewState {
   const int = (v: unknown, fallback: number) => (typeof v === 'number' && Number.isInteger(v) ? v : fallback);
   const layer = Math.max(0, Math.min(Math.max(0, layers - 1), int(s.layer, base.layer)));
-  const point = PROBE_POINTS.includes(s.point as never) ? (s.point as string) : base.point;
+  const point = menus.points.includes(s.point as never) ? (s.point as string) : base.point;
   const tensor =
     s.tensor && tensors.includes(s.tensor)
       ? s.tensor
@@ -35,7 +36,7 @@ export function normalizeState(
     point,
     head: Math.max(-1, int(s.head, base.head)),
     tensor,
-    rule: OUTLIER_RULES.includes(s.rule as never) ? (s.rule as string) : base.rule,
+    rule: menus.rules.includes(s.rule as never) ? (s.rule as string) : base.rule,
   };
 }
 

@@ -17,20 +17,13 @@ export type ProbePoint =
   | 'keys'
   | 'values';
 
-export const PROBE_POINTS: readonly ProbePoint[] = [
-  'residual',
-  'residual_mid',
-  'attn_input',
-  'o_input',
-  'mlp_input',
-  'down_input',
-  'keys',
-  'values',
-  'embeddings',
-];
-
 export type OutlierRuleName = 'systematic' | 'massive';
-export const OUTLIER_RULES: readonly OutlierRuleName[] = ['systematic', 'massive'];
+
+/** The choices of the views' probe point and rule menus: the engine's catalogs (`probePoints()`, `outlierRules()`). */
+export interface ViewMenus {
+  points: readonly string[];
+  rules: readonly string[];
+}
 
 export interface TokenText {
   index: number;
@@ -284,6 +277,7 @@ export interface ViewDataSource {
   weightStats(tensor: string, scheme: string): Promise<WeightStatsData>;
   outlierReport(prompt: string, rule: string): Promise<OutlierReport>;
   tensorNames(): string[];
+  menus(): ViewMenus;
 }
 
 /** The views' part of the page state (kept in the URL by the shell). `head` −1 means every head. */

@@ -1,0 +1,36 @@
+// Every part of the page, in one list: mounted, rendered and enabled in this order, and asked in
+// this order for their parts of the results' keys, the evaluation's arguments and the engine's
+// settings (the recipe is sent before run-time quantization, which may choose it).
+
+import { devicePanel } from '../panels/device';
+import { metricsPanel } from '../panels/metrics';
+import { predictionPanel } from '../panels/prediction';
+import type { Control } from './control';
+import { evalTokens } from './eval-tokens';
+import { evalWindow } from './eval-window';
+import { generation } from './generation';
+import { historyTable } from './history';
+import { intervention } from './intervention';
+import { modelFiles } from './model-files';
+import { outliers } from './outliers';
+import { prompt } from './prompt';
+import { runtime } from './runtime';
+import { share } from './share';
+import { weights } from './weights';
+
+export const CONTROLS: readonly Control[] = [
+  modelFiles,
+  devicePanel,
+  prompt,
+  predictionPanel,
+  weights,
+  runtime,
+  intervention,
+  generation,
+  metricsPanel,
+  evalTokens,
+  evalWindow,
+  historyTable,
+  outliers,
+  share,
+];

@@ -1,0 +1,156 @@
+// The refresh pipeline: after any change, bring the engine to what the controls ask for, then
+// predict, evaluate and redraw the open outlier views, each only when its key (store.ts) says
+// that what is on screen was computed for something else. At most one refresh runs; requests
+// during it collapse into one more after it (latest.ts), and a running one stops early.
+
+import type { Control, EvaluateArgs } from './controls/control';
+import { recordHistory } from './controls/history';
+import { updateViews, viewsOpen } from './controls/outliers';
+import { $, hide, showNotice, status } from './dom';
+import type { Engine } from './engine';
+import { formatMs } from './format';
+import { LatestRunner } from './latest';
+import { EXACT, metrics } from './panels/metrics';
+import { predict } from './panels/prediction';
+import type { LoadedModel, Stage, Store } from './store';
+import { DEFAULT_EVAL_TOKENS } from './url-state';
+
+export class RefreshPipeline {
+  private readonly runner = new LatestRunner(
+    () => this.refresh(),
+    (e) => console.error('quantscope: refresh failed', e),
+  );
+  /** The key each result on screen was computed for. */
+  private shown: Record<Stage, string | null> = { predict: null, metrics: null, views: null };
+  private readonly settings;
+
+  constructor(
+    private readonly store: Store,
+    private readonly controls: readonly Control[],
+  ) {
+    this.settings = controls.flatMap((c) => (c.engine ? [c.engine] : []));
+    for (const c of controls) {
+      for (const [stage, part] of Object.entries(c.keys ?? {})) store.addKeyPart(stage as Stage, part);
+    }
+  }
+
+  request(): void {
+    void this.runner.request();
+  }
+
+  /** A setting changed: the evaluation of the previous settings is cancelled, and the new one starts. */
+  settingsChanged(): void {
+    metrics.cancel();
+    this.request();
+  }
+
+  /** A new model: nothing on screen was computed by it. */
+  loaded(): void {
+    this.shown = { predict: null, metrics: null, views: null };
+    this.request();
+  }
+
+  /** The evaluation's arguments from the controls: one window over the whole text unless one sets it. */
+  evaluateArgs(): EvaluateArgs {
+    const parts: Partial<EvaluateArgs> = {};
+    for (const c of this.controls) Object.assign(parts, c.evaluateArgs?.(this.store.state));
+    const maxTokens = parts.maxTokens ?? DEFAULT_EVAL_TOKENS;
+    return { maxTokens, window: parts.window ?? maxTokens, text: parts.text ?? '' };
+  }
+
+  /** The engine runs the model as loaded: no setting changes it. */
+  private asLoaded(loaded: LoadedModel): boolean {
+    return this.settings.every((s) => loaded.holds[s.id] === s.asLoaded);
+  }
+
+  /**
+   * Sends each engine setting whose wanted value differs from what the engine holds. A setting's
+   * answer may change what another asks for (bit allocation chooses the recipe), so it goes round
+   * again until nothing is left to send; a value the engine refused is not sent twice.
+   */
+  private async syncEngine(eng: Engine, timings: string[]): Promise<void> {
+    if (!this.store.gpu) return;
+    hide('quant-error');
+    const tried = new Map<string, string>();
+    for (let sent = true; sent;) {
+      sent = false;
+      for (const setting of this.settings) {
+        const loaded = this.store.loaded;
+        if (loaded?.engine !== eng) return;
+        if (setting.available && !setting.available(this.store)) continue;
+        const value = setting.wanted(this.store);
+        if (value === loaded.holds[setting.id] || tried.get(setting.id) === value) continue;
+        tried.set(setting.id, value);
+        try {
+          timings.push(await setting.send(eng, value, this.store));
+          loaded.holds[setting.id] = value;
+          sent = true;
+        } catch (e) {
+          showNotice('quant-error', ...setting.refused((e as Error).message));
+        }
+      }
+    }
+  }
+
+  private async refresh(): Promise<void> {
+    const { store } = this;
+    const loaded = store.loaded;
+    if (!loaded) return;
+    const eng = loaded.engine;
+    const moot = () => this.runner.superseded || store.loaded?.engine !== eng;
+    const started = store.changedAt ?? performance.now();
+    const timings: string[] = [];
+
+    await this.syncEngine(eng, timings);
+    if (moot()) return;
+
+    const predictKey = store.key('predict');
+    if (predictKey !== this.shown.predict) {
+      const ms = await predict(eng, store);
+      if (store.loaded?.engine === eng) this.shown.predict = predictKey;
+      timings.push(`prediction ${formatMs(ms)}`);
+    }
+    if (moot()) return;
+
+    const metricsKey = store.key('metrics');
+    const forced = metrics.takeForced();
+    if (store.gpu && (metricsKey !== this.shown.metrics || forced)) {
+      if (!forced && this.asLoaded(loaded)) {
+        // Nothing changes the model: it is the reference, so the comparison is exact without
+        // running it (which takes a minute on a software adapter).
+        this.shown.metrics = metricsKey;
+        if (metrics.showExact(store.engineKey())) recordHistory(store, EXACT, performance.now() - started);
+      } else {
+        const m = await metrics.evaluate(eng, store, this.evaluateArgs(), () => this.runner.superseded);
+        if (m && store.loaded?.engine === eng) {
+          this.shown.metrics = metricsKey;
+          const total = performance.now() - started;
+          timings.push(`metrics ${formatMs(m.ms)}`);
+          recordHistory(store, m, total);
+          $('apply-timing').dataset.changeToMetricsMs = String(Math.round(total));
+        }
+      }
+    }
+    if (moot()) return;
+
+    const viewsKey = store.key('views');
+    if (viewsOpen(store) && viewsKey !== this.shown.views) {
+      status.set('busy', 'drawing the outlier views…');
+      const t0 = performance.now();
+      try {
+        await updateViews(store);
+        this.shown.views = viewsKey;
+        hide('outliers-error');
+        timings.push(`views ${formatMs(performance.now() - t0)}`);
+      } catch (e) {
+        showNotice('outliers-error', null, (e as Error).message);
+      }
+    }
+
+    const total = performance.now() - started;
+    store.changedAt = null;
+    $('apply-timing').textContent = `${timings.join(' · ')} — ${formatMs(total)} in all`;
+    $('apply-timing').dataset.totalMs = String(Math.round(total));
+    status.set('ready', 'ready');
+  }
+}
