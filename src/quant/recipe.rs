@@ -78,6 +78,11 @@ impl Recipe {
         Recipe { default: Assignment::Quantize(scheme), rules: Vec::new() }
     }
 
+    /// Every tensor as loaded.
+    pub fn keep_all() -> Recipe {
+        Recipe { default: Assignment::Keep, rules: Vec::new() }
+    }
+
     /// Reads a recipe; `file` names it in errors. Layer ranges are checked here, so a recipe that
     /// parses can be applied without further errors of its own.
     pub fn from_json(text: &str, file: &str) -> Result<Recipe, QuantError> {

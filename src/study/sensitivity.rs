@@ -144,13 +144,13 @@ impl Study {
         let before_applied = self.applied_recipe();
         let before = (self.prepared.take(), self.intervention.take(), self.runtime.take());
         let measured = self.measure_cells(config, &tensors, tokens, options, live, on_cell, progress, cancelled).await;
-        if live {
-            // Every cell was restored to the weights as loaded; re-apply what was applied before.
-            if let Some(recipe) = &before_applied {
-                self.apply_recipe(recipe, &mut |_| {}).await?;
-            }
-        }
         (self.prepared, self.intervention, self.runtime) = before;
+        if live {
+            // Whatever the cells left on the GPU (a finished, cancelled or failed run): the recipe
+            // applied before, or the weights as loaded.
+            let recipe = before_applied.unwrap_or_else(Recipe::keep_all);
+            self.apply_recipe(&recipe, &mut |_| {}).await?;
+        }
         let (cells, reference_perplexity) = measured?;
         Ok(SensitivityMap {
             scheme: config.scheme.to_string(),
@@ -184,7 +184,7 @@ impl Study {
     ) -> Result<(Vec<SensitivityCell>, f64), StudyError> {
         if live {
             // Each cell starts from the weights as loaded.
-            self.apply_recipe(&Recipe { default: Assignment::Keep, rules: Vec::new() }, &mut |_| {}).await?;
+            self.apply_recipe(&Recipe::keep_all(), &mut |_| {}).await?;
         }
         let mut reference = ReferenceWindows::default();
         // Weights only on the CPU: a cell's model equals the model as loaded up to its block, so
@@ -199,9 +199,6 @@ impl Study {
         for (i, (layer, class, tensor)) in tensors.iter().enumerate() {
             progress(Progress { stage: "sensitivity", done: i as u64, total: tensors.len() as u64 });
             if cancelled() {
-                if live {
-                    self.apply_recipe(&Recipe { default: Assignment::Keep, rules: Vec::new() }, &mut |_| {}).await?;
-                }
                 return Err(StudyError::Cancelled { what: "the sensitivity map" });
             }
             let recipe = single_tensor_recipe(tensor, config.scheme);
@@ -235,9 +232,6 @@ impl Study {
             };
             on_cell(&cell);
             cells.push(cell);
-        }
-        if live {
-            self.apply_recipe(&Recipe { default: Assignment::Keep, rules: Vec::new() }, &mut |_| {}).await?;
         }
         progress(Progress { stage: "sensitivity", done: tensors.len() as u64, total: tensors.len() as u64 });
         Ok((cells, reference_perplexity))
