@@ -113,24 +113,20 @@ fn gemv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: v
     }
     let rt = local / KT;
     let kl = local % KT;
-    var inv_rms = 1.0;
-    if (RMS_NORM) {
-        inv_rms = gemv_inv_rms(local, 0u);
-    }
+    let x_scale = gemv_x_scale(local);
     var acc: array<f32, R_MAX>;
     let padded = params.n_chunks * CHUNK;
     for (var k0 = 0u; k0 < padded; k0 += X_TILE) {
-        let n = gemv_stage_x(local, k0, padded, inv_rms);
+        let n = gemv_stage_x(local, k0, padded, x_scale);
         for (var q = kl; q < n / 8u; q += KT) {
-            let chunk = k0 / CHUNK + q / PARTS;
-            let p = q % PARTS;
-            let at = (q / PARTS) * QUADS + part_quads(p);
+            let part = staged_part(k0, q);
+            let at = part.quad0 + part_quads(part.p);
             let xa = xs[at.x];
             let xb = xs[at.y];
             for (var j = 0u; j < ROWS_PER_THREAD; j++) {
                 let row = row0 + rt * ROWS_PER_THREAD + j;
                 if (row < params.n_out) {
-                    acc[j] += part_dot(decode_part(row, chunk, p), xa, xb);
+                    acc[j] += part_dot(decode_part(row, part.chunk, part.p), xa, xb);
                 }
             }
         }

@@ -43,11 +43,16 @@ fn x_quad(base: u32, k: u32, inv_rms: f32) -> vec4<H> {
     return vec4<H>(v);
 }
 
-// 1 / sqrt(mean(x[base ..][..n_in]²) + eps), computed by all GEMV_WG threads of the workgroup.
-fn gemv_inv_rms(local: u32, base: u32) -> f32 {
+// What the GEMV's x row is multiplied by as it is staged: with RMS_NORM 1 / sqrt(mean(x²) + eps),
+// computed by all GEMV_WG threads of the workgroup (RMS_NORM is uniform, so are its barriers);
+// else 1.
+fn gemv_x_scale(local: u32) -> f32 {
+    if (!RMS_NORM) {
+        return 1.0;
+    }
     var sum = 0.0;
     for (var k = local; k < params.n_in; k += GEMV_WG) {
-        let v = x[base + k];
+        let v = x[k];
         sum += v * v;
     }
     scratch[local] = sum;
@@ -63,6 +68,18 @@ fn gemv_inv_rms(local: u32, base: u32) -> f32 {
 
 fn part_dot(wv: array<vec4<H>, 2>, xa: vec4<H>, xb: vec4<H>) -> f32 {
     return f32(dot(wv[0], xa)) + f32(dot(wv[1], xb));
+}
+
+// Part q of the staged x tile starting at k0: its chunk, its part within the chunk, and the index
+// in xs of the chunk's first quad.
+struct StagedPart {
+    chunk: u32,
+    p: u32,
+    quad0: u32,
+}
+
+fn staged_part(k0: u32, q: u32) -> StagedPart {
+    return StagedPart(k0 / CHUNK + q / PARTS, q % PARTS, (q / PARTS) * QUADS);
 }
 
 // Stages the x tile of values k0 .. k0 + n (n = min(X_TILE, padded − k0)) into xs and returns n;

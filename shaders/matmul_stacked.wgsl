@@ -118,29 +118,24 @@ fn gemv_stacked(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) g
     let mb = select(m, 1u, pair);
     let rt = local / KT;
     let kl = local % KT;
-    var inv_rms = 1.0;
-    if (RMS_NORM) {
-        inv_rms = gemv_inv_rms(local, 0u);
-    }
+    let x_scale = gemv_x_scale(local);
     var acc: array<f32, R_MAX>;
     let padded = params.n_chunks * CHUNK;
     for (var k0 = 0u; k0 < padded; k0 += X_TILE) {
-        let n = gemv_stage_x(local, k0, padded, inv_rms);
+        let n = gemv_stage_x(local, k0, padded, x_scale);
         for (var q = kl; q < n / 8u; q += KT) {
-            let chunk = k0 / CHUNK + q / PARTS;
-            let p = q % PARTS;
-            let at = (q / PARTS) * QUADS;
-            let qa = at + stacked_quads(ma, p);
-            let qb = at + stacked_quads(mb, p);
+            let part = staged_part(k0, q);
+            let qa = part.quad0 + stacked_quads(ma, part.p);
+            let qb = part.quad0 + stacked_quads(mb, part.p);
             let xa = array(xs[qa.x], xs[qa.y]);
             let xb = array(xs[qb.x], xs[qb.y]);
             for (var j = 0u; j < ROWS_PER_THREAD; j++) {
                 let row = row0 + rt * per + j % per;
                 if (row < n_rows) {
                     if (j < per) {
-                        acc[j] += part_dot(stacked_decode(ma, row, chunk, p), xa[0], xa[1]);
+                        acc[j] += part_dot(stacked_decode(ma, row, part.chunk, part.p), xa[0], xa[1]);
                     } else {
-                        acc[j] += part_dot(stacked_decode(mb, row, chunk, p), xb[0], xb[1]);
+                        acc[j] += part_dot(stacked_decode(mb, row, part.chunk, part.p), xb[0], xb[1]);
                     }
                 }
             }
