@@ -10,16 +10,12 @@ import { CanvasView, type ViewHost } from './view.ts';
 /** Attention below this probability draws as the lowest colour. */
 const MIN_PROBABILITY = 1e-3;
 
-export class AttentionMaps extends CanvasView<AttentionMapsData> {
-  private layout: { grid: GridLayout; heads: number[]; offsetX: number; offsetY: number; n: number } | null = null;
-
+export class AttentionMaps extends CanvasView<
+  AttentionMapsData,
+  { grid: GridLayout; heads: number[]; offsetX: number; offsetY: number; n: number }
+> {
   constructor(host: ViewHost) {
-    super(
-      'attention-maps',
-      'Attention maps',
-      'Attention probability of each query (row) to each key (column), per head of the chosen layer, log colour scale. Keys outlined in red are outlier keys: they receive at least 0.1·n of the head-averaged attention.',
-      host,
-    );
+    super('attention-maps', host);
   }
 
   protected draw(data: AttentionMapsData, width: number, theme: Theme): void {
@@ -145,16 +141,12 @@ export class AttentionMaps extends CanvasView<AttentionMapsData> {
   }
 }
 
-export class SinkHeatmap extends CanvasView<ProbeData> {
-  private layout: { area: Rect; layers: number[]; heads: number; values: Float32Array } | null = null;
-
+export class SinkHeatmap extends CanvasView<
+  ProbeData,
+  { area: Rect; layers: number[]; heads: number; values: Float32Array }
+> {
   constructor(host: ViewHost) {
-    super(
-      'sink-heatmap',
-      'Attention sinks by layer and head',
-      'Sink score of every head in every layer: the mean attention that queries after the first give to the first token. Click a cell to open that layer and head.',
-      host,
-    );
+    super('sink-heatmap', host);
   }
 
   protected draw(data: ProbeData, width: number, theme: Theme): void {
@@ -165,7 +157,6 @@ export class SinkHeatmap extends CanvasView<ProbeData> {
     const ctx = this.context(width, height, theme);
     if (m.layers.length === 0 || m.heads === 0) {
       drawMessage(ctx, width, height, 'no attention summaries (the prompt needs at least two tokens)', theme);
-      this.layout = null;
       return;
     }
     const area = plotArea(width, height, margins);

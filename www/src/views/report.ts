@@ -33,17 +33,14 @@ function categoryColor(c: TokenCategory, theme: Theme): string {
   }
 }
 
-export class OutlierTable extends CanvasView<OutlierReport> {
-  private layout: { area: Rect; states: number; tokens: number; values: Float32Array } | null = null;
+export class OutlierTable extends CanvasView<
+  OutlierReport,
+  { area: Rect; states: number; tokens: number; values: Float32Array }
+> {
   private readonly table: HTMLTableElement;
 
   constructor(host: ViewHost) {
-    super(
-      'outlier-table',
-      'Outlier tokens',
-      "Which tokens carry activations over the rule's threshold, in which hidden state (CPU reference forward of the model as loaded). Cells: max|x| of the token over the threshold, outlined where it exceeds it; token labels coloured by category.",
-      host,
-    );
+    super('outlier-table', host);
     this.table = document.createElement('table');
     this.table.className = 'qv-table';
     this.body.appendChild(this.table);
@@ -58,7 +55,6 @@ export class OutlierTable extends CanvasView<OutlierReport> {
     this.renderTable(report, theme);
     if (m.tokens === 0 || m.states === 0) {
       drawMessage(ctx, width, height, 'no tokens', theme);
-      this.layout = null;
       return;
     }
     const area = plotArea(width, height, margins);
@@ -173,12 +169,7 @@ export class CausalChain extends CanvasView<OutlierReport> {
   private boxes: { rect: Rect; node: ChainNode; row: ChainRow }[] = [];
 
   constructor(host: ViewHost) {
-    super(
-      'causal-chain',
-      'Causal chain',
-      'How each outlier channel arises and what it does: the down-projection weight column that writes it, the activation channel and the tokens carrying it, and the share of later attention those tokens receive (the sink).',
-      host,
-    );
+    super('causal-chain', host);
   }
 
   protected draw(report: OutlierReport, width: number, theme: Theme): void {

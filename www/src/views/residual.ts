@@ -33,16 +33,12 @@ export function topChannels(t: ProbedTensor, tokens: number, k: number): number[
     .slice(0, k);
 }
 
-export class ResidualHeatmap extends CanvasView<ProbeData> {
-  private layout: { area: Rect; bins: ColumnBins; tokens: TokenText[]; tensor: ProbedTensor } | null = null;
-
+export class ResidualHeatmap extends CanvasView<
+  ProbeData,
+  { area: Rect; bins: ColumnBins; tokens: TokenText[]; tensor: ProbedTensor }
+> {
   constructor(host: ViewHost) {
-    super(
-      'residual-heatmap',
-      'Residual stream heatmap',
-      '|x| of every token (rows) and channel (columns) at the chosen layer and probe point, log colour scale. Each pixel column shows the largest |x| of the channels it covers, so no outlier is lost.',
-      host,
-    );
+    super('residual-heatmap', host);
   }
 
   protected draw(data: ProbeData, width: number, theme: Theme): void {
@@ -51,7 +47,6 @@ export class ResidualHeatmap extends CanvasView<ProbeData> {
     if (!tensor || tokens.length === 0) {
       const ctx = this.context(width, 120, theme);
       drawMessage(ctx, width, 120, 'no tensor was captured for this layer and point', theme);
-      this.layout = null;
       return;
     }
     const rowHeight = Math.max(12, Math.min(26, Math.floor(360 / tokens.length)));
@@ -134,16 +129,9 @@ export class ResidualHeatmap extends CanvasView<ProbeData> {
   }
 }
 
-export class ResidualLayers extends CanvasView<ProbeData> {
-  private layout: { area: Rect; series: LayerPoint[]; x: Scale } | null = null;
-
+export class ResidualLayers extends CanvasView<ProbeData, { area: Rect; series: LayerPoint[]; x: Scale }> {
   constructor(host: ViewHost) {
-    super(
-      'residual-layers',
-      'Magnitude by layer',
-      'max|x| and median|x| of the probe point in every layer (log scale). Massive activations show as a jump of max|x| by orders of magnitude while the median stays put. Click a layer to open it.',
-      host,
-    );
+    super('residual-layers', host);
   }
 
   private point(): ProbePoint {
@@ -159,7 +147,6 @@ export class ResidualLayers extends CanvasView<ProbeData> {
     const ctx = this.context(width, height, theme);
     if (series.length === 0) {
       drawMessage(ctx, width, height, `no probes at ${point}`, theme);
-      this.layout = null;
       return;
     }
     const area = plotArea(width, height, { top: 26, right: 16, bottom: 40, left: 58 });

@@ -2,6 +2,7 @@
 // page and its end-to-end test read from `data-ready` / `data-error`.
 
 import { attachHover, exportPng, prepareCanvas, readTheme, type Theme, type Tooltip } from './chart.ts';
+import { VIEW_TEXT } from './texts.ts';
 import type { ViewId, ViewState } from './types.ts';
 
 export interface ViewHost {
@@ -11,7 +12,8 @@ export interface ViewHost {
   pick(change: Partial<ViewState>): void;
 }
 
-export abstract class CanvasView<D> {
+/** `L`: what `draw` leaves for hit-testing (`layout`); null until drawn and when nothing is. */
+export abstract class CanvasView<D, L = never> {
   readonly section: HTMLElement;
   protected readonly canvas: HTMLCanvasElement;
   protected readonly body: HTMLDivElement;
@@ -20,13 +22,13 @@ export abstract class CanvasView<D> {
   protected data: D | null = null;
   protected width = 0;
   protected theme: Theme | null = null;
+  protected layout: L | null = null;
 
   constructor(
     readonly id: ViewId,
-    title: string,
-    caption: string,
     protected readonly host: ViewHost,
   ) {
+    const { title, caption } = VIEW_TEXT[id];
     this.section = document.createElement('section');
     this.section.className = 'card qv-view';
     this.section.dataset.view = id;
@@ -112,6 +114,7 @@ export abstract class CanvasView<D> {
     this.width = width;
     this.theme = readTheme(this.section);
     if (!this.data) return;
+    this.layout = null;
     this.draw(this.data, width, this.theme);
   }
 

@@ -7,16 +7,12 @@ import { formatNumber, linearScale, linearTicks, logScale, logTicks, type Scale 
 import type { WeightColumn, WeightStatsData } from './types.ts';
 import { CanvasView, type ViewHost } from './view.ts';
 
-export class WeightColumns extends CanvasView<WeightStatsData> {
-  private layout: { area: Rect; max: number[]; argmax: number[]; cols: number } | null = null;
-
+export class WeightColumns extends CanvasView<
+  WeightStatsData,
+  { area: Rect; max: number[]; argmax: number[]; cols: number }
+> {
   constructor(host: ViewHost) {
-    super(
-      'weight-columns',
-      'Weight columns: max / mean',
-      'For every input column of the chosen tensor, max|W| over its rows divided by mean|W| (log scale). Columns far above the median are weight outliers; the top ones are labelled.',
-      host,
-    );
+    super('weight-columns', host);
   }
 
   protected draw(data: WeightStatsData, width: number, theme: Theme): void {
@@ -25,7 +21,6 @@ export class WeightColumns extends CanvasView<WeightStatsData> {
     const ratios = data.columnRatios;
     if (ratios.length === 0) {
       drawMessage(ctx, width, height, 'this tensor has no columns', theme);
-      this.layout = null;
       return;
     }
     const area = plotArea(width, height, { top: 16, right: 14, bottom: 36, left: 52 });
@@ -96,16 +91,9 @@ export class WeightColumns extends CanvasView<WeightStatsData> {
   }
 }
 
-export class WeightHistogram extends CanvasView<WeightStatsData> {
-  private layout: { area: Rect; x: Scale; bins: number } | null = null;
-
+export class WeightHistogram extends CanvasView<WeightStatsData, { area: Rect; x: Scale; bins: number }> {
   constructor(host: ViewHost) {
-    super(
-      'weight-histogram',
-      'Weight values and the quantization grid',
-      "Histogram of the tensor's values as loaded (bars) and after quantizing with the scheme (line), log count. Vertical lines: the values the scheme can represent in the group holding the largest |w|; shaded: beyond that grid, where weights are clipped.",
-      host,
-    );
+    super('weight-histogram', host);
   }
 
   protected draw(data: WeightStatsData, width: number, theme: Theme): void {
@@ -115,7 +103,6 @@ export class WeightHistogram extends CanvasView<WeightStatsData> {
     const bins = h.loaded.length;
     if (bins === 0 || !(h.max >= h.min)) {
       drawMessage(ctx, width, height, 'no values', theme);
-      this.layout = null;
       return;
     }
     const area = plotArea(width, height, { top: 36, right: 14, bottom: 40, left: 52 });
