@@ -401,6 +401,22 @@ test(
     assert.equal(await page.getByTestId('generate-reference').getAttribute('data-stop'), 'stopped');
     assert.equal(await page.getByTestId('generate-quantized').getAttribute('data-state'), 'idle');
 
+    // So does a change of the settings while it runs.
+    await page.getByTestId('generate-button').click();
+    await page.waitForFunction(
+      () => Number(document.querySelector('[data-testid="generate-reference"]').dataset.pieces ?? 0) >= 2,
+      null,
+      { timeout: GENERATE_TIMEOUT_MS },
+    );
+    const evalTokens = await page.getByTestId('eval-tokens').inputValue();
+    await page.getByTestId('eval-tokens').selectOption(evalTokens === EVAL_TOKENS ? '32' : EVAL_TOKENS);
+    await page.waitForFunction(() => document.querySelector('[data-testid="stop-button"]').hidden, null, {
+      timeout: GENERATE_TIMEOUT_MS,
+    });
+    assert.equal(await page.getByTestId('generate-reference').getAttribute('data-stop'), 'stopped');
+    assert.equal(await page.getByTestId('generate-quantized').getAttribute('data-state'), 'idle');
+    await page.getByTestId('eval-tokens').selectOption(evalTokens);
+
     // One prediction of a new prompt, from Enter to both columns shown, then back to the default.
     const t1 = Date.now();
     await page.getByTestId('prompt').fill('The capital of Spain is');

@@ -117,6 +117,8 @@ export const generation: Control = {
     $('stop-button').addEventListener('click', stop);
     store.subscribe((change) => {
       if (change === 'loaded') reset();
+      // What the quantized column would show is no longer what is set: a new run is the user's.
+      else if ((change === 'settings' || change === 'restored') && running) stop();
     });
   },
 
