@@ -367,7 +367,7 @@ impl Playground {
         progress: js_sys::Function,
     ) -> Result<JsValue, JsError> {
         let throttle = ProgressThrottle::new(&progress);
-        let options = EvalOptions { max_tokens: Some(max_tokens), window };
+        let options = EvalOptions { max_tokens: Some(max_tokens), window, skip: 0 };
         let text = (!text.is_empty()).then_some(text.as_str());
         let evaluated =
             self.study.evaluate(text, &options, &mut |p| throttle.report(p), &|| throttle.stop_asked()).await;

@@ -17,6 +17,7 @@ macro_rules! outln {
         let _ = writeln!($out, $($arg)*);
     }};
 }
+use pollster::block_on;
 use quantscope::gpu::bench::{self, BenchOptions};
 use quantscope::gpu::GpuContext;
 use quantscope::model::intervene::Intervention;
@@ -27,6 +28,7 @@ use quantscope::quant::activation::forward::ActivationSchemes;
 use quantscope::quant::activation::ActScheme;
 use quantscope::quant::apply::{self, TensorError};
 use quantscope::quant::attention_probs::ProbScheme;
+use quantscope::quant::bitalloc::{default_ladder, BudgetOver};
 use quantscope::quant::experiment::{Experiment, Method, Prepared};
 use quantscope::quant::kv::KvScheme;
 use quantscope::quant::smoothquant::SmoothInfo;
@@ -36,7 +38,6 @@ use quantscope::study::sensitivity::{SensitivityConfig, SensitivityMap};
 use quantscope::study::token_view::TokenView;
 use quantscope::study::{report, ExperimentSet, Study};
 use quantscope::QuantError;
-use pollster::block_on;
 
 /// The model the README's setup downloads.
 const DEFAULT_MODEL: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
@@ -155,9 +156,13 @@ enum Command {
         /// Another text instead of the shipped one (data/eval.txt).
         #[arg(long)]
         text: Option<PathBuf>,
-        /// Use only the first N tokens of the text.
+        /// Use only the first N tokens of the text (after --skip).
         #[arg(long)]
         tokens: Option<usize>,
+        /// Pass over the first N tokens of the text: evaluate on what a recipe was not measured
+        /// or calibrated on (e.g. --skip 64 after `allocate --tokens 64`).
+        #[arg(long, default_value_t = 0)]
+        skip: usize,
         /// Tokens per forward (at least 2; clamped to the model's context).
         #[arg(long, default_value_t = 512, value_parser = window_size)]
         window: usize,
@@ -230,16 +235,42 @@ enum Command {
         /// Another text instead of the shipped one (data/eval.txt).
         #[arg(long)]
         text: Option<PathBuf>,
-        /// Use only the first N tokens of the text.
-        #[arg(long, default_value_t = 64)]
-        tokens: usize,
-        /// Tokens per forward (at least 2; clamped to the model's context).
-        #[arg(long, default_value_t = 512, value_parser = window_size)]
-        window: usize,
-        /// Where the cells run: the CPU reference (the default) or the GPU (live re-quantization of
-        /// one matrix at a time; weights only).
-        #[arg(long, value_enum, default_value_t = Backend::Cpu)]
-        backend: Backend,
+        #[command(flatten)]
+        measure: MeasureArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Choose a recipe for a bits-per-weight budget: every block linear gets a rung of a ladder of
+    /// schemes, greedily, cheapest added cost per bit saved first. The cost is measured (--by
+    /// measured: the sensitivity map of every rung, KL of that one matrix quantized) or the
+    /// Hessian-proxy error of `--method bitalloc` (--by proxy). Writes the recipe JSON.
+    Allocate {
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// The target bits per weight; several, comma-separated, are chosen from one set of
+        /// measurements.
+        #[arg(long, required = true, value_delimiter = ',')]
+        budget: Vec<f64>,
+        /// What the budget counts: the linears that get a rung (the usual count in papers), or
+        /// the whole model (embeddings, norms and head as stored; `--method bitalloc`'s count).
+        #[arg(long, value_enum, default_value_t = BudgetScope::Linears)]
+        over: BudgetScope,
+        /// What a rung costs: measured KL, or the Hessian-proxy error.
+        #[arg(long, value_enum, default_value_t = AllocationCost::Measured)]
+        by: AllocationCost,
+        /// The ladder, most bits first, comma-separated (default: bitalloc's).
+        #[arg(long, value_delimiter = ',')]
+        ladder: Option<Vec<String>>,
+        /// Only the linears whose name matches this glob get a rung; the rest stay as loaded.
+        #[arg(long)]
+        tensors: Option<String>,
+        #[command(flatten)]
+        measure: MeasureArgs,
+        /// Write the recipe JSON here ("{budget}" in the name is replaced by the budget, as it
+        /// must be when there are several).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Print the allocation (with the measured maps) as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -292,6 +323,22 @@ enum Command {
     },
     /// Every scheme family with an example name and its bits per weight on a 576-wide tensor.
     Schemes,
+}
+
+/// How `sensitivity` and `allocate` measure a matrix quantized alone (the proxy allocation
+/// calibrates on the same tokens).
+#[derive(clap::Args)]
+struct MeasureArgs {
+    /// Use only the first N tokens of the text.
+    #[arg(long, default_value_t = 64)]
+    tokens: usize,
+    /// Tokens per forward (at least 2; clamped to the model's context).
+    #[arg(long, default_value_t = 512, value_parser = window_size)]
+    window: usize,
+    /// Where the measurements run: the CPU reference (the default) or the GPU (live
+    /// re-quantization of one matrix at a time; weights only).
+    #[arg(long, value_enum, default_value_t = Backend::Cpu)]
+    backend: Backend,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -516,6 +563,7 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
             recipe,
             text,
             tokens,
+            skip,
             window,
             json,
             backend,
@@ -536,7 +584,8 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
                 (Some(alpha), _) => Some(format!("smoothquant:{alpha}")),
                 (None, m) => m,
             };
-            let method: Option<Method> = method.map(|m| m.parse()).transpose().map_err(|e: QuantError| format!("--method: {e}"))?;
+            let method: Option<Method> =
+                method.map(|m| m.parse()).transpose().map_err(|e: QuantError| format!("--method: {e}"))?;
             let kv: Option<KvScheme> = kv.map(|k| k.parse()).transpose().map_err(|e| format!("--kv: {e}"))?;
             let probs: Option<ProbScheme> = attn.map(|a| a.parse()).transpose().map_err(|e| format!("--attn: {e}"))?;
             let runtime_asked = activations.is_some() || kv.is_some() || probs.is_some() || method.is_some();
@@ -548,11 +597,17 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
                 }
                 (None, Some(path)) => (Some(read_recipe(&path)?), path.display().to_string()),
                 (None, None) if intervention.is_some() || runtime_asked => (None, "as loaded".to_string()),
-                (None, None) => return Err("give --w SCHEME, --recipe FILE, --a SCHEME, --kv, --attn, --method or --intervene".into()),
+                (None, None) => {
+                    return Err(
+                        "give --w SCHEME, --recipe FILE, --a SCHEME, --kv, --attn, --method or --intervene".into()
+                    )
+                }
             };
             let read_text = |path: &Option<PathBuf>| -> Result<String, String> {
                 match path {
-                    Some(path) => std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display())),
+                    Some(path) => {
+                        std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))
+                    }
                     None => Ok(EVAL_TEXT.to_string()),
                 }
             };
@@ -560,12 +615,12 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
             let experiment = Experiment { weights: recipe.clone(), activations, kv, probs, method };
             experiment.validate().map_err(|e| e.to_string())?;
             let calib_ids = if experiment.needs_calibration() {
-                let calib_options = EvalOptions { max_tokens: Some(calib_tokens.max(2)), window: 512 };
+                let calib_options = EvalOptions { max_tokens: Some(calib_tokens.max(2)), window: 512, skip: 0 };
                 eval_tokens(&model, &read_text(&calib)?, &calib_options).map_err(|e| e.to_string())?
             } else {
                 Vec::new()
             };
-            let options = EvalOptions { max_tokens: tokens, window };
+            let options = EvalOptions { max_tokens: tokens, window, skip };
             let ids = eval_tokens(&model, &text, &options).map_err(|e| e.to_string())?;
             // Auto keeps run-time quantization on the CPU reference, the ground truth.
             let backend = if backend == Backend::Auto && runtime_asked { Backend::Cpu } else { backend };
@@ -609,6 +664,7 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
                     "smoothquant": smooth_info(&experiment, &prepared),
                     "decisions": prepared.decisions,
                     "window": window,
+                    "skip": skip,
                     "backend": backend_name,
                     "bpw": prepared.bits_per_weight,
                     "bytes": prepared.quantized.as_ref().map(|q| q.bytes),
@@ -632,7 +688,10 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
                 outln!(out, "size           {bpw:.3} bits/weight");
             }
             if let Some(m) = &experiment.method {
-                let on = prepared.decisions.calibration_tokens.map_or(String::new(), |t| format!(" (calibrated on {t} tokens)"));
+                let on = prepared
+                    .decisions
+                    .calibration_tokens
+                    .map_or(String::new(), |t| format!(" (calibrated on {t} tokens)"));
                 outln!(out, "method         {m}{on}");
             }
             if let Some(kv) = &prepared.runtime.kv {
@@ -691,9 +750,7 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
             kv,
             tensors,
             text,
-            tokens,
-            window,
-            backend,
+            measure: MeasureArgs { tokens, window, backend },
             json,
         } => {
             let config = SensitivityConfig {
@@ -703,11 +760,13 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
                 tensors,
             };
             let text = match &text {
-                Some(path) => std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?,
+                Some(path) => {
+                    std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?
+                }
                 None => EVAL_TEXT.to_string(),
             };
             let model = load(model)?;
-            let options = EvalOptions { max_tokens: Some(tokens), window };
+            let options = EvalOptions { max_tokens: Some(tokens), window, skip: 0 };
             let ids = eval_tokens(&model, &text, &options).map_err(|e| e.to_string())?;
             let mut study = study_on(model, backend)?;
             let mut bar = ProgressBar::new();
@@ -720,6 +779,102 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
                 return Ok(());
             }
             print_sensitivity(&map, out);
+            Ok(())
+        }
+        Command::Allocate {
+            model,
+            budget,
+            over,
+            by,
+            ladder,
+            tensors,
+            measure: MeasureArgs { tokens, window, backend },
+            out: path,
+            json,
+        } => {
+            let ladder: Vec<Scheme> = match ladder {
+                Some(names) => names
+                    .iter()
+                    .map(|n| n.trim().parse().map_err(|e: QuantError| format!("--ladder: {e}")))
+                    .collect::<Result<_, _>>()?,
+                None => default_ladder(),
+            };
+            if let Some(bad) = budget.iter().find(|b| !(**b > 0.0 && b.is_finite())) {
+                return Err(format!("--budget: bits per weight must be positive, not {bad}"));
+            }
+            let paths: Vec<PathBuf> = match &path {
+                Some(p) if budget.len() > 1 && !p.to_string_lossy().contains("{budget}") => {
+                    return Err(format!("--out {}: with several budgets the name needs {{budget}}", p.display()))
+                }
+                Some(p) => budget
+                    .iter()
+                    .map(|b| PathBuf::from(p.to_string_lossy().replace("{budget}", &b.to_string())))
+                    .collect(),
+                None => Vec::new(),
+            };
+            let model = load(model)?;
+            let options = EvalOptions { max_tokens: Some(tokens), window, skip: 0 };
+            let ids = eval_tokens(&model, EVAL_TEXT, &options).map_err(|e| e.to_string())?;
+            let mut study = study_on(model, backend)?;
+            let mut bar = ProgressBar::new();
+            let (allocations, measured) = match by {
+                AllocationCost::Measured => {
+                    let m = block_on(study.allocate_by_measurement(
+                        &ladder,
+                        &budget,
+                        over.into(),
+                        tensors,
+                        &ids,
+                        &options,
+                        &mut |p| bar.show(p),
+                        &|| false,
+                    ));
+                    let m = m.map_err(|e| e.to_string())?;
+                    (m.allocations.clone(), Some(m))
+                }
+                AllocationCost::Proxy => {
+                    if tensors.is_some() {
+                        return Err("--tensors: the proxy allocation covers every block linear".into());
+                    }
+                    let a = study.allocate_by_proxy(&ladder, &budget, over.into(), &ids, &mut |p| bar.show(p));
+                    (a.map_err(|e| e.to_string())?, None)
+                }
+            };
+            bar.finish();
+            for (allocation, path) in allocations.iter().zip(&paths) {
+                let text = serde_json::to_string_pretty(&allocation.recipe).map_err(|e| e.to_string())?;
+                write_file(path, text.as_bytes())?;
+            }
+            if json {
+                let v = match &measured {
+                    Some(m) => serde_json::to_string(m),
+                    None => serde_json::to_string(&serde_json::json!({ "allocations": allocations })),
+                };
+                outln!(out, "{}", v.map_err(|e| e.to_string())?);
+                return Ok(());
+            }
+            let on = match by {
+                AllocationCost::Measured => format!("measured KL on {} tokens", ids.len()),
+                AllocationCost::Proxy => format!("Hessian-proxy error calibrated on {} tokens", ids.len()),
+            };
+            let counted = match over {
+                BudgetScope::Linears => "of the linears",
+                BudgetScope::Model => "of the model",
+            };
+            for (i, allocation) in allocations.iter().enumerate() {
+                outln!(
+                    out,
+                    "{:.3} bits per weight {counted} (budget {}), rungs chosen by {on}:",
+                    allocation.bits_per_weight,
+                    allocation.target_bits_per_weight
+                );
+                for (scheme, n) in &allocation.rung_counts {
+                    outln!(out, "  {scheme:<18} {n:>4} linears");
+                }
+                if let Some(path) = paths.get(i) {
+                    outln!(out, "wrote {}", path.display());
+                }
+            }
             Ok(())
         }
         Command::Report { model, tokens, window, calib_tokens, only, out: path } => {
@@ -770,7 +925,15 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
 fn print_worst_positions(view: &TokenView, model: &Model, out: &mut String) {
     let flips = view.positions.iter().filter(|p| p.flipped).count();
     outln!(out, "\nworst positions ({flips} of {} flip the top-1 token)", view.positions.len());
-    outln!(out, "{:>6}  {:>9}  {:<32} {:<14} {:<14}", "token", "KL", "text (predicted token in [ ])", "as loaded", "under study");
+    outln!(
+        out,
+        "{:>6}  {:>9}  {:<32} {:<14} {:<14}",
+        "token",
+        "KL",
+        "text (predicted token in [ ])",
+        "as loaded",
+        "under study"
+    );
     let text = |id: u32| format!("{:?}", model.tokenizer.token_text(id));
     for &i in &view.worst {
         let p = &view.positions[i];
@@ -791,6 +954,29 @@ fn print_worst_positions(view: &TokenView, model: &Model, out: &mut String) {
 }
 
 /// The map as a table: KL (nats/token) per layer and class, then the totals.
+/// What `allocate` ranks the rungs by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum AllocationCost {
+    Measured,
+    Proxy,
+}
+
+/// `allocate --over`: what its budget counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum BudgetScope {
+    Linears,
+    Model,
+}
+
+impl From<BudgetScope> for BudgetOver {
+    fn from(scope: BudgetScope) -> Self {
+        match scope {
+            BudgetScope::Linears => BudgetOver::Linears,
+            BudgetScope::Model => BudgetOver::Model,
+        }
+    }
+}
+
 fn print_sensitivity(map: &SensitivityMap, out: &mut String) {
     outln!(
         out,
@@ -839,7 +1025,9 @@ fn print_sensitivity(map: &SensitivityMap, out: &mut String) {
 /// The eval JSON's `"smoothquant"` (kept from before `--method`): `{alpha, calibration_tokens}`.
 fn smooth_info(experiment: &Experiment, prepared: &Prepared) -> Option<SmoothInfo> {
     match (experiment.method, prepared.decisions.calibration_tokens) {
-        (Some(Method::SmoothQuant { alpha }), Some(calibration_tokens)) => Some(SmoothInfo { alpha, calibration_tokens }),
+        (Some(Method::SmoothQuant { alpha }), Some(calibration_tokens)) => {
+            Some(SmoothInfo { alpha, calibration_tokens })
+        }
         _ => None,
     }
 }
@@ -909,9 +1097,9 @@ fn set_experiment(
     window: usize,
 ) -> Result<ExperimentSet, String> {
     let mut bar = ProgressBar::new();
-    let set = block_on(study.set_experiment(experiment, intervention, calibration_tokens, window, true, &mut |p| {
-        bar.show(p)
-    }));
+    let set = block_on(
+        study.set_experiment(experiment, intervention, calibration_tokens, window, true, &mut |p| bar.show(p)),
+    );
     bar.finish();
     set.map_err(|e| e.to_string())
 }

@@ -269,7 +269,7 @@ impl Intervener {
             return Intervener::new(model_as_loaded, intervention, &[], &EvalOptions::default());
         }
         let options =
-            EvalOptions { max_tokens: Some(MEAN_MASSIVE_CALIBRATION_TOKENS), window: MEAN_MASSIVE_CALIBRATION_WINDOW };
+            EvalOptions { max_tokens: Some(MEAN_MASSIVE_CALIBRATION_TOKENS), window: MEAN_MASSIVE_CALIBRATION_WINDOW, skip: 0 };
         let tokens = eval_tokens(model_as_loaded, EVAL_TEXT, &options)?;
         let mut intervener = Intervener::new(model_as_loaded, intervention, &tokens, &options)?;
         intervener.calibration = Some(MeanMassiveCalibration {

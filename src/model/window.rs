@@ -16,6 +16,9 @@ pub struct EvalOptions {
     pub max_tokens: Option<usize>,
     /// Tokens per forward.
     pub window: usize,
+    /// Tokens of the text passed over before the first one used: a text's later part held back
+    /// from whatever its beginning was used for (a recipe measured on it, a calibration).
+    pub skip: usize,
 }
 
 impl EvalOptions {
@@ -28,14 +31,15 @@ impl EvalOptions {
 
 impl Default for EvalOptions {
     fn default() -> Self {
-        EvalOptions { max_tokens: None, window: 512 }
+        EvalOptions { max_tokens: None, window: 512, skip: 0 }
     }
 }
 
-/// The tokens of `text` an evaluation runs on: at most `options.max_tokens`, at least two (one
-/// prediction).
+/// The tokens of `text` an evaluation runs on: after the first `options.skip`, at most
+/// `options.max_tokens`, at least two (one prediction).
 pub fn eval_tokens(model: &Model, text: &str, options: &EvalOptions) -> Result<Vec<u32>, ModelError> {
     let mut tokens = model.tokenizer.encode(text)?;
+    tokens.drain(..options.skip.min(tokens.len()));
     if let Some(max) = options.max_tokens {
         tokens.truncate(max);
     }

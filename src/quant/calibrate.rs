@@ -217,7 +217,7 @@ pub fn calibrate(
         })
         .collect();
     let mut recorder = Recorder { layers, head_dim: c.head_dim, layout: c.rope_layout };
-    let windows = windows(model, tokens, &EvalOptions { max_tokens: None, window });
+    let windows = windows(model, tokens, &EvalOptions { max_tokens: None, window, skip: 0 });
     if windows.is_empty() {
         return Err(ModelError::TooFewTokens { what: "calibration", tokens: tokens.len() });
     }

@@ -12,6 +12,7 @@
 //! Nothing here knows about JavaScript: the wasm facade (`src/web.rs`) only converts arguments
 //! and results.
 
+pub mod allocation;
 mod apply;
 pub mod breakage;
 mod clock;
@@ -477,7 +478,8 @@ impl Study {
                 }
                 None => std::borrow::Cow::Owned(self.forward_window(w, true).await?),
             };
-            let quantized = if same_run { reference.clone().into_owned() } else { self.forward_window(w, false).await? };
+            let quantized =
+                if same_run { reference.clone().into_owned() } else { self.forward_window(w, false).await? };
             acc.add_window(w, &reference, &quantized);
         }
         progress(Progress { stage: "evaluate", done: windows.len() as u64, total: windows.len() as u64 });

@@ -169,9 +169,9 @@ pub async fn report(
     options: &ReportOptions,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<String, StudyError> {
-    let eval_options = EvalOptions { max_tokens: Some(options.tokens), window: options.window };
+    let eval_options = EvalOptions { max_tokens: Some(options.tokens), window: options.window, skip: 0 };
     let ids = eval_tokens(&study.model, EVAL_TEXT, &eval_options)?;
-    let calib_options = EvalOptions { max_tokens: Some(options.calibration_tokens), window: 512 };
+    let calib_options = EvalOptions { max_tokens: Some(options.calibration_tokens), window: 512, skip: 0 };
     let calib_ids = eval_tokens(&study.model, EVAL_TEXT, &calib_options)?;
     let first = windows(&study.model, &ids, &eval_options)[0].to_vec();
     let reference = study.outlier_footprint(&first, true, None).await?;

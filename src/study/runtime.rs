@@ -171,7 +171,7 @@ impl Study {
         experiment.validate()?;
         let calib = if experiment.needs_calibration() {
             let n = config.calib_tokens.unwrap_or(PAGE_CALIBRATION_TOKENS).max(2);
-            eval_tokens(&self.model, EVAL_TEXT, &EvalOptions { max_tokens: Some(n), window: n })?
+            eval_tokens(&self.model, EVAL_TEXT, &EvalOptions { max_tokens: Some(n), window: n, skip: 0 })?
         } else {
             Vec::new()
         };

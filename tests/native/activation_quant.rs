@@ -112,7 +112,7 @@ impl ForwardHook for Amax {
 #[test]
 fn the_largest_linear_input_is_token_0s_down_projection_input() {
     let model = common::default_model();
-    let options = EvalOptions { max_tokens: Some(64), window: 64 };
+    let options = EvalOptions { max_tokens: Some(64), window: 64, skip: 0 };
     let tokens = eval_tokens(&model, EVAL_TEXT, &options).unwrap();
     let mut amax = Amax::default();
     forward_with(&model, &tokens, ForwardOptions::default(), &mut amax).unwrap();

@@ -59,9 +59,9 @@ fn calibrated_transforms_keep_the_float_output() {
 }
 
 fn run(model: &Model, experiment: &Experiment) -> EvalResult {
-    let options = EvalOptions { max_tokens: Some(48), window: 48 };
+    let options = EvalOptions { max_tokens: Some(48), window: 48, skip: 0 };
     let ids = eval_tokens(model, EVAL_TEXT, &options).unwrap();
-    let calib = eval_tokens(model, EVAL_TEXT, &EvalOptions { max_tokens: Some(96), window: 512 }).unwrap();
+    let calib = eval_tokens(model, EVAL_TEXT, &EvalOptions { max_tokens: Some(96), window: 512, skip: 0 }).unwrap();
     let prepared = experiment.prepare(model, &calib, 512, &mut |_| {}).unwrap();
     let mut quantized = RuntimeWindows { model: prepared.model(model), quant: &prepared.runtime, intervener: None };
     evaluate_with(model, &mut CpuWindows(model), &mut quantized, &ids, &options, &mut |_| {}).unwrap()

@@ -45,7 +45,7 @@ fn the_gpu_select_finds_the_exact_value_of_every_rank_asked() {
 fn every_intervention_on_the_gpu_matches_the_cpu_reference() {
     let model = default_model();
     let gpu = GpuModel::upload(ctx(), model, &mut |_| {}).unwrap();
-    let options = EvalOptions { max_tokens: Some(160), window: 128 };
+    let options = EvalOptions { max_tokens: Some(160), window: 128, skip: 0 };
     let text = eval_tokens(model, EVAL_TEXT, &options).unwrap();
     let (tokens, calibration) = (&text[..32], &text[32..]);
     let plain = forward(model, tokens, ForwardOptions::default()).unwrap().logits;

@@ -28,7 +28,7 @@ impl WindowForward for Replay {
 fn zeroing_massive_activations_breaks_the_model_and_their_mean_does_not() {
     let started = std::time::Instant::now();
     let model = common::default_model();
-    let options = EvalOptions { max_tokens: None, window: WINDOW };
+    let options = EvalOptions { max_tokens: None, window: WINDOW, skip: 0 };
     let all = eval_tokens(&model, EVAL_TEXT, &options).unwrap();
     let tokens = &all[..TOKENS];
     // Calibrate on the text that follows, so the means are not taken from the evaluated tokens.
@@ -104,7 +104,7 @@ fn mean_massive_is_calibrated_one_way_and_eval_says_on_what() {
     assert_eq!((on.model, on.tokens), ("as loaded", MEAN_MASSIVE_CALIBRATION_TOKENS));
     assert!(on.flagged_pairs > 0, "the default model has massive activations to average");
     // The same as calibrating by hand on those tokens.
-    let options = EvalOptions { max_tokens: Some(256), window: 64 };
+    let options = EvalOptions { max_tokens: Some(256), window: 64, skip: 0 };
     let tokens = eval_tokens(model, EVAL_TEXT, &options).unwrap();
     let by_hand = Intervener::new(model, Intervention::MeanMassive, &tokens, &options).unwrap();
     assert_eq!(calibrated.means(), by_hand.means());
@@ -135,7 +135,7 @@ fn the_breakage_says_zeroing_breaks_the_massive_activation_and_the_mean_keeps_it
 
     let mut study =
         pollster::block_on(Study::new(common::load_default_model(), 0.0, false, None, &mut |_| {}));
-    let tokens = eval_tokens(&study.model, EVAL_TEXT, &EvalOptions { max_tokens: Some(48), window: 48 }).unwrap();
+    let tokens = eval_tokens(&study.model, EVAL_TEXT, &EvalOptions { max_tokens: Some(48), window: 48, skip: 0 }).unwrap();
     let as_loaded = pollster::block_on(study.breakage(&tokens)).unwrap();
     assert_eq!((as_loaded.massive_ratio, as_loaded.sink_ratio, as_loaded.breaks.len()), (1.0, 1.0, 0));
     assert!(as_loaded.reference.massive.value.abs() > 100.0, "{:?}", as_loaded.reference);

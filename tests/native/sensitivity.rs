@@ -6,10 +6,14 @@ use crate::common;
 use common::{load_default_model, scratch};
 use pollster::block_on;
 use quantscope::model::window::{eval_tokens, EvalOptions, EVAL_TEXT};
-use quantscope::quant::Recipe;
+use quantscope::quant::apply::{storage_bits, stored_bits};
+use quantscope::quant::bitalloc::BudgetOver;
+use quantscope::quant::recipe::{Assignment, Rule};
+use quantscope::quant::{Recipe, Scheme};
 use quantscope::study::sensitivity::{single_tensor_recipe, SensitivityConfig};
 use quantscope::study::Study;
 use quantscope::StudyError;
+use std::collections::HashMap;
 
 const PROMPT: &str = "The capital of France is";
 
@@ -40,12 +44,13 @@ fn a_cell_is_the_eval_of_its_one_tensor_recipe() {
 fn a_live_run_on_the_gpu_leaves_the_study_bit_for_bit_as_it_was() {
     let mut study = block_on(Study::new(load_default_model(), 0.0, true, None, &mut |_| {}));
     assert!(study.gpu.is_some(), "no GPU: {:?}", study.gpu_reason);
-    let applied = Recipe::from_json(r#"{"rules": [{"tensors": "blk.0.attn_q.weight", "scheme": "q8_0"}]}"#, "t").unwrap();
+    let applied =
+        Recipe::from_json(r#"{"rules": [{"tensors": "blk.0.attn_q.weight", "scheme": "q8_0"}]}"#, "t").unwrap();
     block_on(study.apply_recipe(&applied, &mut |_| {})).unwrap();
     let logits = |s: &Study| block_on(s.predict(PROMPT, 8)).unwrap().top.iter().map(|t| t.logit).collect::<Vec<f32>>();
     let before = logits(&study);
 
-    let options = EvalOptions { max_tokens: Some(24), window: 24 };
+    let options = EvalOptions { max_tokens: Some(24), window: 24, skip: 0 };
     let tokens = eval_tokens(&study.model, EVAL_TEXT, &options).unwrap();
     let config = SensitivityConfig {
         scheme: "int4-g128-asym".parse().unwrap(),
@@ -72,16 +77,105 @@ fn a_live_run_on_the_gpu_leaves_the_study_bit_for_bit_as_it_was() {
 
     // Cancelled after two cells: an error, and the study as it was.
     let started = std::cell::Cell::new(0);
-    let err = block_on(study.sensitivity(
-        &config,
-        &tokens,
-        &options,
-        &mut |_| {},
-        &mut |p| started.set(p.done),
-        &|| started.get() >= 2,
-    ))
-    .unwrap_err();
+    let err =
+        block_on(study.sensitivity(&config, &tokens, &options, &mut |_| {}, &mut |p| started.set(p.done), &|| {
+            started.get() >= 2
+        }))
+        .unwrap_err();
     assert_eq!(err, StudyError::Cancelled { what: "the sensitivity map" });
     assert_eq!(logits(&study), before);
 }
 
+#[test]
+fn a_measured_allocation_takes_its_first_step_down_where_its_maps_say_it_costs_least_per_bit() {
+    let mut study = block_on(Study::new(load_default_model(), 0.0, false, None, &mut |_| {}));
+    let options = EvalOptions { max_tokens: Some(24), window: 24, skip: 0 };
+    let tokens = eval_tokens(&study.model, EVAL_TEXT, &options).unwrap();
+    let ladder: Vec<Scheme> = ["int8-g128-asym", "int3-g128-asym"].iter().map(|n| n.parse().unwrap()).collect();
+    let glob = "blk.2.*";
+    let model = common::default_model();
+    let bits_of = |name: &str, scheme: &Scheme| {
+        let t = model.tensor(name).unwrap();
+        storage_bits(scheme, name, t.n_rows(), t.row_len()).unwrap()
+    };
+    let linears: Vec<String> = model
+        .weights
+        .tensors()
+        .iter()
+        .map(|t| t.name.clone())
+        .filter(|n| n.starts_with("blk.2.") && n.ends_with(".weight") && !n.contains("norm"))
+        .collect();
+    assert_eq!(linears.len(), 7, "{linears:?}");
+    // One bit under every linear of block 2 on the top rung: exactly one step down is needed.
+    let top: HashMap<String, u64> = linears.iter().map(|n| (n.clone(), bits_of(n, &ladder[0]))).collect();
+    let (bits, weights) = stored_bits(model, &top);
+    let target = (bits - 1) as f64 / weights as f64;
+
+    let chosen = block_on(study.allocate_by_measurement(
+        &ladder,
+        &[target],
+        BudgetOver::Model,
+        Some(glob.into()),
+        &tokens,
+        &options,
+        &mut |_| {},
+        &|| false,
+    ))
+    .unwrap();
+    assert_eq!(chosen.maps.len(), 2);
+    let kl = |rung: usize, name: &str| chosen.maps[rung].cells.iter().find(|c| c.tensor == name).unwrap().kl;
+    let per_bit = |name: &String| {
+        (kl(1, name) - kl(0, name)).max(0.0) / (bits_of(name, &ladder[0]) - bits_of(name, &ladder[1])) as f64
+    };
+    let cheapest = linears.iter().min_by(|a, b| per_bit(a).total_cmp(&per_bit(b))).unwrap();
+    let demoted: Vec<&Rule> =
+        chosen.allocations[0].recipe.rules.iter().filter(|r| r.scheme == Assignment::Quantize(ladder[1])).collect();
+    eprintln!("demoted {:?}; KL per bit {:?}", demoted, linears.iter().map(per_bit).collect::<Vec<_>>());
+    assert_eq!(demoted.len(), 1, "{:?}", chosen.allocations);
+    assert_eq!(&demoted[0].tensors, cheapest);
+    assert!(chosen.allocations[0].bits_per_weight <= target);
+    assert_eq!(chosen.allocations[0].rung_counts, vec![("int8-g128-asym".into(), 6), ("int3-g128-asym".into(), 1)]);
+}
+
+#[test]
+fn allocate_writes_a_recipe_that_eval_reads_and_eval_skips_the_measured_tokens() {
+    let dir = scratch("allocate");
+    let recipe = dir.join("measured.json");
+    let chosen = json(&ok(&quantscope(&[
+        "allocate",
+        "--budget",
+        "4.9",
+        "--ladder",
+        "int8-g128-asym,int3-g128-asym",
+        "--tensors",
+        "blk.29.*",
+        "--tokens",
+        "16",
+        "--out",
+        recipe.to_str().unwrap(),
+        "--json",
+    ])));
+    let allocation = &chosen["allocations"][0];
+    assert_eq!(allocation["budget_over"], "linears");
+    let bpw = allocation["bits_per_weight"].as_f64().unwrap();
+    assert!(bpw <= 4.9 && bpw > 3.25, "{allocation}");
+    assert_eq!(chosen["maps"].as_array().unwrap().len(), 2);
+    assert_eq!(chosen["tokens"], 16);
+    let written = Recipe::from_json(&std::fs::read_to_string(&recipe).unwrap(), "measured.json").unwrap();
+    assert_eq!(serde_json::to_value(&written).unwrap(), allocation["recipe"]);
+    let eval = |skip: &str| {
+        json(&ok(&quantscope(&[
+            "eval",
+            "--recipe",
+            recipe.to_str().unwrap(),
+            "--tokens",
+            "24",
+            "--skip",
+            skip,
+            "--json",
+        ])))
+    };
+    let (held_back, measured_on) = (eval("16"), eval("0"));
+    assert_eq!((held_back["tokens"].as_u64(), held_back["skip"].as_u64()), (Some(24), Some(16)));
+    assert_ne!(held_back["kl"], measured_on["kl"], "other tokens, other KL");
+}

@@ -14,7 +14,7 @@ use quantscope::quant::smoothquant::smooth;
 /// `evaluated` with per-tensor int8 activations against `reference` in float, on the first 128
 /// tokens of the shipped text.
 fn int8_tensor_eval(reference: &Model, evaluated: &Model) -> EvalResult {
-    let options = EvalOptions { max_tokens: Some(128), window: 128 };
+    let options = EvalOptions { max_tokens: Some(128), window: 128, skip: 0 };
     let ids = eval_tokens(reference, EVAL_TEXT, &options).unwrap();
     let schemes = ActivationSchemes { default: "int8-tensor".parse().unwrap(), down: None };
     let quant = RuntimeQuant { activations: Some(schemes), ..Default::default() };
@@ -25,7 +25,7 @@ fn int8_tensor_eval(reference: &Model, evaluated: &Model) -> EvalResult {
 #[test]
 fn smoothing_keeps_the_float_logits_and_lowers_int8_tensor_kl() {
     let model = common::default_model();
-    let calib_ids = eval_tokens(&model, EVAL_TEXT, &EvalOptions { max_tokens: Some(512), window: 512 }).unwrap();
+    let calib_ids = eval_tokens(&model, EVAL_TEXT, &EvalOptions { max_tokens: Some(512), window: 512, skip: 0 }).unwrap();
     let calibration = calibrate(&model, &calib_ids, 512, &mut |_| {}).unwrap();
     assert_eq!(calibration.tokens, calib_ids.len());
     let smoothed = smooth(&model, &calibration, 0.5).unwrap();

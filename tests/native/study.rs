@@ -81,7 +81,7 @@ fn a_scheme_that_cannot_hold_a_tensor_changes_nothing() {
 #[test]
 fn the_model_as_loaded_compares_with_itself_exactly_and_a_quantized_one_does_not() {
     let mut study = study();
-    let options = EvalOptions { max_tokens: Some(24), window: 12 };
+    let options = EvalOptions { max_tokens: Some(24), window: 12, skip: 0 };
     let same = block_on(study.evaluate(None, &options, &mut |_| {}, &|| false)).unwrap();
     assert_eq!(same.result.logits.kl, 0.0, "one run answers both sides");
     assert_eq!((same.result.tokens, same.window), (24, 12));
@@ -142,7 +142,7 @@ fn without_a_gpu_the_gpu_operations_say_why_and_the_rest_runs_on_the_cpu() {
 #[test]
 fn an_evaluation_asked_to_stop_stops_before_its_next_window() {
     let study = study();
-    let options = EvalOptions { max_tokens: Some(36), window: 12 };
+    let options = EvalOptions { max_tokens: Some(36), window: 12, skip: 0 };
     let windows_started = std::cell::Cell::new(0);
     let err = block_on(study.evaluate(
         None,
@@ -160,7 +160,7 @@ fn an_evaluation_asked_to_stop_stops_before_its_next_window() {
 #[test]
 fn an_experiment_runs_alike_on_the_cpu_and_the_gpu_and_a_kept_reference_changes_nothing() {
     let experiment = Experiment { weights: Some(Recipe::uniform("q4_0".parse().unwrap())), ..Default::default() };
-    let options = EvalOptions { max_tokens: Some(48), window: 24 };
+    let options = EvalOptions { max_tokens: Some(48), window: 24, skip: 0 };
     let mut on_gpu = study();
     let set = block_on(on_gpu.set_experiment(&experiment, Some(Intervention::MeanMassive), &[], 512, true, &mut |_| {}))
         .unwrap();
@@ -222,7 +222,7 @@ fn the_token_view_adds_up_to_the_metrics_and_a_position_detail_agrees_with_it() 
     let mut study = block_on(Study::new(load_default_model(), 0.0, false, None, &mut |_| {}));
     let experiment = Experiment { weights: Some(Recipe::uniform("q4_0".parse().unwrap())), ..Default::default() };
     block_on(study.set_experiment(&experiment, None, &[], 512, false, &mut |_| {})).unwrap();
-    let options = EvalOptions { max_tokens: Some(40), window: 20 };
+    let options = EvalOptions { max_tokens: Some(40), window: 20, skip: 0 };
     let tokens = quantscope::model::window::eval_tokens(&study.model, quantscope::model::window::EVAL_TEXT, &options)
         .unwrap();
     let view = block_on(study.token_view(&tokens, &options, &mut |_| {}, &|| false)).unwrap();
