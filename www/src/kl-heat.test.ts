@@ -33,3 +33,11 @@ test('a map with nothing measured yet still has a scale', () => {
   assert.equal(finiteMax([]), 0);
   assert.equal(finiteMax([0.1, Number.NaN, Infinity, 0.3, -1]), 0.3);
 });
+
+test('the text highlight is clear where nothing changed and strongest at the largest KL', () => {
+  const s = klScale(1);
+  assert.equal(s.tint(0), 'rgba(220,38,38,0.000)');
+  assert.equal(s.tint(1), 'rgba(220,38,38,0.750)');
+  const alpha = (kl: number) => Number(/,([\d.]+)\)$/.exec(s.tint(kl))?.[1]);
+  assert.ok(alpha(0.01) > 0 && alpha(0.01) < alpha(0.1));
+});

@@ -7,13 +7,24 @@ import { logBounds, logNormalizer, ramp, rgbCss, type Rgb } from './views/scales
 /** Decades of KL below the largest that still get their own colour; smaller ones share the lowest. */
 export const KL_DECADES = 3;
 
+/** The highlight's colour (a red, the page's "danger") and its opacity at the top of the scale. */
+const TINT = [220, 38, 38] as const;
+const TINT_MAX_ALPHA = 0.75;
+
 export interface KlScale {
   /** Position of `kl` on the scale, 0 (at or below `low`, zero and NaN included) to 1 (at `high`). */
   t(kl: number): number;
   /** The fill colour of `kl`. */
   color(kl: number): string;
+  /** The colour at position `t` of the scale (for its legend). */
+  colorAt(t: number): string;
   /** A text colour readable on `color(kl)`. */
   ink(kl: number): string;
+  /**
+   * A translucent highlight for running text: clear at the bottom of the scale, strongest at the
+   * top, so a long text stays readable and only where it breaks stands out.
+   */
+  tint(kl: number): string;
   low: number;
   high: number;
 }
@@ -26,8 +37,10 @@ export function klScale(maxKl: number, decades = KL_DECADES): KlScale {
   return {
     t,
     color: (kl) => rgbCss(rgb(kl)),
+    colorAt: (at) => rgbCss(ramp(at)),
     // Viridis runs dark to light: dark text on its upper part, white below.
     ink: (kl) => (luminance(rgb(kl)) > 0.45 ? '#111' : '#fff'),
+    tint: (kl) => `rgba(${TINT.join(',')},${(TINT_MAX_ALPHA * t(kl)).toFixed(3)})`,
     low,
     high,
   };
