@@ -9,7 +9,7 @@ import type { ArgsOf, Method, ResultOf } from './messages';
 import type { Store } from './store';
 
 export class StoppableCall<M extends Method> {
-  private running: { eng: Engine; id: number } | null = null;
+  private running: { eng: Engine; id: number; stopped: boolean } | null = null;
 
   constructor(
     private readonly method: M,
@@ -24,18 +24,19 @@ export class StoppableCall<M extends Method> {
   async run(eng: Engine, store: Store, args: ArgsOf<M>, superseded: () => boolean): Promise<ResultOf<M> | null> {
     this.panel.dataset.state = 'running';
     this.progress.show('');
+    const call = eng.call(this.method, args, {
+      onProgress: (_stage, done, total) => this.progress.update('', '', total > 0 ? done / total : null),
+    });
+    const mine = { eng, id: call.id, stopped: false };
+    this.running = mine;
     try {
-      const call = eng.call(this.method, args, {
-        onProgress: (_stage, done, total) => this.progress.update('', '', total > 0 ? done / total : null),
-      });
-      this.running = { eng, id: call.id };
       const result = await call.result;
       if (store.loaded?.engine !== eng) return null;
       hide(this.errorNotice);
       return result;
     } catch (e) {
-      // Stopped by a newer change: its own call follows, nothing to report.
-      if (store.loaded?.engine !== eng || superseded()) return null;
+      // Stopped (by a newer change, whose own call follows, or by closing the panel): nothing to report.
+      if (store.loaded?.engine !== eng || superseded() || mine.stopped) return null;
       this.panel.dataset.state = 'error';
       showNotice(this.errorNotice, null, (e as Error).message);
       return null;
@@ -47,6 +48,8 @@ export class StoppableCall<M extends Method> {
 
   /** The configuration changed: the running call is moot. */
   stop(): void {
-    if (this.running) this.running.eng.stop(this.running.id);
+    if (!this.running) return;
+    this.running.stopped = true;
+    this.running.eng.stop(this.running.id);
   }
 }

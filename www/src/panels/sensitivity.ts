@@ -165,11 +165,14 @@ async function run(store: Store): Promise<void> {
   running = mine;
   try {
     const map = await call.result;
+    // A model loaded since: the map on screen was cleared with the engine that computed this.
+    if (store.loaded?.engine !== eng || !shown) return;
     shown.total = map.cells.length;
     showCount();
     showTotals(map);
     setState('done');
   } catch (e) {
+    if (store.loaded?.engine !== eng) return;
     if (mine.cancelled) {
       setState('cancelled');
       $('sensitivity-note').textContent = 'Cancelled: the cells measured so far are shown; the model is as it was.';

@@ -186,8 +186,13 @@ export const tokenViewPanel: Control = {
     $('token-view-toggle').addEventListener('click', () => {
       open = !open;
       showOpen();
-      if (open) page.refresh();
-      else tokenView.cancel();
+      if (open) {
+        page.refresh();
+      } else {
+        tokenView.cancel();
+        // What is on screen stays, but a computation cut short is not an error.
+        if ($('token-view').dataset.state === 'running') $('token-view').dataset.state = 'idle';
+      }
     });
     store.subscribe((change) => {
       if (change !== 'loaded') return;
