@@ -13,7 +13,15 @@ import { BLOCK_CLASSES, CLASS_LABELS, recipeJson, singleTensorRecipe, type Block
 import { cellAt, cellRect, gridLayout, layerLabelStep, type GridLayout } from '../sensitivity-grid';
 import type { Store } from '../store';
 import type { Control, PageActions } from '../controls/control';
-import { attachHover, drawColorLegend, fontOf, prepareCanvas, readTheme, Tooltip } from '../views/chart.ts';
+import {
+  attachHover,
+  drawColorLegend,
+  drawMessage,
+  fontOf,
+  prepareCanvas,
+  readTheme,
+  Tooltip,
+} from '../views/chart.ts';
 import { formatNumber } from '../views/scales.ts';
 
 /** Each cell is a whole evaluation: few tokens keep a map quick on a software adapter. */
@@ -54,7 +62,10 @@ function draw(): void {
   layout = gridLayout(width, layers, BLOCK_CLASSES.length);
   const g = layout;
   const ctx = prepareCanvas(canvas, g.width, g.height, theme);
-  if (!shown) return;
+  if (!shown) {
+    drawMessage(ctx, g.width, g.height, 'Choose a scheme and press Run: the cells appear as they are measured.', theme);
+    return;
+  }
   const scale = klScale(finiteMax([...shown.cells.values()].map((c) => c.kl)));
   ctx.font = fontOf(theme, 11);
   ctx.fillStyle = theme.muted;
