@@ -21,7 +21,10 @@
 //!   can hand it to the worker, which then reports the crash instead of a bare
 //!   "RuntimeError: unreachable".
 
+mod breakage;
 mod runtime_quant;
+mod sensitivity;
+mod token_view;
 mod views;
 
 use std::cell::Cell;

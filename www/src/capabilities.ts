@@ -78,5 +78,12 @@ export function capabilities(version: string, schemes: SchemeInfo[], exports: ob
       weightStats: optionalMethod(prototype, 'weightStats') !== null,
       outlierReport: optionalMethod(prototype, 'outlierReport') !== null,
     },
+    study: {
+      sensitivity: optionalMethod(prototype, 'sensitivity') !== null,
+      // The token view is useless without the detail of a position: both, or neither.
+      tokenView:
+        optionalMethod(prototype, 'tokenView') !== null && optionalMethod(prototype, 'positionDetail') !== null,
+      breakage: optionalMethod(prototype, 'breakage') !== null,
+    },
   };
 }

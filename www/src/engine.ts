@@ -12,12 +12,14 @@ import {
   type Capabilities,
   type Method,
   type ResultOf,
+  type SensitivityCell,
   type WorkerMessage,
 } from './messages';
 
 export interface CallEvents {
   onProgress?: (stage: string, done: number, total: number) => void;
   onToken?: (piece: string, count: number) => void;
+  onCell?: (cell: SensitivityCell) => void;
 }
 
 interface Pending {
@@ -92,6 +94,9 @@ export class Engine {
       case 'token':
         request.events.onToken?.(msg.piece, msg.count);
         break;
+      case 'cell':
+        request.events.onCell?.(msg.cell);
+        break;
       case 'error':
         this.pending.delete(msg.id);
         request.reject(new Error(msg.message));
@@ -135,7 +140,7 @@ export class Engine {
     return this.call(method, args, events).result;
   }
 
-  /** Asks a running generation to stop after its current token, or an evaluation before its next window. */
+  /** Asks a running generation to stop after its current token, an evaluation before its next window, a sensitivity map before its next cell. */
   stop(target: number): void {
     if (!this.dead) this.worker.postMessage({ type: 'stop', target });
   }

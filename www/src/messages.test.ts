@@ -27,6 +27,7 @@ test('worker messages are recognized by shape', () => {
   assert.ok(isWorkerMessage({ type: 'ready', capabilities: { version: '1', schemes: [], runtime: null, views: {} } }));
   assert.ok(isWorkerMessage({ type: 'progress', id: 1, stage: 'parse', done: 0, total: 1 }));
   assert.ok(isWorkerMessage({ type: 'token', id: 1, piece: ' Paris', count: 1 }));
+  assert.ok(isWorkerMessage({ type: 'cell', id: 1, cell: { layer: 0, class: 'attn_q', kl: 0.1 } }));
   assert.ok(isWorkerMessage({ type: 'result', id: 1, method: 'predict', result: {} }));
   assert.ok(isWorkerMessage({ type: 'error', id: null, message: 'x', fatal: true }));
 });
@@ -40,6 +41,8 @@ test('anything else is not a worker message', () => {
     { type: 'loaded', id: 1 },
     { type: 'progress', id: '1', stage: 's', done: 0, total: 1 },
     { type: 'token', id: 1, piece: 5, count: 1 },
+    { type: 'cell', id: 1, cell: null },
+    { type: 'cell', id: '1', cell: {} },
     { type: 'error', id: 1, message: 'x' },
     { type: 'result', id: 1 },
     { type: 'ready' },

@@ -236,6 +236,120 @@ export interface Capabilities {
   outlierRules: string[];
   /** The outlier views' wasm methods this engine has. */
   views: { attentionMaps: boolean; weightStats: boolean; outlierReport: boolean };
+  /** Where a configuration breaks: the sensitivity map, the token view, the breakage (engine methods this build has). */
+  study: { sensitivity: boolean; tokenView: boolean; breakage: boolean };
+}
+
+/** What `sensitivity` measures: each matrix (those matching `tensors`, a glob) quantized alone with `scheme`. */
+export interface SensitivityConfig {
+  scheme: string;
+  /** A glob of tensor names ("blk.0.*"); null or "" for every block matrix. */
+  tensors: string | null;
+}
+
+/** One (layer, class) cell of the sensitivity map (src/study/sensitivity.rs), streamed as it is measured. */
+export interface SensitivityCell {
+  layer: number;
+  class: string;
+  tensor: string;
+  /** KL of the model as loaded to the model with only this matrix quantized, nats per token. */
+  kl: number;
+  top1Agreement: number;
+  perplexity: number;
+  /** Relative error of the residual stream after the last block. */
+  finalError: number;
+}
+
+export interface SensitivityTotal {
+  name: string;
+  /** Sum of the cells' KL: to first order, what quantizing them all together costs. */
+  kl: number;
+  maxKl: number;
+}
+
+export interface SensitivityMap {
+  scheme: string;
+  /** serde's None arrives as undefined (the page never sets run-time quantizers here). */
+  activations?: unknown;
+  kv?: unknown;
+  tokens: number;
+  window: number;
+  layers: number;
+  classes: string[];
+  cells: SensitivityCell[];
+  perClass: SensitivityTotal[];
+  perLayer: SensitivityTotal[];
+  referencePerplexity: number;
+  backend: Backend;
+  ms: number;
+}
+
+/** One token of the evaluation text. */
+export interface TextToken {
+  index: number;
+  id: number;
+  text: string;
+}
+
+/** One predicted token of the text (src/study/token_view.rs PositionView). */
+export interface PositionView {
+  /** Index in `TokenView.tokens` of the token that was predicted. */
+  index: number;
+  nextToken: number;
+  kl: number;
+  referenceTop1: number;
+  quantizedTop1: number;
+  nllReference: number;
+  nllQuantized: number;
+  /** The most likely next token differs between the models. */
+  flipped: boolean;
+}
+
+export interface TokenView {
+  tokens: TextToken[];
+  positions: PositionView[];
+  /** Indices into `positions`, largest KL first. */
+  worst: number[];
+  /** The evaluation's metrics, as `evaluate` gives them (without `window` and `ms`). */
+  result: Omit<EvalMetrics, 'window' | 'ms'>;
+  window: number;
+  ms: number;
+}
+
+/** One predicted token seen closely (src/study/token_view.rs PositionDetail). */
+export interface PositionDetail {
+  index: number;
+  reference: TopToken[];
+  quantized: TopToken[];
+  /** Relative error of the predicting token's residual stream: after the embeddings, then after each block. */
+  layerErrors: number[];
+  /** Blocks after which the predicting token carries a massive activation in the reference. */
+  massiveAfter: number[];
+}
+
+/** The massive activation's place and signed value (src/study/breakage.rs). */
+export interface MassiveAt {
+  block: number;
+  token: number;
+  channel: number;
+  value: number;
+}
+
+export interface OutlierFootprint {
+  massive: MassiveAt;
+  /** Mean attention of later queries on token 0. */
+  sink: number;
+}
+
+/** What the configuration breaks: the reference's outliers against the model under study's. */
+export interface Breakage {
+  reference: OutlierFootprint;
+  under_study: OutlierFootprint;
+  massive_ratio: number;
+  sink_ratio: number;
+  /** "massive activation" and/or "attention sink": moved by more than `breakFactor`. */
+  breaks: string[];
+  breakFactor: number;
 }
 
 /** Where a model's bytes come from. */
@@ -285,6 +399,13 @@ export type ForwardPolicy = 'auto' | 'webgpu';
 // ---------------------------------------------------------------------------------------------
 // The operations.
 
+/** What an evaluation runs on: the first `maxTokens` of `text` (the shipped text when empty), in windows of `window`. */
+export interface EvaluationArgs {
+  maxTokens: number;
+  window: number;
+  text: string;
+}
+
 export interface EngineApi {
   /** `forward`: where the model as loaded runs when there is a GPU (forward.ts, `?backend=`). */
   load: { args: { name: string; source: ModelSource; useGpu: boolean; forward: ForwardPolicy }; result: Loaded };
@@ -297,7 +418,12 @@ export interface EngineApi {
   applyRecipe: { args: { recipe: string }; result: Applied };
   setIntervention: { args: { name: string }; result: { ms: number; calibration: MeanMassiveCalibration | null } };
   setRuntimeQuant: { args: { config: RuntimeQuantConfig }; result: RuntimeApplied };
-  evaluate: { args: { maxTokens: number; window: number; text: string }; result: EvalMetrics };
+  evaluate: { args: EvaluationArgs; result: EvalMetrics };
+  /** Streams each cell as a `cell` message before the result; `stop` cancels before the next cell. */
+  sensitivity: { args: { config: SensitivityConfig; maxTokens: number; window: number }; result: SensitivityMap };
+  tokenView: { args: EvaluationArgs; result: TokenView };
+  positionDetail: { args: EvaluationArgs & { index: number }; result: PositionDetail };
+  breakage: { args: EvaluationArgs; result: Breakage };
   probe: { args: { prompt: string; asLoaded: boolean; layer: number; point: string }; result: ViewResult<'probe'> };
   attentionMaps: { args: { prompt: string; layer: number; asLoaded: boolean }; result: ViewResult<'attentionMaps'> };
   weightStats: { args: { tensor: string; scheme: string }; result: ViewResult<'weightStats'> };
@@ -339,6 +465,8 @@ export type WorkerMessage =
   | { type: 'progress'; id: number; stage: string; done: number; total: number }
   /** One generated piece of text (streamed before the generate result). */
   | { type: 'token'; id: number; piece: string; count: number }
+  /** One measured cell of a sensitivity map (streamed before the sensitivity result). */
+  | { type: 'cell'; id: number; cell: SensitivityCell }
   | ResultReply
   /** The model's WebGPU device was lost (a driver reset, or debugDestroyDevice): this engine cannot compute on the GPU any more. */
   | { type: 'deviceLost'; message: string }
@@ -349,7 +477,7 @@ export function callRequest<M extends Method>(id: number, method: M, args: ArgsO
   return { type: 'call', id, method, args } as CallRequest<M>;
 }
 
-const WORKER_MESSAGE_TYPES = new Set(['ready', 'progress', 'token', 'result', 'deviceLost', 'error']);
+const WORKER_MESSAGE_TYPES = new Set(['ready', 'progress', 'token', 'cell', 'result', 'deviceLost', 'error']);
 
 /**
  * Whether `data` has the shape of a worker message. The worker is ours, but a message from a
@@ -371,6 +499,8 @@ export function isWorkerMessage(data: unknown): data is WorkerMessage {
       );
     case 'token':
       return typeof m.id === 'number' && typeof m.piece === 'string' && typeof m.count === 'number';
+    case 'cell':
+      return typeof m.id === 'number' && typeof m.cell === 'object' && m.cell !== null;
     case 'result':
       return typeof m.id === 'number' && typeof m.method === 'string';
     case 'deviceLost':

@@ -8,6 +8,9 @@ import {
   defaultWeightControls,
   describeRecipe,
   parseRecipeText,
+  recipeJson,
+  recipeObject,
+  singleTensorRecipe,
   tensorClass,
   uniformControls,
   uniformScheme,
@@ -104,4 +107,13 @@ test('tensor classes from matrix names', () => {
   assert.equal(tensorClass('output.weight'), 'output');
   assert.equal(tensorClass('blk.0.attn_norm.weight'), null);
   assert.equal(tensorClass('output_norm.weight'), null);
+});
+
+test('a sensitivity cell is the recipe of one tensor, and any recipe sent becomes an object for its file', () => {
+  const one = singleTensorRecipe('blk.3.ffn_down.weight', 'int4-g32-asym');
+  assert.deepEqual(one, { default: 'keep', rules: [{ tensors: 'blk.3.ffn_down.weight', scheme: 'int4-g32-asym' }] });
+  assert.deepEqual(recipeObject(recipeJson(one)), one, 'JSON round-trips');
+  assert.deepEqual(recipeObject('q4_0'), { default: 'q4_0', rules: [] }, 'one scheme name is the default');
+  assert.equal(describeRecipe(one), 'blk.3.ffn_down int4-g32-asym');
+  assert.throws(() => recipeObject('not a recipe'), /neither a recipe/);
 });

@@ -115,6 +115,17 @@ export function recipeJson(recipe: Recipe): string {
   return JSON.stringify(recipe);
 }
 
+/** The recipe that quantizes only `tensor` with `scheme` (a sensitivity map's cell; src/study/sensitivity.rs). */
+export function singleTensorRecipe(tensor: string, scheme: string): Recipe {
+  return { default: 'keep', rules: [{ tensors: tensor, scheme }] };
+}
+
+/** A recipe as the engine takes it (JSON, or one scheme name for every weight) as a recipe object, for a file. */
+export function recipeObject(sent: string): Recipe {
+  const parsed = parseRecipeText(sent);
+  return typeof parsed === 'string' ? { default: parsed, rules: [] } : parsed;
+}
+
 /**
  * A short label of a recipe for the history table: "int4-g128-asym everywhere", or the classes
  * and ranges set ("attn_q int2 · ffn_down@0-3 q8_0"), or "as loaded".

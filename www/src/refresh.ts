@@ -1,6 +1,7 @@
 // The refresh pipeline: after any change, bring the engine to what the controls ask for, then
-// predict, evaluate and redraw the open outlier views, each only when its key (store.ts) says
-// that what is on screen was computed for something else. At most one refresh runs; requests
+// predict, evaluate (and say what the configuration breaks), compute the open token view and
+// redraw the open outlier views, each only when its key (store.ts) says that what is on screen was
+// computed for something else. At most one refresh runs; requests
 // during it collapse into one more after it (latest.ts), and a running one stops early.
 
 import type { Control, EvaluateArgs } from './controls/control';
@@ -12,6 +13,7 @@ import { formatMs } from './format';
 import { LatestRunner } from './latest';
 import { EXACT, metrics } from './panels/metrics';
 import { predict } from './panels/prediction';
+import { tokenView } from './panels/token-view';
 import type { LoadedModel, Stage, Store } from './store';
 import { DEFAULT_EVAL_TOKENS } from './url-state';
 
@@ -22,6 +24,8 @@ export class RefreshPipeline {
   );
   /** The key each result on screen was computed for. */
   private shown: Record<Stage, string | null> = { predict: null, metrics: null, views: null };
+  /** The metrics key the token view on screen was computed for (it runs on the metrics' tokens). */
+  private shownTokens: string | null = null;
   private readonly settings;
 
   constructor(
@@ -41,12 +45,14 @@ export class RefreshPipeline {
   /** A setting changed: the evaluation of the previous settings is cancelled, and the new one starts. */
   settingsChanged(): void {
     metrics.cancel();
+    tokenView.cancel();
     this.request();
   }
 
   /** A new model: nothing on screen was computed by it. */
   loaded(): void {
     this.shown = { predict: null, metrics: null, views: null };
+    this.shownTokens = null;
     this.request();
   }
 
@@ -113,6 +119,8 @@ export class RefreshPipeline {
     if (moot()) return;
 
     const metricsKey = store.key('metrics');
+    /** A measured run: its breakage is asked for once the rest is on screen. */
+    let measured = false;
     const forced = metrics.takeForced();
     if (store.gpu && (metricsKey !== this.shown.metrics || forced)) {
       if (!forced && this.asLoaded(loaded)) {
@@ -120,6 +128,7 @@ export class RefreshPipeline {
         // running it (which takes a minute on a software adapter).
         this.shown.metrics = metricsKey;
         if (metrics.showExact(store.engineKey())) recordHistory(store, EXACT, performance.now() - started);
+        metrics.hideBreakage();
       } else {
         const m = await metrics.evaluate(eng, store, this.evaluateArgs(), () => this.runner.superseded);
         if (m && store.loaded?.engine === eng) {
@@ -128,7 +137,17 @@ export class RefreshPipeline {
           timings.push(`metrics ${formatMs(m.ms)}`);
           recordHistory(store, m, total);
           $('apply-timing').dataset.changeToMetricsMs = String(Math.round(total));
+          metrics.hideBreakage();
+          measured = true;
         }
+      }
+    }
+    if (moot()) return;
+
+    if (tokenView.isOpen() && store.gpu && metricsKey !== this.shownTokens) {
+      status.set('busy', 'computing the token view…');
+      if (await tokenView.update(eng, store, this.evaluateArgs(), () => this.runner.superseded)) {
+        this.shownTokens = metricsKey;
       }
     }
     if (moot()) return;
@@ -152,5 +171,8 @@ export class RefreshPipeline {
     $('apply-timing').textContent = `${timings.join(' · ')} — ${formatMs(total)} in all`;
     $('apply-timing').dataset.totalMs = String(Math.round(total));
     status.set('ready', 'ready');
+    // Last, so that the timings above are what the user waited for: a forward with every hidden
+    // state and attention map, seconds on a software adapter, and a newer refresh waits for it.
+    if (measured && !moot()) await metrics.explain(eng, store, this.evaluateArgs());
   }
 }

@@ -25,6 +25,7 @@ import type {
   PageMessage,
   ResultOf,
   SchemeInfo,
+  SensitivityCell,
   WorkerMessage,
 } from './messages';
 
@@ -40,7 +41,7 @@ const optional = (name: string): Optional | null => optionalMethod(Playground.pr
 
 let model: Playground | null = null;
 let crashed = false;
-/** Ids of generations and evaluations asked to stop. */
+/** Ids of generations, evaluations and sensitivity maps asked to stop. */
 const stopRequested = new Set<number>();
 
 interface CallContext {
@@ -238,6 +239,21 @@ function watchDeviceLoss(watched: Playground): void {
 // ---------------------------------------------------------------------------------------------
 // Every operation, typed by method name.
 
+/** Progress that returns false (the engine's "stop") once the page asked this call to stop. */
+type StoppableProgress = (stage: string, done: number, total: number) => boolean;
+
+/** Runs a call the page can stop (`stop`), forgetting the request once it has ended. */
+async function stoppable<T>(ctx: CallContext, run: (progress: StoppableProgress) => Promise<T>): Promise<T> {
+  try {
+    return await run((stage, done, total) => {
+      ctx.progress(stage, done, total);
+      return !stopRequested.has(ctx.id);
+    });
+  } finally {
+    stopRequested.delete(ctx.id);
+  }
+}
+
 type Handlers = { [M in Method]: (args: ArgsOf<M>, ctx: CallContext) => Promise<ResultOf<M>> };
 
 const handlers: Handlers = {
@@ -268,18 +284,38 @@ const handlers: Handlers = {
       JSON.stringify(config),
       ctx.progress,
     ) as Promise<ResultOf<'setRuntimeQuant'>>,
-  evaluate: async ({ maxTokens, window, text }, ctx) => {
-    try {
-      // Returning false from progress cancels the evaluation before its next window.
-      const progress = (stage: string, done: number, total: number) => {
-        ctx.progress(stage, done, total);
-        return !stopRequested.has(ctx.id);
-      };
-      return await requireModel().evaluate(maxTokens, window, text, progress);
-    } finally {
-      stopRequested.delete(ctx.id);
-    }
+  evaluate: async ({ maxTokens, window, text }, ctx) =>
+    stoppable(ctx, (progress) => requireModel().evaluate(maxTokens, window, text, progress)),
+  sensitivity: async ({ config, maxTokens, window }, ctx) => {
+    const run = requireOptional('sensitivity', 'sensitivity map');
+    const onCell = (cell: SensitivityCell) => post({ type: 'cell', id: ctx.id, cell });
+    return stoppable(
+      ctx,
+      (progress) =>
+        run.call(requireModel(), JSON.stringify(config), maxTokens, window, onCell, progress) as Promise<
+          ResultOf<'sensitivity'>
+        >,
+    );
   },
+  tokenView: async ({ maxTokens, window, text }, ctx) => {
+    const run = requireOptional('tokenView', 'token view');
+    return stoppable(
+      ctx,
+      (progress) => run.call(requireModel(), maxTokens, window, text, progress) as Promise<ResultOf<'tokenView'>>,
+    );
+  },
+  positionDetail: async ({ index, maxTokens, window, text }) =>
+    requireOptional('positionDetail', 'position detail').call(
+      requireModel(),
+      index,
+      maxTokens,
+      window,
+      text,
+    ) as Promise<ResultOf<'positionDetail'>>,
+  breakage: async ({ maxTokens, window, text }) =>
+    requireOptional('breakage', 'breakage').call(requireModel(), maxTokens, window, text) as Promise<
+      ResultOf<'breakage'>
+    >,
   probe: async ({ prompt, asLoaded, layer, point }) => requireModel().probe(prompt, asLoaded, layer, point),
   attentionMaps: async ({ prompt, layer, asLoaded }) =>
     requireOptional('attentionMaps', 'attention maps').call(requireModel(), prompt, layer, asLoaded) as Promise<

@@ -637,6 +637,177 @@ test('a corrupt file gives a readable error and the previous model keeps working
   await page.screenshot({ path: join(SHOTS, 'playground-error.png'), fullPage: true, animations: 'disabled' });
 });
 
+test(
+  'where it breaks: why in words, the recipe as a file, the token view of a flipped token, the sensitivity map applying a cell',
+  { timeout: 480_000 },
+  async (t) => {
+    // On the page the tests before left: every weight at 2 bits (a refused recipe in the editor
+    // since), measured on EVAL_TOKENS tokens.
+    const { BLOCK_CLASSES } = await tsImport('../src/recipe.ts', import.meta.url);
+    const { cellRect, gridLayout } = await tsImport('../src/sensitivity-grid.ts', import.meta.url);
+    const p = page;
+    const twoBit = await readMetrics(p);
+    const phase = (name, since) => t.diagnostic(`${name} in ${((Date.now() - since) / 1000).toFixed(1)} s`);
+
+    // Why it broke: measured after the metrics; said in words only when something moved by more than 2×.
+    const breakage = p.getByTestId('breakage');
+    await p.waitForFunction(
+      () => document.querySelector('[data-testid="breakage"]').dataset.breaks !== undefined,
+      null,
+      {
+        timeout: METRICS_TIMEOUT_MS,
+      },
+    );
+    const breaks = await breakage.getAttribute('data-breaks');
+    t.diagnostic(`breaks: "${breaks}"; ${await p.getByTestId('breakage-text').textContent()}`);
+    assert.equal(await breakage.isVisible(), breaks !== '', 'the notice is shown exactly when something broke');
+    if (breaks !== '') assert.match(await p.getByTestId('breakage-text').innerText(), /moved [×÷][\d.]+, more than/);
+
+    // The recipe of what is measured, as a file.
+    const file = await download(p, 'recipe-download');
+    assert.equal(file.name, 'quantscope-recipe.json');
+    const recipe = JSON.parse(file.bytes.toString('utf8'));
+    assert.deepEqual(recipe, { default: TWO_BIT, rules: [] }, 'what the engine holds, not the refused recipe');
+
+    // The token view of the 2-bit model: every predicted token coloured, the flipped ones marked.
+    let t0 = Date.now();
+    await p.getByTestId('token-view-toggle').click();
+    await p
+      .waitForFunction(() => document.querySelector('[data-testid="token-view"]').dataset.state === 'done', null, {
+        timeout: METRICS_TIMEOUT_MS,
+      })
+      .catch((e) => failWithPage(p, e, 'token-view-failure.png'));
+    phase('token view', t0);
+    const spans = await p.$$eval('[data-testid="token-text"] span[data-index]', (all) =>
+      all.map((s) => ({ kl: s.dataset.kl === undefined ? null : Number(s.dataset.kl), flipped: s.dataset.flipped })),
+    );
+    assert.equal(spans.length, Number(EVAL_TOKENS), 'every token of the evaluation is shown');
+    assert.equal(spans.filter((s) => s.kl !== null).length, Number(EVAL_TOKENS) - 1, 'all but the first are predicted');
+    const flippedCount = spans.filter((s) => s.flipped === 'true').length;
+    assert.ok(flippedCount > 0, `2-bit blocks flip some top-1 (top-1 agreement ${twoBit.top1})`);
+    const worst = await p.$$eval('[data-testid="token-worst"] button', (all) => all.map((b) => b.dataset.index));
+    const maxKl = Math.max(...spans.map((s) => s.kl ?? 0));
+    const worstKl = Number(
+      await p.locator(`[data-testid="token-text"] span[data-index="${worst[0]}"]`).getAttribute('data-kl'),
+    );
+    assert.equal(worstKl, maxKl, 'the worst position is listed first');
+
+    const flipped = p.locator('[data-testid="token-text"] span[data-flipped="true"]').first();
+    const index = await flipped.getAttribute('data-index');
+    t0 = Date.now();
+    await flipped.click();
+    await p.waitForFunction(
+      (i) => {
+        const d = document.querySelector('[data-testid="token-detail"]');
+        return d.dataset.state === 'done' && d.dataset.index === i;
+      },
+      index,
+      { timeout: PREDICT_TIMEOUT_MS },
+    );
+    phase('position detail', t0);
+    const reference = await tokens(p, 'detail-reference');
+    const quantized = await tokens(p, 'detail-quantized');
+    checkDistribution(reference);
+    checkDistribution(quantized);
+    assert.notEqual(reference[0].token, quantized[0].token, `a flipped token's top-1s differ: ${index}`);
+    const layers = await p.$$eval('[data-testid="detail-layers"] li', (all) =>
+      all.map((li) => Number(li.dataset.error)),
+    );
+    assert.equal(layers.length, 31, 'the embeddings and each of the 30 blocks');
+    assert.ok(layers.at(-1) > 0, `the predicting token's residual stream has moved: ${layers.at(-1)}`);
+    const carriers = await p.$$eval('[data-testid="detail-layers"] li[data-massive="true"]', (all) => all.length);
+    assert.equal(
+      /carries a massive activation in the model as loaded/.test(await p.getByTestId('detail-massive').innerText()),
+      carriers > 0,
+      'the text says what the layer list marks',
+    );
+    await p.screenshot({ path: join(SHOTS, 'playground-token-view.png'), fullPage: true, animations: 'disabled' });
+    await p.getByTestId('token-view-toggle').click();
+
+    // The sensitivity map of block 0's MLP: each cell is a full evaluation, seconds on this
+    // software adapter, so three matrices.
+    await p.getByTestId('sensitivity-scheme').selectOption(TWO_BIT);
+    await p.getByTestId('sensitivity-tokens').selectOption(EVAL_TOKENS);
+    await p.getByTestId('sensitivity-tensors').fill('blk.0.ffn_*');
+    t0 = Date.now();
+    await p.getByTestId('sensitivity-run').click();
+    const count = p.getByTestId('sensitivity-count');
+    await p.waitForFunction(
+      () => {
+        const c = document.querySelector('[data-testid="sensitivity-count"]');
+        return document.querySelector('[data-testid="sensitivity"]').dataset.state === 'running' && c.dataset.done >= 1;
+      },
+      null,
+      { timeout: METRICS_TIMEOUT_MS },
+    );
+    assert.match(await count.innerText(), /^[12] \/ 3 cells$/, 'the first cells are drawn while the others run');
+    await p
+      .waitForFunction(() => document.querySelector('[data-testid="sensitivity"]').dataset.state !== 'running', null, {
+        timeout: METRICS_TIMEOUT_MS,
+      })
+      .catch((e) => failWithPage(p, e, 'sensitivity-failure.png'));
+    phase('sensitivity of 3 matrices', t0);
+    assert.equal(await p.getByTestId('sensitivity').getAttribute('data-state'), 'done');
+    assert.equal(await count.innerText(), '3 / 3 cells');
+    const perClass = await p.$$eval('[data-testid="sensitivity-totals"] li', (all) =>
+      all.map((li) => [li.dataset.name, Number(li.dataset.kl)]),
+    );
+    assert.equal(perClass.length, 3 + 1, 'three classes and one layer');
+    assert.ok(
+      perClass.every(([, kl]) => kl > 0),
+      `each 2-bit matrix alone moves the predictions: ${JSON.stringify(perClass)}`,
+    );
+    const downKl = perClass.find(([name]) => name === 'ffn_down')[1];
+
+    // Hovering a cell reads it out; clicking it applies that one change.
+    const canvas = p.getByTestId('sensitivity-grid');
+    await canvas.scrollIntoViewIfNeeded();
+    const box = await canvas.boundingBox();
+    const width = await p.evaluate(
+      () => document.querySelector('[data-testid="sensitivity-grid"]').parentElement.clientWidth,
+    );
+    const cell = cellRect(gridLayout(width, 30, 7), 0, BLOCK_CLASSES.indexOf('ffn_down'));
+    await p.mouse.move(box.x + cell.x + cell.width / 2, box.y + cell.y + cell.height / 2);
+    const tip = await p.locator('.qv-tooltip').innerText();
+    assert.match(tip, /blk\.0\.ffn_down\.weight/);
+    assert.match(tip, /KL [\d.e-]+/);
+    const run = await metricsRun(p);
+    t0 = Date.now();
+    await p.mouse.click(box.x + cell.x + cell.width / 2, box.y + cell.y + cell.height / 2);
+    const applied = await waitForMetrics(p, run).catch((e) => failWithPage(p, e, 'sensitivity-apply-failure.png'));
+    phase('cell applied and measured', t0);
+    t.diagnostic(`blk.0.ffn_down alone: cell KL ${downKl}, measured ${applied.kl}`);
+    const hash = new URLSearchParams(new URL(p.url()).hash.slice(1));
+    assert.deepEqual(JSON.parse(hash.get('recipe')), {
+      default: 'keep',
+      rules: [{ tensors: 'blk.0.ffn_down.weight', scheme: TWO_BIT }],
+    });
+    assert.ok(applied.kl < twoBit.kl, `one 2-bit matrix is closer than every one: ${applied.kl} vs ${twoBit.kl}`);
+    // The same tokens in one window: the metrics measure exactly what the cell did.
+    assert.ok(Math.abs(applied.kl - downKl) <= 1e-3 * downKl, `the cell said ${downKl}, the metrics ${applied.kl}`);
+
+    // Cancelled at once (it stops before its next cell), the map leaves the model as it was: the
+    // same metrics again. It has already re-quantized from the masters by then, so this is the
+    // restore, not an untouched model.
+    t0 = Date.now();
+    await p.getByTestId('sensitivity-tensors').fill('blk.1.ffn_*');
+    await p.getByTestId('sensitivity-run').click();
+    await p.getByTestId('sensitivity-cancel').click();
+    await p.waitForFunction(
+      () => document.querySelector('[data-testid="sensitivity"]').dataset.state === 'cancelled',
+      null,
+      { timeout: METRICS_TIMEOUT_MS },
+    );
+    assert.ok(Number(await count.getAttribute('data-done')) < 3, 'cancelled before the last cell');
+    phase('cancelled map', t0);
+    const again = await metricsRun(p);
+    await p.getByTestId('metrics-run').click();
+    const after = await waitForMetrics(p, again);
+    assert.equal(after.kl, applied.kl, 'the model under study is exactly as before the cancelled map');
+    await p.screenshot({ path: join(SHOTS, 'playground-sensitivity.png'), fullPage: true, animations: 'disabled' });
+  },
+);
+
 /**
  * After one or more control changes: waits until the page is idle with measured metrics and
  * the run-time result says `pattern`, and returns the metrics.
@@ -931,7 +1102,20 @@ test(
 test('every result the engine sent has the fields and types that messages.ts declares', async () => {
   const { checkResults } = await tsImport('../src/protocol-shape.ts', import.meta.url);
   const methods = Object.keys(resultShapes).sort();
-  for (const m of ['load', 'predict', 'predictBoth', 'generate', 'applyRecipe', 'evaluate', 'probe', 'weightStats'])
+  for (const m of [
+    'load',
+    'predict',
+    'predictBoth',
+    'generate',
+    'applyRecipe',
+    'evaluate',
+    'probe',
+    'weightStats',
+    'sensitivity',
+    'tokenView',
+    'positionDetail',
+    'breakage',
+  ])
     assert.ok(methods.includes(m), `${m}'s result was recorded (recorded: ${methods.join(', ')})`);
   writeFileSync(join(SHOTS, 'protocol-shapes.json'), JSON.stringify(resultShapes, null, 1));
   assert.deepEqual(checkResults(join(ROOT, 'www/src/messages.ts'), resultShapes), []);

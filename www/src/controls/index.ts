@@ -5,6 +5,8 @@
 import { devicePanel } from '../panels/device';
 import { metricsPanel } from '../panels/metrics';
 import { predictionPanel } from '../panels/prediction';
+import { sensitivityPanel } from '../panels/sensitivity';
+import { tokenViewPanel } from '../panels/token-view';
 import type { Control } from './control';
 import { evalTokens } from './eval-tokens';
 import { evalWindow } from './eval-window';
@@ -14,6 +16,7 @@ import { intervention } from './intervention';
 import { modelFiles } from './model-files';
 import { outliers } from './outliers';
 import { prompt } from './prompt';
+import { recipeDownload } from './recipe-download';
 import { runtime } from './runtime';
 import { share } from './share';
 import { weights } from './weights';
@@ -24,6 +27,7 @@ export const CONTROLS: readonly Control[] = [
   prompt,
   predictionPanel,
   weights,
+  recipeDownload,
   runtime,
   intervention,
   generation,
@@ -31,6 +35,8 @@ export const CONTROLS: readonly Control[] = [
   evalTokens,
   evalWindow,
   historyTable,
+  sensitivityPanel,
+  tokenViewPanel,
   outliers,
   share,
 ];

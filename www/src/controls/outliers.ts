@@ -6,7 +6,8 @@ import type { Engine } from '../engine';
 import { tensorClass } from '../recipe';
 import type { Store } from '../store';
 import { mountOutlierViews, type OutlierViews, type ViewDataSource, type ViewState } from '../views/index';
-import type { Control } from './control';
+import type { SharedViewState } from '../url-state';
+import type { Control, PageActions } from './control';
 
 let views: OutlierViews | null = null;
 
@@ -78,6 +79,18 @@ export const outliers: Control = {
     $('outliers-toggle').toggleAttribute('disabled', !(on && store.gpu));
   },
 };
+
+/** Opens the outlier views on `view` (a view and its layer): what another panel points at. */
+export function showOutlierView(store: Store, page: PageActions, view: SharedViewState): void {
+  store.update((s) => {
+    s.outliers = true;
+    s.view = { ...s.view, ...view };
+  }, 'saved');
+  showOpen(true);
+  if (views) void views.setState(store.state.view as Partial<ViewState>);
+  $('outliers').scrollIntoView({ behavior: 'smooth', block: 'start' });
+  page.refresh();
+}
 
 /** The views are shown, and mounted on the loaded model. */
 export const viewsOpen = (store: Store): boolean => store.state.outliers && views !== null && store.loaded !== null;

@@ -22,7 +22,7 @@ const KEEP = recipeJson({ default: 'keep', rules: [] });
 const MIXED = '(mixed)';
 
 /** The recipe (JSON or one scheme name) the controls ask for; throws on a bad one. */
-function desiredRecipe(store: Store): string {
+export function desiredRecipe(store: Store): string {
   const { state } = store;
   if (state.recipeMode === 'json') {
     const parsed = parseRecipeText(state.recipeText);

@@ -1,22 +1,28 @@
 // The metrics panel: the model under study against the model as loaded on the evaluation text
-// (KL, PD-KL, top-1, perplexity, QiD, the per-layer error chart), its size, and Measure.
+// (KL, PD-KL, top-1, perplexity, QiD, the per-layer error chart), its size, Measure, and why it
+// broke, in words: the engine's breakage (the massive activation or the attention sink moved by
+// more than 2×) with a button to the outlier view that shows it.
 
+import { breakageView, describeBreakage } from '../breakage-text';
 import { LayerErrorChart, exportCanvasPng } from '../charts';
-import { $, hide, ProgressBar, setFact, showNotice, status } from '../dom';
+import { showOutlierView } from '../controls/outliers';
+import { $, ProgressBar, setFact, status } from '../dom';
 import type { Engine } from '../engine';
 import { formatBytes, formatMetric, formatMs } from '../format';
-import type { Applied, EvalMetrics } from '../messages';
+import type { Applied, Breakage, EvalMetrics, EvaluationArgs } from '../messages';
 import type { Store } from '../store';
+import { StoppableCall } from '../stoppable';
 import type { Control, EvaluateArgs } from '../controls/control';
 
 let layerChart: LayerErrorChart;
-let progress: ProgressBar;
-/** The evaluation running now, so that a change can cancel it rather than wait for it. */
-let running: { eng: Engine; id: number } | null = null;
+/** The evaluation, which a change cancels rather than waits for. */
+let evaluation: StoppableCall<'evaluate'>;
 /** The user asked to evaluate even though nothing changed the model. */
 let forced = false;
 /** The engine key whose exact (as loaded) metrics are on screen, if any. */
 let exactShownFor: string | null = null;
+/** What the breakage on screen says, for its button. */
+let broken: Breakage | null = null;
 
 /** The exact metrics of the model as loaded: what a run would give, known without one. */
 export const EXACT: EvalMetrics = {
@@ -98,36 +104,46 @@ export const metrics = {
     args: EvaluateArgs,
     superseded: () => boolean,
   ): Promise<EvalMetrics | null> {
-    const panel = $('metrics');
-    panel.dataset.state = 'running';
-    progress.show('');
     status.set('busy', 'evaluating…');
-    try {
-      const call = eng.call('evaluate', args, {
-        onProgress: (_stage, done, total) => progress.update('', '', total > 0 ? done / total : null),
-      });
-      running = { eng, id: call.id };
-      const m = await call.result;
-      if (store.loaded?.engine !== eng) return null;
-      exactShownFor = null;
-      hide('metrics-error');
-      renderMetrics(m);
-      return m;
-    } catch (e) {
-      // Cancelled by a newer change: its own evaluation follows, nothing to report.
-      if (store.loaded?.engine !== eng || superseded()) return null;
-      panel.dataset.state = 'error';
-      showNotice('metrics-error', null, (e as Error).message);
-      return null;
-    } finally {
-      running = null;
-      progress.hide();
-    }
+    const m = await evaluation.run(eng, store, args, superseded);
+    if (!m) return null;
+    exactShownFor = null;
+    renderMetrics(m);
+    return m;
   },
 
   /** The settings changed: the evaluation of the previous ones is moot. */
   cancel(): void {
-    if (running) running.eng.stop(running.id);
+    evaluation.stop();
+  },
+
+  /**
+   * Says what the configuration breaks, measured on the evaluation's first window (the engine's
+   * `breakage`); nothing when it breaks nothing, the build lacks it, or it fails (a console note:
+   * the metrics stand without it).
+   */
+  async explain(eng: Engine, store: Store, args: EvaluationArgs): Promise<void> {
+    metrics.hideBreakage();
+    if (!store.loaded?.caps.study?.breakage) return;
+    try {
+      const b = await eng.run('breakage', args);
+      if (store.loaded?.engine !== eng) return;
+      const sentences = describeBreakage(b);
+      const box = $('breakage');
+      box.dataset.breaks = b.breaks.join(',');
+      if (sentences.length === 0) return;
+      broken = b;
+      $('breakage-text').textContent = sentences.join(' ');
+      box.hidden = false;
+    } catch (e) {
+      console.warn('quantscope: the breakage could not be measured', e);
+    }
+  },
+
+  hideBreakage(): void {
+    broken = null;
+    $('breakage').hidden = true;
+    delete $('breakage').dataset.breaks;
   },
 
   renderSize(r: Applied): void {
@@ -138,10 +154,13 @@ export const metrics = {
 
 export const metricsPanel: Control = {
   mount(store, page) {
-    progress = new ProgressBar($('metrics-progress'));
+    evaluation = new StoppableCall('evaluate', $('metrics'), new ProgressBar($('metrics-progress')), 'metrics-error');
     layerChart = new LayerErrorChart($<HTMLCanvasElement>('layer-chart'), $('layer-chart-tooltip'));
     $('layer-chart-png').addEventListener('click', () => {
       void exportCanvasPng(layerChart.canvas, 'quantscope-layer-error.png');
+    });
+    $('breakage-show').addEventListener('click', () => {
+      if (broken) showOutlierView(store, page, breakageView(broken));
     });
     $('metrics-run').addEventListener('click', () => {
       forced = true;

@@ -12,7 +12,13 @@ import { backendLabel } from './device';
 
 const TOP_K = 10;
 
-function renderTokenList(list: HTMLElement, top: TopToken[], prompt: string, compareTo: TopToken[] | null): void {
+/** A top-k column: rank, token, probability bar; `compareTo` marks the ranks that moved from it. */
+export function renderTokenList(
+  list: HTMLElement,
+  top: TopToken[],
+  prompt: string,
+  compareTo: TopToken[] | null,
+): void {
   list.dataset.prompt = prompt;
   list.replaceChildren();
   const reference = compareTo ? new Map(compareTo.map((t, i) => [t.id, i])) : null;
