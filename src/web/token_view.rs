@@ -15,7 +15,7 @@ impl Playground {
         window: usize,
         text: &str,
     ) -> Result<(Vec<u32>, EvalOptions), JsError> {
-        let options = EvalOptions { max_tokens: Some(max_tokens), window };
+        let options = EvalOptions { max_tokens: Some(max_tokens), window, skip: 0 };
         let text = if text.is_empty() { EVAL_TEXT } else { text };
         let tokens = eval_tokens(&self.study.model, text, &options).map_err(js_error)?;
         Ok((tokens, options))
