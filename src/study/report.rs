@@ -286,5 +286,13 @@ pub async fn report(
          of the per-channel spread into the weights, which helps a per-tensor scale only as far as \
          the spread is per channel rather than per token."
     );
+    let _ = writeln!(w, "\n## Sensitivity maps and recipes chosen from them\n");
+    let _ = writeln!(
+        w,
+        "Which matrices can take 3 and 4 bits (`quantscope sensitivity`), and recipes chosen from \
+         those measurements against `bitalloc`'s proxy at equal bits per weight on held-back tokens \
+         (`quantscope allocate`): [sensitivity.md](sensitivity.md). They take tens of minutes on the \
+         CPU reference, so this report does not rerun them."
+    );
     Ok(md)
 }
