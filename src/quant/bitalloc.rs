@@ -57,20 +57,9 @@ pub fn allocate(
     target: f64,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Allocation, ModelError> {
-    allocate_on(model, calibration, &default_ladder(), target, BudgetOver::Model, progress)
-}
-
-/// [`allocate`] on another ladder (most bits first) and budget count.
-pub fn allocate_on(
-    model: &Model,
-    calibration: &Calibration,
-    ladder: &[Scheme],
-    target: f64,
-    over: BudgetOver,
-    progress: &mut dyn FnMut(Progress),
-) -> Result<Allocation, ModelError> {
-    let linears = proxy_rungs(model, calibration, ladder, progress)?;
-    Ok(descend(model, ladder, &linears, target, over))
+    let ladder = default_ladder();
+    let linears = proxy_rungs(model, calibration, &ladder, progress)?;
+    Ok(descend(model, &ladder, &linears, target, BudgetOver::Model))
 }
 
 /// Every block linear on every rung of `ladder`, costed by the Hessian-proxy error.

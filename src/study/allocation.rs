@@ -7,8 +7,6 @@
 //! One map per rung, so the top rung is measured too: its KL is small but not zero, and the
 //! descent compares the step down from it with the others.
 
-use std::collections::HashMap;
-
 use serde::Serialize;
 
 use super::sensitivity::{SensitivityConfig, SensitivityMap};
@@ -35,8 +33,9 @@ pub struct MeasuredAllocation {
 impl Study {
     /// Chooses a rung of `ladder` (most bits first) for every block linear (those matching
     /// `tensors`, a glob; the rest stay as loaded) so that the model reaches each of `targets`
-    /// bits per weight, by the KL measured on `tokens` (once for all targets). Progress counts the cells of all maps; `cancelled`
-    /// is asked before each cell, and a cancelled run leaves the study as it was.
+    /// bits per weight, by the KL measured on `tokens` (once for all targets). Progress counts
+    /// the cells of all maps; `cancelled` is asked before each cell, and a cancelled run leaves
+    /// the study as it was.
     #[allow(clippy::too_many_arguments)]
     pub async fn allocate_by_measurement(
         &mut self,
@@ -66,9 +65,7 @@ impl Study {
         let allocations = targets.iter().map(|&t| descend(&self.model, ladder, &linears, t, over)).collect();
         Ok(MeasuredAllocation { allocations, maps, tokens: tokens.len(), ms: super::now_ms() - t0 })
     }
-}
 
-impl Study {
     /// [`Study::allocate_by_measurement`]'s twin costed by the Hessian-proxy error of
     /// `quant::bitalloc` (what `--method bitalloc:BPW` does on its own ladder), calibrated on
     /// `calibration_tokens`: the baseline a measured recipe is compared with.
@@ -87,22 +84,20 @@ impl Study {
     }
 }
 
-/// Every measured linear's stored bits and KL per rung (the maps list the same tensors, in the
-/// same order: they differ only in their scheme).
+/// Every measured linear's stored bits and KL per rung. The maps list the same tensors in the
+/// same order (they differ only in their scheme), so a linear's cells share its index.
 fn linear_rungs(study: &Study, ladder: &[Scheme], maps: &[SensitivityMap]) -> Result<Vec<LinearRungs>, StudyError> {
-    let kl_of: Vec<HashMap<&str, f64>> =
-        maps.iter().map(|m| m.cells.iter().map(|c| (c.tensor.as_str(), c.kl)).collect()).collect();
     maps[0]
         .cells
         .iter()
-        .map(|cell| {
+        .enumerate()
+        .map(|(i, cell)| {
             let t = study.model.tensor(&cell.tensor)?;
-            let mut bits = Vec::with_capacity(ladder.len());
-            let mut cost = Vec::with_capacity(ladder.len());
-            for (scheme, kl) in ladder.iter().zip(&kl_of) {
-                bits.push(storage_bits(scheme, &t.name, t.n_rows(), t.row_len())?);
-                cost.push(kl[cell.tensor.as_str()]);
-            }
+            let bits = ladder
+                .iter()
+                .map(|scheme| storage_bits(scheme, &t.name, t.n_rows(), t.row_len()))
+                .collect::<Result<_, _>>()?;
+            let cost = maps.iter().map(|m| m.cells[i].kl).collect();
             Ok(LinearRungs { name: cell.tensor.clone(), weights: t.n_elements(), bits, cost })
         })
         .collect()
