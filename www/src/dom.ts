@@ -71,8 +71,43 @@ export function fillOptions(select: HTMLSelectElement, options: [string, string,
   select.value = current;
 }
 
+/**
+ * A progress bar built into `root`, an empty `<div class="progress" data-testid="NAME-progress">`:
+ * a track, and with `data-labelledby="TITLE-ID"` also a label above it, its stage and detail
+ * `NAME-stage` and `NAME-detail` to tests (without, a title and detail given are not shown).
+ */
 export class ProgressBar {
-  constructor(private readonly root: HTMLElement) {}
+  private readonly stage: HTMLSpanElement | null = null;
+  private readonly detail: HTMLSpanElement | null = null;
+  private readonly track: HTMLDivElement;
+  private readonly fill: HTMLDivElement;
+
+  constructor(private readonly root: HTMLElement) {
+    this.track = document.createElement('div');
+    this.track.className = 'progress-track';
+    this.fill = document.createElement('div');
+    this.fill.className = 'progress-fill';
+    this.track.append(this.fill);
+    const labelledBy = root.dataset.labelledby;
+    if (!labelledBy) {
+      root.replaceChildren(this.track);
+      return;
+    }
+    const name = (root.dataset.testid ?? 'progress').replace(/-progress$/, '');
+    const label = document.createElement('div');
+    label.className = 'progress-label';
+    this.stage = document.createElement('span');
+    this.stage.dataset.testid = `${name}-stage`;
+    this.detail = document.createElement('span');
+    this.detail.className = 'progress-detail';
+    this.detail.dataset.testid = `${name}-detail`;
+    label.append(this.stage, this.detail);
+    this.track.setAttribute('role', 'progressbar');
+    this.track.setAttribute('aria-valuemin', '0');
+    this.track.setAttribute('aria-valuemax', '100');
+    this.track.setAttribute('aria-labelledby', labelledBy);
+    root.replaceChildren(label, this.track);
+  }
 
   show(title: string): void {
     this.root.hidden = false;
@@ -80,22 +115,17 @@ export class ProgressBar {
   }
 
   update(title: string, detail: string, fraction: number | null): void {
-    const stage = this.root.querySelector('[data-testid="load-stage"]');
-    const det = this.root.querySelector('[data-testid="load-detail"]');
-    if (stage) stage.textContent = title;
-    if (det) det.textContent = detail;
-    const track = this.root.querySelector<HTMLElement>('.progress-track');
-    const fill = this.root.querySelector<HTMLElement>('.progress-fill');
-    if (!track || !fill) return;
+    if (this.stage) this.stage.textContent = title;
+    if (this.detail) this.detail.textContent = detail;
     if (fraction === null) {
-      track.classList.add('indeterminate');
-      track.removeAttribute('aria-valuenow');
-      fill.style.width = '';
+      this.track.classList.add('indeterminate');
+      this.track.removeAttribute('aria-valuenow');
+      this.fill.style.width = '';
     } else {
-      track.classList.remove('indeterminate');
+      this.track.classList.remove('indeterminate');
       const pct = Math.max(0, Math.min(100, fraction * 100));
-      fill.style.width = `${pct}%`;
-      track.setAttribute('aria-valuenow', pct.toFixed(0));
+      this.fill.style.width = `${pct}%`;
+      this.track.setAttribute('aria-valuenow', pct.toFixed(0));
     }
   }
 
