@@ -138,7 +138,7 @@ enum Command {
         json: bool,
     },
     /// Quantize the model with one scheme or a recipe, its activations and/or apply an intervention, and compare it
-    /// with the model as loaded on the evaluation text: KL, PD-KL, top-1 agreement, perplexity,
+    /// with the model as loaded (or with --against, another recipe) on the evaluation text: KL, PD-KL, top-1 agreement, perplexity,
     /// QiD, per-layer error.
     Eval {
         #[arg(long)]
@@ -153,6 +153,11 @@ enum Command {
         /// A recipe JSON file (see README).
         #[arg(long)]
         recipe: Option<PathBuf>,
+        /// Compare with this recipe (a recipe JSON file) instead of the model as loaded: every
+        /// metric then says how the evaluated configuration differs from that one (e.g. a
+        /// measured recipe against bitalloc's, `allocate --by measured|proxy`).
+        #[arg(long, value_name = "RECIPE")]
+        against: Option<PathBuf>,
         /// Another text instead of the shipped one (data/eval.txt).
         #[arg(long)]
         text: Option<PathBuf>,
@@ -561,6 +566,7 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
             model,
             weights,
             recipe,
+            against,
             text,
             tokens,
             skip,
@@ -627,6 +633,18 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
             let mut study = study_on(model, backend)?;
             let set = set_experiment(&mut study, &experiment, intervention, &calib_ids, 512)?;
             let calibration = set.intervention_calibration;
+            let reference = match &against {
+                Some(path) => {
+                    let pinned = Experiment { weights: Some(read_recipe(path)?), ..Default::default() };
+                    let label = path.display().to_string();
+                    let mut bar = ProgressBar::new();
+                    let pinned = block_on(study.pin_reference(&pinned, None, &[], 512, &label, &mut |p| bar.show(p)));
+                    bar.finish();
+                    pinned.map_err(|e| e.to_string())?;
+                    label
+                }
+                None => "as loaded".to_string(),
+            };
             let backend_name = if set.backend == "webgpu" { "gpu" } else { "cpu" };
             let started = std::time::Instant::now();
             let mut bar = ProgressBar::new();
@@ -655,6 +673,7 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
                     "model": model.source,
                     "weights": label,
                     "recipe": recipe,
+                    "reference": reference,
                     "intervention": intervention,
                     "intervention_calibration": calibration,
                     "activations": prepared.runtime.activations,
@@ -684,6 +703,7 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
             }
             let m = &result.logits;
             outln!(out, "weights        {label}");
+            outln!(out, "compared with  {reference}");
             if let Some(bpw) = prepared.bits_per_weight {
                 outln!(out, "size           {bpw:.3} bits/weight");
             }
@@ -714,7 +734,7 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
             outln!(out, "KL             {:.5} nats/token", m.kl);
             outln!(out, "PD-KL (T=4)    {:.5}", m.pd_kl);
             outln!(out, "top-1 agree    {:.2}%", m.top1_agreement * 100.0);
-            outln!(out, "perplexity     {:.3} (as loaded {:.3})", m.perplexity, m.reference_perplexity);
+            outln!(out, "perplexity     {:.3} ({reference} {:.3})", m.perplexity, m.reference_perplexity);
             outln!(out, "QiD            {:+.5} nats/token", m.qid);
             let (r, u) = (&breakage.reference, &breakage.under_study);
             outln!(

@@ -158,10 +158,10 @@ pub struct Capture {
     /// An intervention (zero-massive, mean-massive, drop-sink, clip) applied in this step, as the
     /// CPU reference's `model::intervene` does.
     pub intervention: Option<Arc<GpuIntervention>>,
-    /// Runtime quantization of the model under study (linear inputs, new keys and values,
-    /// attention probabilities), as the CPU reference's `quant::runtime` hook does. A
-    /// `weights_as_loaded` run is the unquantized reference and ignores it; None (or every part
-    /// off) records no extra work.
+    /// Runtime quantization (linear inputs, new keys and values, attention probabilities), as the
+    /// CPU reference's `quant::runtime` hook does, with the weights as loaded or re-quantized
+    /// alike (a pinned reference configuration runs its quantizers on the masters); None (or
+    /// every part off) records no extra work.
     pub runtime: Option<Arc<GpuRuntimeQuant>>,
     /// Only the k (≤ 64) largest logits of the last token, found on the GPU
     /// ([`StepOutput::top`]), instead of the vocabulary's logits: a greedy decode reads back a
@@ -614,7 +614,7 @@ impl GpuModel {
         };
 
         let as_loaded = capture.weights_as_loaded;
-        let runtime = capture.runtime.as_deref().filter(|r| !as_loaded && !r.is_off());
+        let runtime = capture.runtime.as_deref().filter(|r| !r.is_off());
         let kv_quant = runtime.and_then(|r| r.kv.as_ref());
         let prob_quant = runtime.and_then(|r| r.probs.as_ref());
         // Fused kernels wherever nothing reads or changes the activations between them: RMSNorm

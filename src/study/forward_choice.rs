@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use super::{now_ms, Study, StudyGpu};
 use crate::error::{ModelError, StudyError};
+use crate::gpu::forward::Capture;
 use crate::model::generate::{CpuBackend, NextTokenLogits};
 use crate::model::Progress;
 
@@ -126,7 +127,8 @@ impl Study {
         let time_gpu = async || -> Result<f64, ModelError> {
             let mut cache = gpu.model.new_cache(&gpu.ctx, tokens.len() as u32)?;
             let t0 = now_ms();
-            gpu.model.step(&gpu.ctx, &mut cache, &tokens, &self.capture(true)).await?;
+            let as_loaded = Capture { weights_as_loaded: true, ..Default::default() };
+            gpu.model.step(&gpu.ctx, &mut cache, &tokens, &as_loaded).await?;
             Ok(now_ms() - t0)
         };
         report(0);

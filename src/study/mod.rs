@@ -18,6 +18,7 @@ pub mod breakage;
 mod clock;
 mod forward_choice;
 mod generation;
+mod pin;
 mod prepared;
 pub mod report;
 mod runtime;
@@ -35,6 +36,7 @@ pub use apply::{Applied, AppliedTensor, TensorCost};
 pub use clock::{now_ms, yield_now};
 pub use forward_choice::{ForwardChoice, ForwardPolicy, ForwardTimes};
 pub use generation::{GeneratedToken, Generation, GenerationSummary, StopReason};
+pub use pin::PinnedInfo;
 pub use prepared::ExperimentSet;
 pub use runtime::{RuntimeApplied, RuntimeConfig, RuntimeMenus, PAGE_CALIBRATION_TOKENS};
 
@@ -169,6 +171,8 @@ pub struct Study {
     prepared: Option<PreparedRun>,
     /// Where the runs the CPU reference computes exactly go (None: the GPU when there is one).
     forward: Option<ForwardChoice>,
+    /// A configuration pinned as the reference in place of the model as loaded.
+    pinned: Option<pin::PinnedReference>,
 }
 
 impl Study {
@@ -226,6 +230,7 @@ impl Study {
             runtime: None,
             prepared: None,
             forward: None,
+            pinned: None,
         }
     }
 
@@ -260,42 +265,80 @@ impl Study {
     }
 
     /// The model under study is the model as loaded: nothing re-quantized, no intervention, no
-    /// run-time quantization, no method. Its runs are then the reference's.
+    /// run-time quantization, no method.
     pub fn studies_as_loaded(&self) -> bool {
         self.applied.is_empty() && self.intervention.is_none() && self.runtime.is_none() && self.prepared.is_none()
     }
 
-    /// Whether a run goes to the CPU reference: always without a GPU; with one, when
-    /// `choose_forward` picked the CPU and the CPU computes the run exactly (the reference, or a
-    /// model under study that is the model as loaded). Generation follows the same choice: the
-    /// CPU reference has no KV cache and recomputes the whole sequence each token, which on a
-    /// software adapter still beats a GPU decode step by far (README).
-    /// A model under study prepared to run on the CPU runs there.
-    fn runs_on_cpu(&self, as_loaded: bool) -> bool {
-        if self.gpu.is_none() || (!as_loaded && self.prepared.as_ref().is_some_and(|p| !p.on_gpu)) {
+    /// The model under study is the reference (the model as loaded, nothing pinned): one run
+    /// answers both sides of a comparison, which then agree exactly.
+    pub fn compares_with_itself(&self) -> bool {
+        self.pinned.is_none() && self.studies_as_loaded()
+    }
+
+    /// The prepared run of one side: the pinned configuration for the reference, the prepared
+    /// model under study (a CLI experiment, a page's method) for the other.
+    fn prepared_run(&self, reference: bool) -> Option<&PreparedRun> {
+        if reference {
+            self.pinned.as_ref().map(|p| &p.ready.run)
+        } else {
+            self.prepared.as_ref()
+        }
+    }
+
+    /// Whether a run (the reference with `reference`, else the model under study) goes to the CPU
+    /// reference: always without a GPU; a prepared run where it was prepared to run; otherwise
+    /// when `choose_forward` picked the CPU and the CPU computes the run exactly (the model as
+    /// loaded). Generation follows the same choice: the CPU reference has no KV cache and
+    /// recomputes the whole sequence each token, which on a software adapter still beats a GPU
+    /// decode step by far (README).
+    fn runs_on_cpu(&self, reference: bool) -> bool {
+        if self.gpu.is_none() {
             return true;
         }
-        self.forward.as_ref().is_some_and(|f| f.backend == "cpu") && (as_loaded || self.studies_as_loaded())
+        if let Some(run) = self.prepared_run(reference) {
+            return !run.on_gpu;
+        }
+        self.forward.as_ref().is_some_and(|f| f.backend == "cpu") && (reference || self.studies_as_loaded())
     }
 
-    /// The step options of a run: the reference (the weights as loaded, no intervention) or the
-    /// model under study (as re-quantized, with the intervention and run-time quantizers).
+    /// The step options of a run: the reference (the weights as loaded, no intervention, or the
+    /// pinned configuration's) or the model under study (as re-quantized, with the intervention
+    /// and run-time quantizers).
     pub fn capture(&self, reference: bool) -> Capture {
-        Capture {
-            weights_as_loaded: reference,
-            intervention: if reference { None } else { self.intervention.clone() },
-            runtime: if reference { None } else { self.runtime.clone() },
-            ..Default::default()
+        match (reference, &self.pinned) {
+            (true, Some(pinned)) => Capture {
+                weights_as_loaded: true,
+                intervention: pinned.ready.intervention.clone(),
+                runtime: pinned.ready.runtime.clone(),
+                ..Default::default()
+            },
+            (true, None) => Capture { weights_as_loaded: true, ..Default::default() },
+            (false, _) => Capture {
+                weights_as_loaded: false,
+                intervention: self.intervention.clone(),
+                runtime: self.runtime.clone(),
+                ..Default::default()
+            },
         }
     }
 
-    /// The GPU weights of a run: a prepared model under study's own when it uploaded them,
-    /// else the study's GPU model (which the capture tells to use the weights as loaded or the
-    /// re-quantized ones).
-    fn gpu_model<'g>(&'g self, gpu: &'g StudyGpu, as_loaded: bool) -> &'g GpuModel {
-        match self.prepared.as_ref().and_then(|p| p.gpu_model.as_ref()) {
-            Some(model) if !as_loaded => model,
-            _ => &gpu.model,
+    /// The step options of the outlier views, which look inside the study's GPU model: the model
+    /// under study, or with `as_loaded` the model as loaded (whatever is pinned as the reference).
+    fn view_capture(&self, as_loaded: bool) -> Capture {
+        if as_loaded {
+            Capture { weights_as_loaded: true, ..Default::default() }
+        } else {
+            self.capture(false)
+        }
+    }
+
+    /// The GPU weights of a run: a prepared run's own when it uploaded them, else the study's
+    /// GPU model (which the capture tells to use the weights as loaded or the re-quantized ones).
+    fn gpu_model<'g>(&'g self, gpu: &'g StudyGpu, reference: bool) -> &'g GpuModel {
+        match self.prepared_run(reference).and_then(|p| p.gpu_model.as_ref()) {
+            Some(model) => model,
+            None => &gpu.model,
         }
     }
 
@@ -363,7 +406,7 @@ impl Study {
         let k = top_k.max(1);
         let (logits, reference_backend) = self.last_logits(&tokens, true).await?;
         let reference = self.model.top_tokens(&logits, k);
-        let same_run = self.studies_as_loaded();
+        let same_run = self.compares_with_itself();
         let (quantized, quantized_backend) = if same_run {
             (reference.clone(), reference_backend)
         } else {
@@ -392,7 +435,7 @@ impl Study {
         let gpu = self.require_gpu("probes")?;
         let t0 = now_ms();
         let tokens = self.model.prompt_tokens(prompt)?;
-        let capture = Capture { probes: true, tensor, ..self.capture(as_loaded) };
+        let capture = Capture { probes: true, tensor, ..self.view_capture(as_loaded) };
         let mut cache = gpu.model.new_cache(&gpu.ctx, tokens.len() as u32)?;
         let out = gpu.model.step(&gpu.ctx, &mut cache, &tokens, &capture).await?;
         let tensor = match (tensor, out.tensor) {
@@ -461,7 +504,7 @@ impl Study {
                 *cache = ReferenceWindows { key: Some(key), windows: Vec::new() };
             }
         }
-        let same_run = self.studies_as_loaded();
+        let same_run = self.compares_with_itself();
         for (i, w) in windows.iter().enumerate() {
             progress(Progress { stage: "evaluate", done: i as u64, total: windows.len() as u64 });
             // A turn for the browser's event loop, where a request to cancel arrives.

@@ -52,6 +52,16 @@ impl PreparedRun {
     }
 }
 
+/// A prepared run and the GPU kernels of its intervention and run-time quantizers (on the GPU
+/// forward they go in the step's [`crate::gpu::forward::Capture`], not in the run).
+pub(super) struct ReadyRun {
+    pub run: PreparedRun,
+    pub intervention: Option<Arc<GpuIntervention>>,
+    pub runtime: Option<Arc<GpuRuntimeQuant>>,
+    /// What mean-massive was calibrated on, when it is the intervention.
+    pub calibration: Option<MeanMassiveCalibration>,
+}
+
 /// What [`Study::set_experiment`] set up.
 #[derive(Debug, Clone, Serialize)]
 pub struct ExperimentSet {
@@ -80,13 +90,33 @@ impl Study {
         progress: &mut dyn FnMut(Progress),
     ) -> Result<ExperimentSet, StudyError> {
         let t0 = now_ms();
-        experiment.validate()?;
         if !self.applied.is_empty() {
             return Err(StudyError::Invalid {
                 what: "experiment",
                 message: "a recipe is applied on the GPU; an experiment starts from the weights as loaded".into(),
             });
         }
+        let ready = self.prepare_run(experiment, intervention, calibration_tokens, window, on_gpu, progress)?;
+        let backend = if ready.run.on_gpu { "webgpu" } else { "cpu" };
+        self.intervention = ready.intervention;
+        self.runtime = ready.runtime;
+        self.prepared = Some(ready.run);
+        Ok(ExperimentSet { backend, intervention_calibration: ready.calibration, ms: now_ms() - t0 })
+    }
+
+    /// `experiment` prepared on the model as loaded, with `intervention`, and with `on_gpu` (and
+    /// a GPU) put on the GPU: its weights uploaded when they differ from the weights as loaded,
+    /// its intervention and run-time quantizers made GPU kernels. The study is not changed.
+    pub(super) fn prepare_run(
+        &self,
+        experiment: &Experiment,
+        intervention: Option<Intervention>,
+        calibration_tokens: &[u32],
+        window: usize,
+        on_gpu: bool,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<ReadyRun, StudyError> {
+        experiment.validate()?;
         let prepared = experiment.prepare(&self.model, calibration_tokens, window, progress)?;
         let intervener = intervention.map(|i| Intervener::calibrated(&self.model, i)).transpose()?;
         let calibration = intervener.as_ref().and_then(|i| i.calibration().copied());
@@ -108,11 +138,7 @@ impl Study {
             };
             run.on_gpu = true;
         }
-        self.intervention = gpu_intervention;
-        self.runtime = gpu_runtime;
-        let backend = if run.on_gpu { "webgpu" } else { "cpu" };
-        self.prepared = Some(run);
-        Ok(ExperimentSet { backend, intervention_calibration: calibration, ms: now_ms() - t0 })
+        Ok(ReadyRun { run, intervention: gpu_intervention, runtime: gpu_runtime, calibration })
     }
 
     /// The experiment [`Study::set_experiment`] prepared, if any.
@@ -120,12 +146,12 @@ impl Study {
         self.prepared.as_ref().map(|run| &run.prepared)
     }
 
-    /// One forward on the CPU reference: of the model as loaded with `as_loaded`, else of the
-    /// model under study as the CPU computes it (a prepared model, or the model as loaded when
-    /// none is; what is applied on the GPU only — a recipe, the page's intervention and run-time
-    /// quantizers — is not seen here).
-    pub fn cpu_forward(&self, tokens: &[u32], options: ForwardOptions, as_loaded: bool) -> Result<ForwardOutput, StudyError> {
-        match self.prepared.as_ref().filter(|_| !as_loaded) {
+    /// One forward on the CPU reference: of the reference with `reference` (the model as loaded,
+    /// or the pinned configuration), else of the model under study as the CPU computes it (a
+    /// prepared model, or the model as loaded when none is; what is applied on the GPU only — a
+    /// recipe, the page's intervention and run-time quantizers — is not seen here).
+    pub fn cpu_forward(&self, tokens: &[u32], options: ForwardOptions, reference: bool) -> Result<ForwardOutput, StudyError> {
+        match self.prepared_run(reference) {
             Some(run) => run.forward(&self.model, tokens, options),
             None => Ok(forward(&self.model, tokens, options)?),
         }

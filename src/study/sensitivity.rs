@@ -128,6 +128,7 @@ impl Study {
         progress: &mut dyn FnMut(Progress),
         cancelled: &dyn Fn() -> bool,
     ) -> Result<SensitivityMap, StudyError> {
+        self.refuse_while_pinned("the sensitivity map")?;
         let t0 = now_ms();
         let layers = self.model.config.n_layers;
         let tensors: Vec<(usize, &'static str, String)> = (0..layers)

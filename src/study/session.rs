@@ -33,7 +33,7 @@ impl<'a> Session<'a> {
                     capture: study.capture(as_loaded),
                 }
             }
-            _ => match study.prepared.as_ref().filter(|_| !as_loaded) {
+            _ => match study.prepared_run(as_loaded) {
                 Some(run) => Session::Prepared { run, loaded: &study.model, tokens: Vec::new() },
                 None => Session::Cpu(CpuBackend::new(&study.model)),
             },

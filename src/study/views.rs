@@ -12,7 +12,7 @@ use crate::analysis::outliers::{self, OutlierReport, OutlierRule, WeightOutliers
 use crate::analysis::weight_grid::{finite_range, grid_at_largest, histogram, QuantLevels, ValueHistogram};
 use crate::error::StudyError;
 use crate::gpu::forward::Capture;
-use crate::model::reference::ForwardOptions;
+use crate::model::reference::{forward, ForwardOptions};
 use crate::quant::apply::{quantize_tensor, TensorError};
 use crate::quant::Scheme;
 
@@ -89,7 +89,7 @@ impl Study {
         let n = tokens.len();
         let (probs, backend) = match &self.gpu {
             Some(gpu) => {
-                let capture = Capture { attention_layers: vec![layer], ..self.capture(as_loaded) };
+                let capture = Capture { attention_layers: vec![layer], ..self.view_capture(as_loaded) };
                 let mut cache = gpu.model.new_cache(&gpu.ctx, n as u32)?;
                 let out = gpu.model.step(&gpu.ctx, &mut cache, &tokens, &capture).await?;
                 let probs = out
@@ -101,7 +101,7 @@ impl Study {
             }
             None => {
                 let options = ForwardOptions { attention_probs: true, ..Default::default() };
-                let mut out = self.cpu_forward(&tokens, options, true)?;
+                let mut out = forward(&self.model, &tokens, options)?;
                 if layer >= out.attention_probs.len() {
                     return Err(invalid(format!("the CPU forward returned no attention for layer {layer}")));
                 }

@@ -159,6 +159,25 @@ fn eval_with_a_recipe_and_a_bad_recipe() {
 }
 
 #[test]
+fn eval_against_a_recipe_compares_with_it_instead_of_the_model_as_loaded() {
+    let dir = scratch("cli_against");
+    let recipe = dir.join("blocks01.json");
+    std::fs::write(&recipe, r#"{"default": "keep", "rules": [{"tensors": "blk.*", "layers": "0-1", "scheme": "int3-g128-asym"}]}"#)
+        .unwrap();
+    let path = recipe.to_str().unwrap();
+    let eval = |against: &[&str]| -> serde_json::Value {
+        let args = [&["eval", "--recipe", path, "--tokens", "12", "--json"], against].concat();
+        serde_json::from_str(&ok(&quantscope(&args))).unwrap()
+    };
+    let (loaded, itself) = (eval(&[]), eval(&["--against", path]));
+    assert_eq!(loaded["reference"], "as loaded");
+    assert!(loaded["kl"].as_f64().unwrap() > 0.0);
+    assert_eq!(itself["reference"], path);
+    assert_eq!((itself["kl"].as_f64(), itself["top1_agreement"].as_f64()), (Some(0.0), Some(1.0)), "{itself}");
+    assert_eq!(itself["reference_perplexity"], itself["perplexity"]);
+}
+
+#[test]
 fn export_writes_a_gguf_that_gguf_py_and_our_loader_read() {
     let dir = scratch("cli_export");
     let recipe = dir.join("k.json");

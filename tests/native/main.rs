@@ -32,6 +32,7 @@ mod gpu_topk;
 mod interventions;
 mod model_synthetic;
 mod outliers;
+mod pinned_reference;
 mod quant_eval;
 mod reference_forward;
 mod sensitivity;
