@@ -22,6 +22,7 @@
 //!   "RuntimeError: unreachable".
 
 mod breakage;
+mod pin;
 mod runtime_quant;
 mod sensitivity;
 mod token_view;
@@ -120,6 +121,15 @@ fn to_js<T: serde::Serialize>(value: &T) -> Result<JsValue, JsError> {
     // Maps as plain objects so the page can read them with `.field`; u64 counts stay Numbers.
     let serializer = serde_wasm_bindgen::Serializer::new().serialize_maps_as_objects(true);
     value.serialize(&serializer).map_err(|e| JsError::new(&format!("cannot convert the result for JavaScript: {e}")))
+}
+
+/// A recipe (JSON, see the README) or one scheme name for every matrix.
+fn recipe_or_scheme(text: &str) -> Result<Recipe, JsError> {
+    if text.trim_start().starts_with('{') {
+        Recipe::from_json(text, "recipe").map_err(js_error)
+    } else {
+        Ok(Recipe::uniform(text.trim().parse().map_err(js_error)?))
+    }
 }
 
 fn js_error(e: impl std::fmt::Display) -> JsError {
@@ -281,11 +291,7 @@ impl Playground {
         recipe_or_scheme: String,
         progress: js_sys::Function,
     ) -> Result<JsValue, JsError> {
-        let recipe = if recipe_or_scheme.trim_start().starts_with('{') {
-            Recipe::from_json(&recipe_or_scheme, "recipe").map_err(js_error)?
-        } else {
-            Recipe::uniform(recipe_or_scheme.parse().map_err(js_error)?)
-        };
+        let recipe = self::recipe_or_scheme(&recipe_or_scheme)?;
         let throttle = ProgressThrottle::new(&progress);
         to_js(&self.study.apply_recipe(&recipe, &mut |p| throttle.report(p)).await.map_err(js_error)?)
     }

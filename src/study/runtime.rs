@@ -21,7 +21,7 @@ use super::{now_ms, Study};
 use crate::error::StudyError;
 use crate::gpu::kernels::runtime_quant::GpuRuntimeQuant;
 use crate::model::window::{eval_tokens, EvalOptions, EVAL_TEXT};
-use crate::model::Progress;
+use crate::model::{Model, Progress};
 use crate::quant::activation::forward::ActivationSchemes;
 use crate::quant::activation::ActScheme;
 use crate::quant::attention_probs::ProbScheme;
@@ -68,6 +68,43 @@ pub struct RuntimeConfig {
     /// Calibrate on this many tokens of the shipped text (default [`PAGE_CALIBRATION_TOKENS`]).
     #[serde(default)]
     pub calib_tokens: Option<usize>,
+}
+
+impl RuntimeConfig {
+    /// The experiment these names ask for (no weight recipe); a bad name is an error naming it.
+    pub fn experiment(&self) -> Result<Experiment, StudyError> {
+        let default: Option<ActScheme> = chosen(&self.a, "activations")?;
+        let down: Option<ActScheme> = chosen(&self.a_down, "down-projection input")?;
+        let activations = match (default, down) {
+            (Some(default), down) => Some(ActivationSchemes { default, down }),
+            (None, Some(_)) => {
+                return Err(StudyError::Invalid {
+                    what: "down-projection input",
+                    message: "a down-projection input scheme needs an activation scheme".into(),
+                })
+            }
+            (None, None) => None,
+        };
+        let experiment = Experiment {
+            weights: None,
+            activations,
+            kv: chosen(&self.kv, "KV cache")?,
+            probs: chosen(&self.attn, "attention probabilities")?,
+            method: chosen(&self.method, "method")?,
+        };
+        experiment.validate()?;
+        Ok(experiment)
+    }
+
+    /// What `experiment` calibrates on: the first `calib_tokens` tokens of the shipped text (none
+    /// when it needs no calibration).
+    pub fn calibration_tokens(&self, experiment: &Experiment, model: &Model) -> Result<Vec<u32>, StudyError> {
+        if !experiment.needs_calibration() {
+            return Ok(Vec::new());
+        }
+        let n = self.calib_tokens.unwrap_or(PAGE_CALIBRATION_TOKENS).max(2);
+        Ok(eval_tokens(model, EVAL_TEXT, &EvalOptions { max_tokens: Some(n), window: n, skip: 0 })?)
+    }
 }
 
 /// The names a front end's menus offer.
@@ -149,32 +186,8 @@ impl Study {
         progress: &mut dyn FnMut(Progress),
     ) -> Result<RuntimeApplied, StudyError> {
         let t0 = now_ms();
-        let default: Option<ActScheme> = chosen(&config.a, "activations")?;
-        let down: Option<ActScheme> = chosen(&config.a_down, "down-projection input")?;
-        let activations = match (default, down) {
-            (Some(default), down) => Some(ActivationSchemes { default, down }),
-            (None, Some(_)) => {
-                return Err(StudyError::Invalid {
-                    what: "down-projection input",
-                    message: "a down-projection input scheme needs an activation scheme".into(),
-                })
-            }
-            (None, None) => None,
-        };
-        let experiment = Experiment {
-            weights: None,
-            activations,
-            kv: chosen(&config.kv, "KV cache")?,
-            probs: chosen(&config.attn, "attention probabilities")?,
-            method: chosen(&config.method, "method")?,
-        };
-        experiment.validate()?;
-        let calib = if experiment.needs_calibration() {
-            let n = config.calib_tokens.unwrap_or(PAGE_CALIBRATION_TOKENS).max(2);
-            eval_tokens(&self.model, EVAL_TEXT, &EvalOptions { max_tokens: Some(n), window: n, skip: 0 })?
-        } else {
-            Vec::new()
-        };
+        let experiment = config.experiment()?;
+        let calib = config.calibration_tokens(&experiment, &self.model)?;
         // Bit allocation only chooses a recipe (which `apply_recipe` then puts on the GPU): it is
         // not prepared as a whole, which would quantize the model once more in memory.
         let allocation = match experiment.method {
