@@ -4,26 +4,50 @@
 use crate::common;
 
 use common::default_model;
-use quantscope::analysis::eval::{evaluate, EvalResult};
+use quantscope::analysis::eval::{evaluate_with, EvalResult};
 use quantscope::analysis::metrics::argmax;
-use quantscope::model::reference::{forward, ForwardOptions};
-use quantscope::model::window::{eval_tokens, EvalOptions, EVAL_TEXT};
+use quantscope::model::window::{eval_tokens, CpuWindows, EvalOptions, WindowForward, EVAL_TEXT};
 use quantscope::model::Model;
+use quantscope::ModelError;
 use quantscope::quant::apply::quantize_model;
 use quantscope::quant::recipe::{Assignment, Rule};
 use quantscope::quant::{Recipe, Scheme, SchemeKind};
 
-fn eval(model: &Model, scheme: &str, tokens: usize) -> (EvalResult, f64) {
-    eval_recipe(model, &Recipe::uniform(scheme.parse().unwrap()), scheme, tokens)
+/// The CPU reference's windows, each computed once and kept: the model as loaded is the
+/// reference of every scheme of a test, and `kept` is what a test reads the logits from.
+struct Kept<'a> {
+    model: &'a Model,
+    kept: Vec<(Vec<f32>, Vec<Vec<f32>>)>,
+    next: usize,
 }
 
-fn eval_recipe(model: &Model, recipe: &Recipe, scheme: &str, tokens: usize) -> (EvalResult, f64) {
+impl<'a> Kept<'a> {
+    fn new(model: &'a Model) -> Self {
+        Kept { model, kept: Vec::new(), next: 0 }
+    }
+}
+
+impl WindowForward for Kept<'_> {
+    fn forward_window(&mut self, tokens: &[u32]) -> Result<(Vec<f32>, Vec<Vec<f32>>), ModelError> {
+        if self.next == self.kept.len() {
+            self.kept.push(CpuWindows(self.model).forward_window(tokens)?);
+        }
+        self.next += 1;
+        Ok(self.kept[self.next - 1].clone())
+    }
+}
+
+/// Quantizes `model` with `recipe` and evaluates it on the first `tokens` tokens in one window
+/// against `reference` (which may keep its windows from an earlier call on the same tokens).
+fn eval_recipe(model: &Model, reference: &mut Kept, recipe: &Recipe, scheme: &str, tokens: usize) -> (EvalResult, f64) {
     let started = std::time::Instant::now();
     let quantized = quantize_model(model, recipe, &mut |_| {}).unwrap();
     let quantize_seconds = started.elapsed().as_secs_f64();
     let options = EvalOptions { max_tokens: Some(tokens), window: tokens, skip: 0 };
     let ids = eval_tokens(model, EVAL_TEXT, &options).unwrap();
-    let result = evaluate(model, &quantized.model, &ids, &options, &mut |_| {}).unwrap();
+    reference.next = 0;
+    let result =
+        evaluate_with(model, reference, &mut CpuWindows(&quantized.model), &ids, &options, &mut |_| {}).unwrap();
     eprintln!(
         "{scheme:<28} {:.3} bpw  quantize {quantize_seconds:>6.2} s  KL {:.5}  top-1 {:.3}  ppl {:.2}",
         quantized.bits_per_weight, result.logits.kl, result.logits.top1_agreement, result.logits.perplexity
@@ -34,9 +58,10 @@ fn eval_recipe(model: &Model, recipe: &Recipe, scheme: &str, tokens: usize) -> (
 #[test]
 fn kl_grows_as_int_bits_shrink() {
     let model = default_model();
+    let mut reference = Kept::new(model);
     let kls: Vec<f64> = ["int8-ch-sym", "int4-ch-sym", "int3-ch-sym", "int2-ch-sym"]
         .iter()
-        .map(|s| eval(&model, s, 64).0.logits.kl)
+        .map(|s| eval_recipe(model, &mut reference, &Recipe::uniform(s.parse().unwrap()), s, 64).0.logits.kl)
         .collect();
     assert!(kls.windows(2).all(|w| w[0] < w[1]), "KL int8, int4, int3, int2: {kls:?}");
     assert!(kls[0] > 0.0 && kls[0] < 0.01, "int8 per channel barely changes the model: {kls:?}");
@@ -51,12 +76,13 @@ fn kl_grows_as_int_bits_shrink() {
 #[test]
 fn q8_0_only_flips_the_top1_token_where_the_reference_is_nearly_tied() {
     let model = default_model();
-    let quantized = quantize_model(&model, &Recipe::uniform("q8_0".parse().unwrap()), &mut |_| {}).unwrap();
+    let quantized = quantize_model(model, &Recipe::uniform("q8_0".parse().unwrap()), &mut |_| {}).unwrap();
     let options = EvalOptions { max_tokens: Some(512), window: 512, skip: 0 };
-    let ids = eval_tokens(&model, EVAL_TEXT, &options).unwrap();
-    let all = ForwardOptions { all_logits: true, ..Default::default() };
-    let r = forward(&model, &ids, all).unwrap().logits;
-    let q = forward(&quantized.model, &ids, all).unwrap().logits;
+    let ids = eval_tokens(model, EVAL_TEXT, &options).unwrap();
+    // One forward of each model, the evaluator's (one window of 512 tokens), kept for the flips.
+    let (mut reference, mut under_study) = (Kept::new(model), Kept::new(&quantized.model));
+    let result = evaluate_with(model, &mut reference, &mut under_study, &ids, &options, &mut |_| {}).unwrap();
+    let (r, q) = (&reference.kept[0].0, &under_study.kept[0].0);
     let vocab = model.config.vocab_size;
     let (mut flips, mut widest) = (0, 0.0f32);
     // Every position but the last predicts a token of the text.
@@ -73,8 +99,8 @@ fn q8_0_only_flips_the_top1_token_where_the_reference_is_nearly_tied() {
     let agreement = 1.0 - flips as f64 / positions as f64;
     eprintln!("q8_0 over {} tokens: {flips} flips, agreement {agreement:.4}, widest margin {widest:.3}", ids.len());
     assert!(agreement >= 0.97, "top-1 agreement {agreement}");
-    // And the metrics say the same through the evaluator.
-    let (result, bpw) = eval(&model, "q8_0", 512);
+    // And the evaluator's metrics say the same.
+    let bpw = quantized.bits_per_weight;
     assert_eq!(result.logits.positions as usize, positions);
     assert_eq!((result.logits.top1_agreement * positions as f64).round() as usize, positions - flips);
     assert!(result.logits.kl < 0.005, "KL {}", result.logits.kl);
@@ -91,6 +117,7 @@ fn every_scheme_of_the_catalog_gives_finite_metrics() {
     // Every shape of matrix the model has (the embedding, the seven of a block) in the first and
     // last blocks: all of them in every block would take ten times as long on two cores.
     let catalog = Scheme::catalog();
+    let mut reference = Kept::new(model);
     for scheme in catalog.iter().filter(|s| !matches!(s.kind, SchemeKind::LlmFp { search: true, .. })) {
         let rules = ["token_embd.weight", "blk.0.*", "blk.29.*"].map(|tensors| Rule {
             tensors: tensors.into(),
@@ -98,7 +125,7 @@ fn every_scheme_of_the_catalog_gives_finite_metrics() {
             scheme: Assignment::Quantize(*scheme),
         });
         let recipe = Recipe { default: Assignment::Keep, rules: rules.to_vec() };
-        let (r, bpw) = eval_recipe(&model, &recipe, &scheme.to_string(), 16);
+        let (r, bpw) = eval_recipe(model, &mut reference, &recipe, &scheme.to_string(), 16);
         let m = &r.logits;
         for (what, v) in [("kl", m.kl), ("pd_kl", m.pd_kl), ("ppl", m.perplexity), ("qid", m.qid), ("bpw", bpw)] {
             assert!(v.is_finite(), "{scheme}: {what} = {v}");
