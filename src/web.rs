@@ -21,6 +21,7 @@
 //!   can hand it to the worker, which then reports the crash instead of a bare
 //!   "RuntimeError: unreachable".
 
+mod allocation;
 mod breakage;
 mod pin;
 mod runtime_quant;
