@@ -356,6 +356,30 @@ async fn tiny_llama_forward_matches_the_cpu_reference() {
     console_log!("tiny llama forward: {:.0} ms", now_ms() - start);
 }
 
+/// Qwen3's per-head query and key norms through Tint/Dawn: a prefill and decode steps of the tiny
+/// Qwen3 against the CPU reference (which tests/native/qwen3.rs checks against the numpy oracle).
+#[wasm_bindgen_test]
+async fn tiny_qwen3_forward_matches_the_cpu_reference() {
+    let ctx = ctx().await;
+    let model = Model::from_gguf(tiny_qwen3_gguf(0x5157_454E_3300_0001, None), "tiny-qwen3.gguf", &mut |_| {})
+        .expect("load the tiny qwen3");
+    assert!(model.config.qk_norm);
+    let gpu = GpuModel::upload(ctx, &model, &mut |_| {}).expect("upload");
+    let tokens: Vec<u32> = vec![3, 11, 0, 7, 7, 19, 2, 5, 13];
+    let (prompt, rest) = tokens.split_at(6);
+    let mut cache = gpu.new_cache(ctx, tokens.len() as u32).unwrap();
+    let out = gpu.step(ctx, &mut cache, prompt, &Capture::default()).await.expect("prefill");
+    let cpu = forward(&model, prompt, ForwardOptions::default()).unwrap().logits;
+    let err = relative_l2(&out.logits, &cpu);
+    assert!(err <= LOGITS_REL_L2, "prefill: relative L2 {err:.2e} > {LOGITS_REL_L2:e}");
+    for (i, &t) in rest.iter().enumerate() {
+        let out = gpu.step(ctx, &mut cache, &[t], &Capture::default()).await.expect("decode");
+        let cpu = forward(&model, &tokens[..prompt.len() + i + 1], ForwardOptions::default()).unwrap().logits;
+        let err = relative_l2(&out.logits, &cpu);
+        assert!(err <= LOGITS_REL_L2, "decode step {i}: relative L2 {err:.2e} > {LOGITS_REL_L2:e}");
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Live re-quantization on WebGPU (shaders/quantize.wgsl and the codebook decoder) in the browser:
 // the tiny llama re-quantized on the GPU against the CPU forward of the same quantized model.

@@ -38,6 +38,8 @@ struct GpuBlock {
     k: GpuWeight,
     v: GpuWeight,
     qkv_bias: Option<QkvBias>,
+    /// Qwen3's per-head RMSNorm gains of the queries and the keys (`head_dim` each).
+    qk_norm: Option<[wgpu::Buffer; 2]>,
     o: GpuWeight,
     ffn_norm: wgpu::Buffer,
     gate: GpuWeight,
@@ -374,12 +376,19 @@ impl GpuModel {
             } else {
                 None
             };
+            let qk_norm = if c.qk_norm {
+                let [q, k] = ["attn_q_norm.weight", "attn_k_norm.weight"].map(|s| name(s));
+                Some([vector(model.tensor(&q)?)?, vector(model.tensor(&k)?)?])
+            } else {
+                None
+            };
             blocks.push(GpuBlock {
                 attn_norm: vector(model.tensor(&name("attn_norm.weight"))?)?,
                 q: matrix(&name("attn_q.weight"), progress)?,
                 k: matrix(&name("attn_k.weight"), progress)?,
                 v: matrix(&name("attn_v.weight"), progress)?,
                 qkv_bias,
+                qk_norm,
                 o: matrix(&name("attn_output.weight"), progress)?,
                 ffn_norm: vector(model.tensor(&name("ffn_norm.weight"))?)?,
                 gate: matrix(&name("ffn_gate.weight"), progress)?,
@@ -594,6 +603,12 @@ impl GpuModel {
         let k = ws.scratch(ctx, "k", f32s(n * kv_dim))?;
         let v = ws.scratch(ctx, "v", f32s(n * kv_dim))?;
         let attended = ws.scratch(ctx, "attended", f32s(n * q_dim))?;
+        // Qwen3's normed queries and keys (a kernel cannot read and write one buffer).
+        let qk_normed = if c.qk_norm {
+            Some((ws.scratch(ctx, "q normed", f32s(n * q_dim))?, ws.scratch(ctx, "k normed", f32s(n * kv_dim))?))
+        } else {
+            None
+        };
         let gate = ws.scratch(ctx, "gate", f32s(n * ff))?;
         let up = ws.scratch(ctx, "up", f32s(n * ff))?;
         let keys = past + n;
@@ -626,7 +641,8 @@ impl GpuModel {
         let rope_into_cache = !observed && !runtime.is_some_and(|r| r.changes_keys());
         // A decode step whose new keys and values go straight to the cache projects q, k and v
         // in one dispatch, into one buffer (q, then k, then v).
-        let stacked_qkv = self.stacked_qkv && n == 1 && rope_into_cache;
+        // Not with per-head query/key norms, which read q and k from buffers of their own.
+        let stacked_qkv = self.stacked_qkv && n == 1 && rope_into_cache && !c.qk_norm;
         // The linear inputs are quantized in place after their probes (which show the activations
         // as the model computes them; the CPU hook changes only what the matmuls read).
         let quantize_input = |enc: &mut Recorder,
@@ -715,8 +731,17 @@ impl GpuModel {
                     mm(&mut enc, w, qkv_input, out, n, &options)?;
                 }
             }
-            let (k_cache, v_cache) = (&cache.keys[l], &cache.values[l]);
             let (n_heads, n_kv_heads) = (c.n_heads as u32, c.n_kv_heads as u32);
+            let (q, k) = match (&b.qk_norm, &qk_normed) {
+                (Some([q_gain, k_gain]), Some((q_normed, k_normed))) => {
+                    let head_dim = c.head_dim as u32;
+                    rms_norm(ctx, &mut enc, &q, q_gain, q_normed, n * n_heads, head_dim, c.rms_eps)?;
+                    rms_norm(ctx, &mut enc, &k, k_gain, k_normed, n * n_kv_heads, head_dim, c.rms_eps)?;
+                    (q_normed, k_normed)
+                }
+                _ => (&q, &k),
+            };
+            let (k_cache, v_cache) = (&cache.keys[l], &cache.values[l]);
             if rope_into_cache {
                 let heads = (n_heads, n_kv_heads);
                 let new = if stacked_qkv { NewKeysValues::AfterQueries } else { NewKeysValues::Buffers(&k, &v) };

@@ -1,6 +1,7 @@
 //! Llama-family architecture hyper-parameters, read from GGUF metadata or a Hugging Face
-//! `config.json`. One struct serves llama, SmolLM2, Mistral and Qwen2: they differ only in values
-//! (heads, rope base, q/k/v biases, RoPE pair layout), not in the shape of the computation.
+//! `config.json`. One struct serves llama, SmolLM2, Mistral, Qwen2 and Qwen3: they differ only in
+//! values and switches (heads, rope base, q/k/v biases, Qwen3's per-head RMSNorm of queries and
+//! keys, RoPE pair layout), not in the shape of the computation.
 
 use serde::{Deserialize, Serialize};
 
@@ -34,12 +35,16 @@ pub struct LlamaConfig {
     pub tied_embeddings: bool,
     /// Qwen2 adds biases to the q, k and v projections.
     pub qkv_bias: bool,
+    /// Qwen3 normalizes each head of the queries and of the keys (RMSNorm over `head_dim`, a
+    /// weight of its own per block) after the projections and before RoPE.
+    #[serde(default)]
+    pub qk_norm: bool,
 }
 
 /// Architectures this file knows how to run, with the RoPE layout their GGUF exports use.
 const GGUF_ARCHITECTURES: &[(&str, RopeLayout)] =
-    &[("llama", RopeLayout::Interleaved), ("qwen2", RopeLayout::HalfSplit)];
-const HF_ARCHITECTURES: &[&str] = &["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM"];
+    &[("llama", RopeLayout::Interleaved), ("qwen2", RopeLayout::HalfSplit), ("qwen3", RopeLayout::HalfSplit)];
+const HF_ARCHITECTURES: &[&str] = &["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM"];
 
 impl LlamaConfig {
     pub fn q_dim(&self) -> usize {
@@ -53,6 +58,7 @@ impl LlamaConfig {
     /// Config from GGUF metadata (`{arch}.block_count`, ...). Tensor-dependent facts (tied
     /// embeddings, biases) are passed in by the loader, which sees the tensor list.
     pub fn from_gguf(gguf: &GgufFile, tied_embeddings: bool, qkv_bias: bool) -> Result<Self, ModelError> {
+        let qk_norm = gguf.get("general.architecture").and_then(|v| v.as_str()) == Some("qwen3");
         let file = gguf.file.as_str();
         let architecture = get_str(gguf, "general.architecture")?.to_string();
         let Some(&(_, rope_layout)) = GGUF_ARCHITECTURES.iter().find(|(name, _)| *name == architecture) else {
@@ -95,6 +101,7 @@ impl LlamaConfig {
             rope_layout,
             tied_embeddings,
             qkv_bias,
+            qk_norm,
             architecture: architecture.clone(),
         };
         if let Some(rope_dims) = gguf.get(&key("rope.dimension_count")).and_then(|v| v.as_u64()) {
@@ -110,7 +117,8 @@ impl LlamaConfig {
     }
 
     /// Config from a Hugging Face `config.json` (LlamaForCausalLM, MistralForCausalLM,
-    /// Qwen2ForCausalLM). HF checkpoints keep Q/K unpermuted, so RoPE is half-split.
+    /// Qwen2ForCausalLM, Qwen3ForCausalLM). HF checkpoints keep Q/K unpermuted, so RoPE is
+    /// half-split.
     pub fn from_hf_json(json: &[u8], file: &str) -> Result<Self, ModelError> {
         let v: serde_json::Value = serde_json::from_slice(json)
             .map_err(|e| FormatError::Invalid { file: file.into(), message: format!("invalid JSON: {e}") })?;
@@ -141,6 +149,7 @@ impl LlamaConfig {
         let n_kv_heads = if v["num_key_value_heads"].is_null() { n_heads } else { uint("num_key_value_heads")? };
         let head_dim = if v["head_dim"].is_null() { d_model / n_heads.max(1) } else { uint("head_dim")? };
         let is_qwen2 = architecture == "Qwen2ForCausalLM";
+        let is_qwen3 = architecture == "Qwen3ForCausalLM";
         let config = LlamaConfig {
             n_layers: uint("num_hidden_layers")?,
             d_model,
@@ -155,7 +164,12 @@ impl LlamaConfig {
             rope_layout: RopeLayout::HalfSplit,
             tied_embeddings: v["tie_word_embeddings"].as_bool().unwrap_or(false),
             qkv_bias: is_qwen2 || v["attention_bias"].as_bool().unwrap_or(false),
-            architecture: if is_qwen2 { "qwen2".into() } else { "llama".into() },
+            qk_norm: is_qwen3,
+            architecture: match (is_qwen2, is_qwen3) {
+                (true, _) => "qwen2".into(),
+                (_, true) => "qwen3".into(),
+                _ => "llama".into(),
+            },
         };
         config.validate(file)?;
         Ok(config)
@@ -264,6 +278,22 @@ mod tests {
         assert_eq!(c.architecture, "qwen2");
         assert_eq!(c.n_kv_heads, 9, "defaults to the head count");
         assert_eq!(c.rope_base, 10_000.0, "HF default");
+    }
+
+    /// Qwen3-0.6B's config.json: head_dim 128 with a width of 1024 and 16 heads, no q/k/v bias.
+    #[test]
+    fn hf_qwen3_has_query_key_norms_and_its_own_head_dim() {
+        let json = r#"{"architectures": ["Qwen3ForCausalLM"], "attention_bias": false, "head_dim": 128,
+            "hidden_size": 1024, "intermediate_size": 3072, "max_position_embeddings": 40960,
+            "num_attention_heads": 16, "num_hidden_layers": 28, "num_key_value_heads": 8,
+            "rms_norm_eps": 1e-06, "rope_scaling": null, "rope_theta": 1000000,
+            "tie_word_embeddings": true, "vocab_size": 151936}"#;
+        let c = LlamaConfig::from_hf_json(json.as_bytes(), "config.json").unwrap();
+        assert_eq!(c.architecture, "qwen3");
+        assert!(c.qk_norm && !c.qkv_bias);
+        assert_eq!((c.head_dim, c.q_dim(), c.kv_dim()), (128, 2048, 1024));
+        let llama = LlamaConfig::from_hf_json(SMOLLM2_HF.as_bytes(), "config.json").unwrap();
+        assert!(!llama.qk_norm);
     }
 
     #[test]

@@ -224,6 +224,10 @@ impl Model {
             if c.qkv_bias {
                 layer.extend([("attn_q.bias", vec![q]), ("attn_k.bias", vec![kv]), ("attn_v.bias", vec![kv])]);
             }
+            if c.qk_norm {
+                let head = c.head_dim as u64;
+                layer.extend([("attn_q_norm.weight", vec![head]), ("attn_k_norm.weight", vec![head])]);
+            }
             expected.extend(layer.into_iter().map(|(suffix, dims)| (format!("blk.{l}.{suffix}"), dims)));
         }
         for (name, dims) in expected {
@@ -323,6 +327,8 @@ fn gguf_name(hf: &str) -> Option<String> {
         "self_attn.q_proj.bias" => "attn_q.bias",
         "self_attn.k_proj.bias" => "attn_k.bias",
         "self_attn.v_proj.bias" => "attn_v.bias",
+        "self_attn.q_norm.weight" => "attn_q_norm.weight",
+        "self_attn.k_norm.weight" => "attn_k_norm.weight",
         "self_attn.o_proj.weight" => "attn_output.weight",
         "post_attention_layernorm.weight" => "ffn_norm.weight",
         "mlp.gate_proj.weight" => "ffn_gate.weight",

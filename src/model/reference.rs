@@ -46,6 +46,9 @@ struct Block<'a> {
     q_bias: Option<&'a WeightTensor>,
     k_bias: Option<&'a WeightTensor>,
     v_bias: Option<&'a WeightTensor>,
+    /// Qwen3's per-head RMSNorm gains of the queries and the keys.
+    q_norm: Option<&'a WeightTensor>,
+    k_norm: Option<&'a WeightTensor>,
     o: &'a WeightTensor,
     ffn_norm: &'a WeightTensor,
     gate: &'a WeightTensor,
@@ -179,6 +182,11 @@ pub fn forward_from(
         let mut q = linear(w, &xn, b.q, b.q_bias)?;
         let mut k = linear(w, &xn, b.k, b.k_bias)?;
         let mut v = linear(w, &xn, b.v, b.v_bias)?;
+        // Each head's row of head_dim values is one RMSNorm row: the gain has head_dim entries.
+        if let (Some(q_norm), Some(k_norm)) = (b.q_norm, b.k_norm) {
+            q = rms_norm(w, &q, q_norm, c.rms_eps)?;
+            k = rms_norm(w, &k, k_norm, c.rms_eps)?;
+        }
         rope.apply(&mut q, c.n_heads);
         rope.apply(&mut k, c.n_kv_heads);
         hook.after_rope(layer, &mut q, &mut k, &mut v);
@@ -226,15 +234,17 @@ fn embed(model: &Model, tokens: &[u32]) -> Result<Vec<f32>, ModelError> {
 impl Model {
     fn block(&self, layer: usize) -> Result<Block<'_>, ModelError> {
         let t = |suffix: &str| self.tensor(&format!("blk.{layer}.{suffix}"));
-        let bias = |suffix: &str| self.weights.get(&format!("blk.{layer}.{suffix}"));
+        let optional = |suffix: &str| self.weights.get(&format!("blk.{layer}.{suffix}"));
         Ok(Block {
             attn_norm: t("attn_norm.weight")?,
             q: t("attn_q.weight")?,
             k: t("attn_k.weight")?,
             v: t("attn_v.weight")?,
-            q_bias: bias("attn_q.bias"),
-            k_bias: bias("attn_k.bias"),
-            v_bias: bias("attn_v.bias"),
+            q_bias: optional("attn_q.bias"),
+            k_bias: optional("attn_k.bias"),
+            v_bias: optional("attn_v.bias"),
+            q_norm: optional("attn_q_norm.weight"),
+            k_norm: optional("attn_k_norm.weight"),
             o: t("attn_output.weight")?,
             ffn_norm: t("ffn_norm.weight")?,
             gate: t("ffn_gate.weight")?,
@@ -482,6 +492,7 @@ mod tests {
             rope_layout: RopeLayout::Interleaved,
             tied_embeddings: true,
             qkv_bias: false,
+            qk_norm: false,
         }
     }
 

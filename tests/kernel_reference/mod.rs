@@ -2,13 +2,13 @@
 //! the browser (`tests/web_support/mod.rs`, headless Chromium): deterministic random data, random
 //! weights in stored formats, comparisons that list the first mismatches, and the CPU formulas
 //! (mirroring `model::reference`); also the GGUF metadata of the tiny synthetic llamas
-//! (tests/native/model_synthetic.rs, tests/web.rs). Target-independent and synchronous: nothing here
-//! touches a GPU.
+//! (tests/native/model_synthetic.rs, tests/web.rs) and a tiny Qwen3 (tests/native/qwen3.rs,
+//! tests/web.rs). Target-independent and synchronous: nothing here touches a GPU.
 #![allow(dead_code)]
 
 use half::f16;
 use quantscope::formats::ggml::GgmlType;
-use quantscope::formats::gguf::MetadataValue as V;
+use quantscope::formats::gguf::{write_gguf, MetadataValue as V};
 use quantscope::gpu::kernels::attention::AttentionShape;
 use quantscope::model::weights::{WeightTensor, Weights};
 use quantscope::model::RopeLayout;
@@ -348,4 +348,52 @@ pub fn tiny_metadata(arch: &str, shape: &TinyShape) -> Vec<(String, V)> {
         ("tokenizer.ggml.token_type".into(), V::Array(vec![V::I32(1); shape.vocab])),
         ("tokenizer.ggml.merges".into(), V::Array(vec![V::String("a b".into())])),
     ]
+}
+
+/// The tiny Qwen3's shape: a head_dim of its own (not d / heads, as Qwen3's 128 at widths of
+/// 1024 and more), grouped-query attention.
+pub const TINY_QWEN3: TinyShape = TinyShape { d: 32, heads: 4, kv_heads: 2, ff: 48, vocab: 20, layers: 2, context: 64 };
+pub const TINY_QWEN3_HEAD_DIM: usize = 16;
+
+/// A tiny random Qwen3 as GGUF (f32 weights): the llama tensors plus each block's per-head
+/// RMSNorm gains of the queries and keys, drawn far from 1 so that a missing or misplaced norm
+/// cannot pass. Without `q_norm_of_block`'s block's query norm when given (a file that lacks it).
+pub fn tiny_qwen3_gguf(seed: u64, without_q_norm_of_block: Option<usize>) -> Vec<u8> {
+    let TinyShape { d, heads, kv_heads, ff, vocab, layers, .. } = TINY_QWEN3;
+    let hd = TINY_QWEN3_HEAD_DIM;
+    let mut rng = Rng(seed);
+    let mut tensor = |name: String, dims: &[usize], lo: f32, hi: f32| {
+        let values = rng.vec(dims.iter().product(), lo, hi);
+        (name, dims.iter().map(|&d| d as u64).collect::<Vec<_>>(), GgmlType::F32, f32_bytes(&values))
+    };
+    let (q, kv) = (heads * hd, kv_heads * hd);
+    let mut tensors =
+        vec![tensor("token_embd.weight".into(), &[d, vocab], -0.5, 0.5), tensor("output_norm.weight".into(), &[d], 0.5, 1.5)];
+    for l in 0..layers {
+        let name = |s: &str| format!("blk.{l}.{s}");
+        tensors.extend([
+            tensor(name("attn_norm.weight"), &[d], 0.5, 1.5),
+            tensor(name("attn_q.weight"), &[d, q], -0.5, 0.5),
+            tensor(name("attn_k.weight"), &[d, kv], -0.5, 0.5),
+            tensor(name("attn_v.weight"), &[d, kv], -0.5, 0.5),
+            tensor(name("attn_q_norm.weight"), &[hd], 0.2, 3.0),
+            tensor(name("attn_k_norm.weight"), &[hd], 0.2, 3.0),
+            tensor(name("attn_output.weight"), &[q, d], -0.5, 0.5),
+            tensor(name("ffn_norm.weight"), &[d], 0.5, 1.5),
+            tensor(name("ffn_gate.weight"), &[d, ff], -0.5, 0.5),
+            tensor(name("ffn_up.weight"), &[d, ff], -0.5, 0.5),
+            tensor(name("ffn_down.weight"), &[ff, d], -0.5, 0.5),
+        ]);
+    }
+    if let Some(l) = without_q_norm_of_block {
+        tensors.retain(|t| t.0 != format!("blk.{l}.attn_q_norm.weight"));
+    }
+    let mut metadata = tiny_metadata("qwen3", &TINY_QWEN3);
+    metadata.push(("qwen3.attention.key_length".into(), V::U32(hd as u32)));
+    metadata.push(("qwen3.attention.value_length".into(), V::U32(hd as u32)));
+    write_gguf(&metadata, &tensors, 32)
+}
+
+fn f32_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
 }

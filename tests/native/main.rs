@@ -34,6 +34,7 @@ mod model_synthetic;
 mod outliers;
 mod pinned_reference;
 mod quant_eval;
+mod qwen3;
 mod reference_forward;
 mod sensitivity;
 mod smoothquant;

@@ -1,8 +1,10 @@
-"""Independent oracle for the CPU reference forward: a llama forward in float64 numpy over weights
-dequantized by gguf-py (the GGUF project's own Python package).
+"""Independent oracle for the CPU reference forward: a llama / qwen2 / qwen3 forward in float64
+numpy over weights dequantized by gguf-py (the GGUF project's own Python package).
 
 Written from the formulas, not from the Rust code: whole-matrix numpy ops, RoPE applied to GGUF's
-permuted Q/K as llama.cpp does (adjacent pairs), GQA by repeating K/V heads.
+permuted Q/K as llama.cpp does (adjacent pairs) for llama and to halves (NEOX) for qwen2/qwen3,
+q/k/v biases where the file has them, qwen3's RMSNorm of each query and key head before RoPE,
+GQA by repeating K/V heads.
 
 usage: forward.py MODEL.gguf TOKEN_ID [TOKEN_ID ...] [--layers N]
 prints JSON {"logits": [...]} for the last position.
@@ -32,16 +34,21 @@ def main():
     n_kv = field(f"{arch}.attention.head_count_kv")
     eps = field(f"{arch}.attention.layer_norm_rms_epsilon")
     base = field(f"{arch}.rope.freq_base")
+    if arch not in ("llama", "qwen2", "qwen3"):
+        sys.exit(f"forward.py: architecture {arch!r} is not one this oracle computes")
+    neox = arch in ("qwen2", "qwen3")
 
     wanted = {"token_embd.weight", "output_norm.weight", "output.weight"} | {
         f"blk.{l}.{s}" for l in range(n_layers) for s in
         ["attn_norm.weight", "attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_output.weight",
-         "ffn_norm.weight", "ffn_gate.weight", "ffn_up.weight", "ffn_down.weight"]}
+         "ffn_norm.weight", "ffn_gate.weight", "ffn_up.weight", "ffn_down.weight",
+         "attn_q.bias", "attn_k.bias", "attn_v.bias", "attn_q_norm.weight", "attn_k_norm.weight"]}
     W = {t.name: dequantize(t.data, t.tensor_type).astype(np.float64) for t in reader.tensors if t.name in wanted}
     out_w = W.get("output.weight", W["token_embd.weight"])
 
     d = W["token_embd.weight"].shape[1]
-    hd = d // n_heads
+    key_length = f"{arch}.attention.key_length"
+    hd = field(key_length) if key_length in reader.fields else d // n_heads
     T = len(tokens)
 
     def rms_norm(x, g):
@@ -51,20 +58,32 @@ def main():
     inv_freq = base ** (-np.arange(0, hd, 2, dtype=np.float64) / hd)
     cos, sin = np.cos(pos * inv_freq), np.sin(pos * inv_freq)  # (T, hd/2)
 
-    def rope(x, heads):  # x: (T, heads*hd); GGUF llama rows are permuted for adjacent pairs
+    def rope(x, heads):  # x: (T, heads*hd)
+        c, s = cos[:, None, :], sin[:, None, :]
+        if neox:  # pairs (i, i + hd/2)
+            x = x.reshape(T, heads, 2, hd // 2)
+            a, b = x[:, :, 0], x[:, :, 1]
+            return np.stack([a * c - b * s, a * s + b * c], axis=2).reshape(T, heads * hd)
+        # GGUF llama rows are permuted for adjacent pairs (2i, 2i+1)
         x = x.reshape(T, heads, hd // 2, 2)
         a, b = x[..., 0], x[..., 1]
-        c, s = cos[:, None, :], sin[:, None, :]
         return np.stack([a * c - b * s, a * s + b * c], axis=-1).reshape(T, heads * hd)
+
+    def project(h, l, name, heads):
+        y = h @ W[f"blk.{l}.attn_{name}.weight"].T + W.get(f"blk.{l}.attn_{name}.bias", 0.0)
+        norm = W.get(f"blk.{l}.attn_{name}_norm.weight")
+        if norm is not None:  # qwen3: each head's hd values are one RMSNorm row
+            y = rms_norm(y.reshape(T, heads, hd), norm).reshape(T, heads * hd)
+        return y
 
     x = W["token_embd.weight"][tokens]
     mask = np.triu(np.full((T, T), -np.inf), k=1)
     for l in range(n_layers):
         p = lambda s: W[f"blk.{l}.{s}"]
         h = rms_norm(x, p("attn_norm.weight"))
-        q = rope(h @ p("attn_q.weight").T, n_heads).reshape(T, n_heads, hd).transpose(1, 0, 2)
-        k = rope(h @ p("attn_k.weight").T, n_kv).reshape(T, n_kv, hd).transpose(1, 0, 2)
-        v = (h @ p("attn_v.weight").T).reshape(T, n_kv, hd).transpose(1, 0, 2)
+        q = rope(project(h, l, "q", n_heads), n_heads).reshape(T, n_heads, hd).transpose(1, 0, 2)
+        k = rope(project(h, l, "k", n_kv), n_kv).reshape(T, n_kv, hd).transpose(1, 0, 2)
+        v = project(h, l, "v", n_kv).reshape(T, n_kv, hd).transpose(1, 0, 2)
         k = np.repeat(k, n_heads // n_kv, axis=0)
         v = np.repeat(v, n_heads // n_kv, axis=0)
         scores = q @ k.transpose(0, 2, 1) / np.sqrt(hd) + mask
