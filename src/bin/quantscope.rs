@@ -417,7 +417,10 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
             outln!(out, "kv heads     {}", c.n_kv_heads);
             outln!(out, "ffn width    {}", c.d_ff);
             outln!(out, "vocab        {}", c.vocab_size);
-            outln!(out, "context      {}", c.context_length);
+            match c.sliding_window {
+                Some(w) => outln!(out, "context      {} (its sliding window of {w}: longer sequences are refused)", c.context_length),
+                None => outln!(out, "context      {}", c.context_length),
+            }
             outln!(out, "rope         base {}, {:?} pairs", c.rope_base, c.rope_layout);
             outln!(out, "rms eps      {:e}", c.rms_eps);
             outln!(out, "tied embed.  {}", c.tied_embeddings);

@@ -39,6 +39,11 @@ pub struct LlamaConfig {
     /// weight of its own per block) after the projections and before RoPE.
     #[serde(default)]
     pub qk_norm: bool,
+    /// Mistral v0.1 attends to the last `sliding_window` tokens only. The forward attends to
+    /// every earlier token, which is the same computation up to that length: `context_length` is
+    /// clamped to it, so a longer sequence is refused rather than computed differently.
+    #[serde(default)]
+    pub sliding_window: Option<usize>,
 }
 
 /// Architectures this file knows how to run, with the RoPE layout their GGUF exports use.
@@ -102,6 +107,7 @@ impl LlamaConfig {
             tied_embeddings,
             qkv_bias,
             qk_norm,
+            sliding_window: None,
             architecture: architecture.clone(),
         };
         if let Some(rope_dims) = gguf.get(&key("rope.dimension_count")).and_then(|v| v.as_u64()) {
@@ -148,6 +154,11 @@ impl LlamaConfig {
         let n_heads = uint("num_attention_heads")?;
         let n_kv_heads = if v["num_key_value_heads"].is_null() { n_heads } else { uint("num_key_value_heads")? };
         let head_dim = if v["head_dim"].is_null() { d_model / n_heads.max(1) } else { uint("head_dim")? };
+        // Qwen2 and Qwen3 name a window but turn it off (`use_sliding_window: false`).
+        let sliding_window = match (&v["sliding_window"], v["use_sliding_window"].as_bool()) {
+            (serde_json::Value::Null, _) | (_, Some(false)) => None,
+            _ => Some(uint("sliding_window")?),
+        };
         let is_qwen2 = architecture == "Qwen2ForCausalLM";
         let is_qwen3 = architecture == "Qwen3ForCausalLM";
         let config = LlamaConfig {
@@ -158,13 +169,14 @@ impl LlamaConfig {
             head_dim,
             d_ff: uint("intermediate_size")?,
             vocab_size: uint("vocab_size")?,
-            context_length: uint("max_position_embeddings")?,
+            context_length: uint("max_position_embeddings")?.min(sliding_window.unwrap_or(usize::MAX)),
             rope_base: float_or("rope_theta", 10_000.0)?,
             rms_eps: float_or("rms_norm_eps", 1e-6)?,
             rope_layout: RopeLayout::HalfSplit,
             tied_embeddings: v["tie_word_embeddings"].as_bool().unwrap_or(false),
             qkv_bias: is_qwen2 || v["attention_bias"].as_bool().unwrap_or(false),
             qk_norm: is_qwen3,
+            sliding_window,
             architecture: match (is_qwen2, is_qwen3) {
                 (true, _) => "qwen2".into(),
                 (_, true) => "qwen3".into(),
@@ -294,6 +306,22 @@ mod tests {
         assert_eq!((c.head_dim, c.q_dim(), c.kv_dim()), (128, 2048, 1024));
         let llama = LlamaConfig::from_hf_json(SMOLLM2_HF.as_bytes(), "config.json").unwrap();
         assert!(!llama.qk_norm);
+    }
+
+    /// Mistral-7B-v0.1 attends to a window of 4096; Qwen2 names one and turns it off.
+    #[test]
+    fn a_sliding_window_bounds_the_context_unless_it_is_turned_off() {
+        let mistral = SMOLLM2_HF
+            .replace("LlamaForCausalLM", "MistralForCausalLM")
+            .replace(r#""rope_scaling": null"#, r#""rope_scaling": null, "sliding_window": 4096"#);
+        let c = LlamaConfig::from_hf_json(mistral.as_bytes(), "config.json").unwrap();
+        assert_eq!((c.sliding_window, c.context_length), (Some(4096), 4096));
+        let off = mistral.replace("MistralForCausalLM", "Qwen2ForCausalLM").replace(
+            r#""sliding_window": 4096"#,
+            r#""sliding_window": 4096, "use_sliding_window": false"#,
+        );
+        let c = LlamaConfig::from_hf_json(off.as_bytes(), "config.json").unwrap();
+        assert_eq!((c.sliding_window, c.context_length), (None, 8192));
     }
 
     #[test]

@@ -493,6 +493,7 @@ mod tests {
             tied_embeddings: true,
             qkv_bias: false,
             qk_norm: false,
+            sliding_window: None,
         }
     }
 

@@ -46,6 +46,10 @@ export interface ModelConfig {
   rope_layout?: string;
   rms_eps?: number;
   qkv_bias?: boolean;
+  /** Qwen3's per-head RMSNorm of the queries and keys. */
+  qk_norm?: boolean;
+  /** Mistral v0.1's attention window, which bounds the context (serde's None: null). */
+  sliding_window?: number | null;
   tied_embeddings?: boolean;
 }
 

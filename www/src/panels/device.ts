@@ -74,6 +74,8 @@ function renderSummary(summary: ModelSummary, fileBytes: number, fromCache: bool
   if (c.rope_base != null) extra.push(`RoPE base ${formatInt(c.rope_base)}`);
   if (c.rms_eps != null) extra.push(`RMS ε ${Number(c.rms_eps).toExponential(0)}`);
   if (c.qkv_bias) extra.push('QKV bias');
+  if (c.qk_norm) extra.push('per-head Q/K norm');
+  if (c.sliding_window != null) extra.push(`sliding window ${formatInt(c.sliding_window)}`);
   if (c.tied_embeddings != null) extra.push(c.tied_embeddings ? 'tied embeddings' : 'separate output head');
   extra.push(`file ${formatBytes(fileBytes)}${fromCache ? ' (from this browser’s cache)' : ''}`);
   $('summary-extra').textContent = extra.join(' · ');
