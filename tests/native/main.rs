@@ -38,4 +38,5 @@ mod reference_forward;
 mod sensitivity;
 mod smoothquant;
 mod study;
+mod study_export;
 mod tokenizer_oracle;
