@@ -23,6 +23,7 @@
 
 mod allocation;
 mod breakage;
+mod export;
 mod pin;
 mod runtime_quant;
 mod sensitivity;

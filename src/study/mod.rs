@@ -16,6 +16,7 @@ pub mod allocation;
 mod apply;
 pub mod breakage;
 mod clock;
+mod export;
 mod forward_choice;
 mod generation;
 mod pin;

@@ -39,4 +39,5 @@ mod reference_forward;
 mod sensitivity;
 mod smoothquant;
 mod study;
+mod study_export;
 mod tokenizer_oracle;

@@ -65,6 +65,15 @@ test("the views' methods are detected on the class prototype", () => {
   assert.equal(optionalMethod({ weightStats: 3 }, 'weightStats'), null);
 });
 
+test('the GGUF export is offered only by a build that has it', () => {
+  class Old {}
+  class New {
+    exportGguf() {}
+  }
+  assert.equal(capabilities('1', [], {}, Old.prototype).exportGguf, false);
+  assert.equal(capabilities('1', [], {}, New.prototype).exportGguf, true);
+});
+
 test('a catalog the build lacks, or answers oddly, is an empty menu', () => {
   const isNames = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
   const warn = console.warn;

@@ -85,5 +85,6 @@ export function capabilities(version: string, schemes: SchemeInfo[], exports: ob
         optionalMethod(prototype, 'tokenView') !== null && optionalMethod(prototype, 'positionDetail') !== null,
       breakage: optionalMethod(prototype, 'breakage') !== null,
     },
+    exportGguf: optionalMethod(prototype, 'exportGguf') !== null,
   };
 }

@@ -242,6 +242,8 @@ export interface Capabilities {
   views: { attentionMaps: boolean; weightStats: boolean; outlierReport: boolean };
   /** Where a configuration breaks: the sensitivity map, the token view, the breakage (engine methods this build has). */
   study: { sensitivity: boolean; tokenView: boolean; breakage: boolean };
+  /** The engine writes the model under study as a GGUF file (`exportGguf`). */
+  exportGguf: boolean;
 }
 
 /** What `sensitivity` measures: each matrix (those matching `tensors`, a glob) quantized alone with `scheme`. */
@@ -356,6 +358,13 @@ export interface Breakage {
   breakFactor: number;
 }
 
+/** The model under study's weights recipe as a GGUF file (`exportGguf` of src/web/export.rs). */
+export interface GgufExport {
+  /** The file; moved from the worker to the page, not copied. */
+  bytes: Uint8Array<ArrayBuffer>;
+  ms: number;
+}
+
 /** Where a model's bytes come from. */
 export type ModelSource =
   | { kind: 'url'; url: string }
@@ -428,6 +437,8 @@ export interface EngineApi {
   tokenView: { args: EvaluationArgs; result: TokenView };
   positionDetail: { args: EvaluationArgs & { index: number }; result: PositionDetail };
   breakage: { args: EvaluationArgs; result: Breakage };
+  /** Progress counts the tensors quantized; rejects with the tensor and scheme a GGUF cannot hold. */
+  exportGguf: { args: Record<string, never>; result: GgufExport };
   probe: { args: { prompt: string; asLoaded: boolean; layer: number; point: string }; result: ViewResult<'probe'> };
   attentionMaps: { args: { prompt: string; layer: number; asLoaded: boolean }; result: ViewResult<'attentionMaps'> };
   weightStats: { args: { tensor: string; scheme: string }; result: ViewResult<'weightStats'> };

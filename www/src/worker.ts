@@ -30,11 +30,11 @@ import type {
 } from './messages';
 
 interface WorkerScope {
-  postMessage(message: WorkerMessage): void;
+  postMessage(message: WorkerMessage, transfer?: Transferable[]): void;
   onmessage: ((event: MessageEvent<PageMessage>) => void) | null;
 }
 const scope = self as unknown as WorkerScope;
-const post = (message: WorkerMessage) => scope.postMessage(message);
+const post = (message: WorkerMessage, transfer: Transferable[] = []) => scope.postMessage(message, transfer);
 
 type Optional = (...args: unknown[]) => unknown;
 const optional = (name: string): Optional | null => optionalMethod(Playground.prototype, name);
@@ -47,6 +47,8 @@ const stopRequested = new Set<number>();
 interface CallContext {
   id: number;
   progress: (stage: string, done: number, total: number) => void;
+  /** Buffers of the result that move to the page instead of being copied (a GGUF file is ~100 MB). */
+  transfer: Transferable[];
 }
 
 function requireModel(): Playground {
@@ -316,6 +318,17 @@ const handlers: Handlers = {
     requireOptional('breakage', 'breakage').call(requireModel(), maxTokens, window, text) as Promise<
       ResultOf<'breakage'>
     >,
+  exportGguf: async (_args, ctx) => {
+    const t0 = performance.now();
+    // The engine returns a Uint8Array with a buffer of its own (a copy out of wasm memory), so
+    // moving that buffer to the page leaves the engine intact.
+    const bytes = requireOptional('exportGguf', 'GGUF export').call(
+      requireModel(),
+      ctx.progress,
+    ) as Uint8Array<ArrayBuffer>;
+    ctx.transfer.push(bytes.buffer);
+    return { bytes, ms: performance.now() - t0 };
+  },
   probe: async ({ prompt, asLoaded, layer, point }) => requireModel().probe(prompt, asLoaded, layer, point),
   attentionMaps: async ({ prompt, layer, asLoaded }) =>
     requireOptional('attentionMaps', 'attention maps').call(requireModel(), prompt, layer, asLoaded) as Promise<
@@ -395,11 +408,12 @@ scope.onmessage = (event) => {
     const ctx: CallContext = {
       id: msg.id,
       progress: (stage, done, total) => post({ type: 'progress', id: msg.id, stage, done, total }),
+      transfer: [],
     };
     try {
       await ready;
       const result = await dispatch(msg, ctx);
-      post({ type: 'result', id: msg.id, method: msg.method, result } as WorkerMessage);
+      post({ type: 'result', id: msg.id, method: msg.method, result } as WorkerMessage, ctx.transfer);
     } catch (e) {
       reportError(msg.id, e);
     }

@@ -56,6 +56,8 @@ const CLI = join(ROOT, 'target/debug/quantscope');
 const GENERATE_TOKENS = 4;
 const EVAL_TOKENS = '16';
 const TWO_BIT = 'int2-g32-asym';
+/** A scheme that is a GGUF type, for the download that loads back. */
+const GGUF_SCHEME = 'q4_0';
 const VIEW_IDS = [
   'residual-heatmap',
   'residual-layers',
@@ -272,8 +274,8 @@ async function failWithPage(p, e, shot) {
   );
 }
 
-async function download(p, testid) {
-  const [file] = await Promise.all([p.waitForEvent('download'), p.getByTestId(testid).click()]);
+async function download(p, testid, timeout = 30_000) {
+  const [file] = await Promise.all([p.waitForEvent('download', { timeout }), p.getByTestId(testid).click()]);
   return { name: file.suggestedFilename(), bytes: readFileSync(await file.path()) };
 }
 
@@ -669,6 +671,16 @@ test(
     const recipe = JSON.parse(file.bytes.toString('utf8'));
     assert.deepEqual(recipe, { default: TWO_BIT, rules: [] }, 'what the engine holds, not the refused recipe');
 
+    // No GGUF of 2-bit weights: int2 is no GGUF type, and the page says which tensor asks for it.
+    await p.getByTestId('gguf-download').click();
+    const ggufError = p.getByTestId('gguf-error');
+    await ggufError.waitFor({ state: 'visible', timeout: 60_000 });
+    const refusal = await ggufError.innerText();
+    t.diagnostic(`GGUF refused: ${refusal.replace(/\s+/g, ' ')}`);
+    assert.match(refusal, new RegExp(`tensor "[\\w.]+\\.weight" would be ${TWO_BIT}, which has no GGUF type`));
+    assert.equal(await p.getByTestId('gguf-note').isVisible(), false, 'nothing was saved');
+    await ggufError.locator('.notice-close').click();
+
     // The token view of the 2-bit model: every predicted token coloured, the flipped ones marked.
     let t0 = Date.now();
     await p.getByTestId('token-view-toggle').click();
@@ -880,6 +892,95 @@ test(
     await page.waitForFunction(() => document.querySelector('[data-testid="status"]').dataset.state !== 'busy', null, {
       timeout: METRICS_TIMEOUT_MS,
     });
+  },
+);
+
+test(
+  'the quantized model downloads as a GGUF that loads back into the page and predicts what the CLI predicts from it',
+  { timeout: 600_000 },
+  async (t) => {
+    // The last test on the shared page: it leaves another model loaded. No run-time quantization
+    // (the test before turned it off); every weight at q4_0 (a GGUF type), set by the controls.
+    const p = page;
+    const prompt = await p.getByTestId('prompt').inputValue();
+    let t0 = Date.now();
+    await p.locator('label:has([data-testid="recipe-mode-controls"])').click();
+    await p.getByTestId('all-weights').selectOption(GGUF_SCHEME);
+    // Applied once the bits per weight are q4_0's (4.5 per matrix weight, the norms in f32).
+    await p
+      .waitForFunction(
+        () => Math.abs(Number(document.querySelector('[data-testid="metric-bpw"]').dataset.value) - 4.5) < 0.05,
+        null,
+        { timeout: METRICS_TIMEOUT_MS },
+      )
+      .catch((e) => failWithPage(p, e, 'gguf-apply-failure.png'));
+    t.diagnostic(`${GGUF_SCHEME} applied in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+
+    // The export reports each tensor it quantizes, then the browser saves the file. The engine
+    // runs calls in order, so the export writes q4_0 although the weights go back to as loaded
+    // right after the click: that spares the q4_0 model's evaluation (and the loaded file a
+    // q4_0 recipe on top of it).
+    t0 = Date.now();
+    const counted = p.waitForFunction(
+      () => /^quantizing tensor \d+ of \d+$/.test(document.querySelector('[data-testid="gguf-detail"]')?.textContent),
+      null,
+      { timeout: METRICS_TIMEOUT_MS, polling: 50 },
+    );
+    const saved = download(p, 'gguf-download', METRICS_TIMEOUT_MS);
+    await p.getByTestId('all-weights').selectOption('');
+    const [file] = await Promise.all([saved, counted]).catch((e) => failWithPage(p, e, 'gguf-download-failure.png'));
+    t.diagnostic(`${file.name}: ${file.bytes.length} bytes in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    assert.equal(file.name, `quantscope-SmolLM2-135M-Instruct.Q4_1-${GGUF_SCHEME}.gguf`);
+    assert.equal(file.bytes.subarray(0, 4).toString('latin1'), 'GGUF', 'the GGUF magic');
+    assert.match(await p.getByTestId('gguf-note').innerText(), /^Saved quantscope-.+\.gguf \(/);
+
+    // Opened in the same page as a file from disk, it is the model as loaded, and the page
+    // predicts with it what the CLI predicts from the same file.
+    t0 = Date.now();
+    const dir = mkdtempSync(join(tmpdir(), 'quantscope-gguf-'));
+    let expected;
+    try {
+      // Over 50 MB a file goes to the page by path; its name is what the page sees.
+      const path = join(dir, file.name);
+      writeFileSync(path, file.bytes);
+      expected = JSON.parse(
+        execFileSync(
+          CLI,
+          ['predict', '--backend', 'cpu', '--model', path, '--prompt', prompt, '--top', '10', '--json'],
+          {
+            cwd: ROOT,
+            encoding: 'utf8',
+          },
+        ),
+      ).top.map((x) => x.token);
+      await p.getByTestId('file-input').setInputFiles(path);
+      await p
+        .waitForFunction(
+          (name) =>
+            document.querySelector('[data-testid="top-reference"]').dataset.model === name ||
+            !document.querySelector('[data-testid="load-error"]').hidden,
+          file.name,
+          { timeout: LOAD_TIMEOUT_MS },
+        )
+        .catch((e) => failWithPage(p, e, 'gguf-load-failure.png'));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    assert.equal(await p.getByTestId('load-error').isVisible(), false, await p.getByTestId('load-error').innerText());
+    const loaded = await waitForPrediction(p, prompt);
+    t.diagnostic(`loaded back and predicted in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    assert.equal(await p.getByTestId('summary-source').innerText(), file.name, 'the summary names the file');
+    const dtypes = await p.$$eval('[data-testid="summary-dtypes"] li', (all) => all.map((li) => li.dataset.dtype));
+    assert.deepEqual(dtypes.sort(), ['F32', GGUF_SCHEME.toUpperCase()], `every matrix is ${GGUF_SCHEME}: ${dtypes}`);
+    assert.ok(decodeURIComponent(new URL(p.url()).hash).includes(`model=local:${file.name}`), p.url());
+    checkDistribution(loaded.reference);
+    t.diagnostic(`${prompt} → ${JSON.stringify(loaded.reference.slice(0, 3).map((x) => x.token))}`);
+    assert.match(loaded.reference[0].token, /\S/, 'a real token');
+    assert.deepEqual(
+      loaded.reference.map((x) => x.token),
+      expected,
+      'the page predicts from the file what the CLI does',
+    );
   },
 );
 
@@ -1111,6 +1212,7 @@ test('every result the engine sent has the fields and types that messages.ts dec
     'tokenView',
     'positionDetail',
     'breakage',
+    'exportGguf',
   ])
     assert.ok(methods.includes(m), `${m}'s result was recorded (recorded: ${methods.join(', ')})`);
   writeFileSync(join(SHOTS, 'protocol-shapes.json'), JSON.stringify(resultShapes, null, 1));

@@ -11,6 +11,7 @@ import type { Control } from './control';
 import { evalTokens } from './eval-tokens';
 import { evalWindow } from './eval-window';
 import { generation } from './generation';
+import { ggufDownload } from './gguf-download';
 import { historyTable } from './history';
 import { intervention } from './intervention';
 import { modelFiles } from './model-files';
@@ -28,6 +29,7 @@ export const CONTROLS: readonly Control[] = [
   predictionPanel,
   weights,
   recipeDownload,
+  ggufDownload,
   runtime,
   intervention,
   generation,
