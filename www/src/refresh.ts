@@ -33,6 +33,7 @@ export class RefreshPipeline {
     private readonly controls: readonly Control[],
   ) {
     this.settings = controls.flatMap((c) => (c.engine ? [c.engine] : []));
+    for (const s of this.settings) if (s.stages) store.limitSetting(s.id, s.stages);
     for (const c of controls) {
       for (const [stage, part] of Object.entries(c.keys ?? {})) store.addKeyPart(stage as Stage, part);
     }
@@ -64,7 +65,7 @@ export class RefreshPipeline {
     return { maxTokens, window: parts.window ?? maxTokens, text: parts.text ?? '' };
   }
 
-  /** The engine runs the model as loaded: no setting changes it. */
+  /** The engine runs the model as loaded, and compares with it: no setting changes either. */
   private asLoaded(loaded: LoadedModel): boolean {
     return this.settings.every((s) => loaded.holds[s.id] === s.asLoaded);
   }
