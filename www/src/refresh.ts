@@ -128,7 +128,7 @@ export class RefreshPipeline {
         // Nothing changes the model: it is the reference, so the comparison is exact without
         // running it (which takes a minute on a software adapter).
         this.shown.metrics = metricsKey;
-        if (metrics.showExact(store.engineKey())) recordHistory(store, EXACT, performance.now() - started);
+        if (metrics.showExact(store.engineKey())) recordHistory(EXACT, performance.now() - started);
         metrics.hideBreakage();
       } else {
         const m = await metrics.evaluate(eng, store, this.evaluateArgs(), () => this.runner.superseded);
@@ -136,7 +136,7 @@ export class RefreshPipeline {
           this.shown.metrics = metricsKey;
           const total = performance.now() - started;
           timings.push(`metrics ${formatMs(m.ms)}`);
-          recordHistory(store, m, total);
+          recordHistory(m, total);
           $('apply-timing').dataset.changeToMetricsMs = String(Math.round(total));
           metrics.hideBreakage();
           measured = true;
