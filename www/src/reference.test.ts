@@ -15,6 +15,7 @@ test('a pinned reference is named by its label everywhere', () => {
     heading: 'int8 everywhere (pinned)',
     name: 'int8 everywhere (pinned)',
     subject: 'The pinned int8 everywhere',
+    short: 'pinned',
     where: 'in int8 everywhere (pinned)',
   });
 });

@@ -10,6 +10,8 @@ export interface ReferenceWords {
   name: string;
   /** A sentence's subject: "The model as loaded", or "The pinned LABEL". */
   subject: string;
+  /** Before a count: "as loaded", or "pinned". */
+  short: string;
   /** After a value: "as loaded", or "in LABEL (pinned)". */
   where: string;
 }
@@ -19,6 +21,7 @@ export const AS_LOADED: ReferenceWords = {
   heading: 'As loaded',
   name: 'the model as loaded',
   subject: 'The model as loaded',
+  short: 'as loaded',
   where: 'as loaded',
 };
 
@@ -26,5 +29,5 @@ export const AS_LOADED: ReferenceWords = {
 export function referenceWords(label: string | null): ReferenceWords {
   if (label === null) return AS_LOADED;
   const name = `${label} (pinned)`;
-  return { pinned: true, heading: name, name, subject: `The pinned ${label}`, where: `in ${name}` };
+  return { pinned: true, heading: name, name, subject: `The pinned ${label}`, short: 'pinned', where: `in ${name}` };
 }
