@@ -3,6 +3,7 @@ import { test } from 'node:test';
 
 import { breakageView, describeBreakage, factorText } from './breakage-text.ts';
 import type { Breakage } from './messages';
+import { referenceWords } from './reference.ts';
 
 function breakage(massiveRatio: number, sinkRatio: number): Breakage {
   const moved = (r: number) => r > 2 || r < 0.5;
@@ -50,4 +51,10 @@ test('a moved sink is told in shares of attention, and shown in the sink view', 
   );
   assert.deepEqual(breakageView(b), { view: 'sink-heatmap' });
   assert.equal(describeBreakage(breakage(5, 0.3)).length, 2, 'both, when both broke');
+});
+
+test('against a pinned reference, its values are named by its label', () => {
+  const [massive, sink] = describeBreakage(breakage(0.1, 0.3), referenceWords('int8 everywhere'));
+  assert.match(massive, /holds -120\.0 in int8 everywhere \(pinned\) and -12\.00 quantized/);
+  assert.match(sink, /on the first token in int8 everywhere \(pinned\), 18\.0% quantized/);
 });

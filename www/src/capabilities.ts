@@ -84,6 +84,7 @@ export function capabilities(version: string, schemes: SchemeInfo[], exports: ob
       tokenView:
         optionalMethod(prototype, 'tokenView') !== null && optionalMethod(prototype, 'positionDetail') !== null,
       breakage: optionalMethod(prototype, 'breakage') !== null,
+      pin: optionalMethod(prototype, 'pinReference') !== null && optionalMethod(prototype, 'unpinReference') !== null,
     },
     exportGguf: optionalMethod(prototype, 'exportGguf') !== null,
   };

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { referenceWords } from './reference';
 import { computedOn, enginePolicy, forwardSummary, measuredWords, parseBackendParam, type Segment } from './forward';
 import type { ForwardChoice } from './messages';
 
@@ -52,6 +53,14 @@ test('columns from different backends are named each', () => {
     /model as loaded computed on the CPU \(WebAssembly\), the quantized model on WebGPU \(SwiftShader\)/,
   );
   assert.match(text(r.segments), /measured faster/);
+});
+
+test('a pinned reference is named by its label', () => {
+  const r = computedOn('cpu', 'webgpu', GPU, measuredCpu, 3300, referenceWords('int8 everywhere'));
+  assert.match(
+    text(r.segments),
+    /^The pinned int8 everywhere computed on the CPU \(WebAssembly\), the quantized model/,
+  );
 });
 
 test('WebGPU, or the CPU without a GPU, needs no why', () => {

@@ -7,6 +7,7 @@
 
 import { formatMs } from './format';
 import type { Backend, ForwardChoice, ForwardPolicy } from './messages';
+import { AS_LOADED, type ReferenceWords } from './reference';
 
 /** What `?backend=` in the page's address asks for. */
 export interface BackendParam {
@@ -48,8 +49,9 @@ export function measuredWords(forward: ForwardChoice | null | undefined): string
 
 /**
  * What the page says under a prediction: which backend computed each column, in how long, and
- * why the CPU computed the model as loaded while a GPU is there. `quantized` is null when only
- * one column is shown. The backend is 'mixed' when the columns came from different ones.
+ * why the CPU computed the reference (the model as loaded, or a pinned configuration: `words`)
+ * while a GPU is there. `quantized` is null when only one column is shown. The backend is 'mixed'
+ * when the columns came from different ones.
  */
 export function computedOn(
   reference: Backend,
@@ -57,6 +59,7 @@ export function computedOn(
   gpuLabel: string,
   forward: ForwardChoice | null | undefined,
   ms: number,
+  words: ReferenceWords = AS_LOADED,
 ): { backend: Backend | 'mixed'; segments: Segment[] } {
   const name = (b: Backend) => ({ bold: backendName(b, gpuLabel) });
   const segments: Segment[] = [];
@@ -65,7 +68,7 @@ export function computedOn(
     segments.push('Computed on ', name(reference), ` in ${formatMs(ms)}.`);
   } else {
     segments.push(
-      'The model as loaded computed on ',
+      `${words.subject} computed on `,
       name(reference),
       ', the quantized model on ',
       name(quantized),

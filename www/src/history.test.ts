@@ -10,6 +10,7 @@ function entry(run: number, over: Partial<HistoryEntry> = {}): HistoryEntry {
     weights: 'as loaded',
     runtime: 'none',
     intervention: 'none',
+    reference: 'as loaded',
     bitsPerWeight: 5,
     bytes: 1e6,
     tokens: 64,

@@ -10,6 +10,8 @@ export interface HistoryEntry {
   weights: string;
   runtime: string;
   intervention: string;
+  /** What the metrics compared with: "as loaded", or the pinned configuration's label. */
+  reference: string;
   bitsPerWeight: number;
   bytes: number;
   tokens: number;
@@ -43,6 +45,7 @@ export const COLUMNS: readonly Column[] = [
   { key: 'weights', label: 'Weights', numeric: false },
   { key: 'runtime', label: 'Runtime', numeric: false },
   { key: 'intervention', label: 'Intervention', numeric: false },
+  { key: 'reference', label: 'Against', numeric: false },
   { key: 'bitsPerWeight', label: 'Bits/w', numeric: true, format: fixed(2) },
   { key: 'bytes', label: 'MB', numeric: true, format: shown((v) => (v / 1e6).toFixed(1)) },
   { key: 'kl', label: 'KL', numeric: true, format: fixed(4) },
@@ -100,6 +103,7 @@ const EXPORT_KEYS: readonly (keyof HistoryEntry)[] = [
   'weights',
   'runtime',
   'intervention',
+  'reference',
   'bitsPerWeight',
   'bytes',
   'tokens',

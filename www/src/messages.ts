@@ -240,8 +240,8 @@ export interface Capabilities {
   outlierRules: string[];
   /** The outlier views' wasm methods this engine has. */
   views: { attentionMaps: boolean; weightStats: boolean; outlierReport: boolean };
-  /** Where a configuration breaks: the sensitivity map, the token view, the breakage (engine methods this build has). */
-  study: { sensitivity: boolean; tokenView: boolean; breakage: boolean };
+  /** Where a configuration breaks: the sensitivity map, the token view, the breakage, a pinned reference (engine methods this build has). */
+  study: { sensitivity: boolean; tokenView: boolean; breakage: boolean; pin: boolean };
   /** The engine writes the model under study as a GGUF file (`exportGguf`). */
   exportGguf: boolean;
 }
@@ -396,6 +396,29 @@ export interface RuntimeApplied {
   ms: number;
 }
 
+/** A configuration to pin as the reference (src/web/pin.rs PinRequest): the shapes `applyRecipe`, `setRuntimeQuant` and `setIntervention` take. */
+export interface PinRequest {
+  /** How the page names it. */
+  label: string;
+  /** A recipe (JSON) or one scheme name; "keep": the weights as loaded. */
+  recipe: string;
+  runtime: RuntimeQuantConfig;
+  /** An intervention name, or "" for none. */
+  intervention: string;
+}
+
+/** What `pinReference` resolves to (src/study/pin.rs PinnedInfo). serde's None arrives as undefined. */
+export interface PinnedReference {
+  label: string;
+  /** Where the reference now runs. */
+  backend: Backend;
+  /** Of the pinned weights, when it quantized them. */
+  bitsPerWeight?: number | null;
+  interventionCalibration?: MeanMassiveCalibration | null;
+  /** Preparing (calibrating, quantizing) and uploading. */
+  ms: number;
+}
+
 export interface Loaded {
   summary: ModelSummary;
   device: DeviceInfo;
@@ -432,6 +455,10 @@ export interface EngineApi {
   setIntervention: { args: { name: string }; result: { ms: number; calibration: MeanMassiveCalibration | null } };
   setRuntimeQuant: { args: { config: RuntimeQuantConfig }; result: RuntimeApplied };
   evaluate: { args: EvaluationArgs; result: EvalMetrics };
+  /** Every later comparison (predictBoth's reference, evaluate, tokenView, positionDetail, breakage) is against `request`; progress while it is prepared on the CPU. */
+  pinReference: { args: { request: PinRequest }; result: PinnedReference };
+  /** The model as loaded is the reference again. */
+  unpinReference: { args: Record<string, never>; result: null };
   /** Streams each cell as a `cell` message before the result; `stop` cancels before the next cell. */
   sensitivity: { args: { config: SensitivityConfig; maxTokens: number; window: number }; result: SensitivityMap };
   tokenView: { args: EvaluationArgs; result: TokenView };

@@ -33,6 +33,7 @@ export class RefreshPipeline {
     private readonly controls: readonly Control[],
   ) {
     this.settings = controls.flatMap((c) => (c.engine ? [c.engine] : []));
+    for (const s of this.settings) if (s.stages) store.limitSetting(s.id, s.stages);
     for (const c of controls) {
       for (const [stage, part] of Object.entries(c.keys ?? {})) store.addKeyPart(stage as Stage, part);
     }
@@ -64,7 +65,7 @@ export class RefreshPipeline {
     return { maxTokens, window: parts.window ?? maxTokens, text: parts.text ?? '' };
   }
 
-  /** The engine runs the model as loaded: no setting changes it. */
+  /** The engine runs the model as loaded, and compares with it: no setting changes either. */
   private asLoaded(loaded: LoadedModel): boolean {
     return this.settings.every((s) => loaded.holds[s.id] === s.asLoaded);
   }
@@ -127,7 +128,7 @@ export class RefreshPipeline {
         // Nothing changes the model: it is the reference, so the comparison is exact without
         // running it (which takes a minute on a software adapter).
         this.shown.metrics = metricsKey;
-        if (metrics.showExact(store.engineKey())) recordHistory(store, EXACT, performance.now() - started);
+        if (metrics.showExact(store.engineKey())) recordHistory(EXACT, performance.now() - started);
         metrics.hideBreakage();
       } else {
         const m = await metrics.evaluate(eng, store, this.evaluateArgs(), () => this.runner.superseded);
@@ -135,7 +136,7 @@ export class RefreshPipeline {
           this.shown.metrics = metricsKey;
           const total = performance.now() - started;
           timings.push(`metrics ${formatMs(m.ms)}`);
-          recordHistory(store, m, total);
+          recordHistory(m, total);
           $('apply-timing').dataset.changeToMetricsMs = String(Math.round(total));
           metrics.hideBreakage();
           measured = true;

@@ -2,9 +2,10 @@
 // is loaded with what its engine holds now, and the keys derived from them that tell the refresh
 // pipeline which results on screen are out of date.
 //
-// A result's key is the model as it runs (the loaded model and every engine setting it holds)
-// plus each control's part for that stage (`Control.keys`): the prompt for the prediction, the
-// evaluation's size for the metrics. A result is recomputed exactly when its key changed.
+// A result's key is the model as it runs (the loaded model and every engine setting it holds that
+// changes that result) plus each control's part for that stage (`Control.keys`): the prompt for
+// the prediction, the evaluation's size for the metrics. A result is recomputed exactly when its
+// key changed.
 
 import type { Engine } from './engine';
 import type { Applied, Capabilities, DeviceInfo, ModelSummary } from './messages';
@@ -52,6 +53,8 @@ export class Store {
   changedAt: number | null = null;
   private readonly listeners: ((change: Change) => void)[] = [];
   private readonly keyParts: Record<Stage, KeyPart[]> = { predict: [], metrics: [], views: [] };
+  /** The results each engine setting changes, where not all (`EngineSetting.stages`). */
+  private readonly settingStages = new Map<string, readonly Stage[]>();
 
   subscribe(listener: (change: Change) => void): void {
     this.listeners.push(listener);
@@ -87,15 +90,26 @@ export class Store {
     this.keyParts[stage].push(part);
   }
 
-  /** The model as it runs now: the loaded model and what its engine holds (not what is asked for). */
-  engineKey(): string {
+  /** The engine setting `id` changes only the results of `stages`. */
+  limitSetting(id: string, stages: readonly Stage[]): void {
+    this.settingStages.set(id, stages);
+  }
+
+  /**
+   * The model as it runs now: the loaded model and what its engine holds (not what is asked for);
+   * for `stage`, only the settings that change its result.
+   */
+  engineKey(stage?: Stage): string {
     const l = this.loaded;
     if (!l) return 'null';
-    return JSON.stringify([l.model, Object.entries(l.holds).sort(([a], [b]) => a.localeCompare(b))]);
+    const held = Object.entries(l.holds).filter(
+      ([id]) => stage === undefined || (this.settingStages.get(id)?.includes(stage) ?? true),
+    );
+    return JSON.stringify([l.model, held.sort(([a], [b]) => a.localeCompare(b))]);
   }
 
   /** The key of a stage's result: the model as it runs, and what each control adds for that stage. */
   key(stage: Stage): string {
-    return JSON.stringify([this.engineKey(), ...this.keyParts[stage].map((part) => part(this.state))]);
+    return JSON.stringify([this.engineKey(stage), ...this.keyParts[stage].map((part) => part(this.state))]);
   }
 }

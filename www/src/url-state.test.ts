@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { decodeState, defaultState, encodeState, DEFAULT_MODEL, type AppState } from './url-state';
+import { configurationOf, decodeState, defaultState, encodeState, DEFAULT_MODEL, type AppState } from './url-state';
 import { uniformControls } from './recipe';
 
 test('the default state encodes to an empty hash and back', () => {
@@ -25,6 +25,13 @@ test('a full state round-trips through the hash', () => {
     },
     runtime: { a: 'int8-tensor', aDown: null, kv: 'int4-token', attn: null, method: 'smoothquant', calibTokens: 128 },
     intervention: 'clip:99.5',
+    pin: {
+      recipeMode: 'json',
+      weights: defaultState().weights,
+      recipeText: '{"default": "nf4", "rules": []}',
+      runtime: { ...defaultState().runtime, kv: 'int8-token' },
+      intervention: 'drop-sink',
+    },
     evalTokens: 32,
     outliers: true,
     view: {
@@ -103,4 +110,50 @@ test('the evaluation window is in the link only when set, and a bad one is repor
   const bad = decodeState('#window=1');
   assert.equal(bad.state.evalWindow, null);
   assert.deepEqual(bad.problems, ['window: "1" is not a whole number from 2 to 4096']);
+});
+
+test('a pinned configuration round-trips in one key, with the keys and values of the current one', () => {
+  const pinned = { ...defaultState(), weights: uniformControls('int2-g32-asym'), intervention: 'mean-massive' };
+  const s: AppState = { ...defaultState(), pin: configurationOf(pinned) };
+  const hash = encodeState(s);
+  const params = new URLSearchParams(hash);
+  assert.deepEqual([...params.keys()], ['pin']);
+  const inner = JSON.parse(params.get('pin') ?? '');
+  // The same encoding as the link's own keys for the same configuration.
+  const own = new URLSearchParams(encodeState(pinned));
+  assert.deepEqual(inner, { weights: JSON.parse(own.get('weights') ?? ''), intervene: own.get('intervene') });
+  const { state, problems } = decodeState(hash);
+  assert.deepEqual(problems, []);
+  assert.deepEqual(state, s);
+  assert.equal(encodeState(state), hash);
+});
+
+test('the model as loaded can be pinned, and no pin is no key', () => {
+  const s: AppState = { ...defaultState(), pin: configurationOf(defaultState()) };
+  assert.equal(encodeState(s), 'pin=%7B%7D');
+  assert.deepEqual(decodeState('#pin={}'), { state: s, problems: [] });
+  assert.equal(decodeState(encodeState(defaultState())).state.pin, null);
+});
+
+test('a pin with a bad part is dropped whole, with the part named', () => {
+  const decode = (pin: unknown) => decodeState(new URLSearchParams({ pin: JSON.stringify(pin) }).toString());
+  const bad = decode({ weights: { groups: [] }, intervene: 'drop-sink' });
+  assert.equal(bad.state.pin, null);
+  assert.deepEqual(bad.problems, ['pin: weights: "groups" must be a non-empty list']);
+  assert.deepEqual(decode({ intervene: 'bogus' }).problems, [
+    'pin: intervene: "bogus" is not zero-massive, mean-massive, drop-sink or clip:P',
+  ]);
+  assert.deepEqual(decode({ label: 'x' }).problems, ['pin: unknown setting "label"']);
+  assert.deepEqual(decode('int4').problems, ['pin: not an object']);
+  assert.match(decodeState('#pin={oops').problems.join(), /^pin: not valid JSON/);
+});
+
+test('a configuration is a copy: later changes to the state do not reach it', () => {
+  const state = { ...defaultState(), weights: uniformControls('int4-g128-asym'), intervention: 'drop-sink' };
+  const c = configurationOf(state);
+  assert.deepEqual(Object.keys(c).sort(), ['intervention', 'recipeMode', 'recipeText', 'runtime', 'weights']);
+  state.weights.groups[0].schemes.attn_q = 'int2-g32-asym';
+  state.runtime.kv = 'int2';
+  assert.equal(c.weights.groups[0].schemes.attn_q, 'int4-g128-asym');
+  assert.equal(c.runtime.kv, null);
 });

@@ -1,6 +1,8 @@
 // The page's whole state in the URL's hash, so a link reproduces a view: `#` + URL search params,
 // one readable key per setting, only those that differ from the defaults. Structured settings (the
-// weight controls, runtime quantization, the views' state) are JSON in their key.
+// weight controls, runtime quantization, the views' state) are JSON in their key. A pinned
+// reference (`pin`) is a configuration too: one JSON object holding the same keys with the same
+// values as the current configuration's (`recipe` or `weights`, `runtime`, `intervene`).
 //
 // Decoding never throws: a malformed or unknown value is dropped with a message saying which, and
 // the rest of the link still applies.
@@ -23,10 +25,8 @@ export interface SharedViewState {
   rule?: string;
 }
 
-export interface AppState {
-  /** A served URL (relative to the page) or `local:NAME` (a file opened from disk, cached here). */
-  model: string;
-  prompt: string;
+/** A configuration of the model: what the quantizer card sets, and what a pinned reference holds. */
+export interface Configuration {
   recipeMode: 'controls' | 'json';
   weights: WeightControls;
   /** The free recipe text (recipeMode 'json'). */
@@ -34,12 +34,26 @@ export interface AppState {
   runtime: RuntimeQuantConfig;
   /** "" (none), "zero-massive", "mean-massive", "drop-sink" or "clip:P". */
   intervention: string;
+}
+
+export interface AppState extends Configuration {
+  /** A served URL (relative to the page) or `local:NAME` (a file opened from disk, cached here). */
+  model: string;
+  prompt: string;
+  /** The configuration every comparison is made against; null: the model as loaded. */
+  pin: Configuration | null;
   evalTokens: number;
   /** Tokens per evaluation window; null: one window over the whole evaluation. */
   evalWindow: number | null;
   /** The outlier views are open (they are computed only then). */
   outliers: boolean;
   view: SharedViewState;
+}
+
+/** A copy of the configuration part of `state`, shared with nothing (the controls change the state in place). */
+export function configurationOf(state: Configuration): Configuration {
+  const { recipeMode, weights, recipeText, runtime, intervention } = state;
+  return structuredClone({ recipeMode, weights, recipeText, runtime, intervention });
 }
 
 export function defaultRuntime(): RuntimeQuantConfig {
@@ -56,6 +70,7 @@ export function defaultState(): AppState {
     recipeText: '',
     runtime: defaultRuntime(),
     intervention: '',
+    pin: null,
     evalTokens: DEFAULT_EVAL_TOKENS,
     evalWindow: null,
     outliers: false,
@@ -71,6 +86,7 @@ const SETTING_KEYS = new Set([
   'weights',
   'runtime',
   'intervene',
+  'pin',
   'tokens',
   'window',
   'outliers',
@@ -87,13 +103,12 @@ export function encodeState(state: AppState): string {
   const p = new URLSearchParams();
   if (state.model !== d.model) p.set('model', state.model);
   if (state.prompt !== d.prompt) p.set('prompt', state.prompt);
-  if (state.recipeMode === 'json') {
-    p.set('recipe', state.recipeText);
-  } else if (JSON.stringify(compactWeights(state.weights)) !== JSON.stringify(compactWeights(d.weights))) {
-    p.set('weights', JSON.stringify(compactWeights(state.weights)));
-  }
-  if (JSON.stringify(state.runtime) !== JSON.stringify(d.runtime)) p.set('runtime', JSON.stringify(state.runtime));
-  if (state.intervention !== '') p.set('intervene', state.intervention);
+  const { recipe, weights, runtime, intervene } = configurationEntries(state);
+  if (recipe !== undefined) p.set('recipe', recipe);
+  if (weights !== undefined) p.set('weights', JSON.stringify(weights));
+  if (runtime !== undefined) p.set('runtime', JSON.stringify(runtime));
+  if (intervene !== undefined) p.set('intervene', intervene);
+  if (state.pin !== null) p.set('pin', JSON.stringify(configurationEntries(state.pin)));
   if (state.evalTokens !== d.evalTokens) p.set('tokens', String(state.evalTokens));
   if (state.evalWindow !== null) p.set('window', String(state.evalWindow));
   if (state.outliers) p.set('outliers', '1');
@@ -103,6 +118,25 @@ export function encodeState(state: AppState): string {
   );
   if (Object.keys(view).length > 0) p.set('view', JSON.stringify(view));
   return p.toString();
+}
+
+/** A configuration's keys of the link, with their values: only those that differ from the defaults. */
+interface ConfigurationEntries {
+  recipe?: string;
+  weights?: WeightControls;
+  runtime?: RuntimeQuantConfig;
+  intervene?: string;
+}
+
+function configurationEntries(c: Configuration): ConfigurationEntries {
+  const d = defaultState();
+  const out: ConfigurationEntries = {};
+  if (c.recipeMode === 'json') out.recipe = c.recipeText;
+  else if (JSON.stringify(compactWeights(c.weights)) !== JSON.stringify(compactWeights(d.weights)))
+    out.weights = compactWeights(c.weights);
+  if (JSON.stringify(c.runtime) !== JSON.stringify(d.runtime)) out.runtime = c.runtime;
+  if (c.intervention !== '') out.intervene = c.intervention;
+  return out;
 }
 
 /** Drops empty choices so that equal settings encode the same. */
@@ -140,34 +174,23 @@ export function decodeState(hash: string): Decoded {
   const prompt = p.get('prompt');
   if (prompt !== null) state.prompt = prompt;
 
-  const recipe = p.get('recipe');
-  if (recipe !== null) {
-    state.recipeMode = 'json';
-    state.recipeText = recipe;
-  }
-  const weights = p.get('weights');
-  if (weights !== null) {
-    const w = parseJson(weights, 'weights', problems);
-    if (w !== undefined) {
-      const checked = checkWeights(w);
-      if (typeof checked === 'string') problems.push(`weights: ${checked}`);
-      else state.weights = checked;
-    }
-  }
-  const runtime = p.get('runtime');
-  if (runtime !== null) {
-    const r = parseJson(runtime, 'runtime', problems);
-    if (r !== undefined) {
-      const checked = checkRuntime(r);
-      if (typeof checked === 'string') problems.push(`runtime: ${checked}`);
-      else state.runtime = checked;
-    }
-  }
-  const intervene = p.get('intervene');
-  if (intervene !== null) {
-    if (INTERVENTION.test(intervene)) state.intervention = intervene;
-    else problems.push(`intervene: "${intervene}" is not zero-massive, mean-massive, drop-sink or clip:P`);
-  }
+  const parsed = (key: string) => {
+    const text = p.get(key);
+    return text === null ? undefined : parseJson(text, key, problems);
+  };
+  readConfiguration(
+    state,
+    {
+      recipe: p.get('recipe') ?? undefined,
+      weights: parsed('weights'),
+      runtime: parsed('runtime'),
+      intervene: p.get('intervene') ?? undefined,
+    },
+    '',
+    problems,
+  );
+  const pin = parsed('pin');
+  if (pin !== undefined) state.pin = readPin(pin, problems);
   state.evalTokens = tokenCount(p, 'tokens', problems) ?? state.evalTokens;
   state.evalWindow = tokenCount(p, 'window', problems) ?? state.evalWindow;
   const outliers = p.get('outliers');
@@ -182,6 +205,64 @@ export function decodeState(hash: string): Decoded {
     }
   }
   return { state, problems };
+}
+
+const CONFIGURATION_KEYS: readonly (keyof ConfigurationEntries)[] = ['recipe', 'weights', 'runtime', 'intervene'];
+
+/**
+ * The pinned configuration of a link's `pin` (parsed), or null with the problems found: half a
+ * reference would compare with something nobody pinned, so it is all of it or the model as loaded.
+ */
+function readPin(value: unknown, problems: string[]): Configuration | null {
+  if (!isObject(value)) {
+    problems.push('pin: not an object');
+    return null;
+  }
+  const before = problems.length;
+  for (const key of Object.keys(value))
+    if (!(CONFIGURATION_KEYS as readonly string[]).includes(key)) problems.push(`pin: unknown setting "${key}"`);
+  const pin = configurationOf(defaultState());
+  readConfiguration(pin, value, 'pin: ', problems);
+  return problems.length === before ? pin : null;
+}
+
+/**
+ * Reads a configuration's entries (the link's own keys, or those inside `pin`, with the JSON ones
+ * already parsed; undefined where absent) into `into`; a bad value is left out with a problem
+ * named `where` + its key.
+ */
+function readConfiguration(
+  into: Configuration,
+  entries: Partial<Record<keyof ConfigurationEntries, unknown>>,
+  where: string,
+  problems: string[],
+): void {
+  const { recipe, weights, runtime, intervene } = entries;
+  if (recipe !== undefined) {
+    if (typeof recipe !== 'string') {
+      problems.push(`${where}recipe: not a recipe or a scheme name`);
+    } else {
+      into.recipeMode = 'json';
+      into.recipeText = recipe;
+    }
+  }
+  if (weights !== undefined) {
+    const checked = checkWeights(weights);
+    if (typeof checked === 'string') problems.push(`${where}weights: ${checked}`);
+    else into.weights = checked;
+  }
+  if (runtime !== undefined) {
+    const checked = checkRuntime(runtime);
+    if (typeof checked === 'string') problems.push(`${where}runtime: ${checked}`);
+    else into.runtime = checked;
+  }
+  if (intervene !== undefined) {
+    if (typeof intervene === 'string' && INTERVENTION.test(intervene)) into.intervention = intervene;
+    else
+      problems.push(
+        `${where}intervene: ${JSON.stringify(intervene)} is not zero-massive, mean-massive, drop-sink or clip:P`,
+      );
+  }
 }
 
 /** The token count under `key` (a whole number from 2 to 4096), or null: absent, or a problem. */

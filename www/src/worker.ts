@@ -288,6 +288,16 @@ const handlers: Handlers = {
     ) as Promise<ResultOf<'setRuntimeQuant'>>,
   evaluate: async ({ maxTokens, window, text }, ctx) =>
     stoppable(ctx, (progress) => requireModel().evaluate(maxTokens, window, text, progress)),
+  pinReference: async ({ request }, ctx) =>
+    requireOptional('pinReference', 'pinned reference').call(
+      requireModel(),
+      JSON.stringify(request),
+      ctx.progress,
+    ) as Promise<ResultOf<'pinReference'>>,
+  unpinReference: async () => {
+    requireOptional('unpinReference', 'pinned reference').call(requireModel());
+    return null;
+  },
   sensitivity: async ({ config, maxTokens, window }, ctx) => {
     const run = requireOptional('sensitivity', 'sensitivity map');
     const onCell = (cell: SensitivityCell) => post({ type: 'cell', id: ctx.id, cell });

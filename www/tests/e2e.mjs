@@ -468,8 +468,10 @@ test('every outlier view renders', { timeout: 480_000 }, async (t) => {
 });
 
 test(
-  'switching every weight to 2 bits raises KL; history sorts and exports; charts export as PNG',
-  { timeout: 420_000 },
+  'switching every weight to 2 bits raises KL; history sorts and exports; charts export as PNG; a pinned row is the reference',
+  // Three measured runs of the 2-bit model on the software adapter: against the model as loaded,
+  // against itself pinned, and against the model as loaded again.
+  { timeout: 600_000 },
   async (t) => {
     const before = await readMetrics(page);
     // Fewer evaluation tokens change nothing while the model is the reference: no run, no new row.
@@ -546,7 +548,7 @@ test(
     assert.equal(csv.name, 'quantscope-history.csv');
     const lines = csv.bytes.toString('utf8').trimEnd().split('\r\n');
     assert.equal(lines.length, 3, 'a header and two rows');
-    assert.match(lines[0], /^run,time,model,weights,runtime,intervention,bitsPerWeight,bytes,tokens,kl,/);
+    assert.match(lines[0], /^run,time,model,weights,runtime,intervention,reference,bitsPerWeight,bytes,tokens,kl,/);
     assert.match(lines[1], new RegExp(`,${TWO_BIT} everywhere,`), 'rows follow the table order (2-bit first)');
     const json = JSON.parse((await download(page, 'history-json')).bytes.toString('utf8'));
     assert.equal(json.length, 2);
@@ -556,6 +558,50 @@ test(
     assert.equal(png.name, 'quantscope-layer-error.png');
     assert.deepEqual([...png.bytes.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], 'a PNG file');
     await page.screenshot({ path: join(SHOTS, 'playground-2bit.png'), fullPage: true, animations: 'disabled' });
+
+    // Pinning the 2-bit row makes it the reference: the same configuration against itself, so KL
+    // is about 0 (the pinned copy runs on the CPU, the live one on WebGPU: not exactly 0).
+    const reference = page.getByTestId('reference');
+    const label = `${TWO_BIT} everywhere (pinned)`;
+    let run2 = await metricsRun(page);
+    let t1 = Date.now();
+    await page.locator('[data-testid="history-pin"][data-run="2"]').click();
+    const pinned = await waitForMetrics(page, run2).catch((e) => failWithPage(page, e, 'pin-failure.png'));
+    t.diagnostic(
+      `pinned and measured in ${((Date.now() - t1) / 1000).toFixed(1)} s (${await page.getByTestId('apply-timing').innerText()})`,
+    );
+    t.diagnostic(`against the pinned 2-bit model: ${JSON.stringify(pinned)}`);
+    assert.ok(
+      pinned.kl < 1e-3 && pinned.kl < after.kl / 100,
+      `KL against itself: ${pinned.kl} (${after.kl} as loaded)`,
+    );
+    assert.equal(await reference.getAttribute('data-pinned'), 'true');
+    assert.equal(await page.getByTestId('reference-text').innerText(), `Compared with: ${label}`);
+    assert.match(
+      await page.getByTestId('metrics-note').innerText(),
+      new RegExp(`^Measured against ${label.replace(/[()]/g, '\\$&')} on`),
+    );
+    const pin = JSON.parse(new URLSearchParams(new URL(page.url()).hash.slice(1)).get('pin'));
+    assert.equal(pin.weights.groups[0].schemes.attn_q, TWO_BIT, `the link has the pin: ${JSON.stringify(pin)}`);
+    // The reference column follows the pin; the sensitivity map, which measures against the model as loaded, waits.
+    const pinnedBoth = await waitForPrediction(page, DEFAULT_PROMPT);
+    assert.equal(await page.getByTestId('reference-heading').textContent(), label, 'the column is named by the pin');
+    assert.equal(pinnedBoth.reference[0].token, pinnedBoth.quantized[0].token, 'the 2-bit model in both columns');
+    assert.ok(Math.abs(pinnedBoth.reference[0].prob - pinnedBoth.quantized[0].prob) < 1e-3);
+    assert.equal(await page.getByTestId('sensitivity-run').isDisabled(), true);
+    assert.ok(await page.getByTestId('sensitivity-pinned').isVisible());
+
+    // Unpinned, the model as loaded is the reference again: the KL measured before, to the digit.
+    run2 = await metricsRun(page);
+    t1 = Date.now();
+    await page.getByTestId('pin-unpin').click();
+    const unpinned = await waitForMetrics(page, run2).catch((e) => failWithPage(page, e, 'unpin-failure.png'));
+    t.diagnostic(`unpinned and measured in ${((Date.now() - t1) / 1000).toFixed(1)} s`);
+    assert.ok(Math.abs(unpinned.kl - after.kl) <= 1e-6 * after.kl, `KL as loaded again: ${unpinned.kl} vs ${after.kl}`);
+    assert.equal(await page.getByTestId('reference-text').innerText(), 'Compared with: the model as loaded');
+    assert.equal(new URLSearchParams(new URL(page.url()).hash.slice(1)).get('pin'), null);
+    assert.equal(await page.getByTestId('sensitivity-run').isDisabled(), false);
+    assert.equal((await waitForPrediction(page, DEFAULT_PROMPT)).reference[0].token, ' Paris');
   },
 );
 
@@ -1213,6 +1259,7 @@ test('every result the engine sent has the fields and types that messages.ts dec
     'positionDetail',
     'breakage',
     'exportGguf',
+    'pinReference',
   ])
     assert.ok(methods.includes(m), `${m}'s result was recorded (recorded: ${methods.join(', ')})`);
   writeFileSync(join(SHOTS, 'protocol-shapes.json'), JSON.stringify(resultShapes, null, 1));

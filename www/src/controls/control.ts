@@ -31,8 +31,13 @@ export interface EngineSetting {
   id: string;
   /** What a freshly loaded engine holds (null: unknown, so the first refresh sends it). */
   initial: string | null;
-  /** The value that leaves the model as loaded. */
+  /** The value that leaves the model as loaded (and compares with it). */
   asLoaded: string;
+  /**
+   * The results it changes, where not all of them: a pinned reference changes what the model is
+   * compared with, not the model, so the outlier views keep theirs.
+   */
+  stages?: readonly Stage[];
   /** Whether this engine build has it at all. */
   available?(store: Store): boolean;
   /** The value the controls ask for now (a bad one is reported by the control, which then asks for what the engine holds). */

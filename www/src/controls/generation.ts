@@ -1,10 +1,12 @@
-// Generation, side by side: the model as loaded streams its continuation of the prompt first,
-// then the model under study; Stop ends the running one after its current token.
+// Generation, side by side: the reference (the model as loaded, or the pinned configuration)
+// streams its continuation of the prompt first, then the model under study; Stop ends the running
+// one after its current token.
 
 import { $, hide, showNotice } from '../dom';
 import type { Engine } from '../engine';
 import type { Store } from '../store';
 import type { Control } from './control';
+import { currentReference } from './pin';
 
 let running: { engine: Engine; id: number } | null = null;
 let stopped = false;
@@ -50,6 +52,9 @@ async function run(store: Store): Promise<void> {
   const sides: { out: HTMLElement; asLoaded: boolean }[] = [{ out: outputs()[0], asLoaded: true }];
   if (store.gpu) sides.push({ out: outputs()[1], asLoaded: false });
   const stats: string[] = [];
+  const reference = currentReference(store);
+  $('generate-reference-heading').textContent = reference.heading;
+  const sideName = (asLoaded: boolean) => (asLoaded ? reference.short : 'quantized');
   try {
     for (const { out, asLoaded } of sides) {
       if (stopped) break;
@@ -70,7 +75,7 @@ async function run(store: Store): Promise<void> {
               out.dataset.pieces = String(pieces);
             }
             $('generate-stats').textContent =
-              `${asLoaded ? 'as loaded' : 'quantized'}: ${n} token${n === 1 ? '' : 's'} · ${((performance.now() - t0) / 1000).toFixed(1)} s`;
+              `${sideName(asLoaded)}: ${n} token${n === 1 ? '' : 's'} · ${((performance.now() - t0) / 1000).toFixed(1)} s`;
           },
         },
       );
@@ -86,9 +91,7 @@ async function run(store: Store): Promise<void> {
       out.dataset.tokensPerSecond = String(g.tokensPerSecond);
       out.dataset.backend = g.backend;
       const why = { 'max-tokens': 'max tokens', eos: 'end of text', stopped: 'stopped' }[g.stop] ?? g.stop;
-      stats.push(
-        `${asLoaded ? 'as loaded' : 'quantized'}: ${g.tokens.length} tokens, ${g.tokensPerSecond.toFixed(1)} tokens/s, ${why}`,
-      );
+      stats.push(`${sideName(asLoaded)}: ${g.tokens.length} tokens, ${g.tokensPerSecond.toFixed(1)} tokens/s, ${why}`);
       $('generate-stats').textContent = stats.join(' · ');
     }
   } catch (e) {

@@ -1,43 +1,35 @@
 // The table of every configuration measured in this session: sortable by any column, exported
-// as CSV or JSON, and a click on a row restores that configuration.
+// as CSV or JSON; a click on a row restores that configuration, its Pin makes it the reference.
 
 import { downloadBlob } from '../charts';
+import { describeRuntime, describeWeights } from '../configuration';
 import { $ } from '../dom';
 import { baseName } from '../format';
 import { COLUMNS, sortEntries, toCsv, toJson, type HistoryEntry, type SortDirection } from '../history';
-import type { EvalMetrics, RuntimeQuantConfig } from '../messages';
-import { buildRecipe, describeRecipe } from '../recipe';
+import type { EvalMetrics } from '../messages';
 import type { Store } from '../store';
 import { decodeState } from '../url-state';
 import type { Control, PageActions } from './control';
+import { canPin, pinConfiguration, pinnedLabel } from './pin';
 
 const entries: HistoryEntry[] = [];
 let sort: { key: keyof HistoryEntry; direction: SortDirection } = { key: 'run', direction: 'asc' };
 let actions: PageActions;
+let store: Store;
 
 const sorted = () => sortEntries(entries, sort.key, sort.direction);
 
-function runtimeLabel(r: RuntimeQuantConfig): string {
-  const parts: string[] = [];
-  if (r.a) parts.push(`A ${r.a}`);
-  if (r.aDown) parts.push(`A-down ${r.aDown}`);
-  if (r.kv) parts.push(`KV ${r.kv}`);
-  if (r.attn) parts.push(`attn ${r.attn}`);
-  if (r.method) parts.push(`${r.method} (${r.calibTokens} tok)`);
-  return parts.join(' · ') || 'none';
-}
-
 /** Adds the metrics `m` of the store's current configuration, measured `ms` after the change. */
-export function recordHistory(store: Store, m: EvalMetrics, ms: number): void {
+export function recordHistory(m: EvalMetrics, ms: number): void {
   const { state, loaded } = store;
   entries.push({
     run: entries.length + 1,
     time: new Date().toISOString(),
     model: loaded?.summary.name || baseName(loaded?.summary.source ?? state.model),
-    weights:
-      state.recipeMode === 'json' ? state.recipeText.replace(/\s+/g, ' ') : describeRecipe(buildRecipe(state.weights)),
-    runtime: loaded?.caps.runtime ? runtimeLabel(state.runtime) : 'n/a',
+    weights: describeWeights(state),
+    runtime: loaded?.caps.runtime ? describeRuntime(state.runtime) : 'n/a',
     intervention: state.intervention || 'none',
+    reference: pinnedLabel(store) ?? 'as loaded',
     bitsPerWeight: loaded?.applied?.bitsPerWeight ?? NaN,
     bytes: loaded?.applied?.bytes ?? NaN,
     tokens: m.tokens,
@@ -77,6 +69,7 @@ function renderHistory(): void {
       if (c.numeric) th.classList.add('num');
       return th;
     }),
+    pinHeader(),
   );
   body.replaceChildren(...(entries.length === 0 ? [emptyRow()] : sorted().map(row)));
   $('history-csv').toggleAttribute('disabled', entries.length === 0);
@@ -96,14 +89,46 @@ function row(e: HistoryEntry): HTMLTableRowElement {
     if (c.key === 'weights') td.title = String(v);
     tr.append(td);
   }
+  tr.append(pinCell(e));
   tr.title = 'Click to restore this configuration';
-  tr.addEventListener('click', () => actions.restore(decodeState(new URL(e.link).hash).state));
+  tr.addEventListener('click', () => actions.restore(stateOf(e)));
   return tr;
+}
+
+const stateOf = (e: HistoryEntry) => decodeState(new URL(e.link).hash).state;
+
+function pinHeader(): HTMLTableCellElement {
+  const th = document.createElement('th');
+  th.scope = 'col';
+  const label = document.createElement('span');
+  label.className = 'visually-hidden';
+  label.textContent = 'Pin as reference';
+  th.append(label);
+  return th;
+}
+
+/** Pins the row's configuration (not the reference it was measured against). */
+function pinCell(e: HistoryEntry): HTMLTableCellElement {
+  const td = document.createElement('td');
+  const b = document.createElement('button');
+  b.type = 'button';
+  b.className = 'button secondary small';
+  b.textContent = 'Pin';
+  b.title = 'Compare every configuration with this one';
+  b.dataset.testid = 'history-pin';
+  b.dataset.run = String(e.run);
+  b.disabled = !canPin(store);
+  b.addEventListener('click', (event) => {
+    event.stopPropagation();
+    pinConfiguration(store, stateOf(e));
+  });
+  td.append(b);
+  return td;
 }
 
 function emptyRow(): HTMLTableRowElement {
   const td = document.createElement('td');
-  td.colSpan = COLUMNS.length;
+  td.colSpan = COLUMNS.length + 1;
   td.className = 'empty';
   td.textContent = 'Each configuration you try is listed here, with its metrics.';
   const tr = document.createElement('tr');
@@ -112,14 +137,19 @@ function emptyRow(): HTMLTableRowElement {
 }
 
 export const historyTable: Control = {
-  mount(_store, page) {
+  mount(pageStore, page) {
     actions = page;
+    store = pageStore;
     $('history-csv').addEventListener('click', () =>
       downloadBlob(new Blob([toCsv(sorted())], { type: 'text/csv' }), 'quantscope-history.csv'),
     );
     $('history-json').addEventListener('click', () =>
       downloadBlob(new Blob([toJson(sorted())], { type: 'application/json' }), 'quantscope-history.json'),
     );
+    renderHistory();
+  },
+  enable() {
+    // Whether rows can be pinned depends on the engine.
     renderHistory();
   },
 };

@@ -1,6 +1,7 @@
 // Every part of the page, in one list: mounted, rendered and enabled in this order, and asked in
 // this order for their parts of the results' keys, the evaluation's arguments and the engine's
-// settings (the recipe is sent before run-time quantization, which may choose it).
+// settings (the recipe is sent before run-time quantization, which may choose it, and the pinned
+// reference after what the model under study is).
 
 import { devicePanel } from '../panels/device';
 import { metricsPanel } from '../panels/metrics';
@@ -16,6 +17,7 @@ import { historyTable } from './history';
 import { intervention } from './intervention';
 import { modelFiles } from './model-files';
 import { outliers } from './outliers';
+import { pin } from './pin';
 import { prompt } from './prompt';
 import { recipeDownload } from './recipe-download';
 import { runtime } from './runtime';
@@ -32,6 +34,7 @@ export const CONTROLS: readonly Control[] = [
   ggufDownload,
   runtime,
   intervention,
+  pin,
   generation,
   metricsPanel,
   evalTokens,

@@ -2,13 +2,13 @@
 // the embeddings and the head, or a free recipe (JSON or one scheme name). The engine holds the
 // recipe built from them; only the matrices whose scheme changed are re-quantized.
 
+import { configurationRecipe } from '../configuration';
 import { $, dismissible, fillOptions, showNotice, status } from '../dom';
 import { formatMs } from '../format';
 import {
   BLOCK_CLASSES,
   CLASS_LABELS,
   buildRecipe,
-  parseRecipeText,
   recipeJson,
   uniformControls,
   uniformScheme,
@@ -23,12 +23,7 @@ const MIXED = '(mixed)';
 
 /** The recipe (JSON or one scheme name) the controls ask for; throws on a bad one. */
 export function desiredRecipe(store: Store): string {
-  const { state } = store;
-  if (state.recipeMode === 'json') {
-    const parsed = parseRecipeText(state.recipeText);
-    return typeof parsed === 'string' ? parsed : recipeJson(parsed);
-  }
-  return recipeJson(buildRecipe(state.weights, store.loaded?.summary.config.n_layers));
+  return configurationRecipe(store.state, store.loaded?.summary.config.n_layers);
 }
 
 /** The engine's schemes, those it re-quantizes on the CPU marked so. */

@@ -1,7 +1,8 @@
-// The metrics panel: the model under study against the model as loaded on the evaluation text
-// (KL, PD-KL, top-1, perplexity, QiD, the per-layer error chart), its size, Measure, and why it
-// broke, in words: the engine's breakage (the massive activation or the attention sink moved by
-// more than 2×) with a button to the outlier view that shows it.
+// The metrics panel: the model under study against the reference (the model as loaded, or a
+// pinned configuration: controls/pin.ts) on the evaluation text (KL, PD-KL, top-1, perplexity,
+// QiD, the per-layer error chart), its size, Measure, and why it broke, in words: the engine's
+// breakage (the massive activation or the attention sink moved by more than 2×) with a button to
+// the outlier view that shows it.
 
 import { breakageView, describeBreakage } from '../breakage-text';
 import { LayerErrorChart, exportCanvasPng } from '../charts';
@@ -13,6 +14,8 @@ import type { Applied, Breakage, EvalMetrics, EvaluationArgs } from '../messages
 import type { Store } from '../store';
 import { StoppableCall } from '../stoppable';
 import type { Control, EvaluateArgs } from '../controls/control';
+import { currentReference } from '../controls/pin';
+import type { ReferenceWords } from '../reference';
 
 let layerChart: LayerErrorChart;
 /** The evaluation, which a change cancels rather than waits for. */
@@ -43,7 +46,7 @@ function nextRun(panel: HTMLElement): void {
   panel.dataset.run = String(Number(panel.dataset.run ?? '0') + 1);
 }
 
-function renderMetrics(m: EvalMetrics): void {
+function renderMetrics(m: EvalMetrics, reference: ReferenceWords): void {
   setFact('metric-kl', m.kl, formatMetric(m.kl));
   setFact('metric-pdkl', m.pd_kl, formatMetric(m.pd_kl));
   setFact('metric-top1', m.top1_agreement, `${(m.top1_agreement * 100).toFixed(1)}%`);
@@ -56,7 +59,8 @@ function renderMetrics(m: EvalMetrics): void {
   panel.dataset.state = 'done';
   panel.dataset.exact = 'false';
   const windows = m.window > 0 && m.window < m.tokens ? ` in windows of ${m.window}` : '';
-  $('metrics-note').textContent = `Measured on ${m.tokens} tokens${windows} in ${formatMs(m.ms)}.`;
+  $('metrics-note').textContent =
+    `Measured against ${reference.name} on ${m.tokens} tokens${windows} in ${formatMs(m.ms)}.`;
   nextRun(panel);
 }
 
@@ -108,7 +112,7 @@ export const metrics = {
     const m = await evaluation.run(eng, store, args, superseded);
     if (!m) return null;
     exactShownFor = null;
-    renderMetrics(m);
+    renderMetrics(m, currentReference(store));
     return m;
   },
 
@@ -128,7 +132,7 @@ export const metrics = {
     try {
       const b = await eng.run('breakage', args);
       if (store.loaded?.engine !== eng) return;
-      const sentences = describeBreakage(b);
+      const sentences = describeBreakage(b, currentReference(store));
       const box = $('breakage');
       box.dataset.breaks = b.breaks.join(',');
       if (sentences.length === 0) return;

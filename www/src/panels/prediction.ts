@@ -1,5 +1,6 @@
-// The next-token panel: the top-k of the model as loaded and of the model under study side by
-// side (ranks that moved marked), and which backend computed each column.
+// The next-token panel: the top-k of the reference (the model as loaded, or a pinned
+// configuration) and of the model under study side by side (ranks that moved marked), and which
+// backend computed each column.
 
 import { $, hide, renderSegments, showNotice, status } from '../dom';
 import type { Engine } from '../engine';
@@ -8,6 +9,8 @@ import { computedOn } from '../forward';
 import type { Backend, TopToken } from '../messages';
 import type { Store } from '../store';
 import type { Control } from '../controls/control';
+import { currentReference } from '../controls/pin';
+import { AS_LOADED } from '../reference';
 import { backendLabel } from './device';
 
 const TOP_K = 10;
@@ -55,7 +58,9 @@ function setPredictMeta(store: Store, tokens: number, ms: number, reference: Bac
   const device = store.loaded?.device ?? null;
   $('predict-meta').textContent = `${tokens} prompt token${tokens === 1 ? '' : 's'} · ${formatMs(ms)}`;
   const on = $('predict-backend');
-  const said = computedOn(reference, quantized, backendLabel(device), device?.forward, ms);
+  const words = quantized === null ? AS_LOADED : currentReference(store);
+  $('reference-heading').textContent = words.heading;
+  const said = computedOn(reference, quantized, backendLabel(device), device?.forward, ms, words);
   on.dataset.backend = said.backend;
   on.dataset.referenceBackend = reference;
   on.dataset.quantizedBackend = quantized ?? '';

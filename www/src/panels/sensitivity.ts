@@ -2,7 +2,8 @@
 // model with that one matrix quantized, everything else as loaded, measured against the model as
 // loaded (the engine's `sensitivity`, src/study/sensitivity.rs); cells are drawn as they arrive.
 // A click on a cell applies exactly that change, through the recipe, so it lands in the link and
-// the history like any other setting.
+// the history like any other setting. Against the model as loaded only: Run waits while a
+// configuration is pinned as the reference (the engine refuses then too).
 
 import { $, fillOptions, hide, ProgressBar, showNotice } from '../dom';
 import type { Engine } from '../engine';
@@ -207,6 +208,13 @@ function apply(store: Store, page: PageActions, x: number, y: number): void {
   page.restore({ ...store.state, recipeMode: 'json', recipeText });
 }
 
+/** Run is off while a configuration is pinned, saying why. */
+function showPinned(store: Store): void {
+  const pinned = store.state.pin !== null;
+  $('sensitivity-pinned').hidden = !pinned;
+  $('sensitivity-run').toggleAttribute('disabled', pinned);
+}
+
 function schemeChoices(store: Store): void {
   const select = $<HTMLSelectElement>('sensitivity-scheme');
   const schemes = store.loaded?.caps.schemes ?? [];
@@ -243,6 +251,7 @@ export const sensitivityPanel: Control = {
       running.eng.stop(running.id);
     });
     store.subscribe((change) => {
+      showPinned(store);
       if (change !== 'loaded') return;
       // A new model: the map on screen was another model's.
       shown = null;
@@ -253,6 +262,7 @@ export const sensitivityPanel: Control = {
       draw();
     });
     setState('idle');
+    showPinned(store);
   },
 
   render(store) {

@@ -13,14 +13,16 @@ import type { EvaluationArgs, PositionDetail, PositionView, TextToken, TokenView
 import { StoppableCall } from '../stoppable';
 import type { Store } from '../store';
 import type { Control } from '../controls/control';
+import { currentReference } from '../controls/pin';
+import type { ReferenceWords } from '../reference';
 import { formatNumber } from '../views/scales.ts';
 import { renderTokenList } from './prediction';
 
 let open = false;
 /** The token view's computation, which a change cancels rather than waits for. */
 let computation: StoppableCall<'tokenView'>;
-/** What is on screen: the view and the arguments it was computed with (a position's detail needs the same). */
-let shown: { view: TokenView; args: EvaluationArgs; eng: Engine } | null = null;
+/** What is on screen: the view, the arguments it was computed with (a position's detail needs the same) and its reference. */
+let shown: { view: TokenView; args: EvaluationArgs; eng: Engine; reference: ReferenceWords } | null = null;
 /** The latest detail asked for: an older answer arriving late is dropped. */
 let detailRequest = 0;
 
@@ -39,7 +41,7 @@ function describePosition(p: PositionView, tokens: TextToken[]): string {
   return `${quoted(tokens[p.index]?.text ?? '')} · KL ${formatNumber(p.kl)}${flip}`;
 }
 
-function renderText(view: TokenView, onPick: (index: number) => void): void {
+function renderText(view: TokenView, reference: ReferenceWords, onPick: (index: number) => void): void {
   const scale = klScale(finiteMax(view.positions.map((p) => p.kl)));
   const byIndex = new Map(view.positions.map((p) => [p.index, p]));
   const spans = view.tokens.map((t) => {
@@ -85,7 +87,7 @@ function renderText(view: TokenView, onPick: (index: number) => void): void {
   const r = view.result;
   $('token-view-summary').textContent =
     `${view.positions.length} predicted tokens, ${flipped} with a flipped top-1; KL ${formatNumber(r.kl)}, ` +
-    `top-1 agreement ${(r.top1_agreement * 100).toFixed(1)}% (windows of ${view.window}, ${formatMs(view.ms)}).`;
+    `top-1 agreement ${(r.top1_agreement * 100).toFixed(1)}% against ${reference.name} (windows of ${view.window}, ${formatMs(view.ms)}).`;
 }
 
 function renderLayerErrors(detail: PositionDetail): void {
@@ -111,19 +113,20 @@ function renderLayerErrors(detail: PositionDetail): void {
   $('detail-layers').replaceChildren(...rows);
 }
 
-function renderDetail(detail: PositionDetail, view: TokenView): void {
+function renderDetail(detail: PositionDetail, view: TokenView, reference: ReferenceWords): void {
   const box = $('token-detail');
   const position = view.positions.find((p) => p.index === detail.index);
   const title = $('token-detail-title');
   title.replaceChildren(`Token ${detail.index} `, tokenNode(view.tokens[detail.index]?.text ?? ''));
   if (position) title.append(` · KL ${formatNumber(position.kl)}${position.flipped ? ' · top-1 flipped' : ''}`);
   const label = `position ${detail.index}`;
+  $('detail-reference-heading').textContent = reference.heading;
   renderTokenList($('detail-reference'), detail.reference, label, null);
   renderTokenList($('detail-quantized'), detail.quantized, label, detail.reference);
   renderLayerErrors(detail);
   const before = quoted(view.tokens[detail.index - 1]?.text ?? '');
   $('detail-massive').textContent = detail.massiveAfter.length
-    ? `The token that predicted it, ${before}, carries a massive activation in the model as loaded ` +
+    ? `The token that predicted it, ${before}, carries a massive activation in ${reference.name} ` +
       `(after blocks ${detail.massiveAfter.join(', ')}): an outlier carrier, like the first token or a delimiter.`
     : `The token that predicted it, ${before}, carries no massive activation.`;
   box.dataset.index = String(detail.index);
@@ -133,7 +136,7 @@ function renderDetail(detail: PositionDetail, view: TokenView): void {
 
 async function pick(index: number): Promise<void> {
   if (!shown) return;
-  const { view, args, eng } = shown;
+  const { view, args, eng, reference } = shown;
   const request = ++detailRequest;
   for (const span of $('token-text').querySelectorAll<HTMLElement>('span[data-index]'))
     span.setAttribute('aria-pressed', String(Number(span.dataset.index) === index));
@@ -144,7 +147,7 @@ async function pick(index: number): Promise<void> {
     const detail = await eng.run('positionDetail', { ...args, index });
     if (request !== detailRequest || shown?.view !== view) return;
     hide('token-view-error');
-    renderDetail(detail, view);
+    renderDetail(detail, view, reference);
   } catch (e) {
     if (request !== detailRequest) return;
     box.dataset.state = 'error';
@@ -160,9 +163,10 @@ export const tokenView = {
   async update(eng: Engine, store: Store, args: EvaluationArgs, superseded: () => boolean): Promise<boolean> {
     const view = await computation.run(eng, store, args, superseded);
     if (!view) return false;
-    shown = { view, args, eng };
+    const reference = currentReference(store);
+    shown = { view, args, eng, reference };
     $('token-detail').hidden = true;
-    renderText(view, (index) => void pick(index));
+    renderText(view, reference, (index) => void pick(index));
     const card = $('token-view');
     card.dataset.state = 'done';
     card.dataset.run = String(Number(card.dataset.run ?? '0') + 1);
