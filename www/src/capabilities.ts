@@ -85,6 +85,7 @@ export function capabilities(version: string, schemes: SchemeInfo[], exports: ob
         optionalMethod(prototype, 'tokenView') !== null && optionalMethod(prototype, 'positionDetail') !== null,
       breakage: optionalMethod(prototype, 'breakage') !== null,
       pin: optionalMethod(prototype, 'pinReference') !== null && optionalMethod(prototype, 'unpinReference') !== null,
+      allocate: optionalMethod(prototype, 'allocateByMeasurement') !== null,
     },
     exportGguf: optionalMethod(prototype, 'exportGguf') !== null,
   };

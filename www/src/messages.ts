@@ -241,7 +241,7 @@ export interface Capabilities {
   /** The outlier views' wasm methods this engine has. */
   views: { attentionMaps: boolean; weightStats: boolean; outlierReport: boolean };
   /** Where a configuration breaks: the sensitivity map, the token view, the breakage, a pinned reference (engine methods this build has). */
-  study: { sensitivity: boolean; tokenView: boolean; breakage: boolean; pin: boolean };
+  study: { sensitivity: boolean; tokenView: boolean; breakage: boolean; pin: boolean; allocate: boolean };
   /** The engine writes the model under study as a GGUF file (`exportGguf`). */
   exportGguf: boolean;
 }
@@ -251,6 +251,30 @@ export interface SensitivityConfig {
   scheme: string;
   /** A glob of tensor names ("blk.0.*"); null or "" for every block matrix. */
   tensors: string | null;
+}
+
+/** What `allocateByMeasurement` chooses a recipe for: a bits-per-weight budget over the linears that get a rung. */
+export interface AllocationConfig {
+  budget: number;
+  /** Schemes, most bits first; null for bitalloc's ladder (int8 … int2). */
+  ladder: string[] | null;
+  /** A glob of the matrices that get a rung ("blk.0.*"); null or "" for every block matrix. */
+  tensors: string | null;
+}
+
+/** The recipe chosen from measured sensitivities (src/web/allocation.rs). */
+export interface MeasuredRecipe {
+  /** Recipe JSON, as `applyRecipe` takes it. */
+  recipe: string;
+  targetBitsPerWeight: number;
+  bitsPerWeight: number;
+  budgetOver: 'linears' | 'model';
+  /** Matrices per rung, in ladder order: [scheme, count]. */
+  rungCounts: [string, number][];
+  /** Cells measured (one map per rung), and the tokens they were measured on. */
+  cells: number;
+  tokens: number;
+  ms: number;
 }
 
 /** One (layer, class) cell of the sensitivity map (src/study/sensitivity.rs), streamed as it is measured. */
@@ -461,6 +485,11 @@ export interface EngineApi {
   unpinReference: { args: Record<string, never>; result: null };
   /** Streams each cell as a `cell` message before the result; `stop` cancels before the next cell. */
   sensitivity: { args: { config: SensitivityConfig; maxTokens: number; window: number }; result: SensitivityMap };
+  /** One sensitivity map per rung, then the greedy descent to the budget; `stop` cancels before the next cell. The recipe is returned, not applied. */
+  allocateByMeasurement: {
+    args: { config: AllocationConfig; maxTokens: number; window: number };
+    result: MeasuredRecipe;
+  };
   tokenView: { args: EvaluationArgs; result: TokenView };
   positionDetail: { args: EvaluationArgs & { index: number }; result: PositionDetail };
   breakage: { args: EvaluationArgs; result: Breakage };

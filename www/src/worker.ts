@@ -309,6 +309,16 @@ const handlers: Handlers = {
         >,
     );
   },
+  allocateByMeasurement: async ({ config, maxTokens, window }, ctx) => {
+    const run = requireOptional('allocateByMeasurement', 'recipe from measurements');
+    return stoppable(
+      ctx,
+      (progress) =>
+        run.call(requireModel(), JSON.stringify(config), maxTokens, window, progress) as Promise<
+          ResultOf<'allocateByMeasurement'>
+        >,
+    );
+  },
   tokenView: async ({ maxTokens, window, text }, ctx) => {
     const run = requireOptional('tokenView', 'token view');
     return stoppable(

@@ -4,6 +4,7 @@
 // reference after what the model under study is).
 
 import { devicePanel } from '../panels/device';
+import { measuredRecipePanel } from '../panels/measured-recipe';
 import { metricsPanel } from '../panels/metrics';
 import { predictionPanel } from '../panels/prediction';
 import { sensitivityPanel } from '../panels/sensitivity';
@@ -41,6 +42,7 @@ export const CONTROLS: readonly Control[] = [
   evalWindow,
   historyTable,
   sensitivityPanel,
+  measuredRecipePanel,
   tokenViewPanel,
   outliers,
   share,
