@@ -300,7 +300,12 @@ impl Study {
         if let Some(run) = self.prepared_run(reference) {
             return !run.on_gpu;
         }
-        self.forward.as_ref().is_some_and(|f| f.backend == "cpu") && (reference || self.studies_as_loaded())
+        self.cpu_measured_faster() && (reference || self.studies_as_loaded())
+    }
+
+    /// `choose_forward` measured the CPU reference faster than this GPU.
+    fn cpu_measured_faster(&self) -> bool {
+        self.forward.as_ref().is_some_and(|f| f.backend == "cpu")
     }
 
     /// The step options of a run: the reference (the weights as loaded, no intervention, or the

@@ -56,11 +56,11 @@ impl Study {
         progress: &mut dyn FnMut(Progress),
     ) -> Result<PinnedInfo, StudyError> {
         let t0 = now_ms();
-        let cpu_is_faster = self.forward.as_ref().is_some_and(|f| f.backend == "cpu");
-        let ready = self.prepare_run(experiment, intervention, calibration_tokens, window, !cpu_is_faster, progress)?;
+        let on_gpu = !self.cpu_measured_faster();
+        let ready = self.prepare_run(experiment, intervention, calibration_tokens, window, on_gpu, progress)?;
         let info = PinnedInfo {
             label: label.to_string(),
-            backend: if ready.run.on_gpu { "webgpu" } else { "cpu" },
+            backend: ready.run.backend(),
             bits_per_weight: ready.run.prepared.bits_per_weight,
             intervention_calibration: ready.calibration,
             ms: now_ms() - t0,

@@ -36,6 +36,15 @@ pub(super) struct PreparedRun {
 }
 
 impl PreparedRun {
+    /// "webgpu" or "cpu": where its runs go.
+    pub fn backend(&self) -> &'static str {
+        if self.on_gpu {
+            "webgpu"
+        } else {
+            "cpu"
+        }
+    }
+
     /// One CPU forward of the prepared model (its weights, run-time quantizers, intervention).
     pub fn forward(&self, loaded: &Model, tokens: &[u32], options: ForwardOptions) -> Result<ForwardOutput, StudyError> {
         let model = self.prepared.model(loaded);
@@ -97,7 +106,7 @@ impl Study {
             });
         }
         let ready = self.prepare_run(experiment, intervention, calibration_tokens, window, on_gpu, progress)?;
-        let backend = if ready.run.on_gpu { "webgpu" } else { "cpu" };
+        let backend = ready.run.backend();
         self.intervention = ready.intervention;
         self.runtime = ready.runtime;
         self.prepared = Some(ready.run);
