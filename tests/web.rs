@@ -360,21 +360,37 @@ async fn tiny_llama_forward_matches_the_cpu_reference() {
 /// Qwen3 against the CPU reference (which tests/native/qwen3.rs checks against the numpy oracle).
 #[wasm_bindgen_test]
 async fn tiny_qwen3_forward_matches_the_cpu_reference() {
-    let ctx = ctx().await;
     let model = Model::from_gguf(tiny_qwen3_gguf(0x5157_454E_3300_0001, None), "tiny-qwen3.gguf", &mut |_| {})
         .expect("load the tiny qwen3");
     assert!(model.config.qk_norm);
-    let gpu = GpuModel::upload(ctx, &model, &mut |_| {}).expect("upload");
+    prefill_and_decode_match_the_cpu_reference(&model).await;
+}
+
+/// Phi-3's fused projections, split at load into views of their rows, uploaded and run through
+/// Tint/Dawn (tests/native/phi3.rs checks the CPU reference against the numpy oracle).
+#[wasm_bindgen_test]
+async fn tiny_phi3_forward_matches_the_cpu_reference() {
+    let model = Model::from_gguf(tiny_phi3_gguf(0x5048_4933_0000_0001), "tiny-phi3.gguf", &mut |_| {})
+        .expect("load the tiny phi3");
+    assert_eq!(model.config.architecture, "phi3");
+    prefill_and_decode_match_the_cpu_reference(&model).await;
+}
+
+/// A prefill of 6 tokens and 3 decode steps with the KV cache on WebGPU give the CPU reference's
+/// logits.
+async fn prefill_and_decode_match_the_cpu_reference(model: &Model) {
+    let ctx = ctx().await;
+    let gpu = GpuModel::upload(ctx, model, &mut |_| {}).expect("upload");
     let tokens: Vec<u32> = vec![3, 11, 0, 7, 7, 19, 2, 5, 13];
     let (prompt, rest) = tokens.split_at(6);
     let mut cache = gpu.new_cache(ctx, tokens.len() as u32).unwrap();
     let out = gpu.step(ctx, &mut cache, prompt, &Capture::default()).await.expect("prefill");
-    let cpu = forward(&model, prompt, ForwardOptions::default()).unwrap().logits;
+    let cpu = forward(model, prompt, ForwardOptions::default()).unwrap().logits;
     let err = relative_l2(&out.logits, &cpu);
     assert!(err <= LOGITS_REL_L2, "prefill: relative L2 {err:.2e} > {LOGITS_REL_L2:e}");
     for (i, &t) in rest.iter().enumerate() {
         let out = gpu.step(ctx, &mut cache, &[t], &Capture::default()).await.expect("decode");
-        let cpu = forward(&model, &tokens[..prompt.len() + i + 1], ForwardOptions::default()).unwrap().logits;
+        let cpu = forward(model, &tokens[..prompt.len() + i + 1], ForwardOptions::default()).unwrap().logits;
         let err = relative_l2(&out.logits, &cpu);
         assert!(err <= LOGITS_REL_L2, "decode step {i}: relative L2 {err:.2e} > {LOGITS_REL_L2:e}");
     }

@@ -1,7 +1,8 @@
 //! Llama-family architecture hyper-parameters, read from GGUF metadata or a Hugging Face
-//! `config.json`. One struct serves llama, SmolLM2, Mistral, Qwen2 and Qwen3: they differ only in
-//! values and switches (heads, rope base, q/k/v biases, Qwen3's per-head RMSNorm of queries and
-//! keys, RoPE pair layout), not in the shape of the computation.
+//! `config.json`. One struct serves llama, SmolLM2, Mistral, Qwen2, Qwen3 and Phi-3: they differ
+//! only in values and switches (heads, rope base, q/k/v biases, Qwen3's per-head RMSNorm of
+//! queries and keys, RoPE pair layout, Phi-3's fused projections, which the loader splits), not in
+//! the shape of the computation.
 
 use serde::{Deserialize, Serialize};
 
@@ -47,9 +48,20 @@ pub struct LlamaConfig {
 }
 
 /// Architectures this file knows how to run, with the RoPE layout their GGUF exports use.
-const GGUF_ARCHITECTURES: &[(&str, RopeLayout)] =
-    &[("llama", RopeLayout::Interleaved), ("qwen2", RopeLayout::HalfSplit), ("qwen3", RopeLayout::HalfSplit)];
-const HF_ARCHITECTURES: &[&str] = &["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM"];
+const GGUF_ARCHITECTURES: &[(&str, RopeLayout)] = &[
+    ("llama", RopeLayout::Interleaved),
+    ("qwen2", RopeLayout::HalfSplit),
+    ("qwen3", RopeLayout::HalfSplit),
+    ("phi3", RopeLayout::HalfSplit),
+];
+/// Hugging Face architectures and the name this crate gives each (GGUF's).
+const HF_ARCHITECTURES: &[(&str, &str)] = &[
+    ("LlamaForCausalLM", "llama"),
+    ("MistralForCausalLM", "llama"),
+    ("Qwen2ForCausalLM", "qwen2"),
+    ("Qwen3ForCausalLM", "qwen3"),
+    ("Phi3ForCausalLM", "phi3"),
+];
 
 impl LlamaConfig {
     pub fn q_dim(&self) -> usize {
@@ -107,9 +119,18 @@ impl LlamaConfig {
             tied_embeddings,
             qkv_bias,
             qk_norm,
-            sliding_window: None,
+            sliding_window: match gguf.get(&key("attention.sliding_window")) {
+                Some(_) => Some(get_usize(gguf, &key("attention.sliding_window"))?),
+                None => None,
+            },
             architecture: architecture.clone(),
         };
+        let config = config.bounded_by_its_window();
+        // Llama 3.1's and Phi-3 128k's RoPE scalings ship as tensors (`rope_freqs`,
+        // `rope_factors_long`), which the loader refuses; the linear and YaRN ones as metadata.
+        if let Some(scaling) = gguf.get(&key("rope.scaling.type")).and_then(|v| v.as_str()).filter(|&t| t != "none") {
+            return Err(bad(file, format!("RoPE scaling {scaling:?} is not supported yet")));
+        }
         if let Some(rope_dims) = gguf.get(&key("rope.dimension_count")).and_then(|v| v.as_u64()) {
             if rope_dims != config.head_dim as u64 {
                 return Err(bad(
@@ -123,19 +144,19 @@ impl LlamaConfig {
     }
 
     /// Config from a Hugging Face `config.json` (LlamaForCausalLM, MistralForCausalLM,
-    /// Qwen2ForCausalLM, Qwen3ForCausalLM). HF checkpoints keep Q/K unpermuted, so RoPE is
-    /// half-split.
+    /// Qwen2ForCausalLM, Qwen3ForCausalLM, Phi3ForCausalLM). HF checkpoints keep Q/K unpermuted,
+    /// so RoPE is half-split.
     pub fn from_hf_json(json: &[u8], file: &str) -> Result<Self, ModelError> {
         let v: serde_json::Value = serde_json::from_slice(json)
             .map_err(|e| FormatError::Invalid { file: file.into(), message: format!("invalid JSON: {e}") })?;
-        let architecture = v["architectures"][0].as_str().unwrap_or("").to_string();
-        if !HF_ARCHITECTURES.contains(&architecture.as_str()) {
+        let hf_architecture = v["architectures"][0].as_str().unwrap_or("").to_string();
+        let Some(&(_, architecture)) = HF_ARCHITECTURES.iter().find(|(hf, _)| *hf == hf_architecture) else {
             return Err(ModelError::UnsupportedArchitecture {
                 file: file.into(),
-                architecture,
-                supported: HF_ARCHITECTURES.join(", "),
+                architecture: hf_architecture,
+                supported: HF_ARCHITECTURES.iter().map(|(hf, _)| *hf).collect::<Vec<_>>().join(", "),
             });
-        }
+        };
         let uint = |k: &str| -> Result<usize, ModelError> {
             v[k].as_u64()
                 .map(|x| x as usize)
@@ -150,6 +171,10 @@ impl LlamaConfig {
         if !v["rope_scaling"].is_null() {
             return Err(bad(file, "rope_scaling is not supported yet".into()));
         }
+        // Phi-4-mini rotates 3/4 of each head.
+        if let Some(factor) = v["partial_rotary_factor"].as_f64().filter(|&f| f != 1.0) {
+            return Err(bad(file, format!("partial RoPE (partial_rotary_factor {factor}) is not supported")));
+        }
         let d_model = uint("hidden_size")?;
         let n_heads = uint("num_attention_heads")?;
         let n_kv_heads = if v["num_key_value_heads"].is_null() { n_heads } else { uint("num_key_value_heads")? };
@@ -159,8 +184,6 @@ impl LlamaConfig {
             (serde_json::Value::Null, _) | (_, Some(false)) => None,
             _ => Some(uint("sliding_window")?),
         };
-        let is_qwen2 = architecture == "Qwen2ForCausalLM";
-        let is_qwen3 = architecture == "Qwen3ForCausalLM";
         let config = LlamaConfig {
             n_layers: uint("num_hidden_layers")?,
             d_model,
@@ -169,22 +192,27 @@ impl LlamaConfig {
             head_dim,
             d_ff: uint("intermediate_size")?,
             vocab_size: uint("vocab_size")?,
-            context_length: uint("max_position_embeddings")?.min(sliding_window.unwrap_or(usize::MAX)),
+            context_length: uint("max_position_embeddings")?,
             rope_base: float_or("rope_theta", 10_000.0)?,
             rms_eps: float_or("rms_norm_eps", 1e-6)?,
             rope_layout: RopeLayout::HalfSplit,
             tied_embeddings: v["tie_word_embeddings"].as_bool().unwrap_or(false),
-            qkv_bias: is_qwen2 || v["attention_bias"].as_bool().unwrap_or(false),
-            qk_norm: is_qwen3,
+            qkv_bias: architecture == "qwen2" || v["attention_bias"].as_bool().unwrap_or(false),
+            qk_norm: architecture == "qwen3",
             sliding_window,
-            architecture: match (is_qwen2, is_qwen3) {
-                (true, _) => "qwen2".into(),
-                (_, true) => "qwen3".into(),
-                _ => "llama".into(),
-            },
-        };
+            architecture: architecture.into(),
+        }
+        .bounded_by_its_window();
         config.validate(file)?;
         Ok(config)
+    }
+
+    /// The context clamped to the sliding window: up to the window, attending to every earlier
+    /// token is the same computation, so a longer sequence is refused rather than computed
+    /// differently.
+    fn bounded_by_its_window(mut self) -> Self {
+        self.context_length = self.context_length.min(self.sliding_window.unwrap_or(usize::MAX));
+        self
     }
 
     fn validate(&self, file: &str) -> Result<(), ModelError> {
@@ -316,10 +344,9 @@ mod tests {
             .replace(r#""rope_scaling": null"#, r#""rope_scaling": null, "sliding_window": 4096"#);
         let c = LlamaConfig::from_hf_json(mistral.as_bytes(), "config.json").unwrap();
         assert_eq!((c.sliding_window, c.context_length), (Some(4096), 4096));
-        let off = mistral.replace("MistralForCausalLM", "Qwen2ForCausalLM").replace(
-            r#""sliding_window": 4096"#,
-            r#""sliding_window": 4096, "use_sliding_window": false"#,
-        );
+        let off = mistral
+            .replace("MistralForCausalLM", "Qwen2ForCausalLM")
+            .replace(r#""sliding_window": 4096"#, r#""sliding_window": 4096, "use_sliding_window": false"#);
         let c = LlamaConfig::from_hf_json(off.as_bytes(), "config.json").unwrap();
         assert_eq!((c.sliding_window, c.context_length), (None, 8192));
     }

@@ -8,6 +8,7 @@ use crate::formats::gguf::GgufFile;
 use crate::formats::safetensors;
 use crate::formats::tokenizer::TextTokenizer;
 use crate::model::config::LlamaConfig;
+use crate::model::fused::split_fused;
 use crate::model::generate::{ranked, CpuBackend};
 use crate::model::weights::{WeightTensor, Weights};
 
@@ -89,6 +90,7 @@ impl Model {
                 len: t.n_bytes as usize,
             })
             .collect();
+        let tensors = split_fused(&config, tensors, source)?;
         let weights = Weights::new(bytes, source, tensors)?;
         Model::assemble(source, name, config, weights, tokenizer, progress)
     }
@@ -182,6 +184,7 @@ impl Model {
         }
         progress(Progress { stage: "parse", done: 1, total: 1 });
         config.tied_embeddings = !tensors.iter().any(|t| t.name == "output.weight");
+        let tensors = split_fused(&config, tensors, source)?;
         let weights = Weights::new(bytes, source, tensors)?;
         Model::assemble(source, None, config, weights, tokenizer, progress)
     }
@@ -194,6 +197,13 @@ impl Model {
         tokenizer: TextTokenizer,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Model, ModelError> {
+        // Frequency factors the forward does not apply: refused, not ignored.
+        if let Some(t) = weights.tensors().iter().find(|t| t.name.starts_with("rope_f")) {
+            return Err(ModelError::BadConfig {
+                file: source.into(),
+                message: format!("tensor {:?} scales RoPE's frequencies, which is not supported yet", t.name),
+            });
+        }
         let model = Model { source: source.into(), name, config, weights, tokenizer };
         model.check_shapes()?;
         model.weights.check_finite(&mut |done, total| progress(Progress { stage: "validate", done, total }))?;
@@ -305,7 +315,7 @@ impl Model {
     }
 }
 
-/// Hugging Face llama/qwen2 tensor names → GGUF names.
+/// Hugging Face llama/qwen2/qwen3/phi3 tensor names → GGUF names.
 fn gguf_name(hf: &str) -> Option<String> {
     let fixed = match hf {
         "model.embed_tokens.weight" => Some("token_embd.weight"),
@@ -330,6 +340,9 @@ fn gguf_name(hf: &str) -> Option<String> {
         "self_attn.q_norm.weight" => "attn_q_norm.weight",
         "self_attn.k_norm.weight" => "attn_k_norm.weight",
         "self_attn.o_proj.weight" => "attn_output.weight",
+        // Phi-3's fused projections, under GGUF's names for them; the loader splits both.
+        "self_attn.qkv_proj.weight" => "attn_qkv.weight",
+        "mlp.gate_up_proj.weight" => "ffn_up.weight",
         "post_attention_layernorm.weight" => "ffn_norm.weight",
         "mlp.gate_proj.weight" => "ffn_gate.weight",
         "mlp.up_proj.weight" => "ffn_up.weight",

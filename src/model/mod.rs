@@ -2,6 +2,7 @@
 //! forward that every GPU kernel is checked against.
 
 pub mod config;
+pub mod fused;
 pub mod generate;
 pub mod intervene;
 pub mod load;

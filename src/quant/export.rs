@@ -5,7 +5,9 @@
 //! the result.
 
 use crate::error::QuantError;
+use crate::formats::ggml::GgmlType;
 use crate::formats::gguf::{write_gguf, GgufFile};
+use crate::model::fused::{fusions, Fusion};
 use crate::model::{Model, Progress};
 use crate::quant::apply::quantize_model;
 use crate::quant::recipe::Assignment;
@@ -28,7 +30,42 @@ pub fn export_gguf(model: &Model, recipe: &Recipe, progress: &mut dyn FnMut(Prog
     }
     let quantized = quantize_model(model, recipe, progress)?;
     let w = &quantized.model.weights;
-    let tensors: Vec<_> =
+    let mut tensors: Vec<_> =
         w.tensors().iter().map(|t| (t.name.clone(), t.dims.clone(), t.dtype, w.data(t).to_vec())).collect();
+    for fusion in fusions(&model.config) {
+        join_parts(&mut tensors, &fusion).map_err(bad)?;
+    }
     Ok(write_gguf(&source.metadata, &tensors, source.alignment))
+}
+
+type Tensor = (String, Vec<u64>, GgmlType, Vec<u8>);
+
+/// Joins the parts of a fused tensor (split at load) back into it, where its first part was, so
+/// the file has the layout its architecture's readers expect. The parts must share one type.
+fn join_parts(tensors: &mut Vec<Tensor>, fusion: &Fusion) -> Result<(), String> {
+    let position = |name: &str| tensors.iter().position(|t| t.0 == name);
+    let first = position(&fusion.parts[0].0).ok_or_else(|| format!("tensor {:?} is missing", fusion.parts[0].0))?;
+    let (cols, dtype) = (tensors[first].1[0], tensors[first].2);
+    let mut bytes = Vec::new();
+    let mut rows = 0;
+    for (name, _) in &fusion.parts {
+        let i = position(name).ok_or_else(|| format!("tensor {name:?} is missing"))?;
+        if tensors[i].2 != dtype {
+            let parts: Vec<&str> = fusion.parts.iter().map(|(n, _)| n.as_str()).collect();
+            return Err(format!(
+                "{:?} is stored as one tensor of {}, so they need one scheme; the recipe gives {:?} {} and {name:?} {}",
+                fusion.fused,
+                parts.join(", "),
+                fusion.parts[0].0,
+                dtype.name().to_lowercase(),
+                tensors[i].2.name().to_lowercase()
+            ));
+        }
+        bytes.extend_from_slice(&tensors[i].3);
+        rows += tensors[i].1[1];
+    }
+    let fused = (fusion.fused.clone(), vec![cols, rows], dtype, bytes);
+    tensors.retain(|t| !fusion.parts.iter().any(|(name, _)| *name == t.0));
+    tensors.insert(first.min(tensors.len()), fused);
+    Ok(())
 }

@@ -2,8 +2,8 @@
 //! the browser (`tests/web_support/mod.rs`, headless Chromium): deterministic random data, random
 //! weights in stored formats, comparisons that list the first mismatches, and the CPU formulas
 //! (mirroring `model::reference`); also the GGUF metadata of the tiny synthetic llamas
-//! (tests/native/model_synthetic.rs, tests/web.rs) and a tiny Qwen3 (tests/native/qwen3.rs,
-//! tests/web.rs). Target-independent and synchronous: nothing here touches a GPU.
+//! (tests/native/model_synthetic.rs, tests/web.rs), a tiny Qwen3 and a tiny Phi-3
+//! (tests/native/qwen3.rs, tests/native/phi3.rs, tests/web.rs). Target-independent and synchronous: nothing here touches a GPU.
 #![allow(dead_code)]
 
 use half::f16;
@@ -312,7 +312,8 @@ pub fn check_matmul_output(
 }
 
 // ---------------------------------------------------------------------------------------------
-// Tiny synthetic llamas written as GGUF in the tests (tests/native/model_synthetic.rs, tests/web.rs).
+// Tiny synthetic llamas, Qwen3s and Phi-3s written as GGUF in the tests (tests/native/model_synthetic.rs,
+// tests/native/qwen3.rs, tests/native/phi3.rs, tests/web.rs).
 
 /// The shape of a tiny synthetic model.
 pub struct TinyShape {
@@ -361,11 +362,7 @@ pub const TINY_QWEN3_HEAD_DIM: usize = 16;
 pub fn tiny_qwen3_gguf(seed: u64, without_q_norm_of_block: Option<usize>) -> Vec<u8> {
     let TinyShape { d, heads, kv_heads, ff, vocab, layers, .. } = TINY_QWEN3;
     let hd = TINY_QWEN3_HEAD_DIM;
-    let mut rng = Rng(seed);
-    let mut tensor = |name: String, dims: &[usize], lo: f32, hi: f32| {
-        let values = rng.vec(dims.iter().product(), lo, hi);
-        (name, dims.iter().map(|&d| d as u64).collect::<Vec<_>>(), GgmlType::F32, f32_bytes(&values))
-    };
+    let mut tensor = random_f32_tensors(seed);
     let (q, kv) = (heads * hd, kv_heads * hd);
     let mut tensors =
         vec![tensor("token_embd.weight".into(), &[d, vocab], -0.5, 0.5), tensor("output_norm.weight".into(), &[d], 0.5, 1.5)];
@@ -392,6 +389,50 @@ pub fn tiny_qwen3_gguf(seed: u64, without_q_norm_of_block: Option<usize>) -> Vec
     metadata.push(("qwen3.attention.key_length".into(), V::U32(hd as u32)));
     metadata.push(("qwen3.attention.value_length".into(), V::U32(hd as u32)));
     write_gguf(&metadata, &tensors, 32)
+}
+
+/// A tiny random Phi-3's shape: grouped-query attention (Phi-3-medium has it; mini does not).
+pub const TINY_PHI3: TinyShape = TinyShape { d: 32, heads: 4, kv_heads: 2, ff: 64, vocab: 20, layers: 2, context: 64 };
+/// Its sliding window, shorter than its context: the loaded context is clamped to it.
+pub const TINY_PHI3_WINDOW: usize = 48;
+
+/// A tiny random Phi-3 as GGUF (f32 weights) in llama.cpp's phi3 layout: each block's q|k|v
+/// projections as one `attn_qkv` and its gate|up as one `ffn_up` of 2·ff rows, a separate
+/// unembedding, NEOX RoPE over the whole head, a sliding window.
+pub fn tiny_phi3_gguf(seed: u64) -> Vec<u8> {
+    let TinyShape { d, heads, kv_heads, ff, vocab, layers, .. } = TINY_PHI3;
+    let hd = d / heads;
+    let mut tensor = random_f32_tensors(seed);
+    let mut tensors = vec![
+        tensor("token_embd.weight".into(), &[d, vocab], -0.5, 0.5),
+        tensor("output_norm.weight".into(), &[d], 0.5, 1.5),
+        tensor("output.weight".into(), &[d, vocab], -0.5, 0.5),
+    ];
+    for l in 0..layers {
+        let name = |s: &str| format!("blk.{l}.{s}");
+        tensors.extend([
+            tensor(name("attn_norm.weight"), &[d], 0.5, 1.5),
+            tensor(name("attn_qkv.weight"), &[d, (heads + 2 * kv_heads) * hd], -0.5, 0.5),
+            tensor(name("attn_output.weight"), &[d, d], -0.5, 0.5),
+            tensor(name("ffn_norm.weight"), &[d], 0.5, 1.5),
+            tensor(name("ffn_up.weight"), &[d, 2 * ff], -0.5, 0.5),
+            tensor(name("ffn_down.weight"), &[ff, d], -0.5, 0.5),
+        ]);
+    }
+    let mut metadata = tiny_metadata("phi3", &TINY_PHI3);
+    metadata.push(("phi3.rope.dimension_count".into(), V::U32(hd as u32)));
+    metadata.push(("phi3.attention.sliding_window".into(), V::U32(TINY_PHI3_WINDOW as u32)));
+    write_gguf(&metadata, &tensors, 32)
+}
+
+/// A maker of named f32 tensors (GGUF dims, innermost first) with values uniform in [lo, hi).
+#[allow(clippy::type_complexity)]
+fn random_f32_tensors(seed: u64) -> impl FnMut(String, &[usize], f32, f32) -> (String, Vec<u64>, GgmlType, Vec<u8>) {
+    let mut rng = Rng(seed);
+    move |name, dims, lo, hi| {
+        let values = rng.vec(dims.iter().product(), lo, hi);
+        (name, dims.iter().map(|&d| d as u64).collect(), GgmlType::F32, f32_bytes(&values))
+    }
 }
 
 fn f32_bytes(values: &[f32]) -> Vec<u8> {

@@ -7,6 +7,7 @@ mod common;
 mod gpu_common;
 
 mod activation_quant;
+mod architecture_checks;
 mod calibrated_methods;
 mod cli;
 mod cli_quant;
@@ -32,6 +33,7 @@ mod gpu_topk;
 mod interventions;
 mod model_synthetic;
 mod outliers;
+mod phi3;
 mod pinned_reference;
 mod quant_eval;
 mod qwen3;

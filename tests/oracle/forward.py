@@ -1,9 +1,10 @@
-"""Independent oracle for the CPU reference forward: a llama / qwen2 / qwen3 forward in float64
-numpy over weights dequantized by gguf-py (the GGUF project's own Python package).
+"""Independent oracle for the CPU reference forward: a llama / qwen2 / qwen3 / phi3 forward in
+float64 numpy over weights dequantized by gguf-py (the GGUF project's own Python package).
 
 Written from the formulas, not from the Rust code: whole-matrix numpy ops, RoPE applied to GGUF's
 permuted Q/K as llama.cpp does (adjacent pairs) for llama and to halves (NEOX) for qwen2/qwen3,
 q/k/v biases where the file has them, qwen3's RMSNorm of each query and key head before RoPE,
+phi3's fused projections (one q|k|v matrix, one gate|up matrix: their products split by columns),
 GQA by repeating K/V heads.
 
 usage: forward.py MODEL.gguf TOKEN_ID [TOKEN_ID ...] [--layers N]
@@ -34,13 +35,13 @@ def main():
     n_kv = field(f"{arch}.attention.head_count_kv")
     eps = field(f"{arch}.attention.layer_norm_rms_epsilon")
     base = field(f"{arch}.rope.freq_base")
-    if arch not in ("llama", "qwen2", "qwen3"):
+    if arch not in ("llama", "qwen2", "qwen3", "phi3"):
         sys.exit(f"forward.py: architecture {arch!r} is not one this oracle computes")
-    neox = arch in ("qwen2", "qwen3")
+    neox = arch in ("qwen2", "qwen3", "phi3")
 
     wanted = {"token_embd.weight", "output_norm.weight", "output.weight"} | {
         f"blk.{l}.{s}" for l in range(n_layers) for s in
-        ["attn_norm.weight", "attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_output.weight",
+        ["attn_norm.weight", "attn_qkv.weight", "attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_output.weight",
          "ffn_norm.weight", "ffn_gate.weight", "ffn_up.weight", "ffn_down.weight",
          "attn_q.bias", "attn_k.bias", "attn_v.bias", "attn_q_norm.weight", "attn_k_norm.weight"]}
     W = {t.name: dequantize(t.data, t.tensor_type).astype(np.float64) for t in reader.tensors if t.name in wanted}
@@ -70,6 +71,11 @@ def main():
         return np.stack([a * c - b * s, a * s + b * c], axis=-1).reshape(T, heads * hd)
 
     def project(h, l, name, heads):
+        fused = W.get(f"blk.{l}.attn_qkv.weight")
+        if fused is not None:  # phi3: columns q | k | v of one product
+            qkv = h @ fused.T
+            q_end, k_end = n_heads * hd, (n_heads + n_kv) * hd
+            return {"q": qkv[:, :q_end], "k": qkv[:, q_end:k_end], "v": qkv[:, k_end:]}[name]
         y = h @ W[f"blk.{l}.attn_{name}.weight"].T + W.get(f"blk.{l}.attn_{name}.bias", 0.0)
         norm = W.get(f"blk.{l}.attn_{name}_norm.weight")
         if norm is not None:  # qwen3: each head's hd values are one RMSNorm row
@@ -92,7 +98,10 @@ def main():
         attn = (probs @ v).transpose(1, 0, 2).reshape(T, n_heads * hd)
         x = x + attn @ p("attn_output.weight").T
         h = rms_norm(x, p("ffn_norm.weight"))
-        gate, up = h @ p("ffn_gate.weight").T, h @ p("ffn_up.weight").T
+        if arch == "phi3":  # one product, the gate's columns first
+            gate, up = np.split(h @ p("ffn_up.weight").T, 2, axis=-1)
+        else:
+            gate, up = h @ p("ffn_gate.weight").T, h @ p("ffn_up.weight").T
         x = x + (gate / (1 + np.exp(-gate)) * up) @ p("ffn_down.weight").T
     logits = rms_norm(x[-1:], W["output_norm.weight"]) @ out_w.T
     json.dump({"logits": logits[0].tolist()}, sys.stdout)

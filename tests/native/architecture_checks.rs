@@ -1,0 +1,113 @@
+//! What every architecture's tiny random checkpoint must pass (tests/native/qwen3.rs,
+//! tests/native/phi3.rs): the numpy oracle's logits on the CPU reference and on the GPU, the same
+//! greedy continuation on both, and the same model from its Hugging Face form.
+use std::path::Path;
+
+use crate::common::{relative_l2_f32, run_oracle};
+use crate::gpu_common::ctx;
+
+use pollster::block_on;
+use quantscope::formats::gguf::GgufFile;
+use quantscope::gpu::forward::{Capture, GpuModel};
+use quantscope::model::reference::{forward, ForwardOptions};
+use quantscope::model::Model;
+
+pub const LOGITS_TOLERANCE: f64 = 1e-4;
+
+/// The last position's logits of `tokens` by tests/oracle/forward.py on the GGUF at `file`.
+pub fn oracle_logits(file: &Path, tokens: &[u32]) -> Vec<f32> {
+    let args: Vec<String> =
+        std::iter::once(file.display().to_string()).chain(tokens.iter().map(u32::to_string)).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let oracle: serde_json::Value = serde_json::from_str(&run_oracle("forward.py", &args, "")).unwrap();
+    oracle["logits"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect()
+}
+
+/// `model` (loaded from the GGUF at `file`) gives the oracle's logits after `tokens` within
+/// [`LOGITS_TOLERANCE`] on the CPU reference and on the GPU (lavapipe), and 16 greedy tokens are
+/// the same on both: the GPU with its KV cache one token at a time, the CPU recomputing the whole
+/// sequence.
+pub fn matches_the_oracle_and_decodes_alike(model: &Model, file: &Path, tokens: &[u32]) {
+    let oracle = oracle_logits(file, tokens);
+    let cpu = forward(model, tokens, ForwardOptions::default()).unwrap().logits;
+    let err = relative_l2_f32(&cpu, &oracle);
+    assert!(err <= LOGITS_TOLERANCE, "CPU reference vs oracle: relative L2 {err:.3e}");
+
+    let gpu = GpuModel::upload(ctx(), model, &mut |_| {}).unwrap();
+    let mut cache = gpu.new_cache(ctx(), 64).unwrap();
+    let prefill = block_on(gpu.step(ctx(), &mut cache, tokens, &Capture::default())).unwrap().logits;
+    let err = relative_l2_f32(&prefill, &oracle);
+    assert!(err <= LOGITS_TOLERANCE, "GPU vs oracle: relative L2 {err:.3e}");
+
+    let argmax = |l: &[f32]| l.iter().enumerate().fold(0, |b, (i, &v)| if v > l[b] { i } else { b }) as u32;
+    let (mut on_cpu, mut sequence) = (Vec::new(), tokens.to_vec());
+    for _ in 0..16 {
+        let next = argmax(&forward(model, &sequence, ForwardOptions::default()).unwrap().logits);
+        on_cpu.push(next);
+        sequence.push(next);
+    }
+    let mut on_gpu = vec![argmax(&prefill)];
+    while on_gpu.len() < 16 {
+        let last = [*on_gpu.last().unwrap()];
+        on_gpu.push(argmax(&block_on(gpu.step(ctx(), &mut cache, &last, &Capture::default())).unwrap().logits));
+    }
+    assert_eq!(on_gpu, on_cpu);
+    assert!(on_cpu.iter().collect::<std::collections::HashSet<_>>().len() > 1, "a constant continuation: {on_cpu:?}");
+}
+
+/// The Hugging Face name of a tensor of a GGUF file (the inverse of the loader's mapping). In
+/// `fused` files (Phi-3) `ffn_up` is the gate|up matrix.
+fn hf_name(gguf: &str, fused: bool) -> String {
+    match gguf {
+        "token_embd.weight" => return "model.embed_tokens.weight".into(),
+        "output_norm.weight" => return "model.norm.weight".into(),
+        "output.weight" => return "lm_head.weight".into(),
+        _ => {}
+    }
+    let rest = gguf.strip_prefix("blk.").expect("a block tensor");
+    let (layer, suffix) = rest.split_once('.').unwrap();
+    let hf = match suffix {
+        "attn_norm.weight" => "input_layernorm.weight",
+        "attn_q.weight" => "self_attn.q_proj.weight",
+        "attn_k.weight" => "self_attn.k_proj.weight",
+        "attn_v.weight" => "self_attn.v_proj.weight",
+        "attn_qkv.weight" => "self_attn.qkv_proj.weight",
+        "attn_q_norm.weight" => "self_attn.q_norm.weight",
+        "attn_k_norm.weight" => "self_attn.k_norm.weight",
+        "attn_output.weight" => "self_attn.o_proj.weight",
+        "ffn_norm.weight" => "post_attention_layernorm.weight",
+        "ffn_gate.weight" => "mlp.gate_proj.weight",
+        "ffn_up.weight" if fused => "mlp.gate_up_proj.weight",
+        "ffn_up.weight" => "mlp.up_proj.weight",
+        "ffn_down.weight" => "mlp.down_proj.weight",
+        other => panic!("no Hugging Face name for {other}"),
+    };
+    format!("model.layers.{layer}.{hf}")
+}
+
+/// The f32 tensors of a GGUF file, as they are stored, in a model.safetensors under Hugging
+/// Face's names with PyTorch's [out, in] shapes (GGUF lists dimensions innermost first; the bytes
+/// are the same).
+pub fn as_safetensors(gguf_bytes: &[u8], fused: bool) -> Vec<u8> {
+    use safetensors::tensor::{Dtype, TensorView};
+    let gguf = GgufFile::parse(gguf_bytes, "tiny.gguf").unwrap();
+    let views: Vec<(String, TensorView)> = gguf
+        .tensors
+        .iter()
+        .map(|t| {
+            let start = (gguf.data_offset + t.offset) as usize;
+            let bytes = &gguf_bytes[start..start + t.n_bytes as usize];
+            let shape = t.dims.iter().rev().map(|&d| d as usize).collect();
+            (hf_name(&t.name, fused), TensorView::new(Dtype::F32, shape, bytes).unwrap())
+        })
+        .collect();
+    safetensors::serialize(views, None).unwrap()
+}
+
+/// Every position's logits of `tokens` from two loads of one model agree within 1e-6.
+pub fn predicts_alike(a: &Model, b: &Model, tokens: &[u32]) {
+    let all = ForwardOptions { all_logits: true, ..Default::default() };
+    let (a, b) = (forward(a, tokens, all).unwrap().logits, forward(b, tokens, all).unwrap().logits);
+    let err = relative_l2_f32(&b, &a);
+    assert!(err <= 1e-6, "relative L2 {err:.3e} between the two loads");
+}
