@@ -128,7 +128,8 @@ fn parts_of_one_fused_tensor_with_different_schemes_are_refused_naming_them() {
 fn rope_factors_and_a_misshapen_fused_tensor_are_refused_by_name() {
     let bytes = tiny_phi3_gguf(SEED);
     let file = GgufFile::parse(&bytes, "t").unwrap();
-    let rewrite = |edit: &dyn Fn(&mut Vec<(String, Vec<u64>, GgmlType, Vec<u8>)>)| {
+    type Tensors = Vec<(String, Vec<u64>, GgmlType, Vec<u8>)>;
+    let rewrite = |edit: &dyn Fn(&mut Tensors)| {
         let mut tensors: Vec<_> = file
             .tensors
             .iter()
