@@ -376,6 +376,16 @@ async fn tiny_phi3_forward_matches_the_cpu_reference() {
     prefill_and_decode_match_the_cpu_reference(&model).await;
 }
 
+/// Llama 3.1's RoPE frequency factors in the GPU's RoPE table (tests/native/llama3_rope.rs checks
+/// the CPU reference against the numpy oracle).
+#[wasm_bindgen_test]
+async fn tiny_llama3_rope_scaling_matches_the_cpu_reference() {
+    let model = Model::from_gguf(tiny_llama3_gguf(0x4c4c_4d33_0000_0001, &[0.6, 3.0, 17.0, 40.0]), "tiny.gguf", &mut |_| {})
+        .expect("load the tiny llama with rope_freqs");
+    assert!(model.config.rope_freq_factors.is_some());
+    prefill_and_decode_match_the_cpu_reference(&model).await;
+}
+
 /// A prefill of 6 tokens and 3 decode steps with the KV cache on WebGPU give the CPU reference's
 /// logits.
 async fn prefill_and_decode_match_the_cpu_reference(model: &Model) {

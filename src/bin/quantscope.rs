@@ -421,7 +421,10 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
                 Some(w) => outln!(out, "context      {} (its sliding window of {w}: longer sequences are refused)", c.context_length),
                 None => outln!(out, "context      {}", c.context_length),
             }
-            outln!(out, "rope         base {}, {:?} pairs", c.rope_base, c.rope_layout);
+            match &c.rope_freq_factors {
+                Some(f) => outln!(out, "rope         base {}, {:?} pairs, Llama 3.1 scaling (frequency factors {:?} … {:?})", c.rope_base, c.rope_layout, f[0], f[f.len() - 1]),
+                None => outln!(out, "rope         base {}, {:?} pairs", c.rope_base, c.rope_layout),
+            }
             outln!(out, "rms eps      {:e}", c.rms_eps);
             outln!(out, "tied embed.  {}", c.tied_embeddings);
             outln!(

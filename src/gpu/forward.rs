@@ -558,7 +558,7 @@ impl GpuModel {
         }
         let workspace = Workspace {
             scratch: HashMap::new(),
-            rope: RopeTable::new(ctx, c.head_dim as u32, c.rope_base, capacity)?,
+            rope: RopeTable::new(ctx, c.head_dim as u32, c.rope_base, c.rope_freq_factors.as_deref(), capacity)?,
             reuse: Some(Reuse::new()),
             readback: None,
             top_k: None,

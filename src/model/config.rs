@@ -45,6 +45,49 @@ pub struct LlamaConfig {
     /// clamped to it, so a longer sequence is refused rather than computed differently.
     #[serde(default)]
     pub sliding_window: Option<usize>,
+    /// Llama 3.1's RoPE scaling: each pair's frequency is divided by its factor (`head_dim / 2`
+    /// of them). GGUF stores them as the tensor `rope_freqs.weight`; HF computes them from
+    /// `rope_scaling` (`rope_type: "llama3"`), as [`llama3_rope_factors`] does.
+    #[serde(default)]
+    pub rope_freq_factors: Option<Vec<f32>>,
+}
+
+/// Llama 3.1's per-pair RoPE frequency divisors from its `rope_scaling` parameters (Hugging
+/// Face's `_compute_llama3_parameters`; llama.cpp's converter writes the same as `rope_freqs`):
+/// wavelengths shorter than `original / high_freq_factor` keep their frequency, longer than
+/// `original / low_freq_factor` are divided by `factor`, and those between are interpolated.
+pub fn llama3_rope_factors(
+    head_dim: usize,
+    base: f32,
+    factor: f64,
+    low_freq_factor: f64,
+    high_freq_factor: f64,
+    original_context: f64,
+) -> Vec<f32> {
+    (0..head_dim / 2)
+        .map(|i| {
+            let wavelength = std::f64::consts::TAU / (base as f64).powf(-2.0 * i as f64 / head_dim as f64);
+            if wavelength < original_context / high_freq_factor {
+                1.0
+            } else if wavelength > original_context / low_freq_factor {
+                factor as f32
+            } else {
+                let smooth = (original_context / wavelength - low_freq_factor) / (high_freq_factor - low_freq_factor);
+                (1.0 / ((1.0 - smooth) / factor + smooth)) as f32
+            }
+        })
+        .collect()
+}
+
+/// Each RoPE pair's angle per position: `base^(-2i/head_dim)`, divided by its factor when there
+/// are factors. In f64, for the CPU reference's and the GPU's tables alike.
+pub fn rope_frequencies(head_dim: usize, base: f32, factors: Option<&[f32]>) -> Vec<f64> {
+    (0..head_dim / 2)
+        .map(|i| {
+            let frequency = (base as f64).powf(-2.0 * i as f64 / head_dim as f64);
+            frequency / factors.map_or(1.0, |f| f[i] as f64)
+        })
+        .collect()
 }
 
 /// Architectures this file knows how to run, with the RoPE layout their GGUF exports use.
@@ -70,6 +113,11 @@ impl LlamaConfig {
 
     pub fn kv_dim(&self) -> usize {
         self.n_kv_heads * self.head_dim
+    }
+
+    /// Each RoPE pair's angle per position (see [`rope_frequencies`]).
+    pub fn rope_frequencies(&self) -> Vec<f64> {
+        rope_frequencies(self.head_dim, self.rope_base, self.rope_freq_factors.as_deref())
     }
 
     /// Config from GGUF metadata (`{arch}.block_count`, ...). Tensor-dependent facts (tied
@@ -123,6 +171,7 @@ impl LlamaConfig {
                 Some(_) => Some(get_usize(gguf, &key("attention.sliding_window"))?),
                 None => None,
             },
+            rope_freq_factors: None,
             architecture: architecture.clone(),
         };
         let config = config.bounded_by_its_window();
@@ -168,9 +217,7 @@ impl LlamaConfig {
                 x => x.as_f64().map(|f| f as f32).ok_or_else(|| bad(file, format!("field {k:?} is not a number"))),
             }
         };
-        if !v["rope_scaling"].is_null() {
-            return Err(bad(file, "rope_scaling is not supported yet".into()));
-        }
+
         // Phi-4-mini rotates 3/4 of each head.
         if let Some(factor) = v["partial_rotary_factor"].as_f64().filter(|&f| f != 1.0) {
             return Err(bad(file, format!("partial RoPE (partial_rotary_factor {factor}) is not supported")));
@@ -184,6 +231,37 @@ impl LlamaConfig {
             (serde_json::Value::Null, _) | (_, Some(false)) => None,
             _ => Some(uint("sliding_window")?),
         };
+        let rope_base = float_or("rope_theta", 10_000.0)?;
+        let rope_freq_factors = match &v["rope_scaling"] {
+            serde_json::Value::Null => None,
+            scaling => {
+                let kind = scaling["rope_type"].as_str().or(scaling["type"].as_str()).unwrap_or("");
+                if kind != "llama3" {
+                    return Err(bad(
+                        file,
+                        format!("rope_scaling {kind:?} is not supported yet (supported: \"llama3\")"),
+                    ));
+                }
+                let number = |k: &str| {
+                    scaling[k].as_f64().ok_or_else(|| bad(file, format!("rope_scaling.{k} is missing or not a number")))
+                };
+                let (low, high) = (number("low_freq_factor")?, number("high_freq_factor")?);
+                if !(low > 0.0 && high > low) {
+                    return Err(bad(
+                        file,
+                        format!("rope_scaling needs 0 < low_freq_factor < high_freq_factor, got {low} and {high}"),
+                    ));
+                }
+                Some(llama3_rope_factors(
+                    head_dim,
+                    rope_base,
+                    number("factor")?,
+                    low,
+                    high,
+                    number("original_max_position_embeddings")?,
+                ))
+            }
+        };
         let config = LlamaConfig {
             n_layers: uint("num_hidden_layers")?,
             d_model,
@@ -193,13 +271,14 @@ impl LlamaConfig {
             d_ff: uint("intermediate_size")?,
             vocab_size: uint("vocab_size")?,
             context_length: uint("max_position_embeddings")?,
-            rope_base: float_or("rope_theta", 10_000.0)?,
+            rope_base,
             rms_eps: float_or("rms_norm_eps", 1e-6)?,
             rope_layout: RopeLayout::HalfSplit,
             tied_embeddings: v["tie_word_embeddings"].as_bool().unwrap_or(false),
             qkv_bias: architecture == "qwen2" || v["attention_bias"].as_bool().unwrap_or(false),
             qk_norm: architecture == "qwen3",
             sliding_window,
+            rope_freq_factors,
             architecture: architecture.into(),
         }
         .bounded_by_its_window();
@@ -242,6 +321,14 @@ impl LlamaConfig {
         }
         if !(self.rope_base.is_finite() && self.rope_base > 0.0 && self.rms_eps.is_finite() && self.rms_eps >= 0.0) {
             return Err(bad(file, format!("rope base {} / rms eps {} out of range", self.rope_base, self.rms_eps)));
+        }
+        if let Some(factors) = &self.rope_freq_factors {
+            if factors.len() != self.head_dim / 2 || !factors.iter().all(|f| f.is_finite() && *f > 0.0) {
+                return Err(bad(
+                    file,
+                    format!("RoPE needs {} finite positive frequency factors, got {factors:?}", self.head_dim / 2),
+                ));
+            }
         }
         // Keeps every derived size (and the CPU forward's scratch buffers) far from overflow.
         const LIMIT: usize = 1 << 20;
@@ -358,8 +445,10 @@ mod tests {
         assert!(err(&SMOLLM2_HF.replace("LlamaForCausalLM", "BertModel"))
             .contains("unsupported architecture \"BertModel\""));
         assert!(err(&SMOLLM2_HF.replace(r#""hidden_size": 576,"#, "")).contains("\"hidden_size\" is missing"));
-        assert!(err(&SMOLLM2_HF.replace(r#""rope_scaling": null"#, r#""rope_scaling": {"type": "llama3"}"#))
-            .contains("rope_scaling"));
+        assert!(err(&SMOLLM2_HF.replace(r#""rope_scaling": null"#, r#""rope_scaling": {"type": "yarn"}"#))
+            .contains("rope_scaling \"yarn\" is not supported"));
+        assert!(err(&SMOLLM2_HF.replace(r#""rope_scaling": null"#, r#""rope_scaling": {"rope_type": "llama3"}"#))
+            .contains("rope_scaling.low_freq_factor is missing"));
         assert!(err(&SMOLLM2_HF.replace(r#""num_key_value_heads": 3"#, r#""num_key_value_heads": 4"#))
             .contains("not a multiple of 4 kv heads"));
         assert!(

@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use crate::error::{FormatError, ModelError};
+use crate::formats::ggml::GgmlType;
 use crate::formats::gguf::GgufFile;
 use crate::formats::safetensors;
 use crate::formats::tokenizer::TextTokenizer;
@@ -77,7 +78,8 @@ impl Model {
         let tokenizer = TextTokenizer::from_gguf(&gguf)?;
         let tied = gguf.tensor("output.weight").is_none();
         let qkv_bias = gguf.tensor("blk.0.attn_q.bias").is_some();
-        let config = LlamaConfig::from_gguf(&gguf, tied, qkv_bias)?;
+        let mut config = LlamaConfig::from_gguf(&gguf, tied, qkv_bias)?;
+        config.rope_freq_factors = rope_freq_factors(&gguf, &bytes, &config)?;
         let name = gguf.get("general.name").and_then(|v| v.as_str()).map(str::to_string);
         let tensors = gguf
             .tensors
@@ -197,8 +199,9 @@ impl Model {
         tokenizer: TextTokenizer,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Model, ModelError> {
-        // Frequency factors the forward does not apply: refused, not ignored.
-        if let Some(t) = weights.tensors().iter().find(|t| t.name.starts_with("rope_f")) {
+        // Frequency factors the forward does not apply (Phi-3 128k's long and short ones, picked
+        // by the sequence's length): refused, not ignored.
+        if let Some(t) = weights.tensors().iter().find(|t| t.name.starts_with("rope_factors")) {
             return Err(ModelError::BadConfig {
                 file: source.into(),
                 message: format!("tensor {:?} scales RoPE's frequencies, which is not supported yet", t.name),
@@ -313,6 +316,33 @@ impl Model {
             })
             .collect()
     }
+}
+
+/// Llama 3.1's RoPE frequency divisors, which GGUF stores as the f32 tensor `rope_freqs.weight`
+/// of `head_dim / 2` values (checked by the config).
+fn rope_freq_factors(gguf: &GgufFile, bytes: &[u8], config: &LlamaConfig) -> Result<Option<Vec<f32>>, ModelError> {
+    let Some(t) = gguf.tensor("rope_freqs.weight") else {
+        return Ok(None);
+    };
+    let expected = vec![config.head_dim as u64 / 2];
+    if t.dtype != GgmlType::F32 || t.dims != expected {
+        return Err(ModelError::WrongShape {
+            file: gguf.file.clone(),
+            tensor: t.name.clone(),
+            found: t.dims.clone(),
+            expected,
+        });
+    }
+    let start = (gguf.data_offset + t.offset) as usize;
+    let data = &bytes[start..start + t.n_bytes as usize];
+    let factors: Vec<f32> = data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    if let Some((i, f)) = factors.iter().enumerate().find(|(_, f)| !(f.is_finite() && **f > 0.0)) {
+        return Err(ModelError::BadConfig {
+            file: gguf.file.clone(),
+            message: format!("rope_freqs.weight[{i}] is {f}; a frequency factor must be finite and positive"),
+        });
+    }
+    Ok(Some(factors))
 }
 
 /// Hugging Face llama/qwen2/qwen3/phi3 tensor names → GGUF names.

@@ -373,10 +373,11 @@ struct RopeTable {
 impl RopeTable {
     fn new(c: &LlamaConfig, n_tokens: usize) -> Self {
         let half = c.head_dim / 2;
+        let frequencies = c.rope_frequencies();
         let (mut cos, mut sin) = (Vec::with_capacity(n_tokens * half), Vec::with_capacity(n_tokens * half));
         for p in 0..n_tokens {
-            for i in 0..half {
-                let angle = p as f64 * (c.rope_base as f64).powf(-2.0 * i as f64 / c.head_dim as f64);
+            for &frequency in &frequencies {
+                let angle = p as f64 * frequency;
                 cos.push(angle.cos() as f32);
                 sin.push(angle.sin() as f32);
             }
@@ -494,6 +495,7 @@ mod tests {
             qkv_bias: false,
             qk_norm: false,
             sliding_window: None,
+            rope_freq_factors: None,
         }
     }
 

@@ -360,27 +360,13 @@ pub const TINY_QWEN3_HEAD_DIM: usize = 16;
 /// RMSNorm gains of the queries and keys, drawn far from 1 so that a missing or misplaced norm
 /// cannot pass. Without `q_norm_of_block`'s block's query norm when given (a file that lacks it).
 pub fn tiny_qwen3_gguf(seed: u64, without_q_norm_of_block: Option<usize>) -> Vec<u8> {
-    let TinyShape { d, heads, kv_heads, ff, vocab, layers, .. } = TINY_QWEN3;
+    let TinyShape { heads, kv_heads, layers, .. } = TINY_QWEN3;
     let hd = TINY_QWEN3_HEAD_DIM;
     let mut tensor = random_f32_tensors(seed);
-    let (q, kv) = (heads * hd, kv_heads * hd);
-    let mut tensors =
-        vec![tensor("token_embd.weight".into(), &[d, vocab], -0.5, 0.5), tensor("output_norm.weight".into(), &[d], 0.5, 1.5)];
+    let mut tensors = tiny_llama_layout(&mut tensor, &TINY_QWEN3, heads * hd, kv_heads * hd);
     for l in 0..layers {
-        let name = |s: &str| format!("blk.{l}.{s}");
-        tensors.extend([
-            tensor(name("attn_norm.weight"), &[d], 0.5, 1.5),
-            tensor(name("attn_q.weight"), &[d, q], -0.5, 0.5),
-            tensor(name("attn_k.weight"), &[d, kv], -0.5, 0.5),
-            tensor(name("attn_v.weight"), &[d, kv], -0.5, 0.5),
-            tensor(name("attn_q_norm.weight"), &[hd], 0.2, 3.0),
-            tensor(name("attn_k_norm.weight"), &[hd], 0.2, 3.0),
-            tensor(name("attn_output.weight"), &[q, d], -0.5, 0.5),
-            tensor(name("ffn_norm.weight"), &[d], 0.5, 1.5),
-            tensor(name("ffn_gate.weight"), &[d, ff], -0.5, 0.5),
-            tensor(name("ffn_up.weight"), &[d, ff], -0.5, 0.5),
-            tensor(name("ffn_down.weight"), &[ff, d], -0.5, 0.5),
-        ]);
+        tensors.push(tensor(format!("blk.{l}.attn_q_norm.weight"), &[hd], 0.2, 3.0));
+        tensors.push(tensor(format!("blk.{l}.attn_k_norm.weight"), &[hd], 0.2, 3.0));
     }
     if let Some(l) = without_q_norm_of_block {
         tensors.retain(|t| t.0 != format!("blk.{l}.attn_q_norm.weight"));
@@ -425,9 +411,50 @@ pub fn tiny_phi3_gguf(seed: u64) -> Vec<u8> {
     write_gguf(&metadata, &tensors, 32)
 }
 
+/// The tiny llama with RoPE frequency factors: its shape, one factor per pair of a head.
+pub const TINY_LLAMA3: TinyShape = TinyShape { d: 32, heads: 4, kv_heads: 2, ff: 64, vocab: 20, layers: 2, context: 64 };
+
+/// A tiny random llama as GGUF (f32 weights, tied embeddings) with Llama 3.1's RoPE scaling as
+/// llama.cpp stores it: `factors` (one per pair, `d / heads / 2` of them) in `rope_freqs.weight`.
+pub fn tiny_llama3_gguf(seed: u64, factors: &[f32]) -> Vec<u8> {
+    let TinyShape { d, heads, kv_heads, .. } = TINY_LLAMA3;
+    let mut tensors = tiny_llama_layout(&mut random_f32_tensors(seed), &TINY_LLAMA3, d, kv_heads * d / heads);
+    tensors.push(("rope_freqs.weight".into(), vec![factors.len() as u64], GgmlType::F32, f32_bytes(factors)));
+    write_gguf(&tiny_metadata("llama", &TINY_LLAMA3), &tensors, 32)
+}
+
+type GgufTensor = (String, Vec<u64>, GgmlType, Vec<u8>);
+
+/// The tensors of a tiny random model of the llama layout (tied embeddings): the embeddings, the
+/// final norm, and each block's norms and projections, queries `q` wide and keys and values `kv`.
+fn tiny_llama_layout(
+    tensor: &mut impl FnMut(String, &[usize], f32, f32) -> GgufTensor,
+    shape: &TinyShape,
+    q: usize,
+    kv: usize,
+) -> Vec<GgufTensor> {
+    let TinyShape { d, ff, vocab, layers, .. } = *shape;
+    let mut tensors =
+        vec![tensor("token_embd.weight".into(), &[d, vocab], -0.5, 0.5), tensor("output_norm.weight".into(), &[d], 0.5, 1.5)];
+    for l in 0..layers {
+        let name = |s: &str| format!("blk.{l}.{s}");
+        tensors.extend([
+            tensor(name("attn_norm.weight"), &[d], 0.5, 1.5),
+            tensor(name("attn_q.weight"), &[d, q], -0.5, 0.5),
+            tensor(name("attn_k.weight"), &[d, kv], -0.5, 0.5),
+            tensor(name("attn_v.weight"), &[d, kv], -0.5, 0.5),
+            tensor(name("attn_output.weight"), &[q, d], -0.5, 0.5),
+            tensor(name("ffn_norm.weight"), &[d], 0.5, 1.5),
+            tensor(name("ffn_gate.weight"), &[d, ff], -0.5, 0.5),
+            tensor(name("ffn_up.weight"), &[d, ff], -0.5, 0.5),
+            tensor(name("ffn_down.weight"), &[ff, d], -0.5, 0.5),
+        ]);
+    }
+    tensors
+}
+
 /// A maker of named f32 tensors (GGUF dims, innermost first) with values uniform in [lo, hi).
-#[allow(clippy::type_complexity)]
-fn random_f32_tensors(seed: u64) -> impl FnMut(String, &[usize], f32, f32) -> (String, Vec<u64>, GgmlType, Vec<u8>) {
+fn random_f32_tensors(seed: u64) -> impl FnMut(String, &[usize], f32, f32) -> GgufTensor {
     let mut rng = Rng(seed);
     move |name, dims, lo, hi| {
         let values = rng.vec(dims.iter().product(), lo, hi);

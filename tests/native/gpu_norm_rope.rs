@@ -116,7 +116,7 @@ fn rope_and_append_matches_cpu_and_leaves_other_cache_rows() {
                     let cache_before = rng.vec(capacity * kv_dim, -1.0, 1.0);
                     let (k_cache, v_cache) =
                         (ctx().upload_f32("k cache", &cache_before).unwrap(), ctx().upload_f32("v cache", &cache_before).unwrap());
-                    let table = RopeTable::new(ctx(), hd as u32, base, capacity as u32).unwrap();
+                    let table = RopeTable::new(ctx(), hd as u32, base, None, capacity as u32).unwrap();
                     let (qb, kb, vb);
                     let new = if stacked {
                         qb = ctx().upload_f32("q|k|v", &[q.clone(), k.clone(), v.clone()].concat()).unwrap();

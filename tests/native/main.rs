@@ -31,6 +31,7 @@ mod gpu_requant;
 mod gpu_runtime_quant;
 mod gpu_topk;
 mod interventions;
+mod llama3_rope;
 mod model_synthetic;
 mod outliers;
 mod phi3;

@@ -5,6 +5,7 @@ Written from the formulas, not from the Rust code: whole-matrix numpy ops, RoPE 
 permuted Q/K as llama.cpp does (adjacent pairs) for llama and to halves (NEOX) for qwen2/qwen3,
 q/k/v biases where the file has them, qwen3's RMSNorm of each query and key head before RoPE,
 phi3's fused projections (one q|k|v matrix, one gate|up matrix: their products split by columns),
+Llama 3.1's RoPE frequency factors (rope_freqs.weight) where the file has them,
 GQA by repeating K/V heads.
 
 usage: forward.py MODEL.gguf TOKEN_ID [TOKEN_ID ...] [--layers N]
@@ -57,6 +58,9 @@ def main():
 
     pos = np.arange(T, dtype=np.float64)[:, None]
     inv_freq = base ** (-np.arange(0, hd, 2, dtype=np.float64) / hd)
+    for t in reader.tensors:  # Llama 3.1's scaling: llama.cpp divides each pair's frequency by its factor
+        if t.name == "rope_freqs.weight":
+            inv_freq = inv_freq / np.asarray(t.data, dtype=np.float64).reshape(-1)
     cos, sin = np.cos(pos * inv_freq), np.sin(pos * inv_freq)  # (T, hd/2)
 
     def rope(x, heads):  # x: (T, heads*hd)

@@ -3,6 +3,7 @@
 use crate::error::GpuError;
 use crate::gpu::kernels::require_len;
 use crate::gpu::{GpuContext, Recorder, ShaderSource};
+use crate::model::config::rope_frequencies;
 use crate::model::RopeLayout;
 
 const KERNEL: &str = "rope";
@@ -61,8 +62,15 @@ pub struct RopeTable {
 }
 
 impl RopeTable {
-    /// The table for positions `0..limit` (`limit` ≤ 2^20).
-    pub fn new(ctx: &GpuContext, head_dim: u32, base: f32, limit: u32) -> Result<RopeTable, GpuError> {
+    /// The table for positions `0..limit` (`limit` ≤ 2^20); each pair's frequency divided by its
+    /// factor when there are `factors` (Llama 3.1's scaling).
+    pub fn new(
+        ctx: &GpuContext,
+        head_dim: u32,
+        base: f32,
+        factors: Option<&[f32]>,
+        limit: u32,
+    ) -> Result<RopeTable, GpuError> {
         let shape = |message: String| GpuError::Shape { kernel: KERNEL, message };
         if head_dim == 0 || !head_dim.is_multiple_of(2) {
             return Err(shape(format!("head_dim must be even and > 0, got {head_dim}")));
@@ -73,12 +81,15 @@ impl RopeTable {
         if limit > MAX_POSITION {
             return Err(shape(format!("position {} is past the supported maximum {}", limit - 1, MAX_POSITION - 1)));
         }
+        if let Some(f) =
+            factors.filter(|f| f.len() != head_dim as usize / 2 || !f.iter().all(|x| x.is_finite() && *x > 0.0))
+        {
+            return Err(shape(format!("{} finite positive frequency factors needed, got {f:?}", head_dim / 2)));
+        }
         let position_bits = (32 - limit.saturating_sub(1).leading_zeros()).max(1);
-        let table: Vec<f32> = (0..head_dim / 2)
-            .flat_map(|i| {
-                let freq = (base as f64).powf(-2.0 * i as f64 / head_dim as f64);
-                turn_chunks(freq / std::f64::consts::TAU, position_bits)
-            })
+        let table: Vec<f32> = rope_frequencies(head_dim as usize, base, factors)
+            .into_iter()
+            .flat_map(|frequency| turn_chunks(frequency / std::f64::consts::TAU, position_bits))
             .collect();
         let turns = ctx.upload_f32("rope turns per position", &table)?;
         Ok(RopeTable { turns, head_dim, limit })
@@ -111,10 +122,10 @@ pub fn rope(
     layout: RopeLayout,
 ) -> Result<(), GpuError> {
     if n_tokens == 0 || n_heads == 0 {
-        return RopeTable::new(ctx, head_dim, base, 1).map(drop);
+        return RopeTable::new(ctx, head_dim, base, None, 1).map(drop);
     }
     let limit = (position_offset as u64 + n_tokens as u64).min(u32::MAX as u64) as u32;
-    let table = RopeTable::new(ctx, head_dim, base, limit)?;
+    let table = RopeTable::new(ctx, head_dim, base, None, limit)?;
     rope_with_table(ctx, enc, x, n_tokens, n_heads, position_offset, &table, layout)
 }
 
@@ -191,7 +202,10 @@ pub fn rope_and_append(
     let (n, kv_dim) = (n_tokens as u64, n_kv_heads as u64 * head_dim);
     let q_len = n * n_heads as u64 * head_dim;
     let invocations = n * (n_heads as u64 + n_kv_heads as u64) * head_dim / 2 + n * kv_dim;
-    if invocations > u32::MAX as u64 || (past as u64 + n) * kv_dim > u32::MAX as u64 || q_len + 2 * n * kv_dim > u32::MAX as u64 {
+    if invocations > u32::MAX as u64
+        || (past as u64 + n) * kv_dim > u32::MAX as u64
+        || q_len + 2 * n * kv_dim > u32::MAX as u64
+    {
         let message = format!("{n_tokens} tokens after {past} overflow 32-bit indices");
         return Err(GpuError::Shape { kernel: KERNEL, message });
     }
