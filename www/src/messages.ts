@@ -48,8 +48,10 @@ export interface ModelConfig {
   qkv_bias?: boolean;
   /** Qwen3's per-head RMSNorm of the queries and keys. */
   qk_norm?: boolean;
-  /** Mistral v0.1's attention window, which bounds the context (serde's None: null). */
+  /** Mistral's or Phi-3's attention window, which bounds the context (serde's None: null). */
   sliding_window?: number | null;
+  /** Llama 3.1's RoPE scaling: each pair's frequency divisor (serde's None: null). */
+  rope_freq_factors?: number[] | null;
   tied_embeddings?: boolean;
 }
 

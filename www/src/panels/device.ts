@@ -72,6 +72,7 @@ function renderSummary(summary: ModelSummary, fileBytes: number, fromCache: bool
   setFact('summary-bpw', bpw, bpw.toFixed(2));
   const extra: string[] = [];
   if (c.rope_base != null) extra.push(`RoPE base ${formatInt(c.rope_base)}`);
+  if (c.rope_freq_factors != null) extra.push('Llama 3.1 RoPE scaling');
   if (c.rms_eps != null) extra.push(`RMS ε ${Number(c.rms_eps).toExponential(0)}`);
   if (c.qkv_bias) extra.push('QKV bias');
   if (c.qk_norm) extra.push('per-head Q/K norm');
