@@ -118,7 +118,7 @@ impl Continuation {
         }
         self.tokens.push(token);
         // Decode the whole continuation: a character split over tokens shows once complete.
-        let text = model.tokenizer.decode(&self.tokens)?;
+        let text = model.tokenizer.decode_continuation(&self.tokens)?;
         let mut piece = String::new();
         if !text.ends_with('\u{FFFD}') && text.len() > self.shown.len() && text.starts_with(self.shown.as_str()) {
             piece = text[self.shown.len()..].to_string();
@@ -129,7 +129,7 @@ impl Continuation {
 
     /// The tokens, their whole text, and the text not yet shown by [`Continuation::step`].
     pub fn finish(self, model: &Model) -> Result<(Vec<u32>, String, String), ModelError> {
-        let text = model.tokenizer.decode(&self.tokens)?;
+        let text = model.tokenizer.decode_continuation(&self.tokens)?;
         let mut rest = String::new();
         if text.len() > self.shown.len() && text.starts_with(self.shown.as_str()) {
             rest = text[self.shown.len()..].to_string();

@@ -41,6 +41,7 @@ mod qwen3;
 mod reference_forward;
 mod sensitivity;
 mod smoothquant;
+mod spm_tokenizer_oracle;
 mod study;
 mod study_export;
 mod tokenizer_oracle;

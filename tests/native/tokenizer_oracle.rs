@@ -6,7 +6,7 @@ use common::*;
 use quantscope::formats::gguf::{write_gguf, GgufFile, MetadataValue};
 use quantscope::formats::tokenizer::TextTokenizer;
 
-const TEXTS: &[&str] = &[
+pub const TEXTS: &[&str] = &[
     "The capital of France is",
     "Hello, world! It's 2026; isn't it?",
     "  leading spaces,   runs   of spaces and trailing  ",
