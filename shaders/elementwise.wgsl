@@ -1,4 +1,4 @@
-// Elementwise kernels over f32 vectors: residual add, bias add and SwiGLU's gate.
+// Elementwise kernels over f32 vectors: residual add, bias add, a row of factors, SwiGLU's gate.
 // One invocation per element; the workgroup grid may be 2-D for long vectors (see
 // GpuContext::grid), so the linear index folds y in and threads past the end return.
 
@@ -43,4 +43,14 @@ fn add_rows_in_place(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgrou
     let i = linear_index(wg, groups, local);
     if (i >= params.n) { return; }
     acc[i] = acc[i] + operand[i % params.period];
+}
+
+// acc[i] *= operand[i % params.period]: a row of factors applied to every token row (a period
+// of 1: one factor for all, Gemma's √width on the embeddings).
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn mul_rows_in_place(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+                     @builtin(local_invocation_index) local: u32) {
+    let i = linear_index(wg, groups, local);
+    if (i >= params.n) { return; }
+    acc[i] = acc[i] * operand[i % params.period];
 }

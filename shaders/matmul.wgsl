@@ -4,8 +4,8 @@
 // - RMS_NORM: x holds un-normed rows; each is used as x[t] · inv_rms[t] · gain (the formula of
 //   rmsnorm.wgsl, inv_rms[t] = 1 / sqrt(mean(x[t]²) + eps)), computed while x is staged;
 // - BIAS: + bias[o];
-// - OUTPUT: 0 stores, 1 adds to what y holds (a residual), 2 stores silu(gate[t][o]) · result
-//   (SwiGLU with the up projection; gate is not y).
+// - OUTPUT: 0 stores, 1 adds to what y holds (a residual), 2 stores act(gate[t][o]) · result
+//   (SwiGLU or GeGLU by GATE_GELU, with the up projection; gate is not y).
 //
 // How weight formats plug in (a new format is a new decode function, not a new kernel):
 // src/gpu/kernels/matmul.rs composes in (GpuWeight::decoder) shaders/formats/common.wgsl, one
@@ -18,7 +18,7 @@
 // Entry points (both take a linear workgroup index wg.x + wg.y·num_workgroups.x, see
 // GpuContext::grid, and ignore workgroups past the work):
 //
-// gemv (one token, decode: bandwidth-bound; its sizes, x staging and SwiGLU formula are in
+// gemv (one token, decode: bandwidth-bound; its sizes, x staging and gated formula are in
 // matmul_shared.wgsl, shared with matmul_stacked.wgsl's gemv over several weights). A workgroup of GEMV_WG threads owns
 // (GEMV_WG / KT) · ROWS_PER_THREAD consecutive rows. Thread (rt, kl) = (local / KT, local % KT)
 // walks parts kl, kl + KT, ... of the staged x, and for each part loads the two x quads once
@@ -66,7 +66,7 @@ struct Params {
 
 override RMS_NORM: bool = false;
 override BIAS: bool = false;
-override OUTPUT: u32 = 0u;  // 0 store, 1 accumulate, 2 SwiGLU
+override OUTPUT: u32 = 0u;  // 0 store, 1 accumulate, 2 gated (SwiGLU or GeGLU)
 
 override KT: u32 = 256u;             // gemv: threads along k per row group; a power of two ≤ GEMV_WG
 override ROWS_PER_THREAD: u32 = 2u;  // gemv: ≤ R_MAX, and (GEMV_WG / KT) · ROWS_PER_THREAD ≤ MAX_ROWS
@@ -94,7 +94,7 @@ fn store(t: u32, o: u32, acc: f32) {
             y[i] = y[i] + v;
         }
         case 2u: {
-            y[i] = silu_times(gate[i], v);
+            y[i] = gated(gate[i], v);
         }
         default: {
             y[i] = v;

@@ -1,6 +1,6 @@
 // What matmul.wgsl's gemv and matmul_stacked.wgsl's gemv_stacked share (composed into both by
 // src/gpu/kernels/matmul.rs): the GEMV's sizes and workgroup memory, x staged (and normalized)
-// into xs, the per-part dot product, and the SwiGLU formula. The kernel that includes it
+// into xs, the per-part dot product, and the gated activation's formula. The kernel that includes it
 // declares `params` (with n_in and eps), x, gain and the override constants RMS_NORM, KT and
 // ROWS_PER_THREAD; reduce_rows comes from matmul_reduce_wg.wgsl or matmul_reduce_subgroup.wgsl.
 
@@ -14,8 +14,17 @@ var<workgroup> xs: array<vec4<H>, X_TILE / 4u>;
 var<workgroup> scratch: array<f32, 256>;
 var<workgroup> row_total: array<f32, MAX_ROWS>;
 
-// SwiGLU's product: silu(g) · v, with silu(g) = g / (1 + exp(−g)).
-fn silu_times(g: f32, v: f32) -> f32 {
+// The gate's activation: SiLU (SwiGLU) unless tanh-GELU (GeGLU, Gemma).
+override GATE_GELU: bool = false;
+
+// The gated product act(g) · v: silu(g) = g / (1 + exp(−g)), or GELU's tanh approximation
+// 0.5 g (1 + tanh(√(2/π) (g + 0.044715 g³))), the tanh's argument clamped to ±10, where tanh is
+// ±1 in f32 (an exp-based tanh would overflow beyond).
+fn gated(g: f32, v: f32) -> f32 {
+    if (GATE_GELU) {
+        let inner = clamp(0.7978845608028654 * (g + 0.044715 * g * g * g), -10.0, 10.0);
+        return 0.5 * g * (1.0 + tanh(inner)) * v;
+    }
     return g / (1.0 + exp(-g)) * v;
 }
 

@@ -1,9 +1,9 @@
 // One token's y = W·x over up to 3 weights with the same n_in, in one dispatch (the decode step's
 // q/k/v projections, or its gate/up projections with SwiGLU):
 // - OUTPUT 0 (concatenate): y = [W0·x | W1·x | W2·x] (+ bias, the weights' biases concatenated);
-// - OUTPUT 1 (SwiGLU pair): y[o] = silu(W0·x + b0)[o] · (W1·x + b1)[o], W0 and W1 of one n_out
-//   (bias: b0 then b1), with matmul.wgsl's formula (silu_times), so it equals matmul gate then
-//   matmul up with the SwiGLU output.
+// - OUTPUT 1 (gated pair): y[o] = act(W0·x + b0)[o] · (W1·x + b1)[o], W0 and W1 of one n_out
+//   (bias: b0 then b1), act SiLU or tanh-GELU by GATE_GELU, with matmul.wgsl's formula (gated),
+//   so it equals matmul gate then matmul up with the gated output.
 // RMS_NORM normalizes x while it is staged, as in matmul.wgsl. Each weight has its own format:
 // weight 0's decode is composed in as for matmul.wgsl (formats/common.wgsl's `w` at binding 1,
 // its layout fields first in Params); weights 1 and 2 are renamed copies of their format
@@ -54,7 +54,7 @@ struct Params {
 
 override RMS_NORM: bool = false;
 override BIAS: bool = false;
-override OUTPUT: u32 = 0u;           // 0 concatenate, 1 SwiGLU pair
+override OUTPUT: u32 = 0u;           // 0 concatenate, 1 gated pair
 override KT: u32 = 256u;             // threads along k per row group, as matmul.wgsl's
 override ROWS_PER_THREAD: u32 = 2u;  // accumulator slots per thread (even for the SwiGLU pair)
 
@@ -149,7 +149,7 @@ fn gemv_stacked(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) g
         let o = row0 + local;
         if (pair) {
             let s = (local / per) * ROWS_PER_THREAD + local % per;
-            y[o] = silu_times(with_bias(0u, o, row_total[s]), with_bias(1u, o, row_total[s + per]));
+            y[o] = gated(with_bias(0u, o, row_total[s]), with_bias(1u, o, row_total[s + per]));
         } else {
             y[params.out_offset[m] + o] = with_bias(m, o, row_total[local]);
         }

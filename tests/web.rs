@@ -376,6 +376,17 @@ async fn tiny_phi3_forward_matches_the_cpu_reference() {
     prefill_and_decode_match_the_cpu_reference(&model).await;
 }
 
+/// Gemma 3 through Tint/Dawn: √width on the embeddings, the GeGLU epilogues (stacked in decode,
+/// fused into the up projection in prefill), the output norms, the local layers' own RoPE table
+/// (tests/native/gemma3.rs checks the CPU reference against the numpy oracle).
+#[wasm_bindgen_test]
+async fn tiny_gemma3_forward_matches_the_cpu_reference() {
+    let model = Model::from_gguf(tiny_gemma3_gguf(0x4745_4d33_0000_0001), "tiny-gemma3.gguf", &mut |_| {})
+        .expect("load the tiny gemma3");
+    assert!(model.config.post_norms && model.config.local_layers.is_some());
+    prefill_and_decode_match_the_cpu_reference(&model).await;
+}
+
 /// Llama 3.1's RoPE frequency factors in the GPU's RoPE table (tests/native/llama3_rope.rs checks
 /// the CPU reference against the numpy oracle).
 #[wasm_bindgen_test]

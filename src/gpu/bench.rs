@@ -264,12 +264,12 @@ pub async fn run(
         }
     }
 
-    // The decode step's stacked GEMVs (one dispatch for q/k/v, one for gate/up with SwiGLU, both
+    // The decode step's stacked GEMVs (one dispatch for q/k/v, one for gate/up with its gate, both
     // with the RMSNorm prologue) on the model's block 0, against the separate dispatches they
     // replace ("gemv_unstacked": the same products and epilogues, one dispatch per weight).
     for (names, output) in [
         (&["blk.0.attn_q.weight", "blk.0.attn_k.weight", "blk.0.attn_v.weight"][..], StackedOutput::Concatenate),
-        (&["blk.0.ffn_gate.weight", "blk.0.ffn_up.weight"][..], StackedOutput::SwiGluPair),
+        (&["blk.0.ffn_gate.weight", "blk.0.ffn_up.weight"][..], StackedOutput::GatedPair(model.config.ffn_activation)),
     ] {
         let mut stack = Vec::new();
         for name in names {
@@ -286,7 +286,6 @@ pub async fn run(
         let bytes = stack.iter().map(|w| w.gpu_bytes()).sum::<u64>() + 4 * (2 * n_in + total) as u64;
         let flops = 2.0 * n_in as f64 * total as f64;
         let outs: Vec<String> = stack.iter().map(|w| w.n_out.to_string()).collect();
-        let pair = output == StackedOutput::SwiGluPair;
         let dtype = model.tensor(names[0])?.dtype.name();
         for &variant in &variants {
             let options = StackedOptions { rms_norm, bias: None, output };
@@ -296,7 +295,10 @@ pub async fn run(
             let unstacked = time_per_call(ctx, window, &mut |enc| {
                 for (i, (w, y)) in stack.iter().zip(&separate).enumerate() {
                     // The pair's up projection reads the gate's output.
-                    let output = if pair && i == 1 { MatmulOutput::SwiGlu(&separate[0]) } else { MatmulOutput::Store };
+                    let output = match output {
+                        StackedOutput::GatedPair(activation) if i == 1 => MatmulOutput::Gated(&separate[0], activation),
+                        _ => MatmulOutput::Store,
+                    };
                     matmul_variant(ctx, enc, w, &x, y, 1, &MatmulOptions { rms_norm, bias: None, output }, variant)?;
                 }
                 Ok(())

@@ -14,6 +14,7 @@ use crate::error::{GpuError, ModelError};
 use crate::gpu::kernels::attention::{attention_quantized, AttentionIo, AttentionShape};
 use crate::gpu::kernels::attention_split::{attention_split, split_plan};
 use crate::gpu::kernels::attention_summary::{attention_summary, summary_words};
+use crate::gpu::kernels::elementwise::{add_in_place, mul_rows_in_place};
 use crate::gpu::kernels::embedding::embedding;
 use crate::gpu::kernels::intervene::{intervene_after_block, GpuIntervention};
 use crate::gpu::kernels::matmul::{
@@ -41,6 +42,8 @@ struct GpuBlock {
     /// Qwen3's per-head RMSNorm gains of the queries and the keys (`head_dim` each).
     qk_norm: Option<[wgpu::Buffer; 2]>,
     o: GpuWeight,
+    /// Gemma's RMSNorm gains of the attention's and the MLP's outputs.
+    post_norms: Option<[wgpu::Buffer; 2]>,
     ffn_norm: wgpu::Buffer,
     gate: GpuWeight,
     up: GpuWeight,
@@ -60,6 +63,8 @@ pub struct GpuModel {
     /// `None` when the unembedding is tied to the embeddings.
     output: Option<GpuWeight>,
     output_norm: wgpu::Buffer,
+    /// Gemma's √width, one f32, by which the embeddings are multiplied.
+    embedding_scale: Option<wgpu::Buffer>,
     blocks: Vec<GpuBlock>,
     /// The weights as loaded of every matrix that has been replaced by a re-quantized version.
     masters: HashMap<String, GpuWeight>,
@@ -87,6 +92,8 @@ pub struct KvCache {
 struct Workspace {
     scratch: HashMap<&'static str, wgpu::Buffer>,
     rope: RopeTable,
+    /// Gemma 3's local layers' RoPE (a base of their own).
+    local_rope: Option<RopeTable>,
     reuse: Option<Box<Reuse>>,
     readback: Option<wgpu::Buffer>,
     top_k: Option<TopKScratch>,
@@ -382,6 +389,12 @@ impl GpuModel {
             } else {
                 None
             };
+            let post_norms = if c.post_norms {
+                let [attention, mlp] = ["post_attention_norm.weight", "post_ffw_norm.weight"].map(|s| name(s));
+                Some([vector(model.tensor(&attention)?)?, vector(model.tensor(&mlp)?)?])
+            } else {
+                None
+            };
             blocks.push(GpuBlock {
                 attn_norm: vector(model.tensor(&name("attn_norm.weight"))?)?,
                 q: matrix(&name("attn_q.weight"), progress)?,
@@ -390,6 +403,7 @@ impl GpuModel {
                 qkv_bias,
                 qk_norm,
                 o: matrix(&name("attn_output.weight"), progress)?,
+                post_norms,
                 ffn_norm: vector(model.tensor(&name("ffn_norm.weight"))?)?,
                 gate: matrix(&name("ffn_gate.weight"), progress)?,
                 up: matrix(&name("ffn_up.weight"), progress)?,
@@ -403,6 +417,10 @@ impl GpuModel {
             embeddings,
             output,
             output_norm,
+            embedding_scale: match c.scale_embeddings {
+                true => Some(ctx.upload_f32("embedding scale", &[c.embedding_scale()])?),
+                false => None,
+            },
             blocks,
             masters: HashMap::new(),
             matmul_variant: None,
@@ -420,7 +438,11 @@ impl GpuModel {
         if !variant.is_available(ctx.features()) {
             return Err(GpuError::Shape {
                 kernel: "forward",
-                message: format!("the {} matmul variant needs a feature adapter {} lacks", variant.name(), ctx.summary.name),
+                message: format!(
+                    "the {} matmul variant needs a feature adapter {} lacks",
+                    variant.name(),
+                    ctx.summary.name
+                ),
             });
         }
         self.matmul_variant = Some(variant);
@@ -559,6 +581,10 @@ impl GpuModel {
         let workspace = Workspace {
             scratch: HashMap::new(),
             rope: RopeTable::new(ctx, c.head_dim as u32, c.rope_base, c.rope_freq_factors.as_deref(), capacity)?,
+            local_rope: match c.local_layers {
+                Some(local) => Some(RopeTable::new(ctx, c.head_dim as u32, local.rope_base, None, capacity)?),
+                None => None,
+            },
             reuse: Some(Reuse::new()),
             readback: None,
             top_k: None,
@@ -611,6 +637,8 @@ impl GpuModel {
         };
         let gate = ws.scratch(ctx, "gate", f32s(n * ff))?;
         let up = ws.scratch(ctx, "up", f32s(n * ff))?;
+        // Gemma's attention and MLP outputs, normalized before they are added to the residual.
+        let block_out = if c.post_norms { Some(ws.scratch(ctx, "block output", f32s(n * d))?) } else { None };
         let keys = past + n;
 
         let hidden_capture = if capture.hidden_states {
@@ -645,14 +673,11 @@ impl GpuModel {
         let stacked_qkv = self.stacked_qkv && n == 1 && rope_into_cache && !c.qk_norm;
         // The linear inputs are quantized in place after their probes (which show the activations
         // as the model computes them; the CPU hook changes only what the matmuls read).
-        let quantize_input = |enc: &mut Recorder,
-                              layer: usize,
-                              input: LinearInput,
-                              x: &wgpu::Buffer,
-                              k: u32| match runtime {
-            Some(r) => r.quantize_input(ctx, enc, layer, input, x, n, k),
-            None => Ok(()),
-        };
+        let quantize_input =
+            |enc: &mut Recorder, layer: usize, input: LinearInput, x: &wgpu::Buffer, k: u32| match runtime {
+                Some(r) => r.quantize_input(ctx, enc, layer, input, x, n, k),
+                None => Ok(()),
+            };
         let mut probes = Probes::new(ctx, c, n, capture)?;
         // With probes, every layer's probabilities go through one scratch buffer (never read back)
         // to be reduced to sink scores and key attention.
@@ -692,7 +717,7 @@ impl GpuModel {
             AttentionShape { n_heads: c.n_heads as u32, n_kv_heads: c.n_kv_heads as u32, head_dim: c.head_dim as u32 };
         // attention_split's partial results; its size depends on the token count, not on past.
         let splits = ws.scratch(ctx, "attention splits", 4 * split_plan(shape, n, past).scratch_words)?;
-        let rope_table = &ws.rope;
+        let (global_rope, local_rope) = (&ws.rope, ws.local_rope.as_ref());
         #[cfg(not(target_arch = "wasm32"))]
         let recording = std::time::Instant::now();
         let mut enc = match ws.reuse.take() {
@@ -700,13 +725,48 @@ impl GpuModel {
             None => ctx.encoder(),
         };
         let variant = self.matmul_variant.unwrap_or_else(|| MatmulVariant::best(ctx.features()));
-        let mm = |enc: &mut Recorder, w: &GpuWeight, x: &wgpu::Buffer, y: &wgpu::Buffer, rows: u32, options: &MatmulOptions| {
-            matmul_variant(ctx, enc, w, x, y, rows, options, variant)
-        };
+        let mm =
+            |enc: &mut Recorder,
+             w: &GpuWeight,
+             x: &wgpu::Buffer,
+             y: &wgpu::Buffer,
+             rows: u32,
+             options: &MatmulOptions| { matmul_variant(ctx, enc, w, x, y, rows, options, variant) };
         embedding(ctx, &mut enc, self.pick(as_loaded, &self.embeddings), &ids, &x, n)?;
+        if let Some(scale) = &self.embedding_scale {
+            mul_rows_in_place(ctx, &mut enc, &x, scale, n * d, 1)?;
+        }
+        // A projection's output added to the residual stream: in the matmul's epilogue, or
+        // (Gemma) through a buffer of its own, normalized by `post_norm` first.
+        let add_to_residual =
+            |enc: &mut Recorder, w: &GpuWeight, input: &wgpu::Buffer, rows: u32, post_norm: Option<&wgpu::Buffer>| {
+                match (post_norm, &block_out) {
+                    (Some(gain), Some(out)) => {
+                        mm(enc, w, input, out, rows, &MatmulOptions::default())?;
+                        rms_norm(ctx, enc, out, gain, &xn, rows, d, c.rms_eps)?;
+                        add_in_place(ctx, enc, &x, &xn, rows * d)
+                    }
+                    _ => mm(
+                        enc,
+                        w,
+                        input,
+                        &x,
+                        rows,
+                        &MatmulOptions { output: MatmulOutput::Accumulate, ..Default::default() },
+                    ),
+                }
+            };
         capture_hidden(&mut enc, 0);
         probes.take(ctx, &mut enc, &x, n, d, 0, ProbePoint::Embeddings)?;
         for (l, b) in self.blocks.iter().enumerate() {
+            let rope_table = match local_rope {
+                Some(local) if c.is_local_layer(l) => local,
+                _ => global_rope,
+            };
+            let [post_attention_norm, post_ffw_norm] = match &b.post_norms {
+                Some([attention, mlp]) => [Some(attention), Some(mlp)],
+                None => [None, None],
+            };
             let (q_bias, k_bias, v_bias) = match &b.qkv_bias {
                 Some(QkvBias { each: [qb, kb, vb], .. }) => (Some(qb), Some(kb), Some(vb)),
                 None => (None, None, None),
@@ -780,8 +840,7 @@ impl GpuModel {
             }
             probes.take(ctx, &mut enc, &attended, n, q_dim, l, ProbePoint::OInput)?;
             quantize_input(&mut enc, l, LinearInput::AttnOutput, &attended, q_dim)?;
-            let residual_add = MatmulOptions { output: MatmulOutput::Accumulate, ..Default::default() };
-            mm(&mut enc, self.pick(as_loaded, &b.o), &attended, &x, n, &residual_add)?;
+            add_to_residual(&mut enc, self.pick(as_loaded, &b.o), &attended, n, post_attention_norm)?;
             probes.take(ctx, &mut enc, &x, n, d, l, ProbePoint::ResidualMid)?;
 
             let (mlp_input, mlp_norm) = if norm_in_projections {
@@ -793,21 +852,24 @@ impl GpuModel {
                 (&xn, None)
             };
             let (w_gate, w_up) = (self.pick(as_loaded, &b.gate), self.pick(as_loaded, &b.up));
+            let activation = c.ffn_activation;
             if n == 1 {
-                // One dispatch: each thread's gate and up rows against the same x, silu(gate)·up.
-                let options = StackedOptions { rms_norm: mlp_norm, bias: None, output: StackedOutput::SwiGluPair };
+                // One dispatch: each thread's gate and up rows against the same x, act(gate)·up.
+                let output = StackedOutput::GatedPair(activation);
+                let options = StackedOptions { rms_norm: mlp_norm, bias: None, output };
                 matmul_stacked_variant(ctx, &mut enc, &[w_gate, w_up], mlp_input, &up, &options, variant)?;
             } else {
                 let gate_options = MatmulOptions { rms_norm: mlp_norm, ..Default::default() };
                 mm(&mut enc, w_gate, mlp_input, &gate, n, &gate_options)?;
-                // up's epilogue multiplies by silu(gate).
-                let up_options = MatmulOptions { rms_norm: mlp_norm, bias: None, output: MatmulOutput::SwiGlu(&gate) };
+                // up's epilogue multiplies by act(gate).
+                let output = MatmulOutput::Gated(&gate, activation);
+                let up_options = MatmulOptions { rms_norm: mlp_norm, bias: None, output };
                 mm(&mut enc, w_up, mlp_input, &up, n, &up_options)?;
             }
             // `up` holds the down projection's input.
             probes.take(ctx, &mut enc, &up, n, ff, l, ProbePoint::DownInput)?;
             quantize_input(&mut enc, l, LinearInput::MlpDown, &up, ff)?;
-            mm(&mut enc, self.pick(as_loaded, &b.down), &up, &x, n, &residual_add)?;
+            add_to_residual(&mut enc, self.pick(as_loaded, &b.down), &up, n, post_ffw_norm)?;
             if let Some(intervention) = &capture.intervention {
                 intervene_after_block(ctx, &mut enc, intervention, &x, n, d, l)?;
             }

@@ -19,6 +19,25 @@ pub enum RopeLayout {
     HalfSplit,
 }
 
+/// What the feed-forward's gate projection goes through before it multiplies the up projection.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GateActivation {
+    /// SwiGLU: `silu(g) = g / (1 + e^−g)` (llama, Qwen, Mistral, Phi-3).
+    #[default]
+    Silu,
+    /// GeGLU with GELU's tanh approximation, `0.5 g (1 + tanh(√(2/π) (g + 0.044715 g³)))` (Gemma).
+    GeluTanh,
+}
+
+/// Gemma 3's interleaved attention: of every `period` blocks the last attends globally, the
+/// others to a sliding window with a RoPE base of their own.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LocalLayers {
+    pub period: usize,
+    pub rope_base: f32,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LlamaConfig {
     pub architecture: String,
@@ -50,6 +69,19 @@ pub struct LlamaConfig {
     /// `rope_scaling` (`rope_type: "llama3"`), as [`llama3_rope_factors`] does.
     #[serde(default)]
     pub rope_freq_factors: Option<Vec<f32>>,
+    #[serde(default)]
+    pub ffn_activation: GateActivation,
+    /// Gemma multiplies the embeddings by √d_model (the tied unembedding reads them unscaled).
+    #[serde(default)]
+    pub scale_embeddings: bool,
+    /// Gemma 2 and 3 normalize the attention's and the MLP's outputs (RMSNorm, weights
+    /// `post_attention_norm`, `post_ffw_norm`) before adding them to the residual stream.
+    #[serde(default)]
+    pub post_norms: bool,
+    /// Gemma 3's local layers. Their window is `sliding_window`, which also bounds the context, so
+    /// they differ from the global ones only in their RoPE base.
+    #[serde(default)]
+    pub local_layers: Option<LocalLayers>,
 }
 
 /// Llama 3.1's per-pair RoPE frequency divisors from its `rope_scaling` parameters (Hugging
@@ -96,6 +128,7 @@ const GGUF_ARCHITECTURES: &[(&str, RopeLayout)] = &[
     ("qwen2", RopeLayout::HalfSplit),
     ("qwen3", RopeLayout::HalfSplit),
     ("phi3", RopeLayout::HalfSplit),
+    ("gemma3", RopeLayout::HalfSplit),
 ];
 /// Hugging Face architectures and the name this crate gives each (GGUF's).
 const HF_ARCHITECTURES: &[(&str, &str)] = &[
@@ -104,6 +137,7 @@ const HF_ARCHITECTURES: &[(&str, &str)] = &[
     ("Qwen2ForCausalLM", "qwen2"),
     ("Qwen3ForCausalLM", "qwen3"),
     ("Phi3ForCausalLM", "phi3"),
+    ("Gemma3ForCausalLM", "gemma3"),
 ];
 
 impl LlamaConfig {
@@ -115,15 +149,33 @@ impl LlamaConfig {
         self.n_kv_heads * self.head_dim
     }
 
-    /// Each RoPE pair's angle per position (see [`rope_frequencies`]).
+    /// Each RoPE pair's angle per position (see [`rope_frequencies`]) in the global layers.
     pub fn rope_frequencies(&self) -> Vec<f64> {
         rope_frequencies(self.head_dim, self.rope_base, self.rope_freq_factors.as_deref())
+    }
+
+    /// Whether block `layer` is one of Gemma 3's local (sliding-window) layers.
+    pub fn is_local_layer(&self, layer: usize) -> bool {
+        self.local_layers.is_some_and(|l| (layer + 1) % l.period != 0)
+    }
+
+    /// The RoPE frequencies of the local layers, where there are any.
+    pub fn local_rope_frequencies(&self) -> Option<Vec<f64>> {
+        self.local_layers.map(|local| rope_frequencies(self.head_dim, local.rope_base, None))
+    }
+
+    /// The factor the embeddings are multiplied by: √d_model where `scale_embeddings`, else 1.
+    pub fn embedding_scale(&self) -> f32 {
+        if self.scale_embeddings {
+            (self.d_model as f32).sqrt()
+        } else {
+            1.0
+        }
     }
 
     /// Config from GGUF metadata (`{arch}.block_count`, ...). Tensor-dependent facts (tied
     /// embeddings, biases) are passed in by the loader, which sees the tensor list.
     pub fn from_gguf(gguf: &GgufFile, tied_embeddings: bool, qkv_bias: bool) -> Result<Self, ModelError> {
-        let qk_norm = gguf.get("general.architecture").and_then(|v| v.as_str()) == Some("qwen3");
         let file = gguf.file.as_str();
         let architecture = get_str(gguf, "general.architecture")?.to_string();
         let Some(&(_, rope_layout)) = GGUF_ARCHITECTURES.iter().find(|(name, _)| *name == architecture) else {
@@ -134,6 +186,7 @@ impl LlamaConfig {
             });
         };
         let key = |suffix: &str| format!("{architecture}.{suffix}");
+        let gemma = architecture == "gemma3";
         let d_model = get_usize(gguf, &key("embedding_length"))?;
         let n_heads = get_usize(gguf, &key("attention.head_count"))?;
         let n_kv_heads = match gguf.get(&key("attention.head_count_kv")) {
@@ -166,14 +219,23 @@ impl LlamaConfig {
             rope_layout,
             tied_embeddings,
             qkv_bias,
-            qk_norm,
+            qk_norm: matches!(architecture.as_str(), "qwen3" | "gemma3"),
             sliding_window: match gguf.get(&key("attention.sliding_window")) {
                 Some(_) => Some(get_usize(gguf, &key("attention.sliding_window"))?),
                 None => None,
             },
             rope_freq_factors: None,
+            ffn_activation: if gemma { GateActivation::GeluTanh } else { GateActivation::Silu },
+            scale_embeddings: gemma,
+            post_norms: gemma,
+            // llama.cpp's gemma3: every 6th block global, the local ones at RoPE base 10000.
+            local_layers: gemma.then_some(LocalLayers { period: 6, rope_base: 10_000.0 }),
             architecture: architecture.clone(),
         };
+        if gemma && config.n_layers == 62 {
+            // llama.cpp scales 27B's queries by 1/√(width/heads), picked by its layer count.
+            return Err(bad(file, "Gemma 3 27B's query scale is not supported yet".into()));
+        }
         let config = config.bounded_by_its_window();
         // Llama 3.1's and Phi-3 128k's RoPE scalings ship as tensors (`rope_freqs`,
         // `rope_factors_long`), which the loader refuses; the linear and YaRN ones as metadata.
@@ -232,6 +294,7 @@ impl LlamaConfig {
             _ => Some(uint("sliding_window")?),
         };
         let rope_base = float_or("rope_theta", 10_000.0)?;
+        let gemma = architecture == "gemma3";
         let rope_freq_factors = match &v["rope_scaling"] {
             serde_json::Value::Null => None,
             scaling => {
@@ -276,12 +339,34 @@ impl LlamaConfig {
             rope_layout: RopeLayout::HalfSplit,
             tied_embeddings: v["tie_word_embeddings"].as_bool().unwrap_or(false),
             qkv_bias: architecture == "qwen2" || v["attention_bias"].as_bool().unwrap_or(false),
-            qk_norm: architecture == "qwen3",
+            qk_norm: matches!(architecture, "qwen3" | "gemma3"),
             sliding_window,
             rope_freq_factors,
+            ffn_activation: if gemma { GateActivation::GeluTanh } else { GateActivation::Silu },
+            scale_embeddings: gemma,
+            post_norms: gemma,
+            local_layers: if gemma { Some(gemma3_local_layers(&v, file)?) } else { None },
             architecture: architecture.into(),
         }
         .bounded_by_its_window();
+        if gemma {
+            // Gemma 3 270M to 12B scale queries by 1/√head_dim like everyone; 27B does not.
+            let scalar = v["query_pre_attn_scalar"].as_f64().unwrap_or(head_dim as f64);
+            if scalar != head_dim as f64 {
+                return Err(bad(file, format!("query_pre_attn_scalar {scalar} (not head_dim) is not supported yet")));
+            }
+            if v["hidden_activation"].as_str().is_some_and(|a| a != "gelu_pytorch_tanh") {
+                return Err(bad(
+                    file,
+                    format!("hidden_activation {} is not supported (gelu_pytorch_tanh)", v["hidden_activation"]),
+                ));
+            }
+            for cap in ["final_logit_softcapping", "attn_logit_softcapping"] {
+                if !v[cap].is_null() {
+                    return Err(bad(file, format!("{cap} is not supported yet")));
+                }
+            }
+        }
         config.validate(file)?;
         Ok(config)
     }
@@ -322,6 +407,11 @@ impl LlamaConfig {
         if !(self.rope_base.is_finite() && self.rope_base > 0.0 && self.rms_eps.is_finite() && self.rms_eps >= 0.0) {
             return Err(bad(file, format!("rope base {} / rms eps {} out of range", self.rope_base, self.rms_eps)));
         }
+        if let Some(local) = self.local_layers {
+            if !(local.rope_base.is_finite() && local.rope_base > 1.0 && local.period > 0) {
+                return Err(bad(file, format!("local layers {local:?} out of range")));
+            }
+        }
         if let Some(factors) = &self.rope_freq_factors {
             if factors.len() != self.head_dim / 2 || !factors.iter().all(|f| f.is_finite() && *f > 0.0) {
                 return Err(bad(
@@ -337,6 +427,27 @@ impl LlamaConfig {
         }
         Ok(())
     }
+}
+
+/// Gemma 3's local layers from its config.json: `layer_types` (newer transformers) or
+/// `sliding_window_pattern`, and `rope_local_base_freq`. Only the pattern "every period-th layer
+/// global" is known to the forward; another is refused.
+fn gemma3_local_layers(v: &serde_json::Value, file: &str) -> Result<LocalLayers, ModelError> {
+    let rope_base = v["rope_local_base_freq"].as_f64().unwrap_or(10_000.0) as f32;
+    if let Some(types) = v["layer_types"].as_array() {
+        let global: Vec<bool> = types.iter().map(|t| t.as_str() == Some("full_attention")).collect();
+        let period = global.iter().position(|&g| g).map_or(global.len() + 1, |first| first + 1);
+        let local = LocalLayers { period, rope_base };
+        if global.iter().enumerate().any(|(l, &g)| g != ((l + 1) % period == 0)) {
+            return Err(bad(file, "layer_types is not every n-th layer full_attention; not supported".into()));
+        }
+        return Ok(local);
+    }
+    let period = v["sliding_window_pattern"].as_u64().unwrap_or(6) as usize;
+    if period == 0 {
+        return Err(bad(file, "sliding_window_pattern is 0".into()));
+    }
+    Ok(LocalLayers { period, rope_base })
 }
 
 fn bad(file: &str, message: String) -> ModelError {

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::error::{FormatError, ModelError};
-use crate::formats::ggml::GgmlType;
+use crate::formats::ggml::{self, GgmlType};
 use crate::formats::gguf::GgufFile;
 use crate::formats::safetensors;
 use crate::formats::tokenizer::TextTokenizer;
@@ -178,7 +178,7 @@ impl Model {
             if t.name.ends_with("rotary_emb.inv_freq") {
                 continue;
             }
-            let name = gguf_name(&t.name).ok_or_else(|| ModelError::BadConfig {
+            let name = gguf_name(&t.name, &config.architecture).ok_or_else(|| ModelError::BadConfig {
                 file: source.into(),
                 message: format!("unexpected tensor {:?} for a {} model", t.name, config.architecture),
             })?;
@@ -186,7 +186,11 @@ impl Model {
         }
         progress(Progress { stage: "parse", done: 1, total: 1 });
         config.tied_embeddings = !tensors.iter().any(|t| t.name == "output.weight");
-        let tensors = split_fused(&config, tensors, source)?;
+        let mut tensors = split_fused(&config, tensors, source)?;
+        let mut bytes = bytes;
+        if config.architecture == "gemma3" {
+            shift_norm_gains(&mut bytes, &mut tensors, source)?;
+        }
         let weights = Weights::new(bytes, source, tensors)?;
         Model::assemble(source, None, config, weights, tokenizer, progress)
     }
@@ -240,6 +244,9 @@ impl Model {
             if c.qk_norm {
                 let head = c.head_dim as u64;
                 layer.extend([("attn_q_norm.weight", vec![head]), ("attn_k_norm.weight", vec![head])]);
+            }
+            if c.post_norms {
+                layer.extend([("post_attention_norm.weight", vec![d]), ("post_ffw_norm.weight", vec![d])]);
             }
             expected.extend(layer.into_iter().map(|(suffix, dims)| (format!("blk.{l}.{suffix}"), dims)));
         }
@@ -345,8 +352,21 @@ fn rope_freq_factors(gguf: &GgufFile, bytes: &[u8], config: &LlamaConfig) -> Res
     Ok(Some(factors))
 }
 
-/// Hugging Face llama/qwen2/qwen3/phi3 tensor names → GGUF names.
-fn gguf_name(hf: &str) -> Option<String> {
+/// Gemma's RMSNorms multiply by `1 + w`: Hugging Face stores `w`, GGUF (llama.cpp's converter)
+/// `1 + w`, which the forward reads. Each norm gain becomes f32 `1 + w`, appended to `bytes`.
+fn shift_norm_gains(bytes: &mut Vec<u8>, tensors: &mut [WeightTensor], source: &str) -> Result<(), ModelError> {
+    for t in tensors.iter_mut().filter(|t| t.name.ends_with("norm.weight")) {
+        let values =
+            ggml::dequantize(t.dtype, &bytes[t.start..t.start + t.len], t.n_elements() as usize, source, &t.name)?;
+        let start = bytes.len();
+        bytes.extend(values.iter().flat_map(|w| (1.0 + w).to_le_bytes()));
+        *t = WeightTensor { dtype: GgmlType::F32, start, len: bytes.len() - start, ..t.clone() };
+    }
+    Ok(())
+}
+
+/// Hugging Face llama/qwen2/qwen3/phi3/gemma3 tensor names → GGUF names.
+fn gguf_name(hf: &str, architecture: &str) -> Option<String> {
     let fixed = match hf {
         "model.embed_tokens.weight" => Some("token_embd.weight"),
         "model.norm.weight" => Some("output_norm.weight"),
@@ -359,6 +379,18 @@ fn gguf_name(hf: &str) -> Option<String> {
     let rest = hf.strip_prefix("model.layers.")?;
     let (layer, suffix) = rest.split_once('.')?;
     let layer: usize = layer.parse().ok()?;
+    // Gemma's norms around the attention and the MLP: four per block, not two.
+    if architecture == "gemma3" {
+        let gemma = match suffix {
+            "post_attention_layernorm.weight" => Some("post_attention_norm.weight"),
+            "pre_feedforward_layernorm.weight" => Some("ffn_norm.weight"),
+            "post_feedforward_layernorm.weight" => Some("post_ffw_norm.weight"),
+            _ => None,
+        };
+        if let Some(name) = gemma {
+            return Some(format!("blk.{layer}.{name}"));
+        }
+    }
     let gguf_suffix = match suffix {
         "input_layernorm.weight" => "attn_norm.weight",
         "self_attn.q_proj.weight" => "attn_q.weight",

@@ -2,17 +2,22 @@
 //! Every GPU kernel is checked against these numbers, so each step mirrors the textbook formula:
 //!
 //! ```text
-//! x = embed(tokens)
+//! x = embed(tokens)                                        (× √d for Gemma)
 //! for each block:  x += W_o · attention(rope(W_q · norm(x)), rope(W_k · norm(x)), W_v · norm(x))
 //!                  x += W_down · (silu(W_gate · norm(x)) ⊙ (W_up · norm(x)))
 //! logits = W_out · norm(x)
 //! ```
 //!
+//! Switches of the config change steps, not the shape: Qwen3 and Gemma 3 normalize each query
+//! and key head before RoPE, Gemma normalizes the attention's and the MLP's outputs before the
+//! adds (`post_norms`) and gates with GELU instead of SiLU, Gemma 3's local layers rotate with a
+//! RoPE base of their own.
+//!
 //! Activations are row-major `[tokens × width]`. Weights are dequantized one row at a time, so the
 //! quantized model never needs a full f32 copy in memory.
 
 use crate::error::{FormatError, ModelError};
-use crate::model::config::{LlamaConfig, RopeLayout};
+use crate::model::config::{GateActivation, LlamaConfig, RopeLayout};
 use crate::model::load::Model;
 use crate::model::weights::{WeightTensor, Weights};
 
@@ -50,6 +55,9 @@ struct Block<'a> {
     q_norm: Option<&'a WeightTensor>,
     k_norm: Option<&'a WeightTensor>,
     o: &'a WeightTensor,
+    /// Gemma's norms of the attention's and the MLP's outputs.
+    post_attention_norm: Option<&'a WeightTensor>,
+    post_ffw_norm: Option<&'a WeightTensor>,
     ffn_norm: &'a WeightTensor,
     gate: &'a WeightTensor,
     up: &'a WeightTensor,
@@ -173,8 +181,13 @@ pub fn forward_from(
         out.hidden_states.push(x.clone());
     }
 
-    let rope = RopeTable::new(c, n);
+    let global_rope = RopeTable::new(c, c.rope_frequencies(), n);
+    let local_rope = c.local_rope_frequencies().map(|frequencies| RopeTable::new(c, frequencies, n));
     for layer in first_block..c.n_layers {
+        let rope = match &local_rope {
+            Some(local) if c.is_local_layer(layer) => local,
+            _ => &global_rope,
+        };
         let b = model.block(layer)?;
 
         let mut xn = rms_norm(w, &x, b.attn_norm, c.rms_eps)?;
@@ -192,7 +205,7 @@ pub fn forward_from(
         hook.after_rope(layer, &mut q, &mut k, &mut v);
         let (mut attended, probs) = causal_attention(c, layer, n, &q, &k, &v, options.attention_probs, &*hook);
         hook.before_linear(layer, LinearInput::AttnOutput, &mut attended, c.q_dim());
-        add_in_place(&mut x, &linear(w, &attended, b.o, None)?);
+        add_in_place(&mut x, &post_norm(w, linear(w, &attended, b.o, None)?, b.post_attention_norm, c.rms_eps)?);
         if options.attention_probs {
             out.attention_probs.push(probs);
         }
@@ -201,9 +214,13 @@ pub fn forward_from(
         hook.before_linear(layer, LinearInput::MlpGateUp, &mut xn, c.d_model);
         let gate = linear(w, &xn, b.gate, None)?;
         let up = linear(w, &xn, b.up, None)?;
-        let mut hidden: Vec<f32> = gate.iter().zip(&up).map(|(&g, &u)| silu(g) * u).collect();
+        let activation = match c.ffn_activation {
+            GateActivation::Silu => silu,
+            GateActivation::GeluTanh => gelu_tanh,
+        };
+        let mut hidden: Vec<f32> = gate.iter().zip(&up).map(|(&g, &u)| activation(g) * u).collect();
         hook.before_linear(layer, LinearInput::MlpDown, &mut hidden, c.d_ff);
-        add_in_place(&mut x, &linear(w, &hidden, b.down, None)?);
+        add_in_place(&mut x, &post_norm(w, linear(w, &hidden, b.down, None)?, b.post_ffw_norm, c.rms_eps)?);
         hook.after_block(layer, &mut x);
 
         if options.hidden_states {
@@ -228,6 +245,10 @@ fn embed(model: &Model, tokens: &[u32]) -> Result<Vec<f32>, ModelError> {
         }
         model.weights.dequantize_row(embeddings, id as usize, &mut x[t * d..(t + 1) * d])?;
     }
+    let scale = model.config.embedding_scale();
+    if scale != 1.0 {
+        x.iter_mut().for_each(|v| *v *= scale);
+    }
     Ok(x)
 }
 
@@ -246,6 +267,8 @@ impl Model {
             q_norm: optional("attn_q_norm.weight"),
             k_norm: optional("attn_k_norm.weight"),
             o: t("attn_output.weight")?,
+            post_attention_norm: optional("post_attention_norm.weight"),
+            post_ffw_norm: optional("post_ffw_norm.weight"),
             ffn_norm: t("ffn_norm.weight")?,
             gate: t("ffn_gate.weight")?,
             up: t("ffn_up.weight")?,
@@ -351,8 +374,23 @@ fn rms_norm(w: &Weights, x: &[f32], gain: &WeightTensor, eps: f32) -> Result<Vec
     Ok(y)
 }
 
+/// `y` normalized by `gain` where the block has that norm (Gemma's post norms), else as it is.
+fn post_norm(w: &Weights, y: Vec<f32>, gain: Option<&WeightTensor>, eps: f32) -> Result<Vec<f32>, FormatError> {
+    match gain {
+        Some(gain) => rms_norm(w, &y, gain, eps),
+        None => Ok(y),
+    }
+}
+
 fn silu(x: f32) -> f32 {
     x / (1.0 + (-x).exp())
+}
+
+/// GELU's tanh approximation (PyTorch's `gelu(approximate="tanh")`), in f64 inside.
+fn gelu_tanh(x: f32) -> f32 {
+    let x = x as f64;
+    let inner = (2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x);
+    (0.5 * x * (1.0 + inner.tanh())) as f32
 }
 
 fn add_in_place(acc: &mut [f32], delta: &[f32]) {
@@ -371,9 +409,8 @@ struct RopeTable {
 }
 
 impl RopeTable {
-    fn new(c: &LlamaConfig, n_tokens: usize) -> Self {
+    fn new(c: &LlamaConfig, frequencies: Vec<f64>, n_tokens: usize) -> Self {
         let half = c.head_dim / 2;
-        let frequencies = c.rope_frequencies();
         let (mut cos, mut sin) = (Vec::with_capacity(n_tokens * half), Vec::with_capacity(n_tokens * half));
         for p in 0..n_tokens {
             for &frequency in &frequencies {
@@ -496,6 +533,10 @@ mod tests {
             qk_norm: false,
             sliding_window: None,
             rope_freq_factors: None,
+            ffn_activation: Default::default(),
+            scale_embeddings: false,
+            post_norms: false,
+            local_layers: None,
         }
     }
 

@@ -311,6 +311,26 @@ pub fn check_matmul_output(
     worst
 }
 
+/// The gated activation of `g` in f64 (the CPU formula of the matmul's gated epilogue) and a
+/// bound on the f32 GPU's absolute error in it: SiLU through WGSL's exp (3 + 2·|g| ulp of the
+/// result); tanh-GELU through tanh, whose error of a few ulp of 1 is absolute, so it is bounded
+/// by |g| · 8 ulp (1 + tanh cancels when g is very negative), plus 8 ulp of the result.
+pub fn cpu_gate(g: f64, activation: quantscope::model::config::GateActivation) -> (f64, f64) {
+    use quantscope::model::config::GateActivation;
+    let ulp = f32::EPSILON as f64;
+    match activation {
+        GateActivation::Silu => {
+            let value = g / (1.0 + (-g).exp());
+            (value, (3.0 + 2.0 * g.abs()) * ulp * value.abs())
+        }
+        GateActivation::GeluTanh => {
+            let inner = (2.0 / std::f64::consts::PI).sqrt() * (g + 0.044715 * g * g * g);
+            let value = 0.5 * g * (1.0 + inner.tanh());
+            (value, 8.0 * ulp * (g.abs() + value.abs()))
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Tiny synthetic llamas, Qwen3s and Phi-3s written as GGUF in the tests (tests/native/model_synthetic.rs,
 // tests/native/qwen3.rs, tests/native/phi3.rs, tests/web.rs).
@@ -421,6 +441,35 @@ pub fn tiny_llama3_gguf(seed: u64, factors: &[f32]) -> Vec<u8> {
     let mut tensors = tiny_llama_layout(&mut random_f32_tensors(seed), &TINY_LLAMA3, d, kv_heads * d / heads);
     tensors.push(("rope_freqs.weight".into(), vec![factors.len() as u64], GgmlType::F32, f32_bytes(factors)));
     write_gguf(&tiny_metadata("llama", &TINY_LLAMA3), &tensors, 32)
+}
+
+/// The tiny Gemma 3: six blocks (five local, then the global one), one kv head, a head_dim of its
+/// own, a sliding window shorter than the context.
+pub const TINY_GEMMA3: TinyShape = TinyShape { d: 32, heads: 4, kv_heads: 1, ff: 64, vocab: 20, layers: 6, context: 64 };
+pub const TINY_GEMMA3_HEAD_DIM: usize = 16;
+pub const TINY_GEMMA3_WINDOW: usize = 48;
+
+/// A tiny random Gemma 3 as GGUF (f32 weights) in llama.cpp's gemma3 layout: the llama tensors,
+/// each block's per-head query and key norms and its norms of the attention's and the MLP's
+/// outputs (gains drawn far from 1, as llama.cpp's files hold Gemma's 1 + w), tied embeddings.
+pub fn tiny_gemma3_gguf(seed: u64) -> Vec<u8> {
+    let TinyShape { d, heads, kv_heads, layers, .. } = TINY_GEMMA3;
+    let hd = TINY_GEMMA3_HEAD_DIM;
+    let mut tensor = random_f32_tensors(seed);
+    let mut tensors = tiny_llama_layout(&mut tensor, &TINY_GEMMA3, heads * hd, kv_heads * hd);
+    for l in 0..layers {
+        for (name, len) in [("attn_q_norm", hd), ("attn_k_norm", hd), ("post_attention_norm", d), ("post_ffw_norm", d)] {
+            tensors.push(tensor(format!("blk.{l}.{name}.weight"), &[len], 0.2, 3.0));
+        }
+    }
+    let mut metadata = tiny_metadata("gemma3", &TINY_GEMMA3);
+    // Gemma 3's global base, far from its local layers' 10000: a layer with the wrong one shows.
+    metadata.retain(|(key, _)| key != "gemma3.rope.freq_base");
+    metadata.push(("gemma3.rope.freq_base".into(), V::F32(1_000_000.0)));
+    metadata.push(("gemma3.attention.key_length".into(), V::U32(hd as u32)));
+    metadata.push(("gemma3.attention.value_length".into(), V::U32(hd as u32)));
+    metadata.push(("gemma3.attention.sliding_window".into(), V::U32(TINY_GEMMA3_WINDOW as u32)));
+    write_gguf(&metadata, &tensors, 32)
 }
 
 type GgufTensor = (String, Vec<u64>, GgmlType, Vec<u8>);

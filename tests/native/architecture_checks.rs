@@ -55,9 +55,18 @@ pub fn matches_the_oracle_and_decodes_alike(model: &Model, file: &Path, tokens: 
     assert!(on_cpu.iter().collect::<std::collections::HashSet<_>>().len() > 1, "a constant continuation: {on_cpu:?}");
 }
 
-/// The Hugging Face name of a tensor of a GGUF file (the inverse of the loader's mapping). In
-/// `fused` files (Phi-3) `ffn_up` is the gate|up matrix.
-fn hf_name(gguf: &str, fused: bool) -> String {
+/// How a Hugging Face checkpoint of an architecture differs from its GGUF.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum HfLayout {
+    Llama,
+    /// `ffn_up` is the gate|up matrix, `attn_qkv` the q|k|v one.
+    Phi3,
+    /// Four norms a block, and every norm gain stored as w where GGUF stores 1 + w.
+    Gemma3,
+}
+
+/// The Hugging Face name of a tensor of a GGUF file (the inverse of the loader's mapping).
+fn hf_name(gguf: &str, layout: HfLayout) -> String {
     match gguf {
         "token_embd.weight" => return "model.embed_tokens.weight".into(),
         "output_norm.weight" => return "model.norm.weight".into(),
@@ -66,40 +75,51 @@ fn hf_name(gguf: &str, fused: bool) -> String {
     }
     let rest = gguf.strip_prefix("blk.").expect("a block tensor");
     let (layer, suffix) = rest.split_once('.').unwrap();
-    let hf = match suffix {
-        "attn_norm.weight" => "input_layernorm.weight",
-        "attn_q.weight" => "self_attn.q_proj.weight",
-        "attn_k.weight" => "self_attn.k_proj.weight",
-        "attn_v.weight" => "self_attn.v_proj.weight",
-        "attn_qkv.weight" => "self_attn.qkv_proj.weight",
-        "attn_q_norm.weight" => "self_attn.q_norm.weight",
-        "attn_k_norm.weight" => "self_attn.k_norm.weight",
-        "attn_output.weight" => "self_attn.o_proj.weight",
-        "ffn_norm.weight" => "post_attention_layernorm.weight",
-        "ffn_gate.weight" => "mlp.gate_proj.weight",
-        "ffn_up.weight" if fused => "mlp.gate_up_proj.weight",
-        "ffn_up.weight" => "mlp.up_proj.weight",
-        "ffn_down.weight" => "mlp.down_proj.weight",
-        other => panic!("no Hugging Face name for {other}"),
+    let hf = match (suffix, layout) {
+        ("attn_norm.weight", _) => "input_layernorm.weight",
+        ("attn_q.weight", _) => "self_attn.q_proj.weight",
+        ("attn_k.weight", _) => "self_attn.k_proj.weight",
+        ("attn_v.weight", _) => "self_attn.v_proj.weight",
+        ("attn_qkv.weight", _) => "self_attn.qkv_proj.weight",
+        ("attn_q_norm.weight", _) => "self_attn.q_norm.weight",
+        ("attn_k_norm.weight", _) => "self_attn.k_norm.weight",
+        ("attn_output.weight", _) => "self_attn.o_proj.weight",
+        ("post_attention_norm.weight", HfLayout::Gemma3) => "post_attention_layernorm.weight",
+        ("ffn_norm.weight", HfLayout::Gemma3) => "pre_feedforward_layernorm.weight",
+        ("post_ffw_norm.weight", HfLayout::Gemma3) => "post_feedforward_layernorm.weight",
+        ("ffn_norm.weight", _) => "post_attention_layernorm.weight",
+        ("ffn_gate.weight", _) => "mlp.gate_proj.weight",
+        ("ffn_up.weight", HfLayout::Phi3) => "mlp.gate_up_proj.weight",
+        ("ffn_up.weight", _) => "mlp.up_proj.weight",
+        ("ffn_down.weight", _) => "mlp.down_proj.weight",
+        (other, _) => panic!("no Hugging Face name for {other}"),
     };
     format!("model.layers.{layer}.{hf}")
 }
 
-/// The f32 tensors of a GGUF file, as they are stored, in a model.safetensors under Hugging
-/// Face's names with PyTorch's [out, in] shapes (GGUF lists dimensions innermost first; the bytes
-/// are the same).
-pub fn as_safetensors(gguf_bytes: &[u8], fused: bool) -> Vec<u8> {
+/// The f32 tensors of a GGUF file in a model.safetensors under Hugging Face's names with
+/// PyTorch's [out, in] shapes (GGUF lists dimensions innermost first; the bytes are the same,
+/// but for Gemma's norm gains, stored as w where GGUF has 1 + w).
+pub fn as_safetensors(gguf_bytes: &[u8], layout: HfLayout) -> Vec<u8> {
     use safetensors::tensor::{Dtype, TensorView};
     let gguf = GgufFile::parse(gguf_bytes, "tiny.gguf").unwrap();
-    let views: Vec<(String, TensorView)> = gguf
+    let tensors: Vec<(String, Vec<usize>, Vec<u8>)> = gguf
         .tensors
         .iter()
         .map(|t| {
             let start = (gguf.data_offset + t.offset) as usize;
-            let bytes = &gguf_bytes[start..start + t.n_bytes as usize];
+            let mut bytes = gguf_bytes[start..start + t.n_bytes as usize].to_vec();
+            if layout == HfLayout::Gemma3 && t.name.ends_with("norm.weight") {
+                let gains: Vec<f32> = bytemuck::pod_collect_to_vec(&bytes);
+                bytes = gains.iter().flat_map(|g| (g - 1.0).to_le_bytes()).collect();
+            }
             let shape = t.dims.iter().rev().map(|&d| d as usize).collect();
-            (hf_name(&t.name, fused), TensorView::new(Dtype::F32, shape, bytes).unwrap())
+            (hf_name(&t.name, layout), shape, bytes)
         })
+        .collect();
+    let views: Vec<(String, TensorView)> = tensors
+        .iter()
+        .map(|(name, shape, bytes)| (name.clone(), TensorView::new(Dtype::F32, shape.clone(), bytes).unwrap()))
         .collect();
     safetensors::serialize(views, None).unwrap()
 }

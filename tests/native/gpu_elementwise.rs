@@ -1,4 +1,4 @@
-//! Residual add and SwiGLU on the GPU against their CPU formulas.
+//! Residual add, bias rows, factor rows and SwiGLU on the GPU against their CPU formulas.
 use crate::gpu_common;
 
 use gpu_common::*;
@@ -57,5 +57,22 @@ fn add_rows_broadcasts_a_bias_row() {
         ctx().submit(enc);
         let want: Vec<f32> = a.iter().enumerate().map(|(i, x)| x + b[i % row_len]).collect();
         assert_close(&format!("bias {rows}x{row_len}"), &read(&acc, n), &want, 0.0, 0.0);
+    }
+}
+
+#[test]
+fn mul_rows_scales_every_row_by_a_row_of_factors() {
+    let mut rng = Rng(14);
+    // A period of 1 is one factor for everything (Gemma's √width on the embeddings).
+    for (rows, row_len) in [(1usize, 1usize), (70_001, 1), (5, 192), (33, 640)] {
+        let n = rows * row_len;
+        let (a, f) = (rng.vec(n, -4.0, 4.0), rng.vec(row_len, -30.0, 30.0));
+        let (acc, factors) = (ctx().upload_f32("a", &a).unwrap(), ctx().upload_f32("factors", &f).unwrap());
+        let mut enc = ctx().encoder();
+        elementwise::mul_rows_in_place(ctx(), &mut enc, &acc, &factors, n as u32, row_len as u32).unwrap();
+        ctx().submit(enc);
+        let want: Vec<f32> = a.iter().enumerate().map(|(i, x)| x * f[i % row_len]).collect();
+        // One f32 multiply: rounded exactly as on the CPU.
+        assert_close(&format!("mul {rows}x{row_len}"), &read(&acc, n), &want, 0.0, 0.0);
     }
 }

@@ -175,13 +175,13 @@ fn default_model_logits_match_cpu() {
 // Reference: the rows dequantized on the CPU (f32, as the CPU forward uses them), x normalized
 // with kernel_reference's cpu_rms_norm (rmsnorm.wgsl's formula) when the option is on, products
 // summed in f64, then the epilogue in f64: + bias, + the y that was there (Accumulate), or
-// × silu(gate) = gate / (1 + exp(−gate)) (SwiGlu).
+// × act(gate) (kernel_reference's cpu_gate: SiLU for SwiGlu, tanh-GELU for GeGlu).
 //
 // Tolerances, per element, with S = Σ_k |w_k · x_k| (x normed where the option is on):
 // - f32 variants (portable, subgroup): 1e-5 · S (kernel_reference's MATMUL_TERM_REL: f32
-//   accumulation in another order than the f64 reference), times |silu(gate)| for SwiGlu; plus
-//   the epilogue's own f32 roundings, 4 ulp of the values it adds or multiplies, and WGSL's
-//   exp accuracy (3 + 2·|g| ulp) for SwiGlu's silu.
+//   accumulation in another order than the f64 reference), times |act(gate)| for the gated
+//   outputs; plus the epilogue's own f32 roundings, 4 ulp of the values it adds or multiplies,
+//   and the activation's own error (cpu_gate's bound) times the product.
 // - f16 variant: each product rounds x and w to f16, then the product and a 4-term dot product
 //   in f16, ≤ 6 roundings of 2⁻¹¹ per term; a weight that is scale · q + offset (Q4_1, Q4_K,
 //   codebook offsets) rounds its two terms, each at most twice the chunk's largest |w|. So
@@ -189,8 +189,9 @@ fn default_model_logits_match_cpu() {
 //   plus 2⁻²³ per term for f16's subnormal spacing (random scales include subnormal ones).
 //   The per-test maximum of |err| / S is printed for both kinds.
 
-use quantscope::gpu::kernels::matmul::{matmul_variant, MatmulOptions, MatmulOutput, MatmulVariant};
 use gpu_common::matmul_weights::{codebook_weight, cpu_row, ggml_weight, RowProduct, TestWeight};
+use quantscope::gpu::kernels::matmul::{matmul_variant, MatmulOptions, MatmulOutput, MatmulVariant};
+use quantscope::model::config::GateActivation;
 
 /// The options of one case, with the CPU's copies of their buffers.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -200,11 +201,13 @@ enum Fused {
     Bias,
     Accumulate,
     SwiGlu,
+    GeGlu,
     /// RMSNorm, bias and Accumulate together.
     All,
 }
 
-const FUSED: [Fused; 6] = [Fused::None, Fused::RmsNorm, Fused::Bias, Fused::Accumulate, Fused::SwiGlu, Fused::All];
+const FUSED: [Fused; 7] =
+    [Fused::None, Fused::RmsNorm, Fused::Bias, Fused::Accumulate, Fused::SwiGlu, Fused::GeGlu, Fused::All];
 
 struct CaseData {
     x: Vec<f32>,
@@ -212,7 +215,7 @@ struct CaseData {
     bias: Option<Vec<f32>>,
     /// What y holds before (Accumulate).
     y0: Option<Vec<f32>>,
-    gate: Option<Vec<f32>>,
+    gate: Option<(Vec<f32>, GateActivation)>,
 }
 
 const EPS: f32 = 1e-5;
@@ -226,7 +229,12 @@ fn case_data(rng: &mut Rng, fused: Fused, n_in: usize, n_out: usize, n_tokens: u
         gain: rms.then(|| rng.vec(n_in, 0.5, 1.5)),
         bias: matches!(fused, Fused::Bias | Fused::All).then(|| rng.vec(n_out, -1.0, 1.0)),
         y0: matches!(fused, Fused::Accumulate | Fused::All).then(|| rng.vec(n_tokens * n_out, -2.0, 2.0)),
-        gate: (fused == Fused::SwiGlu).then(|| rng.vec(n_tokens * n_out, -4.0, 4.0)),
+        gate: match fused {
+            Fused::SwiGlu => Some((rng.vec(n_tokens * n_out, -4.0, 4.0), GateActivation::Silu)),
+            // Wide enough to reach where 1 + tanh cancels.
+            Fused::GeGlu => Some((rng.vec(n_tokens * n_out, -8.0, 8.0), GateActivation::GeluTanh)),
+            _ => None,
+        },
     }
 }
 
@@ -243,10 +251,10 @@ fn check_case(what: &str, tw: &TestWeight, variant: MatmulVariant, data: &CaseDa
     let yb = ctx().upload_f32("y", &y_init).unwrap();
     let gain = data.gain.as_ref().map(|g| ctx().upload_f32("gain", g).unwrap());
     let bias = data.bias.as_ref().map(|b| ctx().upload_f32("bias", b).unwrap());
-    let gate = data.gate.as_ref().map(|g| ctx().upload_f32("gate", g).unwrap());
+    let gate = data.gate.as_ref().map(|(g, activation)| (ctx().upload_f32("gate", g).unwrap(), *activation));
     let output = match (&data.y0, &gate) {
         (Some(_), _) => MatmulOutput::Accumulate,
-        (None, Some(gate)) => MatmulOutput::SwiGlu(gate),
+        (None, Some((gate, activation))) => MatmulOutput::Gated(gate, *activation),
         (None, None) => MatmulOutput::Store,
     };
     let options = MatmulOptions { rms_norm: gain.as_ref().map(|g| (g, EPS)), bias: bias.as_ref(), output };
@@ -279,12 +287,12 @@ fn check_case(what: &str, tw: &TestWeight, variant: MatmulVariant, data: &CaseDa
                 want += y0[i] as f64;
                 rounding += 2.0 * ulp * (want.abs() + (y0[i] as f64).abs());
             }
-            if let Some(gate) = &data.gate {
-                let g = gate[i] as f64;
-                let silu = g / (1.0 + (-g).exp());
-                want *= silu;
-                product_budget *= silu.abs();
-                rounding += (4.0 + 3.0 + 2.0 * g.abs()) * ulp * want.abs();
+            if let Some((gate, activation)) = &data.gate {
+                let (act, act_err) = cpu_gate(gate[i] as f64, *activation);
+                let product = want;
+                want *= act;
+                product_budget *= act.abs();
+                rounding += 4.0 * ulp * want.abs() + act_err * product.abs();
             }
             let err = (got[i] as f64 - want).abs();
             let budget = product_budget + rounding + 4.0 * ulp * want.abs();
@@ -388,7 +396,7 @@ fn long_rows_take_several_x_tiles() {
     let mut rng = Rng(109);
     let tw = ggml_weight(&mut rng, GgmlType::Q4_0, 4096 + 2048 + 32, 70);
     for variant in MatmulVariant::available(ctx().features()) {
-        for (n_tokens, fused) in [(1, Fused::All), (1, Fused::SwiGlu), (3, Fused::RmsNorm)] {
+        for (n_tokens, fused) in [(1, Fused::All), (1, Fused::SwiGlu), (1, Fused::GeGlu), (3, Fused::RmsNorm)] {
             let data = case_data(&mut rng, fused, tw.n_in, tw.n_out, n_tokens);
             let what = format!("Q4_0 6176 × 70 {} n_tokens={n_tokens} {fused:?}", variant.name());
             check_case(&what, &tw, variant, &data, n_tokens);
@@ -412,8 +420,8 @@ fn option_buffers_are_checked() {
     assert!(err.contains("the RMSNorm gain holds 2 values, needs n_tokens 1 × n_in 64"), "{err}");
     let err = run(MatmulOptions { bias: Some(&short), ..Default::default() });
     assert!(err.contains("the bias holds 2 values, needs n_tokens 1 × n_out 3"), "{err}");
-    let err = run(MatmulOptions { output: MatmulOutput::SwiGlu(&short), ..Default::default() });
-    assert!(err.contains("the SwiGLU gate holds 2 values, needs n_tokens 2 × n_out 3 = 6"), "{err}");
+    let err = run(MatmulOptions { output: MatmulOutput::Gated(&short, GateActivation::Silu), ..Default::default() });
+    assert!(err.contains("the gate holds 2 values, needs n_tokens 2 × n_out 3 = 6"), "{err}");
     // A variant the adapter lacks is refused by name, never silently replaced.
     for variant in MatmulVariant::ALL {
         if !variant.is_available(ctx().features()) {

@@ -26,6 +26,7 @@ use quantscope::gpu::kernels::matmul::{
     StackedOutput,
 };
 use quantscope::gpu::weights::GpuWeight;
+use quantscope::model::config::GateActivation;
 
 const EPS: f32 = 1e-5;
 
@@ -55,7 +56,11 @@ fn check(
     rng: &mut Rng,
 ) -> bool {
     let n_in = ws[0].n_in;
-    let pair = output == StackedOutput::SwiGluPair;
+    let activation = match output {
+        StackedOutput::GatedPair(activation) => Some(activation),
+        StackedOutput::Concatenate => None,
+    };
+    let pair = activation.is_some();
     let total: usize = ws.iter().map(|w| w.n_out).sum();
     let n_y = if pair { ws[0].n_out } else { total };
     let x = rng.vec(n_in, if rms { -3.0 } else { -1.0 }, if rms { 3.0 } else { 1.0 });
@@ -82,8 +87,8 @@ fn check(
         offset += w.n_out;
         let out = poisoned("separate y", w.n_out);
         let gate = separate.first();
-        let output = match (pair, i, gate) {
-            (true, 1, Some(gate)) => MatmulOutput::SwiGlu(gate),
+        let output = match (activation, i, gate) {
+            (Some(activation), 1, Some(gate)) => MatmulOutput::Gated(gate, activation),
             _ => MatmulOutput::Store,
         };
         let opts = MatmulOptions { rms_norm: gain_b.as_ref().map(|g| (g, EPS)), bias: b.as_ref(), output };
@@ -118,11 +123,12 @@ fn check(
     };
     let mut bad = Vec::new();
     for (i, &g) in got[..n_y].iter().enumerate() {
-        let (want, budget) = if pair {
+        let (want, budget) = if let Some(activation) = activation {
             let ((gate, bg), (u, bu)) = (biased(i, 0, i), biased(ws[0].n_out + i, 1, i));
-            let silu = gate / (1.0 + (-gate).exp());
-            let want = silu * u;
-            (want, silu.abs() * bu + 1.1 * u.abs() * bg + (7.0 + 2.0 * gate.abs()) * ulp * want.abs())
+            let (act, act_err) = cpu_gate(gate, activation);
+            let want = act * u;
+            // Both activations' slopes stay below 1.2.
+            (want, act.abs() * bu + 1.2 * u.abs() * bg + act_err * u.abs() + 4.0 * ulp * want.abs())
         } else {
             let (mut w, mut o) = (0, i);
             while o >= ws[w].n_out {
@@ -141,8 +147,8 @@ fn check(
     identical
 }
 
-/// Every variant × {concatenate of `fmts` (n_out 7, 64, 200), SwiGLU pair of the first two
-/// (n_out 200)} × {plain, RMSNorm, bias, both}; asserts (a) bit-for-bit unless `pair_exact` is
+/// Every variant × {concatenate of `fmts` (n_out 7, 64, 200), SwiGLU and GeGLU pairs of the
+/// third and another (n_out 200)} × {plain, RMSNorm and bias}; asserts (a) bit-for-bit unless `pair_exact` is
 /// false (short rows, see the module docs) and (b).
 fn check_stack(name: &str, fmts: [Fmt; 3], n_in: usize, pair_exact: bool, seed: u64) -> usize {
     let mut rng = Rng(seed);
@@ -151,11 +157,21 @@ fn check_stack(name: &str, fmts: [Fmt; 3], n_in: usize, pair_exact: bool, seed: 
     let up = make(&mut rng, fmts[1], n_in, 200);
     let mut cases = 0;
     for variant in MatmulVariant::available(ctx().features()) {
-        for (rms, bias) in [(false, false), (true, false), (false, true), (true, true)] {
-            for output in [StackedOutput::Concatenate, StackedOutput::SwiGluPair] {
+        // Plain and both options: each combination compiles its own pipelines on every format,
+        // and the prologue and the epilogue are independent code (gpu_matmul tests each alone).
+        for (rms, bias) in [(false, false), (true, true)] {
+            for output in [
+                StackedOutput::Concatenate,
+                StackedOutput::GatedPair(GateActivation::Silu),
+                StackedOutput::GatedPair(GateActivation::GeluTanh),
+            ] {
+                // The activation is the epilogue's alone: GeGLU once per format and variant.
+                if output == StackedOutput::GatedPair(GateActivation::GeluTanh) && !(rms && bias) {
+                    continue;
+                }
                 let stack: Vec<&TestWeight> = match output {
                     StackedOutput::Concatenate => ws.iter().collect(),
-                    StackedOutput::SwiGluPair => vec![&ws[2], &up],
+                    StackedOutput::GatedPair(_) => vec![&ws[2], &up],
                 };
                 let what = format!("{name} n_in={n_in} {} {output:?} rms={rms} bias={bias}", variant.name());
                 let identical = check(&what, &stack, output, rms, bias, variant, &mut rng);
@@ -214,9 +230,9 @@ fn counts_long_rows_and_model_shapes() {
         for (what, stack, output) in [
             ("one weight", vec![&long[0]], StackedOutput::Concatenate),
             ("two long", vec![&long[0], &long[1]], StackedOutput::Concatenate),
-            ("pair long", vec![&long[1], &long[1]], StackedOutput::SwiGluPair),
+            ("pair long", vec![&long[1], &long[1]], StackedOutput::GatedPair(GateActivation::Silu)),
             ("q/k/v", qkv.iter().collect(), StackedOutput::Concatenate),
-            ("gate/up", gate_up.iter().collect(), StackedOutput::SwiGluPair),
+            ("gate/up", gate_up.iter().collect(), StackedOutput::GatedPair(GateActivation::GeluTanh)),
         ] {
             let what = format!("{what} {v}");
             assert!(check(&what, &stack, output, true, false, variant, &mut rng), "{what}: differs from separate");
@@ -239,7 +255,7 @@ fn shapes_are_checked() {
         matmul_stacked(ctx(), &mut enc, &ws, &x, y, &options).unwrap_err().to_string()
     };
     let concat = StackedOptions::default();
-    let pair = StackedOptions { output: StackedOutput::SwiGluPair, ..Default::default() };
+    let pair = StackedOptions { output: StackedOutput::GatedPair(GateActivation::Silu), ..Default::default() };
     let err = run(&[], &y, concat);
     assert!(err.contains("takes 1 to 3 weights, got 0"), "{err}");
     let err = run(&[&a, &a, &b, &b], &y, concat);

@@ -4,7 +4,7 @@
 //! Hugging Face checkpoint load alike; an exported GGUF has the fused layout again, which the
 //! oracle (gguf-py) reads to the same logits.
 use crate::architecture_checks::{
-    as_safetensors, matches_the_oracle_and_decodes_alike, oracle_logits, predicts_alike, LOGITS_TOLERANCE,
+    as_safetensors, matches_the_oracle_and_decodes_alike, oracle_logits, predicts_alike, HfLayout, LOGITS_TOLERANCE,
 };
 use crate::common::{relative_l2_f32, scratch};
 use crate::gpu_common::{tiny_phi3_gguf, TINY_PHI3, TINY_PHI3_WINDOW};
@@ -53,7 +53,7 @@ fn the_tiny_phi3_from_hugging_face_files_predicts_as_from_gguf() {
     });
     let tokenizer = gguf.tokenizer.to_json().unwrap();
     let hf = Model::from_safetensors(
-        as_safetensors(&bytes, true),
+        as_safetensors(&bytes, HfLayout::Phi3),
         config.to_string().as_bytes(),
         tokenizer.as_bytes(),
         "tiny-phi3",
@@ -67,7 +67,7 @@ fn the_tiny_phi3_from_hugging_face_files_predicts_as_from_gguf() {
     let mut partial = config.clone();
     partial["partial_rotary_factor"] = serde_json::json!(0.75);
     let Err(err) = Model::from_safetensors(
-        as_safetensors(&bytes, true),
+        as_safetensors(&bytes, HfLayout::Phi3),
         partial.to_string().as_bytes(),
         tokenizer.as_bytes(),
         "tiny-phi4",

@@ -2,7 +2,7 @@
 //! width, NEOX RoPE): a tiny random checkpoint written as GGUF by the test gives the numpy
 //! oracle's logits (tests/oracle/forward.py) on the CPU reference and on the GPU, 16 greedy
 //! tokens are the same on both, and the same weights as a Hugging Face checkpoint load alike.
-use crate::architecture_checks::{as_safetensors, matches_the_oracle_and_decodes_alike, predicts_alike};
+use crate::architecture_checks::{as_safetensors, matches_the_oracle_and_decodes_alike, predicts_alike, HfLayout};
 use crate::common::scratch;
 use crate::gpu_common::{tiny_qwen3_gguf, TINY_QWEN3_HEAD_DIM};
 
@@ -47,7 +47,7 @@ fn the_tiny_qwen3_from_hugging_face_files_predicts_as_from_gguf() {
     })
     .to_string();
     let tokenizer = gguf.tokenizer.to_json().unwrap();
-    let weights = as_safetensors(&bytes, false);
+    let weights = as_safetensors(&bytes, HfLayout::Llama);
     let hf =
         Model::from_safetensors(weights, config.as_bytes(), tokenizer.as_bytes(), "tiny-qwen3", &mut |_| {}).unwrap();
     assert_eq!((hf.config.architecture.as_str(), hf.config.qk_norm), ("qwen3", true));

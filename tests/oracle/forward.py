@@ -1,11 +1,15 @@
-"""Independent oracle for the CPU reference forward: a llama / qwen2 / qwen3 / phi3 forward in
-float64 numpy over weights dequantized by gguf-py (the GGUF project's own Python package).
+"""Independent oracle for the CPU reference forward: a llama / qwen2 / qwen3 / phi3 / gemma3
+forward in float64 numpy over weights dequantized by gguf-py (the GGUF project's own Python
+package).
 
 Written from the formulas, not from the Rust code: whole-matrix numpy ops, RoPE applied to GGUF's
 permuted Q/K as llama.cpp does (adjacent pairs) for llama and to halves (NEOX) for qwen2/qwen3,
 q/k/v biases where the file has them, qwen3's RMSNorm of each query and key head before RoPE,
 phi3's fused projections (one q|k|v matrix, one gate|up matrix: their products split by columns),
-Llama 3.1's RoPE frequency factors (rope_freqs.weight) where the file has them,
+Llama 3.1's RoPE frequency factors (rope_freqs.weight) where the file has them, gemma3 as
+llama.cpp runs it (embeddings times sqrt(width), tanh-GELU gate, RMSNorm of the attention and MLP
+outputs before the residual adds, every 6th block global and the others at RoPE base 10000; the
+file's norm gains already hold Gemma's 1 + w),
 GQA by repeating K/V heads.
 
 usage: forward.py MODEL.gguf TOKEN_ID [TOKEN_ID ...] [--layers N]
@@ -36,15 +40,17 @@ def main():
     n_kv = field(f"{arch}.attention.head_count_kv")
     eps = field(f"{arch}.attention.layer_norm_rms_epsilon")
     base = field(f"{arch}.rope.freq_base")
-    if arch not in ("llama", "qwen2", "qwen3", "phi3"):
+    if arch not in ("llama", "qwen2", "qwen3", "phi3", "gemma3"):
         sys.exit(f"forward.py: architecture {arch!r} is not one this oracle computes")
-    neox = arch in ("qwen2", "qwen3", "phi3")
+    neox = arch in ("qwen2", "qwen3", "phi3", "gemma3")
+    gemma = arch == "gemma3"
 
     wanted = {"token_embd.weight", "output_norm.weight", "output.weight"} | {
         f"blk.{l}.{s}" for l in range(n_layers) for s in
         ["attn_norm.weight", "attn_qkv.weight", "attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_output.weight",
          "ffn_norm.weight", "ffn_gate.weight", "ffn_up.weight", "ffn_down.weight",
-         "attn_q.bias", "attn_k.bias", "attn_v.bias", "attn_q_norm.weight", "attn_k_norm.weight"]}
+         "attn_q.bias", "attn_k.bias", "attn_v.bias", "attn_q_norm.weight", "attn_k_norm.weight",
+         "post_attention_norm.weight", "post_ffw_norm.weight"]}
     W = {t.name: dequantize(t.data, t.tensor_type).astype(np.float64) for t in reader.tensors if t.name in wanted}
     out_w = W.get("output.weight", W["token_embd.weight"])
 
@@ -57,13 +63,19 @@ def main():
         return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * g.reshape(-1)
 
     pos = np.arange(T, dtype=np.float64)[:, None]
-    inv_freq = base ** (-np.arange(0, hd, 2, dtype=np.float64) / hd)
-    for t in reader.tensors:  # Llama 3.1's scaling: llama.cpp divides each pair's frequency by its factor
-        if t.name == "rope_freqs.weight":
-            inv_freq = inv_freq / np.asarray(t.data, dtype=np.float64).reshape(-1)
-    cos, sin = np.cos(pos * inv_freq), np.sin(pos * inv_freq)  # (T, hd/2)
 
-    def rope(x, heads):  # x: (T, heads*hd)
+    def turns(base):  # cos, sin of every position and pair: (T, hd/2) each
+        inv_freq = base ** (-np.arange(0, hd, 2, dtype=np.float64) / hd)
+        for t in reader.tensors:  # Llama 3.1's scaling: llama.cpp divides each pair's frequency by its factor
+            if t.name == "rope_freqs.weight":
+                inv_freq = inv_freq / np.asarray(t.data, dtype=np.float64).reshape(-1)
+        return np.cos(pos * inv_freq), np.sin(pos * inv_freq)
+
+    global_turns = turns(base)
+    local_turns = turns(10000.0)  # gemma3's sliding-window blocks
+
+    def rope(x, heads, cos_sin):  # x: (T, heads*hd)
+        cos, sin = cos_sin
         c, s = cos[:, None, :], sin[:, None, :]
         if neox:  # pairs (i, i + hd/2)
             x = x.reshape(T, heads, 2, hd // 2)
@@ -87,12 +99,23 @@ def main():
         return y
 
     x = W["token_embd.weight"][tokens]
+    if gemma:
+        x = x * np.sqrt(d)
+
+    def post_norm(y, l, name):  # gemma: the block's output normalized before the residual add
+        g = W.get(f"blk.{l}.{name}.weight")
+        return y if g is None else rms_norm(y, g)
+
+    def gelu_tanh(g):
+        return 0.5 * g * (1 + np.tanh(np.sqrt(2 / np.pi) * (g + 0.044715 * g**3)))
+
     mask = np.triu(np.full((T, T), -np.inf), k=1)
     for l in range(n_layers):
         p = lambda s: W[f"blk.{l}.{s}"]
         h = rms_norm(x, p("attn_norm.weight"))
-        q = rope(project(h, l, "q", n_heads), n_heads).reshape(T, n_heads, hd).transpose(1, 0, 2)
-        k = rope(project(h, l, "k", n_kv), n_kv).reshape(T, n_kv, hd).transpose(1, 0, 2)
+        cos_sin = local_turns if gemma and (l + 1) % 6 != 0 else global_turns
+        q = rope(project(h, l, "q", n_heads), n_heads, cos_sin).reshape(T, n_heads, hd).transpose(1, 0, 2)
+        k = rope(project(h, l, "k", n_kv), n_kv, cos_sin).reshape(T, n_kv, hd).transpose(1, 0, 2)
         v = project(h, l, "v", n_kv).reshape(T, n_kv, hd).transpose(1, 0, 2)
         k = np.repeat(k, n_heads // n_kv, axis=0)
         v = np.repeat(v, n_heads // n_kv, axis=0)
@@ -100,13 +123,14 @@ def main():
         probs = np.exp(scores - scores.max(axis=-1, keepdims=True))
         probs /= probs.sum(axis=-1, keepdims=True)
         attn = (probs @ v).transpose(1, 0, 2).reshape(T, n_heads * hd)
-        x = x + attn @ p("attn_output.weight").T
+        x = x + post_norm(attn @ p("attn_output.weight").T, l, "post_attention_norm")
         h = rms_norm(x, p("ffn_norm.weight"))
         if arch == "phi3":  # one product, the gate's columns first
             gate, up = np.split(h @ p("ffn_up.weight").T, 2, axis=-1)
         else:
             gate, up = h @ p("ffn_gate.weight").T, h @ p("ffn_up.weight").T
-        x = x + (gate / (1 + np.exp(-gate)) * up) @ p("ffn_down.weight").T
+        act = gelu_tanh(gate) if gemma else gate / (1 + np.exp(-gate))
+        x = x + post_norm((act * up) @ p("ffn_down.weight").T, l, "post_ffw_norm")
     logits = rms_norm(x[-1:], W["output_norm.weight"]) @ out_w.T
     json.dump({"logits": logits[0].tolist()}, sys.stdout)
 

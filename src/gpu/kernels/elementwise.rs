@@ -1,4 +1,4 @@
-//! `shaders/elementwise.wgsl`: residual add, bias add and SwiGLU, in place on f32 vectors.
+//! `shaders/elementwise.wgsl`: residual add, bias add, factors and SwiGLU, in place on f32 vectors.
 
 use crate::error::GpuError;
 use crate::gpu::kernels::require_len;
@@ -70,4 +70,16 @@ pub fn add_rows_in_place(
     row_len: u32,
 ) -> Result<(), GpuError> {
     record(ctx, encoder, "add_rows_in_place", acc, bias, n, row_len)
+}
+
+/// `acc[t][i] *= factors[i]` for every row t of length `row_len` in the first `n` values of `acc`.
+pub fn mul_rows_in_place(
+    ctx: &GpuContext,
+    encoder: &mut Recorder,
+    acc: &wgpu::Buffer,
+    factors: &wgpu::Buffer,
+    n: u32,
+    row_len: u32,
+) -> Result<(), GpuError> {
+    record(ctx, encoder, "mul_rows_in_place", acc, factors, n, row_len)
 }

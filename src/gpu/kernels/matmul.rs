@@ -11,6 +11,7 @@ use crate::error::GpuError;
 use crate::gpu::context::GpuFeatures;
 use crate::gpu::weights::{GpuWeight, WeightParams};
 use crate::gpu::{GpuContext, Recorder, ShaderSource};
+use crate::model::config::GateActivation;
 
 const KERNEL: &str = "matmul";
 
@@ -78,9 +79,9 @@ pub enum MatmulOutput<'a> {
     Store,
     /// y += acc (+ bias): the residual add after the o and down projections.
     Accumulate,
-    /// y = silu(gate[t][o]) · (acc (+ bias)), gate: `[n_tokens × n_out]`, another buffer than y
-    /// (SwiGLU fused into the up projection).
-    SwiGlu(&'a wgpu::Buffer),
+    /// y = act(gate[t][o]) · (acc (+ bias)), gate: `[n_tokens × n_out]`, another buffer than y,
+    /// act SiLU (SwiGLU) or tanh-GELU (GeGLU): the gated activation fused into the up projection.
+    Gated(&'a wgpu::Buffer, GateActivation),
 }
 
 /// A prologue and epilogue fused into the matmul, so the forward needs no separate dispatches.
@@ -174,9 +175,7 @@ fn gemv_parts(source: ShaderSource, variant: MatmulVariant) -> ShaderSource {
         }
         _ => ("matmul_reduce_wg", include_str!("../../../shaders/matmul_reduce_wg.wgsl")),
     };
-    source
-        .include(reduce.0, reduce.1)
-        .include("matmul_shared", include_str!("../../../shaders/matmul_shared.wgsl"))
+    source.include(reduce.0, reduce.1).include("matmul_shared", include_str!("../../../shaders/matmul_shared.wgsl"))
 }
 
 /// `y[t][o] = Σ_k x[t][k] · W[o][k]` for `t < n_tokens`. x: `[n_tokens × n_in]` f32,
@@ -233,8 +232,8 @@ pub fn matmul_variant(
     if let Some(bias) = options.bias {
         require("the bias", bias, 1, w.n_out, "n_out", w)?;
     }
-    if let MatmulOutput::SwiGlu(gate) = options.output {
-        require("the SwiGLU gate", gate, n_tokens, w.n_out, "n_out", w)?;
+    if let MatmulOutput::Gated(gate, _) = options.output {
+        require("the gate", gate, n_tokens, w.n_out, "n_out", w)?;
     }
     if n_tokens == 0 || w.n_out == 0 {
         return Ok(());
@@ -253,13 +252,14 @@ pub fn matmul_variant(
     let (output, gate) = match options.output {
         MatmulOutput::Store => (0, x),
         MatmulOutput::Accumulate => (1, x),
-        MatmulOutput::SwiGlu(gate) => (2, gate),
+        MatmulOutput::Gated(gate, _) => (2, gate),
     };
     let buffers = [w.buffer(), x, y, gain, bias, gate];
     let mut constants = vec![
         ("RMS_NORM", options.rms_norm.is_some() as u32 as f64),
         ("BIAS", options.bias.is_some() as u32 as f64),
         ("OUTPUT", output as f64),
+        ("GATE_GELU", gelu_gate(options.output) as u32 as f64),
     ];
     if n_tokens == 1 {
         let (kt, rows_per_thread) = gemv_shape(n_chunks);
@@ -279,6 +279,11 @@ pub fn matmul_variant(
     Ok(())
 }
 
+/// Whether an output's gate goes through tanh-GELU (`GATE_GELU` of the WGSL) rather than SiLU.
+fn gelu_gate(output: MatmulOutput) -> bool {
+    matches!(output, MatmulOutput::Gated(_, GateActivation::GeluTanh))
+}
+
 /// What [`matmul_stacked`] stores in y.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum StackedOutput {
@@ -286,10 +291,10 @@ pub enum StackedOutput {
     /// (the q/k/v projections; their biases concatenated).
     #[default]
     Concatenate,
-    /// y[o] = silu(W0·x + b0)[o] · (W1·x + b1)[o]: exactly 2 weights of one n_out, y of n_out
-    /// values, the bias (if any) of 2 · n_out (b0 then b1). The formula of [`MatmulOutput::SwiGlu`]
+    /// y[o] = act(W0·x + b0)[o] · (W1·x + b1)[o]: exactly 2 weights of one n_out, y of n_out
+    /// values, the bias (if any) of 2 · n_out (b0 then b1). The formula of [`MatmulOutput::Gated`]
     /// after a separate gate matmul (the gate/up projections).
-    SwiGluPair,
+    GatedPair(GateActivation),
 }
 
 /// The options of [`matmul_stacked`]: as [`MatmulOptions`], with the output of a stack.
@@ -333,7 +338,7 @@ fn stacked_shape(n_chunks: u32, output: StackedOutput) -> (u32, u32, u32) {
     let (kt, rows_per_thread) = gemv_shape(n_chunks);
     match output {
         StackedOutput::Concatenate => (kt, rows_per_thread, GEMV_WG / kt * rows_per_thread),
-        StackedOutput::SwiGluPair => {
+        StackedOutput::GatedPair(_) => {
             let kt = kt.max(32);
             let row_groups = GEMV_WG / kt;
             let per = (GEMV_MAX_ROWS / row_groups / 2).clamp(1, 2);
@@ -383,7 +388,7 @@ pub fn matmul_stacked_variant(
 ) -> Result<(), GpuError> {
     check_variant(ctx, variant)?;
     let names = || weights.iter().map(|w| w.name.as_str()).collect::<Vec<_>>().join(", ");
-    let pair = options.output == StackedOutput::SwiGluPair;
+    let pair = matches!(options.output, StackedOutput::GatedPair(_));
     if pair && weights.len() != 2 {
         return Err(stacked_error(format!("a SwiGLU pair takes 2 weights, got {} ({})", weights.len(), names())));
     }
@@ -466,6 +471,7 @@ pub fn matmul_stacked_variant(
         ("RMS_NORM", options.rms_norm.is_some() as u32 as f64),
         ("BIAS", options.bias.is_some() as u32 as f64),
         ("OUTPUT", pair as u32 as f64),
+        ("GATE_GELU", (options.output == StackedOutput::GatedPair(GateActivation::GeluTanh)) as u32 as f64),
         ("KT", kt as f64),
         ("ROWS_PER_THREAD", slots as f64),
     ];
@@ -506,14 +512,15 @@ mod tests {
         // q/k/v of the default model: the GEMV's own shape.
         assert_eq!(stacked_shape(18, StackedOutput::Concatenate), (32, 2, 16));
         // gate/up: 8 row groups, one gate and one up row per thread.
-        assert_eq!(stacked_shape(18, StackedOutput::SwiGluPair), (32, 2, 8));
-        assert_eq!(stacked_shape(4, StackedOutput::SwiGluPair), (32, 2, 8));
+        let pair = StackedOutput::GatedPair(GateActivation::Silu);
+        assert_eq!(stacked_shape(18, pair), (32, 2, 8));
+        assert_eq!(stacked_shape(4, pair), (32, 2, 8));
         for n_chunks in 1..600 {
-            for output in [StackedOutput::Concatenate, StackedOutput::SwiGluPair] {
+            for output in [StackedOutput::Concatenate, pair] {
                 let (kt, slots, rows) = stacked_shape(n_chunks, output);
                 assert!(kt.is_power_of_two() && kt <= GEMV_WG && (1..=4).contains(&slots), "{n_chunks}");
                 assert!(GEMV_WG / kt * slots <= GEMV_MAX_ROWS, "{n_chunks}");
-                if output == StackedOutput::SwiGluPair {
+                if output == pair {
                     assert!(slots % 2 == 0 && rows == GEMV_WG / kt * slots / 2, "{n_chunks}");
                 } else {
                     assert_eq!(kt, gemv_shape(n_chunks).0);

@@ -1,0 +1,66 @@
+//! Gemma 3 (embeddings times √width, tanh-GELU gate, per-head query and key norms, norms of the
+//! attention's and the MLP's outputs, local blocks with a RoPE base of their own, a sliding
+//! window): a tiny random checkpoint written as GGUF by the test gives the numpy oracle's logits
+//! on the CPU reference and on the GPU and decodes alike; the same weights as a Hugging Face
+//! checkpoint (norm gains stored as w for Gemma's 1 + w) load alike.
+use crate::architecture_checks::{as_safetensors, matches_the_oracle_and_decodes_alike, predicts_alike, HfLayout};
+use crate::common::scratch;
+use crate::gpu_common::{tiny_gemma3_gguf, TINY_GEMMA3, TINY_GEMMA3_HEAD_DIM, TINY_GEMMA3_WINDOW};
+
+use quantscope::model::config::GateActivation;
+use quantscope::model::Model;
+
+const SEED: u64 = 0x4745_4d33_0000_0001;
+const TOKENS: [u32; 9] = [3, 11, 0, 7, 7, 19, 2, 5, 13];
+
+#[test]
+fn a_tiny_gemma3_matches_the_numpy_oracle_on_the_cpu_and_the_gpu_and_decodes_alike() {
+    let bytes = tiny_gemma3_gguf(SEED);
+    let file = scratch("gemma3").join("tiny-gemma3.gguf");
+    std::fs::write(&file, &bytes).unwrap();
+    let model = Model::from_gguf(bytes, "tiny-gemma3.gguf", &mut |_| {}).unwrap();
+    let c = &model.config;
+    assert!(c.qk_norm && c.post_norms && c.scale_embeddings && c.tied_embeddings, "{c:?}");
+    assert_eq!(
+        (c.ffn_activation, c.head_dim, c.context_length),
+        (GateActivation::GeluTanh, TINY_GEMMA3_HEAD_DIM, TINY_GEMMA3_WINDOW)
+    );
+    let local: Vec<bool> = (0..TINY_GEMMA3.layers).map(|l| c.is_local_layer(l)).collect();
+    assert_eq!(local, [true, true, true, true, true, false]);
+    matches_the_oracle_and_decodes_alike(&model, &file, &TOKENS);
+}
+
+/// Gemma 3 270M's config.json as shipped (newer transformers list the layer types).
+fn hf_config(c: &quantscope::model::LlamaConfig) -> serde_json::Value {
+    let layer_types: Vec<&str> =
+        (0..c.n_layers).map(|l| if (l + 1) % 6 == 0 { "full_attention" } else { "sliding_attention" }).collect();
+    serde_json::json!({
+        "architectures": ["Gemma3ForCausalLM"], "hidden_size": c.d_model, "intermediate_size": c.d_ff,
+        "num_hidden_layers": c.n_layers, "num_attention_heads": c.n_heads, "num_key_value_heads": c.n_kv_heads,
+        "head_dim": c.head_dim, "max_position_embeddings": 64, "rms_norm_eps": c.rms_eps, "rope_theta": c.rope_base,
+        "rope_local_base_freq": 10000.0, "rope_scaling": null, "sliding_window": TINY_GEMMA3_WINDOW,
+        "layer_types": layer_types, "query_pre_attn_scalar": c.head_dim, "hidden_activation": "gelu_pytorch_tanh",
+        "final_logit_softcapping": null, "attn_logit_softcapping": null, "vocab_size": c.vocab_size,
+        "tie_word_embeddings": true,
+    })
+}
+
+/// GGUF holds Gemma's norm gains as 1 + w, Hugging Face as w: the checkpoint written with w
+/// loads to the same model.
+#[test]
+fn the_tiny_gemma3_from_hugging_face_files_predicts_as_from_gguf() {
+    let bytes = tiny_gemma3_gguf(SEED);
+    let gguf = Model::from_gguf(bytes.clone(), "tiny-gemma3.gguf", &mut |_| {}).unwrap();
+    let tokenizer = gguf.tokenizer.to_json().unwrap();
+    let config = hf_config(&gguf.config).to_string();
+    let hf = Model::from_safetensors(
+        as_safetensors(&bytes, HfLayout::Gemma3),
+        config.as_bytes(),
+        tokenizer.as_bytes(),
+        "tiny-gemma3",
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(hf.config, gguf.config);
+    predicts_alike(&gguf, &hf, &TOKENS);
+}
