@@ -12,6 +12,7 @@ mod calibrated_methods;
 mod cli;
 mod cli_quant;
 mod float_formats_oracle;
+mod gemma3_tokenizer;
 mod gguf_bad_input;
 mod gguf_dequant_oracle;
 mod gguf_quantize_oracle;
