@@ -9,11 +9,26 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The default model; its absence fails the test (never skips it).
-pub fn default_model_path() -> PathBuf {
-    let path = repo().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(path.exists(), "{} is missing: run scripts/test (or scripts/setup) first", path.display());
+/// A model file that `scripts/fetch-model NAME` downloads; its absence fails the test (never
+/// skips it).
+fn fetched_model_path(file: &str, name: &str) -> PathBuf {
+    let path = repo().join("models").join(file);
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/fetch-model {name} (scripts/setup and scripts/test run it too)",
+        path.display()
+    );
     path
+}
+
+/// The default model (SmolLM2-135M Q4_1).
+pub fn default_model_path() -> PathBuf {
+    fetched_model_path("SmolLM2-135M-Instruct.Q4_1.gguf", "smollm2")
+}
+
+/// Gemma 3 270M (Q4_K_M): the second real model, with a 262,144-piece SentencePiece vocabulary.
+pub fn gemma3_model_path() -> PathBuf {
+    fetched_model_path("gemma-3-270m-q4_k_m.gguf", "gemma3")
 }
 
 /// A copy of the default model of the test's own, for what takes ownership of a model (a study).

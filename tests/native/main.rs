@@ -13,6 +13,7 @@ mod cli;
 mod cli_quant;
 mod float_formats_oracle;
 mod gemma3;
+mod gemma3_tokenizer;
 mod gguf_bad_input;
 mod gguf_dequant_oracle;
 mod gguf_quantize_oracle;

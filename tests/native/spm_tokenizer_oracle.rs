@@ -11,12 +11,34 @@ use quantscope::formats::tokenizer::TextTokenizer;
 use quantscope::model::Model;
 use quantscope::FormatError;
 
+/// What the SentencePiece oracles (spm_tokenizer.py, gguf_sentencepiece.py) print for one string.
 #[derive(serde::Deserialize)]
-struct Expected {
+pub(crate) struct Expected {
+    /// The ids llama.cpp's encoding gives, made by sentencepiece stretch by stretch.
     ids: Vec<u32>,
     decoded: String,
     pieces: Vec<String>,
+    /// sentencepiece's encoding of the whole string.
     sentencepiece_ids: Vec<u32>,
+}
+
+/// `tokenizer` gives the oracle's ids (after its BOS), decodings and token texts on every TEXTS.
+pub(crate) fn assert_matches_sentencepiece(tokenizer: &TextTokenizer, expected: &[Expected], what: &str) {
+    assert_eq!(expected.len(), TEXTS.len(), "{what}: the oracle's answers");
+    let bos = tokenizer.bos.expect("BOS");
+    for (text, want) in TEXTS.iter().zip(expected) {
+        let ids = tokenizer.encode(text).unwrap();
+        assert_eq!(ids[0], bos, "{what}: BOS first in {text:?}");
+        assert_eq!(ids[1..], want.ids, "{what}: ids of {text:?}");
+        assert_eq!(tokenizer.decode(&ids[1..]).unwrap(), want.decoded, "{what}: decode of {text:?}");
+        let pieces: Vec<String> = ids[1..].iter().map(|&id| tokenizer.token_text(id)).collect();
+        assert_eq!(pieces, want.pieces, "{what}: token texts of {text:?}");
+    }
+}
+
+/// The TEXTS where llama.cpp's encoding is not sentencepiece's encoding of the whole string.
+pub(crate) fn where_llama_cpp_differs(expected: &[Expected]) -> Vec<&'static str> {
+    TEXTS.iter().zip(expected).filter(|(_, e)| e.ids != e.sentencepiece_ids).map(|(t, _)| *t).collect()
 }
 
 /// The hard string with user-defined symbols (`<|im_start|>`, `<|im_end|>` in the oracle's model).
@@ -40,23 +62,17 @@ fn sentencepiece_vocabulary_matches_sentencepiece_with_and_without_the_space_pre
         let what = format!("add_space_prefix={add_space_prefix}");
         let (tokenizer, expected) = trained_vocabulary(add_space_prefix);
         // The oracle's file leaves add_bos_token and the BOS id to llama.cpp's defaults.
-        let bos = tokenizer.bos.expect("BOS");
-        assert_eq!(tokenizer.token_text(bos), "<s>", "{what}");
-        for (text, want) in TEXTS.iter().zip(&expected) {
-            let ids = tokenizer.encode(text).unwrap();
-            assert_eq!(ids[0], bos, "{what}: BOS first in {text:?}");
-            assert_eq!(ids[1..], want.ids, "{what}: ids of {text:?}");
-            assert_eq!(tokenizer.decode(&ids[1..]).unwrap(), want.decoded, "{what}: decode of {text:?}");
-            let pieces: Vec<String> = ids[1..].iter().map(|&id| tokenizer.token_text(id)).collect();
-            assert_eq!(pieces, want.pieces, "{what}: token texts of {text:?}");
-        }
+        assert_eq!(tokenizer.token_text(tokenizer.bos.expect("BOS")), "<s>", "{what}");
+        assert_matches_sentencepiece(&tokenizer, &expected, &what);
         // llama.cpp (and so this crate) encodes the text after a user-defined or control token
         // on its own, with its own space prefix; sentencepiece prefixes the whole text once. With
         // the prefix on, the two differ exactly on the string with such tokens, nowhere else.
-        let differ: Vec<&str> =
-            TEXTS.iter().zip(&expected).filter(|(_, e)| e.ids != e.sentencepiece_ids).map(|(t, _)| *t).collect();
         let known = if add_space_prefix { vec![WITH_USER_DEFINED_SYMBOLS] } else { vec![] };
-        assert_eq!(differ, known, "{what}: strings where llama.cpp's encoding is not sentencepiece's");
+        assert_eq!(
+            where_llama_cpp_differs(&expected),
+            known,
+            "{what}: strings where llama.cpp's encoding is not sentencepiece's"
+        );
     }
 }
 

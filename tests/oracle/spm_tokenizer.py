@@ -98,14 +98,28 @@ def piece_text(proto, i):
     return piece.piece.replace(SPACE, " ")
 
 
-def llama_cpp_encoding(sp, proto, text):
-    """sentencepiece's encoding of each stretch of `text` between user-defined symbols, joined."""
-    symbols = {p.piece: i for i, p in enumerate(proto.pieces) if p.piece in USER_DEFINED}
+def llama_cpp_encoding(sp, symbols, text):
+    """sentencepiece's encoding of each stretch of `text` between the `symbols` (text: id; longest
+    first, as llama.cpp matches them), joined."""
     cut = "(" + "|".join(re.escape(s) for s in sorted(symbols, key=len, reverse=True)) + ")"
     ids = []
     for stretch in re.split(cut, text):
         ids += [symbols[stretch]] if stretch in symbols else sp.encode(stretch)
     return ids
+
+
+def encodings(sp, proto, symbols, strings):
+    """The JSON this oracle prints (see the docstring) for each string."""
+    result = []
+    for text in strings:
+        ids = llama_cpp_encoding(sp, symbols, text)
+        result.append({
+            "ids": ids,
+            "decoded": sp.decode(ids),
+            "pieces": [piece_text(proto, i) for i in ids],
+            "sentencepiece_ids": sp.encode(text),
+        })
+    return result
 
 
 def main():
@@ -114,16 +128,8 @@ def main():
     proto = train(strings, add_space_prefix)
     write_gguf(proto, out, add_space_prefix)
     sp = spm.SentencePieceProcessor(model_proto=proto.SerializeToString())
-    result = []
-    for text in strings:
-        ids = llama_cpp_encoding(sp, proto, text)
-        result.append({
-            "ids": ids,
-            "decoded": sp.decode(ids),
-            "pieces": [piece_text(proto, i) for i in ids],
-            "sentencepiece_ids": sp.encode(text),
-        })
-    json.dump(result, sys.stdout)
+    symbols = {p.piece: i for i, p in enumerate(proto.pieces) if p.piece in USER_DEFINED}
+    json.dump(encodings(sp, proto, symbols, strings), sys.stdout)
 
 
 if __name__ == "__main__":

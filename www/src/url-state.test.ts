@@ -1,6 +1,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { configurationOf, decodeState, defaultState, encodeState, DEFAULT_MODEL, type AppState } from './url-state';
+import { readFileSync } from 'node:fs';
+import {
+  configurationOf,
+  decodeState,
+  defaultState,
+  encodeState,
+  modelLink,
+  DEFAULT_MODEL,
+  SERVED_MODELS,
+  type AppState,
+} from './url-state';
 import { uniformControls } from './recipe';
 
 test('the default state encodes to an empty hash and back', () => {
@@ -156,4 +166,16 @@ test('a configuration is a copy: later changes to the state do not reach it', ()
   state.runtime.kv = 'int2';
   assert.equal(c.weights.groups[0].schemes.attn_q, 'int4-g128-asym');
   assert.equal(c.runtime.kv, null);
+});
+
+test('the served models are the files scripts/fetch-model fetches, the default first, and their links open them', () => {
+  const fetchModel = readFileSync(new URL('../../scripts/fetch-model', import.meta.url), 'utf8');
+  assert.equal(SERVED_MODELS[0].model, DEFAULT_MODEL);
+  for (const { model } of SERVED_MODELS) {
+    const file = model.replace(/^models\//, '');
+    assert.ok(fetchModel.includes(`fetch ${file} `), `scripts/fetch-model fetches ${file}`);
+    const { state, problems } = decodeState(modelLink(model));
+    assert.deepEqual(problems, []);
+    assert.deepEqual(state, { ...defaultState(), model });
+  }
 });

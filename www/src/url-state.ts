@@ -11,6 +11,15 @@ import { BLOCK_CLASSES, defaultWeightControls, type BlockClass, type LayerGroup,
 import type { RuntimeQuantConfig } from './messages';
 
 export const DEFAULT_MODEL = 'models/SmolLM2-135M-Instruct.Q4_1.gguf';
+/** The models scripts/fetch-model puts in models/ (served there by scripts/serve and Vite), to pick from. */
+export const SERVED_MODELS: readonly { label: string; model: string; terms: string }[] = [
+  { label: 'SmolLM2 135M', model: DEFAULT_MODEL, terms: 'Apache-2.0' },
+  {
+    label: 'Gemma 3 270M',
+    model: 'models/gemma-3-270m-q4_k_m.gguf',
+    terms: 'the Gemma Terms of Use (ai.google.dev/gemma/terms) and its Prohibited Use Policy',
+  },
+];
 export const DEFAULT_PROMPT = 'The capital of France is';
 export const DEFAULT_EVAL_TOKENS = 64;
 export const EVAL_TOKEN_CHOICES = [16, 32, 64, 128, 256, 512] as const;
@@ -76,6 +85,11 @@ export function defaultState(): AppState {
     outliers: false,
     view: {},
   };
+}
+
+/** The link (a hash) that opens `model` with every other setting at its default. */
+export function modelLink(model: string): string {
+  return `#${encodeState({ ...defaultState(), model })}`;
 }
 
 /** The keys a link may hold, one per setting. */

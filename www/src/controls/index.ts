@@ -22,11 +22,13 @@ import { pin } from './pin';
 import { prompt } from './prompt';
 import { recipeDownload } from './recipe-download';
 import { runtime } from './runtime';
+import { servedModels } from './served-models';
 import { share } from './share';
 import { weights } from './weights';
 
 export const CONTROLS: readonly Control[] = [
   modelFiles,
+  servedModels,
   devicePanel,
   prompt,
   predictionPanel,
