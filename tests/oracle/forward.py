@@ -12,8 +12,10 @@ outputs before the residual adds, every 6th block global and the others at RoPE 
 file's norm gains already hold Gemma's 1 + w),
 GQA by repeating K/V heads.
 
-usage: forward.py MODEL.gguf TOKEN_ID [TOKEN_ID ...] [--layers N]
-prints JSON {"logits": [...]} for the last position.
+usage: forward.py MODEL.gguf TOKEN_ID [TOKEN_ID ...] [, TOKEN_ID ...]... [--layers N] [--top K]
+prints JSON {"logits": [...]} for the last position; with several sequences (separated by a ","
+argument) {"runs": [[...], ...]}, one per sequence; with --top K {"top": [[[id, logit], ...], ...]},
+each sequence's K largest logits.
 """
 import json
 import sys
@@ -30,7 +32,13 @@ def main():
         i = args.index("--layers")
         layers = int(args[i + 1])
         del args[i : i + 2]
-    path, tokens = args[0], [int(t) for t in args[1:]]
+    top = None
+    if "--top" in args:
+        i = args.index("--top")
+        top = int(args[i + 1])
+        del args[i : i + 2]
+    path = args[0]
+    sequences = [[int(t) for t in seq.split()] for seq in " ".join(args[1:]).split(",")]
 
     reader = GGUFReader(path)
     field = lambda key: reader.fields[key].contents()
@@ -57,82 +65,91 @@ def main():
     d = W["token_embd.weight"].shape[1]
     key_length = f"{arch}.attention.key_length"
     hd = field(key_length) if key_length in reader.fields else d // n_heads
-    T = len(tokens)
 
-    def rms_norm(x, g):
-        return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * g.reshape(-1)
+    def last_logits(tokens):
+        T = len(tokens)
 
-    pos = np.arange(T, dtype=np.float64)[:, None]
+        def rms_norm(x, g):
+            return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * g.reshape(-1)
 
-    def turns(base):  # cos, sin of every position and pair: (T, hd/2) each
-        inv_freq = base ** (-np.arange(0, hd, 2, dtype=np.float64) / hd)
-        for t in reader.tensors:  # Llama 3.1's scaling: llama.cpp divides each pair's frequency by its factor
-            if t.name == "rope_freqs.weight":
-                inv_freq = inv_freq / np.asarray(t.data, dtype=np.float64).reshape(-1)
-        return np.cos(pos * inv_freq), np.sin(pos * inv_freq)
+        pos = np.arange(T, dtype=np.float64)[:, None]
 
-    global_turns = turns(base)
-    local_turns = turns(10000.0)  # gemma3's sliding-window blocks
+        def turns(base):  # cos, sin of every position and pair: (T, hd/2) each
+            inv_freq = base ** (-np.arange(0, hd, 2, dtype=np.float64) / hd)
+            for t in reader.tensors:  # Llama 3.1's scaling: llama.cpp divides each pair's frequency by its factor
+                if t.name == "rope_freqs.weight":
+                    inv_freq = inv_freq / np.asarray(t.data, dtype=np.float64).reshape(-1)
+            return np.cos(pos * inv_freq), np.sin(pos * inv_freq)
 
-    def rope(x, heads, cos_sin):  # x: (T, heads*hd)
-        cos, sin = cos_sin
-        c, s = cos[:, None, :], sin[:, None, :]
-        if neox:  # pairs (i, i + hd/2)
-            x = x.reshape(T, heads, 2, hd // 2)
-            a, b = x[:, :, 0], x[:, :, 1]
-            return np.stack([a * c - b * s, a * s + b * c], axis=2).reshape(T, heads * hd)
-        # GGUF llama rows are permuted for adjacent pairs (2i, 2i+1)
-        x = x.reshape(T, heads, hd // 2, 2)
-        a, b = x[..., 0], x[..., 1]
-        return np.stack([a * c - b * s, a * s + b * c], axis=-1).reshape(T, heads * hd)
+        global_turns = turns(base)
+        local_turns = turns(10000.0)  # gemma3's sliding-window blocks
 
-    def project(h, l, name, heads):
-        fused = W.get(f"blk.{l}.attn_qkv.weight")
-        if fused is not None:  # phi3: columns q | k | v of one product
-            qkv = h @ fused.T
-            q_end, k_end = n_heads * hd, (n_heads + n_kv) * hd
-            return {"q": qkv[:, :q_end], "k": qkv[:, q_end:k_end], "v": qkv[:, k_end:]}[name]
-        y = h @ W[f"blk.{l}.attn_{name}.weight"].T + W.get(f"blk.{l}.attn_{name}.bias", 0.0)
-        norm = W.get(f"blk.{l}.attn_{name}_norm.weight")
-        if norm is not None:  # qwen3: each head's hd values are one RMSNorm row
-            y = rms_norm(y.reshape(T, heads, hd), norm).reshape(T, heads * hd)
-        return y
+        def rope(x, heads, cos_sin):  # x: (T, heads*hd)
+            cos, sin = cos_sin
+            c, s = cos[:, None, :], sin[:, None, :]
+            if neox:  # pairs (i, i + hd/2)
+                x = x.reshape(T, heads, 2, hd // 2)
+                a, b = x[:, :, 0], x[:, :, 1]
+                return np.stack([a * c - b * s, a * s + b * c], axis=2).reshape(T, heads * hd)
+            # GGUF llama rows are permuted for adjacent pairs (2i, 2i+1)
+            x = x.reshape(T, heads, hd // 2, 2)
+            a, b = x[..., 0], x[..., 1]
+            return np.stack([a * c - b * s, a * s + b * c], axis=-1).reshape(T, heads * hd)
 
-    x = W["token_embd.weight"][tokens]
-    if gemma:
-        x = x * np.sqrt(d)
+        def project(h, l, name, heads):
+            fused = W.get(f"blk.{l}.attn_qkv.weight")
+            if fused is not None:  # phi3: columns q | k | v of one product
+                qkv = h @ fused.T
+                q_end, k_end = n_heads * hd, (n_heads + n_kv) * hd
+                return {"q": qkv[:, :q_end], "k": qkv[:, q_end:k_end], "v": qkv[:, k_end:]}[name]
+            y = h @ W[f"blk.{l}.attn_{name}.weight"].T + W.get(f"blk.{l}.attn_{name}.bias", 0.0)
+            norm = W.get(f"blk.{l}.attn_{name}_norm.weight")
+            if norm is not None:  # qwen3: each head's hd values are one RMSNorm row
+                y = rms_norm(y.reshape(T, heads, hd), norm).reshape(T, heads * hd)
+            return y
 
-    def post_norm(y, l, name):  # gemma: the block's output normalized before the residual add
-        g = W.get(f"blk.{l}.{name}.weight")
-        return y if g is None else rms_norm(y, g)
+        x = W["token_embd.weight"][tokens]
+        if gemma:
+            x = x * np.sqrt(d)
 
-    def gelu_tanh(g):
-        return 0.5 * g * (1 + np.tanh(np.sqrt(2 / np.pi) * (g + 0.044715 * g**3)))
+        def post_norm(y, l, name):  # gemma: the block's output normalized before the residual add
+            g = W.get(f"blk.{l}.{name}.weight")
+            return y if g is None else rms_norm(y, g)
 
-    mask = np.triu(np.full((T, T), -np.inf), k=1)
-    for l in range(n_layers):
-        p = lambda s: W[f"blk.{l}.{s}"]
-        h = rms_norm(x, p("attn_norm.weight"))
-        cos_sin = local_turns if gemma and (l + 1) % 6 != 0 else global_turns
-        q = rope(project(h, l, "q", n_heads), n_heads, cos_sin).reshape(T, n_heads, hd).transpose(1, 0, 2)
-        k = rope(project(h, l, "k", n_kv), n_kv, cos_sin).reshape(T, n_kv, hd).transpose(1, 0, 2)
-        v = project(h, l, "v", n_kv).reshape(T, n_kv, hd).transpose(1, 0, 2)
-        k = np.repeat(k, n_heads // n_kv, axis=0)
-        v = np.repeat(v, n_heads // n_kv, axis=0)
-        scores = q @ k.transpose(0, 2, 1) / np.sqrt(hd) + mask
-        probs = np.exp(scores - scores.max(axis=-1, keepdims=True))
-        probs /= probs.sum(axis=-1, keepdims=True)
-        attn = (probs @ v).transpose(1, 0, 2).reshape(T, n_heads * hd)
-        x = x + post_norm(attn @ p("attn_output.weight").T, l, "post_attention_norm")
-        h = rms_norm(x, p("ffn_norm.weight"))
-        if arch == "phi3":  # one product, the gate's columns first
-            gate, up = np.split(h @ p("ffn_up.weight").T, 2, axis=-1)
-        else:
-            gate, up = h @ p("ffn_gate.weight").T, h @ p("ffn_up.weight").T
-        act = gelu_tanh(gate) if gemma else gate / (1 + np.exp(-gate))
-        x = x + post_norm((act * up) @ p("ffn_down.weight").T, l, "post_ffw_norm")
-    logits = rms_norm(x[-1:], W["output_norm.weight"]) @ out_w.T
-    json.dump({"logits": logits[0].tolist()}, sys.stdout)
+        def gelu_tanh(g):
+            return 0.5 * g * (1 + np.tanh(np.sqrt(2 / np.pi) * (g + 0.044715 * g**3)))
+
+        mask = np.triu(np.full((T, T), -np.inf), k=1)
+        for l in range(n_layers):
+            p = lambda s: W[f"blk.{l}.{s}"]
+            h = rms_norm(x, p("attn_norm.weight"))
+            cos_sin = local_turns if gemma and (l + 1) % 6 != 0 else global_turns
+            q = rope(project(h, l, "q", n_heads), n_heads, cos_sin).reshape(T, n_heads, hd).transpose(1, 0, 2)
+            k = rope(project(h, l, "k", n_kv), n_kv, cos_sin).reshape(T, n_kv, hd).transpose(1, 0, 2)
+            v = project(h, l, "v", n_kv).reshape(T, n_kv, hd).transpose(1, 0, 2)
+            k = np.repeat(k, n_heads // n_kv, axis=0)
+            v = np.repeat(v, n_heads // n_kv, axis=0)
+            scores = q @ k.transpose(0, 2, 1) / np.sqrt(hd) + mask
+            probs = np.exp(scores - scores.max(axis=-1, keepdims=True))
+            probs /= probs.sum(axis=-1, keepdims=True)
+            attn = (probs @ v).transpose(1, 0, 2).reshape(T, n_heads * hd)
+            x = x + post_norm(attn @ p("attn_output.weight").T, l, "post_attention_norm")
+            h = rms_norm(x, p("ffn_norm.weight"))
+            if arch == "phi3":  # one product, the gate's columns first
+                gate, up = np.split(h @ p("ffn_up.weight").T, 2, axis=-1)
+            else:
+                gate, up = h @ p("ffn_gate.weight").T, h @ p("ffn_up.weight").T
+            act = gelu_tanh(gate) if gemma else gate / (1 + np.exp(-gate))
+            x = x + post_norm((act * up) @ p("ffn_down.weight").T, l, "post_ffw_norm")
+        logits = rms_norm(x[-1:], W["output_norm.weight"]) @ out_w.T
+        return logits[0]
+
+    runs = [last_logits(seq) for seq in sequences]
+    if top is None:
+        json.dump({"logits": runs[0].tolist()} if len(runs) == 1 else {"runs": [r.tolist() for r in runs]}, sys.stdout)
+    else:  # the top ids and logits of each sequence, highest first, ties to the lower id
+        order = [sorted(range(len(r)), key=lambda i: (-r[i], i))[:top] for r in runs]
+        json.dump({"top": [[[i, float(r[i])] for i in o] for r, o in zip(runs, order)]}, sys.stdout)
 
 
 if __name__ == "__main__":
