@@ -109,6 +109,13 @@ async fn matmul_q4_1_matches_cpu() {
     check_matmul(GgmlType::Q4_1, [160, 576], 7).await;
 }
 
+/// Q5_0 and Q5_1 (Gemma 3 270M's block matrices, whose 640-wide rows rule out K-quants).
+#[wasm_bindgen_test]
+async fn matmul_q5_0_and_q5_1_match_cpu() {
+    check_matmul(GgmlType::Q5_0, [640, 96], 8).await;
+    check_matmul(GgmlType::Q5_1, [160, 576], 9).await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // RMS norm and RoPE.
 

@@ -31,6 +31,13 @@ fn byte_i(word: u32, i: u32) -> i32 {
     return extractBits(bitcast<i32>(word), 8u * i, 8u);
 }
 
+// Bits first .. first + 4 of `bits`, each moved to bit 4 of its own byte: the 5th bits of four
+// codes (Q5_0, Q5_1), to OR onto their low nibbles.
+fn fifth_bits(bits: u32, first: u32) -> u32 {
+    let b = bits >> first;
+    return ((b & 1u) << 4u) | ((b & 2u) << 11u) | ((b & 4u) << 18u) | ((b & 8u) << 25u);
+}
+
 // The f16 number `i` of the aux segment (f16 scales, two per word, low half first), as H.
 fn aux_h(i: u32) -> H {
     let pair = half2(w[params.aux_offset + i / 2u]);

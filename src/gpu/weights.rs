@@ -11,9 +11,11 @@
 //! | F32    | 4 / value   | rows zero-padded to `32 · n_chunks` values                        |
 //! | F16    | 2 / value   | rows zero-padded to `32 · n_chunks` values, two per word          |
 //! | Q4_1   | 20          | GGUF blocks unchanged (5 words each)                              |
+//! | Q5_1   | 24          | GGUF blocks unchanged (6 words each)                              |
 //! | Q4_K   | 144         | GGUF super-blocks unchanged (36 words each)                       |
 //! | Q8_0   | 34          | quants (8 words / block) \| f16 `d`s, two per word (aux segment)   |
 //! | Q4_0   | 18          | quants (4 words / block) \| f16 `d`s (aux segment)                 |
+//! | Q5_0   | 22          | qh, quants (5 words / block) \| f16 `d`s (aux segment)             |
 //! | Q6_K   | 210         | ql, qh, scales (52 words / block) \| f16 `d`s (aux segment)        |
 //!
 //! Blocks whose size is not a multiple of 4 bytes have their f16 `d` moved to the aux segment,
@@ -27,7 +29,7 @@
 use crate::error::GpuError;
 use std::mem::offset_of;
 
-use crate::formats::blocks::{q4_0, q6_k, q8_0, F16Le};
+use crate::formats::blocks::{q4_0, q5_0, q6_k, q8_0, F16Le};
 use crate::formats::ggml::GgmlType;
 use crate::gpu::GpuContext;
 use crate::model::weights::{WeightTensor, Weights};
@@ -78,6 +80,7 @@ fn split_scale_offset(dtype: GgmlType) -> Option<usize> {
     match dtype {
         GgmlType::Q8_0 => Some(offset_of!(q8_0::Block, d)),
         GgmlType::Q4_0 => Some(offset_of!(q4_0::Block, d)),
+        GgmlType::Q5_0 => Some(offset_of!(q5_0::Block, d)),
         GgmlType::Q6_K => Some(offset_of!(q6_k::Block, d)),
         _ => None,
     }
@@ -85,7 +88,7 @@ fn split_scale_offset(dtype: GgmlType) -> Option<usize> {
 
 impl GpuWeight {
     /// Repacks the GGUF blocks (no dequantization to f32) and uploads. Supported: F32, F16,
-    /// Q8_0, Q4_0, Q4_1, Q4_K, Q6_K.
+    /// Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q6_K.
     pub fn upload(ctx: &GpuContext, weights: &Weights, t: &WeightTensor) -> Result<GpuWeight, GpuError> {
         let shape = |message: String| GpuError::Shape { kernel: "matmul", message };
         if format_source(t.dtype).is_none() {
@@ -377,6 +380,8 @@ pub(crate) fn format_source(dtype: GgmlType) -> Option<(&'static str, &'static s
         GgmlType::Q8_0 => ("formats/q8_0", include_str!("../../shaders/formats/q8_0.wgsl")),
         GgmlType::Q4_0 => ("formats/q4_0", include_str!("../../shaders/formats/q4_0.wgsl")),
         GgmlType::Q4_1 => ("formats/q4_1", include_str!("../../shaders/formats/q4_1.wgsl")),
+        GgmlType::Q5_0 => ("formats/q5_0", include_str!("../../shaders/formats/q5_0.wgsl")),
+        GgmlType::Q5_1 => ("formats/q5_1", include_str!("../../shaders/formats/q5_1.wgsl")),
         GgmlType::Q4_K => ("formats/q4_k", include_str!("../../shaders/formats/q4_k.wgsl")),
         GgmlType::Q6_K => ("formats/q6_k", include_str!("../../shaders/formats/q6_k.wgsl")),
         _ => return None,

@@ -203,8 +203,8 @@ pub fn logits_with_ties(rng: &mut Rng, n: usize) -> Vec<f32> {
 /// Byte offsets of the f16 scale fields inside one block (ggml-common.h).
 fn f16_fields(dtype: GgmlType) -> &'static [usize] {
     match dtype {
-        GgmlType::Q4_0 | GgmlType::Q8_0 => &[0],
-        GgmlType::Q4_1 | GgmlType::Q4_K => &[0, 2],
+        GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 => &[0],
+        GgmlType::Q4_1 | GgmlType::Q5_1 | GgmlType::Q4_K => &[0, 2],
         GgmlType::Q6_K => &[208],
         _ => &[],
     }

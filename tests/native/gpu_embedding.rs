@@ -2,8 +2,9 @@
 //! against the CPU's `Weights::dequantize_row`.
 //!
 //! Tolerance: the GPU decodes with the CPU's formula, but may contract `d * q + m` into an FMA
-//! (Q4_1, Q4_K), so |gpu − cpu| ≤ 1e-6 · max |row| + 1e-6 · |cpu| per element; formats without
-//! an add (F32, F16, Q8_0, Q4_0, Q6_K) come out bit-exact on lavapipe but are not required to.
+//! (Q4_1, Q5_1, Q4_K), so |gpu − cpu| ≤ 1e-6 · max |row| + 1e-6 · |cpu| per element; formats
+//! without an add (F32, F16, Q8_0, Q4_0, Q5_0, Q6_K) come out bit-exact on lavapipe but are not
+//! required to.
 use crate::gpu_common;
 
 use gpu_common::*;
@@ -47,6 +48,8 @@ fn every_format_matches_cpu() {
         (GgmlType::Q8_0, 160),
         (GgmlType::Q4_0, 160),
         (GgmlType::Q4_1, 160),
+        (GgmlType::Q5_0, 640),
+        (GgmlType::Q5_1, 96),
         (GgmlType::Q4_K, 512),
         (GgmlType::Q6_K, 512),
     ];

@@ -361,6 +361,16 @@ fn variants_and_options_q4_1() {
 }
 
 #[test]
+fn variants_and_options_q5_0() {
+    check_variants("Q5_0", [640, 96, 2048], &ggml(GgmlType::Q5_0), 109);
+}
+
+#[test]
+fn variants_and_options_q5_1() {
+    check_variants("Q5_1", [640, 96, 992], &ggml(GgmlType::Q5_1), 110);
+}
+
+#[test]
 fn variants_and_options_q8_0() {
     check_variants("Q8_0", [576, 96, 992], &ggml(GgmlType::Q8_0), 103);
 }

@@ -43,6 +43,7 @@ import { CHROMIUM_ARGS, startServer, stopServer } from './harness.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const MODEL = join(ROOT, 'models/SmolLM2-135M-Instruct.Q4_1.gguf');
+const GEMMA3 = 'models/gemma-3-270m-q4_k_m.gguf';
 const SHOTS = join(ROOT, 'target/e2e');
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const DEFAULT_PROMPT = 'The capital of France is';
@@ -1230,6 +1231,49 @@ test('without WebGPU it says so and predicts on the CPU', { timeout: 300_000 }, 
   assert.deepEqual(external, [], 'the page requests nothing outside the local server');
   assert.deepEqual(browserErrors, [], 'no errors in the browser console');
 });
+
+test(
+  'Gemma 3 270M, a served model, loads and predicts what the CLI predicts from it',
+  { timeout: 600_000 },
+  async () => {
+    const g = await context.newPage();
+    const errors = [];
+    watch(g, errors);
+    await g.goto(`${baseUrl}#model=${encodeURIComponent(GEMMA3)}`);
+    const expected = JSON.parse(
+      execFileSync(
+        CLI,
+        [
+          'predict',
+          '--backend',
+          'cpu',
+          '--model',
+          join(ROOT, GEMMA3),
+          '--prompt',
+          DEFAULT_PROMPT,
+          '--top',
+          '10',
+          '--json',
+        ],
+        { cwd: ROOT, encoding: 'utf8' },
+      ),
+    ).top.map((x) => x.token);
+    const top = await waitForPrediction(g, DEFAULT_PROMPT, LOAD_TIMEOUT_MS + PREDICT_TIMEOUT_MS, {
+      quantized: false,
+    }).catch((e) => failWithPage(g, e, 'gemma3-failure.png'));
+    assert.deepEqual(
+      top.reference.map((x) => x.token),
+      expected,
+      'the page predicts what the CLI does',
+    );
+    assert.equal(await g.getByTestId('summary-architecture').innerText(), 'gemma3');
+    const current = g.getByTestId('served-models').locator('a[aria-current]');
+    assert.equal(await current.innerText(), 'Gemma 3 270M', 'the served-model list marks it');
+    await g.screenshot({ path: join(SHOTS, 'playground-gemma3.png'), fullPage: true, animations: 'disabled' });
+    assert.deepEqual(errors, [], 'no errors in the browser console');
+    await g.close();
+  },
+);
 
 test(
   'a lost GPU device is reported, and the model comes back from the cache on a new device with its settings',
