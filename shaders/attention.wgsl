@@ -21,7 +21,7 @@
 // (out = acc, not acc / l). Off, the flag is a uniform branch and the kernel is the one above.
 
 override WORKGROUP_SIZE: u32 = 64u; // keys per chunk; a power of two, ≤ 256
-const MAX_HEAD_DIM: u32 = 128u;     // the wrapper refuses larger heads
+const MAX_HEAD_DIM: u32 = 256u;     // the wrapper refuses larger heads (Gemma 3: 256)
 const MASKED: f32 = -3.0e38;        // a finite "−∞": exp(MASKED − m) underflows to 0
 
 struct Params {

@@ -40,7 +40,7 @@
 override WORKGROUP_SIZE: u32 = 128u;      // partial; a power of two, 32 ..= 256
 override KEY_LANES: u32 = 4u;             // partial; a power of two dividing WORKGROUP_SIZE
 override MERGE_WORKGROUP_SIZE: u32 = 64u; // merge; 32 ..= 256 (a group per ≤ 32 quads)
-const MAX_QUADS: u32 = 32u;               // MAX_HEAD_DIM / 4; the wrapper refuses larger heads
+const MAX_QUADS: u32 = 64u;               // MAX_HEAD_DIM / 4; the wrapper refuses larger heads
 const MASKED: f32 = -3.0e38;              // a finite "−∞": exp(MASKED − m) underflows to 0
 
 // All fields 4-byte scalars: the wrapper fills it as u32 words (f32 by its bits).

@@ -7,9 +7,25 @@
 // One invocation per (token, chunk of 32 values); linear index over a 2-D grid
 // (GpuContext::grid), invocations past the work return.
 
+// A table larger than one storage binding is gathered part by part: each dispatch reads the
+// rows first_row .. first_row + n_out (its part, in w) and writes only the tokens whose ids fall
+// there; the first part also writes the zeros of ids past the whole table (total_rows).
+
 override WORKGROUP_SIZE: u32 = 256u;  // ≤ 256 (SwiftShader's limit)
-// CHUNK and w (binding 1): shaders/formats/common.wgsl; Params, params (binding 0):
-// shaders/formats/params.wgsl.
+
+// The weight's layout fields (as shaders/formats/params.wgsl), then the part's place.
+struct Params {
+    n_in: u32,
+    n_out: u32,
+    n_tokens: u32,
+    n_chunks: u32,
+    aux_offset: u32,
+    first_row: u32,
+    total_rows: u32,
+}
+
+// CHUNK and w (binding 1): shaders/formats/common.wgsl.
+@group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(2) var<storage, read> ids: array<u32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
@@ -25,12 +41,12 @@ fn embedding(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) grou
     let id = ids[t];
     let base = t * params.n_in + c * CHUNK;
     let n = min(CHUNK, params.n_in - c * CHUNK);
-    if (id < params.n_out) {
-        var wv = decode_chunk(id, c);
+    if (id >= params.first_row && id - params.first_row < params.n_out) {
+        var wv = decode_chunk(id - params.first_row, c);
         for (var k = 0u; k < n; k++) {
             out[base + k] = wv[k];
         }
-    } else {
+    } else if (id >= params.total_rows && params.first_row == 0u) {
         for (var k = 0u; k < n; k++) {
             out[base + k] = 0.0;
         }

@@ -53,6 +53,10 @@ struct Params {
     n_chunks: u32,
     aux_offset: u32,
     eps: f32,  // RMSNorm's epsilon, when RMS_NORM
+    // Where this weight's rows go in y (and the bias and gate): a weight larger than one binding
+    // is multiplied part by part, each part's rows (n_out of them) at y_offset of rows y_stride wide.
+    y_stride: u32,
+    y_offset: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -86,9 +90,9 @@ var<workgroup> token_scale: array<f32, TN>;
 fn store(t: u32, o: u32, acc: f32) {
     var v = acc;
     if (BIAS) {
-        v += bias[o];
+        v += bias[params.y_offset + o];
     }
-    let i = t * params.n_out + o;
+    let i = t * params.y_stride + params.y_offset + o;
     switch OUTPUT {
         case 1u: {
             y[i] = y[i] + v;

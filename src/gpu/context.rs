@@ -73,10 +73,21 @@ impl GpuContext {
     /// The default adapter (high performance), with every optional feature it has and its full
     /// limits, so large weight tensors can be bound whole where the hardware allows.
     pub async fn new() -> Result<Self, GpuError> {
-        // Compute only: Vulkan, Metal, DX12 or the browser's WebGPU (WGPU_BACKEND overrides).
+        Self::with_binding_limit(u64::MAX).await
+    }
+
+    pub async fn from_adapter(adapter: wgpu::Adapter) -> Result<Self, GpuError> {
+        Self::from_adapter_with_binding_limit(adapter, u64::MAX).await
+    }
+
+    /// The default adapter with its storage bindings capped at `max_binding` bytes (below what
+    /// the adapter allows): how the tests make a small matrix span several bindings, as a 262k
+    /// vocabulary's embeddings do on an adapter of 128 MiB bindings.
+    pub async fn with_binding_limit(max_binding: u64) -> Result<Self, GpuError> {
         let mut descriptor = wgpu::InstanceDescriptor::new_without_display_handle();
         descriptor.backends = wgpu::Backends::PRIMARY;
         let instance = wgpu::Instance::new(descriptor.with_env());
+        // Compute only: Vulkan, Metal, DX12 or the browser's WebGPU (WGPU_BACKEND overrides).
         let adapter = instance
             .request_adapter(&wgpu::RequestAdapterOptions {
                 power_preference: wgpu::PowerPreference::HighPerformance,
@@ -84,15 +95,16 @@ impl GpuContext {
             })
             .await
             .map_err(|e| GpuError::NoAdapter { message: e.to_string() })?;
-        Self::from_adapter(adapter).await
+        Self::from_adapter_with_binding_limit(adapter, max_binding).await
     }
 
-    pub async fn from_adapter(adapter: wgpu::Adapter) -> Result<Self, GpuError> {
+    async fn from_adapter_with_binding_limit(adapter: wgpu::Adapter, max_binding: u64) -> Result<Self, GpuError> {
         let info = adapter.get_info();
         let available = adapter.features();
         let wanted = wgpu::Features::SHADER_F16 | wgpu::Features::SUBGROUP | wgpu::Features::TIMESTAMP_QUERY;
         let required_features = available & wanted;
-        let limits = adapter.limits();
+        let mut limits = adapter.limits();
+        limits.max_storage_buffer_binding_size = limits.max_storage_buffer_binding_size.min(max_binding);
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("quantscope"),
@@ -364,7 +376,11 @@ impl GpuContext {
 
     /// A bind group of `entries` (buffer, offset, size; 0 = the whole buffer) at bindings
     /// 0, 1, … of `pipeline`'s group 0.
-    pub(crate) fn bind_group(&self, pipeline: &wgpu::ComputePipeline, entries: &[(wgpu::Buffer, u64, u64)]) -> wgpu::BindGroup {
+    pub(crate) fn bind_group(
+        &self,
+        pipeline: &wgpu::ComputePipeline,
+        entries: &[(wgpu::Buffer, u64, u64)],
+    ) -> wgpu::BindGroup {
         let layout = pipeline.get_bind_group_layout(0);
         let entries: Vec<wgpu::BindGroupEntry> = entries
             .iter()

@@ -671,6 +671,8 @@ impl GpuModel {
         // in one dispatch, into one buffer (q, then k, then v).
         // Not with per-head query/key norms, which read q and k from buffers of their own.
         let stacked_qkv = self.stacked_qkv && n == 1 && rope_into_cache && !c.qk_norm;
+        // The stacked kernels read each weight from one binding.
+        let whole = |ws: &[&GpuWeight]| ws.iter().all(|w| w.part_count() == 1);
         // The linear inputs are quantized in place after their probes (which show the activations
         // as the model computes them; the CPU hook changes only what the matmuls read).
         let quantize_input =
@@ -780,7 +782,8 @@ impl GpuModel {
                 (&xn, None)
             };
             let (wq, wk, wv) = (self.pick(as_loaded, &b.q), self.pick(as_loaded, &b.k), self.pick(as_loaded, &b.v));
-            if stacked_qkv {
+            let stacked = stacked_qkv && whole(&[wq, wk, wv]);
+            if stacked {
                 // One dispatch for the three projections, into q|k|v of the q buffer.
                 let bias = b.qkv_bias.as_ref().map(|b| &b.stacked);
                 let options = StackedOptions { rms_norm: qkv_norm, bias, output: StackedOutput::Concatenate };
@@ -804,7 +807,7 @@ impl GpuModel {
             let (k_cache, v_cache) = (&cache.keys[l], &cache.values[l]);
             if rope_into_cache {
                 let heads = (n_heads, n_kv_heads);
-                let new = if stacked_qkv { NewKeysValues::AfterQueries } else { NewKeysValues::Buffers(&k, &v) };
+                let new = if stacked { NewKeysValues::AfterQueries } else { NewKeysValues::Buffers(&k, &v) };
                 rope_and_append(ctx, &mut enc, &q, new, (k_cache, v_cache), n, heads, past, rope_table, c.rope_layout)?;
             } else {
                 rope_with_table(ctx, &mut enc, &q, n, n_heads, past, rope_table, c.rope_layout)?;
@@ -853,7 +856,7 @@ impl GpuModel {
             };
             let (w_gate, w_up) = (self.pick(as_loaded, &b.gate), self.pick(as_loaded, &b.up));
             let activation = c.ffn_activation;
-            if n == 1 {
+            if n == 1 && whole(&[w_gate, w_up]) {
                 // One dispatch: each thread's gate and up rows against the same x, act(gate)·up.
                 let output = StackedOutput::GatedPair(activation);
                 let options = StackedOptions { rms_norm: mlp_norm, bias: None, output };

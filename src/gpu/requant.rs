@@ -211,7 +211,7 @@ pub fn quantize_on_gpu(
     let quant = ctx.uniform("quantize params", &quant);
     let params = ctx.uniform("quantize weight params", &master.params(0));
     let source = master.shader(KERNEL, include_str!("../../shaders/quantize.wgsl"));
-    let buffers = [&params, master.buffer(), &out, &quant];
+    let buffers = [&params, master.buffer("quantize")?, &out, &quant];
     let n_groups =
         u32::try_from(rows * groups_per_row).map_err(|_| shape(format!("too many groups in {}", master.name)))?;
     let scales = ctx.pipeline(&source, "scales", &[])?;

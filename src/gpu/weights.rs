@@ -69,9 +69,20 @@ pub struct GpuWeight {
     pub n_in: u32,
     /// Number of rows: a linear layer's output width (or an embedding table's vocabulary).
     pub n_out: u32,
-    buffer: wgpu::Buffer,
+    /// The rows in consecutive ranges, each in a buffer of its own: one part, unless the matrix is
+    /// larger than one storage binding may be (a 262k-token vocabulary's embeddings); then the
+    /// matmul and the embedding gather dispatch once per part.
+    parts: Vec<RowPart>,
+}
+
+/// Rows `first_row .. first_row + rows` of a weight, in its GPU layout in a buffer of their own.
+#[derive(Debug)]
+pub(crate) struct RowPart {
+    pub first_row: u32,
+    pub rows: u32,
+    pub buffer: wgpu::Buffer,
     /// Word index of the aux (f16 scale) segment inside `buffer`; 0 where there is none.
-    aux_offset: u32,
+    pub aux_offset: u32,
 }
 
 /// Byte offset of the f16 `d` that moves to the aux segment, for blocks that are not
@@ -112,16 +123,25 @@ impl GpuWeight {
             )));
         }
 
-        let (packed, aux_offset) = repack(t.dtype, weights.data(t), n_in, n_out);
-        let buffer = ctx.upload(&format!("weight {}", t.name), &packed)?;
-        Ok(GpuWeight {
-            name: t.name.clone(),
-            format: WeightFormat::Ggml(t.dtype),
-            n_in: n_in32,
-            n_out: n_out32,
-            buffer,
-            aux_offset,
-        })
+        // As many rows per part as one binding holds (every part but the last of that height).
+        let data = weights.data(t);
+        let row_bytes = data.len() / n_out.max(1);
+        let packed_row_bytes = (repack(t.dtype, &data[..row_bytes], n_in, 1).0.len() as u64).max(1);
+        let limit = ctx.summary.max_storage_buffer_binding_size.min(ctx.summary.max_buffer_size);
+        let rows_per_part = ((limit / packed_row_bytes) as usize).clamp(1, n_out.max(1));
+        let mut parts = Vec::new();
+        for first_row in (0..n_out.max(1)).step_by(rows_per_part) {
+            let rows = rows_per_part.min(n_out - first_row);
+            let (packed, aux_offset) =
+                repack(t.dtype, &data[first_row * row_bytes..(first_row + rows) * row_bytes], n_in, rows);
+            let label = match n_out > rows_per_part {
+                true => format!("weight {} rows {first_row}..{}", t.name, first_row + rows),
+                false => format!("weight {}", t.name),
+            };
+            let buffer = ctx.upload(&label, &packed)?;
+            parts.push(RowPart { first_row: first_row as u32, rows: rows as u32, buffer, aux_offset });
+        }
+        Ok(GpuWeight { name: t.name.clone(), format: WeightFormat::Ggml(t.dtype), n_in: n_in32, n_out: n_out32, parts })
     }
 
     /// Uploads a codebook-quantized matrix (`rows` = output features) under `name`.
@@ -135,7 +155,7 @@ impl GpuWeight {
             codebook_words(codebook).ok_or_else(|| shape(format!("tensor {name} is too large for 32-bit indexing")))?;
         let buffer = ctx.upload_u32(&format!("weight {name}"), &words)?;
         let format = WeightFormat::Codebook { code_bits: codebook.code_bits() };
-        Ok(GpuWeight { name: name.into(), format, n_in, n_out, buffer, aux_offset: 0 })
+        Ok(GpuWeight::whole(name, format, n_in, n_out, buffer))
     }
 
     /// A codebook that a kernel has written into `buffer` (see [`CodebookLayout`]).
@@ -146,14 +166,13 @@ impl GpuWeight {
         code_bits: u32,
         buffer: wgpu::Buffer,
     ) -> GpuWeight {
-        GpuWeight {
-            name: name.into(),
-            format: WeightFormat::Codebook { code_bits },
-            n_in,
-            n_out,
-            buffer,
-            aux_offset: 0,
-        }
+        GpuWeight::whole(name, WeightFormat::Codebook { code_bits }, n_in, n_out, buffer)
+    }
+
+    /// A weight in one buffer, without an aux segment.
+    fn whole(name: &str, format: WeightFormat, n_in: u32, n_out: u32, buffer: wgpu::Buffer) -> GpuWeight {
+        let parts = vec![RowPart { first_row: 0, rows: n_out, buffer, aux_offset: 0 }];
+        GpuWeight { name: name.into(), format, n_in, n_out, parts }
     }
 
     /// Whether [`GpuWeight::upload`] takes tensors of `dtype`.
@@ -163,7 +182,17 @@ impl GpuWeight {
 
     /// Bytes on the GPU.
     pub fn gpu_bytes(&self) -> u64 {
-        self.buffer.size()
+        self.parts.iter().map(|p| p.buffer.size()).sum()
+    }
+
+    /// The buffers holding consecutive row ranges of the matrix (one unless it exceeds a binding).
+    pub(crate) fn parts(&self) -> &[RowPart] {
+        &self.parts
+    }
+
+    /// Buffers the matrix is split over: 1 unless it is larger than one storage binding.
+    pub fn part_count(&self) -> usize {
+        self.parts.len()
     }
 
     /// Chunks of 32 values per row.
@@ -171,13 +200,37 @@ impl GpuWeight {
         self.n_in.div_ceil(CHUNK)
     }
 
-    pub(crate) fn buffer(&self) -> &wgpu::Buffer {
-        &self.buffer
+    /// The one buffer of a weight a kernel reads whole; an error naming `kernel` for a matrix
+    /// split over several bindings.
+    pub(crate) fn buffer(&self, kernel: &'static str) -> Result<&wgpu::Buffer, GpuError> {
+        match self.parts.as_slice() {
+            [whole] => Ok(&whole.buffer),
+            parts => Err(GpuError::Shape {
+                kernel,
+                message: format!(
+                    "{} is split over {} buffers (larger than one storage binding); this kernel reads one",
+                    self.name,
+                    parts.len()
+                ),
+            }),
+        }
     }
 
-    /// The `Params` of every weight-reading kernel (`shaders/formats/common.wgsl`).
+    /// The `Params` of every weight-reading kernel (`shaders/formats/common.wgsl`) for the whole
+    /// weight, which must be in one part (see [`GpuWeight::buffer`]).
     pub(crate) fn params(&self, n_tokens: u32) -> WeightParams {
-        WeightParams { n_in: self.n_in, n_out: self.n_out, n_tokens, n_chunks: self.n_chunks(), aux_offset: self.aux_offset }
+        self.part_params(&self.parts[0], n_tokens)
+    }
+
+    /// The `Params` of one part: its rows are the `n_out` the kernel sees.
+    pub(crate) fn part_params(&self, part: &RowPart, n_tokens: u32) -> WeightParams {
+        WeightParams {
+            n_in: self.n_in,
+            n_out: part.rows,
+            n_tokens,
+            n_chunks: self.n_chunks(),
+            aux_offset: part.aux_offset,
+        }
     }
 
     /// `kernel` (its own WGSL) with this weight's format decode composed in, in f32, over the

@@ -453,16 +453,21 @@ pub const TINY_GEMMA3_WINDOW: usize = 48;
 /// each block's per-head query and key norms and its norms of the attention's and the MLP's
 /// outputs (gains drawn far from 1, as llama.cpp's files hold Gemma's 1 + w), tied embeddings.
 pub fn tiny_gemma3_gguf(seed: u64) -> Vec<u8> {
-    let TinyShape { d, heads, kv_heads, layers, .. } = TINY_GEMMA3;
+    tiny_gemma3_gguf_of(seed, &TINY_GEMMA3)
+}
+
+/// [`tiny_gemma3_gguf`] of another shape (a larger vocabulary: embeddings that span bindings).
+pub fn tiny_gemma3_gguf_of(seed: u64, shape: &TinyShape) -> Vec<u8> {
+    let TinyShape { d, heads, kv_heads, layers, .. } = *shape;
     let hd = TINY_GEMMA3_HEAD_DIM;
     let mut tensor = random_f32_tensors(seed);
-    let mut tensors = tiny_llama_layout(&mut tensor, &TINY_GEMMA3, heads * hd, kv_heads * hd);
+    let mut tensors = tiny_llama_layout(&mut tensor, shape, heads * hd, kv_heads * hd);
     for l in 0..layers {
         for (name, len) in [("attn_q_norm", hd), ("attn_k_norm", hd), ("post_attention_norm", d), ("post_ffw_norm", d)] {
             tensors.push(tensor(format!("blk.{l}.{name}.weight"), &[len], 0.2, 3.0));
         }
     }
-    let mut metadata = tiny_metadata("gemma3", &TINY_GEMMA3);
+    let mut metadata = tiny_metadata("gemma3", shape);
     // Gemma 3's global base, far from its local layers' 10000: a layer with the wrong one shows.
     metadata.retain(|(key, _)| key != "gemma3.rope.freq_base");
     metadata.push(("gemma3.rope.freq_base".into(), V::F32(1_000_000.0)));

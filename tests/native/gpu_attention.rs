@@ -188,8 +188,8 @@ fn shapes_are_checked() {
     };
     let e = run(AttentionShape { n_heads: 4, n_kv_heads: 3, head_dim: 8 }, 1, 0);
     assert!(e.contains("multiple of n_kv_heads"), "{e}");
-    let e = run(AttentionShape { n_heads: 1, n_kv_heads: 1, head_dim: 256 }, 1, 0);
-    assert!(e.contains("head_dim 256 must be in 1..=128"), "{e}");
+    let e = run(AttentionShape { n_heads: 1, n_kv_heads: 1, head_dim: 264 }, 1, 0);
+    assert!(e.contains("head_dim 264 must be in 1..=256"), "{e}");
     let e = run(AttentionShape { n_heads: 1, n_kv_heads: 1, head_dim: 8 }, 2, 7);
     assert!(e.contains("k_cache holds 64 values, needs 72"), "{e}");
     let s = AttentionShape { n_heads: 2, n_kv_heads: 1, head_dim: 8 };
@@ -208,13 +208,16 @@ fn shapes_are_checked() {
 // ---------------------------------------------------------------------------------------------
 // attention_split: the same attention split over the keys (flash-decoding) and merged.
 
-/// GQA ratios 3, 1, 4 and 3: the default model's heads, a head of 24 dims, the largest head (128),
-/// and a head of 10 dims, not a multiple of 4 (the scalar K/V loads, with a ragged last quad).
+/// GQA ratios 3, 1, 4, 3 and 4: the default model's heads, a head of 24 dims, one of 128, a head
+/// of 10 dims, not a multiple of 4 (the scalar K/V loads, with a ragged last quad), and the
+/// largest, Gemma 3's 256.
 const SPLIT_SHAPES: &[AttentionShape] = &[
     AttentionShape { n_heads: 9, n_kv_heads: 3, head_dim: 64 },
     AttentionShape { n_heads: 4, n_kv_heads: 4, head_dim: 24 },
     AttentionShape { n_heads: 8, n_kv_heads: 2, head_dim: 128 },
     AttentionShape { n_heads: 3, n_kv_heads: 1, head_dim: 10 },
+    // Gemma 3's heads: 64 quads, as many as a merge workgroup has invocations.
+    AttentionShape { n_heads: 4, n_kv_heads: 1, head_dim: 256 },
 ];
 
 /// Decode contexts: none, one key, around the 16- and 32-key edges of a split, several splits,
@@ -552,8 +555,8 @@ fn split_shapes_are_checked() {
     };
     let e = run(AttentionShape { n_heads: 4, n_kv_heads: 3, head_dim: 8 }, 1, 0, &buf, &big);
     assert!(e.contains("attention_split") && e.contains("multiple of n_kv_heads"), "{e}");
-    let e = run(AttentionShape { n_heads: 1, n_kv_heads: 1, head_dim: 256 }, 1, 0, &buf, &big);
-    assert!(e.contains("head_dim 256 must be in 1..=128"), "{e}");
+    let e = run(AttentionShape { n_heads: 1, n_kv_heads: 1, head_dim: 264 }, 1, 0, &buf, &big);
+    assert!(e.contains("head_dim 264 must be in 1..=256"), "{e}");
     let e = run(AttentionShape { n_heads: 1, n_kv_heads: 1, head_dim: 8 }, 2, 7, &buf, &big);
     assert!(e.contains("k_cache holds 64 values, needs 72"), "{e}");
     let s = AttentionShape { n_heads: 2, n_kv_heads: 1, head_dim: 8 };

@@ -31,6 +31,7 @@ mod gpu_probes;
 mod gpu_quantized_forward;
 mod gpu_requant;
 mod gpu_runtime_quant;
+mod gpu_split_weights;
 mod gpu_topk;
 mod interventions;
 mod llama3_rope;

@@ -10,7 +10,7 @@ const KERNEL: &str = "attention";
 /// Keys per chunk and invocations per workgroup.
 const WORKGROUP_SIZE: u32 = 64;
 /// `MAX_HEAD_DIM` in the WGSL: the query row and accumulator live in workgroup memory.
-pub const MAX_HEAD_DIM: u32 = 128;
+pub const MAX_HEAD_DIM: u32 = 256;
 
 fn source() -> ShaderSource {
     ShaderSource::new(KERNEL, include_str!("../../../shaders/attention.wgsl"))

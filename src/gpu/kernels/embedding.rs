@@ -2,15 +2,15 @@
 
 use crate::error::GpuError;
 use crate::gpu::kernels::require_len;
-use crate::gpu::weights::GpuWeight;
-use crate::gpu::{GpuContext, Recorder};
+use crate::gpu::weights::{GpuWeight, WeightParams};
+use crate::gpu::{GpuContext, Recorder, ShaderSource};
 
 const KERNEL: &str = "embedding";
 const WORKGROUP_SIZE: u32 = 256;
 
 /// `out[t][:]` = dequantized row `ids[t]` of `w`, for `t < n_tokens`. ids: u32 buffer of
 /// `n_tokens`; out: `[n_tokens × n_in]` f32. Ids `>= n_out` read nothing and write zeros (the
-/// CPU side validates ids before).
+/// CPU side validates ids before). A weight in several parts takes one dispatch per part.
 pub fn embedding(
     ctx: &GpuContext,
     encoder: &mut Recorder,
@@ -44,8 +44,21 @@ pub fn embedding(
         });
     }
     let groups = invocations.div_ceil(WORKGROUP_SIZE as u64) as u32;
-    let source = w.shader(KERNEL, include_str!("../../../shaders/embedding.wgsl"));
+    let source = w.decoder(ShaderSource::new(KERNEL, include_str!("../../../shaders/embedding.wgsl")), false);
     let pipeline = ctx.pipeline(&source, "embedding", &[("WORKGROUP_SIZE", WORKGROUP_SIZE as f64)])?;
-    ctx.dispatch(encoder, &pipeline, &w.params(n_tokens), &[w.buffer(), ids, out], groups);
+    for part in w.parts() {
+        let params =
+            EmbeddingParams { weight: w.part_params(part, n_tokens), first_row: part.first_row, total_rows: w.n_out };
+        ctx.dispatch(encoder, &pipeline, &params, &[&part.buffer, ids, out], groups);
+    }
     Ok(())
+}
+
+/// `Params` of `shaders/embedding.wgsl`: the part's layout fields, then where its rows start.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct EmbeddingParams {
+    weight: WeightParams,
+    first_row: u32,
+    total_rows: u32,
 }

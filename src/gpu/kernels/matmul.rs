@@ -102,6 +102,9 @@ pub struct MatmulOptions<'a> {
 struct MatmulParams {
     weight: WeightParams,
     eps: f32,
+    /// Row width of y (the whole weight's n_out) and where this part's rows start in it.
+    y_stride: u32,
+    y_offset: u32,
 }
 
 /// GEMV workgroup size, and the most rows a workgroup may own (the WGSL's GEMV_WG, MAX_ROWS).
@@ -242,10 +245,7 @@ pub fn matmul_variant(
     let source = gemv_parts(ShaderSource::new(KERNEL, include_str!("../../../shaders/matmul.wgsl")), variant);
     let source = w.decoder(source, variant == MatmulVariant::F16);
 
-    let weight = w.params(n_tokens);
-    let (n_out, n_chunks) = (weight.n_out, weight.n_chunks);
     let eps = options.rms_norm.map_or(0.0, |(_, eps)| eps);
-    let params = MatmulParams { weight, eps };
     // Options that are off still need a binding: x, read-only like them.
     let gain = options.rms_norm.map_or(x, |(gain, _)| gain);
     let bias = options.bias.unwrap_or(x);
@@ -254,22 +254,32 @@ pub fn matmul_variant(
         MatmulOutput::Accumulate => (1, x),
         MatmulOutput::Gated(gate, _) => (2, gate),
     };
-    let buffers = [w.buffer(), x, y, gain, bias, gate];
     let mut constants = vec![
         ("RMS_NORM", options.rms_norm.is_some() as u32 as f64),
         ("BIAS", options.bias.is_some() as u32 as f64),
         ("OUTPUT", output as f64),
         ("GATE_GELU", gelu_gate(options.output) as u32 as f64),
     ];
-    if n_tokens == 1 {
+    let n_chunks = w.n_chunks();
+    let pipeline = if n_tokens == 1 {
         let (kt, rows_per_thread) = gemv_shape(n_chunks);
         constants.extend([("KT", kt as f64), ("ROWS_PER_THREAD", rows_per_thread as f64)]);
-        let pipeline = ctx.pipeline(&source, "gemv", &constants)?;
-        let rows_per_group = GEMV_WG / kt * rows_per_thread;
-        ctx.dispatch(encoder, &pipeline, &params, &buffers, n_out.div_ceil(rows_per_group));
+        ctx.pipeline(&source, "gemv", &constants)?
     } else {
-        let pipeline = ctx.pipeline(&source, "gemm", &constants)?;
-        let groups = n_out.div_ceil(GEMM_ROWS) as u64 * n_tokens.div_ceil(GEMM_TOKENS) as u64;
+        ctx.pipeline(&source, "gemm", &constants)?
+    };
+    // One dispatch per part of the weight (one, unless it exceeds a binding).
+    for part in w.parts() {
+        let params =
+            MatmulParams { weight: w.part_params(part, n_tokens), eps, y_stride: w.n_out, y_offset: part.first_row };
+        let buffers = [&part.buffer, x, y, gain, bias, gate];
+        let n_out = part.rows;
+        let groups = if n_tokens == 1 {
+            let (kt, rows_per_thread) = gemv_shape(n_chunks);
+            n_out.div_ceil(GEMV_WG / kt * rows_per_thread) as u64
+        } else {
+            n_out.div_ceil(GEMM_ROWS) as u64 * n_tokens.div_ceil(GEMM_TOKENS) as u64
+        };
         let groups = u32::try_from(groups).map_err(|_| GpuError::Shape {
             kernel: KERNEL,
             message: format!("{n_tokens} tokens × {n_out} rows of {} need too many workgroups", w.name),
@@ -479,8 +489,8 @@ pub fn matmul_stacked_variant(
     // Options that are off still need a binding: x, read-only like them.
     let gain = options.rms_norm.map_or(x, |(gain, _)| gain);
     let bias = options.bias.unwrap_or(x);
-    let buffer = |i: usize| weights.get(i).unwrap_or(&w0).buffer();
-    let buffers = [buffer(0), x, y, gain, bias, buffer(1), buffer(2)];
+    let buffer = |i: usize| weights.get(i).unwrap_or(&w0).buffer("matmul_stacked");
+    let buffers = [buffer(0)?, x, y, gain, bias, buffer(1)?, buffer(2)?];
     ctx.dispatch(encoder, &pipeline, &params, &buffers, groups);
     Ok(())
 }
