@@ -521,6 +521,12 @@ impl GpuModel {
         names
     }
 
+    /// Whether matrix `name`'s weights as loaded are in one binding, which re-quantizing it on
+    /// the GPU needs (a matrix split over bindings is quantized on the CPU and uploaded).
+    pub fn can_requantize_on_gpu(&mut self, name: &str) -> bool {
+        self.master(name).is_some_and(|w| w.part_count() == 1)
+    }
+
     /// Re-quantizes matrix `name` from its master copy with `scheme` on the GPU (see
     /// [`crate::gpu::requant`] for the schemes it takes), recording the work into `encoder`;
     /// the matrix is replaced at once, so submit the encoder before the next step.

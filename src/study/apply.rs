@@ -78,7 +78,11 @@ impl Study {
         names.sort();
         let rules = names
             .into_iter()
-            .map(|name| Rule { tensors: name.clone(), layers: None, scheme: Assignment::Quantize(self.applied[name].0) })
+            .map(|name| Rule {
+                tensors: name.clone(),
+                layers: None,
+                scheme: Assignment::Quantize(self.applied[name].0),
+            })
             .collect();
         Some(Recipe { default: Assignment::Keep, rules })
     }
@@ -104,7 +108,7 @@ impl Study {
                 keep => keep,
             };
             if let Assignment::Quantize(s) = &assignment {
-                if !gpu_quantizable(s) {
+                if !gpu_quantizable(s) || !gpu.model.can_requantize_on_gpu(name) {
                     // Surfaces a shape the scheme refuses before anything is replaced.
                     storage_bits(s, name, t.n_rows(), t.row_len())?;
                 }
@@ -130,7 +134,7 @@ impl Study {
                         continue;
                     }
                     let bits = storage_bits(scheme, name, *rows, *cols)?;
-                    let gpu_side = gpu_quantizable(scheme);
+                    let gpu_side = gpu_quantizable(scheme) && gpu.model.can_requantize_on_gpu(name);
                     if gpu_side {
                         gpu.model.requantize(&gpu.ctx, &mut encoder, name, scheme)?;
                         on_gpu += 1;

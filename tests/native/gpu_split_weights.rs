@@ -117,6 +117,16 @@ fn a_model_whose_embeddings_span_bindings_runs_the_forward_alike() {
         out
     };
     let (whole, split) = (steps(ctx()), steps(small()));
+    // Live re-quantization reads one binding: the split embeddings are refused by name (the
+    // study then quantizes them on the CPU and uploads them, in parts).
+    let mut gpu = GpuModel::upload(small(), &model, &mut |_| {}).unwrap();
+    assert!(!gpu.can_requantize_on_gpu("token_embd.weight") && gpu.can_requantize_on_gpu("blk.0.attn_q.weight"));
+    let mut enc = small().encoder();
+    let err = gpu
+        .requantize(small(), &mut enc, "token_embd.weight", &"int4-g32-sym".parse().unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("token_embd.weight") && err.contains("split over"), "{err}");
     for (i, (a, b)) in whole.iter().zip(&split).enumerate() {
         assert!(a.iter().zip(b).all(|(a, b)| a.to_bits() == b.to_bits()), "step {i}: split differs from whole");
     }
