@@ -394,6 +394,30 @@ async fn tiny_gemma3_forward_matches_the_cpu_reference() {
     prefill_and_decode_match_the_cpu_reference(&model).await;
 }
 
+/// A matrix larger than one binding, through Tint/Dawn: on a device whose bindings are capped at
+/// 64 KiB, a tiny Gemma 3 with 3000 tokens has its embeddings in six parts (the gather and the
+/// tied unembedding dispatch per part); prefill and decode match the CPU reference.
+#[wasm_bindgen_test]
+async fn embeddings_split_over_bindings_match_the_cpu_reference() {
+    let capped = quantscope::gpu::GpuContext::with_binding_limit(64 << 10).await.expect("a capped device");
+    // Where the upload splits (the device may keep WebGPU's larger default; the parts do not care).
+    assert_eq!(capped.summary.max_storage_buffer_binding_size, 64 << 10);
+    let shape = TinyShape { vocab: 3000, ..TINY_GEMMA3 };
+    let model = Model::from_gguf(tiny_gemma3_gguf_of(0x5350_4c49_5400_0001, &shape), "big-vocab.gguf", &mut |_| {})
+        .expect("load the tiny gemma3 with 3000 tokens");
+    let gpu = GpuModel::upload(&capped, &model, &mut |_| {}).expect("upload");
+    let tokens: Vec<u32> = vec![3, 2999, 0, 1500, 7, 7, 2048];
+    let mut cache = gpu.new_cache(&capped, tokens.len() as u32).unwrap();
+    let out = gpu.step(&capped, &mut cache, &tokens[..5], &Capture::default()).await.expect("prefill");
+    let cpu = forward(&model, &tokens[..5], ForwardOptions::default()).unwrap().logits;
+    assert!(relative_l2(&out.logits, &cpu) <= LOGITS_REL_L2, "prefill");
+    for i in 5..tokens.len() {
+        let out = gpu.step(&capped, &mut cache, &tokens[i..i + 1], &Capture::default()).await.expect("decode");
+        let cpu = forward(&model, &tokens[..i + 1], ForwardOptions::default()).unwrap().logits;
+        assert!(relative_l2(&out.logits, &cpu) <= LOGITS_REL_L2, "decode step {i}");
+    }
+}
+
 /// Llama 3.1's RoPE frequency factors in the GPU's RoPE table (tests/native/llama3_rope.rs checks
 /// the CPU reference against the numpy oracle).
 #[wasm_bindgen_test]
