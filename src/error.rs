@@ -102,6 +102,9 @@ pub enum ModelError {
 
     #[error("the prompt has {tokens} tokens, more than the model's context of {context}")]
     PromptTooLong { tokens: usize, context: usize },
+
+    #[error("chat template: {message}")]
+    ChatTemplate { message: String },
 }
 
 /// Errors from a study's operations (`crate::study`): the engine's own, or a request the study

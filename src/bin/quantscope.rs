@@ -20,6 +20,7 @@ macro_rules! outln {
 use pollster::block_on;
 use quantscope::gpu::bench::{self, BenchOptions};
 use quantscope::gpu::GpuContext;
+use quantscope::model::chat::ChatMessage;
 use quantscope::model::intervene::Intervention;
 use quantscope::model::sampling::SamplingParams;
 use quantscope::model::window::{eval_tokens, EvalOptions, EVAL_TEXT};
@@ -103,6 +104,10 @@ enum Command {
         /// Print one JSON object at the end instead of streaming text.
         #[arg(long)]
         json: bool,
+        /// The prompt is a user's message: the model's chat template (tokenizer.chat_template)
+        /// turns it into the prompt, up to the start of the assistant's reply.
+        #[arg(long)]
+        chat: bool,
     },
     /// Per-kernel time, GB/s and fraction of a measured read ceiling; end-to-end prefill and
     /// decode tokens/s and dispatches per token (GPU).
@@ -475,8 +480,14 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
             }
             Ok(())
         }
-        Command::Generate { model, prompt, max_tokens, temperature, top_p, seed, backend, json } => {
-            let study = study_on(load(model)?, backend)?;
+        Command::Generate { model, prompt, max_tokens, temperature, top_p, seed, backend, json, chat } => {
+            let model = load(model)?;
+            let prompt = match chat {
+                true => quantscope::model::chat::chat_prompt(&model.tokenizer, &[ChatMessage::user(&prompt)])
+                    .map_err(|e| e.to_string())?,
+                false => prompt,
+            };
+            let study = study_on(model, backend)?;
             let mut stdout = std::io::stdout();
             if !json {
                 let _ = write!(stdout, "{prompt}");

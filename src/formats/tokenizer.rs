@@ -47,6 +47,8 @@ pub struct TextTokenizer {
     infix_decoder: Option<DecoderWrapper>,
     pub bos: Option<u32>,
     pub eos: Option<u32>,
+    /// The Jinja chat template GGUF files carry (`tokenizer.chat_template`), for `model::chat`.
+    pub chat_template: Option<String>,
 }
 
 impl TextTokenizer {
@@ -94,7 +96,11 @@ impl TextTokenizer {
         if let Some(template) = special_tokens_template(added(add_bos, bos), added(add_eos, eos)).map_err(invalid)? {
             tokenizer.with_post_processor(Some(template));
         }
-        Ok(TextTokenizer { inner: tokenizer, infix_decoder, bos, eos })
+        let chat_template = match gguf.get("tokenizer.chat_template") {
+            None => None,
+            Some(v) => Some(v.as_str().ok_or_else(|| invalid("tokenizer.chat_template is not a string".into()))?.to_string()),
+        };
+        Ok(TextTokenizer { inner: tokenizer, infix_decoder, bos, eos, chat_template })
     }
 
     /// A Hugging Face `tokenizer.json`.
@@ -106,7 +112,7 @@ impl TextTokenizer {
         let id = |names: &[&str]| names.iter().find_map(|n| inner.token_to_id(n));
         let bos = id(&["<s>", "<|begin_of_text|>", "<|endoftext|>"]);
         let eos = id(&["</s>", "<|end_of_text|>", "<|im_end|>", "<|endoftext|>"]);
-        Ok(TextTokenizer { inner, infix_decoder: None, bos, eos })
+        Ok(TextTokenizer { inner, infix_decoder: None, bos, eos, chat_template: None })
     }
 
     /// Token ids of `text`, with the special tokens (BOS) the tokenizer's post-processor adds.

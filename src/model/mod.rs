@@ -1,6 +1,7 @@
 //! A runnable model: architecture config, named weight tensors, tokenizer, and the CPU reference
 //! forward that every GPU kernel is checked against.
 
+pub mod chat;
 pub mod config;
 pub mod fused;
 pub mod generate;

@@ -9,6 +9,7 @@ mod gpu_common;
 mod activation_quant;
 mod architecture_checks;
 mod calibrated_methods;
+mod chat_template;
 mod cli;
 mod cli_quant;
 mod float_formats_oracle;
