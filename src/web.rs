@@ -37,6 +37,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::gpu::forward::ProbePoint;
 use crate::gpu::requant::gpu_quantizable;
+use crate::model::chat::ChatMessage;
 use crate::model::sampling::SamplingParams;
 use crate::model::window::EvalOptions;
 use crate::model::{Model, Progress};
@@ -441,6 +442,8 @@ impl Playground {
     ///
     /// `as_loaded` (optional, default `false`) generates with the weights as loaded and no
     /// intervention (the reference), so the page can show both continuations side by side.
+    /// `chat` (optional, default `false`) takes `prompt` as a user's message in the model's chat
+    /// template (an error if it has none).
     ///
     /// Resolves to `{promptTokens, tokens, text, stop, backend, tokensPerSecond, promptMs, ms}`.
     #[allow(clippy::too_many_arguments)]
@@ -453,10 +456,17 @@ impl Playground {
         seed: f64,
         on_token: js_sys::Function,
         as_loaded: Option<bool>,
+        chat: Option<bool>,
     ) -> Result<JsValue, JsError> {
         if !(seed.is_finite() && seed >= 0.0 && seed.fract() == 0.0 && seed <= 9_007_199_254_740_991.0) {
             return Err(JsError::new(&format!("the seed must be a whole number from 0 to 2^53 - 1, not {seed}")));
         }
+        // Chat: the prompt is the user's message, in the model's own chat template.
+        let prompt = match chat.unwrap_or(false) {
+            true => crate::model::chat::chat_prompt(&self.study.model.tokenizer, &[ChatMessage::user(&prompt)])
+                .map_err(js_error)?,
+            false => prompt,
+        };
         let params = SamplingParams { temperature, top_p, seed: seed as u64 };
         let mut generation =
             self.study.generation(&prompt, max_tokens, params, as_loaded.unwrap_or(false)).await.map_err(js_error)?;

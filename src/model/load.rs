@@ -49,6 +49,8 @@ pub struct ModelSummary {
     pub parameters: u64,
     pub bytes: u64,
     pub tensors: Vec<TensorSummary>,
+    /// Whether the model carries a chat template (`generate --chat`, the page's Chat).
+    pub has_chat_template: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -295,6 +297,7 @@ impl Model {
             parameters: self.weights.tensors().iter().map(|t| t.n_elements()).sum(),
             bytes: tensors.iter().map(|t| t.bytes).sum(),
             tensors,
+            has_chat_template: self.tokenizer.chat_template.is_some(),
         }
     }
 

@@ -10,12 +10,13 @@ test('callRequest builds the message the worker dispatches on', () => {
     topP: 1,
     seed: 0,
     asLoaded: true,
+    chat: false,
   });
   assert.deepEqual(m, {
     type: 'call',
     id: 7,
     method: 'generate',
-    args: { prompt: 'p', maxTokens: 3, temperature: 0, topP: 1, seed: 0, asLoaded: true },
+    args: { prompt: 'p', maxTokens: 3, temperature: 0, topP: 1, seed: 0, asLoaded: true, chat: false },
   });
   // Narrowing by method gives that method's arguments.
   const any: CallRequest = m;

@@ -63,6 +63,8 @@ export interface ModelSummary {
   parameters: number;
   bytes: number;
   tensors: TensorSummary[];
+  /** Whether the model carries a chat template (the Generate card's Chat). */
+  has_chat_template?: boolean;
 }
 
 export interface AdapterSummary {
@@ -474,7 +476,16 @@ export interface EngineApi {
   predict: { args: { prompt: string; topK: number }; result: Prediction };
   predictBoth: { args: { prompt: string; topK: number }; result: BothPrediction };
   generate: {
-    args: { prompt: string; maxTokens: number; temperature: number; topP: number; seed: number; asLoaded: boolean };
+    /** `chat`: the prompt is a user's message in the model's chat template (summary.has_chat_template). */
+    args: {
+      prompt: string;
+      maxTokens: number;
+      temperature: number;
+      topP: number;
+      seed: number;
+      asLoaded: boolean;
+      chat: boolean;
+    };
     result: Generation;
   };
   applyRecipe: { args: { recipe: string }; result: Applied };

@@ -262,14 +262,14 @@ const handlers: Handlers = {
   load,
   predict: async ({ prompt, topK }) => requireModel().predict(prompt, topK),
   predictBoth: async ({ prompt, topK }) => requireModel().predictBoth(prompt, topK),
-  generate: async ({ prompt, maxTokens, temperature, topP, seed, asLoaded }, ctx) => {
+  generate: async ({ prompt, maxTokens, temperature, topP, seed, asLoaded, chat }, ctx) => {
     const m = requireModel();
     try {
       const onToken = (piece: string, count: number) => {
         post({ type: 'token', id: ctx.id, piece, count });
         return !stopRequested.has(ctx.id);
       };
-      return await m.generate(prompt, maxTokens, temperature, topP, seed, onToken, asLoaded);
+      return await m.generate(prompt, maxTokens, temperature, topP, seed, onToken, asLoaded, chat);
     } finally {
       stopRequested.delete(ctx.id);
     }

@@ -1190,6 +1190,23 @@ test('without WebGPU it says so and predicts on the CPU', { timeout: 300_000 }, 
   );
   await cpu.screenshot({ path: join(SHOTS, 'playground-cpu.png'), fullPage: true, animations: 'disabled' });
 
+  // Chat: the prompt as a user's message in the model's own template; the reply is the CLI's.
+  const chatArgs = ['generate', '--backend', 'cpu', '--model', MODEL, '--prompt', DEFAULT_PROMPT, '--chat'];
+  const chatCli = JSON.parse(
+    execFileSync(CLI, [...chatArgs, '--max-tokens', '6', '--json'], { cwd: ROOT, encoding: 'utf8' }),
+  ).text;
+  assert.equal(await cpu.getByTestId('generate-chat').isEnabled(), true, 'the default model has a chat template');
+  await cpu.getByTestId('generate-chat').check();
+  await cpu.getByTestId('generate-max-tokens').fill('6');
+  await cpu.getByTestId('generate-button').click();
+  await cpu.waitForFunction(
+    () => document.querySelector('[data-testid="generate-reference"]').dataset.state === 'done',
+    null,
+    { timeout: GENERATE_TIMEOUT_MS },
+  );
+  assert.equal(await cpu.getByTestId('generate-reference').getAttribute('data-text'), chatCli);
+  await cpu.getByTestId('generate-chat').uncheck();
+
   // A Hugging Face checkpoint (safetensors + config.json + tokenizer.json) loads from the file
   // picker and predicts what the CLI predicts from the same files: the default model cut to four
   // layers, written by the Python oracle that tests/native/reference_forward.rs checks (into a
@@ -1267,6 +1284,7 @@ test(
       'the page predicts what the CLI does',
     );
     assert.equal(await g.getByTestId('summary-architecture').innerText(), 'gemma3');
+    assert.equal(await g.getByTestId('generate-chat').isDisabled(), true, 'its file carries no chat template');
     const current = g.getByTestId('served-models').locator('a[aria-current]');
     assert.equal(await current.innerText(), 'Gemma 3 270M', 'the served-model list marks it');
     await g.screenshot({ path: join(SHOTS, 'playground-gemma3.png'), fullPage: true, animations: 'disabled' });

@@ -36,6 +36,7 @@ function params(store: Store) {
     temperature: Math.max(0, num('generate-temperature', 0)),
     topP: num('generate-top-p', 1),
     seed: Math.max(0, Math.floor(num('generate-seed', 0))),
+    chat: $<HTMLInputElement>('generate-chat').checked,
   };
 }
 

@@ -78,8 +78,16 @@ function renderSummary(summary: ModelSummary, fileBytes: number, fromCache: bool
   if (c.qk_norm) extra.push('per-head Q/K norm');
   if (c.sliding_window != null) extra.push(`sliding window ${formatInt(c.sliding_window)}`);
   if (c.tied_embeddings != null) extra.push(c.tied_embeddings ? 'tied embeddings' : 'separate output head');
+  if (summary.has_chat_template) extra.push('chat template');
   extra.push(`file ${formatBytes(fileBytes)}${fromCache ? ' (from this browser’s cache)' : ''}`);
   $('summary-extra').textContent = extra.join(' · ');
+  // Chat needs the model's own template; a model without one continues plain text only.
+  const chat = $<HTMLInputElement>('generate-chat');
+  chat.disabled = !summary.has_chat_template;
+  if (chat.disabled) chat.checked = false;
+  chat.title = summary.has_chat_template
+    ? 'The prompt as a user’s message in this model’s chat template'
+    : 'This model carries no chat template (tokenizer.chat_template)';
 
   const byType = new Map<string, { count: number; bytes: number }>();
   for (const t of summary.tensors) {
