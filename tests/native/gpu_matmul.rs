@@ -92,10 +92,11 @@ fn q6_k_matches_cpu() {
 
 #[test]
 fn unsupported_format_is_a_shape_error() {
-    let t = WeightTensor { name: "w.q5_0".into(), dtype: GgmlType::Q5_0, dims: vec![32, 2], start: 0, len: 44 };
-    let weights = Weights::new(vec![0; 44], "test", vec![t.clone()]).unwrap();
-    let err = GpuWeight::upload(ctx(), &weights, &t).expect_err("Q5_0 is not supported");
-    assert_eq!(err.to_string(), "kernel matmul: unsupported weight format Q5_0 of tensor w.q5_0");
+    // Q5_K (176 bytes per 256 values) has no GPU decoder.
+    let t = WeightTensor { name: "w.q5_k".into(), dtype: GgmlType::Q5_K, dims: vec![256, 2], start: 0, len: 352 };
+    let weights = Weights::new(vec![0; 352], "test", vec![t.clone()]).unwrap();
+    let err = GpuWeight::upload(ctx(), &weights, &t).expect_err("Q5_K is not supported");
+    assert_eq!(err.to_string(), "kernel matmul: unsupported weight format Q5_K of tensor w.q5_k");
 }
 
 #[test]

@@ -52,6 +52,14 @@ export interface ModelConfig {
   sliding_window?: number | null;
   /** Llama 3.1's RoPE scaling: each pair's frequency divisor (serde's None: null). */
   rope_freq_factors?: number[] | null;
+  /** The gate's activation: SwiGLU ('silu') or GeGLU ('gelu-tanh', Gemma). */
+  ffn_activation?: 'silu' | 'gelu-tanh';
+  /** Gemma: embeddings × √width. */
+  scale_embeddings?: boolean;
+  /** Gemma: RMSNorm of the attention's and the MLP's outputs before the residual adds. */
+  post_norms?: boolean;
+  /** Gemma 3: of every `period` blocks the last is global, the others local with their own RoPE base. */
+  local_layers?: { period: number; rope_base: number } | null;
   tied_embeddings?: boolean;
 }
 
