@@ -1,6 +1,6 @@
 // The uniform params of a kernel that reads weights and has no parameters of its own
-// (embedding.wgsl, quantize.wgsl): the weight's layout fields, in the order GpuWeight::params
-// uploads them. A kernel with parameters of its own (matmul.wgsl) declares a Params of its own at
+// (quantize.wgsl): the weight's layout fields, in the order GpuWeight::params uploads them. A
+// kernel with parameters of its own (matmul.wgsl, embedding.wgsl) declares a Params of its own at
 // binding 0 that starts with these fields, since the format snippets read `params.n_in`,
 // `params.n_chunks` and `params.aux_offset` from whatever struct is bound there.
 

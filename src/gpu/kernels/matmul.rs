@@ -260,13 +260,13 @@ pub fn matmul_variant(
         ("OUTPUT", output as f64),
         ("GATE_GELU", gelu_gate(options.output) as u32 as f64),
     ];
-    let n_chunks = w.n_chunks();
-    let pipeline = if n_tokens == 1 {
-        let (kt, rows_per_thread) = gemv_shape(n_chunks);
+    // Workgroups tile the rows (GEMV: `rows_per_group` of one token; GEMM: 64 rows × 32 tokens).
+    let (pipeline, rows_per_group, token_groups) = if n_tokens == 1 {
+        let (kt, rows_per_thread) = gemv_shape(w.n_chunks());
         constants.extend([("KT", kt as f64), ("ROWS_PER_THREAD", rows_per_thread as f64)]);
-        ctx.pipeline(&source, "gemv", &constants)?
+        (ctx.pipeline(&source, "gemv", &constants)?, GEMV_WG / kt * rows_per_thread, 1)
     } else {
-        ctx.pipeline(&source, "gemm", &constants)?
+        (ctx.pipeline(&source, "gemm", &constants)?, GEMM_ROWS, n_tokens.div_ceil(GEMM_TOKENS))
     };
     // One dispatch per part of the weight (one, unless it exceeds a binding).
     for part in w.parts() {
@@ -274,12 +274,7 @@ pub fn matmul_variant(
             MatmulParams { weight: w.part_params(part, n_tokens), eps, y_stride: w.n_out, y_offset: part.first_row };
         let buffers = [&part.buffer, x, y, gain, bias, gate];
         let n_out = part.rows;
-        let groups = if n_tokens == 1 {
-            let (kt, rows_per_thread) = gemv_shape(n_chunks);
-            n_out.div_ceil(GEMV_WG / kt * rows_per_thread) as u64
-        } else {
-            n_out.div_ceil(GEMM_ROWS) as u64 * n_tokens.div_ceil(GEMM_TOKENS) as u64
-        };
+        let groups = n_out.div_ceil(rows_per_group) as u64 * token_groups as u64;
         let groups = u32::try_from(groups).map_err(|_| GpuError::Shape {
             kernel: KERNEL,
             message: format!("{n_tokens} tokens × {n_out} rows of {} need too many workgroups", w.name),
