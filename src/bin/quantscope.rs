@@ -24,7 +24,7 @@ use quantscope::model::chat::ChatMessage;
 use quantscope::model::intervene::Intervention;
 use quantscope::model::sampling::SamplingParams;
 use quantscope::model::window::{eval_tokens, EvalOptions, EVAL_TEXT};
-use quantscope::model::{Model, Prediction, Progress};
+use quantscope::model::{Model, ModelBytes, Prediction, Progress};
 use quantscope::quant::activation::forward::ActivationSchemes;
 use quantscope::quant::activation::ActScheme;
 use quantscope::quant::apply::{self, TensorError};
@@ -423,11 +423,22 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
             outln!(out, "ffn width    {}", c.d_ff);
             outln!(out, "vocab        {}", c.vocab_size);
             match c.sliding_window {
-                Some(w) => outln!(out, "context      {} (its sliding window of {w}: longer sequences are refused)", c.context_length),
+                Some(w) => outln!(
+                    out,
+                    "context      {} (its sliding window of {w}: longer sequences are refused)",
+                    c.context_length
+                ),
                 None => outln!(out, "context      {}", c.context_length),
             }
             match &c.rope_freq_factors {
-                Some(f) => outln!(out, "rope         base {}, {:?} pairs, Llama 3.1 scaling (frequency factors {:?} … {:?})", c.rope_base, c.rope_layout, f[0], f[f.len() - 1]),
+                Some(f) => outln!(
+                    out,
+                    "rope         base {}, {:?} pairs, Llama 3.1 scaling (frequency factors {:?} … {:?})",
+                    c.rope_base,
+                    c.rope_layout,
+                    f[0],
+                    f[f.len() - 1]
+                ),
                 None => outln!(out, "rope         base {}, {:?} pairs", c.rope_base, c.rope_layout),
             }
             outln!(out, "rms eps      {:e}", c.rms_eps);
@@ -1155,6 +1166,8 @@ fn load(path: Option<PathBuf>) -> Result<Model, String> {
     let path = path.unwrap_or_else(default_model);
     let name = path.display().to_string();
     let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: cannot read: {e}", p.display()));
+    // Weights are mapped, not read: pages already checked or uploaded go back to the OS.
+    let map = |p: &Path| ModelBytes::map(p).map_err(|e| format!("{}: cannot read: {e}", p.display()));
     let mut bar = ProgressBar::new();
     let mut progress = |p: Progress| bar.show(p);
     let index = path.join("model.safetensors.index.json");
@@ -1164,7 +1177,7 @@ fn load(path: Option<PathBuf>) -> Result<Model, String> {
             .map_err(|e| e.to_string())?;
         let mut shards = Vec::new();
         for shard in names.shards() {
-            shards.push((shard.to_string(), read(&path.join(shard))?));
+            shards.push((shard.to_string(), map(&path.join(shard))?));
         }
         Model::from_safetensors_shards(
             &index_json,
@@ -1176,7 +1189,7 @@ fn load(path: Option<PathBuf>) -> Result<Model, String> {
         )
     } else if path.is_dir() {
         Model::from_safetensors(
-            read(&path.join("model.safetensors"))?,
+            map(&path.join("model.safetensors"))?,
             &read(&path.join("config.json"))?,
             &read(&path.join("tokenizer.json"))?,
             &name,
@@ -1185,14 +1198,14 @@ fn load(path: Option<PathBuf>) -> Result<Model, String> {
     } else if path.extension().is_some_and(|e| e == "safetensors") {
         let dir = path.parent().unwrap_or(Path::new("."));
         Model::from_safetensors(
-            read(&path)?,
+            map(&path)?,
             &read(&dir.join("config.json"))?,
             &read(&dir.join("tokenizer.json"))?,
             &name,
             &mut progress,
         )
     } else {
-        Model::from_gguf(read(&path)?, &name, &mut progress)
+        Model::from_gguf(map(&path)?, &name, &mut progress)
     };
     bar.finish();
     result.map_err(|e| e.to_string())

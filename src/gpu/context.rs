@@ -62,6 +62,8 @@ pub struct GpuContext {
     /// Buffers and bind groups created so far (a repeated decode step should create none).
     buffers_created: AtomicU64,
     bind_groups_created: AtomicU64,
+    /// Bytes uploaded since the queue last took its pending writes (see [`GpuContext::upload`]).
+    unflushed_upload_bytes: AtomicU64,
     stand_in: std::sync::OnceLock<wgpu::Buffer>,
 }
 
@@ -168,6 +170,7 @@ impl GpuContext {
             dispatches: Default::default(),
             buffers_created: Default::default(),
             bind_groups_created: Default::default(),
+            unflushed_upload_bytes: Default::default(),
             stand_in: Default::default(),
         })
     }
@@ -223,11 +226,29 @@ impl GpuContext {
             padded.into()
         };
         self.buffers_created.fetch_add(1, Ordering::Relaxed);
-        Ok(self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        let buffer = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some(label),
             contents: &contents,
             usage: STORAGE,
-        }))
+        });
+        self.flush_uploads_every(contents.len() as u64);
+        Ok(buffer)
+    }
+
+    /// wgpu stages every upload in a buffer of its own, freed only after the queue has submitted
+    /// the copy and the GPU has done it; a model uploaded in one go would hold all of its weights
+    /// twice (on a software GPU, both copies in host memory). So every `UPLOAD_FLUSH_BYTES` the
+    /// pending copies are submitted and, natively, waited for. The browser frees its staging
+    /// memory itself.
+    fn flush_uploads_every(&self, bytes: u64) {
+        const UPLOAD_FLUSH_BYTES: u64 = 256 << 20;
+        let pending = self.unflushed_upload_bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        if pending >= UPLOAD_FLUSH_BYTES {
+            self.unflushed_upload_bytes.store(0, Ordering::Relaxed);
+            self.queue.submit(std::iter::empty());
+            #[cfg(not(target_arch = "wasm32"))]
+            let _ = self.device.poll(wgpu::PollType::wait_indefinitely());
+        }
     }
 
     pub fn upload_f32(&self, label: &str, values: &[f32]) -> Result<wgpu::Buffer, GpuError> {

@@ -358,7 +358,12 @@ impl GpuModel {
         let mut matrix = |name: &str, progress: &mut dyn FnMut(Progress)| -> Result<GpuWeight, ModelError> {
             let w = match codebooks.get(name) {
                 Some(cb) => GpuWeight::upload_codebook(ctx, name, cb)?,
-                None => GpuWeight::upload(ctx, &model.weights, model.tensor(name)?)?,
+                None => {
+                    let t = model.tensor(name)?;
+                    let w = GpuWeight::upload(ctx, &model.weights, t)?;
+                    model.weights.release(t);
+                    w
+                }
             };
             tick(progress);
             Ok(w)

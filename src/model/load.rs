@@ -8,6 +8,7 @@ use crate::formats::ggml::{self, GgmlType};
 use crate::formats::gguf::GgufFile;
 use crate::formats::safetensors;
 use crate::formats::tokenizer::TextTokenizer;
+use crate::model::bytes::{ByteSegments, ModelBytes};
 use crate::model::config::LlamaConfig;
 use crate::model::fused::split_fused;
 use crate::model::generate::{ranked, CpuBackend};
@@ -73,7 +74,12 @@ pub struct Prediction {
 impl Model {
     /// A model from a whole GGUF file. `source` names the file in errors. Every tensor is checked
     /// for shape and for finite values before the model is returned.
-    pub fn from_gguf(bytes: Vec<u8>, source: &str, progress: &mut dyn FnMut(Progress)) -> Result<Model, ModelError> {
+    pub fn from_gguf(
+        bytes: impl Into<ModelBytes>,
+        source: &str,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Model, ModelError> {
+        let bytes = bytes.into();
         progress(Progress { stage: "parse", done: 0, total: 1 });
         let gguf = GgufFile::parse(&bytes, source)?;
         progress(Progress { stage: "parse", done: 1, total: 1 });
@@ -103,24 +109,25 @@ impl Model {
     /// `tokenizer.json`. Tensor names are mapped onto GGUF's (`model.layers.3.mlp.up_proj.weight`
     /// → `blk.3.ffn_up.weight`) so the rest of the code sees one naming scheme.
     pub fn from_safetensors(
-        bytes: Vec<u8>,
+        bytes: impl Into<ModelBytes>,
         config_json: &[u8],
         tokenizer_json: &[u8],
         source: &str,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Model, ModelError> {
+        let bytes = bytes.into();
         progress(Progress { stage: "parse", done: 0, total: 1 });
         let tensors = safetensors::read_tensors(&bytes, source)?;
-        Model::from_safetensors_table(bytes, tensors, config_json, tokenizer_json, source, progress)
+        Model::from_safetensors_table(ByteSegments::new(bytes), tensors, config_json, tokenizer_json, source, progress)
     }
 
     /// A Hugging Face checkpoint sharded over several safetensors files, as
     /// `model.safetensors.index.json` (`index_json`) lists them: `shards` are (file name, bytes).
     /// Every shard the index names must be given, and every tensor must sit in the shard the
-    /// index says; the shards are joined into one buffer.
-    pub fn from_safetensors_shards(
+    /// index says. The shards stay separate buffers (mapped files natively), seen as one.
+    pub fn from_safetensors_shards<Shard: Into<ModelBytes>>(
         index_json: &[u8],
-        shards: Vec<(String, Vec<u8>)>,
+        shards: Vec<(String, Shard)>,
         config_json: &[u8],
         tokenizer_json: &[u8],
         source: &str,
@@ -129,11 +136,13 @@ impl Model {
         progress(Progress { stage: "parse", done: 0, total: 1 });
         let index_file = format!("{source}: model.safetensors.index.json");
         let index = safetensors::read_index(index_json, &index_file)?;
-        let total: usize = shards.iter().map(|(_, b)| b.len()).sum();
-        let mut bytes = Vec::with_capacity(total);
+        let mut shards: Vec<(String, Option<ModelBytes>)> =
+            shards.into_iter().map(|(name, bytes)| (name, Some(bytes.into()))).collect();
+        let mut bytes = ByteSegments::default();
         let mut tensors = Vec::new();
         for shard in index.shards() {
-            let Some((_, shard_bytes)) = shards.iter().find(|(name, _)| name == shard) else {
+            let Some(shard_bytes) = shards.iter_mut().find(|(name, _)| name == shard).and_then(|(_, b)| b.take())
+            else {
                 return Err(FormatError::Invalid {
                     file: index_file,
                     message: format!("shard {shard:?} named by the index was not given"),
@@ -141,7 +150,8 @@ impl Model {
                 .into());
             };
             let file = format!("{source}: {shard}");
-            for mut t in safetensors::read_tensors(shard_bytes, &file)? {
+            let offset = bytes.len();
+            for mut t in safetensors::read_tensors(&shard_bytes, &file)? {
                 let misplaced = match index.shard_of(&t.name) {
                     Some(listed) if listed == shard => None,
                     Some(listed) => Some(format!("holds tensor {:?}, which the index puts in {listed:?}", t.name)),
@@ -150,10 +160,10 @@ impl Model {
                 if let Some(message) = misplaced {
                     return Err(FormatError::Invalid { file, message }.into());
                 }
-                t.start += bytes.len();
+                t.start += offset;
                 tensors.push(t);
             }
-            bytes.extend_from_slice(shard_bytes);
+            bytes.push(shard_bytes);
         }
         if let Some(missing) = index.tensors().find(|name| !tensors.iter().any(|t| &t.name == *name)) {
             let message = format!("tensor {missing:?} is not in its shard {:?}", index.shard_of(missing).unwrap_or(""));
@@ -165,7 +175,7 @@ impl Model {
     /// A Hugging Face model from its weights (`bytes` with the tensor table read from them), its
     /// config.json and tokenizer.json.
     fn from_safetensors_table(
-        bytes: Vec<u8>,
+        bytes: ByteSegments,
         table: Vec<safetensors::SafetensorsTensor>,
         config_json: &[u8],
         tokenizer_json: &[u8],
@@ -357,14 +367,23 @@ fn rope_freq_factors(gguf: &GgufFile, bytes: &[u8], config: &LlamaConfig) -> Res
 
 /// Gemma's RMSNorms multiply by `1 + w`: Hugging Face stores `w`, GGUF (llama.cpp's converter)
 /// `1 + w`, which the forward reads. Each norm gain becomes f32 `1 + w`, appended to `bytes`.
-fn shift_norm_gains(bytes: &mut Vec<u8>, tensors: &mut [WeightTensor], source: &str) -> Result<(), ModelError> {
+fn shift_norm_gains(bytes: &mut ByteSegments, tensors: &mut [WeightTensor], source: &str) -> Result<(), ModelError> {
+    let base = bytes.len();
+    let mut shifted = Vec::new();
     for t in tensors.iter_mut().filter(|t| t.name.ends_with("norm.weight")) {
-        let values =
-            ggml::dequantize(t.dtype, &bytes[t.start..t.start + t.len], t.n_elements() as usize, source, &t.name)?;
-        let start = bytes.len();
-        bytes.extend(values.iter().flat_map(|w| (1.0 + w).to_le_bytes()));
-        *t = WeightTensor { dtype: GgmlType::F32, start, len: bytes.len() - start, ..t.clone() };
+        let data = bytes.get(t.start, t.len).ok_or_else(|| FormatError::TensorOutOfBounds {
+            file: source.into(),
+            tensor: t.name.clone(),
+            start: t.start as u64,
+            end: t.start as u64 + t.len as u64,
+            file_len: bytes.len() as u64,
+        })?;
+        let values = ggml::dequantize(t.dtype, data, t.n_elements() as usize, source, &t.name)?;
+        let start = shifted.len();
+        shifted.extend(values.iter().flat_map(|w| (1.0 + w).to_le_bytes()));
+        *t = WeightTensor { dtype: GgmlType::F32, start: base + start, len: shifted.len() - start, ..t.clone() };
     }
+    bytes.push(shifted);
     Ok(())
 }
 

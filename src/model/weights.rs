@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use crate::error::FormatError;
 use crate::formats::ggml::{self, GgmlType};
+use crate::model::bytes::ByteSegments;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct WeightTensor {
@@ -13,7 +14,7 @@ pub struct WeightTensor {
     pub dtype: GgmlType,
     /// ggml order: dims[0] is the contiguous row length (a linear layer's input width).
     pub dims: Vec<u64>,
-    /// Byte range inside [`Weights::bytes`].
+    /// Byte range inside the weights' bytes (all their buffers, one after the other).
     pub start: usize,
     pub len: usize,
 }
@@ -33,8 +34,8 @@ impl WeightTensor {
 }
 
 pub struct Weights {
-    /// The file as loaded; tensors are views into it.
-    pub bytes: Vec<u8>,
+    /// The file (or files) as loaded, mapped natively; tensors are views into them.
+    bytes: ByteSegments,
     pub source: String,
     tensors: Vec<WeightTensor>,
     by_name: HashMap<String, usize>,
@@ -43,7 +44,8 @@ pub struct Weights {
 impl Weights {
     /// Takes tensors whose byte ranges the caller's parser has already bounds-checked; checks again
     /// here (cheaply) so that a Weights value can never index out of its buffer.
-    pub fn new(bytes: Vec<u8>, source: &str, tensors: Vec<WeightTensor>) -> Result<Self, FormatError> {
+    pub fn new(bytes: impl Into<ByteSegments>, source: &str, tensors: Vec<WeightTensor>) -> Result<Self, FormatError> {
+        let bytes = bytes.into();
         let mut by_name = HashMap::with_capacity(tensors.len());
         for (i, t) in tensors.iter().enumerate() {
             let bad = |message: String| FormatError::BadTensor { file: source.into(), tensor: t.name.clone(), message };
@@ -65,7 +67,7 @@ impl Weights {
                     t.dtype.name()
                 )));
             }
-            if t.start.checked_add(t.len).is_none_or(|end| end > bytes.len()) {
+            if bytes.get(t.start, t.len).is_none() {
                 return Err(FormatError::TensorOutOfBounds {
                     file: source.into(),
                     tensor: t.name.clone(),
@@ -109,7 +111,19 @@ impl Weights {
     }
 
     pub fn data(&self, t: &WeightTensor) -> &[u8] {
-        &self.bytes[t.start..t.start + t.len]
+        self.bytes.get(t.start, t.len).expect("tensor ranges are checked in Weights::new")
+    }
+
+    /// The bytes of the (first) file the weights were read from, whole: a GGUF's metadata.
+    pub fn file_bytes(&self) -> &[u8] {
+        self.bytes.first()
+    }
+
+    /// Hands `t`'s pages back to the OS where its file is mapped (see `ModelBytes::release`):
+    /// called once a tensor has been checked or uploaded, so a model bigger than memory streams
+    /// through it. Reading `t` again afterwards is correct, only slower.
+    pub fn release(&self, t: &WeightTensor) {
+        self.bytes.release(t.start, t.len);
     }
 
     /// Dequantizes row `row` of `t` into `out` (length `t.row_len()`).
@@ -149,6 +163,7 @@ impl Weights {
                     });
                 }
             }
+            self.release(t);
             progress(i as u64 + 1, total);
         }
         Ok(())

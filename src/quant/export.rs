@@ -15,7 +15,7 @@ use crate::quant::Recipe;
 
 pub fn export_gguf(model: &Model, recipe: &Recipe, progress: &mut dyn FnMut(Progress)) -> Result<Vec<u8>, QuantError> {
     let bad = |message: String| QuantError::BadRecipe { file: model.source.clone(), message };
-    let source = GgufFile::parse(&model.weights.bytes, &model.source)
+    let source = GgufFile::parse(model.weights.file_bytes(), &model.source)
         .map_err(|e| bad(format!("export needs a model loaded from a GGUF file (its metadata is copied): {e}")))?;
     for t in model.weights.tensors() {
         if let Assignment::Quantize(scheme) = recipe.assignment(&t.name, t.dims.len()) {

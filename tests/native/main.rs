@@ -36,6 +36,7 @@ mod gpu_split_weights;
 mod gpu_topk;
 mod interventions;
 mod llama3_rope;
+mod mapped_weights;
 mod model_synthetic;
 mod outliers;
 mod phi3;
