@@ -11,7 +11,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::error::{GpuError, ModelError};
-use crate::gpu::kernels::attention::{attention_quantized, AttentionIo, AttentionShape};
+use crate::gpu::kernels::attention::{attention_quantized, AttentionIo, AttentionShape, Scores};
 use crate::gpu::kernels::attention_split::{attention_split, split_plan};
 use crate::gpu::kernels::attention_summary::{attention_summary, summary_words};
 use crate::gpu::kernels::elementwise::{add_in_place, mul_rows_in_place};
@@ -723,6 +723,7 @@ impl GpuModel {
         let staging = ws.readback(ctx, read_bytes);
         let shape =
             AttentionShape { n_heads: c.n_heads as u32, n_kv_heads: c.n_kv_heads as u32, head_dim: c.head_dim as u32 };
+        let scores = Scores::standard(shape.head_dim);
         // attention_split's partial results; its size depends on the token count, not on past.
         let splits = ws.scratch(ctx, "attention splits", 4 * split_plan(shape, n, past).scratch_words)?;
         let (global_rope, local_rope) = (&ws.rope, ws.local_rope.as_ref());
@@ -838,9 +839,10 @@ impl GpuModel {
             let io = AttentionIo { q: &q, k_cache, v_cache, out: &attended, n_tokens: n, past };
             match (probs, prob_quant) {
                 // Nothing reads or changes the probabilities: split the keys over workgroups.
-                (None, None) => attention_split(ctx, &mut enc, shape, io, drop_sink, &splits)?,
+                (None, None) => attention_split(ctx, &mut enc, shape, scores, io, drop_sink, &splits)?,
                 (probs, prob_quant) => {
-                    attention_quantized(ctx, &mut enc, shape, io, probs, drop_sink, prob_quant.map(|p| (p, l)))?
+                    let prob_quant = prob_quant.map(|p| (p, l));
+                    attention_quantized(ctx, &mut enc, shape, scores, io, probs, drop_sink, prob_quant)?
                 }
             }
             if let (Some(probs), Some(summaries)) = (probs, &attention_out) {

@@ -140,6 +140,11 @@ const HF_ARCHITECTURES: &[(&str, &str)] = &[
     ("Gemma3ForCausalLM", "gemma3"),
 ];
 
+/// `cap·tanh(x/cap)`: Gemma 2's soft-capping of attention scores and logits, in f64 inside.
+pub fn soft_cap(x: f32, cap: f32) -> f32 {
+    (cap as f64 * (x as f64 / cap as f64).tanh()) as f32
+}
+
 impl LlamaConfig {
     pub fn q_dim(&self) -> usize {
         self.n_heads * self.head_dim

@@ -9,7 +9,8 @@
 use half::f16;
 use quantscope::formats::ggml::GgmlType;
 use quantscope::formats::gguf::{write_gguf, MetadataValue as V};
-use quantscope::gpu::kernels::attention::AttentionShape;
+use quantscope::gpu::kernels::attention::{AttentionShape, Scores};
+use quantscope::model::config::soft_cap;
 use quantscope::model::weights::{WeightTensor, Weights};
 use quantscope::model::RopeLayout;
 
@@ -133,11 +134,27 @@ pub fn cpu_attention_masked(
     v: &[f32],
     drop_key0: bool,
 ) -> (Vec<f32>, Vec<f32>) {
+    cpu_attention_scored(s, Scores::standard(s.head_dim), n, past, (q, k, v), drop_key0)
+}
+
+/// [`cpu_attention_masked`] with the scores `q·k · scale`, soft-capped where `scores` has a cap
+/// (`model::reference::causal_attention` with Gemma's query scale and Gemma 2's cap).
+pub fn cpu_attention_scored(
+    s: AttentionShape,
+    scores: Scores,
+    n: usize,
+    past: usize,
+    (q, k, v): (&[f32], &[f32], &[f32]),
+    drop_key0: bool,
+) -> (Vec<f32>, Vec<f32>) {
     let (nh, hd) = (s.n_heads as usize, s.head_dim as usize);
     let group = nh / s.n_kv_heads as usize;
     let (q_dim, kv_dim) = (nh * hd, s.n_kv_heads as usize * hd);
     let keys = past + n;
-    let scale = 1.0 / (hd as f32).sqrt();
+    let score = |dot: f32| {
+        let scaled = dot * scores.scale;
+        scores.softcap.map_or(scaled, |cap| soft_cap(scaled, cap))
+    };
     let mut out = vec![0.0f32; n * q_dim];
     let mut probs = vec![0.0f32; nh * n * keys];
     let mut p = vec![0.0f32; keys];
@@ -149,7 +166,7 @@ pub fn cpu_attention_masked(
             let q_i = &q[i * q_dim + h * hd..][..hd];
             p[0] = 0.0;
             for j in first..=last {
-                p[j] = dot(q_i, &k[j * kv_dim + kv_h * hd..][..hd]) * scale;
+                p[j] = score(dot(q_i, &k[j * kv_dim + kv_h * hd..][..hd]));
             }
             let max = p[first..=last].iter().copied().fold(f32::NEG_INFINITY, f32::max);
             let mut sum = 0.0f32;
@@ -432,7 +449,8 @@ pub fn tiny_phi3_gguf(seed: u64) -> Vec<u8> {
 }
 
 /// The tiny llama with RoPE frequency factors: its shape, one factor per pair of a head.
-pub const TINY_LLAMA3: TinyShape = TinyShape { d: 32, heads: 4, kv_heads: 2, ff: 64, vocab: 20, layers: 2, context: 64 };
+pub const TINY_LLAMA3: TinyShape =
+    TinyShape { d: 32, heads: 4, kv_heads: 2, ff: 64, vocab: 20, layers: 2, context: 64 };
 
 /// A tiny random llama as GGUF (f32 weights, tied embeddings) with Llama 3.1's RoPE scaling as
 /// llama.cpp stores it: `factors` (one per pair, `d / heads / 2` of them) in `rope_freqs.weight`.
@@ -445,7 +463,8 @@ pub fn tiny_llama3_gguf(seed: u64, factors: &[f32]) -> Vec<u8> {
 
 /// The tiny Gemma 3: six blocks (five local, then the global one), one kv head, a head_dim of its
 /// own, a sliding window shorter than the context.
-pub const TINY_GEMMA3: TinyShape = TinyShape { d: 32, heads: 4, kv_heads: 1, ff: 64, vocab: 20, layers: 6, context: 64 };
+pub const TINY_GEMMA3: TinyShape =
+    TinyShape { d: 32, heads: 4, kv_heads: 1, ff: 64, vocab: 20, layers: 6, context: 64 };
 pub const TINY_GEMMA3_HEAD_DIM: usize = 16;
 pub const TINY_GEMMA3_WINDOW: usize = 48;
 
@@ -463,7 +482,8 @@ pub fn tiny_gemma3_gguf_of(seed: u64, shape: &TinyShape) -> Vec<u8> {
     let mut tensor = random_f32_tensors(seed);
     let mut tensors = tiny_llama_layout(&mut tensor, shape, heads * hd, kv_heads * hd);
     for l in 0..layers {
-        for (name, len) in [("attn_q_norm", hd), ("attn_k_norm", hd), ("post_attention_norm", d), ("post_ffw_norm", d)] {
+        for (name, len) in [("attn_q_norm", hd), ("attn_k_norm", hd), ("post_attention_norm", d), ("post_ffw_norm", d)]
+        {
             tensors.push(tensor(format!("blk.{l}.{name}.weight"), &[len], 0.2, 3.0));
         }
     }
@@ -488,8 +508,10 @@ fn tiny_llama_layout(
     kv: usize,
 ) -> Vec<GgufTensor> {
     let TinyShape { d, ff, vocab, layers, .. } = *shape;
-    let mut tensors =
-        vec![tensor("token_embd.weight".into(), &[d, vocab], -0.5, 0.5), tensor("output_norm.weight".into(), &[d], 0.5, 1.5)];
+    let mut tensors = vec![
+        tensor("token_embd.weight".into(), &[d, vocab], -0.5, 0.5),
+        tensor("output_norm.weight".into(), &[d], 0.5, 1.5),
+    ];
     for l in 0..layers {
         let name = |s: &str| format!("blk.{l}.{s}");
         tensors.extend([
