@@ -5,6 +5,7 @@ use crate::error::GpuError;
 use crate::gpu::kernels::runtime_quant::GpuProbQuant;
 use crate::gpu::kernels::{require_len, SOFT_CAP};
 use crate::gpu::{GpuContext, Recorder, ShaderSource};
+use crate::model::LlamaConfig;
 
 const KERNEL: &str = "attention";
 /// Keys per chunk and invocations per workgroup.
@@ -53,6 +54,11 @@ impl Scores {
     /// `1/√head_dim`, no cap: every model but Gemma's 27B and Gemma 2.
     pub fn standard(head_dim: u32) -> Scores {
         Scores { scale: 1.0 / (head_dim as f32).sqrt(), softcap: None }
+    }
+
+    /// A model's: its [`LlamaConfig::attention_scale`] and `attn_logit_softcap`.
+    pub fn of(c: &LlamaConfig) -> Scores {
+        Scores { scale: c.attention_scale(), softcap: c.attn_logit_softcap }
     }
 
     /// The kernels' (scale, softcap) fields, a cap of 0 meaning none; an error (naming `kernel`)
