@@ -6,7 +6,8 @@
 // probs (if write_probs): [n_heads × n_tokens × (past + n_tokens)], zero for masked keys.
 //
 // One workgroup per (head, query token). Keys are visited in chunks of WORKGROUP_SIZE:
-//   1. invocation j scores key (chunk + j): s = q·k / sqrt(head_dim), masked keys excluded;
+//   1. invocation j scores key (chunk + j): s = q·k · scale (1/sqrt(head_dim) but for Gemma's
+//      27B models), soft-capped where softcap > 0 (Gemma 2), masked keys excluded;
 //   2. every invocation finds the chunk's max, updates the running max m, and invocation j
 //      turns its score into p_j = exp(s_j − m);
 //   3. invocation d owns output dims d, d + WORKGROUP_SIZE, …: acc = acc·exp(m_old − m) + Σ p_j v_j,
@@ -31,6 +32,7 @@ struct Params {
     n_kv_heads: u32,
     head_dim: u32,
     scale: f32,
+    softcap: f32,        // 0: off; else scores become softcap·tanh(s/softcap) (soft_cap.wgsl)
     write_probs: u32,
     // StreamingLLM's cliff (the drop-sink intervention): queries at positions ≥ 1 do not see key 0.
     drop_key0: u32,
@@ -59,7 +61,8 @@ var<workgroup> q_row: array<f32, MAX_HEAD_DIM>;
 var<workgroup> acc: array<f32, MAX_HEAD_DIM>;
 var<workgroup> p: array<f32, WORKGROUP_SIZE>;
 
-// q·k_key / sqrt(head_dim) for cache row `key` of kv head `kv_head`.
+// q·k_key · scale for cache row `key` of kv head `kv_head`, soft-capped where softcap > 0. Every
+// path (the chunk loop, the quantized second pass, the captured probabilities) scores here.
 fn score(key: u32, kv_head: u32) -> f32 {
     let hd = params.head_dim;
     let k_base = key * params.n_kv_heads * hd + kv_head * hd;
@@ -67,7 +70,11 @@ fn score(key: u32, kv_head: u32) -> f32 {
     for (var d = 0u; d < hd; d++) {
         s += q_row[d] * k_cache[k_base + d];
     }
-    return s * params.scale;
+    s *= params.scale;
+    if (params.softcap > 0.0) {
+        s = soft_cap(s, params.softcap);
+    }
+    return s;
 }
 
 // Whether the query at `position` attends to `key` (causality is `key < n_keys`).

@@ -15,7 +15,8 @@
 // partial: one workgroup per (head, token, split), over its keys in tiles of
 // TILE_KEYS = WORKGROUP_SIZE / KEY_LANES:
 //   1. KEY_LANES invocations share a key: each dots q with every KEY_LANES-th vec4 of the key's
-//      row; invocation j < TILE_KEYS adds key j's lanes: s = q·k / sqrt(head_dim), or MASKED;
+//      row; invocation j < TILE_KEYS adds key j's lanes: s = q·k · scale, soft-capped where
+//      softcap > 0 (attention.wgsl's score), or MASKED;
 //   2. every invocation reads the tile's scores, raises the running max m and rescales its own
 //      l and acc by exp(m_old − m) (online softmax, as in attention.wgsl);
 //   3. invocation (group g, quad c), with groups = WORKGROUP_SIZE / ⌈head_dim/4⌉, adds
@@ -51,6 +52,7 @@ struct Params {
     n_kv_heads: u32,
     head_dim: u32,
     scale: f32,
+    softcap: f32, // 0: off; else scores become softcap·tanh(s/softcap) (soft_cap.wgsl)
     // StreamingLLM's cliff (the drop-sink intervention): queries at positions ≥ 1 do not see key 0.
     drop_key0: u32,
     splits: u32,
@@ -144,6 +146,9 @@ fn partial(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups
                     sum += lane_dots[local * KEY_LANES + i];
                 }
                 s = sum * params.scale;
+                if (params.softcap > 0.0) {
+                    s = soft_cap(s, params.softcap);
+                }
             }
             scores[local] = s;
         }

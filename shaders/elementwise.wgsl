@@ -1,4 +1,5 @@
-// Elementwise kernels over f32 vectors: residual add, bias add, a row of factors, SwiGLU's gate.
+// Elementwise kernels over f32 vectors: residual add, bias add, a row of factors, SwiGLU's gate,
+// soft-capping (soft_cap.wgsl, included before this file).
 // One invocation per element; the workgroup grid may be 2-D for long vectors (see
 // GpuContext::grid), so the linear index folds y in and threads past the end return.
 
@@ -53,4 +54,13 @@ fn mul_rows_in_place(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgrou
     let i = linear_index(wg, groups, local);
     if (i >= params.n) { return; }
     acc[i] = acc[i] * operand[i % params.period];
+}
+
+// acc[i] = cap·tanh(acc[i]/cap) with cap = operand[0]: Gemma 2's soft cap of the logits.
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn soft_cap_in_place(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+                     @builtin(local_invocation_index) local: u32) {
+    let i = linear_index(wg, groups, local);
+    if (i >= params.n) { return; }
+    acc[i] = soft_cap(acc[i], operand[0]);
 }

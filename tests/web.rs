@@ -395,6 +395,31 @@ async fn tiny_gemma3_forward_matches_the_cpu_reference() {
     prefill_and_decode_match_the_cpu_reference(ctx().await, &model, &TINY_TOKENS).await;
 }
 
+/// Gemma 2 through Tint/Dawn: the soft caps of the scores, in the split attention kernel (plain
+/// steps) and in the one-pass one (a step that captures probabilities), and of the logits, with
+/// heads wider than width / heads (tests/native/gemma2.rs checks the CPU reference against the
+/// numpy oracle).
+#[wasm_bindgen_test]
+async fn tiny_gemma2_forward_matches_the_cpu_reference() {
+    let ctx = ctx().await;
+    let model =
+        Model::from_gguf(tiny_gemma2_gguf(0x4745_4d32_0000_0001, &TINY_GEMMA2), "tiny-gemma2.gguf", &mut |_| {})
+            .expect("load the tiny gemma2");
+    assert!(model.config.attn_logit_softcap.is_some() && model.config.final_logit_softcap.is_some());
+    prefill_and_decode_match_the_cpu_reference(ctx, &model, &TINY_TOKENS).await;
+    let gpu = GpuModel::upload(ctx, &model, &mut |_| {}).expect("upload");
+    let mut cache = gpu.new_cache(ctx, TINY_TOKENS.len() as u32).unwrap();
+    let capture = Capture { attention_layers: (0..model.config.n_layers).collect(), ..Default::default() };
+    let out = gpu.step(ctx, &mut cache, &TINY_TOKENS, &capture).await.expect("prefill with probabilities");
+    let cpu = forward(&model, &TINY_TOKENS, ForwardOptions { attention_probs: true, ..Default::default() }).unwrap();
+    let err = relative_l2(&out.logits, &cpu.logits);
+    assert!(err <= LOGITS_REL_L2, "prefill with probabilities: relative L2 {err:.2e} > {LOGITS_REL_L2:e}");
+    for (layer, probs) in &out.attention_probs {
+        let err = relative_l2(probs, &cpu.attention_probs[*layer]);
+        assert!(err <= LOGITS_REL_L2, "layer {layer}'s probabilities: relative L2 {err:.2e}");
+    }
+}
+
 /// A matrix larger than one binding, through Tint/Dawn: on a device whose bindings are capped at
 /// 64 KiB, a tiny Gemma 3 with 3000 tokens has its embeddings in six parts (the gather and the
 /// tied unembedding dispatch per part); prefill and decode match the CPU reference.

@@ -16,7 +16,7 @@ use crate::formats::blocks::{q4_1, q8_0, F16Le};
 use crate::formats::ggml::GgmlType;
 use crate::gpu::context::AdapterSummary;
 use crate::gpu::forward::{Capture, GpuModel};
-use crate::gpu::kernels::attention::{attention, attention_quantized, AttentionIo, AttentionShape};
+use crate::gpu::kernels::attention::{attention, attention_quantized, AttentionIo, AttentionShape, Scores};
 use crate::gpu::kernels::attention_split::{attention_split, split_plan};
 use crate::gpu::kernels::bcq::{bcq_gemv, GpuBcqWeight};
 use crate::gpu::kernels::elementwise::swiglu_in_place;
@@ -365,6 +365,7 @@ pub async fn run(
                 ctx,
                 enc,
                 shape,
+                Scores::of(c),
                 AttentionIo { q: &q, k_cache: &keys, v_cache: &values, out: &attended, n_tokens: 1, past: past },
                 false,
                 &scratch,
@@ -410,6 +411,7 @@ pub async fn run(
             ctx,
             enc,
             shape,
+            Scores::of(c),
             AttentionIo { q: &q, k_cache: &keys, v_cache: &values, out: &attended, n_tokens: 1, past: past },
             None,
             false,

@@ -11,10 +11,10 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::error::{GpuError, ModelError};
-use crate::gpu::kernels::attention::{attention_quantized, AttentionIo, AttentionShape};
+use crate::gpu::kernels::attention::{attention_quantized, AttentionIo, AttentionShape, Scores};
 use crate::gpu::kernels::attention_split::{attention_split, split_plan};
 use crate::gpu::kernels::attention_summary::{attention_summary, summary_words};
-use crate::gpu::kernels::elementwise::{add_in_place, mul_rows_in_place};
+use crate::gpu::kernels::elementwise::{add_in_place, mul_rows_in_place, soft_cap_in_place};
 use crate::gpu::kernels::embedding::embedding;
 use crate::gpu::kernels::intervene::{intervene_after_block, GpuIntervention};
 use crate::gpu::kernels::matmul::{
@@ -65,6 +65,8 @@ pub struct GpuModel {
     output_norm: wgpu::Buffer,
     /// Gemma's √width, one f32, by which the embeddings are multiplied.
     embedding_scale: Option<wgpu::Buffer>,
+    /// Gemma 2's soft cap of the logits, one f32.
+    final_logit_softcap: Option<wgpu::Buffer>,
     blocks: Vec<GpuBlock>,
     /// The weights as loaded of every matrix that has been replaced by a re-quantized version.
     masters: HashMap<String, GpuWeight>,
@@ -426,6 +428,10 @@ impl GpuModel {
                 true => Some(ctx.upload_f32("embedding scale", &[c.embedding_scale()])?),
                 false => None,
             },
+            final_logit_softcap: match c.final_logit_softcap {
+                Some(cap) => Some(ctx.upload_f32("final logit soft cap", &[cap])?),
+                None => None,
+            },
             blocks,
             masters: HashMap::new(),
             matmul_variant: None,
@@ -728,6 +734,7 @@ impl GpuModel {
         let staging = ws.readback(ctx, read_bytes);
         let shape =
             AttentionShape { n_heads: c.n_heads as u32, n_kv_heads: c.n_kv_heads as u32, head_dim: c.head_dim as u32 };
+        let scores = Scores::of(c);
         // attention_split's partial results; its size depends on the token count, not on past.
         let splits = ws.scratch(ctx, "attention splits", 4 * split_plan(shape, n, past).scratch_words)?;
         let (global_rope, local_rope) = (&ws.rope, ws.local_rope.as_ref());
@@ -843,9 +850,10 @@ impl GpuModel {
             let io = AttentionIo { q: &q, k_cache, v_cache, out: &attended, n_tokens: n, past };
             match (probs, prob_quant) {
                 // Nothing reads or changes the probabilities: split the keys over workgroups.
-                (None, None) => attention_split(ctx, &mut enc, shape, io, drop_sink, &splits)?,
+                (None, None) => attention_split(ctx, &mut enc, shape, scores, io, drop_sink, &splits)?,
                 (probs, prob_quant) => {
-                    attention_quantized(ctx, &mut enc, shape, io, probs, drop_sink, prob_quant.map(|p| (p, l)))?
+                    let prob_quant = prob_quant.map(|p| (p, l));
+                    attention_quantized(ctx, &mut enc, shape, scores, io, probs, drop_sink, prob_quant)?
                 }
             }
             if let (Some(probs), Some(summaries)) = (probs, &attention_out) {
@@ -897,6 +905,10 @@ impl GpuModel {
         } else {
             rms_norm_rows(ctx, &mut enc, &x, n - rows, &self.output_norm, &last_normed, rows, d, c.rms_eps)?;
             mm(&mut enc, unembedding, &last_normed, &logits, rows, &MatmulOptions::default())?;
+        }
+        // Before anything reads the logits: the top k, the readback, a capture of every row.
+        if let Some(cap) = &self.final_logit_softcap {
+            soft_cap_in_place(ctx, &mut enc, &logits, cap, rows * vocab)?;
         }
         match &top {
             Some((k, scratch, ids, values)) => {

@@ -1,8 +1,8 @@
 //! Llama-family architecture hyper-parameters, read from GGUF metadata or a Hugging Face
-//! `config.json`. One struct serves llama, SmolLM2, Mistral, Qwen2, Qwen3 and Phi-3: they differ
-//! only in values and switches (heads, rope base, q/k/v biases, Qwen3's per-head RMSNorm of
-//! queries and keys, RoPE pair layout, Phi-3's fused projections, which the loader splits), not in
-//! the shape of the computation.
+//! `config.json`. One struct serves llama, SmolLM2, Mistral, Qwen2, Qwen3, Phi-3, Gemma 2 and
+//! Gemma 3: they differ only in values and switches (heads, rope base, q/k/v biases, Qwen3's
+//! per-head RMSNorm of queries and keys, RoPE pair layout, Phi-3's fused projections, which the
+//! loader splits, Gemma's query scale and soft-capping), not in the shape of the computation.
 
 use serde::{Deserialize, Serialize};
 
@@ -59,9 +59,11 @@ pub struct LlamaConfig {
     /// weight of its own per block) after the projections and before RoPE.
     #[serde(default)]
     pub qk_norm: bool,
-    /// Mistral v0.1 attends to the last `sliding_window` tokens only. The forward attends to
-    /// every earlier token, which is the same computation up to that length: `context_length` is
-    /// clamped to it, so a longer sequence is refused rather than computed differently.
+    /// Mistral v0.1 attends to the last `sliding_window` tokens only, Gemma 2's local layers
+    /// (every other one) and Gemma 3's (five of six) too. The forward attends to every earlier
+    /// token, which is the same computation up to that length: `context_length` is clamped to it,
+    /// so a longer sequence is refused rather than computed differently (and Gemma 2's local
+    /// layers, with the global RoPE base, compute what its global ones do).
     #[serde(default)]
     pub sliding_window: Option<usize>,
     /// Llama 3.1's RoPE scaling: each pair's frequency is divided by its factor (`head_dim / 2`
@@ -82,6 +84,16 @@ pub struct LlamaConfig {
     /// they differ from the global ones only in their RoPE base.
     #[serde(default)]
     pub local_layers: Option<LocalLayers>,
+    /// Gemma 2 and 3 scale the scores by `1/√query_pre_attn_scalar`; `None` where that is
+    /// `head_dim` (every other model). The 27B models use `d_model / n_heads` instead.
+    #[serde(default)]
+    pub query_pre_attn_scalar: Option<f32>,
+    /// Gemma 2's soft-capping of the attention scores before the softmax: `s → cap·tanh(s/cap)`.
+    #[serde(default)]
+    pub attn_logit_softcap: Option<f32>,
+    /// Gemma 2's soft-capping of the logits after the unembedding: `z → cap·tanh(z/cap)`.
+    #[serde(default)]
+    pub final_logit_softcap: Option<f32>,
 }
 
 /// Llama 3.1's per-pair RoPE frequency divisors from its `rope_scaling` parameters (Hugging
@@ -128,6 +140,7 @@ const GGUF_ARCHITECTURES: &[(&str, RopeLayout)] = &[
     ("qwen2", RopeLayout::HalfSplit),
     ("qwen3", RopeLayout::HalfSplit),
     ("phi3", RopeLayout::HalfSplit),
+    ("gemma2", RopeLayout::HalfSplit),
     ("gemma3", RopeLayout::HalfSplit),
 ];
 /// Hugging Face architectures and the name this crate gives each (GGUF's).
@@ -137,8 +150,26 @@ const HF_ARCHITECTURES: &[(&str, &str)] = &[
     ("Qwen2ForCausalLM", "qwen2"),
     ("Qwen3ForCausalLM", "qwen3"),
     ("Phi3ForCausalLM", "phi3"),
+    ("Gemma2ForCausalLM", "gemma2"),
     ("Gemma3ForCausalLM", "gemma3"),
 ];
+
+/// Whether `architecture` is a Gemma: embeddings × √width, GeGLU, norms around both sub-blocks,
+/// norm gains `1 + w` (Hugging Face stores `w`).
+pub fn is_gemma(architecture: &str) -> bool {
+    matches!(architecture, "gemma2" | "gemma3")
+}
+
+/// Gemma 2's window where a file names none (llama.cpp's and transformers' default).
+const GEMMA2_WINDOW: usize = 4096;
+/// Gemma 2's soft caps where a file names none (llama.cpp's and transformers' defaults).
+const GEMMA2_ATTN_SOFTCAP: f32 = 50.0;
+const GEMMA2_FINAL_SOFTCAP: f32 = 30.0;
+
+/// `cap·tanh(x/cap)`: Gemma 2's soft-capping of attention scores and logits, in f64 inside.
+pub fn soft_cap(x: f32, cap: f32) -> f32 {
+    (cap as f64 * (x as f64 / cap as f64).tanh()) as f32
+}
 
 impl LlamaConfig {
     pub fn q_dim(&self) -> usize {
@@ -164,6 +195,12 @@ impl LlamaConfig {
         self.local_layers.map(|local| rope_frequencies(self.head_dim, local.rope_base, None))
     }
 
+    /// The factor the attention scores `q·k` are multiplied by: `1/√query_pre_attn_scalar`, which
+    /// is `head_dim` but for Gemma's 27B models.
+    pub fn attention_scale(&self) -> f32 {
+        1.0 / self.query_pre_attn_scalar.unwrap_or(self.head_dim as f32).sqrt()
+    }
+
     /// The factor the embeddings are multiplied by: √d_model where `scale_embeddings`, else 1.
     pub fn embedding_scale(&self) -> f32 {
         if self.scale_embeddings {
@@ -186,7 +223,7 @@ impl LlamaConfig {
             });
         };
         let key = |suffix: &str| format!("{architecture}.{suffix}");
-        let gemma = architecture == "gemma3";
+        let gemma = is_gemma(&architecture);
         let d_model = get_usize(gguf, &key("embedding_length"))?;
         let n_heads = get_usize(gguf, &key("attention.head_count"))?;
         let n_kv_heads = match gguf.get(&key("attention.head_count_kv")) {
@@ -202,8 +239,29 @@ impl LlamaConfig {
             Some(_) => get_usize(gguf, &key("vocab_size"))?,
             None => gguf.get("tokenizer.ggml.tokens").and_then(|v| v.as_array()).map_or(0, |a| a.len()),
         };
+        let optional_f32 = |suffix: &str| match gguf.get(&key(suffix)) {
+            Some(_) => get_f32(gguf, &key(suffix)).map(Some),
+            None => Ok(None),
+        };
+        let gemma2 = architecture == "gemma2";
+        let (attn_logit_softcap, final_logit_softcap) = match gemma2 {
+            true => (
+                optional_f32("attn_logit_softcapping")?.or(Some(GEMMA2_ATTN_SOFTCAP)),
+                optional_f32("final_logit_softcapping")?.or(Some(GEMMA2_FINAL_SOFTCAP)),
+            ),
+            false => (optional_f32("attn_logit_softcapping")?, optional_f32("final_logit_softcapping")?),
+        };
+        let n_layers = get_usize(gguf, &key("block_count"))?;
+        // GGUF has no key for the query scale: llama.cpp scales Gemma 2 27B's (46 blocks) and
+        // Gemma 3 27B's (62 blocks) queries by 1/√(width/heads), picked by the layer count.
+        let is_27b = (gemma2 && n_layers == 46) || (architecture == "gemma3" && n_layers == 62);
+        let query_pre_attn_scalar = match is_27b && n_heads > 0 && d_model / n_heads != head_dim {
+            true => Some((d_model / n_heads) as f32),
+            false => None,
+        };
+        let local_rope_base = optional_f32("rope.freq_base_swa")?;
         let config = LlamaConfig {
-            n_layers: get_usize(gguf, &key("block_count"))?,
+            n_layers,
             d_model,
             n_heads,
             n_kv_heads,
@@ -222,19 +280,28 @@ impl LlamaConfig {
             qk_norm: matches!(architecture.as_str(), "qwen3" | "gemma3"),
             sliding_window: match gguf.get(&key("attention.sliding_window")) {
                 Some(_) => Some(get_usize(gguf, &key("attention.sliding_window"))?),
+                None if gemma2 => Some(GEMMA2_WINDOW),
                 None => None,
             },
             rope_freq_factors: None,
             ffn_activation: if gemma { GateActivation::GeluTanh } else { GateActivation::Silu },
             scale_embeddings: gemma,
             post_norms: gemma,
-            // llama.cpp's gemma3: every 6th block global, the local ones at RoPE base 10000.
-            local_layers: gemma.then_some(LocalLayers { period: 6, rope_base: 10_000.0 }),
+            // llama.cpp's gemma3: every 6th block global, the local ones at RoPE base 10000. Gemma
+            // 2's local layers (every other one) share the global base: with the context clamped
+            // to the window they compute what the global ones do.
+            local_layers: (architecture == "gemma3")
+                .then(|| LocalLayers { period: 6, rope_base: local_rope_base.unwrap_or(10_000.0) }),
+            query_pre_attn_scalar,
+            attn_logit_softcap,
+            final_logit_softcap,
             architecture: architecture.clone(),
         };
-        if gemma && config.n_layers == 62 {
-            // llama.cpp scales 27B's queries by 1/√(width/heads), picked by its layer count.
-            return Err(bad(file, "Gemma 3 27B's query scale is not supported yet".into()));
+        if let Some(base) = local_rope_base.filter(|&base| gemma2 && base != config.rope_base) {
+            return Err(bad(
+                file,
+                format!("gemma2 local layers' RoPE base {base} (not the global one) is not supported"),
+            ));
         }
         let config = config.bounded_by_its_window();
         // Llama 3.1's and Phi-3 128k's RoPE scalings ship as tensors (`rope_freqs`,
@@ -255,7 +322,7 @@ impl LlamaConfig {
     }
 
     /// Config from a Hugging Face `config.json` (LlamaForCausalLM, MistralForCausalLM,
-    /// Qwen2ForCausalLM, Qwen3ForCausalLM, Phi3ForCausalLM). HF checkpoints keep Q/K unpermuted,
+    /// Qwen2ForCausalLM, Qwen3ForCausalLM, Phi3ForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM). HF checkpoints keep Q/K unpermuted,
     /// so RoPE is half-split.
     pub fn from_hf_json(json: &[u8], file: &str) -> Result<Self, ModelError> {
         let v: serde_json::Value = serde_json::from_slice(json)
@@ -288,13 +355,29 @@ impl LlamaConfig {
         let n_heads = uint("num_attention_heads")?;
         let n_kv_heads = if v["num_key_value_heads"].is_null() { n_heads } else { uint("num_key_value_heads")? };
         let head_dim = if v["head_dim"].is_null() { d_model / n_heads.max(1) } else { uint("head_dim")? };
+        let gemma = is_gemma(architecture);
+        let gemma2 = architecture == "gemma2";
         // Qwen2 and Qwen3 name a window but turn it off (`use_sliding_window: false`).
         let sliding_window = match (&v["sliding_window"], v["use_sliding_window"].as_bool()) {
-            (serde_json::Value::Null, _) | (_, Some(false)) => None,
+            (_, Some(false)) => None,
+            (serde_json::Value::Null, _) if gemma2 => Some(GEMMA2_WINDOW),
+            (serde_json::Value::Null, _) => None,
             _ => Some(uint("sliding_window")?),
         };
         let rope_base = float_or("rope_theta", 10_000.0)?;
-        let gemma = architecture == "gemma3";
+        // Gemma 2's caps where config.json leaves them out (Gemma2Config's defaults); `null` is off.
+        let softcap = |k: &str, gemma2_default: f32| -> Result<Option<f32>, ModelError> {
+            match v.get(k) {
+                None if gemma2 => Ok(Some(gemma2_default)),
+                None | Some(serde_json::Value::Null) => Ok(None),
+                Some(_) => float_or(k, 0.0).map(Some),
+            }
+        };
+        // Gemma's configs default to 256 (Gemma2Config, Gemma3TextConfig); other models have none.
+        let query_pre_attn_scalar = match gemma {
+            true => Some(float_or("query_pre_attn_scalar", 256.0)?).filter(|&s| s != head_dim as f32),
+            false => None,
+        };
         let rope_freq_factors = match &v["rope_scaling"] {
             serde_json::Value::Null => None,
             scaling => {
@@ -345,25 +428,26 @@ impl LlamaConfig {
             ffn_activation: if gemma { GateActivation::GeluTanh } else { GateActivation::Silu },
             scale_embeddings: gemma,
             post_norms: gemma,
-            local_layers: if gemma { Some(gemma3_local_layers(&v, file)?) } else { None },
+            local_layers: match architecture == "gemma3" {
+                true => Some(gemma3_local_layers(&v, file)?),
+                false => None,
+            },
+            query_pre_attn_scalar,
+            attn_logit_softcap: softcap("attn_logit_softcapping", GEMMA2_ATTN_SOFTCAP)?,
+            final_logit_softcap: softcap("final_logit_softcapping", GEMMA2_FINAL_SOFTCAP)?,
             architecture: architecture.into(),
         }
         .bounded_by_its_window();
-        if gemma {
-            // Gemma 3 270M to 12B scale queries by 1/√head_dim like everyone; 27B does not.
-            let scalar = v["query_pre_attn_scalar"].as_f64().unwrap_or(head_dim as f64);
-            if scalar != head_dim as f64 {
-                return Err(bad(file, format!("query_pre_attn_scalar {scalar} (not head_dim) is not supported yet")));
-            }
-            if v["hidden_activation"].as_str().is_some_and(|a| a != "gelu_pytorch_tanh") {
-                return Err(bad(
-                    file,
-                    format!("hidden_activation {} is not supported (gelu_pytorch_tanh)", v["hidden_activation"]),
-                ));
-            }
-            for cap in ["final_logit_softcapping", "attn_logit_softcapping"] {
+        if gemma && v["hidden_activation"].as_str().is_some_and(|a| a != "gelu_pytorch_tanh") {
+            return Err(bad(
+                file,
+                format!("hidden_activation {} is not supported (gelu_pytorch_tanh)", v["hidden_activation"]),
+            ));
+        }
+        if !gemma {
+            for cap in ["final_logit_softcapping", "attn_logit_softcapping", "query_pre_attn_scalar"] {
                 if !v[cap].is_null() {
-                    return Err(bad(file, format!("{cap} is not supported yet")));
+                    return Err(bad(file, format!("{cap} is not supported for {architecture}")));
                 }
             }
         }
@@ -410,6 +494,16 @@ impl LlamaConfig {
         if let Some(local) = self.local_layers {
             if !(local.rope_base.is_finite() && local.rope_base > 1.0 && local.period > 0) {
                 return Err(bad(file, format!("local layers {local:?} out of range")));
+            }
+        }
+        let positive = [
+            ("query_pre_attn_scalar", self.query_pre_attn_scalar),
+            ("attention soft cap", self.attn_logit_softcap),
+            ("final logit soft cap", self.final_logit_softcap),
+        ];
+        for (what, value) in positive {
+            if let Some(x) = value.filter(|x| !(x.is_finite() && *x > 0.0)) {
+                return Err(bad(file, format!("{what} {x} is not a positive number")));
             }
         }
         if let Some(factors) = &self.rope_freq_factors {
@@ -547,6 +641,37 @@ mod tests {
             .replace(r#""sliding_window": 4096"#, r#""sliding_window": 4096, "use_sliding_window": false"#);
         let c = LlamaConfig::from_hf_json(off.as_bytes(), "config.json").unwrap();
         assert_eq!((c.sliding_window, c.context_length), (None, 8192));
+    }
+
+    /// Gemma 2 2B's config.json: its caps, window and query scalar (its head_dim: None). A cap of
+    /// null is off, an absent one Gemma2Config's default; a cap on a llama is refused by name.
+    #[test]
+    fn hf_gemma2_reads_its_soft_caps_window_and_query_scalar() {
+        let json = r#"{"architectures": ["Gemma2ForCausalLM"], "hidden_size": 2304, "intermediate_size": 9216,
+            "num_hidden_layers": 26, "num_attention_heads": 8, "num_key_value_heads": 4, "head_dim": 256,
+            "max_position_embeddings": 8192, "rms_norm_eps": 1e-06, "rope_theta": 10000.0, "sliding_window": 4096,
+            "query_pre_attn_scalar": 256, "attn_logit_softcapping": 50.0, "final_logit_softcapping": 30.0,
+            "hidden_activation": "gelu_pytorch_tanh", "vocab_size": 256000, "tie_word_embeddings": true}"#;
+        let c = LlamaConfig::from_hf_json(json.as_bytes(), "config.json").unwrap();
+        assert_eq!(c.architecture, "gemma2");
+        assert!(!c.qk_norm && c.post_norms && c.scale_embeddings && c.local_layers.is_none());
+        assert_eq!((c.attn_logit_softcap, c.final_logit_softcap), (Some(50.0), Some(30.0)));
+        assert_eq!((c.sliding_window, c.context_length, c.query_pre_attn_scalar), (Some(4096), 4096, None));
+        let defaults = json
+            .replace(r#""attn_logit_softcapping": 50.0"#, r#""attn_logit_softcapping": null"#)
+            .replace(r#""final_logit_softcapping": 30.0,"#, "")
+            .replace(r#""sliding_window": 4096,"#, "");
+        let c = LlamaConfig::from_hf_json(defaults.as_bytes(), "config.json").unwrap();
+        assert_eq!((c.attn_logit_softcap, c.final_logit_softcap, c.sliding_window), (None, Some(30.0), Some(4096)));
+        // Gemma 2 27B: 4608 wide, 32 heads of 128, queries scaled by 1/√144.
+        let big = json.replace(r#""query_pre_attn_scalar": 256"#, r#""query_pre_attn_scalar": 144"#);
+        assert_eq!(LlamaConfig::from_hf_json(big.as_bytes(), "c").unwrap().attention_scale(), 1.0 / 12.0);
+
+        let err = |json: &str| LlamaConfig::from_hf_json(json.as_bytes(), "cfg.json").unwrap_err().to_string();
+        assert!(err(&json.replace("50.0", "-1")).contains("attention soft cap -1 is not a positive number"));
+        let capped_llama =
+            SMOLLM2_HF.replace(r#""rope_scaling": null"#, r#""rope_scaling": null, "final_logit_softcapping": 30"#);
+        assert!(err(&capped_llama).contains("final_logit_softcapping is not supported for llama"));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::formats::gguf::GgufFile;
 use crate::formats::safetensors;
 use crate::formats::tokenizer::TextTokenizer;
 use crate::model::bytes::{ByteSegments, ModelBytes};
-use crate::model::config::LlamaConfig;
+use crate::model::config::{is_gemma, LlamaConfig};
 use crate::model::fused::split_fused;
 use crate::model::generate::{ranked, CpuBackend};
 use crate::model::weights::{WeightTensor, Weights};
@@ -200,7 +200,7 @@ impl Model {
         config.tied_embeddings = !tensors.iter().any(|t| t.name == "output.weight");
         let mut tensors = split_fused(&config, tensors, source)?;
         let mut bytes = bytes;
-        if config.architecture == "gemma3" {
+        if is_gemma(&config.architecture) {
             shift_norm_gains(&mut bytes, &mut tensors, source)?;
         }
         let weights = Weights::new(bytes, source, tensors)?;
@@ -387,7 +387,7 @@ fn shift_norm_gains(bytes: &mut ByteSegments, tensors: &mut [WeightTensor], sour
     Ok(())
 }
 
-/// Hugging Face llama/qwen2/qwen3/phi3/gemma3 tensor names → GGUF names.
+/// Hugging Face llama/qwen2/qwen3/phi3/gemma2/gemma3 tensor names → GGUF names.
 fn gguf_name(hf: &str, architecture: &str) -> Option<String> {
     let fixed = match hf {
         "model.embed_tokens.weight" => Some("token_embd.weight"),
@@ -402,7 +402,7 @@ fn gguf_name(hf: &str, architecture: &str) -> Option<String> {
     let (layer, suffix) = rest.split_once('.')?;
     let layer: usize = layer.parse().ok()?;
     // Gemma's norms around the attention and the MLP: four per block, not two.
-    if architecture == "gemma3" {
+    if is_gemma(architecture) {
         let gemma = match suffix {
             "post_attention_layernorm.weight" => Some("post_attention_norm.weight"),
             "pre_feedforward_layernorm.weight" => Some("ffn_norm.weight"),

@@ -5,19 +5,21 @@
 //! x = embed(tokens)                                        (× √d for Gemma)
 //! for each block:  x += W_o · attention(rope(W_q · norm(x)), rope(W_k · norm(x)), W_v · norm(x))
 //!                  x += W_down · (silu(W_gate · norm(x)) ⊙ (W_up · norm(x)))
-//! logits = W_out · norm(x)
+//! logits = W_out · norm(x)                                (soft-capped for Gemma 2)
 //! ```
 //!
 //! Switches of the config change steps, not the shape: Qwen3 and Gemma 3 normalize each query
 //! and key head before RoPE, Gemma normalizes the attention's and the MLP's outputs before the
 //! adds (`post_norms`) and gates with GELU instead of SiLU, Gemma 3's local layers rotate with a
-//! RoPE base of their own.
+//! RoPE base of their own, Gemma 2 soft-caps the attention scores and the logits
+//! (`cap·tanh(x/cap)`), and Gemma's 27B models scale the scores by `1/√(width/heads)`, not
+//! `1/√head_dim`.
 //!
 //! Activations are row-major `[tokens × width]`. Weights are dequantized one row at a time, so the
 //! quantized model never needs a full f32 copy in memory.
 
 use crate::error::{FormatError, ModelError};
-use crate::model::config::{GateActivation, LlamaConfig, RopeLayout};
+use crate::model::config::{soft_cap, GateActivation, LlamaConfig, RopeLayout};
 use crate::model::load::Model;
 use crate::model::weights::{WeightTensor, Weights};
 
@@ -231,6 +233,9 @@ pub fn forward_from(
     let final_rows = if options.all_logits { &x[..] } else { &x[(n - 1) * c.d_model..] };
     let xn = rms_norm(w, final_rows, model.tensor("output_norm.weight")?, c.rms_eps)?;
     out.logits = linear(w, &xn, model.output_tensor()?, None)?;
+    if let Some(cap) = c.final_logit_softcap {
+        out.logits.iter_mut().for_each(|z| *z = soft_cap(*z, cap));
+    }
     Ok(out)
 }
 
@@ -442,7 +447,8 @@ impl RopeTable {
     }
 }
 
-/// softmax(q·kᵀ/√d, causal) · v per head. Query head h reads key/value head
+/// softmax(q·kᵀ/√d, causal) · v per head (the scale [`LlamaConfig::attention_scale`], the scores
+/// soft-capped first where the config says so). Query head h reads key/value head
 /// h / (n_heads / n_kv_heads) (grouped-query attention). Returns the attended values
 /// `[tokens × n_heads·head_dim]` and, if asked, the probabilities `[n_heads × tokens × tokens]`.
 /// Keys the hook masks score −∞, so they get exactly 0 and add exactly nothing to the sums: with
@@ -461,7 +467,8 @@ fn causal_attention(
     let hd = c.head_dim;
     let group = c.n_heads / c.n_kv_heads;
     let (q_dim, kv_dim) = (c.q_dim(), c.kv_dim());
-    let scale = 1.0 / (hd as f32).sqrt();
+    let scale = c.attention_scale();
+    let cap = |s: f32| c.attn_logit_softcap.map_or(s, |cap| soft_cap(s, cap));
     let mut attended = vec![0.0f32; n * q_dim];
     let mut probs = if keep_probs { vec![0.0f32; c.n_heads * n * n] } else { Vec::new() };
     let mut p = vec![0.0f32; n];
@@ -473,7 +480,7 @@ fn causal_attention(
                 p[j] = if hook.masks_key(i, j) {
                     f32::NEG_INFINITY
                 } else {
-                    dot(q_i, &k[j * kv_dim + kv_h * hd..][..hd]) * scale
+                    cap(dot(q_i, &k[j * kv_dim + kv_h * hd..][..hd]) * scale)
                 };
             }
             let max = p[..=i].iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -537,6 +544,9 @@ mod tests {
             scale_embeddings: false,
             post_norms: false,
             local_layers: None,
+            query_pre_attn_scalar: None,
+            attn_logit_softcap: None,
+            final_logit_softcap: None,
         }
     }
 

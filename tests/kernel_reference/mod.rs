@@ -9,7 +9,8 @@
 use half::f16;
 use quantscope::formats::ggml::GgmlType;
 use quantscope::formats::gguf::{write_gguf, MetadataValue as V};
-use quantscope::gpu::kernels::attention::AttentionShape;
+use quantscope::gpu::kernels::attention::{AttentionShape, Scores};
+use quantscope::model::config::soft_cap;
 use quantscope::model::weights::{WeightTensor, Weights};
 use quantscope::model::RopeLayout;
 
@@ -133,11 +134,27 @@ pub fn cpu_attention_masked(
     v: &[f32],
     drop_key0: bool,
 ) -> (Vec<f32>, Vec<f32>) {
+    cpu_attention_scored(s, Scores::standard(s.head_dim), n, past, (q, k, v), drop_key0)
+}
+
+/// [`cpu_attention_masked`] with the scores `q·k · scale`, soft-capped where `scores` has a cap
+/// (`model::reference::causal_attention` with Gemma's query scale and Gemma 2's cap).
+pub fn cpu_attention_scored(
+    s: AttentionShape,
+    scores: Scores,
+    n: usize,
+    past: usize,
+    (q, k, v): (&[f32], &[f32], &[f32]),
+    drop_key0: bool,
+) -> (Vec<f32>, Vec<f32>) {
     let (nh, hd) = (s.n_heads as usize, s.head_dim as usize);
     let group = nh / s.n_kv_heads as usize;
     let (q_dim, kv_dim) = (nh * hd, s.n_kv_heads as usize * hd);
     let keys = past + n;
-    let scale = 1.0 / (hd as f32).sqrt();
+    let score = |dot: f32| {
+        let scaled = dot * scores.scale;
+        scores.softcap.map_or(scaled, |cap| soft_cap(scaled, cap))
+    };
     let mut out = vec![0.0f32; n * q_dim];
     let mut probs = vec![0.0f32; nh * n * keys];
     let mut p = vec![0.0f32; keys];
@@ -149,7 +166,7 @@ pub fn cpu_attention_masked(
             let q_i = &q[i * q_dim + h * hd..][..hd];
             p[0] = 0.0;
             for j in first..=last {
-                p[j] = dot(q_i, &k[j * kv_dim + kv_h * hd..][..hd]) * scale;
+                p[j] = score(dot(q_i, &k[j * kv_dim + kv_h * hd..][..hd]));
             }
             let max = p[first..=last].iter().copied().fold(f32::NEG_INFINITY, f32::max);
             let mut sum = 0.0f32;
@@ -432,7 +449,8 @@ pub fn tiny_phi3_gguf(seed: u64) -> Vec<u8> {
 }
 
 /// The tiny llama with RoPE frequency factors: its shape, one factor per pair of a head.
-pub const TINY_LLAMA3: TinyShape = TinyShape { d: 32, heads: 4, kv_heads: 2, ff: 64, vocab: 20, layers: 2, context: 64 };
+pub const TINY_LLAMA3: TinyShape =
+    TinyShape { d: 32, heads: 4, kv_heads: 2, ff: 64, vocab: 20, layers: 2, context: 64 };
 
 /// A tiny random llama as GGUF (f32 weights, tied embeddings) with Llama 3.1's RoPE scaling as
 /// llama.cpp stores it: `factors` (one per pair, `d / heads / 2` of them) in `rope_freqs.weight`.
@@ -445,7 +463,8 @@ pub fn tiny_llama3_gguf(seed: u64, factors: &[f32]) -> Vec<u8> {
 
 /// The tiny Gemma 3: six blocks (five local, then the global one), one kv head, a head_dim of its
 /// own, a sliding window shorter than the context.
-pub const TINY_GEMMA3: TinyShape = TinyShape { d: 32, heads: 4, kv_heads: 1, ff: 64, vocab: 20, layers: 6, context: 64 };
+pub const TINY_GEMMA3: TinyShape =
+    TinyShape { d: 32, heads: 4, kv_heads: 1, ff: 64, vocab: 20, layers: 6, context: 64 };
 pub const TINY_GEMMA3_HEAD_DIM: usize = 16;
 pub const TINY_GEMMA3_WINDOW: usize = 48;
 
@@ -458,23 +477,67 @@ pub fn tiny_gemma3_gguf(seed: u64) -> Vec<u8> {
 
 /// [`tiny_gemma3_gguf`] of another shape (a larger vocabulary: embeddings that span bindings).
 pub fn tiny_gemma3_gguf_of(seed: u64, shape: &TinyShape) -> Vec<u8> {
-    let TinyShape { d, heads, kv_heads, layers, .. } = *shape;
     let hd = TINY_GEMMA3_HEAD_DIM;
+    let norms =
+        [("attn_q_norm", hd), ("attn_k_norm", hd), ("post_attention_norm", shape.d), ("post_ffw_norm", shape.d)];
+    let metadata = vec![
+        // Gemma 3's global base, far from its local layers' 10000: a layer with the wrong one shows.
+        ("gemma3.rope.freq_base".into(), V::F32(1_000_000.0)),
+        ("gemma3.attention.sliding_window".into(), V::U32(TINY_GEMMA3_WINDOW as u32)),
+    ];
+    tiny_gemma_gguf("gemma3", seed, shape, hd, &norms, metadata)
+}
+
+/// The tiny Gemma 2: four blocks (local, global, local, global), grouped-query attention, a
+/// head_dim of its own (12, not 40 / 4), a sliding window shorter than the context.
+pub const TINY_GEMMA2: TinyShape =
+    TinyShape { d: 40, heads: 4, kv_heads: 2, ff: 72, vocab: 20, layers: 4, context: 64 };
+pub const TINY_GEMMA2_HEAD_DIM: usize = 12;
+pub const TINY_GEMMA2_WINDOW: usize = 48;
+/// Its attention and final-logit soft caps: low enough to bend the tiny model's scores and logits
+/// (a forward without them misses the oracle by far more than the tolerance).
+pub const TINY_GEMMA2_SOFTCAPS: (f32, f32) = (2.0, 3.0);
+
+/// A tiny random Gemma 2 as GGUF (f32 weights) in llama.cpp's gemma2 layout: the llama tensors
+/// and each block's norms of the attention's and the MLP's outputs (gains far from 1, as
+/// llama.cpp's files hold Gemma's 1 + w), no query or key norms, tied embeddings, the soft caps
+/// [`TINY_GEMMA2_SOFTCAPS`]. Of `shape` (46 blocks: what llama.cpp takes for the 27B model, whose
+/// queries it scales by 1/√(width/heads)).
+pub fn tiny_gemma2_gguf(seed: u64, shape: &TinyShape) -> Vec<u8> {
+    let norms = [("post_attention_norm", shape.d), ("post_ffw_norm", shape.d)];
+    let (attention_cap, final_cap) = TINY_GEMMA2_SOFTCAPS;
+    let metadata = vec![
+        ("gemma2.attn_logit_softcapping".into(), V::F32(attention_cap)),
+        ("gemma2.final_logit_softcapping".into(), V::F32(final_cap)),
+        ("gemma2.attention.sliding_window".into(), V::U32(TINY_GEMMA2_WINDOW as u32)),
+    ];
+    tiny_gemma_gguf("gemma2", seed, shape, TINY_GEMMA2_HEAD_DIM, &norms, metadata)
+}
+
+/// A tiny random Gemma (`arch`) of `shape` with heads `hd` wide: the llama tensors plus each
+/// block's `norms` (name, length), drawn in [0.2, 3); [`tiny_metadata`] with the head sizes and
+/// `metadata` (which replaces a key it shares).
+fn tiny_gemma_gguf(
+    arch: &str,
+    seed: u64,
+    shape: &TinyShape,
+    hd: usize,
+    norms: &[(&str, usize)],
+    metadata: Vec<(String, V)>,
+) -> Vec<u8> {
     let mut tensor = random_f32_tensors(seed);
-    let mut tensors = tiny_llama_layout(&mut tensor, shape, heads * hd, kv_heads * hd);
-    for l in 0..layers {
-        for (name, len) in [("attn_q_norm", hd), ("attn_k_norm", hd), ("post_attention_norm", d), ("post_ffw_norm", d)] {
+    let mut tensors = tiny_llama_layout(&mut tensor, shape, shape.heads * hd, shape.kv_heads * hd);
+    for l in 0..shape.layers {
+        for &(name, len) in norms {
             tensors.push(tensor(format!("blk.{l}.{name}.weight"), &[len], 0.2, 3.0));
         }
     }
-    let mut metadata = tiny_metadata("gemma3", shape);
-    // Gemma 3's global base, far from its local layers' 10000: a layer with the wrong one shows.
-    metadata.retain(|(key, _)| key != "gemma3.rope.freq_base");
-    metadata.push(("gemma3.rope.freq_base".into(), V::F32(1_000_000.0)));
-    metadata.push(("gemma3.attention.key_length".into(), V::U32(hd as u32)));
-    metadata.push(("gemma3.attention.value_length".into(), V::U32(hd as u32)));
-    metadata.push(("gemma3.attention.sliding_window".into(), V::U32(TINY_GEMMA3_WINDOW as u32)));
-    write_gguf(&metadata, &tensors, 32)
+    let mut all = tiny_metadata(arch, shape);
+    all.retain(|(key, _)| !metadata.iter().any(|(replaced, _)| replaced == key));
+    all.extend(metadata);
+    all.push((format!("{arch}.attention.key_length"), V::U32(hd as u32)));
+    all.push((format!("{arch}.attention.value_length"), V::U32(hd as u32)));
+    write_gguf(&all, &tensors, 32)
 }
 
 type GgufTensor = (String, Vec<u64>, GgmlType, Vec<u8>);
@@ -488,8 +551,10 @@ fn tiny_llama_layout(
     kv: usize,
 ) -> Vec<GgufTensor> {
     let TinyShape { d, ff, vocab, layers, .. } = *shape;
-    let mut tensors =
-        vec![tensor("token_embd.weight".into(), &[d, vocab], -0.5, 0.5), tensor("output_norm.weight".into(), &[d], 0.5, 1.5)];
+    let mut tensors = vec![
+        tensor("token_embd.weight".into(), &[d, vocab], -0.5, 0.5),
+        tensor("output_norm.weight".into(), &[d], 0.5, 1.5),
+    ];
     for l in 0..layers {
         let name = |s: &str| format!("blk.{l}.{s}");
         tensors.extend([

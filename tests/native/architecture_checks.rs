@@ -62,8 +62,8 @@ pub enum HfLayout {
     Llama,
     /// `ffn_up` is the gate|up matrix, `attn_qkv` the q|k|v one.
     Phi3,
-    /// Four norms a block, and every norm gain stored as w where GGUF stores 1 + w.
-    Gemma3,
+    /// Gemma 2 and 3: four norms a block, and every norm gain stored as w where GGUF stores 1 + w.
+    Gemma,
 }
 
 /// The Hugging Face name of a tensor of a GGUF file (the inverse of the loader's mapping).
@@ -85,9 +85,9 @@ fn hf_name(gguf: &str, layout: HfLayout) -> String {
         ("attn_q_norm.weight", _) => "self_attn.q_norm.weight",
         ("attn_k_norm.weight", _) => "self_attn.k_norm.weight",
         ("attn_output.weight", _) => "self_attn.o_proj.weight",
-        ("post_attention_norm.weight", HfLayout::Gemma3) => "post_attention_layernorm.weight",
-        ("ffn_norm.weight", HfLayout::Gemma3) => "pre_feedforward_layernorm.weight",
-        ("post_ffw_norm.weight", HfLayout::Gemma3) => "post_feedforward_layernorm.weight",
+        ("post_attention_norm.weight", HfLayout::Gemma) => "post_attention_layernorm.weight",
+        ("ffn_norm.weight", HfLayout::Gemma) => "pre_feedforward_layernorm.weight",
+        ("post_ffw_norm.weight", HfLayout::Gemma) => "post_feedforward_layernorm.weight",
         ("ffn_norm.weight", _) => "post_attention_layernorm.weight",
         ("ffn_gate.weight", _) => "mlp.gate_proj.weight",
         ("ffn_up.weight", HfLayout::Phi3) => "mlp.gate_up_proj.weight",
@@ -110,7 +110,7 @@ pub fn as_safetensors(gguf_bytes: &[u8], layout: HfLayout) -> Vec<u8> {
         .map(|t| {
             let start = (gguf.data_offset + t.offset) as usize;
             let mut bytes = gguf_bytes[start..start + t.n_bytes as usize].to_vec();
-            if layout == HfLayout::Gemma3 && t.name.ends_with("norm.weight") {
+            if layout == HfLayout::Gemma && t.name.ends_with("norm.weight") {
                 let gains: Vec<f32> = bytemuck::pod_collect_to_vec(&bytes);
                 bytes = gains.iter().flat_map(|g| (g - 1.0).to_le_bytes()).collect();
             }
@@ -123,6 +123,15 @@ pub fn as_safetensors(gguf_bytes: &[u8], layout: HfLayout) -> Vec<u8> {
         .map(|(name, shape, bytes)| (name.clone(), TensorView::new(Dtype::F32, shape.clone(), bytes).unwrap()))
         .collect();
     safetensors::serialize(views, None).unwrap()
+}
+
+/// The model of the GGUF `gguf_bytes` (loaded as `gguf`) loaded from Hugging Face files: its
+/// tensors as [`as_safetensors`] writes them in `layout`, `config` as config.json, and its
+/// tokenizer as tokenizer.json.
+pub fn from_hugging_face_files(gguf: &Model, gguf_bytes: &[u8], layout: HfLayout, config: serde_json::Value) -> Model {
+    let tokenizer = gguf.tokenizer.to_json().unwrap();
+    let (config, safetensors) = (config.to_string(), as_safetensors(gguf_bytes, layout));
+    Model::from_safetensors(safetensors, config.as_bytes(), tokenizer.as_bytes(), "tiny", &mut |_| {}).unwrap()
 }
 
 /// Every position's logits of `tokens` from two loads of one model agree within 1e-6.

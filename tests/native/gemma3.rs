@@ -2,12 +2,19 @@
 //! attention's and the MLP's outputs, local blocks with a RoPE base of their own, a sliding
 //! window): a tiny random checkpoint written as GGUF by the test gives the numpy oracle's logits
 //! on the CPU reference and on the GPU and decodes alike; the same weights as a Hugging Face
-//! checkpoint (norm gains stored as w for Gemma's 1 + w) load alike.
-use crate::architecture_checks::{as_safetensors, matches_the_oracle_and_decodes_alike, predicts_alike, HfLayout};
-use crate::common::scratch;
-use crate::gpu_common::{tiny_gemma3_gguf, TINY_GEMMA3, TINY_GEMMA3_HEAD_DIM, TINY_GEMMA3_WINDOW};
+//! checkpoint (norm gains stored as w for Gemma's 1 + w) load alike; 62 blocks take the 27B
+//! model's query scale, 1/√(width/heads), as llama.cpp does.
+use crate::architecture_checks::{
+    from_hugging_face_files, matches_the_oracle_and_decodes_alike, oracle_logits, predicts_alike, HfLayout,
+    LOGITS_TOLERANCE,
+};
+use crate::common::{relative_l2_f32, scratch};
+use crate::gpu_common::{
+    tiny_gemma3_gguf, tiny_gemma3_gguf_of, TinyShape, TINY_GEMMA3, TINY_GEMMA3_HEAD_DIM, TINY_GEMMA3_WINDOW,
+};
 
 use quantscope::model::config::GateActivation;
+use quantscope::model::reference::{forward, ForwardOptions};
 use quantscope::model::Model;
 
 const SEED: u64 = 0x4745_4d33_0000_0001;
@@ -39,7 +46,8 @@ fn hf_config(c: &quantscope::model::LlamaConfig) -> serde_json::Value {
         "num_hidden_layers": c.n_layers, "num_attention_heads": c.n_heads, "num_key_value_heads": c.n_kv_heads,
         "head_dim": c.head_dim, "max_position_embeddings": 64, "rms_norm_eps": c.rms_eps, "rope_theta": c.rope_base,
         "rope_local_base_freq": 10000.0, "rope_scaling": null, "sliding_window": TINY_GEMMA3_WINDOW,
-        "layer_types": layer_types, "query_pre_attn_scalar": c.head_dim, "hidden_activation": "gelu_pytorch_tanh",
+        "layer_types": layer_types,
+        "query_pre_attn_scalar": c.query_pre_attn_scalar.unwrap_or(c.head_dim as f32), "hidden_activation": "gelu_pytorch_tanh",
         "final_logit_softcapping": null, "attn_logit_softcapping": null, "vocab_size": c.vocab_size,
         "tie_word_embeddings": true,
     })
@@ -51,18 +59,29 @@ fn hf_config(c: &quantscope::model::LlamaConfig) -> serde_json::Value {
 fn the_tiny_gemma3_from_hugging_face_files_predicts_as_from_gguf() {
     let bytes = tiny_gemma3_gguf(SEED);
     let gguf = Model::from_gguf(bytes.clone(), "tiny-gemma3.gguf", &mut |_| {}).unwrap();
-    let tokenizer = gguf.tokenizer.to_json().unwrap();
-    let config = hf_config(&gguf.config).to_string();
-    let hf = Model::from_safetensors(
-        as_safetensors(&bytes, HfLayout::Gemma3),
-        config.as_bytes(),
-        tokenizer.as_bytes(),
-        "tiny-gemma3",
-        &mut |_| {},
-    )
-    .unwrap();
+    let hf = from_hugging_face_files(&gguf, &bytes, HfLayout::Gemma, hf_config(&gguf.config));
     assert_eq!(hf.config, gguf.config);
     predicts_alike(&gguf, &hf, &TOKENS);
+}
+
+/// Gemma 3 27B's queries are scaled by 1/√(width/heads) (its query_pre_attn_scalar 168 = 5376 /
+/// 32, not head_dim 128); GGUF has no key for it, llama.cpp picks the 27B by its 62 blocks. The
+/// tiny Gemma 3 of 62 blocks (heads 16 wide at a width of 32 over 4 heads: 1/√8) gives the numpy
+/// oracle's logits on the CPU reference (the GPU reads the same scale: tests/native/gemma2.rs),
+/// and its config.json with the scalar loads to the same config.
+#[test]
+fn a_tiny_gemma3_of_62_blocks_takes_the_27b_query_scale_from_gguf_and_config_json() {
+    let bytes = tiny_gemma3_gguf_of(SEED, &TinyShape { layers: 62, ..TINY_GEMMA3 });
+    let file = scratch("gemma3").join("tiny-gemma3-62-blocks.gguf");
+    std::fs::write(&file, &bytes).unwrap();
+    let model = Model::from_gguf(bytes.clone(), "tiny-gemma3-62-blocks.gguf", &mut |_| {}).unwrap();
+    assert_eq!(model.config.query_pre_attn_scalar, Some(8.0));
+    let cpu = forward(&model, &TOKENS, ForwardOptions::default()).unwrap().logits;
+    let err = relative_l2_f32(&cpu, &oracle_logits(&file, &TOKENS));
+    assert!(err <= LOGITS_TOLERANCE, "CPU reference vs oracle: relative L2 {err:.3e}");
+
+    let hf = from_hugging_face_files(&model, &bytes, HfLayout::Gemma, hf_config(&model.config));
+    assert_eq!(hf.config, model.config);
 }
 
 /// The real Gemma 3 270M (Q4_K_M): the top 5 of three prompts by the CPU reference equal the

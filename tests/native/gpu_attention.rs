@@ -3,7 +3,7 @@
 use crate::gpu_common;
 
 use gpu_common::*;
-use quantscope::gpu::kernels::attention::{attention, attention_quantized, AttentionIo, AttentionShape};
+use quantscope::gpu::kernels::attention::{attention, attention_quantized, AttentionIo, AttentionShape, Scores};
 use quantscope::gpu::kernels::attention_split::{attention_split, split_plan, MIN_SPLIT_KEYS};
 use quantscope::gpu::Recorder;
 
@@ -46,8 +46,20 @@ fn case(rng: &mut Rng, s: AttentionShape, n: usize, past: usize) -> Case {
     Case { q: rng.vec(n * q_dim, -1.5, 1.5), k, v }
 }
 
-/// Runs the kernel once; returns (out, probs) read back.
+/// Runs the kernel once with the standard scores; returns (out, probs) read back.
 fn gpu_attention(s: AttentionShape, c: &Case, n: usize, past: usize, with_probs: bool) -> (Vec<f32>, Vec<f32>) {
+    gpu_attention_scored(s, Scores::standard(s.head_dim), c, n, past, with_probs)
+}
+
+/// [`gpu_attention`] with `scores`.
+fn gpu_attention_scored(
+    s: AttentionShape,
+    scores: Scores,
+    c: &Case,
+    n: usize,
+    past: usize,
+    with_probs: bool,
+) -> (Vec<f32>, Vec<f32>) {
     let q_len = n * (s.n_heads * s.head_dim) as usize;
     let probs_len = s.n_heads as usize * n * (past + n);
     let (q, k, v) = (
@@ -58,12 +70,15 @@ fn gpu_attention(s: AttentionShape, c: &Case, n: usize, past: usize, with_probs:
     let out = poisoned("out", q_len);
     let probs = poisoned("probs", probs_len);
     let mut enc = ctx().encoder();
-    attention(
+    attention_quantized(
         ctx(),
         &mut enc,
         s,
+        scores,
         AttentionIo { q: &q, k_cache: &k, v_cache: &v, out: &out, n_tokens: n as u32, past: past as u32 },
         with_probs.then_some(&probs),
+        false,
+        None,
     )
     .unwrap();
     ctx().submit(enc);
@@ -333,11 +348,12 @@ fn plant_spikes(c: &mut Case, s: AttentionShape, keys: &[usize]) {
 /// Runs attention_split once with a fresh NaN-filled scratch of exactly the plan's size.
 fn gpu_attention_split(s: AttentionShape, c: &Case, n: usize, past: usize, drop_key0: bool) -> Vec<f32> {
     let scratch = poisoned("scratch", split_plan(s, n as u32, past as u32).scratch_words as usize);
-    gpu_attention_split_with(s, c, n, past, drop_key0, &scratch)
+    gpu_attention_split_with(s, Scores::standard(s.head_dim), c, n, past, drop_key0, &scratch)
 }
 
 fn gpu_attention_split_with(
     s: AttentionShape,
+    scores: Scores,
     c: &Case,
     n: usize,
     past: usize,
@@ -349,6 +365,7 @@ fn gpu_attention_split_with(
             ctx(),
             enc,
             s,
+            scores,
             AttentionIo { q: q, k_cache: k, v_cache: v, out: out, n_tokens: n as u32, past: past as u32 },
             drop_key0,
             scratch,
@@ -364,6 +381,7 @@ fn gpu_attention_one_pass(s: AttentionShape, c: &Case, n: usize, past: usize, dr
             ctx(),
             enc,
             s,
+            Scores::standard(s.head_dim),
             AttentionIo { q: q, k_cache: k, v_cache: v, out: out, n_tokens: n as u32, past: past as u32 },
             None,
             drop_key0,
@@ -482,6 +500,7 @@ fn split_decode_reuses_one_larger_scratch_across_steps() {
             ctx(),
             &mut enc,
             s,
+            Scores::standard(s.head_dim),
             AttentionIo { q: &q, k_cache: &k, v_cache: &v, out: &out, n_tokens: 1, past: t as u32 },
             false,
             &scratch,
@@ -499,6 +518,7 @@ fn split_decode_reuses_one_larger_scratch_across_steps() {
         ctx(),
         &mut enc,
         s,
+        Scores::standard(s.head_dim),
         AttentionIo { q: &q, k_cache: &k, v_cache: &v, out: &out, n_tokens: 1, past: 0 },
         false,
         &scratch,
@@ -546,6 +566,7 @@ fn split_shapes_are_checked() {
             ctx(),
             &mut enc,
             s,
+            Scores::standard(s.head_dim),
             AttentionIo { q: &buf, k_cache: k, v_cache: k, out: &buf, n_tokens: n, past: past },
             false,
             scratch,
@@ -564,4 +585,52 @@ fn split_shapes_are_checked() {
     let small = ctx().storage("small scratch", (needed - 4) * 4).unwrap();
     let e = run(s, 1, 3, &buf, &small);
     assert!(e.contains(&format!("scratch holds {} values, needs {needed}", needed - 4)), "{e}");
+}
+
+/// Gemma's scores on every path of both kernels: a query scale that is not 1/√head_dim (Gemma
+/// 27B's 1/√(width/heads)) and Gemma 2's soft cap, here low enough (1.5 on scores of a few
+/// units) that it moves every output far beyond the bounds. The one-pass kernel with and without
+/// captured probabilities and the split kernel, against the CPU formula, on awkward head sizes
+/// (10: ragged quads; 24) after caches of 0, 40 and 300 keys.
+#[test]
+fn soft_capped_scaled_scores_match_cpu_on_both_kernels() {
+    let mut rng = Rng(43);
+    let shapes = [
+        AttentionShape { n_heads: 3, n_kv_heads: 1, head_dim: 10 },
+        AttentionShape { n_heads: 4, n_kv_heads: 2, head_dim: 24 },
+    ];
+    for s in shapes {
+        let scores = Scores { scale: 1.0 / 7f32.sqrt(), softcap: Some(1.5) };
+        for (n, past) in [(3usize, 0usize), (5, 40), (1, 300)] {
+            let c = case(&mut rng, s, n, past);
+            let what = format!("{s:?} n={n} past={past}");
+            let (want_out, want_probs) = cpu_attention_scored(s, scores, n, past, (&c.q, &c.k, &c.v), false);
+            let (uncapped, _) =
+                cpu_attention_scored(s, Scores { softcap: None, ..scores }, n, past, (&c.q, &c.k, &c.v), false);
+            let effect = relative_l2(&uncapped, &want_out);
+            assert!(effect > 100.0 * ATTN_L2, "{what}: the cap changes the output by only {effect:.1e}");
+
+            let (out, probs) = gpu_attention_scored(s, scores, &c, n, past, true);
+            assert_close(&format!("one-pass out {what}"), &out, &want_out, ATTN_ABS, ATTN_REL);
+            assert_close(&format!("one-pass probs {what}"), &probs, &want_probs, ATTN_ABS, ATTN_REL);
+            let (out_only, _) = gpu_attention_scored(s, scores, &c, n, past, false);
+            assert_eq!(out_only, out, "one-pass out without probs {what}");
+
+            let scratch = poisoned("scratch", split_plan(s, n as u32, past as u32).scratch_words as usize);
+            let split = gpu_attention_split_with(s, scores, &c, n, past, false, &scratch);
+            assert_close(&format!("split out {what}"), &split, &want_out, ATTN_ABS, ATTN_REL);
+        }
+    }
+    // A cap that is not a positive number is refused by name, not run.
+    let s = AttentionShape { n_heads: 1, n_kv_heads: 1, head_dim: 8 };
+    let buf = ctx().upload_f32("buf", &[0.0; 64]).unwrap();
+    for softcap in [0.0, -1.0, f32::NAN] {
+        let mut enc = ctx().encoder();
+        let io = AttentionIo { q: &buf, k_cache: &buf, v_cache: &buf, out: &buf, n_tokens: 1, past: 0 };
+        let scores = Scores { scale: 0.5, softcap: Some(softcap) };
+        let e = attention_quantized(ctx(), &mut enc, s, scores, io, None, false, None).unwrap_err().to_string();
+        assert!(e.contains("attention") && e.contains("out of range"), "{e}");
+        let e = attention_split(ctx(), &mut enc, s, scores, io, false, &buf).unwrap_err().to_string();
+        assert!(e.contains("attention_split") && e.contains("out of range"), "{e}");
+    }
 }

@@ -1,4 +1,5 @@
-//! Residual add, bias rows, factor rows and SwiGLU on the GPU against their CPU formulas.
+//! Residual add, bias rows, factor rows, SwiGLU and the soft cap on the GPU against their CPU
+//! formulas.
 use crate::gpu_common;
 
 use gpu_common::*;
@@ -74,5 +75,27 @@ fn mul_rows_scales_every_row_by_a_row_of_factors() {
         let want: Vec<f32> = a.iter().enumerate().map(|(i, x)| x * f[i % row_len]).collect();
         // One f32 multiply: rounded exactly as on the CPU.
         assert_close(&format!("mul {rows}x{row_len}"), &read(&acc, n), &want, 0.0, 0.0);
+    }
+}
+
+/// Gemma 2's final-logit soft cap against `model::config::soft_cap` (f64 inside): values from
+/// well inside the cap, where it is nearly the identity, to 40 caps out, where tanh's argument is
+/// clamped and the result is ±cap; NaN-free at the extremes (±3e38).
+#[test]
+fn soft_cap_bends_every_value_towards_the_cap() {
+    use quantscope::model::config::soft_cap;
+    let mut rng = Rng(15);
+    for (&n, cap) in SIZES.iter().zip([30.0f32, 3.0, 0.5, 30.0, 7.0, 1.0, 30.0]) {
+        let mut x = rng.vec(n, -40.0 * cap, 40.0 * cap);
+        if n > 2 {
+            (x[0], x[1]) = (3e38, -3e38);
+        }
+        let (acc, cap_buffer) = (ctx().upload_f32("x", &x).unwrap(), ctx().upload_f32("cap", &[cap]).unwrap());
+        let mut enc = ctx().encoder();
+        elementwise::soft_cap_in_place(ctx(), &mut enc, &acc, &cap_buffer, n as u32).unwrap();
+        ctx().submit(enc);
+        let want: Vec<f32> = x.iter().map(|&x| soft_cap(x, cap)).collect();
+        // tanh on the GPU is not correctly rounded: a few ulp of the cap.
+        assert_close(&format!("soft cap {cap} n={n}"), &read(&acc, n), &want, 4e-7 * cap, 1e-5);
     }
 }

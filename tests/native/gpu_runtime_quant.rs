@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use gpu_common::*;
 use quantscope::gpu::forward::{Capture, GpuModel, StepOutput};
-use quantscope::gpu::kernels::attention::{attention_quantized, AttentionIo, AttentionShape};
+use quantscope::gpu::kernels::attention::{attention_quantized, AttentionIo, AttentionShape, Scores};
 use quantscope::gpu::kernels::runtime_quant::{
     fake_quantize_activation, fake_quantize_kv, GpuProbQuant, GpuRuntimeQuant,
 };
@@ -291,7 +291,12 @@ fn quantized_attention_probabilities_match_the_cpu() {
     let q: Vec<f32> = rng.vec(n * q_dim, -1.5, 1.5);
     let k: Vec<f32> = rng.vec(keys * kv_dim, -1.5, 1.5);
     let v: Vec<f32> = rng.vec(keys * kv_dim, -1.0, 1.0);
-    let (_, plain_probs) = cpu_attention(s, n, past, &q, &k, &v);
+    // Gemma 2's soft cap (low enough to move the probabilities) and a query scale of its own: the
+    // second pass over the keys scores them again, and must score them alike.
+    let scores = Scores { scale: 0.2, softcap: Some(2.0) };
+    let (_, plain_probs) = cpu_attention_scored(s, scores, n, past, (&q, &k, &v), false);
+    let (_, uncapped) = cpu_attention_scored(s, Scores { softcap: None, ..scores }, n, past, (&q, &k, &v), false);
+    assert!(relative_l2(&uncapped, &plain_probs) > 1e-2, "the cap changes nothing");
     let (qb, kb, vb) =
         (ctx().upload_f32("q", &q).unwrap(), ctx().upload_f32("k", &k).unwrap(), ctx().upload_f32("v", &v).unwrap());
     // AdaLog with a q per layer (as its search gives): layer 1 of [60, 37] is the one run.
@@ -328,6 +333,7 @@ fn quantized_attention_probabilities_match_the_cpu() {
             ctx(),
             &mut enc,
             s,
+            scores,
             AttentionIo { q: &qb, k_cache: &kb, v_cache: &vb, out: &out, n_tokens: n as u32, past: past as u32 },
             Some(&probs),
             false,

@@ -13,6 +13,7 @@ mod chat_template;
 mod cli;
 mod cli_quant;
 mod float_formats_oracle;
+mod gemma2;
 mod gemma3;
 mod gemma3_tokenizer;
 mod gguf_bad_input;

@@ -1,4 +1,4 @@
-"""Independent oracle for the CPU reference forward: a llama / qwen2 / qwen3 / phi3 / gemma3
+"""Independent oracle for the CPU reference forward: a llama / qwen2 / qwen3 / phi3 / gemma2 / gemma3
 forward in float64 numpy over weights dequantized by gguf-py (the GGUF project's own Python
 package).
 
@@ -9,7 +9,10 @@ phi3's fused projections (one q|k|v matrix, one gate|up matrix: their products s
 Llama 3.1's RoPE frequency factors (rope_freqs.weight) where the file has them, gemma3 as
 llama.cpp runs it (embeddings times sqrt(width), tanh-GELU gate, RMSNorm of the attention and MLP
 outputs before the residual adds, every 6th block global and the others at RoPE base 10000; the
-file's norm gains already hold Gemma's 1 + w),
+file's norm gains already hold Gemma's 1 + w), gemma2 as llama.cpp runs it (the same but no q/k
+norms, every block at one RoPE base, the attention scores and the final logits soft-capped,
+cap * tanh(x / cap), with the file's caps or llama.cpp's defaults 50 and 30), the 27B models'
+query scale 1/sqrt(width / heads) (llama.cpp picks them by layer count: gemma2 46, gemma3 62),
 GQA by repeating K/V heads.
 
 usage: forward.py MODEL.gguf TOKEN_ID [TOKEN_ID ...] [, TOKEN_ID ...]... [--layers N] [--top K]
@@ -48,10 +51,15 @@ def main():
     n_kv = field(f"{arch}.attention.head_count_kv")
     eps = field(f"{arch}.attention.layer_norm_rms_epsilon")
     base = field(f"{arch}.rope.freq_base")
-    if arch not in ("llama", "qwen2", "qwen3", "phi3", "gemma3"):
+    if arch not in ("llama", "qwen2", "qwen3", "phi3", "gemma2", "gemma3"):
         sys.exit(f"forward.py: architecture {arch!r} is not one this oracle computes")
-    neox = arch in ("qwen2", "qwen3", "phi3", "gemma3")
-    gemma = arch == "gemma3"
+    neox = arch in ("qwen2", "qwen3", "phi3", "gemma2", "gemma3")
+    gemma = arch in ("gemma2", "gemma3")
+    optional = lambda key, default: field(key) if key in reader.fields else default
+    caps = (50.0, 30.0) if arch == "gemma2" else (None, None)
+    attn_cap = optional(f"{arch}.attn_logit_softcapping", caps[0])
+    final_cap = optional(f"{arch}.final_logit_softcapping", caps[1])
+    n_blocks = field(f"{arch}.block_count")
 
     wanted = {"token_embd.weight", "output_norm.weight", "output.weight"} | {
         f"blk.{l}.{s}" for l in range(n_layers) for s in
@@ -65,6 +73,11 @@ def main():
     d = W["token_embd.weight"].shape[1]
     key_length = f"{arch}.attention.key_length"
     hd = field(key_length) if key_length in reader.fields else d // n_heads
+    is_27b = (arch, n_blocks) in (("gemma2", 46), ("gemma3", 62))
+    query_scale = 1 / np.sqrt(d // n_heads if is_27b else hd)
+
+    def soft_cap(x, cap):
+        return x if cap is None else cap * np.tanh(x / cap)
 
     def last_logits(tokens):
         T = len(tokens)
@@ -82,7 +95,7 @@ def main():
             return np.cos(pos * inv_freq), np.sin(pos * inv_freq)
 
         global_turns = turns(base)
-        local_turns = turns(10000.0)  # gemma3's sliding-window blocks
+        local_turns = turns(optional(f"{arch}.rope.freq_base_swa", 10000.0))  # gemma3's sliding-window blocks
 
         def rope(x, heads, cos_sin):  # x: (T, heads*hd)
             cos, sin = cos_sin
@@ -123,13 +136,13 @@ def main():
         for l in range(n_layers):
             p = lambda s: W[f"blk.{l}.{s}"]
             h = rms_norm(x, p("attn_norm.weight"))
-            cos_sin = local_turns if gemma and (l + 1) % 6 != 0 else global_turns
+            cos_sin = local_turns if arch == "gemma3" and (l + 1) % 6 != 0 else global_turns
             q = rope(project(h, l, "q", n_heads), n_heads, cos_sin).reshape(T, n_heads, hd).transpose(1, 0, 2)
             k = rope(project(h, l, "k", n_kv), n_kv, cos_sin).reshape(T, n_kv, hd).transpose(1, 0, 2)
             v = project(h, l, "v", n_kv).reshape(T, n_kv, hd).transpose(1, 0, 2)
             k = np.repeat(k, n_heads // n_kv, axis=0)
             v = np.repeat(v, n_heads // n_kv, axis=0)
-            scores = q @ k.transpose(0, 2, 1) / np.sqrt(hd) + mask
+            scores = soft_cap(q @ k.transpose(0, 2, 1) * query_scale, attn_cap) + mask
             probs = np.exp(scores - scores.max(axis=-1, keepdims=True))
             probs /= probs.sum(axis=-1, keepdims=True)
             attn = (probs @ v).transpose(1, 0, 2).reshape(T, n_heads * hd)
@@ -142,7 +155,7 @@ def main():
             act = gelu_tanh(gate) if gemma else gate / (1 + np.exp(-gate))
             x = x + post_norm((act * up) @ p("ffn_down.weight").T, l, "post_ffw_norm")
         logits = rms_norm(x[-1:], W["output_norm.weight"]) @ out_w.T
-        return logits[0]
+        return soft_cap(logits[0], final_cap)
 
     runs = [last_logits(seq) for seq in sequences]
     if top is None:

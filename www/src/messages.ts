@@ -48,7 +48,7 @@ export interface ModelConfig {
   qkv_bias?: boolean;
   /** Qwen3's per-head RMSNorm of the queries and keys. */
   qk_norm?: boolean;
-  /** Mistral's or Phi-3's attention window, which bounds the context (serde's None: null). */
+  /** Mistral's, Phi-3's or Gemma's attention window, which bounds the context (serde's None: null). */
   sliding_window?: number | null;
   /** Llama 3.1's RoPE scaling: each pair's frequency divisor (serde's None: null). */
   rope_freq_factors?: number[] | null;
@@ -60,6 +60,12 @@ export interface ModelConfig {
   post_norms?: boolean;
   /** Gemma 3: of every `period` blocks the last is global, the others local with their own RoPE base. */
   local_layers?: { period: number; rope_base: number } | null;
+  /** Gemma: scores scaled by 1/√query_pre_attn_scalar; null where that is head_dim. */
+  query_pre_attn_scalar?: number | null;
+  /** Gemma 2: attention scores soft-capped, cap·tanh(s/cap), before the softmax (null: none). */
+  attn_logit_softcap?: number | null;
+  /** Gemma 2: logits soft-capped after the unembedding (null: none). */
+  final_logit_softcap?: number | null;
   tied_embeddings?: boolean;
 }
 

@@ -2,9 +2,10 @@
 //! decode), online softmax, optional probability output.
 
 use crate::error::GpuError;
-use crate::gpu::kernels::require_len;
 use crate::gpu::kernels::runtime_quant::GpuProbQuant;
+use crate::gpu::kernels::{require_len, SOFT_CAP};
 use crate::gpu::{GpuContext, Recorder, ShaderSource};
+use crate::model::LlamaConfig;
 
 const KERNEL: &str = "attention";
 /// Keys per chunk and invocations per workgroup.
@@ -13,7 +14,7 @@ const WORKGROUP_SIZE: u32 = 64;
 pub const MAX_HEAD_DIM: u32 = 256;
 
 fn source() -> ShaderSource {
-    ShaderSource::new(KERNEL, include_str!("../../../shaders/attention.wgsl"))
+    ShaderSource::new(KERNEL, include_str!("../../../shaders/attention.wgsl")).include(SOFT_CAP.0, SOFT_CAP.1)
 }
 
 /// Head counts of one attention layer. Query head h reads key/value head
@@ -41,6 +42,36 @@ impl AttentionShape {
     }
 }
 
+/// How the attention kernels turn `q·k` into the score the softmax sees: `q·k · scale`, then
+/// `softcap·tanh(s / softcap)` where there is a cap (Gemma 2), as `model::reference` does.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Scores {
+    pub scale: f32,
+    pub softcap: Option<f32>,
+}
+
+impl Scores {
+    /// `1/√head_dim`, no cap: every model but Gemma's 27B and Gemma 2.
+    pub fn standard(head_dim: u32) -> Scores {
+        Scores { scale: 1.0 / (head_dim as f32).sqrt(), softcap: None }
+    }
+
+    /// A model's: its [`LlamaConfig::attention_scale`] and `attn_logit_softcap`.
+    pub fn of(c: &LlamaConfig) -> Scores {
+        Scores { scale: c.attention_scale(), softcap: c.attn_logit_softcap }
+    }
+
+    /// The kernels' (scale, softcap) fields, a cap of 0 meaning none; an error (naming `kernel`)
+    /// for a scale or cap that is not finite, or a cap that is not positive.
+    pub(crate) fn params(self, kernel: &'static str) -> Result<(f32, f32), GpuError> {
+        let cap = self.softcap.unwrap_or(0.0);
+        if !self.scale.is_finite() || !cap.is_finite() || self.softcap.is_some_and(|c| c <= 0.0) {
+            return Err(GpuError::Shape { kernel, message: format!("scores {self:?} out of range") });
+        }
+        Ok((self.scale, cap))
+    }
+}
+
 /// `Params` of `shaders/attention.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -51,6 +82,7 @@ struct AttentionParams {
     n_kv_heads: u32,
     head_dim: u32,
     scale: f32,
+    softcap: f32,
     write_probs: u32,
     drop_key0: u32,
     prob: ProbQuantParams,
@@ -106,7 +138,7 @@ impl AttentionIo<'_> {
     }
 }
 
-/// Causal GQA attention of `io` (see [`AttentionIo`]), scale `1/sqrt(hd)`. Online softmax, so
+/// Causal GQA attention of `io` (see [`AttentionIo`]), scores [`Scores::standard`]. Online softmax, so
 /// any length up to the cache capacity works without a T×T buffer. If `probs` is `Some`, also
 /// writes the normalized probabilities `[n_heads × n_tokens × (past+n_tokens)]` (zeros for
 /// masked keys).
@@ -117,23 +149,26 @@ pub fn attention(
     io: AttentionIo,
     probs: Option<&wgpu::Buffer>,
 ) -> Result<(), GpuError> {
-    attention_quantized(ctx, enc, shape, io, probs, false, None)
+    attention_quantized(ctx, enc, shape, Scores::standard(shape.head_dim), io, probs, false, None)
 }
 
-/// [`attention`], where with `drop_key0` the queries at positions ≥ 1 do not attend to key 0
+/// [`attention`] with `scores`, where with `drop_key0` the queries at positions ≥ 1 do not attend to key 0
 /// (the drop-sink intervention: StreamingLLM's window without its sink), and with `prob_quant` =
 /// (quantizer, layer) the probabilities are quantized after the softmax and P·V uses them, not renormalized (the captured `probs` are
 /// then the quantized ones); a second pass over the keys does it, and only then.
+#[allow(clippy::too_many_arguments)]
 pub fn attention_quantized(
     ctx: &GpuContext,
     enc: &mut Recorder,
     shape: AttentionShape,
+    scores: Scores,
     io: AttentionIo,
     probs: Option<&wgpu::Buffer>,
     drop_key0: bool,
     prob_quant: Option<(&GpuProbQuant, usize)>,
 ) -> Result<(), GpuError> {
     shape.check(KERNEL)?;
+    let (scale, softcap) = scores.params(KERNEL)?;
     let AttentionShape { n_heads, n_kv_heads, head_dim } = shape;
     let AttentionIo { q, k_cache, v_cache, out, n_tokens, past } = io;
     if n_tokens == 0 {
@@ -150,7 +185,6 @@ pub fn attention_quantized(
     }
 
     let pipeline = ctx.pipeline(&source(), "attention", &[("WORKGROUP_SIZE", WORKGROUP_SIZE as f64)])?;
-    let scale = 1.0 / (head_dim as f32).sqrt();
     let prob = match prob_quant {
         Some((quant, layer)) => quant.params(layer)?,
         None => ProbQuantParams::default(),
@@ -162,6 +196,7 @@ pub fn attention_quantized(
         n_kv_heads,
         head_dim,
         scale,
+        softcap,
         write_probs: probs.is_some() as u32,
         drop_key0: drop_key0 as u32,
         prob,

@@ -6,8 +6,8 @@
 //! [`attention`]: crate::gpu::kernels::attention::attention
 
 use crate::error::GpuError;
-use crate::gpu::kernels::attention::{AttentionIo, AttentionShape};
-use crate::gpu::kernels::require_len;
+use crate::gpu::kernels::attention::{AttentionIo, AttentionShape, Scores};
+use crate::gpu::kernels::{require_len, SOFT_CAP};
 use crate::gpu::{GpuContext, Recorder, ShaderSource};
 
 const KERNEL: &str = "attention_split";
@@ -39,6 +39,7 @@ struct AttentionSplitParams {
     n_kv_heads: u32,
     head_dim: u32,
     scale: f32,
+    softcap: f32,
     drop_key0: u32,
     splits: u32,
     split_keys: u32,
@@ -51,7 +52,9 @@ fn source(head_dim: u32) -> ShaderSource {
     } else {
         ("kv_loads/scalar", include_str!("../../../shaders/kv_loads/scalar.wgsl"))
     };
-    ShaderSource::new(KERNEL, include_str!("../../../shaders/attention_split.wgsl")).include(name, loads)
+    ShaderSource::new(KERNEL, include_str!("../../../shaders/attention_split.wgsl"))
+        .include(name, loads)
+        .include(SOFT_CAP.0, SOFT_CAP.1)
 }
 
 /// How [`attention_split`] divides the keys, and the scratch buffer it needs.
@@ -94,7 +97,7 @@ fn record_words(head_dim: u32) -> u64 {
 
 /// Causal GQA attention of `n_tokens` new queries at positions `past..past+n_tokens` over the
 /// KV cache rows `0..past+n_tokens` (`io`), as [`attention_quantized`] without probabilities or
-/// their quantization: scale `1/sqrt(hd)`, and with `drop_key0` the queries at
+/// their quantization: scores by `scores`, and with `drop_key0` the queries at
 /// positions ≥ 1 do not attend to key 0. Records two dispatches: per (head, token, split) the
 /// split's max, exp-sum and weighted values into `scratch`, then per (head, token) their exact
 /// merge into `out`. `scratch` must hold at least [`split_plan`]'s `scratch_words` (more is
@@ -105,11 +108,13 @@ pub fn attention_split(
     ctx: &GpuContext,
     enc: &mut Recorder,
     shape: AttentionShape,
+    scores: Scores,
     io: AttentionIo,
     drop_key0: bool,
     scratch: &wgpu::Buffer,
 ) -> Result<(), GpuError> {
     shape.check(KERNEL)?;
+    let (scale, softcap) = scores.params(KERNEL)?;
     let AttentionShape { n_heads, n_kv_heads, head_dim } = shape;
     let AttentionIo { q, k_cache, v_cache, out, n_tokens, past } = io;
     if n_tokens == 0 {
@@ -144,7 +149,8 @@ pub fn attention_split(
         n_heads,
         n_kv_heads,
         head_dim,
-        scale: 1.0 / (head_dim as f32).sqrt(),
+        scale,
+        softcap,
         drop_key0: drop_key0 as u32,
         splits: plan.splits,
         split_keys: plan.split_keys,

@@ -1,7 +1,8 @@
-//! `shaders/elementwise.wgsl`: residual add, bias add, factors and SwiGLU, in place on f32 vectors.
+//! `shaders/elementwise.wgsl`: residual add, bias add, factors, SwiGLU and soft-capping, in place
+//! on f32 vectors.
 
 use crate::error::GpuError;
-use crate::gpu::kernels::require_len;
+use crate::gpu::kernels::{require_len, SOFT_CAP};
 use crate::gpu::{GpuContext, Recorder, ShaderSource};
 
 const KERNEL: &str = "elementwise";
@@ -16,7 +17,7 @@ struct ElementwiseParams {
 }
 
 fn source() -> ShaderSource {
-    ShaderSource::new(KERNEL, include_str!("../../../shaders/elementwise.wgsl"))
+    ShaderSource::new(KERNEL, include_str!("../../../shaders/elementwise.wgsl")).include(SOFT_CAP.0, SOFT_CAP.1)
 }
 
 fn record(
@@ -82,4 +83,16 @@ pub fn mul_rows_in_place(
     row_len: u32,
 ) -> Result<(), GpuError> {
     record(ctx, encoder, "mul_rows_in_place", acc, factors, n, row_len)
+}
+
+/// `acc[i] = cap·tanh(acc[i] / cap)` for `i < n`, `cap` the one value of `cap` (Gemma 2's
+/// soft-capping of the logits).
+pub fn soft_cap_in_place(
+    ctx: &GpuContext,
+    encoder: &mut Recorder,
+    acc: &wgpu::Buffer,
+    cap: &wgpu::Buffer,
+    n: u32,
+) -> Result<(), GpuError> {
+    record(ctx, encoder, "soft_cap_in_place", acc, cap, n, 1)
 }

@@ -33,3 +33,6 @@ pub(crate) fn require_len(
     }
     Ok(())
 }
+
+/// `shaders/soft_cap.wgsl` (name, text): the soft cap the attention kernels and the logits share.
+pub(crate) const SOFT_CAP: (&str, &str) = ("soft_cap", include_str!("../../../shaders/soft_cap.wgsl"));
