@@ -172,6 +172,10 @@ pub enum GpuError {
 
     #[error("kernel {kernel}: {message}")]
     Shape { kernel: &'static str, message: String },
+
+    /// A weight's bytes could not be read for its upload (a file read lazily).
+    #[error("{0}")]
+    ReadWeights(FormatError),
 }
 
 /// Errors from choosing and applying quantizers: scheme names, recipes, tensors a scheme cannot

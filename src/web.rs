@@ -24,6 +24,7 @@
 mod allocation;
 mod breakage;
 mod export;
+mod lazy_file;
 mod pin;
 mod runtime_quant;
 mod sensitivity;
@@ -40,7 +41,7 @@ use crate::gpu::requant::gpu_quantizable;
 use crate::model::chat::ChatMessage;
 use crate::model::sampling::SamplingParams;
 use crate::model::window::EvalOptions;
-use crate::model::{Model, Progress};
+use crate::model::{Model, ModelBytes, Progress};
 use crate::quant::{Recipe, Scheme};
 use crate::study::{now_ms, ForwardPolicy, Study};
 
@@ -193,6 +194,22 @@ pub fn parse_scheme(name: &str) -> Result<String, JsError> {
     name.parse::<Scheme>().map(|s| s.to_string()).map_err(js_error)
 }
 
+impl Playground {
+    async fn load_gguf(
+        bytes: ModelBytes,
+        name: String,
+        progress: js_sys::Function,
+        use_gpu: bool,
+    ) -> Result<Playground, JsError> {
+        let throttle = ProgressThrottle::new(&progress);
+        let t0 = now_ms();
+        let model = Model::from_gguf(bytes, &name, &mut |p| throttle.report(p)).map_err(js_error)?;
+        let parse_ms = now_ms() - t0;
+        let study = Study::new(model, parse_ms, use_gpu, browser_gpu_missing(), &mut |p| throttle.report(p)).await;
+        Ok(Playground { study })
+    }
+}
+
 #[wasm_bindgen]
 impl Playground {
     /// Parses and validates a GGUF file, then (when `use_gpu`) acquires WebGPU and uploads the
@@ -209,12 +226,28 @@ impl Playground {
         progress: js_sys::Function,
         use_gpu: bool,
     ) -> Result<Playground, JsError> {
-        let throttle = ProgressThrottle::new(&progress);
-        let t0 = now_ms();
-        let model = Model::from_gguf(bytes, &name, &mut |p| throttle.report(p)).map_err(js_error)?;
-        let parse_ms = now_ms() - t0;
-        let study = Study::new(model, parse_ms, use_gpu, browser_gpu_missing(), &mut |p| throttle.report(p)).await;
-        Ok(Playground { study })
+        Playground::load_gguf(bytes.into(), name, progress, use_gpu).await
+    }
+
+    /// Like [`Playground::load`], for a GGUF file that stays outside wasm memory: `length` bytes
+    /// read by `read(offset, length)`, which returns a `Uint8Array` of exactly that length (in a
+    /// worker, a `FileReaderSync` over the file's `Blob`) or throws. The header is read first,
+    /// then each tensor once to check it and once to upload it; only tensors being read are in
+    /// wasm memory. Later CPU work (the reference forward, quantizing on the CPU, the weight
+    /// views, export) reads what it needs again the same way.
+    #[wasm_bindgen(js_name = loadLazy)]
+    pub async fn load_lazy(
+        length: f64,
+        read: js_sys::Function,
+        name: String,
+        progress: js_sys::Function,
+        use_gpu: bool,
+    ) -> Result<Playground, JsError> {
+        if !(length >= 0.0 && length <= usize::MAX as f64 && length.fract() == 0.0) {
+            return Err(JsError::new(&format!("{name}: a file length of {length} bytes")));
+        }
+        let file = lazy_file::JsFileReader { len: length as usize, read };
+        Playground::load_gguf(ModelBytes::lazy(Box::new(file)), name, progress, use_gpu).await
     }
 
     /// Like [`Playground::load`], for a Hugging Face checkpoint: the `.safetensors` weights with

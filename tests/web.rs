@@ -206,7 +206,8 @@ async fn attention_prefill_and_cached_queries_match_cpu() {
             let out = poisoned(ctx, "out", n * q_dim);
             let probs = poisoned(ctx, "probs", nh * n * rows);
             let mut enc = ctx.encoder();
-            let io = AttentionIo { q: &qb, k_cache: &kb, v_cache: &vb, out: &out, n_tokens: n as u32, past: past as u32 };
+            let io =
+                AttentionIo { q: &qb, k_cache: &kb, v_cache: &vb, out: &out, n_tokens: n as u32, past: past as u32 };
             attention(ctx, &mut enc, s, io, Some(&probs)).unwrap();
             ctx.submit(enc);
             let what = format!("{s:?} n={n} past={past}");
@@ -439,8 +440,9 @@ async fn embeddings_split_over_bindings_match_the_cpu_reference() {
 /// the CPU reference against the numpy oracle).
 #[wasm_bindgen_test]
 async fn tiny_llama3_rope_scaling_matches_the_cpu_reference() {
-    let model = Model::from_gguf(tiny_llama3_gguf(0x4c4c_4d33_0000_0001, &[0.6, 3.0, 17.0, 40.0]), "tiny.gguf", &mut |_| {})
-        .expect("load the tiny llama with rope_freqs");
+    let model =
+        Model::from_gguf(tiny_llama3_gguf(0x4c4c_4d33_0000_0001, &[0.6, 3.0, 17.0, 40.0]), "tiny.gguf", &mut |_| {})
+            .expect("load the tiny llama with rope_freqs");
     assert!(model.config.rope_freq_factors.is_some());
     prefill_and_decode_match_the_cpu_reference(ctx().await, &model, &TINY_TOKENS).await;
 }
@@ -556,7 +558,8 @@ async fn the_facade_applies_recipes_compares_evaluates_and_probes() {
     // change makes it moot).
     let stop = js_sys::Function::new_no_args("return false;");
     let cancelled = pg.evaluate(40, 20, "abcabcabdabcabcabcabdabc abc abcabcabcab".into(), stop).await;
-    let message = js_sys::Error::from(wasm_bindgen::JsValue::from(cancelled.expect_err("a cancelled evaluation resolved")));
+    let message =
+        js_sys::Error::from(wasm_bindgen::JsValue::from(cancelled.expect_err("a cancelled evaluation resolved")));
     assert_eq!(String::from(message.message()), "the evaluation was cancelled");
 
     let probed = pg.probe("abcab".into(), false, 1, "down_input".into()).await.expect("probe");
@@ -695,4 +698,41 @@ async fn the_facade_serves_the_outlier_views() {
     assert_eq!(js_sys::Array::from(&field(&report, &["chain"])).length() as usize, cli.chain.len());
     assert_eq!(js_sys::Array::from(&field(&report, &["weights"])).length() as usize, cli.weights.len());
     assert!(message(pg.outlier_report(prompt.into(), "loud".into()).err().unwrap()).contains("unknown outlier rule"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// A GGUF the worker reads a range at a time (its Blob through FileReaderSync): the same model.
+
+#[wasm_bindgen_test]
+async fn a_file_read_a_range_at_a_time_loads_and_predicts_like_one_in_memory() {
+    use quantscope::web::Playground;
+    use wasm_bindgen::JsValue;
+    let noop = js_sys::Function::new_no_args("");
+    let bytes = tiny_llama_gguf(0x52);
+    let file = js_sys::Uint8Array::from(&bytes[..]);
+    let reads = js_sys::Array::new();
+    let reader = js_sys::Function::new_with_args(
+        "file, reads",
+        "return (offset, length) => { reads.push(length); return file.slice(offset, offset + length); };",
+    );
+    let read: js_sys::Function = reader.call2(&JsValue::NULL, &file, &reads).unwrap().into();
+    let lazy = Playground::load_lazy(bytes.len() as f64, read, "tiny.gguf".into(), noop.clone(), true)
+        .await
+        .expect("load a range at a time");
+    // A file this small is one read (the first chunk holds it all); the native tests count a
+    // real model's pieces.
+    let read_bytes: f64 = reads.iter().map(|n| n.as_f64().unwrap()).sum();
+    assert!(read_bytes >= bytes.len() as f64, "{read_bytes} bytes read of {}", bytes.len());
+    let whole = Playground::load(bytes, "tiny.gguf".into(), noop.clone(), true).await.expect("load");
+    let top = |v: JsValue| String::from(js_sys::JSON::stringify(&field(&v, &["reference"])).unwrap());
+    let prompt = "abcab cabc";
+    assert_eq!(
+        top(lazy.predict_both(prompt.into(), 5).await.unwrap()),
+        top(whole.predict_both(prompt.into(), 5).await.unwrap())
+    );
+
+    let failing = js_sys::Function::new_with_args("offset, length", "throw new Error('the file is gone');");
+    let err = Playground::load_lazy(1e6, failing, "gone.gguf".into(), noop, true).await.err().expect("a failing read");
+    let message = String::from(js_sys::Error::from(JsValue::from(err)).message());
+    assert!(message.contains("gone.gguf") && message.contains("the file is gone"), "{message}");
 }

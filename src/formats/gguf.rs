@@ -240,7 +240,14 @@ impl GgufFile {
     /// tensor lies inside `bytes`, is aligned, and overlaps no other. `file` names the source in
     /// errors.
     pub fn parse(bytes: &[u8], file: &str) -> Result<GgufFile, FormatError> {
-        Parser { r: Reader { bytes, pos: 0, file } }.parse()
+        Parser { r: Reader { bytes, pos: 0, file }, file_len: bytes.len() as u64 }.parse()
+    }
+
+    /// Like [`GgufFile::parse`], from the first bytes of a file of `file_len` bytes that is not
+    /// in memory (the page's `Blob`): tensors are checked against `file_len`. A `head` too short
+    /// for the header gives [`FormatError::Truncated`]; read more and try again.
+    pub fn parse_head(head: &[u8], file_len: u64, file: &str) -> Result<GgufFile, FormatError> {
+        Parser { r: Reader { bytes: head, pos: 0, file }, file_len }.parse()
     }
 
     /// The value of metadata key `key`, if present.
@@ -372,6 +379,8 @@ fn min_value_size(type_id: u32) -> Option<u64> {
 
 struct Parser<'a> {
     r: Reader<'a>,
+    /// The whole file's length (the reader may hold only its head).
+    file_len: u64,
 }
 
 impl<'a> Parser<'a> {
@@ -471,7 +480,7 @@ impl<'a> Parser<'a> {
             .div_ceil(alignment)
             .checked_mul(alignment)
             .ok_or_else(|| self.implausible(end_of_infos, "data section offset".into(), u64::MAX, u64::MAX))?;
-        let file_len = bytes.len() as u64;
+        let file_len = self.file_len;
         for t in &tensors {
             let start = data_offset.checked_add(t.offset);
             let end = start.and_then(|s| s.checked_add(t.n_bytes));

@@ -124,7 +124,7 @@ impl GpuWeight {
         }
 
         // As many rows per part as one binding holds (every part but the last of that height).
-        let data = weights.data(t);
+        let data = weights.data(t).map_err(GpuError::ReadWeights)?;
         let row_bytes = data.len() / n_out.max(1);
         let packed_row_bytes = (repack(t.dtype, &data[..row_bytes], n_in, 1).0.len() as u64).max(1);
         let limit = ctx.summary.max_storage_buffer_binding_size.min(ctx.summary.max_buffer_size);

@@ -2,9 +2,50 @@
 //! 4.6 GB never has to fit in memory twice (once read, once in the GPU's buffers, which a software
 //! GPU keeps in the same memory), and a page of it that has been checked or uploaded can be
 //! handed back to the OS ([`ModelBytes::release`]) and is read again from the file if needed. In
-//! the browser, and for bytes the program made itself, they are an owned buffer.
+//! the browser a large file stays where the browser keeps it (a `Blob`, on disk) and is read a
+//! range at a time ([`ByteSource`]); bytes the program made itself are an owned buffer.
 
-use std::ops::{Deref, Range};
+use std::borrow::Cow;
+use std::ops::Range;
+use std::sync::Mutex;
+
+/// A file read a range at a time (the page's `Blob`, through a worker's synchronous reader).
+pub trait ByteSource: Send + Sync {
+    fn len(&self) -> usize;
+    /// Exactly the bytes `start..start + len`, or why they could not be read.
+    fn read(&self, start: usize, len: usize) -> Result<Vec<u8>, String>;
+}
+
+/// Reads up to half this long are served from one cached chunk of this size, so walking a
+/// matrix row by row (the CPU reference, the weight views) reads the file in large pieces.
+const LAZY_CHUNK: usize = 4 << 20;
+
+pub struct LazyBytes {
+    source: Box<dyn ByteSource>,
+    /// The last chunk read: (its start, its bytes).
+    chunk: Mutex<Option<(usize, Vec<u8>)>>,
+}
+
+impl LazyBytes {
+    fn read(&self, start: usize, len: usize) -> Result<Cow<'_, [u8]>, String> {
+        let end = start.checked_add(len).filter(|&end| end <= self.source.len());
+        let Some(end) = end else {
+            return Err(format!("bytes {start}..+{len} lie past the end ({} bytes)", self.source.len()));
+        };
+        if len * 2 > LAZY_CHUNK {
+            return self.source.read(start, len).map(Cow::Owned);
+        }
+        let mut chunk = self.chunk.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let cached = chunk.as_ref().is_some_and(|(at, bytes)| *at <= start && end <= at + bytes.len());
+        if !cached {
+            // From `start` on: a walk forward through the file reads each byte once.
+            let until = (start + LAZY_CHUNK).min(self.source.len());
+            *chunk = Some((start, self.source.read(start, until - start)?));
+        }
+        let (at, bytes) = chunk.as_ref().expect("filled above");
+        Ok(Cow::Owned(bytes[start - at..end - at].to_vec()))
+    }
+}
 
 pub enum ModelBytes {
     Owned(Vec<u8>),
@@ -12,6 +53,7 @@ pub enum ModelBytes {
     /// included), it assumes the file is not truncated or rewritten while the model is open.
     #[cfg(not(target_arch = "wasm32"))]
     Mapped(memmap2::Mmap),
+    Lazy(LazyBytes),
 }
 
 impl ModelBytes {
@@ -25,8 +67,50 @@ impl ModelBytes {
         Ok(ModelBytes::Mapped(map))
     }
 
+    /// A file read through `source` when its bytes are needed.
+    pub fn lazy(source: Box<dyn ByteSource>) -> ModelBytes {
+        ModelBytes::Lazy(LazyBytes { source, chunk: Mutex::new(None) })
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            ModelBytes::Lazy(lazy) => lazy.source.len(),
+            _ => self.in_memory().map_or(0, <[u8]>::len),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// All the bytes, where they are addressable (owned or mapped); None for a lazy file.
+    pub fn in_memory(&self) -> Option<&[u8]> {
+        match self {
+            ModelBytes::Owned(v) => Some(v),
+            #[cfg(not(target_arch = "wasm32"))]
+            ModelBytes::Mapped(m) => Some(m),
+            ModelBytes::Lazy(_) => None,
+        }
+    }
+
+    /// The bytes `start..start + len`: borrowed where they are in memory, read where lazy.
+    pub fn read(&self, start: usize, len: usize) -> Result<Cow<'_, [u8]>, String> {
+        match self {
+            ModelBytes::Lazy(lazy) => lazy.read(start, len),
+            _ => {
+                let bytes = self.in_memory().unwrap_or(&[]);
+                start
+                    .checked_add(len)
+                    .and_then(|end| bytes.get(start..end))
+                    .map(Cow::Borrowed)
+                    .ok_or_else(|| format!("bytes {start}..+{len} lie past the end ({} bytes)", bytes.len()))
+            }
+        }
+    }
+
     /// Says `range` will not be read for a while. A mapped file's whole pages inside it leave
-    /// the resident set at once and are read again from the file if touched; owned bytes stay.
+    /// the resident set at once and are read again from the file if touched; owned bytes and a
+    /// lazy file's one cached chunk stay.
     pub fn release(&self, range: Range<usize>) {
         #[cfg(all(unix, not(target_arch = "wasm32")))]
         if let ModelBytes::Mapped(map) = self {
@@ -40,20 +124,7 @@ impl ModelBytes {
                 let _ = unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start) };
             }
         }
-        #[cfg(not(all(unix, not(target_arch = "wasm32"))))]
         let _ = range;
-    }
-}
-
-impl Deref for ModelBytes {
-    type Target = [u8];
-
-    fn deref(&self) -> &[u8] {
-        match self {
-            ModelBytes::Owned(v) => v,
-            #[cfg(not(target_arch = "wasm32"))]
-            ModelBytes::Mapped(m) => m,
-        }
     }
 }
 
@@ -99,9 +170,9 @@ impl ByteSegments {
         self.len() == 0
     }
 
-    /// The first buffer whole: the file a single-file model was read from.
-    pub fn first(&self) -> &[u8] {
-        self.buffers.first().map(|b| &b[..]).unwrap_or(&[])
+    /// The first buffer: the file a single-file model was read from.
+    pub fn first(&self) -> Option<&ModelBytes> {
+        self.buffers.first()
     }
 
     /// The buffer holding offset `start` and `start` within it.
@@ -110,11 +181,19 @@ impl ByteSegments {
         Some((&self.buffers[i], start - self.starts[i]))
     }
 
-    /// `len` bytes from `start`, or None where they are out of bounds or cross from one buffer
-    /// into the next.
-    pub fn get(&self, start: usize, len: usize) -> Option<&[u8]> {
-        let (buffer, local) = self.locate(start)?;
-        buffer.get(local..local.checked_add(len)?)
+    /// Whether `start..start + len` lies inside one buffer.
+    pub fn contains(&self, start: usize, len: usize) -> bool {
+        self.locate(start).is_some_and(|(buffer, local)| local.checked_add(len).is_some_and(|end| end <= buffer.len()))
+    }
+
+    /// `len` bytes from `start`; an error where they are out of bounds, cross from one buffer
+    /// into the next, or could not be read.
+    pub fn read(&self, start: usize, len: usize) -> Result<Cow<'_, [u8]>, String> {
+        if !self.contains(start, len) {
+            return Err(format!("bytes {start}..+{len} are not inside one of the buffers ({} bytes)", self.len()));
+        }
+        let (buffer, local) = self.locate(start).expect("checked by contains");
+        buffer.read(local, len)
     }
 
     /// [`ModelBytes::release`] of the bytes `start..start + len`.

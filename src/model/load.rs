@@ -81,7 +81,7 @@ impl Model {
     ) -> Result<Model, ModelError> {
         let bytes = bytes.into();
         progress(Progress { stage: "parse", done: 0, total: 1 });
-        let gguf = GgufFile::parse(&bytes, source)?;
+        let gguf = parse_gguf_head(&bytes, source)?;
         progress(Progress { stage: "parse", done: 1, total: 1 });
         let tokenizer = TextTokenizer::from_gguf(&gguf)?;
         let tied = gguf.tensor("output.weight").is_none();
@@ -117,7 +117,7 @@ impl Model {
     ) -> Result<Model, ModelError> {
         let bytes = bytes.into();
         progress(Progress { stage: "parse", done: 0, total: 1 });
-        let tensors = safetensors::read_tensors(&bytes, source)?;
+        let tensors = safetensors::read_tensors(in_memory(&bytes, source)?, source)?;
         Model::from_safetensors_table(ByteSegments::new(bytes), tensors, config_json, tokenizer_json, source, progress)
     }
 
@@ -151,7 +151,7 @@ impl Model {
             };
             let file = format!("{source}: {shard}");
             let offset = bytes.len();
-            for mut t in safetensors::read_tensors(&shard_bytes, &file)? {
+            for mut t in safetensors::read_tensors(in_memory(&shard_bytes, &file)?, &file)? {
                 let misplaced = match index.shard_of(&t.name) {
                     Some(listed) if listed == shard => None,
                     Some(listed) => Some(format!("holds tensor {:?}, which the index puts in {listed:?}", t.name)),
@@ -338,9 +338,37 @@ impl Model {
     }
 }
 
+/// The GGUF header of a file in memory, or of one read lazily: from a first megabyte, read again
+/// four times longer while the header runs past it (a 262k-token vocabulary is several MB).
+pub(crate) fn parse_gguf_head(bytes: &ModelBytes, source: &str) -> Result<GgufFile, FormatError> {
+    if let Some(all) = bytes.in_memory() {
+        return GgufFile::parse(all, source);
+    }
+    let mut head_len = (1 << 20).min(bytes.len());
+    loop {
+        let head = bytes.read(0, head_len).map_err(|message| FormatError::Io { file: source.into(), message })?;
+        match GgufFile::parse_head(&head, bytes.len() as u64, source) {
+            Err(FormatError::Truncated { .. }) if head_len < bytes.len() => head_len = (head_len * 4).min(bytes.len()),
+            parsed => return parsed,
+        }
+    }
+}
+
+/// Safetensors headers are read from bytes in memory (or mapped); the page reads such a file whole.
+fn in_memory<'a>(bytes: &'a ModelBytes, file: &str) -> Result<&'a [u8], FormatError> {
+    bytes.in_memory().ok_or_else(|| FormatError::Invalid {
+        file: file.into(),
+        message: "a safetensors file is read whole, not a range at a time".into(),
+    })
+}
+
 /// Llama 3.1's RoPE frequency divisors, which GGUF stores as the f32 tensor `rope_freqs.weight`
 /// of `head_dim / 2` values (checked by the config).
-fn rope_freq_factors(gguf: &GgufFile, bytes: &[u8], config: &LlamaConfig) -> Result<Option<Vec<f32>>, ModelError> {
+fn rope_freq_factors(
+    gguf: &GgufFile,
+    bytes: &ModelBytes,
+    config: &LlamaConfig,
+) -> Result<Option<Vec<f32>>, ModelError> {
     let Some(t) = gguf.tensor("rope_freqs.weight") else {
         return Ok(None);
     };
@@ -354,7 +382,9 @@ fn rope_freq_factors(gguf: &GgufFile, bytes: &[u8], config: &LlamaConfig) -> Res
         });
     }
     let start = (gguf.data_offset + t.offset) as usize;
-    let data = &bytes[start..start + t.n_bytes as usize];
+    let data = bytes
+        .read(start, t.n_bytes as usize)
+        .map_err(|message| FormatError::Io { file: gguf.file.clone(), message })?;
     let factors: Vec<f32> = data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
     if let Some((i, f)) = factors.iter().enumerate().find(|(_, f)| !(f.is_finite() && **f > 0.0)) {
         return Err(ModelError::BadConfig {
@@ -371,14 +401,12 @@ fn shift_norm_gains(bytes: &mut ByteSegments, tensors: &mut [WeightTensor], sour
     let base = bytes.len();
     let mut shifted = Vec::new();
     for t in tensors.iter_mut().filter(|t| t.name.ends_with("norm.weight")) {
-        let data = bytes.get(t.start, t.len).ok_or_else(|| FormatError::TensorOutOfBounds {
+        let data = bytes.read(t.start, t.len).map_err(|message| FormatError::BadTensor {
             file: source.into(),
             tensor: t.name.clone(),
-            start: t.start as u64,
-            end: t.start as u64 + t.len as u64,
-            file_len: bytes.len() as u64,
+            message,
         })?;
-        let values = ggml::dequantize(t.dtype, data, t.n_elements() as usize, source, &t.name)?;
+        let values = ggml::dequantize(t.dtype, &data, t.n_elements() as usize, source, &t.name)?;
         let start = shifted.len();
         shifted.extend(values.iter().flat_map(|w| (1.0 + w).to_le_bytes()));
         *t = WeightTensor { dtype: GgmlType::F32, start: base + start, len: shifted.len() - start, ..t.clone() };

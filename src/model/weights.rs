@@ -2,11 +2,12 @@
 //! byte buffer, dequantized a row at a time when used. A 135M-parameter model stays ~100 MB in
 //! memory (wasm included) instead of ~540 MB of f32.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use crate::error::FormatError;
 use crate::formats::ggml::{self, GgmlType};
-use crate::model::bytes::ByteSegments;
+use crate::model::bytes::{ByteSegments, ModelBytes};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct WeightTensor {
@@ -67,7 +68,7 @@ impl Weights {
                     t.dtype.name()
                 )));
             }
-            if bytes.get(t.start, t.len).is_none() {
+            if !bytes.contains(t.start, t.len) {
                 return Err(FormatError::TensorOutOfBounds {
                     file: source.into(),
                     tensor: t.name.clone(),
@@ -110,12 +111,18 @@ impl Weights {
         self.by_name.get(name).map(|&i| &self.tensors[i])
     }
 
-    pub fn data(&self, t: &WeightTensor) -> &[u8] {
-        self.bytes.get(t.start, t.len).expect("tensor ranges are checked in Weights::new")
+    /// `t`'s stored bytes: borrowed where the file is in memory or mapped, read where it is
+    /// read lazily (the page's large files), which can fail.
+    pub fn data(&self, t: &WeightTensor) -> Result<Cow<'_, [u8]>, FormatError> {
+        self.read(t.start, t.len)
     }
 
-    /// The bytes of the (first) file the weights were read from, whole: a GGUF's metadata.
-    pub fn file_bytes(&self) -> &[u8] {
+    fn read(&self, start: usize, len: usize) -> Result<Cow<'_, [u8]>, FormatError> {
+        self.bytes.read(start, len).map_err(|message| FormatError::Io { file: self.source.clone(), message })
+    }
+
+    /// The (first) file the weights were read from: a GGUF's metadata.
+    pub fn file(&self) -> Option<&ModelBytes> {
         self.bytes.first()
     }
 
@@ -129,13 +136,20 @@ impl Weights {
     /// Dequantizes row `row` of `t` into `out` (length `t.row_len()`).
     pub fn dequantize_row(&self, t: &WeightTensor, row: usize, out: &mut [f32]) -> Result<(), FormatError> {
         let row_bytes = t.len / t.n_rows().max(1);
-        let src = &self.data(t)[row * row_bytes..(row + 1) * row_bytes];
-        ggml::dequantize_into(t.dtype, src, out, &self.source, &t.name)
+        if row >= t.n_rows() {
+            return Err(FormatError::BadTensor {
+                file: self.source.clone(),
+                tensor: t.name.clone(),
+                message: format!("row {row} of {}", t.n_rows()),
+            });
+        }
+        let src = self.read(t.start + row * row_bytes, row_bytes)?;
+        ggml::dequantize_into(t.dtype, &src, out, &self.source, &t.name)
     }
 
     /// The whole tensor as f32, row-major over ggml rows.
     pub fn dequantize(&self, t: &WeightTensor) -> Result<Vec<f32>, FormatError> {
-        ggml::dequantize(t.dtype, self.data(t), t.n_elements() as usize, &self.source, &t.name)
+        ggml::dequantize(t.dtype, &self.data(t)?, t.n_elements() as usize, &self.source, &t.name)
     }
 
     /// Rejects weights a forward would turn into NaN: every value of every tensor must be finite.
@@ -152,8 +166,11 @@ impl Weights {
                 });
             }
             row.resize(t.row_len(), 0.0);
-            for r in 0..t.n_rows() {
-                self.dequantize_row(t, r, &mut row)?;
+            // One read of the whole tensor, not one per row, where the file is read lazily.
+            let data = self.data(t)?;
+            let row_bytes = t.len / t.n_rows().max(1);
+            for (r, src) in data.chunks_exact(row_bytes.max(1)).enumerate() {
+                ggml::dequantize_into(t.dtype, src, &mut row, &self.source, &t.name)?;
                 if let Some(j) = row.iter().position(|x| !x.is_finite()) {
                     return Err(FormatError::NonFinite {
                         file: self.source.clone(),

@@ -119,7 +119,7 @@ pub fn quantize_model(
         let start = bytes.len();
         let (dtype, report) = match recipe.assignment(&t.name, t.dims.len()) {
             Assignment::Keep => {
-                bytes.extend_from_slice(model.weights.data(t));
+                bytes.extend_from_slice(&model.weights.data(t)?);
                 total_bits += t.len as u64 * 8;
                 (t.dtype, None)
             }
@@ -227,7 +227,7 @@ pub fn replace_tensors(model: &Model, replaced: &HashMap<String, Vec<f32>>) -> R
                 GgmlType::F32
             }
             None => {
-                bytes.extend_from_slice(model.weights.data(t));
+                bytes.extend_from_slice(&model.weights.data(t)?);
                 t.dtype
             }
         };

@@ -6,8 +6,9 @@
 
 use crate::error::QuantError;
 use crate::formats::ggml::GgmlType;
-use crate::formats::gguf::{write_gguf, GgufFile};
+use crate::formats::gguf::write_gguf;
 use crate::model::fused::{fusions, Fusion};
+use crate::model::load::parse_gguf_head;
 use crate::model::{Model, Progress};
 use crate::quant::apply::quantize_model;
 use crate::quant::recipe::Assignment;
@@ -15,7 +16,8 @@ use crate::quant::Recipe;
 
 pub fn export_gguf(model: &Model, recipe: &Recipe, progress: &mut dyn FnMut(Progress)) -> Result<Vec<u8>, QuantError> {
     let bad = |message: String| QuantError::BadRecipe { file: model.source.clone(), message };
-    let source = GgufFile::parse(model.weights.file_bytes(), &model.source)
+    let file = model.weights.file().ok_or_else(|| bad("the model has no weights file".into()))?;
+    let source = parse_gguf_head(file, &model.source)
         .map_err(|e| bad(format!("export needs a model loaded from a GGUF file (its metadata is copied): {e}")))?;
     for t in model.weights.tensors() {
         if let Assignment::Quantize(scheme) = recipe.assignment(&t.name, t.dims.len()) {
@@ -30,8 +32,10 @@ pub fn export_gguf(model: &Model, recipe: &Recipe, progress: &mut dyn FnMut(Prog
     }
     let quantized = quantize_model(model, recipe, progress)?;
     let w = &quantized.model.weights;
-    let mut tensors: Vec<_> =
-        w.tensors().iter().map(|t| (t.name.clone(), t.dims.clone(), t.dtype, w.data(t).to_vec())).collect();
+    let mut tensors = Vec::with_capacity(w.tensors().len());
+    for t in w.tensors() {
+        tensors.push((t.name.clone(), t.dims.clone(), t.dtype, w.data(t)?.into_owned()));
+    }
     for fusion in fusions(&model.config) {
         join_parts(&mut tensors, &fusion).map_err(bad)?;
     }
