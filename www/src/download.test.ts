@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cacheStamp, readAll } from './download';
+import { cacheStamp, readAll, readToBlob } from './download';
 
 function streamOf(chunks: number[][]): ReadableStream<Uint8Array> {
   let i = 0;
@@ -64,4 +64,18 @@ test('a cache stamp needs Last-Modified or a length', () => {
   );
   assert.equal(cacheStamp(new Headers({ 'Content-Length': '10' })), '|10');
   assert.equal(cacheStamp(new Headers()), null);
+});
+
+test('reads a stream into a Blob of every byte, reporting progress to the end', async () => {
+  const reports: [number, number][] = [];
+  let clock = 0;
+  const blob = await readToBlob(
+    streamOf([[1, 2], [3], [4, 5, 6]]),
+    6,
+    (d, t) => reports.push([d, t]),
+    () => (clock += 100),
+  );
+  assert.deepEqual([...new Uint8Array(await blob.arrayBuffer())], [1, 2, 3, 4, 5, 6]);
+  assert.deepEqual(reports.at(-1), [6, 6]);
+  assert.ok(reports.length >= 2);
 });

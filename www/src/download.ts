@@ -52,6 +52,47 @@ export async function readAll(
   return out;
 }
 
+/** Passes a stream's bytes on unchanged, reporting how many have passed as readAll does. */
+export function counted(
+  stream: ReadableStream<Uint8Array>,
+  total: number,
+  onProgress: (done: number, total: number) => void,
+  now: () => number = () => performance.now(),
+): ReadableStream<Uint8Array> {
+  let done = 0;
+  let lastReport = -Infinity;
+  return stream.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, controller) {
+        done += chunk.length;
+        const t = now();
+        if (t - lastReport >= PROGRESS_INTERVAL_MS) {
+          lastReport = t;
+          onProgress(done, total);
+        }
+        controller.enqueue(chunk);
+      },
+      flush() {
+        onProgress(done, total);
+      },
+    }),
+  );
+}
+
+/**
+ * Reads a stream to the end into a Blob, reporting bytes as they come. A model file is kept this
+ * way, not as an ArrayBuffer: the browser stores a large Blob outside the page's memory (on disk
+ * when it must), and the engine reads it a range at a time.
+ */
+export function readToBlob(
+  stream: ReadableStream<Uint8Array>,
+  total: number,
+  onProgress: (done: number, total: number) => void,
+  now: () => number = () => performance.now(),
+): Promise<Blob> {
+  return new Response(counted(stream, total, onProgress, now)).blob();
+}
+
 /**
  * What identifies one version of a served file: its Last-Modified and length. null when the
  * server sends neither (then nothing is cached: a stale copy could never be told apart).

@@ -9,7 +9,7 @@
 
 import init, * as wasm from '../pkg/quantscope.js';
 import { Playground } from '../pkg/quantscope.js';
-import { readAll, modelCache, cacheStamp, localCacheKey } from './download';
+import { readAll, readToBlob, modelCache, cacheStamp, localCacheKey } from './download';
 import { capabilities, optionalMethod } from './capabilities';
 import { enginePolicy } from './forward';
 import { isSoftwareAdapter } from './webgpu';
@@ -71,7 +71,7 @@ function readFile(file: File, ctx: CallContext): Promise<Uint8Array> {
 }
 
 /**
- * Bytes of a served file. Served files are cached (Cache API) keyed by URL, stamped with the
+ * A served file, as a Blob (kept by the browser, read by the engine a range at a time). Served files are cached (Cache API) keyed by URL, stamped with the
  * server's Last-Modified and length from a HEAD request: a reload reads the cache instead of the
  * network, and a changed file on the server is downloaded again. Offline (HEAD fails), a cached
  * copy is used as it is.
@@ -79,7 +79,7 @@ function readFile(file: File, ctx: CallContext): Promise<Uint8Array> {
 async function download(
   url: string,
   ctx: CallContext,
-): Promise<{ bytes: Uint8Array; fromCache: boolean; store: () => Promise<void> }> {
+): Promise<{ blob: Blob; fromCache: boolean; store: () => Promise<void> }> {
   const cache = await modelCache();
   let stamp: string | null = null;
   let reachable = true;
@@ -92,8 +92,8 @@ async function download(
   const hit = cache ? await cache.match(url) : undefined;
   if (hit?.body && (!reachable || (stamp !== null && hit.headers.get('X-Quantscope-Stamp') === stamp))) {
     const total = Number(hit.headers.get('Content-Length')) || 0;
-    const bytes = await readAll(hit.body, total, (done, t) => ctx.progress('cache', done, t));
-    return { bytes, fromCache: true, store: async () => {} };
+    const blob = await readToBlob(hit.body, total, (done, t) => ctx.progress('cache', done, t));
+    return { blob, fromCache: true, store: async () => {} };
   }
   let response: Response;
   try {
@@ -109,35 +109,45 @@ async function download(
   const encoded = response.headers.get('Content-Encoding');
   const length = Number(response.headers.get('Content-Length'));
   const total = !encoded && Number.isFinite(length) ? length : 0;
-  const bytes = await readAll(response.body, total, (done, t) => ctx.progress('download', done, t));
+  const blob = await readToBlob(response.body, total, (done, t) => ctx.progress('download', done, t));
   const stampNow = stamp ?? cacheStamp(response.headers);
   const store = async () => {
     if (!cache || stampNow === null) return;
-    const headers = { 'Content-Length': String(bytes.length), 'X-Quantscope-Stamp': stampNow };
-    await cache.put(url, new Response(bytes as Uint8Array<ArrayBuffer>, { headers })).catch(() => {});
+    const headers = { 'Content-Length': String(blob.size), 'X-Quantscope-Stamp': stampNow };
+    await cache.put(url, new Response(blob, { headers })).catch(() => {});
   };
-  return { bytes, fromCache: false, store };
+  return { blob, fromCache: false, store };
 }
 
 /** Keeps a user's file in the cache under `local:NAME`, so a shared link can name it in this browser. */
-async function storeLocal(name: string, part: string, bytes: Uint8Array): Promise<void> {
+async function storeLocal(name: string, part: string, body: Blob | Uint8Array): Promise<void> {
   const cache = await modelCache();
   if (!cache) return;
-  const headers = { 'Content-Length': String(bytes.length) };
-  await cache
-    .put(localCacheKey(name, part), new Response(bytes as Uint8Array<ArrayBuffer>, { headers }))
-    .catch(() => {});
+  const size = body instanceof Blob ? body.size : body.length;
+  const headers = { 'Content-Length': String(size) };
+  const response = new Response(body instanceof Blob ? body : (body as Uint8Array<ArrayBuffer>), { headers });
+  await cache.put(localCacheKey(name, part), response).catch(() => {});
 }
 
-async function readLocal(name: string, part: string, ctx: CallContext): Promise<Uint8Array | null> {
+/** A user's GGUF kept in the cache comes back as a Blob, like a served one. */
+async function readLocalBlob(name: string, part: string, ctx: CallContext): Promise<Blob | null> {
   const cache = await modelCache();
   const hit = cache ? await cache.match(localCacheKey(name, part)) : undefined;
   if (!hit?.body) return null;
-  return readAll(hit.body, Number(hit.headers.get('Content-Length')) || 0, (done, t) => ctx.progress('cache', done, t));
+  const total = Number(hit.headers.get('Content-Length')) || 0;
+  return readToBlob(hit.body, total, (done, t) => ctx.progress('cache', done, t));
 }
 
-/** The parts of a model: one GGUF, or safetensors + config.json + tokenizer.json. */
-type ModelBytes = { gguf: Uint8Array } | { weights: Uint8Array; config: Uint8Array; tokenizer: Uint8Array };
+async function readLocal(name: string, part: string, ctx: CallContext): Promise<Uint8Array | null> {
+  const blob = await readLocalBlob(name, part, ctx);
+  return blob ? new Uint8Array(await blob.arrayBuffer()) : null;
+}
+
+/**
+ * The parts of a model: one GGUF (a Blob the engine reads a range at a time, so a model larger
+ * than wasm memory loads), or safetensors + config.json + tokenizer.json (read whole).
+ */
+type ModelBytes = { gguf: Blob } | { weights: Uint8Array; config: Uint8Array; tokenizer: Uint8Array };
 
 async function modelBytes(
   name: string,
@@ -146,11 +156,11 @@ async function modelBytes(
 ): Promise<{ parts: ModelBytes; fromCache: boolean; store: () => Promise<void> }> {
   switch (source.kind) {
     case 'url': {
-      const { bytes, fromCache, store } = await download(source.url, ctx);
-      return { parts: { gguf: bytes }, fromCache, store };
+      const { blob, fromCache, store } = await download(source.url, ctx);
+      return { parts: { gguf: blob }, fromCache, store };
     }
     case 'gguf-file': {
-      const gguf = await readFile(source.file, ctx);
+      const gguf = source.file;
       return { parts: { gguf }, fromCache: false, store: () => storeLocal(name, 'gguf', gguf) };
     }
     case 'safetensors-files': {
@@ -165,7 +175,7 @@ async function modelBytes(
       return { parts: { weights, config, tokenizer }, fromCache: false, store };
     }
     case 'cached-local': {
-      const gguf = await readLocal(source.name, 'gguf', ctx);
+      const gguf = await readLocalBlob(source.name, 'gguf', ctx);
       if (gguf) return { parts: { gguf }, fromCache: true, store: async () => {} };
       const weights = await readLocal(source.name, 'safetensors', ctx);
       const config = await readLocal(source.name, 'config.json', ctx);
@@ -177,6 +187,15 @@ async function modelBytes(
       );
     }
   }
+}
+
+/** Workers have FileReaderSync; the page's TypeScript libraries (DOM, not WebWorker) do not declare it. */
+declare const FileReaderSync: { new (): { readAsArrayBuffer(blob: Blob): ArrayBuffer } };
+
+/** Reads `blob` a range at a time, synchronously (the engine's weights are read from inside its calls). */
+function blobReader(blob: Blob): (offset: number, length: number) => Uint8Array {
+  const reader = new FileReaderSync();
+  return (offset, length) => new Uint8Array(reader.readAsArrayBuffer(blob.slice(offset, offset + length)));
 }
 
 /** What the browser says about its WebGPU adapter. Best effort: null when there is none. */
@@ -198,13 +217,12 @@ async function load({ name, source, useGpu, forward }: ArgsOf<'load'>, ctx: Call
   const t0 = performance.now();
   performance.mark('quantscope:load-start');
   const { parts, fromCache, store } = await modelBytes(name, source, ctx);
-  const size =
-    'gguf' in parts ? parts.gguf.length : parts.weights.length + parts.config.length + parts.tokenizer.length;
+  const size = 'gguf' in parts ? parts.gguf.size : parts.weights.length + parts.config.length + parts.tokenizer.length;
   const downloadMs = performance.now() - t0;
   ctx.progress('parse', 0, 1);
   const loaded =
     'gguf' in parts
-      ? await Playground.load(parts.gguf, name, ctx.progress, useGpu)
+      ? await Playground.loadLazy(parts.gguf.size, blobReader(parts.gguf), name, ctx.progress, useGpu)
       : await Playground.loadSafetensors(parts.weights, parts.config, parts.tokenizer, name, ctx.progress, useGpu);
   // Only a file that loaded is worth keeping: a bad one would fail again from the cache.
   await store();
