@@ -36,6 +36,7 @@ use std::sync::Mutex;
 
 use wasm_bindgen::prelude::*;
 
+use crate::error::ModelError;
 use crate::gpu::forward::ProbePoint;
 use crate::gpu::requant::gpu_quantizable;
 use crate::model::chat::ChatMessage;
@@ -201,9 +202,19 @@ impl Playground {
         progress: js_sys::Function,
         use_gpu: bool,
     ) -> Result<Playground, JsError> {
-        let throttle = ProgressThrottle::new(&progress);
+        Playground::load_with(&progress, use_gpu, |report| Model::from_gguf(bytes, &name, report)).await
+    }
+
+    /// A model parsed by `parse` (timed), then its study (WebGPU acquired and the weights uploaded
+    /// when `use_gpu`), with progress through one throttle.
+    async fn load_with(
+        progress: &js_sys::Function,
+        use_gpu: bool,
+        parse: impl FnOnce(&mut dyn FnMut(Progress)) -> Result<Model, ModelError>,
+    ) -> Result<Playground, JsError> {
+        let throttle = ProgressThrottle::new(progress);
         let t0 = now_ms();
-        let model = Model::from_gguf(bytes, &name, &mut |p| throttle.report(p)).map_err(js_error)?;
+        let model = parse(&mut |p| throttle.report(p)).map_err(js_error)?;
         let parse_ms = now_ms() - t0;
         let study = Study::new(model, parse_ms, use_gpu, browser_gpu_missing(), &mut |p| throttle.report(p)).await;
         Ok(Playground { study })
@@ -263,13 +274,10 @@ impl Playground {
         progress: js_sys::Function,
         use_gpu: bool,
     ) -> Result<Playground, JsError> {
-        let throttle = ProgressThrottle::new(&progress);
-        let t0 = now_ms();
-        let model = Model::from_safetensors(weights, &config_json, &tokenizer_json, &name, &mut |p| throttle.report(p))
-            .map_err(js_error)?;
-        let parse_ms = now_ms() - t0;
-        let study = Study::new(model, parse_ms, use_gpu, browser_gpu_missing(), &mut |p| throttle.report(p)).await;
-        Ok(Playground { study })
+        Playground::load_with(&progress, use_gpu, |report| {
+            Model::from_safetensors(weights, &config_json, &tokenizer_json, &name, report)
+        })
+        .await
     }
 
     /// Decides where the runs that the CPU reference computes exactly go (see `deviceInfo().forward`:

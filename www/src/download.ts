@@ -17,11 +17,10 @@ export async function readAll(
   onProgress: (done: number, total: number) => void,
   now: () => number = () => performance.now(),
 ): Promise<Uint8Array> {
-  const reader = stream.getReader();
+  const reader = counted(stream, total, onProgress, now).getReader();
   let buffer: Uint8Array | null = total > 0 ? new Uint8Array(total) : null;
   const chunks: Uint8Array[] = [];
   let done = 0;
-  let lastReport = -Infinity;
   for (;;) {
     const { done: finished, value } = await reader.read();
     if (finished) break;
@@ -35,13 +34,7 @@ export async function readAll(
       chunks.push(value);
     }
     done += value.length;
-    const t = now();
-    if (t - lastReport >= PROGRESS_INTERVAL_MS) {
-      lastReport = t;
-      onProgress(done, total);
-    }
   }
-  onProgress(done, total);
   if (buffer) return done === buffer.length ? buffer : buffer.subarray(0, done);
   const out = new Uint8Array(done);
   let at = 0;
