@@ -432,7 +432,8 @@ pub fn tiny_phi3_gguf(seed: u64) -> Vec<u8> {
 }
 
 /// The tiny llama with RoPE frequency factors: its shape, one factor per pair of a head.
-pub const TINY_LLAMA3: TinyShape = TinyShape { d: 32, heads: 4, kv_heads: 2, ff: 64, vocab: 20, layers: 2, context: 64 };
+pub const TINY_LLAMA3: TinyShape =
+    TinyShape { d: 32, heads: 4, kv_heads: 2, ff: 64, vocab: 20, layers: 2, context: 64 };
 
 /// A tiny random llama as GGUF (f32 weights, tied embeddings) with Llama 3.1's RoPE scaling as
 /// llama.cpp stores it: `factors` (one per pair, `d / heads / 2` of them) in `rope_freqs.weight`.
@@ -445,7 +446,8 @@ pub fn tiny_llama3_gguf(seed: u64, factors: &[f32]) -> Vec<u8> {
 
 /// The tiny Gemma 3: six blocks (five local, then the global one), one kv head, a head_dim of its
 /// own, a sliding window shorter than the context.
-pub const TINY_GEMMA3: TinyShape = TinyShape { d: 32, heads: 4, kv_heads: 1, ff: 64, vocab: 20, layers: 6, context: 64 };
+pub const TINY_GEMMA3: TinyShape =
+    TinyShape { d: 32, heads: 4, kv_heads: 1, ff: 64, vocab: 20, layers: 6, context: 64 };
 pub const TINY_GEMMA3_HEAD_DIM: usize = 16;
 pub const TINY_GEMMA3_WINDOW: usize = 48;
 
@@ -463,7 +465,8 @@ pub fn tiny_gemma3_gguf_of(seed: u64, shape: &TinyShape) -> Vec<u8> {
     let mut tensor = random_f32_tensors(seed);
     let mut tensors = tiny_llama_layout(&mut tensor, shape, heads * hd, kv_heads * hd);
     for l in 0..layers {
-        for (name, len) in [("attn_q_norm", hd), ("attn_k_norm", hd), ("post_attention_norm", d), ("post_ffw_norm", d)] {
+        for (name, len) in [("attn_q_norm", hd), ("attn_k_norm", hd), ("post_attention_norm", d), ("post_ffw_norm", d)]
+        {
             tensors.push(tensor(format!("blk.{l}.{name}.weight"), &[len], 0.2, 3.0));
         }
     }
@@ -474,6 +477,52 @@ pub fn tiny_gemma3_gguf_of(seed: u64, shape: &TinyShape) -> Vec<u8> {
     metadata.push(("gemma3.attention.key_length".into(), V::U32(hd as u32)));
     metadata.push(("gemma3.attention.value_length".into(), V::U32(hd as u32)));
     metadata.push(("gemma3.attention.sliding_window".into(), V::U32(TINY_GEMMA3_WINDOW as u32)));
+    write_gguf(&metadata, &tensors, 32)
+}
+
+/// The tiny GPT-2: heads 12 wide (not a power of two), the MLP 4·d wide as GPT-2's, a context
+/// (the position table's rows) shorter than the other tiny models'.
+pub const TINY_GPT2: TinyShape = TinyShape { d: 48, heads: 4, kv_heads: 4, ff: 192, vocab: 20, layers: 2, context: 40 };
+
+/// A tiny random GPT-2 as GGUF (f32 weights) in llama.cpp's gpt2 layout: learned positions
+/// (`position_embd`, one row per position), LayerNorms with biases, each block's q|k|v as one
+/// `attn_qkv` with one fused bias, a bias on every linear layer, no gate, tied embeddings.
+/// Norm biases and positions are drawn large enough that dropping any of them shows.
+pub fn tiny_gpt2_gguf(seed: u64) -> Vec<u8> {
+    let TinyShape { d, ff, vocab, layers, context, .. } = TINY_GPT2;
+    let mut tensor = random_f32_tensors(seed);
+    let mut tensors = vec![
+        tensor("token_embd.weight".into(), &[d, vocab], -0.5, 0.5),
+        tensor("position_embd.weight".into(), &[d, context], -0.5, 0.5),
+        tensor("output_norm.weight".into(), &[d], 0.5, 1.5),
+        tensor("output_norm.bias".into(), &[d], -0.5, 0.5),
+    ];
+    for l in 0..layers {
+        let name = |s: &str| format!("blk.{l}.{s}");
+        tensors.extend([
+            tensor(name("attn_norm.weight"), &[d], 0.5, 1.5),
+            tensor(name("attn_norm.bias"), &[d], -0.5, 0.5),
+            tensor(name("attn_qkv.weight"), &[d, 3 * d], -0.3, 0.3),
+            tensor(name("attn_qkv.bias"), &[3 * d], -0.5, 0.5),
+            tensor(name("attn_output.weight"), &[d, d], -0.3, 0.3),
+            tensor(name("attn_output.bias"), &[d], -0.5, 0.5),
+            tensor(name("ffn_norm.weight"), &[d], 0.5, 1.5),
+            tensor(name("ffn_norm.bias"), &[d], -0.5, 0.5),
+            tensor(name("ffn_up.weight"), &[d, ff], -0.3, 0.3),
+            tensor(name("ffn_up.bias"), &[ff], -0.5, 0.5),
+            tensor(name("ffn_down.weight"), &[ff, d], -0.3, 0.3),
+            tensor(name("ffn_down.bias"), &[d], -0.5, 0.5),
+        ]);
+    }
+    let mut metadata = tiny_metadata("gpt2", &TINY_GPT2);
+    // llama.cpp's gpt2 files: no kv head count, no RoPE, LayerNorm's own epsilon key.
+    metadata.retain(|(key, _)| {
+        !matches!(
+            key.as_str(),
+            "gpt2.attention.head_count_kv" | "gpt2.rope.freq_base" | "gpt2.attention.layer_norm_rms_epsilon"
+        )
+    });
+    metadata.push(("gpt2.attention.layer_norm_epsilon".into(), V::F32(1e-5)));
     write_gguf(&metadata, &tensors, 32)
 }
 
@@ -488,8 +537,10 @@ fn tiny_llama_layout(
     kv: usize,
 ) -> Vec<GgufTensor> {
     let TinyShape { d, ff, vocab, layers, .. } = *shape;
-    let mut tensors =
-        vec![tensor("token_embd.weight".into(), &[d, vocab], -0.5, 0.5), tensor("output_norm.weight".into(), &[d], 0.5, 1.5)];
+    let mut tensors = vec![
+        tensor("token_embd.weight".into(), &[d, vocab], -0.5, 0.5),
+        tensor("output_norm.weight".into(), &[d], 0.5, 1.5),
+    ];
     for l in 0..layers {
         let name = |s: &str| format!("blk.{l}.{s}");
         tensors.extend([

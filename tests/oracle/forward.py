@@ -10,7 +10,10 @@ Llama 3.1's RoPE frequency factors (rope_freqs.weight) where the file has them, 
 llama.cpp runs it (embeddings times sqrt(width), tanh-GELU gate, RMSNorm of the attention and MLP
 outputs before the residual adds, every 6th block global and the others at RoPE base 10000; the
 file's norm gains already hold Gemma's 1 + w),
-GQA by repeating K/V heads.
+GQA by repeating K/V heads; gpt2 as GPT-2 computes it (gpt2_last_logits): learned absolute
+positions added to the token embeddings and no RoPE, LayerNorm (mean-centred, biased variance,
+then gain and bias), one fused q|k|v product plus its bias, a bias on every linear layer, a plain
+MLP with tanh-GELU, tied unembedding unless the file has output.weight.
 
 usage: forward.py MODEL.gguf TOKEN_ID [TOKEN_ID ...] [, TOKEN_ID ...]... [--layers N] [--top K]
 prints JSON {"logits": [...]} for the last position; with several sequences (separated by a ","
@@ -43,6 +46,9 @@ def main():
     reader = GGUFReader(path)
     field = lambda key: reader.fields[key].contents()
     arch = field("general.architecture")
+    if arch == "gpt2":
+        runs = [gpt2_last_logits(reader, seq, layers) for seq in sequences]
+        return report(runs, top)
     n_layers = field(f"{arch}.block_count") if layers is None else layers
     n_heads = field(f"{arch}.attention.head_count")
     n_kv = field(f"{arch}.attention.head_count_kv")
@@ -145,11 +151,56 @@ def main():
         return logits[0]
 
     runs = [last_logits(seq) for seq in sequences]
+    report(runs, top)
+
+
+def report(runs, top):
     if top is None:
         json.dump({"logits": runs[0].tolist()} if len(runs) == 1 else {"runs": [r.tolist() for r in runs]}, sys.stdout)
     else:  # the top ids and logits of each sequence, highest first, ties to the lower id
         order = [sorted(range(len(r)), key=lambda i: (-r[i], i))[:top] for r in runs]
         json.dump({"top": [[[i, float(r[i])] for i in o] for r, o in zip(runs, order)]}, sys.stdout)
+
+
+def gpt2_last_logits(reader, tokens, layers):
+    """GPT-2's forward of `tokens` (float64), the last position's logits. GGUF stores every
+    matrix as nn.Linear's [out, in] (llama.cpp's converter transposed HF's Conv1D [in, out])."""
+    field = lambda key: reader.fields[key].contents()
+    n_layers = field("gpt2.block_count") if layers is None else layers
+    n_heads = field("gpt2.attention.head_count")
+    eps = field("gpt2.attention.layer_norm_epsilon")
+    W = {t.name: dequantize(t.data, t.tensor_type).astype(np.float64) for t in reader.tensors}
+    T = len(tokens)
+    wte, wpe = W["token_embd.weight"], W["position_embd.weight"]
+    d = wte.shape[1]
+    hd = d // n_heads
+    assert T <= wpe.shape[0], "longer than the position table"
+
+    def layer_norm(x, name):
+        mean = x.mean(axis=-1, keepdims=True)
+        var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
+        return (x - mean) / np.sqrt(var + eps) * W[f"{name}.weight"].reshape(-1) + W[f"{name}.bias"].reshape(-1)
+
+    def linear(x, name):
+        return x @ W[f"{name}.weight"].T + W[f"{name}.bias"].reshape(-1)
+
+    def gelu_tanh(g):
+        return 0.5 * g * (1 + np.tanh(np.sqrt(2 / np.pi) * (g + 0.044715 * g**3)))
+
+    x = wte[tokens] + wpe[np.arange(T)]
+    mask = np.triu(np.full((T, T), -np.inf), k=1)
+    for l in range(n_layers):
+        qkv = linear(layer_norm(x, f"blk.{l}.attn_norm"), f"blk.{l}.attn_qkv")
+        q, k, v = (m.reshape(T, n_heads, hd).transpose(1, 0, 2) for m in np.split(qkv, 3, axis=-1))
+        scores = q @ k.transpose(0, 2, 1) / np.sqrt(hd) + mask
+        probs = np.exp(scores - scores.max(axis=-1, keepdims=True))
+        probs /= probs.sum(axis=-1, keepdims=True)
+        attn = (probs @ v).transpose(1, 0, 2).reshape(T, d)
+        x = x + linear(attn, f"blk.{l}.attn_output")
+        h = gelu_tanh(linear(layer_norm(x, f"blk.{l}.ffn_norm"), f"blk.{l}.ffn_up"))
+        x = x + linear(h, f"blk.{l}.ffn_down")
+    out_w = W.get("output.weight", wte)
+    return (layer_norm(x[-1:], "output_norm") @ out_w.T)[0]
 
 
 if __name__ == "__main__":

@@ -1,0 +1,150 @@
+//! GPT-2 (LayerNorm with biases, learned absolute positions instead of RoPE, a plain tanh-GELU
+//! MLP, a bias on every linear layer, q|k|v and their biases fused): a tiny random checkpoint
+//! written as GGUF by the test gives the numpy oracle's logits on the CPU reference and on the
+//! GPU and decodes alike; the same weights as a Hugging Face GPT2LMHeadModel (Conv1D `[in, out]`
+//! weights, with and without the `transformer.` prefix, with the causal-mask buffers) load alike;
+//! a checkpoint whose config and tensors disagree is refused naming the tensor and the shapes.
+use crate::architecture_checks::{as_safetensors, matches_the_oracle_and_decodes_alike, predicts_alike, HfLayout};
+use crate::common::scratch;
+use crate::gpu_common::{tiny_gpt2_gguf, TINY_GPT2};
+
+use quantscope::formats::gguf::{write_gguf, GgufFile, MetadataValue};
+use quantscope::model::config::{GateActivation, MlpKind, NormKind, Positions};
+use quantscope::model::reference::{forward, ForwardOptions};
+use quantscope::model::{LlamaConfig, Model};
+
+const SEED: u64 = 0x4750_5432_0000_0001;
+const TOKENS: [u32; 9] = [3, 11, 0, 7, 7, 19, 2, 5, 13];
+
+fn load(bytes: Vec<u8>) -> Model {
+    Model::from_gguf(bytes, "tiny-gpt2.gguf", &mut |_| {}).unwrap()
+}
+
+#[test]
+fn a_tiny_gpt2_matches_the_numpy_oracle_on_the_cpu_and_the_gpu_and_decodes_alike() {
+    let bytes = tiny_gpt2_gguf(SEED);
+    let file = scratch("gpt2").join("tiny-gpt2.gguf");
+    std::fs::write(&file, &bytes).unwrap();
+    let model = load(bytes);
+    let c = &model.config;
+    assert_eq!(
+        (c.norm, c.positions, c.mlp, c.ffn_activation),
+        (NormKind::Layer, Positions::Learned, MlpKind::Plain, GateActivation::GeluTanh)
+    );
+    assert!(c.linear_bias && c.qkv_bias && c.tied_embeddings, "{c:?}");
+    assert_eq!((c.context_length, c.head_dim), (TINY_GPT2.context, TINY_GPT2.d / TINY_GPT2.heads));
+    // The fused q|k|v and its bias are gone; their parts are views of them.
+    assert!(model.weights.get("blk.0.attn_qkv.bias").is_none());
+    assert_eq!(model.tensor("blk.1.attn_v.bias").unwrap().dims, [TINY_GPT2.d as u64]);
+    matches_the_oracle_and_decodes_alike(&model, &file, &TOKENS);
+
+    // The context is the position table's length: one token more is refused, not wrapped.
+    let long: Vec<u32> = (0..TINY_GPT2.context as u32 + 1).map(|i| i % 20).collect();
+    let err = forward(&model, &long, ForwardOptions::default()).unwrap_err().to_string();
+    assert!(err.contains(&TINY_GPT2.context.to_string()), "{err}");
+}
+
+/// GPT-2's config.json for a model of config `c`.
+fn hf_config(c: &LlamaConfig) -> serde_json::Value {
+    serde_json::json!({
+        "architectures": ["GPT2LMHeadModel"], "n_embd": c.d_model, "n_layer": c.n_layers, "n_head": c.n_heads,
+        "n_positions": c.context_length, "n_ctx": c.context_length, "n_inner": null, "vocab_size": c.vocab_size,
+        "layer_norm_epsilon": c.rms_eps, "activation_function": "gelu_new", "scale_attn_weights": true,
+        "tie_word_embeddings": true,
+    })
+}
+
+fn from_hf(safetensors: Vec<u8>, config: &serde_json::Value, tokenizer: &str) -> Result<Model, String> {
+    Model::from_safetensors(safetensors, config.to_string().as_bytes(), tokenizer.as_bytes(), "tiny-gpt2", &mut |_| {})
+        .map_err(|e| e.to_string())
+}
+
+/// The error of a load that must fail.
+fn refused(load: Result<Model, String>) -> String {
+    match load {
+        Ok(_) => panic!("loaded"),
+        Err(e) => e,
+    }
+}
+
+/// Conv1D weights stored [in, out] are transposed at load; the mask buffers are skipped; with or
+/// without the `transformer.` prefix the model is the GGUF's.
+#[test]
+fn the_tiny_gpt2_from_hugging_face_files_predicts_as_from_gguf() {
+    let bytes = tiny_gpt2_gguf(SEED);
+    let gguf = load(bytes.clone());
+    let tokenizer = gguf.tokenizer.to_json().unwrap();
+    let config = hf_config(&gguf.config);
+    for prefixed in [true, false] {
+        let hf = from_hf(as_safetensors(&bytes, HfLayout::Gpt2 { prefixed }), &config, &tokenizer).unwrap();
+        assert_eq!(hf.config, gguf.config);
+        predicts_alike(&gguf, &hf, &TOKENS);
+    }
+    // Another activation is refused by name, not computed as tanh-GELU.
+    let mut relu = config.clone();
+    relu["activation_function"] = "relu".into();
+    let err = refused(from_hf(as_safetensors(&bytes, HfLayout::Gpt2 { prefixed: true }), &relu, &tokenizer));
+    assert!(err.contains("activation_function \"relu\""), "{err}");
+}
+
+type Tensors = Vec<(String, Vec<u64>, quantscope::formats::ggml::GgmlType, Vec<u8>)>;
+
+/// The GGUF `bytes` with its metadata and tensors changed by `edit`.
+fn rewritten(bytes: &[u8], edit: &dyn Fn(&mut Vec<(String, MetadataValue)>, &mut Tensors)) -> Vec<u8> {
+    let file = GgufFile::parse(bytes, "t").unwrap();
+    let mut metadata = file.metadata.clone();
+    let mut tensors: Tensors = file
+        .tensors
+        .iter()
+        .map(|t| {
+            let start = (file.data_offset + t.offset) as usize;
+            (t.name.clone(), t.dims.clone(), t.dtype, bytes[start..start + t.n_bytes as usize].to_vec())
+        })
+        .collect();
+    edit(&mut metadata, &mut tensors);
+    write_gguf(&metadata, &tensors, 32)
+}
+
+/// A position table of another length than the context, or a fused q|k|v projection of another
+/// width than 3·n_embd: refused, naming the tensor and both shapes, from GGUF and from Hugging
+/// Face files.
+#[test]
+fn a_gpt2_whose_config_and_tensors_disagree_is_refused_naming_tensor_and_shapes() {
+    let gguf = load(tiny_gpt2_gguf(SEED));
+    let tokenizer = gguf.tokenizer.to_json().unwrap();
+    let config = hf_config(&gguf.config);
+    let (d, context) = (TINY_GPT2.d, TINY_GPT2.context);
+    let gguf_error = |bytes: Vec<u8>| match Model::from_gguf(bytes, "t.gguf", &mut |_| {}) {
+        Ok(_) => panic!("the edited GGUF loaded"),
+        Err(e) => e.to_string(),
+    };
+    let hf_error =
+        |bytes: &[u8]| from_hf(as_safetensors(bytes, HfLayout::Gpt2 { prefixed: true }), &config, &tokenizer);
+
+    // 24 positions under a context of 40.
+    let short_positions = rewritten(&tiny_gpt2_gguf(SEED), &|_, tensors| {
+        let wpe = tensors.iter_mut().find(|t| t.0 == "position_embd.weight").unwrap();
+        wpe.1[1] = 24;
+        wpe.3.truncate(24 * d * 4);
+    });
+    let err = gguf_error(short_positions.clone());
+    assert!(err.contains("position_embd.weight") && err.contains("[48, 24]") && err.contains("[48, 40]"), "{err}");
+    let err = refused(hf_error(&short_positions));
+    assert!(err.contains("position_embd.weight") && err.contains("[48, 24]") && err.contains("[48, 40]"), "{err}");
+    assert_eq!(context, 40);
+
+    // Block 1's q|k|v (and its bias) 132 wide instead of 3 · 48.
+    let narrow_qkv = rewritten(&tiny_gpt2_gguf(SEED), &|_, tensors| {
+        for t in tensors.iter_mut().filter(|t| t.0.starts_with("blk.1.attn_qkv.")) {
+            *t.1.last_mut().unwrap() = 132;
+            t.3.truncate(t.1.iter().product::<u64>() as usize * 4);
+        }
+    });
+    let err = gguf_error(narrow_qkv.clone());
+    assert!(err.contains("blk.1.attn_qkv") && err.contains("132") && err.contains("144"), "{err}");
+    let err = refused(hf_error(&narrow_qkv));
+    assert!(
+        err.contains("blk.1.attn_qkv.weight (attn.c_attn") && err.contains("[48, 132]") && err.contains("[48, 144]"),
+        "{err}"
+    );
+}
