@@ -201,6 +201,12 @@ impl LlamaConfig {
         self.n_kv_heads * self.head_dim
     }
 
+    /// Whether a block of this architecture has the linear layer named by GGUF suffix `suffix`
+    /// (`ffn_gate` or `ffn_gate.weight`, ...): all of them but a plain MLP's gate (GPT-2's).
+    pub fn has_linear(&self, suffix: &str) -> bool {
+        self.mlp == MlpKind::Gated || !suffix.starts_with("ffn_gate")
+    }
+
     /// Each RoPE pair's angle per position (see [`rope_frequencies`]) in the global layers.
     pub fn rope_frequencies(&self) -> Vec<f64> {
         rope_frequencies(self.head_dim, self.rope_base, self.rope_freq_factors.as_deref())

@@ -5,10 +5,10 @@
 //! weights, with and without the `transformer.` prefix, with the causal-mask buffers) load alike;
 //! a checkpoint whose config and tensors disagree is refused naming the tensor and the shapes.
 use crate::architecture_checks::{as_safetensors, matches_the_oracle_and_decodes_alike, predicts_alike, HfLayout};
-use crate::common::scratch;
+use crate::common::{relative_l2_f32, scratch};
 use crate::gpu_common::{tiny_gpt2_gguf, TINY_GPT2};
 
-use quantscope::formats::gguf::{write_gguf, GgufFile, MetadataValue};
+use quantscope::formats::gguf::{write_gguf, GgufFile};
 use quantscope::model::config::{GateActivation, MlpKind, NormKind, Positions};
 use quantscope::model::reference::{forward, ForwardOptions};
 use quantscope::model::{LlamaConfig, Model};
@@ -89,10 +89,9 @@ fn the_tiny_gpt2_from_hugging_face_files_predicts_as_from_gguf() {
 
 type Tensors = Vec<(String, Vec<u64>, quantscope::formats::ggml::GgmlType, Vec<u8>)>;
 
-/// The GGUF `bytes` with its metadata and tensors changed by `edit`.
-fn rewritten(bytes: &[u8], edit: &dyn Fn(&mut Vec<(String, MetadataValue)>, &mut Tensors)) -> Vec<u8> {
+/// The GGUF `bytes` with its tensors changed by `edit`.
+fn rewritten(bytes: &[u8], edit: &dyn Fn(&mut Tensors)) -> Vec<u8> {
     let file = GgufFile::parse(bytes, "t").unwrap();
-    let mut metadata = file.metadata.clone();
     let mut tensors: Tensors = file
         .tensors
         .iter()
@@ -101,8 +100,8 @@ fn rewritten(bytes: &[u8], edit: &dyn Fn(&mut Vec<(String, MetadataValue)>, &mut
             (t.name.clone(), t.dims.clone(), t.dtype, bytes[start..start + t.n_bytes as usize].to_vec())
         })
         .collect();
-    edit(&mut metadata, &mut tensors);
-    write_gguf(&metadata, &tensors, 32)
+    edit(&mut tensors);
+    write_gguf(&file.metadata, &tensors, 32)
 }
 
 /// A position table of another length than the context, or a fused q|k|v projection of another
@@ -122,7 +121,7 @@ fn a_gpt2_whose_config_and_tensors_disagree_is_refused_naming_tensor_and_shapes(
         |bytes: &[u8]| from_hf(as_safetensors(bytes, HfLayout::Gpt2 { prefixed: true }), &config, &tokenizer);
 
     // 24 positions under a context of 40.
-    let short_positions = rewritten(&tiny_gpt2_gguf(SEED), &|_, tensors| {
+    let short_positions = rewritten(&tiny_gpt2_gguf(SEED), &|tensors| {
         let wpe = tensors.iter_mut().find(|t| t.0 == "position_embd.weight").unwrap();
         wpe.1[1] = 24;
         wpe.3.truncate(24 * d * 4);
@@ -134,7 +133,7 @@ fn a_gpt2_whose_config_and_tensors_disagree_is_refused_naming_tensor_and_shapes(
     assert_eq!(context, 40);
 
     // Block 1's q|k|v (and its bias) 132 wide instead of 3 · 48.
-    let narrow_qkv = rewritten(&tiny_gpt2_gguf(SEED), &|_, tensors| {
+    let narrow_qkv = rewritten(&tiny_gpt2_gguf(SEED), &|tensors| {
         for t in tensors.iter_mut().filter(|t| t.0.starts_with("blk.1.attn_qkv.")) {
             *t.1.last_mut().unwrap() = 132;
             t.3.truncate(t.1.iter().product::<u64>() as usize * 4);
@@ -147,4 +146,79 @@ fn a_gpt2_whose_config_and_tensors_disagree_is_refused_naming_tensor_and_shapes(
         err.contains("blk.1.attn_qkv.weight (attn.c_attn") && err.contains("[48, 132]") && err.contains("[48, 144]"),
         "{err}"
     );
+}
+
+/// What runs beside the forward works on GPT-2 as on the llama layout: the GPU's captured hidden
+/// states (the probes on, so every normed row goes through a buffer) equal the CPU reference's,
+/// dropping the attention sink and quantizing the attention probabilities change the GPU's
+/// logits as the CPU hook changes the reference's.
+#[test]
+fn captures_an_intervention_and_runtime_quantization_on_the_gpu_match_the_cpu_on_gpt2() {
+    use crate::gpu_common::ctx;
+    use quantscope::gpu::forward::{Capture, GpuModel};
+    use quantscope::gpu::kernels::intervene::GpuIntervention;
+    use quantscope::gpu::kernels::runtime_quant::GpuRuntimeQuant;
+    use quantscope::model::intervene::{Intervener, Intervention};
+    use quantscope::model::reference::forward_with;
+    use quantscope::model::window::EvalOptions;
+    use quantscope::quant::attention_probs::ProbQuantizer;
+    use quantscope::quant::runtime::{RuntimeQuant, RuntimeQuantizer};
+
+    let model = load(tiny_gpt2_gguf(SEED));
+    let c = &model.config;
+    let gpu = GpuModel::upload(ctx(), &model, &mut |_| {}).unwrap();
+    let step = |capture: Capture| {
+        let mut cache = gpu.new_cache(ctx(), TOKENS.len() as u32).unwrap();
+        pollster::block_on(gpu.step(ctx(), &mut cache, &TOKENS, &capture)).unwrap()
+    };
+    let hidden = ForwardOptions { hidden_states: true, ..Default::default() };
+    let cpu = forward(&model, &TOKENS, hidden).unwrap();
+    let out = step(Capture { hidden_states: true, probes: true, ..Default::default() });
+    assert_eq!((out.hidden_states.len(), out.probes.len()), (c.n_layers + 1, 1 + 8 * c.n_layers));
+    for (i, (g, want)) in out.hidden_states.iter().zip(&cpu.hidden_states).enumerate() {
+        let err = relative_l2_f32(g, want);
+        assert!(err <= 1e-5, "hidden state {i}: relative L2 {err:.2e}");
+    }
+
+    let plain = cpu.logits;
+    let options = EvalOptions { max_tokens: None, window: 16, skip: 0 };
+    let mut intervener = Intervener::new(&model, Intervention::DropSink, &TOKENS, &options).unwrap();
+    let intervention = GpuIntervention::new(ctx(), &intervener, c.n_layers, c.d_model).unwrap();
+    let want = forward_with(&model, &TOKENS, ForwardOptions::default(), &mut intervener).unwrap().logits;
+    let got = step(Capture { intervention: Some(intervention), ..Default::default() }).logits;
+    let (err, effect) = (relative_l2_f32(&got, &want), relative_l2_f32(&want, &plain));
+    assert!(err <= 1e-4 && effect > 1e-2, "drop-sink: GPU vs CPU {err:.2e}, effect {effect:.2e}");
+
+    let quant = RuntimeQuant {
+        probs: Some(ProbQuantizer::with_layer_q(4, (0..c.n_layers as u32).map(|l| 30 + l).collect())),
+        ..Default::default()
+    };
+    let mut hook = RuntimeQuantizer::new(&quant, c);
+    let want = forward_with(&model, &TOKENS, ForwardOptions::default(), &mut hook).unwrap().logits;
+    let runtime = GpuRuntimeQuant::new(ctx(), &quant, c).unwrap();
+    let got = step(Capture { runtime: Some(runtime.into()), ..Default::default() }).logits;
+    let (err, effect) = (relative_l2_f32(&got, &want), relative_l2_f32(&want, &plain));
+    assert!(err <= 1e-3 && effect > 1e-3, "adalog4 probabilities: GPU vs CPU {err:.2e}, effect {effect:.2e}");
+}
+
+/// SmoothQuant migrates each channel's factor into the norm before the linears: with LayerNorm
+/// the bias is divided as well as the gain (and up alone reads ffn_norm, there is no gate), so
+/// the smoothed GPT-2 computes the same logits up to f32 rounding.
+#[test]
+fn smoothquant_divides_the_layernorm_bias_too_and_keeps_the_logits() {
+    use quantscope::quant::calibrate::calibrate;
+    use quantscope::quant::smoothquant::{smooth, DEFAULT_ALPHA};
+
+    let model = load(tiny_gpt2_gguf(SEED));
+    let calibration = calibrate(&model, &TOKENS, 16, &mut |_| {}).unwrap();
+    let smoothed = smooth(&model, &calibration, DEFAULT_ALPHA).unwrap();
+    let changed = |name: &str| {
+        let (a, b) = (model.tensor(name).unwrap(), smoothed.tensor(name).unwrap());
+        model.weights.dequantize(a).unwrap() != smoothed.weights.dequantize(b).unwrap()
+    };
+    assert!(changed("blk.1.ffn_norm.bias") && changed("blk.1.ffn_up.weight") && changed("blk.0.attn_norm.bias"));
+    let all = ForwardOptions { all_logits: true, ..Default::default() };
+    let (a, b) = (forward(&model, &TOKENS, all).unwrap().logits, forward(&smoothed, &TOKENS, all).unwrap().logits);
+    let err = relative_l2_f32(&b, &a);
+    assert!(err <= 1e-5, "smoothed vs plain: relative L2 {err:.2e}");
 }

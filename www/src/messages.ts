@@ -61,6 +61,14 @@ export interface ModelConfig {
   /** Gemma 3: of every `period` blocks the last is global, the others local with their own RoPE base. */
   local_layers?: { period: number; rope_base: number } | null;
   tied_embeddings?: boolean;
+  /** RMSNorm ('rms') or GPT-2's LayerNorm with a bias ('layer'); rms_eps is then its epsilon. */
+  norm?: 'rms' | 'layer';
+  /** RoPE ('rope') or GPT-2's learned absolute position embeddings ('learned'). */
+  positions?: 'rope' | 'learned';
+  /** Gated MLP ('gated') or GPT-2's plain one ('plain'), act(up(x)) then down. */
+  mlp?: 'gated' | 'plain';
+  /** GPT-2: a bias on every linear layer (q, k and v by qkv_bias). */
+  linear_bias?: boolean;
 }
 
 export interface ModelSummary {
