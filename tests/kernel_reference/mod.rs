@@ -448,8 +448,7 @@ pub fn tiny_phi3_gguf(seed: u64) -> Vec<u8> {
 }
 
 /// The tiny llama with RoPE frequency factors: its shape, one factor per pair of a head.
-pub const TINY_LLAMA3: TinyShape =
-    TinyShape { d: 32, heads: 4, kv_heads: 2, ff: 64, vocab: 20, layers: 2, context: 64 };
+pub const TINY_LLAMA3: TinyShape = TinyShape { d: 32, heads: 4, kv_heads: 2, ff: 64, vocab: 20, layers: 2, context: 64 };
 
 /// A tiny random llama as GGUF (f32 weights, tied embeddings) with Llama 3.1's RoPE scaling as
 /// llama.cpp stores it: `factors` (one per pair, `d / heads / 2` of them) in `rope_freqs.weight`.
@@ -462,8 +461,7 @@ pub fn tiny_llama3_gguf(seed: u64, factors: &[f32]) -> Vec<u8> {
 
 /// The tiny Gemma 3: six blocks (five local, then the global one), one kv head, a head_dim of its
 /// own, a sliding window shorter than the context.
-pub const TINY_GEMMA3: TinyShape =
-    TinyShape { d: 32, heads: 4, kv_heads: 1, ff: 64, vocab: 20, layers: 6, context: 64 };
+pub const TINY_GEMMA3: TinyShape = TinyShape { d: 32, heads: 4, kv_heads: 1, ff: 64, vocab: 20, layers: 6, context: 64 };
 pub const TINY_GEMMA3_HEAD_DIM: usize = 16;
 pub const TINY_GEMMA3_WINDOW: usize = 48;
 
@@ -481,8 +479,7 @@ pub fn tiny_gemma3_gguf_of(seed: u64, shape: &TinyShape) -> Vec<u8> {
     let mut tensor = random_f32_tensors(seed);
     let mut tensors = tiny_llama_layout(&mut tensor, shape, heads * hd, kv_heads * hd);
     for l in 0..layers {
-        for (name, len) in [("attn_q_norm", hd), ("attn_k_norm", hd), ("post_attention_norm", d), ("post_ffw_norm", d)]
-        {
+        for (name, len) in [("attn_q_norm", hd), ("attn_k_norm", hd), ("post_attention_norm", d), ("post_ffw_norm", d)] {
             tensors.push(tensor(format!("blk.{l}.{name}.weight"), &[len], 0.2, 3.0));
         }
     }
@@ -553,10 +550,8 @@ fn tiny_llama_layout(
     kv: usize,
 ) -> Vec<GgufTensor> {
     let TinyShape { d, ff, vocab, layers, .. } = *shape;
-    let mut tensors = vec![
-        tensor("token_embd.weight".into(), &[d, vocab], -0.5, 0.5),
-        tensor("output_norm.weight".into(), &[d], 0.5, 1.5),
-    ];
+    let mut tensors =
+        vec![tensor("token_embd.weight".into(), &[d, vocab], -0.5, 0.5), tensor("output_norm.weight".into(), &[d], 0.5, 1.5)];
     for l in 0..layers {
         let name = |s: &str| format!("blk.{l}.{s}");
         tensors.extend([

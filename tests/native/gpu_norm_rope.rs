@@ -163,13 +163,10 @@ fn rope_and_append_matches_cpu_and_leaves_other_cache_rows() {
             for &(n, past) in &[(1usize, 0usize), (1, 37), (5, 11)] {
                 for stacked in [false, true] {
                     let (q_dim, kv_dim, capacity) = (n_heads * hd, n_kv_heads * hd, 64usize);
-                    let (q, k, v) =
-                        (rng.vec(n * q_dim, -4.0, 4.0), rng.vec(n * kv_dim, -4.0, 4.0), rng.vec(n * kv_dim, -4.0, 4.0));
+                    let (q, k, v) = (rng.vec(n * q_dim, -4.0, 4.0), rng.vec(n * kv_dim, -4.0, 4.0), rng.vec(n * kv_dim, -4.0, 4.0));
                     let cache_before = rng.vec(capacity * kv_dim, -1.0, 1.0);
-                    let (k_cache, v_cache) = (
-                        ctx().upload_f32("k cache", &cache_before).unwrap(),
-                        ctx().upload_f32("v cache", &cache_before).unwrap(),
-                    );
+                    let (k_cache, v_cache) =
+                        (ctx().upload_f32("k cache", &cache_before).unwrap(), ctx().upload_f32("v cache", &cache_before).unwrap());
                     let table = RopeTable::new(ctx(), hd as u32, base, None, capacity as u32).unwrap();
                     let (qb, kb, vb);
                     let new = if stacked {
@@ -182,35 +179,17 @@ fn rope_and_append_matches_cpu_and_leaves_other_cache_rows() {
                     };
                     let mut enc = ctx().encoder();
                     let heads = (n_heads as u32, n_kv_heads as u32);
-                    rope_and_append(
-                        ctx(),
-                        &mut enc,
-                        &qb,
-                        new,
-                        (&k_cache, &v_cache),
-                        n as u32,
-                        heads,
-                        past as u32,
-                        &table,
-                        layout,
-                    )
-                    .unwrap();
+                    rope_and_append(ctx(), &mut enc, &qb, new, (&k_cache, &v_cache), n as u32, heads, past as u32, &table, layout)
+                        .unwrap();
                     ctx().submit(enc);
-                    let what =
-                        format!("{layout:?} heads={n_heads}/{n_kv_heads} hd={hd} n={n} past={past} stacked={stacked}");
+                    let what = format!("{layout:?} heads={n_heads}/{n_kv_heads} hd={hd} n={n} past={past} stacked={stacked}");
                     let (mut want_q, mut want_k) = (q.clone(), k.clone());
                     cpu_rope(&mut want_q, n_heads, hd, past, base, layout);
                     cpu_rope(&mut want_k, n_kv_heads, hd, past, base, layout);
                     assert_close(&format!("{what}: q"), &read(&qb, q.len()), &want_q, ROPE_ABS, 0.0);
                     let mut want_k_cache = cache_before.clone();
                     want_k_cache[past * kv_dim..(past + n) * kv_dim].copy_from_slice(&want_k);
-                    assert_close(
-                        &format!("{what}: k cache"),
-                        &read(&k_cache, cache_before.len()),
-                        &want_k_cache,
-                        ROPE_ABS,
-                        0.0,
-                    );
+                    assert_close(&format!("{what}: k cache"), &read(&k_cache, cache_before.len()), &want_k_cache, ROPE_ABS, 0.0);
                     let mut want_v_cache = cache_before.clone();
                     want_v_cache[past * kv_dim..(past + n) * kv_dim].copy_from_slice(&v);
                     assert_eq!(read(&v_cache, cache_before.len()), want_v_cache, "{what}: v cache, copied exactly");
