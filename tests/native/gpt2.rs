@@ -4,7 +4,9 @@
 //! GPU and decodes alike; the same weights as a Hugging Face GPT2LMHeadModel (Conv1D `[in, out]`
 //! weights, with and without the `transformer.` prefix, with the causal-mask buffers) load alike;
 //! a checkpoint whose config and tensors disagree is refused naming the tensor and the shapes.
-use crate::architecture_checks::{as_safetensors, matches_the_oracle_and_decodes_alike, predicts_alike, HfLayout};
+use crate::architecture_checks::{
+    as_safetensors, matches_the_oracle_and_decodes_alike, oracle_logits, predicts_alike, HfLayout, LOGITS_TOLERANCE,
+};
 use crate::common::{relative_l2_f32, scratch};
 use crate::gpu_common::{tiny_gpt2_gguf, TINY_GPT2};
 
@@ -76,9 +78,17 @@ fn the_tiny_gpt2_from_hugging_face_files_predicts_as_from_gguf() {
     let tokenizer = gguf.tokenizer.to_json().unwrap();
     let config = hf_config(&gguf.config);
     for prefixed in [true, false] {
-        let hf = from_hf(as_safetensors(&bytes, HfLayout::Gpt2 { prefixed }), &config, &tokenizer).unwrap();
+        let safetensors = as_safetensors(&bytes, HfLayout::Gpt2 { prefixed });
+        let hf = from_hf(safetensors.clone(), &config, &tokenizer).unwrap();
         assert_eq!(hf.config, gguf.config);
         predicts_alike(&gguf, &hf, &TOKENS);
+        // The oracle reads the Conv1D weights as Hugging Face stores them, [in, out].
+        let dir = scratch(if prefixed { "gpt2-hf" } else { "gpt2-hf-unprefixed" });
+        std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+        std::fs::write(dir.join("model.safetensors"), &safetensors).unwrap();
+        let cpu = forward(&hf, &TOKENS, ForwardOptions::default()).unwrap().logits;
+        let err = relative_l2_f32(&cpu, &oracle_logits(&dir.join("model.safetensors"), &TOKENS));
+        assert!(err <= LOGITS_TOLERANCE, "HF GPT-2 on the CPU vs the oracle on its safetensors: relative L2 {err:.3e}");
     }
     // Another activation is refused by name, not computed as tanh-GELU.
     let mut relu = config.clone();
