@@ -695,6 +695,26 @@ mod tests {
         assert_eq!((c.sliding_window, c.context_length), (None, 8192));
     }
 
+    /// GPT-2 (124M)'s config.json: its own field names, n_inner null for 4·n_embd, tied.
+    const GPT2_HF: &str = r#"{"architectures": ["GPT2LMHeadModel"], "activation_function": "gelu_new",
+        "layer_norm_epsilon": 1e-05, "n_ctx": 1024, "n_embd": 768, "n_head": 12, "n_inner": null,
+        "n_layer": 12, "n_positions": 1024, "scale_attn_weights": true, "vocab_size": 50257}"#;
+
+    #[test]
+    fn hf_gpt2_config_has_its_switches_and_refuses_what_it_does_not_compute() {
+        let c = LlamaConfig::from_hf_json(GPT2_HF.as_bytes(), "config.json").unwrap();
+        assert_eq!(c.architecture, "gpt2");
+        assert_eq!((c.n_layers, c.d_model, c.n_heads, c.n_kv_heads, c.head_dim), (12, 768, 12, 12, 64));
+        assert_eq!((c.d_ff, c.vocab_size, c.context_length, c.rms_eps), (3072, 50257, 1024, 1e-5));
+        assert_eq!((c.norm, c.positions, c.mlp), (NormKind::Layer, Positions::Learned, MlpKind::Plain));
+        assert!(c.linear_bias && c.qkv_bias && c.tied_embeddings && !c.has_linear("ffn_gate"));
+        let err = |json: String| LlamaConfig::from_hf_json(json.as_bytes(), "cfg.json").unwrap_err().to_string();
+        assert!(err(GPT2_HF.replace("gelu_new", "relu")).contains("activation_function \"relu\""));
+        let inverse = GPT2_HF.replace(r#""n_inner": null"#, r#""scale_attn_by_inverse_layer_idx": true"#);
+        assert!(err(inverse).contains("scale_attn_by_inverse_layer_idx"));
+        assert!(err(GPT2_HF.replace(r#""n_head": 12"#, r#""n_head": 7"#)).contains("not a multiple of n_head 7"));
+    }
+
     #[test]
     fn hf_config_errors_name_the_problem() {
         let err = |json: &str| LlamaConfig::from_hf_json(json.as_bytes(), "cfg.json").unwrap_err().to_string();

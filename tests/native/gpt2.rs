@@ -232,3 +232,30 @@ fn smoothquant_divides_the_layernorm_bias_too_and_keeps_the_logits() {
     let err = relative_l2_f32(&b, &a);
     assert!(err <= 1e-5, "smoothed vs plain: relative L2 {err:.2e}");
 }
+
+/// Exported, the file stores q|k|v and their biases fused again (llama.cpp's gpt2 layout), it
+/// loads back to the model quantize_model made, and the oracle reading it gives its logits. (f32:
+/// the tiny GPT-2's rows of 48 are no whole Q8_0 blocks.)
+#[test]
+fn an_exported_gpt2_is_fused_again_and_predicts_what_the_oracle_reads_from_it() {
+    use quantscope::quant::apply::quantize_model;
+    use quantscope::quant::export::export_gguf;
+    use quantscope::quant::Recipe;
+
+    let model = load(tiny_gpt2_gguf(SEED));
+    let recipe = Recipe::from_json(r#"{"default": "f32"}"#, "t").unwrap();
+    let exported = export_gguf(&model, &recipe, &mut |_| {}).unwrap();
+    let file = GgufFile::parse(&exported, "exported.gguf").unwrap();
+    let d = TINY_GPT2.d as u64;
+    assert_eq!(file.tensor("blk.1.attn_qkv.weight").expect("a fused attn_qkv").dims, [d, 3 * d]);
+    assert_eq!(file.tensor("blk.1.attn_qkv.bias").expect("a fused bias").dims, [3 * d]);
+    assert!(file.tensor("blk.0.attn_q.weight").is_none() && file.tensor("blk.0.attn_v.bias").is_none());
+
+    let path = scratch("gpt2").join("exported.gguf");
+    std::fs::write(&path, &exported).unwrap();
+    let reloaded = Model::from_gguf(exported, "exported.gguf", &mut |_| {}).unwrap();
+    predicts_alike(&quantize_model(&model, &recipe, &mut |_| {}).unwrap().model, &reloaded, &TOKENS);
+    let ours = forward(&reloaded, &TOKENS, ForwardOptions::default()).unwrap().logits;
+    let err = relative_l2_f32(&ours, &oracle_logits(&path, &TOKENS));
+    assert!(err <= LOGITS_TOLERANCE, "exported vs oracle: relative L2 {err:.3e}");
+}
