@@ -201,10 +201,11 @@ impl LlamaConfig {
         self.n_kv_heads * self.head_dim
     }
 
-    /// Whether a block of this architecture has the linear layer named by GGUF suffix `suffix`
-    /// (`ffn_gate` or `ffn_gate.weight`, ...): all of them but a plain MLP's gate (GPT-2's).
-    pub fn has_linear(&self, suffix: &str) -> bool {
-        self.mlp == MlpKind::Gated || !suffix.starts_with("ffn_gate")
+    /// Whether a block of this architecture has the linear layer `name` (a GGUF suffix such as
+    /// `ffn_gate`, or a tensor name such as `blk.0.ffn_gate.weight`): all of them but a plain
+    /// MLP's gate (GPT-2's).
+    pub fn has_linear(&self, name: &str) -> bool {
+        self.mlp == MlpKind::Gated || !name.split('.').any(|part| part == "ffn_gate")
     }
 
     /// Each RoPE pair's angle per position (see [`rope_frequencies`]) in the global layers.
