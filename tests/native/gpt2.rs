@@ -160,8 +160,8 @@ fn a_gpt2_whose_config_and_tensors_disagree_is_refused_naming_tensor_and_shapes(
 
 /// What runs beside the forward works on GPT-2 as on the llama layout: the GPU's captured hidden
 /// states (the probes on, so every normed row goes through a buffer) equal the CPU reference's,
-/// dropping the attention sink and quantizing the attention probabilities change the GPU's
-/// logits as the CPU hook changes the reference's.
+/// dropping the attention sink, quantizing the attention probabilities and the KV cache change
+/// the GPU's logits as the CPU hook changes the reference's.
 #[test]
 fn captures_an_intervention_and_runtime_quantization_on_the_gpu_match_the_cpu_on_gpt2() {
     use crate::gpu_common::ctx;
@@ -199,16 +199,20 @@ fn captures_an_intervention_and_runtime_quantization_on_the_gpu_match_the_cpu_on
     let (err, effect) = (relative_l2_f32(&got, &want), relative_l2_f32(&want, &plain));
     assert!(err <= 1e-4 && effect > 1e-2, "drop-sink: GPU vs CPU {err:.2e}, effect {effect:.2e}");
 
-    let quant = RuntimeQuant {
+    let probabilities = RuntimeQuant {
         probs: Some(ProbQuantizer::with_layer_q(4, (0..c.n_layers as u32).map(|l| 30 + l).collect())),
         ..Default::default()
     };
-    let mut hook = RuntimeQuantizer::new(&quant, c);
-    let want = forward_with(&model, &TOKENS, ForwardOptions::default(), &mut hook).unwrap().logits;
-    let runtime = GpuRuntimeQuant::new(ctx(), &quant, c).unwrap();
-    let got = step(Capture { runtime: Some(runtime.into()), ..Default::default() }).logits;
-    let (err, effect) = (relative_l2_f32(&got, &want), relative_l2_f32(&want, &plain));
-    assert!(err <= 1e-3 && effect > 1e-3, "adalog4 probabilities: GPU vs CPU {err:.2e}, effect {effect:.2e}");
+    // The keys and values as the cache holds them (no RoPE before), int4 per 12-wide head.
+    let cache = RuntimeQuant { kv: Some("int4".parse().unwrap()), ..Default::default() };
+    for (name, quant) in [("adalog4 probabilities", probabilities), ("int4 KV cache", cache)] {
+        let mut hook = RuntimeQuantizer::new(&quant, c);
+        let want = forward_with(&model, &TOKENS, ForwardOptions::default(), &mut hook).unwrap().logits;
+        let runtime = GpuRuntimeQuant::new(ctx(), &quant, c).unwrap();
+        let got = step(Capture { runtime: Some(runtime.into()), ..Default::default() }).logits;
+        let (err, effect) = (relative_l2_f32(&got, &want), relative_l2_f32(&want, &plain));
+        assert!(err <= 1e-3 && effect > 1e-3, "{name}: GPU vs CPU {err:.2e}, effect {effect:.2e}");
+    }
 }
 
 /// SmoothQuant migrates each channel's factor into the norm before the linears: with LayerNorm
