@@ -19,7 +19,7 @@
 //! quantized model never needs a full f32 copy in memory.
 
 use crate::error::{FormatError, ModelError};
-use crate::model::config::{GateActivation, LlamaConfig, NormKind, Positions, RopeLayout};
+use crate::model::config::{GateActivation, LlamaConfig, MlpKind, NormKind, Positions, RopeLayout};
 use crate::model::load::Model;
 use crate::model::weights::{WeightTensor, Weights};
 
@@ -306,8 +306,8 @@ impl Model {
             post_ffw_norm: optional("post_ffw_norm.weight"),
             ffn_norm: norm("ffn_norm")?,
             gate: match self.config.mlp {
-                crate::model::config::MlpKind::Gated => Some(t("ffn_gate.weight")?),
-                crate::model::config::MlpKind::Plain => None,
+                MlpKind::Gated => Some(t("ffn_gate.weight")?),
+                MlpKind::Plain => None,
             },
             up: t("ffn_up.weight")?,
             down: t("ffn_down.weight")?,
