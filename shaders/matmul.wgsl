@@ -2,10 +2,11 @@
 // format. x: [n_tokens × n_in] f32, y: [n_tokens × n_out] f32, accumulation in f32. Optionally
 // fused (override constants, so each combination is its own pipeline):
 // - RMS_NORM: x holds un-normed rows; each is used as x[t] · inv_rms[t] · gain (the formula of
-//   rmsnorm.wgsl, inv_rms[t] = 1 / sqrt(mean(x[t]²) + eps)), computed while x is staged;
+//   norm.wgsl's rms_norm, inv_rms[t] = 1 / sqrt(mean(x[t]²) + eps)), computed while x is staged;
 // - BIAS: + bias[o];
 // - OUTPUT: 0 stores, 1 adds to what y holds (a residual), 2 stores act(gate[t][o]) · result
-//   (SwiGLU or GeGLU by GATE_GELU, with the up projection; gate is not y).
+//   (SwiGLU or GeGLU by GATE_GELU, with the up projection; gate is not y), 3 stores act(result)
+//   (a plain MLP's up projection, GPT-2).
 //
 // How weight formats plug in (a new format is a new decode function, not a new kernel):
 // src/gpu/kernels/matmul.rs composes in (GpuWeight::decoder) shaders/formats/common.wgsl, one
@@ -70,7 +71,7 @@ struct Params {
 
 override RMS_NORM: bool = false;
 override BIAS: bool = false;
-override OUTPUT: u32 = 0u;  // 0 store, 1 accumulate, 2 gated (SwiGLU or GeGLU)
+override OUTPUT: u32 = 0u;  // 0 store, 1 accumulate, 2 gated (SwiGLU or GeGLU), 3 activated
 
 override KT: u32 = 256u;             // gemv: threads along k per row group; a power of two ≤ GEMV_WG
 override ROWS_PER_THREAD: u32 = 2u;  // gemv: ≤ R_MAX, and (GEMV_WG / KT) · ROWS_PER_THREAD ≤ MAX_ROWS
@@ -99,6 +100,9 @@ fn store(t: u32, o: u32, acc: f32) {
         }
         case 2u: {
             y[i] = gated(gate[i], v);
+        }
+        case 3u: {
+            y[i] = gated(v, 1.0);
         }
         default: {
             y[i] = v;

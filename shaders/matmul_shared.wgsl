@@ -29,7 +29,7 @@ fn gated(g: f32, v: f32) -> f32 {
 }
 
 // x[base + k .. base + k + 4] as the kernel uses it: 0 past n_in, normalized by `inv_rms` and
-// gain when RMS_NORM (x · inv_rms · gain, in that order, as rmsnorm.wgsl and the CPU do).
+// gain when RMS_NORM (x · inv_rms · gain, in that order, as norm.wgsl and the CPU do).
 fn x_quad(base: u32, k: u32, inv_rms: f32) -> vec4<H> {
     var v = vec4<f32>(0.0);
     var g = vec4<f32>(0.0);

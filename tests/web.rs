@@ -421,6 +421,17 @@ async fn tiny_gemma2_forward_matches_the_cpu_reference() {
     }
 }
 
+/// GPT-2 through Tint/Dawn: the LayerNorm kernel, the position table gathered and added, the
+/// GELU epilogue of the biased up projection, biases on every linear, no RoPE (tests/native/gpt2.rs
+/// checks the CPU reference against the numpy oracle).
+#[wasm_bindgen_test]
+async fn tiny_gpt2_forward_matches_the_cpu_reference() {
+    let model = Model::from_gguf(tiny_gpt2_gguf(0x4750_5432_0000_0001), "tiny-gpt2.gguf", &mut |_| {})
+        .expect("load the tiny gpt2");
+    assert_eq!(model.config.architecture, "gpt2");
+    prefill_and_decode_match_the_cpu_reference(ctx().await, &model, &TINY_TOKENS).await;
+}
+
 /// A matrix larger than one binding, through Tint/Dawn: on a device whose bindings are capped at
 /// 64 KiB, a tiny Gemma 3 with 3000 tokens has its embeddings in six parts (the gather and the
 /// tied unembedding dispatch per part); prefill and decode match the CPU reference.

@@ -714,7 +714,7 @@ pub fn outlier_report(
         .collect();
     let mut weights = Vec::with_capacity(c.n_layers * BLOCK_LINEARS.len());
     for block in 0..c.n_layers {
-        for kind in BLOCK_LINEARS {
+        for kind in BLOCK_LINEARS.into_iter().filter(|kind| c.has_linear(kind)) {
             let name = format!("blk.{block}.{kind}.weight");
             let tensor = model.tensor(&name)?;
             let w = model.weights.dequantize(tensor)?;

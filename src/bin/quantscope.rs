@@ -21,6 +21,7 @@ use pollster::block_on;
 use quantscope::gpu::bench::{self, BenchOptions};
 use quantscope::gpu::GpuContext;
 use quantscope::model::chat::ChatMessage;
+use quantscope::model::config::{MlpKind, NormKind, Positions};
 use quantscope::model::intervene::Intervention;
 use quantscope::model::sampling::SamplingParams;
 use quantscope::model::window::{eval_tokens, EvalOptions, EVAL_TEXT};
@@ -430,8 +431,11 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
                 ),
                 None => outln!(out, "context      {}", c.context_length),
             }
-            match &c.rope_freq_factors {
-                Some(f) => outln!(
+            match (&c.rope_freq_factors, c.positions) {
+                (_, Positions::Learned) => {
+                    outln!(out, "positions    learned (position_embd, {} rows), no RoPE", c.context_length)
+                }
+                (Some(f), _) => outln!(
                     out,
                     "rope         base {}, {:?} pairs, Llama 3.1 scaling (frequency factors {:?} … {:?})",
                     c.rope_base,
@@ -439,9 +443,18 @@ fn run(cli: Cli, out: &mut String) -> Result<(), String> {
                     f[0],
                     f[f.len() - 1]
                 ),
-                None => outln!(out, "rope         base {}, {:?} pairs", c.rope_base, c.rope_layout),
+                (None, _) => outln!(out, "rope         base {}, {:?} pairs", c.rope_base, c.rope_layout),
             }
-            outln!(out, "rms eps      {:e}", c.rms_eps);
+            match c.norm {
+                NormKind::Rms => outln!(out, "rms eps      {:e}", c.rms_eps),
+                NormKind::Layer => outln!(out, "layer norm   eps {:e}, with a bias", c.rms_eps),
+            }
+            if c.mlp == MlpKind::Plain {
+                outln!(out, "mlp          plain: down({:?}(up(x))), no gate", c.ffn_activation);
+            }
+            if c.linear_bias {
+                outln!(out, "biases       on every linear layer");
+            }
             outln!(out, "tied embed.  {}", c.tied_embeddings);
             outln!(
                 out,

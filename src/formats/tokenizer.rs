@@ -36,7 +36,7 @@ const QWEN2_SPLIT: &str =
 pub const GGUF_TOKENIZER_MODELS: &[&str] = &["gpt2", "llama"];
 
 /// The GGUF pre-tokenizer names this module can rebuild (byte-level BPE).
-pub const GGUF_PRE_TOKENIZERS: &[&str] = &["default", "gpt2", "smollm", "llama-bpe", "qwen2"];
+pub const GGUF_PRE_TOKENIZERS: &[&str] = &["default", "gpt2", "gpt-2", "smollm", "llama-bpe", "qwen2"];
 
 #[derive(Clone)]
 pub struct TextTokenizer {
@@ -270,7 +270,8 @@ fn pre_tokenizer(pre: &str) -> Result<PreTokenizerWrapper, String> {
             .map_err(|e| format!("pre-tokenizer regex: {e}"))
     };
     Ok(match pre {
-        "default" | "gpt2" => byte_level(true),
+        // "gpt-2": what llama.cpp's converter writes for GPT-2 itself, GPT-2's regex as well.
+        "default" | "gpt2" | "gpt-2" => byte_level(true),
         // SmolLM's tokenizer.json: every digit on its own, then GPT-2's byte-level split.
         "smollm" => PreTokenizerWrapper::Sequence(Sequence::new(vec![
             PreTokenizerWrapper::Digits(Digits::new(true)),

@@ -220,13 +220,9 @@ pub async fn run(
 
     // Matrix products: the model's own weights, then large LLM shapes.
     let mut weights: Vec<(String, GpuWeight)> = Vec::new();
-    for name in [
-        "blk.0.attn_q.weight",
-        "blk.0.attn_k.weight",
-        "blk.0.ffn_gate.weight",
-        "blk.0.ffn_down.weight",
-        "token_embd.weight",
-    ] {
+    let own = ["blk.0.attn_q.weight", "blk.0.attn_k.weight", "blk.0.ffn_gate.weight", "blk.0.ffn_down.weight"];
+    // A plain MLP (GPT-2) has no gate to time.
+    for name in own.into_iter().filter(|name| model.config.has_linear(name)).chain(["token_embd.weight"]) {
         weights.push((
             format!("{name} {}", model.tensor(name)?.dtype.name()),
             GpuWeight::upload(ctx, &model.weights, model.tensor(name)?)?,
@@ -267,10 +263,11 @@ pub async fn run(
     // The decode step's stacked GEMVs (one dispatch for q/k/v, one for gate/up with its gate, both
     // with the RMSNorm prologue) on the model's block 0, against the separate dispatches they
     // replace ("gemv_unstacked": the same products and epilogues, one dispatch per weight).
-    for (names, output) in [
+    let stacks = [
         (&["blk.0.attn_q.weight", "blk.0.attn_k.weight", "blk.0.attn_v.weight"][..], StackedOutput::Concatenate),
         (&["blk.0.ffn_gate.weight", "blk.0.ffn_up.weight"][..], StackedOutput::GatedPair(model.config.ffn_activation)),
-    ] {
+    ];
+    for (names, output) in stacks.into_iter().filter(|(names, _)| names.iter().all(|n| model.config.has_linear(n))) {
         let mut stack = Vec::new();
         for name in names {
             stack.push(GpuWeight::upload(ctx, &model.weights, model.tensor(name)?)?);

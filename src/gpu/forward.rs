@@ -20,7 +20,7 @@ use crate::gpu::kernels::intervene::{intervene_after_block, GpuIntervention};
 use crate::gpu::kernels::matmul::{
     matmul_stacked_variant, matmul_variant, MatmulOptions, MatmulOutput, MatmulVariant, StackedOptions, StackedOutput,
 };
-use crate::gpu::kernels::norm::{rms_norm, rms_norm_rows};
+use crate::gpu::kernels::norm::{layer_norm_rows, rms_norm, rms_norm_rows};
 use crate::gpu::kernels::probe::{probe, probe_words, ProbeSummary};
 use crate::gpu::kernels::rope::{rope_and_append, rope_with_table, NewKeysValues, RopeTable};
 use crate::gpu::kernels::runtime_quant::{fake_quantize_kv, GpuRuntimeQuant};
@@ -28,13 +28,14 @@ use crate::gpu::kernels::topk::{top_k_into, TopKScratch, MAX_K};
 use crate::gpu::requant::quantize_on_gpu;
 use crate::gpu::weights::GpuWeight;
 use crate::gpu::{GpuContext, Recorder, Reuse};
+use crate::model::config::{MlpKind, NormKind, Positions};
 use crate::model::reference::LinearInput;
 use crate::model::{LlamaConfig, Model, Progress, WeightTensor};
 use crate::quant::apply::QuantizedModel;
 use crate::quant::{Codebook, Scheme};
 
 struct GpuBlock {
-    attn_norm: wgpu::Buffer,
+    attn_norm: GpuNorm,
     q: GpuWeight,
     k: GpuWeight,
     v: GpuWeight,
@@ -42,12 +43,23 @@ struct GpuBlock {
     /// Qwen3's per-head RMSNorm gains of the queries and the keys (`head_dim` each).
     qk_norm: Option<[wgpu::Buffer; 2]>,
     o: GpuWeight,
+    /// GPT-2's biases of the output projection, up and down.
+    o_bias: Option<wgpu::Buffer>,
+    up_bias: Option<wgpu::Buffer>,
+    down_bias: Option<wgpu::Buffer>,
     /// Gemma's RMSNorm gains of the attention's and the MLP's outputs.
     post_norms: Option<[wgpu::Buffer; 2]>,
-    ffn_norm: wgpu::Buffer,
-    gate: GpuWeight,
+    ffn_norm: GpuNorm,
+    /// None in a plain (non-gated) MLP.
+    gate: Option<GpuWeight>,
     up: GpuWeight,
     down: GpuWeight,
+}
+
+/// A norm's gain, and its bias where it is a LayerNorm (GPT-2).
+struct GpuNorm {
+    gain: wgpu::Buffer,
+    bias: Option<wgpu::Buffer>,
 }
 
 /// Qwen2's q/k/v biases: one buffer each for the projections one at a time, and the three
@@ -62,7 +74,9 @@ pub struct GpuModel {
     embeddings: GpuWeight,
     /// `None` when the unembedding is tied to the embeddings.
     output: Option<GpuWeight>,
-    output_norm: wgpu::Buffer,
+    output_norm: GpuNorm,
+    /// GPT-2's learned position embeddings, one row per position.
+    positions: Option<GpuWeight>,
     /// Gemma's √width, one f32, by which the embeddings are multiplied.
     embedding_scale: Option<wgpu::Buffer>,
     /// Gemma 2's soft cap of the logits, one f32.
@@ -373,9 +387,24 @@ impl GpuModel {
         let vector = |t: &WeightTensor| -> Result<wgpu::Buffer, ModelError> {
             Ok(ctx.upload_f32(&t.name, &model.weights.dequantize(t)?)?)
         };
+        let optional_vector = |name: &str| -> Result<Option<wgpu::Buffer>, ModelError> {
+            model.weights.get(name).map(vector).transpose()
+        };
+        // LayerNorm's bias is part of the norm; a RMSNorm has none to read.
+        let norm = |name: &str| -> Result<GpuNorm, ModelError> {
+            let bias = match c.norm {
+                NormKind::Layer => Some(vector(model.tensor(&format!("{name}.bias"))?)?),
+                NormKind::Rms => None,
+            };
+            Ok(GpuNorm { gain: vector(model.tensor(&format!("{name}.weight"))?)?, bias })
+        };
         let embeddings = matrix("token_embd.weight", progress)?;
         let output = if c.tied_embeddings { None } else { Some(matrix("output.weight", progress)?) };
-        let output_norm = vector(model.tensor("output_norm.weight")?)?;
+        let output_norm = norm("output_norm")?;
+        let positions = match c.positions {
+            Positions::Learned => Some(matrix("position_embd.weight", progress)?),
+            Positions::Rope => None,
+        };
         let mut blocks = Vec::with_capacity(c.n_layers);
         for l in 0..c.n_layers {
             let name = |s: &str| format!("blk.{l}.{s}");
@@ -402,17 +431,27 @@ impl GpuModel {
             } else {
                 None
             };
+            let linear_bias = |s: &str| match c.linear_bias {
+                true => optional_vector(&name(s)),
+                false => Ok(None),
+            };
             blocks.push(GpuBlock {
-                attn_norm: vector(model.tensor(&name("attn_norm.weight"))?)?,
+                attn_norm: norm(&name("attn_norm"))?,
                 q: matrix(&name("attn_q.weight"), progress)?,
                 k: matrix(&name("attn_k.weight"), progress)?,
                 v: matrix(&name("attn_v.weight"), progress)?,
                 qkv_bias,
                 qk_norm,
                 o: matrix(&name("attn_output.weight"), progress)?,
+                o_bias: linear_bias("attn_output.bias")?,
+                up_bias: linear_bias("ffn_up.bias")?,
+                down_bias: linear_bias("ffn_down.bias")?,
                 post_norms,
-                ffn_norm: vector(model.tensor(&name("ffn_norm.weight"))?)?,
-                gate: matrix(&name("ffn_gate.weight"), progress)?,
+                ffn_norm: norm(&name("ffn_norm"))?,
+                gate: match c.mlp {
+                    MlpKind::Gated => Some(matrix(&name("ffn_gate.weight"), progress)?),
+                    MlpKind::Plain => None,
+                },
                 up: matrix(&name("ffn_up.weight"), progress)?,
                 down: matrix(&name("ffn_down.weight"), progress)?,
             });
@@ -424,6 +463,7 @@ impl GpuModel {
             embeddings,
             output,
             output_norm,
+            positions,
             embedding_scale: match c.scale_embeddings {
                 true => Some(ctx.upload_f32("embedding scale", &[c.embedding_scale()])?),
                 false => None,
@@ -524,9 +564,11 @@ impl GpuModel {
         if self.output.is_some() {
             names.push("output.weight".into());
         }
-        for l in 0..self.blocks.len() {
+        for (l, b) in self.blocks.iter().enumerate() {
             for s in ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"] {
-                names.push(format!("blk.{l}.{s}.weight"));
+                if s != "ffn_gate" || b.gate.is_some() {
+                    names.push(format!("blk.{l}.{s}.weight"));
+                }
             }
         }
         names
@@ -571,7 +613,7 @@ impl GpuModel {
             "attn_k.weight" => &mut b.k,
             "attn_v.weight" => &mut b.v,
             "attn_output.weight" => &mut b.o,
-            "ffn_gate.weight" => &mut b.gate,
+            "ffn_gate.weight" => b.gate.as_mut()?,
             "ffn_up.weight" => &mut b.up,
             "ffn_down.weight" => &mut b.down,
             _ => return None,
@@ -580,8 +622,10 @@ impl GpuModel {
 
     /// Bytes of weights on the GPU.
     pub fn gpu_bytes(&self) -> u64 {
-        let matrices = self.blocks.iter().flat_map(|b| [&b.q, &b.k, &b.v, &b.o, &b.gate, &b.up, &b.down]);
-        matrices.chain([&self.embeddings]).chain(self.output.as_ref()).map(GpuWeight::gpu_bytes).sum()
+        let matrices =
+            self.blocks.iter().flat_map(|b| [&b.q, &b.k, &b.v, &b.o, &b.up, &b.down].into_iter().chain(&b.gate));
+        let tables = [&self.embeddings].into_iter().chain(&self.output).chain(&self.positions);
+        matrices.chain(tables).map(GpuWeight::gpu_bytes).sum()
     }
 
     /// An empty KV cache for up to `capacity` tokens (at most the model's context).
@@ -639,6 +683,16 @@ impl GpuModel {
         let ws = &mut cache.workspace;
         let ids = ws.scratch(ctx, "token ids", f32s(n))?;
         ctx.queue.write_buffer(&ids, 0, bytemuck::cast_slice(tokens));
+        // GPT-2's positions past..past + n, the rows of its position table to add.
+        let position_ids = match self.positions {
+            Some(_) => {
+                let positions: Vec<u32> = (past..past + n).collect();
+                let buffer = ws.scratch(ctx, "position ids", f32s(n))?;
+                ctx.queue.write_buffer(&buffer, 0, bytemuck::cast_slice(&positions));
+                Some(buffer)
+            }
+            None => None,
+        };
         let x = ws.scratch(ctx, "residual", f32s(n * d))?;
         let xn = ws.scratch(ctx, "normed", f32s(n * d))?;
         // Room for k and v after q: the stacked projection's output.
@@ -682,8 +736,12 @@ impl GpuModel {
         // keys and values, go through buffers of their own first, for the probes to read and
         // the run-time quantizer to change.
         let observed = capture.probes || capture.tensor.is_some();
-        let norm_in_projections = !observed && !runtime.is_some_and(|r| r.changes_linear_inputs());
-        let rope_into_cache = !observed && !runtime.is_some_and(|r| r.changes_keys());
+        // The matmul's prologue is an RMSNorm; GPT-2's LayerNorm is a kernel of its own.
+        let layer_norm = c.norm == NormKind::Layer;
+        let norm_in_projections = !observed && !runtime.is_some_and(|r| r.changes_linear_inputs()) && !layer_norm;
+        // Without RoPE (GPT-2's learned positions) the new keys and values are copied to the cache.
+        let rope = c.positions == Positions::Rope;
+        let rope_into_cache = !observed && !runtime.is_some_and(|r| r.changes_keys()) && rope;
         // A decode step whose new keys and values go straight to the cache projects q, k and v
         // in one dispatch, into one buffer (q, then k, then v).
         // Not with per-head query/key norms, which read q and k from buffers of their own.
@@ -756,26 +814,44 @@ impl GpuModel {
         if let Some(scale) = &self.embedding_scale {
             mul_rows_in_place(ctx, &mut enc, &x, scale, n * d, 1)?;
         }
-        // A projection's output added to the residual stream: in the matmul's epilogue, or
-        // (Gemma) through a buffer of its own, normalized by `post_norm` first.
-        let add_to_residual =
-            |enc: &mut Recorder, w: &GpuWeight, input: &wgpu::Buffer, rows: u32, post_norm: Option<&wgpu::Buffer>| {
-                match (post_norm, &block_out) {
-                    (Some(gain), Some(out)) => {
-                        mm(enc, w, input, out, rows, &MatmulOptions::default())?;
-                        rms_norm(ctx, enc, out, gain, &xn, rows, d, c.rms_eps)?;
-                        add_in_place(ctx, enc, &x, &xn, rows * d)
-                    }
-                    _ => mm(
-                        enc,
-                        w,
-                        input,
-                        &x,
-                        rows,
-                        &MatmulOptions { output: MatmulOutput::Accumulate, ..Default::default() },
-                    ),
+        if let (Some(table), Some(positions)) = (&self.positions, &position_ids) {
+            // Rows past..past + n of the position table, gathered like tokens, through xn.
+            embedding(ctx, &mut enc, table, positions, &xn, n)?;
+            add_in_place(ctx, &mut enc, &x, &xn, n * d)?;
+        }
+        // `rows` rows of x from `first_row` on, normalized by `norm` into `out`.
+        let normalize =
+            |enc: &mut Recorder, x: &wgpu::Buffer, first_row: u32, norm: &GpuNorm, out: &wgpu::Buffer, rows: u32| {
+                match &norm.bias {
+                    Some(bias) => layer_norm_rows(ctx, enc, x, first_row, &norm.gain, bias, out, rows, d, c.rms_eps),
+                    None => rms_norm_rows(ctx, enc, x, first_row, &norm.gain, out, rows, d, c.rms_eps),
                 }
             };
+        // A projection's output added to the residual stream: in the matmul's epilogue, or
+        // (Gemma) through a buffer of its own, normalized by `post_norm` first.
+        // GPT-2's bias is added by the epilogue either way.
+        let add_to_residual = |enc: &mut Recorder,
+                               w: &GpuWeight,
+                               bias: Option<&wgpu::Buffer>,
+                               input: &wgpu::Buffer,
+                               rows: u32,
+                               post_norm: Option<&wgpu::Buffer>| {
+            match (post_norm, &block_out) {
+                (Some(gain), Some(out)) => {
+                    mm(enc, w, input, out, rows, &MatmulOptions { bias, ..Default::default() })?;
+                    rms_norm(ctx, enc, out, gain, &xn, rows, d, c.rms_eps)?;
+                    add_in_place(ctx, enc, &x, &xn, rows * d)
+                }
+                _ => mm(
+                    enc,
+                    w,
+                    input,
+                    &x,
+                    rows,
+                    &MatmulOptions { bias, output: MatmulOutput::Accumulate, ..Default::default() },
+                ),
+            }
+        };
         capture_hidden(&mut enc, 0);
         probes.take(ctx, &mut enc, &x, n, d, 0, ProbePoint::Embeddings)?;
         for (l, b) in self.blocks.iter().enumerate() {
@@ -792,9 +868,9 @@ impl GpuModel {
                 None => (None, None, None),
             };
             let (qkv_input, qkv_norm) = if norm_in_projections {
-                (&x, Some((&b.attn_norm, c.rms_eps)))
+                (&x, Some((&b.attn_norm.gain, c.rms_eps)))
             } else {
-                rms_norm(ctx, &mut enc, &x, &b.attn_norm, &xn, n, d, c.rms_eps)?;
+                normalize(&mut enc, &x, 0, &b.attn_norm, &xn, n)?;
                 probes.take(ctx, &mut enc, &xn, n, d, l, ProbePoint::AttnInput)?;
                 quantize_input(&mut enc, l, LinearInput::AttnQkv, &xn, d)?;
                 (&xn, None)
@@ -828,8 +904,10 @@ impl GpuModel {
                 let new = if stacked { NewKeysValues::AfterQueries } else { NewKeysValues::Buffers(&k, &v) };
                 rope_and_append(ctx, &mut enc, &q, new, (k_cache, v_cache), n, heads, past, rope_table, c.rope_layout)?;
             } else {
-                rope_with_table(ctx, &mut enc, &q, n, n_heads, past, rope_table, c.rope_layout)?;
-                rope_with_table(ctx, &mut enc, &k, n, n_kv_heads, past, rope_table, c.rope_layout)?;
+                if rope {
+                    rope_with_table(ctx, &mut enc, &q, n, n_heads, past, rope_table, c.rope_layout)?;
+                    rope_with_table(ctx, &mut enc, &k, n, n_kv_heads, past, rope_table, c.rope_layout)?;
+                }
                 probes.take(ctx, &mut enc, &k, n, kv_dim, l, ProbePoint::Keys)?;
                 probes.take(ctx, &mut enc, &v, n, kv_dim, l, ProbePoint::Values)?;
                 if let Some(r) = runtime {
@@ -862,48 +940,64 @@ impl GpuModel {
             }
             probes.take(ctx, &mut enc, &attended, n, q_dim, l, ProbePoint::OInput)?;
             quantize_input(&mut enc, l, LinearInput::AttnOutput, &attended, q_dim)?;
-            add_to_residual(&mut enc, self.pick(as_loaded, &b.o), &attended, n, post_attention_norm)?;
+            add_to_residual(
+                &mut enc,
+                self.pick(as_loaded, &b.o),
+                b.o_bias.as_ref(),
+                &attended,
+                n,
+                post_attention_norm,
+            )?;
             probes.take(ctx, &mut enc, &x, n, d, l, ProbePoint::ResidualMid)?;
 
             let (mlp_input, mlp_norm) = if norm_in_projections {
-                (&x, Some((&b.ffn_norm, c.rms_eps)))
+                (&x, Some((&b.ffn_norm.gain, c.rms_eps)))
             } else {
-                rms_norm(ctx, &mut enc, &x, &b.ffn_norm, &xn, n, d, c.rms_eps)?;
+                normalize(&mut enc, &x, 0, &b.ffn_norm, &xn, n)?;
                 probes.take(ctx, &mut enc, &xn, n, d, l, ProbePoint::MlpInput)?;
                 quantize_input(&mut enc, l, LinearInput::MlpGateUp, &xn, d)?;
                 (&xn, None)
             };
-            let (w_gate, w_up) = (self.pick(as_loaded, &b.gate), self.pick(as_loaded, &b.up));
+            let w_up = self.pick(as_loaded, &b.up);
             let activation = c.ffn_activation;
-            if n == 1 && whole(&[w_gate, w_up]) {
-                // One dispatch: each thread's gate and up rows against the same x, act(gate)·up.
-                let output = StackedOutput::GatedPair(activation);
-                let options = StackedOptions { rms_norm: mlp_norm, bias: None, output };
-                matmul_stacked_variant(ctx, &mut enc, &[w_gate, w_up], mlp_input, &up, &options, variant)?;
-            } else {
-                let gate_options = MatmulOptions { rms_norm: mlp_norm, ..Default::default() };
-                mm(&mut enc, w_gate, mlp_input, &gate, n, &gate_options)?;
-                // up's epilogue multiplies by act(gate).
-                let output = MatmulOutput::Gated(&gate, activation);
-                let up_options = MatmulOptions { rms_norm: mlp_norm, bias: None, output };
-                mm(&mut enc, w_up, mlp_input, &up, n, &up_options)?;
+            match b.gate.as_ref().map(|g| self.pick(as_loaded, g)) {
+                None => {
+                    // A plain MLP: act(up + bias) in up's epilogue.
+                    let output = MatmulOutput::Activated(activation);
+                    let options = MatmulOptions { rms_norm: mlp_norm, bias: b.up_bias.as_ref(), output };
+                    mm(&mut enc, w_up, mlp_input, &up, n, &options)?;
+                }
+                Some(w_gate) if n == 1 && whole(&[w_gate, w_up]) => {
+                    // One dispatch: each thread's gate and up rows against the same x, act(gate)·up.
+                    let output = StackedOutput::GatedPair(activation);
+                    let options = StackedOptions { rms_norm: mlp_norm, bias: None, output };
+                    matmul_stacked_variant(ctx, &mut enc, &[w_gate, w_up], mlp_input, &up, &options, variant)?;
+                }
+                Some(w_gate) => {
+                    let gate_options = MatmulOptions { rms_norm: mlp_norm, ..Default::default() };
+                    mm(&mut enc, w_gate, mlp_input, &gate, n, &gate_options)?;
+                    // up's epilogue multiplies by act(gate).
+                    let output = MatmulOutput::Gated(&gate, activation);
+                    let up_options = MatmulOptions { rms_norm: mlp_norm, bias: None, output };
+                    mm(&mut enc, w_up, mlp_input, &up, n, &up_options)?;
+                }
             }
             // `up` holds the down projection's input.
             probes.take(ctx, &mut enc, &up, n, ff, l, ProbePoint::DownInput)?;
             quantize_input(&mut enc, l, LinearInput::MlpDown, &up, ff)?;
-            add_to_residual(&mut enc, self.pick(as_loaded, &b.down), &up, n, post_ffw_norm)?;
+            add_to_residual(&mut enc, self.pick(as_loaded, &b.down), b.down_bias.as_ref(), &up, n, post_ffw_norm)?;
             if let Some(intervention) = &capture.intervention {
                 intervene_after_block(ctx, &mut enc, intervention, &x, n, d, l)?;
             }
             capture_hidden(&mut enc, l as u64 + 1);
             probes.take(ctx, &mut enc, &x, n, d, l, ProbePoint::Residual)?;
         }
-        if rows == n {
+        if rows == n && !layer_norm {
             // Every row (a decode step's only one): normalize inside the unembedding.
-            let norm = MatmulOptions { rms_norm: Some((&self.output_norm, c.rms_eps)), ..Default::default() };
+            let norm = MatmulOptions { rms_norm: Some((&self.output_norm.gain, c.rms_eps)), ..Default::default() };
             mm(&mut enc, unembedding, &x, &logits, rows, &norm)?;
         } else {
-            rms_norm_rows(ctx, &mut enc, &x, n - rows, &self.output_norm, &last_normed, rows, d, c.rms_eps)?;
+            normalize(&mut enc, &x, n - rows, &self.output_norm, &last_normed, rows)?;
             mm(&mut enc, unembedding, &last_normed, &logits, rows, &MatmulOptions::default())?;
         }
         // Before anything reads the logits: the top k, the readback, a capture of every row.

@@ -1,8 +1,9 @@
 //! Llama-family architecture hyper-parameters, read from GGUF metadata or a Hugging Face
-//! `config.json`. One struct serves llama, SmolLM2, Mistral, Qwen2, Qwen3, Phi-3, Gemma 2 and
-//! Gemma 3: they differ only in values and switches (heads, rope base, q/k/v biases, Qwen3's
-//! per-head RMSNorm of queries and keys, RoPE pair layout, Phi-3's fused projections, which the
-//! loader splits, Gemma's query scale and soft-capping), not in the shape of the computation.
+//! `config.json`. One struct serves llama, SmolLM2, Mistral, Qwen2, Qwen3, Phi-3, Gemma 2,
+//! Gemma 3 and GPT-2: they differ only in values and switches (heads, rope base, q/k/v biases,
+//! Qwen3's per-head RMSNorm of queries and keys, RoPE pair layout, Phi-3's and GPT-2's fused
+//! projections, which the loader splits, Gemma's query scale and soft-capping, GPT-2's LayerNorm,
+//! learned positions, plain MLP and biases), not in the shape of the computation.
 
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +29,41 @@ pub enum GateActivation {
     Silu,
     /// GeGLU with GELU's tanh approximation, `0.5 g (1 + tanh(√(2/π) (g + 0.044715 g³)))` (Gemma).
     GeluTanh,
+}
+
+/// How a block normalizes the residual stream (and the output head its last state).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NormKind {
+    /// `x / √(mean(x²) + ε) · γ` (llama and its descendants).
+    #[default]
+    Rms,
+    /// `(x − mean(x)) / √(var(x) + ε) · γ + β`: mean-centred, with a bias `β` (the norm's
+    /// `.bias` tensor) (GPT-2).
+    Layer,
+}
+
+/// How a token's position enters the computation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Positions {
+    /// Queries and keys rotated by RoPE in every block.
+    #[default]
+    Rope,
+    /// A learned absolute position embedding (`position_embd.weight`, one row per position, the
+    /// context's length) added to the token embeddings; no rotation anywhere (GPT-2).
+    Learned,
+}
+
+/// The feed-forward's shape.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MlpKind {
+    /// `down(act(gate(x)) ⊙ up(x))`, with `ffn_gate`.
+    #[default]
+    Gated,
+    /// `down(act(up(x)))`, no gate (GPT-2); `act` is [`LlamaConfig::ffn_activation`].
+    Plain,
 }
 
 /// Gemma 3's interleaved attention: of every `period` blocks the last attends globally, the
@@ -94,6 +130,19 @@ pub struct LlamaConfig {
     /// Gemma 2's soft-capping of the logits after the unembedding: `z → cap·tanh(z/cap)`.
     #[serde(default)]
     pub final_logit_softcap: Option<f32>,
+    /// RMSNorm or GPT-2's LayerNorm (then `rms_eps` is the LayerNorm's ε).
+    #[serde(default)]
+    pub norm: NormKind,
+    /// RoPE or GPT-2's learned absolute positions (then `context_length` is the position table's
+    /// rows, and the RoPE fields mean nothing).
+    #[serde(default)]
+    pub positions: Positions,
+    #[serde(default)]
+    pub mlp: MlpKind,
+    /// GPT-2 adds a bias to every linear layer: the output projection, up and down (q, k and v
+    /// have theirs by `qkv_bias`).
+    #[serde(default)]
+    pub linear_bias: bool,
 }
 
 /// Llama 3.1's per-pair RoPE frequency divisors from its `rope_scaling` parameters (Hugging
@@ -142,6 +191,8 @@ const GGUF_ARCHITECTURES: &[(&str, RopeLayout)] = &[
     ("phi3", RopeLayout::HalfSplit),
     ("gemma2", RopeLayout::HalfSplit),
     ("gemma3", RopeLayout::HalfSplit),
+    // GPT-2 has no RoPE; the layout is never read.
+    ("gpt2", RopeLayout::HalfSplit),
 ];
 /// Hugging Face architectures and the name this crate gives each (GGUF's).
 const HF_ARCHITECTURES: &[(&str, &str)] = &[
@@ -152,6 +203,7 @@ const HF_ARCHITECTURES: &[(&str, &str)] = &[
     ("Phi3ForCausalLM", "phi3"),
     ("Gemma2ForCausalLM", "gemma2"),
     ("Gemma3ForCausalLM", "gemma3"),
+    ("GPT2LMHeadModel", "gpt2"),
 ];
 
 /// Whether `architecture` is a Gemma: embeddings × √width, GeGLU, norms around both sub-blocks,
@@ -178,6 +230,13 @@ impl LlamaConfig {
 
     pub fn kv_dim(&self) -> usize {
         self.n_kv_heads * self.head_dim
+    }
+
+    /// Whether a block of this architecture has the linear layer `name` (a GGUF suffix such as
+    /// `ffn_gate`, or a tensor name such as `blk.0.ffn_gate.weight`): all of them but a plain
+    /// MLP's gate (GPT-2's).
+    pub fn has_linear(&self, name: &str) -> bool {
+        self.mlp == MlpKind::Gated || !name.split('.').any(|part| part == "ffn_gate")
     }
 
     /// Each RoPE pair's angle per position (see [`rope_frequencies`]) in the global layers.
@@ -224,6 +283,7 @@ impl LlamaConfig {
         };
         let key = |suffix: &str| format!("{architecture}.{suffix}");
         let gemma = is_gemma(&architecture);
+        let gpt2 = architecture == "gpt2";
         let d_model = get_usize(gguf, &key("embedding_length"))?;
         let n_heads = get_usize(gguf, &key("attention.head_count"))?;
         let n_kv_heads = match gguf.get(&key("attention.head_count_kv")) {
@@ -273,10 +333,14 @@ impl LlamaConfig {
                 Some(_) => get_f32(gguf, &key("rope.freq_base"))?,
                 None => 10_000.0,
             },
-            rms_eps: get_f32(gguf, &key("attention.layer_norm_rms_epsilon"))?,
+            rms_eps: match gpt2 {
+                true => get_f32(gguf, &key("attention.layer_norm_epsilon"))?,
+                false => get_f32(gguf, &key("attention.layer_norm_rms_epsilon"))?,
+            },
             rope_layout,
             tied_embeddings,
-            qkv_bias,
+            // GPT-2's q, k and v biases are parts of its fused `attn_qkv.bias`.
+            qkv_bias: qkv_bias || gpt2,
             qk_norm: matches!(architecture.as_str(), "qwen3" | "gemma3"),
             sliding_window: match gguf.get(&key("attention.sliding_window")) {
                 Some(_) => Some(get_usize(gguf, &key("attention.sliding_window"))?),
@@ -284,7 +348,7 @@ impl LlamaConfig {
                 None => None,
             },
             rope_freq_factors: None,
-            ffn_activation: if gemma { GateActivation::GeluTanh } else { GateActivation::Silu },
+            ffn_activation: if gemma || gpt2 { GateActivation::GeluTanh } else { GateActivation::Silu },
             scale_embeddings: gemma,
             post_norms: gemma,
             // llama.cpp's gemma3: every 6th block global, the local ones at RoPE base 10000. Gemma
@@ -296,6 +360,7 @@ impl LlamaConfig {
             attn_logit_softcap,
             final_logit_softcap,
             architecture: architecture.clone(),
+            ..LlamaConfig::gpt2_switches(gpt2)
         };
         if let Some(base) = local_rope_base.filter(|&base| gemma2 && base != config.rope_base) {
             return Err(bad(
@@ -346,6 +411,9 @@ impl LlamaConfig {
                 x => x.as_f64().map(|f| f as f32).ok_or_else(|| bad(file, format!("field {k:?} is not a number"))),
             }
         };
+        if architecture == "gpt2" {
+            return LlamaConfig::from_hf_gpt2(&v, file, &uint, &float_or);
+        }
 
         // Phi-4-mini rotates 3/4 of each head.
         if let Some(factor) = v["partial_rotary_factor"].as_f64().filter(|&f| f != 1.0) {
@@ -436,6 +504,10 @@ impl LlamaConfig {
             attn_logit_softcap: softcap("attn_logit_softcapping", GEMMA2_ATTN_SOFTCAP)?,
             final_logit_softcap: softcap("final_logit_softcapping", GEMMA2_FINAL_SOFTCAP)?,
             architecture: architecture.into(),
+            norm: NormKind::Rms,
+            positions: Positions::Rope,
+            mlp: MlpKind::Gated,
+            linear_bias: false,
         }
         .bounded_by_its_window();
         if gemma && v["hidden_activation"].as_str().is_some_and(|a| a != "gelu_pytorch_tanh") {
@@ -450,6 +522,84 @@ impl LlamaConfig {
                     return Err(bad(file, format!("{cap} is not supported for {architecture}")));
                 }
             }
+        }
+        config.validate(file)?;
+        Ok(config)
+    }
+
+    /// The fields in which GPT-2 differs from the llama layout, as they are for `gpt2` or not;
+    /// the rest is filled in by the caller. GPT-2: LayerNorm, learned positions, a plain
+    /// tanh-GELU MLP, a bias on every linear layer, no RoPE.
+    fn gpt2_switches(gpt2: bool) -> LlamaConfig {
+        LlamaConfig {
+            architecture: if gpt2 { "gpt2" } else { "llama" }.into(),
+            n_layers: 0,
+            d_model: 0,
+            n_heads: 0,
+            n_kv_heads: 0,
+            head_dim: 0,
+            d_ff: 0,
+            vocab_size: 0,
+            context_length: 0,
+            rope_base: 10_000.0,
+            rms_eps: 0.0,
+            rope_layout: RopeLayout::HalfSplit,
+            tied_embeddings: false,
+            qkv_bias: gpt2,
+            qk_norm: false,
+            sliding_window: None,
+            rope_freq_factors: None,
+            ffn_activation: if gpt2 { GateActivation::GeluTanh } else { GateActivation::Silu },
+            scale_embeddings: false,
+            post_norms: false,
+            local_layers: None,
+            query_pre_attn_scalar: None,
+            attn_logit_softcap: None,
+            final_logit_softcap: None,
+            norm: if gpt2 { NormKind::Layer } else { NormKind::Rms },
+            positions: if gpt2 { Positions::Learned } else { Positions::Rope },
+            mlp: if gpt2 { MlpKind::Plain } else { MlpKind::Gated },
+            linear_bias: gpt2,
+        }
+    }
+
+    /// GPT-2's config.json (`GPT2LMHeadModel`): its own field names (`n_embd`, `n_layer`, ...),
+    /// the context is `n_positions` (the rows of its position table), the MLP `n_inner` wide
+    /// (4·n_embd when null). Only `gelu_new` (tanh GELU) is computed; switches that change the
+    /// attention's scaling are refused by name.
+    fn from_hf_gpt2(
+        v: &serde_json::Value,
+        file: &str,
+        uint: &dyn Fn(&str) -> Result<usize, ModelError>,
+        float_or: &dyn Fn(&str, f64) -> Result<f32, ModelError>,
+    ) -> Result<Self, ModelError> {
+        let activation = v["activation_function"].as_str().unwrap_or("gelu_new");
+        if activation != "gelu_new" {
+            return Err(bad(file, format!("activation_function {activation:?} is not supported (gelu_new)")));
+        }
+        if v["scale_attn_by_inverse_layer_idx"].as_bool() == Some(true) {
+            return Err(bad(file, "scale_attn_by_inverse_layer_idx is not supported".into()));
+        }
+        if v["scale_attn_weights"].as_bool() == Some(false) {
+            return Err(bad(file, "scale_attn_weights false (unscaled attention) is not supported".into()));
+        }
+        let d_model = uint("n_embd")?;
+        let n_heads = uint("n_head")?;
+        let config = LlamaConfig {
+            n_layers: uint("n_layer")?,
+            d_model,
+            n_heads,
+            n_kv_heads: n_heads,
+            head_dim: d_model / n_heads.max(1),
+            d_ff: if v["n_inner"].is_null() { 4 * d_model } else { uint("n_inner")? },
+            vocab_size: uint("vocab_size")?,
+            context_length: uint("n_positions")?,
+            rms_eps: float_or("layer_norm_epsilon", 1e-5)?,
+            tied_embeddings: v["tie_word_embeddings"].as_bool().unwrap_or(true),
+            ..LlamaConfig::gpt2_switches(true)
+        };
+        if config.n_heads > 0 && !config.d_model.is_multiple_of(config.n_heads) {
+            return Err(bad(file, format!("n_embd {} is not a multiple of n_head {}", config.d_model, config.n_heads)));
         }
         config.validate(file)?;
         Ok(config)
@@ -485,7 +635,7 @@ impl LlamaConfig {
                 format!("{} heads are not a multiple of {} kv heads", self.n_heads, self.n_kv_heads),
             ));
         }
-        if !self.head_dim.is_multiple_of(2) {
+        if self.positions == Positions::Rope && !self.head_dim.is_multiple_of(2) {
             return Err(bad(file, format!("head dim {} is odd; RoPE rotates pairs", self.head_dim)));
         }
         if !(self.rope_base.is_finite() && self.rope_base > 0.0 && self.rms_eps.is_finite() && self.rms_eps >= 0.0) {
@@ -672,6 +822,26 @@ mod tests {
         let capped_llama =
             SMOLLM2_HF.replace(r#""rope_scaling": null"#, r#""rope_scaling": null, "final_logit_softcapping": 30"#);
         assert!(err(&capped_llama).contains("final_logit_softcapping is not supported for llama"));
+    }
+
+    /// GPT-2 (124M)'s config.json: its own field names, n_inner null for 4·n_embd, tied.
+    const GPT2_HF: &str = r#"{"architectures": ["GPT2LMHeadModel"], "activation_function": "gelu_new",
+        "layer_norm_epsilon": 1e-05, "n_ctx": 1024, "n_embd": 768, "n_head": 12, "n_inner": null,
+        "n_layer": 12, "n_positions": 1024, "scale_attn_weights": true, "vocab_size": 50257}"#;
+
+    #[test]
+    fn hf_gpt2_config_has_its_switches_and_refuses_what_it_does_not_compute() {
+        let c = LlamaConfig::from_hf_json(GPT2_HF.as_bytes(), "config.json").unwrap();
+        assert_eq!(c.architecture, "gpt2");
+        assert_eq!((c.n_layers, c.d_model, c.n_heads, c.n_kv_heads, c.head_dim), (12, 768, 12, 12, 64));
+        assert_eq!((c.d_ff, c.vocab_size, c.context_length, c.rms_eps), (3072, 50257, 1024, 1e-5));
+        assert_eq!((c.norm, c.positions, c.mlp), (NormKind::Layer, Positions::Learned, MlpKind::Plain));
+        assert!(c.linear_bias && c.qkv_bias && c.tied_embeddings && !c.has_linear("ffn_gate"));
+        let err = |json: String| LlamaConfig::from_hf_json(json.as_bytes(), "cfg.json").unwrap_err().to_string();
+        assert!(err(GPT2_HF.replace("gelu_new", "relu")).contains("activation_function \"relu\""));
+        let inverse = GPT2_HF.replace(r#""n_inner": null"#, r#""scale_attn_by_inverse_layer_idx": true"#);
+        assert!(err(inverse).contains("scale_attn_by_inverse_layer_idx"));
+        assert!(err(GPT2_HF.replace(r#""n_head": 12"#, r#""n_head": 7"#)).contains("not a multiple of n_head 7"));
     }
 
     #[test]

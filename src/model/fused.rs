@@ -4,6 +4,8 @@
 //! is whole GGUF blocks, so each part is a view into the same bytes: the loader replaces a fused
 //! tensor by its parts and everything downstream (the CPU reference, the GPU upload, the
 //! quantizers, the probes, the page) sees the llama layout. The GGUF export joins them again.
+//! GPT-2 fuses q|k|v the same way (`attn_qkv`, HF `c_attn`), and their biases too: a fused
+//! bias (one dimension) is split into element ranges.
 
 use crate::error::ModelError;
 use crate::model::config::LlamaConfig;
@@ -17,10 +19,23 @@ pub struct Fusion {
 
 /// The fused tensors `config`'s architecture stores, block by block (none for the llama layout).
 pub fn fusions(config: &LlamaConfig) -> Vec<Fusion> {
+    let (q, kv, ff) = (config.q_dim(), config.kv_dim(), config.d_ff);
+    if config.architecture == "gpt2" {
+        return (0..config.n_layers)
+            .flat_map(|l| {
+                ["weight", "bias"].map(|kind| {
+                    let name = |s: &str| format!("blk.{l}.{s}.{kind}");
+                    Fusion {
+                        fused: name("attn_qkv"),
+                        parts: vec![(name("attn_q"), q), (name("attn_k"), kv), (name("attn_v"), kv)],
+                    }
+                })
+            })
+            .collect();
+    }
     if config.architecture != "phi3" {
         return Vec::new();
     }
-    let (q, kv, ff) = (config.q_dim(), config.kv_dim(), config.d_ff);
     (0..config.n_layers)
         .flat_map(|l| {
             let name = |s: &str| format!("blk.{l}.{s}.weight");
@@ -54,23 +69,32 @@ pub fn split_fused(
             continue;
         };
         let rows: usize = fusion.parts.iter().map(|(_, r)| r).sum();
-        if t.dims.len() != 2 || t.n_rows() != rows {
+        // A fused vector (a bias) is split into element ranges, which must be whole blocks.
+        let vector = t.dims.len() == 1;
+        let (expected, found_rows) = match vector {
+            true => (vec![rows as u64], t.row_len()),
+            false => (vec![t.row_len() as u64, rows as u64], t.n_rows()),
+        };
+        let whole_blocks = !vector || fusion.parts.iter().all(|(_, n)| n % t.dtype.block_size() == 0);
+        if !(vector || t.dims.len() == 2) || found_rows != rows || !whole_blocks {
             return Err(ModelError::WrongShape {
                 file: source.into(),
                 tensor: t.name.clone(),
                 found: t.dims.clone(),
-                expected: vec![t.row_len() as u64, rows as u64],
+                expected,
             });
         }
-        let row_bytes = t.len / rows;
+        // Whole rows (or, of a vector, whole blocks), so the byte counts are exact.
+        let row_elements = if vector { 1 } else { t.row_len() };
+        let bytes = |rows: usize| t.dtype.bytes_for((rows * row_elements) as u64).unwrap_or(0) as usize;
         let mut first_row = 0;
         for (name, n) in &fusion.parts {
             out.push(WeightTensor {
                 name: name.clone(),
                 dtype: t.dtype,
-                dims: vec![t.dims[0], *n as u64],
-                start: t.start + first_row * row_bytes,
-                len: n * row_bytes,
+                dims: if vector { vec![*n as u64] } else { vec![t.dims[0], *n as u64] },
+                start: t.start + bytes(first_row),
+                len: bytes(*n),
             });
             first_row += n;
         }

@@ -9,7 +9,7 @@ use crate::formats::gguf::GgufFile;
 use crate::formats::safetensors;
 use crate::formats::tokenizer::TextTokenizer;
 use crate::model::bytes::{ByteSegments, ModelBytes};
-use crate::model::config::{is_gemma, LlamaConfig};
+use crate::model::config::{is_gemma, LlamaConfig, MlpKind, NormKind, Positions};
 use crate::model::fused::split_fused;
 use crate::model::generate::{ranked, CpuBackend};
 use crate::model::weights::{WeightTensor, Weights};
@@ -186,8 +186,10 @@ impl Model {
         let tokenizer = TextTokenizer::from_json(tokenizer_json, &format!("{source}: tokenizer.json"))?;
         let mut tensors = Vec::new();
         for t in table {
-            // Rotary inverse-frequency buffers are recomputed from rope_theta.
-            if t.name.ends_with("rotary_emb.inv_freq") {
+            // Rotary inverse-frequency buffers are recomputed from rope_theta; GPT-2's causal
+            // mask buffers (`attn.bias`, `attn.masked_bias`) are the causality the forward has.
+            let gpt2_mask = config.architecture == "gpt2" && is_gpt2_mask_buffer(&t.name);
+            if t.name.ends_with("rotary_emb.inv_freq") || gpt2_mask {
                 continue;
             }
             let name = gguf_name(&t.name, &config.architecture).ok_or_else(|| ModelError::BadConfig {
@@ -198,8 +200,11 @@ impl Model {
         }
         progress(Progress { stage: "parse", done: 1, total: 1 });
         config.tied_embeddings = !tensors.iter().any(|t| t.name == "output.weight");
-        let mut tensors = split_fused(&config, tensors, source)?;
         let mut bytes = bytes;
+        if config.architecture == "gpt2" {
+            transpose_conv1d(&mut bytes, &mut tensors, &config, source)?;
+        }
+        let mut tensors = split_fused(&config, tensors, source)?;
         if is_gemma(&config.architecture) {
             shift_norm_gains(&mut bytes, &mut tensors, source)?;
         }
@@ -233,10 +238,18 @@ impl Model {
     fn check_shapes(&self) -> Result<(), ModelError> {
         let c = &self.config;
         let [d, q, kv, ff, vocab] = [c.d_model, c.q_dim(), c.kv_dim(), c.d_ff, c.vocab_size].map(|x| x as u64);
+        let layer_norm = c.norm == NormKind::Layer;
         let mut expected: Vec<(String, Vec<u64>)> =
             vec![("token_embd.weight".into(), vec![d, vocab]), ("output_norm.weight".into(), vec![d])];
         if !c.tied_embeddings {
             expected.push(("output.weight".into(), vec![d, vocab]));
+        }
+        if layer_norm {
+            expected.push(("output_norm.bias".into(), vec![d]));
+        }
+        if c.positions == Positions::Learned {
+            // One row per position: the context is the table's length.
+            expected.push(("position_embd.weight".into(), vec![d, c.context_length as u64]));
         }
         for l in 0..c.n_layers {
             let mut layer = vec![
@@ -246,10 +259,18 @@ impl Model {
                 ("attn_v.weight", vec![d, kv]),
                 ("attn_output.weight", vec![q, d]),
                 ("ffn_norm.weight", vec![d]),
-                ("ffn_gate.weight", vec![d, ff]),
                 ("ffn_up.weight", vec![d, ff]),
                 ("ffn_down.weight", vec![ff, d]),
             ];
+            if c.mlp == MlpKind::Gated {
+                layer.push(("ffn_gate.weight", vec![d, ff]));
+            }
+            if layer_norm {
+                layer.extend([("attn_norm.bias", vec![d]), ("ffn_norm.bias", vec![d])]);
+            }
+            if c.linear_bias {
+                layer.extend([("attn_output.bias", vec![d]), ("ffn_up.bias", vec![ff]), ("ffn_down.bias", vec![d])]);
+            }
             if c.qkv_bias {
                 layer.extend([("attn_q.bias", vec![q]), ("attn_k.bias", vec![kv]), ("attn_v.bias", vec![kv])]);
             }
@@ -415,8 +436,122 @@ fn shift_norm_gains(bytes: &mut ByteSegments, tensors: &mut [WeightTensor], sour
     Ok(())
 }
 
-/// Hugging Face llama/qwen2/qwen3/phi3/gemma2/gemma3 tensor names → GGUF names.
+/// Whether `name` is one of the causal-mask buffers some GPT-2 checkpoints carry
+/// (`h.N.attn.bias`, `h.N.attn.masked_bias`, with or without `transformer.`): constants, not
+/// weights.
+fn is_gpt2_mask_buffer(name: &str) -> bool {
+    let name = name.strip_prefix("transformer.").unwrap_or(name);
+    name.strip_prefix("h.").and_then(|rest| rest.split_once('.')).is_some_and(|(layer, suffix)| {
+        layer.parse::<usize>().is_ok() && matches!(suffix, "attn.bias" | "attn.masked_bias")
+    })
+}
+
+/// Hugging Face GPT-2 tensor names (with or without the `transformer.` prefix) → GGUF names.
+fn gpt2_gguf_name(hf: &str) -> Option<String> {
+    if hf == "lm_head.weight" {
+        return Some("output.weight".into());
+    }
+    let hf = hf.strip_prefix("transformer.").unwrap_or(hf);
+    let fixed = match hf {
+        "wte.weight" => Some("token_embd.weight"),
+        "wpe.weight" => Some("position_embd.weight"),
+        "ln_f.weight" => Some("output_norm.weight"),
+        "ln_f.bias" => Some("output_norm.bias"),
+        _ => None,
+    };
+    if let Some(name) = fixed {
+        return Some(name.into());
+    }
+    let (layer, suffix) = hf.strip_prefix("h.")?.split_once('.')?;
+    let layer: usize = layer.parse().ok()?;
+    let (module, kind) = suffix.rsplit_once('.')?;
+    if !matches!(kind, "weight" | "bias") {
+        return None;
+    }
+    let gguf = match module {
+        "ln_1" => "attn_norm",
+        "attn.c_attn" => "attn_qkv",
+        "attn.c_proj" => "attn_output",
+        "ln_2" => "ffn_norm",
+        "mlp.c_fc" => "ffn_up",
+        "mlp.c_proj" => "ffn_down",
+        _ => return None,
+    };
+    Some(format!("blk.{layer}.{gguf}.{kind}"))
+}
+
+/// GPT-2's linear layers are Conv1D modules, whose weights Hugging Face stores `[in, out]`, the
+/// transpose of nn.Linear's `[out, in]` that GGUF and the forward read. Each is checked against
+/// the shape the config implies (naming the tensor) and replaced by its transpose, in its own
+/// float format, in one buffer appended to `bytes`.
+fn transpose_conv1d(
+    bytes: &mut ByteSegments,
+    tensors: &mut [WeightTensor],
+    c: &LlamaConfig,
+    source: &str,
+) -> Result<(), ModelError> {
+    let (d, qkv, ff) = (c.d_model as u64, (c.q_dim() + 2 * c.kv_dim()) as u64, c.d_ff as u64);
+    let base = bytes.len();
+    let mut transposed_all = Vec::new();
+    for t in tensors.iter_mut().filter(|t| t.name.starts_with("blk.") && t.name.ends_with(".weight")) {
+        // PyTorch's [in, out] is ggml's [out, in] (innermost first).
+        let (hf, n_in, n_out) = match t.name.rsplit('.').nth(1) {
+            Some("attn_qkv") => ("attn.c_attn", d, qkv),
+            Some("attn_output") => ("attn.c_proj", c.q_dim() as u64, d),
+            Some("ffn_up") => ("mlp.c_fc", d, ff),
+            Some("ffn_down") => ("mlp.c_proj", ff, d),
+            _ => continue,
+        };
+        let hf_shape = vec![n_in, n_out];
+        if t.dims != [n_out, n_in] {
+            return Err(ModelError::WrongShape {
+                file: source.into(),
+                tensor: format!("{} ({hf}, a Conv1D [in, out])", t.name),
+                found: t.dims.iter().rev().copied().collect(),
+                expected: hf_shape,
+            });
+        }
+        let size = match t.dtype {
+            GgmlType::F32 => 4,
+            GgmlType::F16 | GgmlType::BF16 => 2,
+            other => {
+                return Err(ModelError::BadConfig {
+                    file: source.into(),
+                    message: format!(
+                        "tensor {:?} is {}; a Conv1D weight must be f32, f16 or bf16",
+                        t.name,
+                        other.name()
+                    ),
+                })
+            }
+        };
+        let (n_in, n_out) = (n_in as usize, n_out as usize);
+        let stored = bytes.read(t.start, t.len).map_err(|message| FormatError::BadTensor {
+            file: source.into(),
+            tensor: t.name.clone(),
+            message,
+        })?;
+        // Stored row i (input i) holds its n_out outputs; transposed row o holds output o's inputs.
+        let mut transposed = vec![0u8; t.len];
+        for i in 0..n_in {
+            for o in 0..n_out {
+                let (from, to) = ((i * n_out + o) * size, (o * n_in + i) * size);
+                transposed[to..to + size].copy_from_slice(&stored[from..from + size]);
+            }
+        }
+        let start = base + transposed_all.len();
+        transposed_all.extend_from_slice(&transposed);
+        *t = WeightTensor { dims: vec![n_in as u64, n_out as u64], start, ..t.clone() };
+    }
+    bytes.push(transposed_all);
+    Ok(())
+}
+
+/// Hugging Face llama/qwen2/qwen3/phi3/gemma2/gemma3/gpt2 tensor names → GGUF names.
 fn gguf_name(hf: &str, architecture: &str) -> Option<String> {
+    if architecture == "gpt2" {
+        return gpt2_gguf_name(hf);
+    }
     let fixed = match hf {
         "model.embed_tokens.weight" => Some("token_embd.weight"),
         "model.norm.weight" => Some("output_norm.weight"),

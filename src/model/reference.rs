@@ -13,13 +13,15 @@
 //! adds (`post_norms`) and gates with GELU instead of SiLU, Gemma 3's local layers rotate with a
 //! RoPE base of their own, Gemma 2 soft-caps the attention scores and the logits
 //! (`cap·tanh(x/cap)`), and Gemma's 27B models scale the scores by `1/√(width/heads)`, not
-//! `1/√head_dim`.
+//! `1/√head_dim`. GPT-2 normalizes with LayerNorm (mean-centred, with a bias), adds
+//! learned position embeddings to the token embeddings instead of rotating queries and keys, has
+//! a plain MLP `W_down · gelu(W_up · norm(x) + b) + b` and a bias on every linear layer.
 //!
 //! Activations are row-major `[tokens × width]`. Weights are dequantized one row at a time, so the
 //! quantized model never needs a full f32 copy in memory.
 
 use crate::error::{FormatError, ModelError};
-use crate::model::config::{soft_cap, GateActivation, LlamaConfig, RopeLayout};
+use crate::model::config::{soft_cap, GateActivation, LlamaConfig, MlpKind, NormKind, Positions, RopeLayout};
 use crate::model::load::Model;
 use crate::model::weights::{WeightTensor, Weights};
 
@@ -46,7 +48,7 @@ pub struct ForwardOutput {
 
 /// The weights of one transformer block, resolved by name once per forward.
 struct Block<'a> {
-    attn_norm: &'a WeightTensor,
+    attn_norm: Norm<'a>,
     q: &'a WeightTensor,
     k: &'a WeightTensor,
     v: &'a WeightTensor,
@@ -57,13 +59,25 @@ struct Block<'a> {
     q_norm: Option<&'a WeightTensor>,
     k_norm: Option<&'a WeightTensor>,
     o: &'a WeightTensor,
+    /// GPT-2's biases of the output projection, up and down.
+    o_bias: Option<&'a WeightTensor>,
+    up_bias: Option<&'a WeightTensor>,
+    down_bias: Option<&'a WeightTensor>,
     /// Gemma's norms of the attention's and the MLP's outputs.
     post_attention_norm: Option<&'a WeightTensor>,
     post_ffw_norm: Option<&'a WeightTensor>,
-    ffn_norm: &'a WeightTensor,
-    gate: &'a WeightTensor,
+    ffn_norm: Norm<'a>,
+    /// None in a plain (non-gated) MLP.
+    gate: Option<&'a WeightTensor>,
     up: &'a WeightTensor,
     down: &'a WeightTensor,
+}
+
+/// A norm's gain and, for LayerNorm, its bias.
+#[derive(Clone, Copy)]
+struct Norm<'a> {
+    gain: &'a WeightTensor,
+    bias: Option<&'a WeightTensor>,
 }
 
 /// The input of a transformer block's linear layers, named by the layers that read it (q, k and v
@@ -192,7 +206,7 @@ pub fn forward_from(
         };
         let b = model.block(layer)?;
 
-        let mut xn = rms_norm(w, &x, b.attn_norm, c.rms_eps)?;
+        let mut xn = norm(w, c, &x, b.attn_norm)?;
         hook.before_linear(layer, LinearInput::AttnQkv, &mut xn, c.d_model);
         let mut q = linear(w, &xn, b.q, b.q_bias)?;
         let mut k = linear(w, &xn, b.k, b.k_bias)?;
@@ -202,27 +216,32 @@ pub fn forward_from(
             q = rms_norm(w, &q, q_norm, c.rms_eps)?;
             k = rms_norm(w, &k, k_norm, c.rms_eps)?;
         }
-        rope.apply(&mut q, c.n_heads);
-        rope.apply(&mut k, c.n_kv_heads);
+        if c.positions == Positions::Rope {
+            rope.apply(&mut q, c.n_heads);
+            rope.apply(&mut k, c.n_kv_heads);
+        }
         hook.after_rope(layer, &mut q, &mut k, &mut v);
         let (mut attended, probs) = causal_attention(c, layer, n, &q, &k, &v, options.attention_probs, &*hook);
         hook.before_linear(layer, LinearInput::AttnOutput, &mut attended, c.q_dim());
-        add_in_place(&mut x, &post_norm(w, linear(w, &attended, b.o, None)?, b.post_attention_norm, c.rms_eps)?);
+        add_in_place(&mut x, &post_norm(w, linear(w, &attended, b.o, b.o_bias)?, b.post_attention_norm, c.rms_eps)?);
         if options.attention_probs {
             out.attention_probs.push(probs);
         }
 
-        let mut xn = rms_norm(w, &x, b.ffn_norm, c.rms_eps)?;
+        let mut xn = norm(w, c, &x, b.ffn_norm)?;
         hook.before_linear(layer, LinearInput::MlpGateUp, &mut xn, c.d_model);
-        let gate = linear(w, &xn, b.gate, None)?;
-        let up = linear(w, &xn, b.up, None)?;
+        let up = linear(w, &xn, b.up, b.up_bias)?;
         let activation = match c.ffn_activation {
             GateActivation::Silu => silu,
             GateActivation::GeluTanh => gelu_tanh,
         };
-        let mut hidden: Vec<f32> = gate.iter().zip(&up).map(|(&g, &u)| activation(g) * u).collect();
+        let mut hidden: Vec<f32> = match b.gate {
+            Some(gate) => linear(w, &xn, gate, None)?.iter().zip(&up).map(|(&g, &u)| activation(g) * u).collect(),
+            None => up.iter().map(|&u| activation(u)).collect(),
+        };
         hook.before_linear(layer, LinearInput::MlpDown, &mut hidden, c.d_ff);
-        add_in_place(&mut x, &post_norm(w, linear(w, &hidden, b.down, None)?, b.post_ffw_norm, c.rms_eps)?);
+        let down = linear(w, &hidden, b.down, b.down_bias)?;
+        add_in_place(&mut x, &post_norm(w, down, b.post_ffw_norm, c.rms_eps)?);
         hook.after_block(layer, &mut x);
 
         if options.hidden_states {
@@ -231,7 +250,8 @@ pub fn forward_from(
     }
 
     let final_rows = if options.all_logits { &x[..] } else { &x[(n - 1) * c.d_model..] };
-    let xn = rms_norm(w, final_rows, model.tensor("output_norm.weight")?, c.rms_eps)?;
+    let output_norm = Norm { gain: model.tensor("output_norm.weight")?, bias: w.get("output_norm.bias") };
+    let xn = norm(w, c, final_rows, output_norm)?;
     out.logits = linear(w, &xn, model.output_tensor()?, None)?;
     if let Some(cap) = c.final_logit_softcap {
         out.logits.iter_mut().for_each(|z| *z = soft_cap(*z, cap));
@@ -254,6 +274,15 @@ fn embed(model: &Model, tokens: &[u32]) -> Result<Vec<f32>, ModelError> {
     if scale != 1.0 {
         x.iter_mut().for_each(|v| *v *= scale);
     }
+    if model.config.positions == Positions::Learned {
+        // Position t's row (the forward starts at position 0; the length is checked already).
+        let positions = model.tensor("position_embd.weight")?;
+        let mut row = vec![0.0f32; d];
+        for (t, x_t) in x.chunks_exact_mut(d).enumerate() {
+            model.weights.dequantize_row(positions, t, &mut row)?;
+            add_in_place(x_t, &row);
+        }
+    }
     Ok(x)
 }
 
@@ -261,8 +290,11 @@ impl Model {
     fn block(&self, layer: usize) -> Result<Block<'_>, ModelError> {
         let t = |suffix: &str| self.tensor(&format!("blk.{layer}.{suffix}"));
         let optional = |suffix: &str| self.weights.get(&format!("blk.{layer}.{suffix}"));
+        let norm = |name: &str| -> Result<Norm<'_>, ModelError> {
+            Ok(Norm { gain: t(&format!("{name}.weight"))?, bias: optional(&format!("{name}.bias")) })
+        };
         Ok(Block {
-            attn_norm: t("attn_norm.weight")?,
+            attn_norm: norm("attn_norm")?,
             q: t("attn_q.weight")?,
             k: t("attn_k.weight")?,
             v: t("attn_v.weight")?,
@@ -272,10 +304,16 @@ impl Model {
             q_norm: optional("attn_q_norm.weight"),
             k_norm: optional("attn_k_norm.weight"),
             o: t("attn_output.weight")?,
+            o_bias: optional("attn_output.bias"),
+            up_bias: optional("ffn_up.bias"),
+            down_bias: optional("ffn_down.bias"),
             post_attention_norm: optional("post_attention_norm.weight"),
             post_ffw_norm: optional("post_ffw_norm.weight"),
-            ffn_norm: t("ffn_norm.weight")?,
-            gate: t("ffn_gate.weight")?,
+            ffn_norm: norm("ffn_norm")?,
+            gate: match self.config.mlp {
+                MlpKind::Gated => Some(t("ffn_gate.weight")?),
+                MlpKind::Plain => None,
+            },
             up: t("ffn_up.weight")?,
             down: t("ffn_down.weight")?,
         })
@@ -374,6 +412,36 @@ fn rms_norm(w: &Weights, x: &[f32], gain: &WeightTensor, eps: f32) -> Result<Vec
         let scale = 1.0 / (mean_square + eps).sqrt();
         for i in 0..d {
             y_t[i] = x_t[i] * scale * gain[i];
+        }
+    }
+    Ok(y)
+}
+
+/// The block's norm of `x`: RMSNorm, or LayerNorm (mean-centred, plus its bias) where the config
+/// says so.
+fn norm(w: &Weights, c: &LlamaConfig, x: &[f32], norm: Norm<'_>) -> Result<Vec<f32>, FormatError> {
+    match c.norm {
+        NormKind::Rms => rms_norm(w, x, norm.gain, c.rms_eps),
+        NormKind::Layer => layer_norm(w, x, norm, c.rms_eps),
+    }
+}
+
+/// `(x − mean) / √(var + ε) · γ + β` per row, the variance the biased one (PyTorch's LayerNorm).
+/// Mean and variance are taken in f64: a row far from zero-mean keeps its digits.
+fn layer_norm(w: &Weights, x: &[f32], norm: Norm<'_>, eps: f32) -> Result<Vec<f32>, FormatError> {
+    let gain = w.dequantize(norm.gain)?;
+    let d = gain.len();
+    let bias = match norm.bias {
+        Some(b) => w.dequantize(b)?,
+        None => vec![0.0; d],
+    };
+    let mut y = vec![0.0f32; x.len()];
+    for (x_t, y_t) in x.chunks_exact(d).zip(y.chunks_exact_mut(d)) {
+        let mean = x_t.iter().map(|&v| v as f64).sum::<f64>() / d as f64;
+        let variance = x_t.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / d as f64;
+        let scale = 1.0 / (variance + eps as f64).sqrt();
+        for i in 0..d {
+            y_t[i] = ((x_t[i] as f64 - mean) * scale) as f32 * gain[i] + bias[i];
         }
     }
     Ok(y)
@@ -547,6 +615,10 @@ mod tests {
             query_pre_attn_scalar: None,
             attn_logit_softcap: None,
             final_logit_softcap: None,
+            norm: NormKind::Rms,
+            positions: Positions::Rope,
+            mlp: Default::default(),
+            linear_bias: false,
         }
     }
 

@@ -71,10 +71,11 @@ pub fn proxy_rungs(
 ) -> Result<Vec<LinearRungs>, ModelError> {
     let c = &model.config;
     calibration.check_for(model)?;
-    let total = (c.n_layers * BLOCK_LINEARS.len()) as u64;
+    let block_linears: Vec<_> = BLOCK_LINEARS.into_iter().filter(|(s, _)| c.has_linear(s)).collect();
+    let total = (c.n_layers * block_linears.len()) as u64;
     let mut linears = Vec::with_capacity(total as usize);
     for layer in 0..c.n_layers {
-        for (suffix, input) in BLOCK_LINEARS {
+        for &(suffix, input) in &block_linears {
             progress(Progress { stage: "allocate", done: linears.len() as u64, total });
             let t = model.tensor(&format!("blk.{layer}.{suffix}"))?;
             let (rows, k) = (t.n_rows(), t.row_len());

@@ -66,9 +66,11 @@ fn join_parts(tensors: &mut Vec<Tensor>, fusion: &Fusion) -> Result<(), String> 
             ));
         }
         bytes.extend_from_slice(&tensors[i].3);
-        rows += tensors[i].1[1];
+        // A vector's (a fused bias's) parts are element ranges.
+        rows += tensors[i].1.get(1).unwrap_or(&tensors[i].1[0]);
     }
-    let fused = (fusion.fused.clone(), vec![cols, rows], dtype, bytes);
+    let dims = if tensors[first].1.len() == 1 { vec![rows] } else { vec![cols, rows] };
+    let fused = (fusion.fused.clone(), dims, dtype, bytes);
     tensors.retain(|t| !fusion.parts.iter().any(|(name, _)| *name == t.0));
     tensors.insert(first.min(tensors.len()), fused);
     Ok(())

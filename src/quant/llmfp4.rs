@@ -139,7 +139,7 @@ pub fn llmfp4(model: &Model, tokens: &[u32], weight_search: bool) -> Result<LlmF
     let c = &model.config;
     let mut column_weights: HashMap<(usize, LinearInput), Vec<f64>> = HashMap::new();
     for layer in 0..c.n_layers {
-        for (suffix, input) in BLOCK_LINEARS {
+        for (suffix, input) in BLOCK_LINEARS.into_iter().filter(|(s, _)| c.has_linear(s)) {
             let t = model.tensor(&format!("blk.{layer}.{suffix}"))?;
             let w = model.weights.dequantize(t)?;
             let k = t.row_len();
@@ -156,7 +156,7 @@ pub fn llmfp4(model: &Model, tokens: &[u32], weight_search: bool) -> Result<LlmF
     let mut replaced = HashMap::new();
     let mut bits = HashMap::new();
     for layer in 0..c.n_layers {
-        for (suffix, input) in BLOCK_LINEARS {
+        for (suffix, input) in BLOCK_LINEARS.into_iter().filter(|(s, _)| c.has_linear(s)) {
             let t = model.tensor(&format!("blk.{layer}.{suffix}"))?;
             let (rows, k) = (t.n_rows(), t.row_len());
             let shift = &searcher.found.get(&(layer, input)).ok_or(ModelError::EmptyPrompt)?.shift;

@@ -80,7 +80,7 @@ pub fn ptq161(model: &Model, calibration: &Calibration) -> Result<(Model, f64), 
     let mut replaced = HashMap::new();
     let mut bits = HashMap::new();
     for layer in 0..model.config.n_layers {
-        for (suffix, input) in BLOCK_LINEARS {
+        for (suffix, input) in BLOCK_LINEARS.into_iter().filter(|(s, _)| model.config.has_linear(s)) {
             let t = model.tensor(&format!("blk.{layer}.{suffix}"))?;
             let mask = salient_mask(&calibration.stats(layer, input).absmax);
             let (values, stored) = quantize_matrix(&model.weights.dequantize(t)?, t.row_len(), &mask);

@@ -11,7 +11,9 @@
 //! Smoothed pairs in a llama block: `attn_norm` → q, k, v and `ffn_norm` → gate, up. The inputs
 //! of o_proj (attended values) and down_proj (silu(gate)·up) have no preceding norm whose gain
 //! could absorb 1/s, so they are left alone, as the official code does for llama.
-//! (RMSNorm has no bias β, so only γ is divided.)
+//! RMSNorm has no bias β, so only γ is divided; a LayerNorm's (GPT-2) output channel j is
+//! `γ_j x̂_j + β_j`, so its bias is divided too: `β_j ← β_j / s_j`. A plain MLP (GPT-2) has no
+//! gate: `ffn_norm` feeds up alone.
 
 use std::collections::HashMap;
 
@@ -109,7 +111,7 @@ pub fn smooth_by(
             let k = norm.n_elements() as usize;
             let mut matrices = Vec::with_capacity(consumers.len());
             let mut w_absmax = vec![0.0f32; k];
-            for consumer in consumers {
+            for consumer in consumers.iter().filter(|s| c.has_linear(s)) {
                 let t = model.tensor(&name(consumer))?;
                 let values = model.weights.dequantize(t)?;
                 for row in values.chunks_exact(k) {
@@ -122,6 +124,11 @@ pub fn smooth_by(
             let s = smoothing_factors(&activation_absmax(layer, input), &w_absmax, alpha);
             let gain: Vec<f32> = model.weights.dequantize(norm)?.iter().zip(&s).map(|(g, s)| g / s).collect();
             replaced.insert(name(norm_name), gain);
+            let bias_name = name(&norm_name.replace(".weight", ".bias"));
+            if let Some(bias) = model.weights.get(&bias_name) {
+                let bias: Vec<f32> = model.weights.dequantize(bias)?.iter().zip(&s).map(|(b, s)| b / s).collect();
+                replaced.insert(bias_name, bias);
+            }
             for (consumer, mut values) in matrices {
                 for row in values.chunks_exact_mut(k) {
                     for (v, s) in row.iter_mut().zip(&s) {

@@ -87,6 +87,22 @@ pub fn cpu_rms_norm(x: &[f32], gain: &[f32], eps: f32) -> Vec<f32> {
     y
 }
 
+/// LayerNorm as the CPU reference computes it: mean and biased variance in f64, then
+/// `(x − mean) · scale` rounded to f32, times gain, plus bias.
+pub fn cpu_layer_norm(x: &[f32], gain: &[f32], bias: &[f32], eps: f32) -> Vec<f32> {
+    let d = gain.len();
+    let mut y = vec![0.0f32; x.len()];
+    for (x_t, y_t) in x.chunks_exact(d).zip(y.chunks_exact_mut(d)) {
+        let mean = x_t.iter().map(|&v| v as f64).sum::<f64>() / d as f64;
+        let variance = x_t.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / d as f64;
+        let scale = 1.0 / (variance + eps as f64).sqrt();
+        for i in 0..d {
+            y_t[i] = ((x_t[i] as f64 - mean) * scale) as f32 * gain[i] + bias[i];
+        }
+    }
+    y
+}
+
 /// The reference's RopeTable: angles in f64, cos/sin rounded to f32 once, rotation in f32.
 pub fn cpu_rope(x: &mut [f32], n_heads: usize, hd: usize, offset: usize, base: f32, layout: RopeLayout) {
     let half = hd / 2;
@@ -538,6 +554,52 @@ fn tiny_gemma_gguf(
     all.push((format!("{arch}.attention.key_length"), V::U32(hd as u32)));
     all.push((format!("{arch}.attention.value_length"), V::U32(hd as u32)));
     write_gguf(&all, &tensors, 32)
+}
+
+/// The tiny GPT-2: heads 12 wide (not a power of two), the MLP 4·d wide as GPT-2's, a context
+/// (the position table's rows) shorter than the other tiny models'.
+pub const TINY_GPT2: TinyShape = TinyShape { d: 48, heads: 4, kv_heads: 4, ff: 192, vocab: 20, layers: 2, context: 40 };
+
+/// A tiny random GPT-2 as GGUF (f32 weights) in llama.cpp's gpt2 layout: learned positions
+/// (`position_embd`, one row per position), LayerNorms with biases, each block's q|k|v as one
+/// `attn_qkv` with one fused bias, a bias on every linear layer, no gate, tied embeddings.
+/// Norm biases and positions are drawn large enough that dropping any of them shows.
+pub fn tiny_gpt2_gguf(seed: u64) -> Vec<u8> {
+    let TinyShape { d, ff, vocab, layers, context, .. } = TINY_GPT2;
+    let mut tensor = random_f32_tensors(seed);
+    let mut tensors = vec![
+        tensor("token_embd.weight".into(), &[d, vocab], -0.5, 0.5),
+        tensor("position_embd.weight".into(), &[d, context], -0.5, 0.5),
+        tensor("output_norm.weight".into(), &[d], 0.5, 1.5),
+        tensor("output_norm.bias".into(), &[d], -0.5, 0.5),
+    ];
+    for l in 0..layers {
+        let name = |s: &str| format!("blk.{l}.{s}");
+        tensors.extend([
+            tensor(name("attn_norm.weight"), &[d], 0.5, 1.5),
+            tensor(name("attn_norm.bias"), &[d], -0.5, 0.5),
+            tensor(name("attn_qkv.weight"), &[d, 3 * d], -0.3, 0.3),
+            tensor(name("attn_qkv.bias"), &[3 * d], -0.5, 0.5),
+            tensor(name("attn_output.weight"), &[d, d], -0.3, 0.3),
+            tensor(name("attn_output.bias"), &[d], -0.5, 0.5),
+            tensor(name("ffn_norm.weight"), &[d], 0.5, 1.5),
+            tensor(name("ffn_norm.bias"), &[d], -0.5, 0.5),
+            tensor(name("ffn_up.weight"), &[d, ff], -0.3, 0.3),
+            tensor(name("ffn_up.bias"), &[ff], -0.5, 0.5),
+            tensor(name("ffn_down.weight"), &[ff, d], -0.3, 0.3),
+            tensor(name("ffn_down.bias"), &[d], -0.5, 0.5),
+        ]);
+    }
+    let mut metadata = tiny_metadata("gpt2", &TINY_GPT2);
+    // llama.cpp's gpt2 files: no kv head count, no RoPE, LayerNorm's own epsilon key.
+    metadata.retain(|(key, _)| {
+        !matches!(
+            key.as_str(),
+            "gpt2.attention.head_count_kv" | "gpt2.rope.freq_base" | "gpt2.attention.layer_norm_rms_epsilon"
+        )
+    });
+    metadata.push(("gpt2.attention.layer_norm_epsilon".into(), V::F32(1e-5)));
+    write_gguf(&metadata, &tensors, 32)
 }
 
 type GgufTensor = (String, Vec<u64>, GgmlType, Vec<u8>);

@@ -64,10 +64,43 @@ pub enum HfLayout {
     Phi3,
     /// Gemma 2 and 3: four norms a block, and every norm gain stored as w where GGUF stores 1 + w.
     Gemma,
+    /// GPT2LMHeadModel: `wte`, `wpe`, `h.N.attn.c_attn`, ... (under `transformer.` when
+    /// `prefixed`), each block's linear weights Conv1D `[in, out]` (the transpose of nn.Linear),
+    /// and the causal-mask buffers `attn.bias` and `attn.masked_bias`, which are not weights.
+    Gpt2 {
+        prefixed: bool,
+    },
+}
+
+/// The Hugging Face GPT-2 name of a tensor of a GGUF gpt2 file (without `transformer.`).
+fn gpt2_hf_name(gguf: &str) -> String {
+    match gguf {
+        "token_embd.weight" => return "wte.weight".into(),
+        "position_embd.weight" => return "wpe.weight".into(),
+        _ => {}
+    }
+    if let Some(kind) = gguf.strip_prefix("output_norm.") {
+        return format!("ln_f.{kind}");
+    }
+    let (layer, suffix) = gguf.strip_prefix("blk.").expect("a block tensor").split_once('.').unwrap();
+    let (module, kind) = suffix.split_once('.').unwrap();
+    let hf = match module {
+        "attn_norm" => "ln_1",
+        "attn_qkv" => "attn.c_attn",
+        "attn_output" => "attn.c_proj",
+        "ffn_norm" => "ln_2",
+        "ffn_up" => "mlp.c_fc",
+        "ffn_down" => "mlp.c_proj",
+        other => panic!("no Hugging Face GPT-2 name for {other}"),
+    };
+    format!("h.{layer}.{hf}.{kind}")
 }
 
 /// The Hugging Face name of a tensor of a GGUF file (the inverse of the loader's mapping).
 fn hf_name(gguf: &str, layout: HfLayout) -> String {
+    if let HfLayout::Gpt2 { prefixed } = layout {
+        return format!("{}{}", if prefixed { "transformer." } else { "" }, gpt2_hf_name(gguf));
+    }
     match gguf {
         "token_embd.weight" => return "model.embed_tokens.weight".into(),
         "output_norm.weight" => return "model.norm.weight".into(),
@@ -100,7 +133,8 @@ fn hf_name(gguf: &str, layout: HfLayout) -> String {
 
 /// The f32 tensors of a GGUF file in a model.safetensors under Hugging Face's names with
 /// PyTorch's [out, in] shapes (GGUF lists dimensions innermost first; the bytes are the same,
-/// but for Gemma's norm gains, stored as w where GGUF has 1 + w).
+/// but for Gemma's norm gains, stored as w where GGUF has 1 + w, and GPT-2's Conv1D weights,
+/// stored transposed as [in, out]).
 pub fn as_safetensors(gguf_bytes: &[u8], layout: HfLayout) -> Vec<u8> {
     use safetensors::tensor::{Dtype, TensorView};
     let gguf = GgufFile::parse(gguf_bytes, "tiny.gguf").unwrap();
@@ -114,10 +148,29 @@ pub fn as_safetensors(gguf_bytes: &[u8], layout: HfLayout) -> Vec<u8> {
                 let gains: Vec<f32> = bytemuck::pod_collect_to_vec(&bytes);
                 bytes = gains.iter().flat_map(|g| (g - 1.0).to_le_bytes()).collect();
             }
-            let shape = t.dims.iter().rev().map(|&d| d as usize).collect();
+            let mut shape: Vec<usize> = t.dims.iter().rev().map(|&d| d as usize).collect();
+            if matches!(layout, HfLayout::Gpt2 { .. }) && t.name.starts_with("blk.") && t.dims.len() == 2 {
+                let (n_in, n_out) = (t.dims[0] as usize, t.dims[1] as usize);
+                let values: Vec<f32> = bytemuck::pod_collect_to_vec(&bytes);
+                let conv1d: Vec<f32> = (0..n_in * n_out).map(|at| values[(at % n_out) * n_in + at / n_out]).collect();
+                bytes = bytemuck::cast_slice(&conv1d).to_vec();
+                shape = vec![n_in, n_out];
+            }
             (hf_name(&t.name, layout), shape, bytes)
         })
         .collect();
+    let mut tensors = tensors;
+    if let HfLayout::Gpt2 { prefixed } = layout {
+        // The causal mask and its fill value, as older transformers saved them in every block.
+        let context = gguf.tensor("position_embd.weight").unwrap().dims[1] as usize;
+        let mask: Vec<f32> = (0..context * context).map(|at| (at % context <= at / context) as u8 as f32).collect();
+        let prefix = if prefixed { "transformer." } else { "" };
+        let blocks = gguf.tensors.iter().filter(|t| t.name.ends_with("attn_qkv.weight")).count();
+        for l in 0..blocks {
+            tensors.push((format!("{prefix}h.{l}.attn.bias"), vec![1, 1, context, context], f32_bytes(&mask)));
+            tensors.push((format!("{prefix}h.{l}.attn.masked_bias"), vec![], f32_bytes(&[-1e4])));
+        }
+    }
     let views: Vec<(String, TensorView)> = tensors
         .iter()
         .map(|(name, shape, bytes)| (name.clone(), TensorView::new(Dtype::F32, shape.clone(), bytes).unwrap()))
@@ -132,6 +185,10 @@ pub fn from_hugging_face_files(gguf: &Model, gguf_bytes: &[u8], layout: HfLayout
     let tokenizer = gguf.tokenizer.to_json().unwrap();
     let (config, safetensors) = (config.to_string(), as_safetensors(gguf_bytes, layout));
     Model::from_safetensors(safetensors, config.as_bytes(), tokenizer.as_bytes(), "tiny", &mut |_| {}).unwrap()
+}
+
+fn f32_bytes(values: &[f32]) -> Vec<u8> {
+    bytemuck::cast_slice(values).to_vec()
 }
 
 /// Every position's logits of `tokens` from two loads of one model agree within 1e-6.

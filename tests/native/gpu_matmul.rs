@@ -174,15 +174,17 @@ fn default_model_logits_match_cpu() {
 // Every variant the adapter has × every fused option, against CPU formulas.
 //
 // Reference: the rows dequantized on the CPU (f32, as the CPU forward uses them), x normalized
-// with kernel_reference's cpu_rms_norm (rmsnorm.wgsl's formula) when the option is on, products
-// summed in f64, then the epilogue in f64: + bias, + the y that was there (Accumulate), or
-// × act(gate) (kernel_reference's cpu_gate: SiLU for SwiGlu, tanh-GELU for GeGlu).
+// with kernel_reference's cpu_rms_norm (norm.wgsl's formula) when the option is on, products
+// summed in f64, then the epilogue in f64: + bias, + the y that was there (Accumulate),
+// × act(gate) (kernel_reference's cpu_gate: SiLU for SwiGlu, tanh-GELU for GeGlu), or act() of the
+// biased product itself (GeluBias: GPT-2's plain MLP).
 //
 // Tolerances, per element, with S = Σ_k |w_k · x_k| (x normed where the option is on):
 // - f32 variants (portable, subgroup): 1e-5 · S (kernel_reference's MATMUL_TERM_REL: f32
 //   accumulation in another order than the f64 reference), times |act(gate)| for the gated
-//   outputs; plus the epilogue's own f32 roundings, 4 ulp of the values it adds or multiplies,
-//   and the activation's own error (cpu_gate's bound) times the product.
+//   outputs, times GELU's slope bound 1.2 for the activated one; plus the epilogue's own f32
+//   roundings, 4 ulp of the values it adds or multiplies, and the activation's own error
+//   (cpu_gate's bound) times the product (or, activated, itself).
 // - f16 variant: each product rounds x and w to f16, then the product and a 4-term dot product
 //   in f16, ≤ 6 roundings of 2⁻¹¹ per term; a weight that is scale · q + offset (Q4_1, Q4_K,
 //   codebook offsets) rounds its two terms, each at most twice the chunk's largest |w|. So
@@ -203,12 +205,22 @@ enum Fused {
     Accumulate,
     SwiGlu,
     GeGlu,
+    /// Bias, then tanh-GELU of the result (MatmulOutput::Activated).
+    GeluBias,
     /// RMSNorm, bias and Accumulate together.
     All,
 }
 
-const FUSED: [Fused; 7] =
-    [Fused::None, Fused::RmsNorm, Fused::Bias, Fused::Accumulate, Fused::SwiGlu, Fused::GeGlu, Fused::All];
+const FUSED: [Fused; 8] = [
+    Fused::None,
+    Fused::RmsNorm,
+    Fused::Bias,
+    Fused::Accumulate,
+    Fused::SwiGlu,
+    Fused::GeGlu,
+    Fused::GeluBias,
+    Fused::All,
+];
 
 struct CaseData {
     x: Vec<f32>,
@@ -217,6 +229,8 @@ struct CaseData {
     /// What y holds before (Accumulate).
     y0: Option<Vec<f32>>,
     gate: Option<(Vec<f32>, GateActivation)>,
+    /// The activation of the result itself (no gate).
+    activated: Option<GateActivation>,
 }
 
 const EPS: f32 = 1e-5;
@@ -228,7 +242,7 @@ fn case_data(rng: &mut Rng, fused: Fused, n_in: usize, n_out: usize, n_tokens: u
     CaseData {
         x,
         gain: rms.then(|| rng.vec(n_in, 0.5, 1.5)),
-        bias: matches!(fused, Fused::Bias | Fused::All).then(|| rng.vec(n_out, -1.0, 1.0)),
+        bias: matches!(fused, Fused::Bias | Fused::GeluBias | Fused::All).then(|| rng.vec(n_out, -1.0, 1.0)),
         y0: matches!(fused, Fused::Accumulate | Fused::All).then(|| rng.vec(n_tokens * n_out, -2.0, 2.0)),
         gate: match fused {
             Fused::SwiGlu => Some((rng.vec(n_tokens * n_out, -4.0, 4.0), GateActivation::Silu)),
@@ -236,6 +250,7 @@ fn case_data(rng: &mut Rng, fused: Fused, n_in: usize, n_out: usize, n_tokens: u
             Fused::GeGlu => Some((rng.vec(n_tokens * n_out, -8.0, 8.0), GateActivation::GeluTanh)),
             _ => None,
         },
+        activated: (fused == Fused::GeluBias).then_some(GateActivation::GeluTanh),
     }
 }
 
@@ -253,10 +268,11 @@ fn check_case(what: &str, tw: &TestWeight, variant: MatmulVariant, data: &CaseDa
     let gain = data.gain.as_ref().map(|g| ctx().upload_f32("gain", g).unwrap());
     let bias = data.bias.as_ref().map(|b| ctx().upload_f32("bias", b).unwrap());
     let gate = data.gate.as_ref().map(|(g, activation)| (ctx().upload_f32("gate", g).unwrap(), *activation));
-    let output = match (&data.y0, &gate) {
-        (Some(_), _) => MatmulOutput::Accumulate,
-        (None, Some((gate, activation))) => MatmulOutput::Gated(gate, *activation),
-        (None, None) => MatmulOutput::Store,
+    let output = match (&data.y0, &gate, data.activated) {
+        (Some(_), ..) => MatmulOutput::Accumulate,
+        (None, Some((gate, activation)), _) => MatmulOutput::Gated(gate, *activation),
+        (None, None, Some(activation)) => MatmulOutput::Activated(activation),
+        (None, None, None) => MatmulOutput::Store,
     };
     let options = MatmulOptions { rms_norm: gain.as_ref().map(|g| (g, EPS)), bias: bias.as_ref(), output };
     let mut enc = ctx().encoder();
@@ -295,13 +311,25 @@ fn check_case(what: &str, tw: &TestWeight, variant: MatmulVariant, data: &CaseDa
                 product_budget *= act.abs();
                 rounding += 4.0 * ulp * want.abs() + act_err * product.abs();
             }
+            if let Some(activation) = data.activated {
+                // |GELU'| ≤ 1.13: the product's error passes through scaled by at most that.
+                let (act, act_err) = cpu_gate(want, activation);
+                want = act;
+                product_budget *= 1.2;
+                rounding = rounding * 1.2 + act_err;
+            }
             let err = (got[i] as f64 - want).abs();
             let budget = product_budget + rounding + 4.0 * ulp * want.abs();
             if err.is_nan() || err > budget {
                 bad.push(format!("[{t}][{o}] gpu {} cpu {want} (Σ|wx| {scale:e}, budget {budget:e})", got[i]));
             }
             // The epilogue's roundings are not the product's error: |err| / S only without it.
-            if scale > 0.0 && data.bias.is_none() && data.y0.is_none() && data.gate.is_none() {
+            if scale > 0.0
+                && data.bias.is_none()
+                && data.y0.is_none()
+                && data.gate.is_none()
+                && data.activated.is_none()
+            {
                 worst = worst.max(err / scale);
             }
             if budget > 0.0 {

@@ -1,4 +1,4 @@
-//! RMS norm and RoPE on the GPU against CPU formulas that mirror `model::reference`.
+//! RMS norm, LayerNorm and RoPE on the GPU against CPU formulas that mirror `model::reference`.
 use crate::gpu_common;
 
 use gpu_common::*;
@@ -39,6 +39,57 @@ fn rms_norm_checks_shapes() {
     assert!(err.to_string().contains("x holds 8 values, needs 12"), "{err}");
     let err = norm::rms_norm(ctx(), &mut enc, &small, &small, &small, 1, 0, 1e-5).unwrap_err();
     assert!(err.to_string().contains("d is 0"), "{err}");
+}
+
+/// Rows of awkward lengths (one below the workgroup, several workgroups and a tail), offset from
+/// zero so that centring matters, normalized from a first row past 0 (the output head's case).
+#[test]
+fn layer_norm_matches_cpu() {
+    let mut rng = Rng(23);
+    for &d in &[48usize, 100, 7, 2048, 769] {
+        for &(n, first_row) in &[(1usize, 0usize), (5, 2), (33, 0)] {
+            let rows = first_row + n;
+            // Each row around its own offset of up to ±20, spread ±3.
+            let x: Vec<f32> = (0..rows)
+                .flat_map(|_| {
+                    let offset = rng.uniform(-20.0, 20.0);
+                    rng.vec(d, offset - 3.0, offset + 3.0)
+                })
+                .collect();
+            let gain = rng.vec(d, 0.2, 2.0);
+            let bias = rng.vec(d, -1.0, 1.0);
+            let eps = 1e-5;
+            let upload = |name, v: &[f32]| ctx().upload_f32(name, v).unwrap();
+            let (xb, gb, bb) = (upload("x", &x), upload("gain", &gain), upload("bias", &bias));
+            let out = poisoned("out", n * d);
+            let mut enc = ctx().encoder();
+            norm::layer_norm_rows(ctx(), &mut enc, &xb, first_row as u32, &gb, &bb, &out, n as u32, d as u32, eps)
+                .unwrap();
+            ctx().submit(enc);
+            // f32 sums of up to 2048 values around 20 in another order than f64: the mean is off
+            // by ~1e-6 relative to the offset, i.e. ~2e-5 absolute, divided by a spread of ~1.7:
+            // ~1e-5 of the normalized value; 3e-5 absolute leaves margin, and dropping the
+            // centring or the bias is off by whole units.
+            assert_close(
+                &format!("layer_norm d={d} n={n} first_row={first_row}"),
+                &read(&out, n * d),
+                &cpu_layer_norm(&x[first_row * d..], &gain, &bias, eps),
+                3e-5,
+                2e-6,
+            );
+        }
+    }
+}
+
+#[test]
+fn layer_norm_checks_shapes() {
+    let small = ctx().upload_f32("small", &[1.0; 8]).unwrap();
+    let mut enc = ctx().encoder();
+    let short = ctx().upload_f32("short", &[1.0; 3]).unwrap();
+    let err = norm::layer_norm_rows(ctx(), &mut enc, &small, 0, &small, &short, &small, 1, 4, 1e-5).unwrap_err();
+    assert!(err.to_string().contains("bias holds 3 values, needs 4"), "{err}");
+    let err = norm::layer_norm_rows(ctx(), &mut enc, &small, 1, &small, &small, &small, 2, 4, 1e-5).unwrap_err();
+    assert!(err.to_string().contains("x holds 8 values, needs 12"), "{err}");
 }
 
 /// Rotation errors come from the angle: the kernel reduces it exactly mod one turn (error

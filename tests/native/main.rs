@@ -18,6 +18,7 @@ mod gemma3;
 mod gemma3_tokenizer;
 mod gguf_bad_input;
 mod gguf_dequant_oracle;
+mod gpt2;
 mod gguf_quantize_oracle;
 mod gpu_attention;
 mod gpu_bcq;

@@ -60,7 +60,7 @@ fn gguf_tokenizer_matches_python_tokenizers_for_every_pre_tokenizer() {
     let bytes = std::fs::read(&path).unwrap();
     let gguf = GgufFile::parse(&bytes, "default").unwrap();
     assert_eq!(gguf.get("tokenizer.ggml.pre").and_then(|v| v.as_str()), Some("smollm"));
-    for pre in ["smollm", "gpt2", "llama-bpe", "qwen2"] {
+    for pre in ["smollm", "gpt2", "gpt-2", "llama-bpe", "qwen2"] {
         let tokenizer = TextTokenizer::from_gguf(&gguf_with_pre(&gguf, pre)).unwrap();
         let expected = python_encodings(&["gguf", &path.display().to_string(), pre]);
         check(&tokenizer, &expected, pre);

@@ -13,9 +13,14 @@ file's norm gains already hold Gemma's 1 + w), gemma2 as llama.cpp runs it (the 
 norms, every block at one RoPE base, the attention scores and the final logits soft-capped,
 cap * tanh(x / cap), with the file's caps or llama.cpp's defaults 50 and 30), the 27B models'
 query scale 1/sqrt(width / heads) (llama.cpp picks them by layer count: gemma2 46, gemma3 62),
-GQA by repeating K/V heads.
+GQA by repeating K/V heads; gpt2 as GPT-2 computes it (gpt2_last_logits): learned absolute
+positions added to the token embeddings and no RoPE, LayerNorm (mean-centred, biased variance,
+then gain and bias), one fused q|k|v product plus its bias, a bias on every linear layer, a plain
+MLP with tanh-GELU, tied unembedding unless the file has output.weight; and GPT-2 from a
+Hugging Face model.safetensors with its config.json beside it (gpt2_hf_last_logits), whose block
+matrices are Conv1D [in, out] and multiply as x @ W.
 
-usage: forward.py MODEL.gguf TOKEN_ID [TOKEN_ID ...] [, TOKEN_ID ...]... [--layers N] [--top K]
+usage: forward.py MODEL.gguf|model.safetensors TOKEN_ID [TOKEN_ID ...] [, TOKEN_ID ...]... [--layers N] [--top K]
 prints JSON {"logits": [...]} for the last position; with several sequences (separated by a ","
 argument) {"runs": [[...], ...]}, one per sequence; with --top K {"top": [[[id, logit], ...], ...]},
 each sequence's K largest logits.
@@ -42,10 +47,15 @@ def main():
         del args[i : i + 2]
     path = args[0]
     sequences = [[int(t) for t in seq.split()] for seq in " ".join(args[1:]).split(",")]
+    if path.endswith(".safetensors"):  # a Hugging Face GPT-2 (config.json beside it)
+        return report([gpt2_hf_last_logits(path, seq, layers) for seq in sequences], top)
 
     reader = GGUFReader(path)
     field = lambda key: reader.fields[key].contents()
     arch = field("general.architecture")
+    if arch == "gpt2":
+        runs = [gpt2_last_logits(reader, seq, layers) for seq in sequences]
+        return report(runs, top)
     n_layers = field(f"{arch}.block_count") if layers is None else layers
     n_heads = field(f"{arch}.attention.head_count")
     n_kv = field(f"{arch}.attention.head_count_kv")
@@ -158,12 +168,98 @@ def main():
         return soft_cap(logits[0], final_cap)
 
     runs = [last_logits(seq) for seq in sequences]
+    report(runs, top)
+
+
+def report(runs, top):
     if top is None:
         json.dump({"logits": runs[0].tolist()} if len(runs) == 1 else {"runs": [r.tolist() for r in runs]}, sys.stdout)
     else:  # the top ids and logits of each sequence, highest first, ties to the lower id
         order = [sorted(range(len(r)), key=lambda i: (-r[i], i))[:top] for r in runs]
         json.dump({"top": [[[i, float(r[i])] for i in o] for r, o in zip(runs, order)]}, sys.stdout)
 
+
+def gpt2_last_logits(reader, tokens, layers):
+    """GPT-2's forward of `tokens` from a GGUF file, the last position's logits. GGUF stores every
+    matrix as nn.Linear's [out, in] (llama.cpp's converter transposed HF's Conv1D [in, out])."""
+    field = lambda key: reader.fields[key].contents()
+    W = {t.name: dequantize(t.data, t.tensor_type).astype(np.float64) for t in reader.tensors}
+    gguf = {"ln_1": "attn_norm", "attn.c_attn": "attn_qkv", "attn.c_proj": "attn_output", "ln_2": "ffn_norm",
+            "mlp.c_fc": "ffn_up", "mlp.c_proj": "ffn_down", "ln_f": "output_norm"}
+
+    def param(module, kind):  # module: GPT-2's name ("h.3.mlp.c_fc", "ln_f")
+        if module.startswith("h."):
+            _, l, rest = module.split(".", 2)
+            return W[f"blk.{l}.{gguf[rest]}.{kind}"]
+        return W[f"{gguf[module]}.{kind}"]
+
+    n_layers = field("gpt2.block_count") if layers is None else layers
+    return gpt2_forward(tokens, n_layers, field("gpt2.attention.head_count"),
+                        field("gpt2.attention.layer_norm_epsilon"), W["token_embd.weight"],
+                        W["position_embd.weight"], W.get("output.weight"), param, transposed=True)
+
+
+def gpt2_hf_last_logits(path, tokens, layers):
+    """GPT-2's forward from a Hugging Face model.safetensors and the config.json beside it: every
+    block's linear weight is a Conv1D [in, out], used as x @ W (no transpose)."""
+    import os
+    with open(path, "rb") as f:
+        header_len = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(header_len))
+        data = f.read()
+    dtypes = {"F32": np.float32, "F16": np.float16}
+    W = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        start, end = info["data_offsets"]
+        values = np.frombuffer(data[start:end], dtype=dtypes[info["dtype"]]).astype(np.float64)
+        W[name.removeprefix("transformer.")] = values.reshape(info["shape"])
+    with open(os.path.join(os.path.dirname(path), "config.json")) as f:
+        config = json.load(f)
+    assert config.get("activation_function", "gelu_new") == "gelu_new"
+    n_layers = config["n_layer"] if layers is None else layers
+    return gpt2_forward(tokens, n_layers, config["n_head"], config["layer_norm_epsilon"], W["wte.weight"],
+                        W["wpe.weight"], W.get("lm_head.weight"), lambda module, kind: W[f"{module}.{kind}"],
+                        transposed=False)
+
+
+def gpt2_forward(tokens, n_layers, n_heads, eps, wte, wpe, out_w, param, transposed):
+    """GPT-2 in float64: learned positions added to the token embeddings, pre-LayerNorm blocks,
+    one q|k|v product plus bias, causal softmax attention, a tanh-GELU MLP, the final LayerNorm,
+    the unembedding tied to wte unless out_w is given. `param(module, "weight" | "bias")` reads a
+    weight under GPT-2's module names; `transposed`: matrices are [out, in] (nn.Linear, GGUF),
+    else Conv1D's [in, out] (Hugging Face)."""
+    T = len(tokens)
+    d = wte.shape[1]
+    hd = d // n_heads
+    assert T <= wpe.shape[0], "longer than the position table"
+
+    def layer_norm(x, module):
+        mean = x.mean(axis=-1, keepdims=True)
+        var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
+        return (x - mean) / np.sqrt(var + eps) * param(module, "weight").reshape(-1) + param(module, "bias").reshape(-1)
+
+    def linear(x, module):
+        w = param(module, "weight")
+        return x @ (w.T if transposed else w) + param(module, "bias").reshape(-1)
+
+    def gelu_tanh(g):
+        return 0.5 * g * (1 + np.tanh(np.sqrt(2 / np.pi) * (g + 0.044715 * g**3)))
+
+    x = wte[tokens] + wpe[np.arange(T)]
+    mask = np.triu(np.full((T, T), -np.inf), k=1)
+    for l in range(n_layers):
+        qkv = linear(layer_norm(x, f"h.{l}.ln_1"), f"h.{l}.attn.c_attn")
+        q, k, v = (m.reshape(T, n_heads, hd).transpose(1, 0, 2) for m in np.split(qkv, 3, axis=-1))
+        scores = q @ k.transpose(0, 2, 1) / np.sqrt(hd) + mask
+        probs = np.exp(scores - scores.max(axis=-1, keepdims=True))
+        probs /= probs.sum(axis=-1, keepdims=True)
+        attn = (probs @ v).transpose(1, 0, 2).reshape(T, d)
+        x = x + linear(attn, f"h.{l}.attn.c_proj")
+        h = gelu_tanh(linear(layer_norm(x, f"h.{l}.ln_2"), f"h.{l}.mlp.c_fc"))
+        x = x + linear(h, f"h.{l}.mlp.c_proj")
+    return (layer_norm(x[-1:], "ln_f") @ (wte if out_w is None else out_w).T)[0]
 
 if __name__ == "__main__":
     main()

@@ -28,6 +28,7 @@ def from_gguf(path, pre):
     split = lambda rx: pre_tokenizers.Split(Regex(rx), behavior="isolated")
     tok.pre_tokenizer = {
         "gpt2": byte_level(True),
+        "gpt-2": byte_level(True),  # llama.cpp's name for GPT-2's own pre-tokenizer (LLAMA_VOCAB_PRE_TYPE_GPT2)
         "smollm": pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True), byte_level(True)]),
         "llama-bpe": pre_tokenizers.Sequence([split(LLAMA3), byte_level(False)]),
         "qwen2": pre_tokenizers.Sequence([split(QWEN2), byte_level(False)]),

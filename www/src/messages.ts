@@ -67,6 +67,14 @@ export interface ModelConfig {
   /** Gemma 2: logits soft-capped after the unembedding (null: none). */
   final_logit_softcap?: number | null;
   tied_embeddings?: boolean;
+  /** RMSNorm ('rms') or GPT-2's LayerNorm with a bias ('layer'); rms_eps is then its epsilon. */
+  norm?: 'rms' | 'layer';
+  /** RoPE ('rope') or GPT-2's learned absolute position embeddings ('learned'). */
+  positions?: 'rope' | 'learned';
+  /** Gated MLP ('gated') or GPT-2's plain one ('plain'), act(up(x)) then down. */
+  mlp?: 'gated' | 'plain';
+  /** GPT-2: a bias on every linear layer (q, k and v by qkv_bias). */
+  linear_bias?: boolean;
 }
 
 export interface ModelSummary {

@@ -82,6 +82,9 @@ pub enum MatmulOutput<'a> {
     /// y = act(gate[t][o]) · (acc (+ bias)), gate: `[n_tokens × n_out]`, another buffer than y,
     /// act SiLU (SwiGLU) or tanh-GELU (GeGLU): the gated activation fused into the up projection.
     Gated(&'a wgpu::Buffer, GateActivation),
+    /// y = act(acc (+ bias)): a plain MLP's up projection and its activation (GPT-2's tanh-GELU),
+    /// with no gate.
+    Activated(GateActivation),
 }
 
 /// A prologue and epilogue fused into the matmul, so the forward needs no separate dispatches.
@@ -253,6 +256,7 @@ pub fn matmul_variant(
         MatmulOutput::Store => (0, x),
         MatmulOutput::Accumulate => (1, x),
         MatmulOutput::Gated(gate, _) => (2, gate),
+        MatmulOutput::Activated(_) => (3, x),
     };
     let mut constants = vec![
         ("RMS_NORM", options.rms_norm.is_some() as u32 as f64),
@@ -286,7 +290,10 @@ pub fn matmul_variant(
 
 /// Whether an output's gate goes through tanh-GELU (`GATE_GELU` of the WGSL) rather than SiLU.
 fn gelu_gate(output: MatmulOutput) -> bool {
-    matches!(output, MatmulOutput::Gated(_, GateActivation::GeluTanh))
+    matches!(
+        output,
+        MatmulOutput::Gated(_, GateActivation::GeluTanh) | MatmulOutput::Activated(GateActivation::GeluTanh)
+    )
 }
 
 /// What [`matmul_stacked`] stores in y.

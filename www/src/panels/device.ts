@@ -71,10 +71,16 @@ function renderSummary(summary: ModelSummary, fileBytes: number, fromCache: bool
   setFact('summary-size', summary.bytes, formatBytes(summary.bytes));
   setFact('summary-bpw', bpw, bpw.toFixed(2));
   const extra: string[] = [];
-  if (c.rope_base != null) extra.push(`RoPE base ${formatInt(c.rope_base)}`);
+  // GPT-2: learned absolute positions (no RoPE), LayerNorm, a plain MLP, biases everywhere.
+  const learnedPositions = c.positions === 'learned';
+  if (learnedPositions) extra.push('learned positions');
+  else if (c.rope_base != null) extra.push(`RoPE base ${formatInt(c.rope_base)}`);
   if (c.rope_freq_factors != null) extra.push('Llama 3.1 RoPE scaling');
-  if (c.rms_eps != null) extra.push(`RMS ε ${Number(c.rms_eps).toExponential(0)}`);
-  if (c.qkv_bias) extra.push('QKV bias');
+  const normName = c.norm === 'layer' ? 'LayerNorm' : 'RMS';
+  if (c.rms_eps != null) extra.push(`${normName} ε ${Number(c.rms_eps).toExponential(0)}`);
+  if (c.mlp === 'plain') extra.push('plain GELU MLP');
+  if (c.linear_bias) extra.push('biases on every linear');
+  else if (c.qkv_bias) extra.push('QKV bias');
   if (c.qk_norm) extra.push('per-head Q/K norm');
   if (c.sliding_window != null) extra.push(`sliding window ${formatInt(c.sliding_window)}`);
   if (c.tied_embeddings != null) extra.push(c.tied_embeddings ? 'tied embeddings' : 'separate output head');
