@@ -6,7 +6,7 @@
 // Opens the page on the model (served from models/ by scripts/serve), waits until it has loaded
 // and, unless --load-only, predicted the next token of a prompt, and prints one JSON line:
 // the times, the top tokens, and the peak resident memory of the browser's processes, sampled
-// every 250 ms from /proc (VmRSS of the browser started on this run's profile directory and all its
+// every 250 ms from /proc (the proportional set size, Pss, of the browser started on this run's profile directory and all its
 // descendants, summed by Chromium's process type: renderer = the tab and its worker, where the
 // wasm heap lives; gpu-process = WebGPU's buffers under SwiftShader; browser, utility).
 import { readFileSync, readdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -37,7 +37,10 @@ function residentByType(profile) {
       const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split(/[\0 ]/);
       const status = readFileSync(`/proc/${pid}/status`, 'utf8');
       const ppid = /PPid:\s+(\d+)/.exec(status)?.[1];
-      const kib = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+      // Proportional set size: a page shared between processes (the GPU process and the renderer
+      // share the mapped upload buffers) counts once in the sum, split among its sharers.
+      const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+      const kib = Number(/^Pss:\s+(\d+)/m.exec(rollup)?.[1] ?? /VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
       procs.push({ pid, ppid, cmdline, bytes: kib * 1024 });
     } catch {
       // exited meanwhile
@@ -70,6 +73,14 @@ const sample = () => {
   peak.total = Math.max(peak.total, total);
 };
 const sampler = setInterval(sample, 250);
+// MEASURE_TIMELINE=1: every 2 s, seconds since start and GB by process type, on stderr.
+const started = Date.now();
+const timeline =
+  process.env.MEASURE_TIMELINE &&
+  setInterval(() => {
+    const gb = Object.entries(residentByType(profile)).map(([k, v]) => `${k} ${(v / 1e9).toFixed(2)}`);
+    console.error(`${((Date.now() - started) / 1000).toFixed(0)} s: ${gb.join(', ')}`);
+  }, 2000);
 
 const baseUrl = await startServer(ROOT, ['--quiet']);
 const context = await chromium.launchPersistentContext(profile, {
@@ -124,6 +135,7 @@ try {
 } finally {
   sample();
   clearInterval(sampler);
+  if (timeline) clearInterval(timeline);
   result.peakResidentBytes = peak;
   await context.close().catch(() => {});
   stopServer();
