@@ -100,6 +100,12 @@ async fn matmul_f32_matches_cpu() {
     check_matmul(GgmlType::F32, [5, 576], 2).await;
 }
 
+/// BF16, how Hugging Face checkpoints store weights: widened to f32 in the kernel, through Tint.
+#[wasm_bindgen_test]
+async fn matmul_bf16_matches_cpu() {
+    check_matmul(GgmlType::BF16, [5, 576], 10).await;
+}
+
 #[wasm_bindgen_test]
 async fn matmul_q8_0_matches_cpu() {
     check_matmul(GgmlType::Q8_0, [160, 576], 5).await;

@@ -10,6 +10,7 @@
 //! |--------|-------------|-------------------------------------------------------------------|
 //! | F32    | 4 / value   | rows zero-padded to `32 · n_chunks` values                        |
 //! | F16    | 2 / value   | rows zero-padded to `32 · n_chunks` values, two per word          |
+//! | BF16   | 2 / value   | as F16 (a bf16 widens to f32 by a shift)                          |
 //! | Q4_1   | 20          | GGUF blocks unchanged (5 words each)                              |
 //! | Q5_1   | 24          | GGUF blocks unchanged (6 words each)                              |
 //! | Q4_K   | 144         | GGUF super-blocks unchanged (36 words each)                       |
@@ -98,7 +99,7 @@ fn split_scale_offset(dtype: GgmlType) -> Option<usize> {
 }
 
 impl GpuWeight {
-    /// Repacks the GGUF blocks (no dequantization to f32) and uploads. Supported: F32, F16,
+    /// Repacks the GGUF blocks (no dequantization to f32) and uploads. Supported: F32, F16, BF16,
     /// Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q6_K.
     pub fn upload(ctx: &GpuContext, weights: &Weights, t: &WeightTensor) -> Result<GpuWeight, GpuError> {
         let shape = |message: String| GpuError::Shape { kernel: "matmul", message };
@@ -288,7 +289,7 @@ fn repack(dtype: GgmlType, data: &[u8], n_in: usize, n_out: usize) -> (Vec<u8>, 
     let type_size = dtype.type_size();
     let mut aux_offset = 0usize;
     let packed: Vec<u8> = match dtype {
-        GgmlType::F32 | GgmlType::F16 => {
+        GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 => {
             // Rows zero-padded to whole chunks.
             let row_bytes = n_in * type_size;
             let padded = n_chunks * CHUNK as usize * type_size;
@@ -430,6 +431,7 @@ pub(crate) fn format_source(dtype: GgmlType) -> Option<(&'static str, &'static s
     Some(match dtype {
         GgmlType::F32 => ("formats/f32", include_str!("../../shaders/formats/f32.wgsl")),
         GgmlType::F16 => ("formats/f16", include_str!("../../shaders/formats/f16.wgsl")),
+        GgmlType::BF16 => ("formats/bf16", include_str!("../../shaders/formats/bf16.wgsl")),
         GgmlType::Q8_0 => ("formats/q8_0", include_str!("../../shaders/formats/q8_0.wgsl")),
         GgmlType::Q4_0 => ("formats/q4_0", include_str!("../../shaders/formats/q4_0.wgsl")),
         GgmlType::Q4_1 => ("formats/q4_1", include_str!("../../shaders/formats/q4_1.wgsl")),

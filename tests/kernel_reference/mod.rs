@@ -243,12 +243,13 @@ fn f16_fields(dtype: GgmlType) -> &'static [usize] {
     }
 }
 
-/// Raw bytes of `n` values of `dtype`: random floats in [-1, 1) for F32/F16; random bytes with
+/// Raw bytes of `n` values of `dtype`: random floats in [-1, 1) for F32/F16/BF16; random bytes with
 /// finite f16 scales for quantized blocks, mostly in [-scale, scale), sometimes zero or subnormal.
 pub fn random_tensor_bytes(rng: &mut Rng, dtype: GgmlType, n: usize, scale: f32) -> Vec<u8> {
     match dtype {
         GgmlType::F32 => rng.vec(n, -1.0, 1.0).iter().flat_map(|v| v.to_le_bytes()).collect(),
         GgmlType::F16 => rng.vec(n, -1.0, 1.0).iter().flat_map(|&v| f16::from_f32(v).to_le_bytes()).collect(),
+        GgmlType::BF16 => rng.vec(n, -1.0, 1.0).iter().flat_map(|&v| half::bf16::from_f32(v).to_le_bytes()).collect(),
         _ => {
             let mut bytes = rng.bytes(dtype.bytes_for(n as u64).unwrap() as usize);
             for block in bytes.chunks_exact_mut(dtype.type_size()) {

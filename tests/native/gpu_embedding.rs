@@ -3,7 +3,7 @@
 //!
 //! Tolerance: the GPU decodes with the CPU's formula, but may contract `d * q + m` into an FMA
 //! (Q4_1, Q5_1, Q4_K), so |gpu − cpu| ≤ 1e-6 · max |row| + 1e-6 · |cpu| per element; formats
-//! without an add (F32, F16, Q8_0, Q4_0, Q5_0, Q6_K) come out bit-exact on lavapipe but are not
+//! without an add (F32, F16, BF16, Q8_0, Q4_0, Q5_0, Q6_K) come out bit-exact on lavapipe but are not
 //! required to.
 use crate::gpu_common;
 
@@ -45,6 +45,7 @@ fn every_format_matches_cpu() {
         (GgmlType::F32, 5),
         (GgmlType::F16, 40),
         (GgmlType::F16, 576),
+        (GgmlType::BF16, 40),
         (GgmlType::Q8_0, 160),
         (GgmlType::Q4_0, 160),
         (GgmlType::Q4_1, 160),

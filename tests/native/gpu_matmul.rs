@@ -66,6 +66,12 @@ fn f16_matches_cpu() {
 }
 
 #[test]
+fn bf16_matches_cpu() {
+    check_format(GgmlType::BF16, [160, 40], 19);
+    check_format(GgmlType::BF16, [5, 576], 20);
+}
+
+#[test]
 fn q8_0_matches_cpu() {
     check_format(GgmlType::Q8_0, [160, 576], 5);
 }
