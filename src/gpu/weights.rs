@@ -125,16 +125,18 @@ impl GpuWeight {
         }
 
         // As many rows per part as one binding holds (every part but the last of that height).
-        let data = weights.data(t).map_err(GpuError::ReadWeights)?;
-        let row_bytes = data.len() / n_out.max(1);
-        let packed_row_bytes = (repack(t.dtype, &data[..row_bytes], n_in, 1).0.len() as u64).max(1);
+        let row_bytes = t.len / n_out.max(1);
+        let first_row_data = weights.rows(t, 0, 1).map_err(GpuError::ReadWeights)?;
+        let packed_row_bytes = (repack(t.dtype, &first_row_data, n_in, 1).0.len() as u64).max(1);
         let limit = ctx.summary.max_storage_buffer_binding_size.min(ctx.summary.max_buffer_size);
         let rows_per_part = ((limit / packed_row_bytes) as usize).clamp(1, n_out.max(1));
         let mut parts = Vec::new();
         for first_row in (0..n_out.max(1)).step_by(rows_per_part) {
             let rows = rows_per_part.min(n_out - first_row);
-            let (packed, aux_offset) =
-                repack(t.dtype, &data[first_row * row_bytes..(first_row + rows) * row_bytes], n_in, rows);
+            // Each part read on its own: a file read lazily (the page) holds one part at a time.
+            let data = weights.rows(t, first_row, rows).map_err(GpuError::ReadWeights)?;
+            debug_assert_eq!(data.len(), rows * row_bytes);
+            let (packed, aux_offset) = repack(t.dtype, &data, n_in, rows);
             let label = match n_out > rows_per_part {
                 true => format!("weight {} rows {first_row}..{}", t.name, first_row + rows),
                 false => format!("weight {}", t.name),

@@ -34,6 +34,9 @@ impl WeightTensor {
     }
 }
 
+/// How much of a tensor the finite check reads at once.
+const CHECK_READ_BYTES: usize = 16 << 20;
+
 pub struct Weights {
     /// The file (or files) as loaded, mapped natively; tensors are views into them.
     bytes: ByteSegments,
@@ -117,6 +120,19 @@ impl Weights {
         self.read(t.start, t.len)
     }
 
+    /// Rows `first .. first + count` of `t`, as [`Weights::data`] gives the whole.
+    pub fn rows(&self, t: &WeightTensor, first: usize, count: usize) -> Result<Cow<'_, [u8]>, FormatError> {
+        let row_bytes = t.len / t.n_rows().max(1);
+        if first + count > t.n_rows().max(1) {
+            return Err(FormatError::BadTensor {
+                file: self.source.clone(),
+                tensor: t.name.clone(),
+                message: format!("rows {first}..{} of {}", first + count, t.n_rows()),
+            });
+        }
+        self.read(t.start + first * row_bytes, count * row_bytes)
+    }
+
     fn read(&self, start: usize, len: usize) -> Result<Cow<'_, [u8]>, FormatError> {
         self.bytes.read(start, len).map_err(|message| FormatError::Io { file: self.source.clone(), message })
     }
@@ -135,15 +151,7 @@ impl Weights {
 
     /// Dequantizes row `row` of `t` into `out` (length `t.row_len()`).
     pub fn dequantize_row(&self, t: &WeightTensor, row: usize, out: &mut [f32]) -> Result<(), FormatError> {
-        let row_bytes = t.len / t.n_rows().max(1);
-        if row >= t.n_rows() {
-            return Err(FormatError::BadTensor {
-                file: self.source.clone(),
-                tensor: t.name.clone(),
-                message: format!("row {row} of {}", t.n_rows()),
-            });
-        }
-        let src = self.read(t.start + row * row_bytes, row_bytes)?;
+        let src = self.rows(t, row, 1)?;
         ggml::dequantize_into(t.dtype, &src, out, &self.source, &t.name)
     }
 
@@ -166,18 +174,24 @@ impl Weights {
                 });
             }
             row.resize(t.row_len(), 0.0);
-            // One read of the whole tensor, not one per row, where the file is read lazily.
-            let data = self.data(t)?;
-            let row_bytes = t.len / t.n_rows().max(1);
-            for (r, src) in data.chunks_exact(row_bytes.max(1)).enumerate() {
-                ggml::dequantize_into(t.dtype, src, &mut row, &self.source, &t.name)?;
-                if let Some(j) = row.iter().position(|x| !x.is_finite()) {
-                    return Err(FormatError::NonFinite {
-                        file: self.source.clone(),
-                        tensor: t.name.clone(),
-                        index: (r * t.row_len() + j) as u64,
-                        value: row[j],
-                    });
+            let n_rows = t.n_rows().max(1);
+            let row_bytes = t.len / n_rows;
+            // Where the file is read lazily: a few large reads, not one per row, nor the whole
+            // of a 128k-token embedding table at once.
+            let rows_per_read = (CHECK_READ_BYTES / row_bytes.max(1)).max(1);
+            for first in (0..n_rows).step_by(rows_per_read) {
+                let count = rows_per_read.min(n_rows - first);
+                let data = self.rows(t, first, count)?;
+                for (r, src) in data.chunks_exact(row_bytes.max(1)).enumerate() {
+                    ggml::dequantize_into(t.dtype, src, &mut row, &self.source, &t.name)?;
+                    if let Some(j) = row.iter().position(|x| !x.is_finite()) {
+                        return Err(FormatError::NonFinite {
+                            file: self.source.clone(),
+                            tensor: t.name.clone(),
+                            index: ((first + r) * t.row_len() + j) as u64,
+                            value: row[j],
+                        });
+                    }
                 }
             }
             self.release(t);
