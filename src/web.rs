@@ -280,6 +280,32 @@ impl Playground {
         .await
     }
 
+    /// Like [`Playground::load_safetensors`], for a checkpoint sharded as Hugging Face ships large
+    /// ones: `model.safetensors.index.json` (`index_json`) and the shards it names, `names[i]`
+    /// being the file name of `shards[i]`. Rejects with an `Error` naming a shard the index lists
+    /// and that was not given, or a tensor outside the shard the index says.
+    #[wasm_bindgen(js_name = loadSafetensorsShards)]
+    #[allow(clippy::too_many_arguments)]
+    pub async fn load_safetensors_shards(
+        index_json: Vec<u8>,
+        names: Vec<String>,
+        shards: Vec<js_sys::Uint8Array>,
+        config_json: Vec<u8>,
+        tokenizer_json: Vec<u8>,
+        name: String,
+        progress: js_sys::Function,
+        use_gpu: bool,
+    ) -> Result<Playground, JsError> {
+        if names.len() != shards.len() {
+            return Err(JsError::new(&format!("{name}: {} shard names for {} shards", names.len(), shards.len())));
+        }
+        let shards: Vec<(String, Vec<u8>)> = names.into_iter().zip(shards.iter().map(|s| s.to_vec())).collect();
+        Playground::load_with(&progress, use_gpu, |report| {
+            Model::from_safetensors_shards(&index_json, shards, &config_json, &tokenizer_json, &name, report)
+        })
+        .await
+    }
+
     /// Decides where the runs that the CPU reference computes exactly go (see `deviceInfo().forward`:
     /// the reference side of `predictBoth` and `evaluate`, the reference continuation, and the
     /// model under study while nothing changes it); the re-quantized model, interventions,

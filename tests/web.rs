@@ -753,3 +753,100 @@ async fn a_file_read_a_range_at_a_time_loads_and_predicts_like_one_in_memory() {
     let message = String::from(js_sys::Error::from(JsValue::from(err)).message());
     assert!(message.contains("gone.gguf") && message.contains("the file is gone"), "{message}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// A Hugging Face checkpoint sharded with model.safetensors.index.json, through the facade.
+
+/// The tiny llama's shapes as a Hugging Face checkpoint with random f32 weights: config.json,
+/// tokenizer.json (the tiny GGUF's vocabulary) and its tensors by HF name, in file order.
+fn tiny_hf_llama(seed: u64) -> (String, String, Vec<(String, Vec<usize>, Vec<u8>)>) {
+    let gguf = Model::from_gguf(tiny_llama_gguf(seed), "tiny.gguf", &mut |_| {}).expect("the tiny llama");
+    let config = serde_json::json!({"architectures": ["LlamaForCausalLM"], "hidden_size": D,
+        "intermediate_size": FF, "num_hidden_layers": LAYERS, "num_attention_heads": HEADS,
+        "num_key_value_heads": KV_HEADS, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
+        "max_position_embeddings": CONTEXT, "vocab_size": VOCAB, "tie_word_embeddings": true});
+    let mut rng = Rng(seed);
+    let mut tensor = |name: String, shape: Vec<usize>| {
+        let n = shape.iter().product();
+        let values: Vec<f32> =
+            rng.vec(n, -0.2, 0.2).iter().map(|v| if name.contains("norm") { 1.0 + v } else { *v }).collect();
+        (name, shape, values.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>())
+    };
+    let kv = KV_HEADS * HEAD_DIM;
+    let mut tensors = vec![tensor("model.embed_tokens.weight".into(), vec![VOCAB, D])];
+    for l in 0..LAYERS {
+        let p = |s: &str| format!("model.layers.{l}.{s}.weight");
+        for (name, shape) in [
+            (p("input_layernorm"), vec![D]),
+            (p("self_attn.q_proj"), vec![D, D]),
+            (p("self_attn.k_proj"), vec![kv, D]),
+            (p("self_attn.v_proj"), vec![kv, D]),
+            (p("self_attn.o_proj"), vec![D, D]),
+            (p("post_attention_layernorm"), vec![D]),
+            (p("mlp.gate_proj"), vec![FF, D]),
+            (p("mlp.up_proj"), vec![FF, D]),
+            (p("mlp.down_proj"), vec![D, FF]),
+        ] {
+            tensors.push(tensor(name, shape));
+        }
+    }
+    tensors.push(tensor("model.norm.weight".into(), vec![D]));
+    (config.to_string(), gguf.tokenizer.to_json().unwrap(), tensors)
+}
+
+fn safetensors_file(tensors: &[(String, Vec<usize>, Vec<u8>)]) -> Vec<u8> {
+    use safetensors::tensor::{Dtype, TensorView};
+    let views: Vec<(String, TensorView)> = tensors
+        .iter()
+        .map(|(name, shape, bytes)| (name.clone(), TensorView::new(Dtype::F32, shape.clone(), bytes).unwrap()))
+        .collect();
+    safetensors::serialize(views, None).unwrap()
+}
+
+#[wasm_bindgen_test]
+async fn a_sharded_checkpoint_loads_like_one_file_and_a_missing_shard_is_named() {
+    use quantscope::web::Playground;
+    use wasm_bindgen::JsValue;
+    let noop = js_sys::Function::new_no_args("");
+    let (config, tokenizer, tensors) = tiny_hf_llama(0x5348);
+    let single = Playground::load_safetensors(
+        safetensors_file(&tensors),
+        config.clone().into_bytes(),
+        tokenizer.clone().into_bytes(),
+        "tiny".into(),
+        noop.clone(),
+        true,
+    )
+    .await
+    .expect("one file");
+    // Hugging Face's layout: the embeddings and block 0 in one shard, the rest in the other.
+    let names = ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"];
+    let first = |name: &str| name.contains("embed_tokens") || name.contains("layers.0.");
+    let (a, b): (Vec<_>, Vec<_>) = tensors.iter().cloned().partition(|t| first(&t.0));
+    let weight_map: serde_json::Map<String, serde_json::Value> =
+        tensors.iter().map(|t| (t.0.clone(), names[usize::from(!first(&t.0))].into())).collect();
+    let index = serde_json::json!({"metadata": {}, "weight_map": weight_map}).to_string();
+    let shards = [safetensors_file(&a), safetensors_file(&b)].map(|s| js_sys::Uint8Array::from(&s[..]));
+    let load = |given: usize| {
+        Playground::load_safetensors_shards(
+            index.clone().into_bytes(),
+            names[..given].iter().map(|n| n.to_string()).collect(),
+            shards[..given].to_vec(),
+            config.clone().into_bytes(),
+            tokenizer.clone().into_bytes(),
+            "tiny".into(),
+            noop.clone(),
+            true,
+        )
+    };
+    let sharded = load(2).await.expect("two shards");
+    let top = |v: JsValue| String::from(js_sys::JSON::stringify(&field(&v, &["reference"])).unwrap());
+    let prompt = "abcab cabc";
+    assert_eq!(
+        top(sharded.predict_both(prompt.into(), 5).await.unwrap()),
+        top(single.predict_both(prompt.into(), 5).await.unwrap())
+    );
+    let err = load(1).await.err().expect("a missing shard");
+    let message = String::from(js_sys::Error::from(JsValue::from(err)).message());
+    assert!(message.contains(names[1]) && message.contains("was not given"), "{message}");
+}

@@ -37,8 +37,31 @@ test('what is missing or extra is named', () => {
   assert.throws(
     () =>
       classifyModelFiles([f('a-00001.safetensors'), f('a-00002.safetensors'), f('config.json'), f('tokenizer.json')]),
-    /sharded/,
+    /select its model\.safetensors\.index\.json with them/,
+  );
+  assert.throws(
+    () => classifyModelFiles([f('model.safetensors.index.json'), f('model-00001-of-00002.safetensors')]),
+    /model\.safetensors\.index\.json needs config\.json and tokenizer\.json/,
   );
   assert.throws(() => classifyModelFiles([f('config.json'), f('tokenizer.json')]), /no model weights/);
   assert.throws(() => classifyModelFiles([]), ModelFilesError);
+});
+
+test('shards with their index, config.json and tokenizer.json are one sharded checkpoint', () => {
+  const m = classifyModelFiles([
+    f('model-00002-of-00002.safetensors'),
+    f('config.json'),
+    f('model.safetensors.index.json'),
+    f('model-00001-of-00002.safetensors'),
+    f('tokenizer.json'),
+  ]);
+  assert.equal(m.kind, 'safetensors-shards');
+  if (m.kind === 'safetensors-shards') {
+    assert.equal(m.name, 'model');
+    assert.equal(m.index.name, 'model.safetensors.index.json');
+    assert.deepEqual(
+      m.shards.map((s) => s.name),
+      ['model-00002-of-00002.safetensors', 'model-00001-of-00002.safetensors'],
+    );
+  }
 });

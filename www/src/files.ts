@@ -1,8 +1,11 @@
 // Which model a set of dropped or picked files makes: one GGUF, or a Hugging Face checkpoint
-// (weights.safetensors + config.json + tokenizer.json).
+// (weights.safetensors + config.json + tokenizer.json, or its shards with
+// model.safetensors.index.json in place of the one weights file).
 
 export type ModelFiles<F> =
-  { kind: 'gguf'; name: string; file: F } | { kind: 'safetensors'; name: string; weights: F; config: F; tokenizer: F };
+  | { kind: 'gguf'; name: string; file: F }
+  | { kind: 'safetensors'; name: string; weights: F; config: F; tokenizer: F }
+  | { kind: 'safetensors-shards'; name: string; index: F; shards: F[]; config: F; tokenizer: F };
 
 export class ModelFilesError extends Error {
   override name = 'ModelFilesError';
@@ -32,18 +35,25 @@ export function classifyModelFiles<F extends { name: string }>(files: readonly F
       `no model weights among ${files.map((f) => f.name).join(', ')}: open a .gguf, or a .safetensors with its config.json and tokenizer.json`,
     );
   }
-  if (weights.length > 1) {
+  const indexes = files.filter((f) => lower(f.name).endsWith('.safetensors.index.json'));
+  const sharded = weights.length > 1 || indexes.length > 0;
+  if (sharded && indexes.length !== 1) {
     throw new ModelFilesError(
-      `one .safetensors file at a time (sharded checkpoints are not supported): got ${weights.map((f) => f.name).join(', ')}`,
+      `several .safetensors files are the shards of one checkpoint: select its model.safetensors.index.json with them (got ${files.map((f) => f.name).join(', ')})`,
     );
   }
   const config = files.find((f) => lower(f.name) === 'config.json');
   const tokenizer = files.find((f) => lower(f.name) === 'tokenizer.json');
   const missing = [config ? null : 'config.json', tokenizer ? null : 'tokenizer.json'].filter(Boolean);
   if (!config || !tokenizer) {
+    const what = sharded ? indexes[0].name : weights[0].name;
     throw new ModelFilesError(
-      `${weights[0].name} needs ${missing.join(' and ')} beside it: select them together with the weights`,
+      `${what} needs ${missing.join(' and ')} beside it: select them together with the weights`,
     );
+  }
+  if (sharded) {
+    const name = indexes[0].name.replace(/\.safetensors\.index\.json$/i, '');
+    return { kind: 'safetensors-shards', name, index: indexes[0], shards: weights, config, tokenizer };
   }
   const name = weights[0].name.replace(/\.safetensors$/i, '');
   return { kind: 'safetensors', name, weights: weights[0], config, tokenizer };

@@ -420,6 +420,8 @@ export type ModelSource =
   | { kind: 'url'; url: string }
   | { kind: 'gguf-file'; file: File }
   | { kind: 'safetensors-files'; weights: File; config: File; tokenizer: File }
+  /** A sharded checkpoint: model.safetensors.index.json and the shards it names (read whole). */
+  | { kind: 'safetensors-shards'; index: File; shards: File[]; config: File; tokenizer: File }
   /** A file the user opened before, from this browser's cache (`local:NAME` in a shared link). */
   | { kind: 'cached-local'; name: string };
 

@@ -147,7 +147,16 @@ async function readLocal(name: string, part: string, ctx: CallContext): Promise<
  * The parts of a model: one GGUF (a Blob the engine reads a range at a time, so a model larger
  * than wasm memory loads), or safetensors + config.json + tokenizer.json (read whole).
  */
-type ModelBytes = { gguf: Blob } | { weights: Uint8Array; config: Uint8Array; tokenizer: Uint8Array };
+type ModelBytes =
+  | { gguf: Blob }
+  | { weights: Uint8Array; config: Uint8Array; tokenizer: Uint8Array }
+  | { index: Uint8Array; shards: { name: string; bytes: Uint8Array }[]; config: Uint8Array; tokenizer: Uint8Array };
+
+function partsSize(parts: ModelBytes): number {
+  if ('gguf' in parts) return parts.gguf.size;
+  const weights = 'shards' in parts ? parts.shards.reduce((n, s) => n + s.bytes.length, 0) : parts.weights.length;
+  return weights + parts.config.length + parts.tokenizer.length;
+}
 
 async function modelBytes(
   name: string,
@@ -173,6 +182,15 @@ async function modelBytes(
         await storeLocal(name, 'tokenizer.json', tokenizer);
       };
       return { parts: { weights, config, tokenizer }, fromCache: false, store };
+    }
+    case 'safetensors-shards': {
+      // Not kept in the cache: a link to it asks for the files again.
+      const shards = [];
+      for (const file of source.shards) shards.push({ name: file.name, bytes: await readFile(file, ctx) });
+      const index = new Uint8Array(await source.index.arrayBuffer());
+      const config = new Uint8Array(await source.config.arrayBuffer());
+      const tokenizer = new Uint8Array(await source.tokenizer.arrayBuffer());
+      return { parts: { index, shards, config, tokenizer }, fromCache: false, store: async () => {} };
     }
     case 'cached-local': {
       const gguf = await readLocalBlob(source.name, 'gguf', ctx);
@@ -217,13 +235,24 @@ async function load({ name, source, useGpu, forward }: ArgsOf<'load'>, ctx: Call
   const t0 = performance.now();
   performance.mark('quantscope:load-start');
   const { parts, fromCache, store } = await modelBytes(name, source, ctx);
-  const size = 'gguf' in parts ? parts.gguf.size : parts.weights.length + parts.config.length + parts.tokenizer.length;
+  const size = partsSize(parts);
   const downloadMs = performance.now() - t0;
   ctx.progress('parse', 0, 1);
   const loaded =
     'gguf' in parts
       ? await Playground.loadLazy(parts.gguf.size, blobReader(parts.gguf), name, ctx.progress, useGpu)
-      : await Playground.loadSafetensors(parts.weights, parts.config, parts.tokenizer, name, ctx.progress, useGpu);
+      : 'shards' in parts
+        ? await Playground.loadSafetensorsShards(
+            parts.index,
+            parts.shards.map((s) => s.name),
+            parts.shards.map((s) => s.bytes),
+            parts.config,
+            parts.tokenizer,
+            name,
+            ctx.progress,
+            useGpu,
+          )
+        : await Playground.loadSafetensors(parts.weights, parts.config, parts.tokenizer, name, ctx.progress, useGpu);
   // Only a file that loaded is worth keeping: a bad one would fail again from the cache.
   await store();
   model?.free();

@@ -1,5 +1,5 @@
 // Opening a model from disk: the file picker and dropping files on the model card (a .gguf, or a
-// .safetensors with its config.json and tokenizer.json).
+// .safetensors with its config.json and tokenizer.json, or a sharded checkpoint with its index).
 
 import { $, dismissible, showNotice } from '../dom';
 import { classifyModelFiles } from '../files';
@@ -16,9 +16,12 @@ async function openFiles(page: PageActions, files: File[]): Promise<void> {
   const key = `local:${picked.name}`;
   if (picked.kind === 'gguf') {
     await page.loadModel(picked.name, { kind: 'gguf-file', file: picked.file }, key);
-  } else {
+  } else if (picked.kind === 'safetensors') {
     const { weights, config, tokenizer } = picked;
     await page.loadModel(picked.name, { kind: 'safetensors-files', weights, config, tokenizer }, key);
+  } else {
+    const { index, shards, config, tokenizer } = picked;
+    await page.loadModel(picked.name, { kind: 'safetensors-shards', index, shards, config, tokenizer }, key);
   }
 }
 
