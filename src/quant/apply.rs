@@ -84,7 +84,13 @@ pub fn gguf_fallback(scheme: &Scheme, cols: usize) -> Option<Scheme> {
         GgmlType::Q6_K => GgmlType::Q8_0,
         _ => GgmlType::F16,
     };
-    let kind = if cols % fallback.block_size() == 0 { SchemeKind::Gguf(fallback) } else { SchemeKind::F16 };
+    // F16 is a scheme of its own, not a GGUF block type to quantize into.
+    let kind = match fallback {
+        GgmlType::Q5_0 | GgmlType::Q5_1 | GgmlType::Q8_0 if cols % fallback.block_size() == 0 => {
+            SchemeKind::Gguf(fallback)
+        }
+        _ => SchemeKind::F16,
+    };
     Some(Scheme { kind, hadamard: scheme.hadamard })
 }
 
@@ -240,4 +246,24 @@ pub fn replace_tensors(model: &Model, replaced: &HashMap<String, Vec<f32>>) -> R
         });
     }
     with_weights(model, bytes, tensors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rows of 48 (the tiny GPT-2's) fit no 32-value block: every GGUF scheme falls back to the
+    /// f16 scheme, which quantizes; a K-quant whose 32-block fallback divides the row takes it.
+    #[test]
+    fn a_row_no_gguf_block_divides_falls_back_to_the_f16_scheme() {
+        let scheme = |name: &str| name.parse::<Scheme>().unwrap();
+        for name in ["q8_0", "q4_0", "q4_1", "q4_k", "q6_k"] {
+            let used = gguf_fallback(&scheme(name), 48).unwrap();
+            assert_eq!(used.kind, SchemeKind::F16, "{name}");
+            crate::quant::quantize(&used, "t", 2, 48, &[0.5; 96]).unwrap();
+        }
+        assert_eq!(gguf_fallback(&scheme("q4_k"), 96).unwrap().kind, SchemeKind::Gguf(GgmlType::Q5_0));
+        assert_eq!(gguf_fallback(&scheme("q6_k"), 96).unwrap().kind, SchemeKind::Gguf(GgmlType::Q8_0));
+        assert!(gguf_fallback(&scheme("q8_0"), 64).is_none());
+    }
 }
