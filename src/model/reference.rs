@@ -435,6 +435,13 @@ fn layer_norm(w: &Weights, x: &[f32], norm: Norm<'_>, eps: f32) -> Result<Vec<f3
         Some(b) => w.dequantize(b)?,
         None => vec![0.0; d],
     };
+    Ok(layer_norm_rows(x, &gain, &bias, eps))
+}
+
+/// LayerNorm of each `gain.len()`-wide row of `x` (the formula [`layer_norm`] applies; the GPU
+/// kernel's test compares with it).
+pub fn layer_norm_rows(x: &[f32], gain: &[f32], bias: &[f32], eps: f32) -> Vec<f32> {
+    let d = gain.len();
     let mut y = vec![0.0f32; x.len()];
     for (x_t, y_t) in x.chunks_exact(d).zip(y.chunks_exact_mut(d)) {
         let mean = x_t.iter().map(|&v| v as f64).sum::<f64>() / d as f64;
@@ -444,7 +451,7 @@ fn layer_norm(w: &Weights, x: &[f32], norm: Norm<'_>, eps: f32) -> Result<Vec<f3
             y_t[i] = ((x_t[i] as f64 - mean) * scale) as f32 * gain[i] + bias[i];
         }
     }
-    Ok(y)
+    y
 }
 
 /// `y` normalized by `gain` where the block has that norm (Gemma's post norms), else as it is.

@@ -87,20 +87,9 @@ pub fn cpu_rms_norm(x: &[f32], gain: &[f32], eps: f32) -> Vec<f32> {
     y
 }
 
-/// LayerNorm as the CPU reference computes it: mean and biased variance in f64, then
-/// `(x − mean) · scale` rounded to f32, times gain, plus bias.
+/// LayerNorm: the CPU reference's own formula.
 pub fn cpu_layer_norm(x: &[f32], gain: &[f32], bias: &[f32], eps: f32) -> Vec<f32> {
-    let d = gain.len();
-    let mut y = vec![0.0f32; x.len()];
-    for (x_t, y_t) in x.chunks_exact(d).zip(y.chunks_exact_mut(d)) {
-        let mean = x_t.iter().map(|&v| v as f64).sum::<f64>() / d as f64;
-        let variance = x_t.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / d as f64;
-        let scale = 1.0 / (variance + eps as f64).sqrt();
-        for i in 0..d {
-            y_t[i] = ((x_t[i] as f64 - mean) * scale) as f32 * gain[i] + bias[i];
-        }
-    }
-    y
+    quantscope::model::reference::layer_norm_rows(x, gain, bias, eps)
 }
 
 /// The reference's RopeTable: angles in f64, cos/sin rounded to f32 once, rotation in f32.
