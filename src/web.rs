@@ -4,7 +4,9 @@
 //! else, so the page and the CLI exercise the same code. Conventions at this boundary:
 //!
 //! - Bulk bytes cross as typed arrays (`Uint8Array` -> `Vec<u8>`, one copy into wasm memory);
-//!   serde (serde-wasm-bindgen) only carries small objects (summary, prediction).
+//!   serde (serde-wasm-bindgen) only carries small objects (summary, prediction). Model weights
+//!   the page holds as files (GGUF, safetensors and their shards) do not cross whole: the engine
+//!   reads them a range at a time through a JS `read(offset, length)` (`src/web/lazy_file.rs`).
 //! - Every failure becomes a `JsError` whose message is the engine error's `Display` text, which
 //!   names the file, offset or tensor. Nothing here unwraps.
 //! - Loading is an async constructor ([`Playground::load`]): a file that fails to load leaves any
@@ -254,26 +256,27 @@ impl Playground {
         progress: js_sys::Function,
         use_gpu: bool,
     ) -> Result<Playground, JsError> {
-        if !(length >= 0.0 && length <= usize::MAX as f64 && length.fract() == 0.0) {
-            return Err(JsError::new(&format!("{name}: a file length of {length} bytes")));
-        }
-        let file = lazy_file::JsFileReader { len: length as usize, read };
-        Playground::load_gguf(ModelBytes::lazy(Box::new(file)), name, progress, use_gpu).await
+        let file = lazy_file::js_file(length, read).map_err(|e| JsError::new(&format!("{name}: {e}")))?;
+        Playground::load_gguf(file, name, progress, use_gpu).await
     }
 
-    /// Like [`Playground::load`], for a Hugging Face checkpoint: the `.safetensors` weights with
-    /// the `config.json` and `tokenizer.json` beside them (as bytes). `name` names the checkpoint
-    /// in errors and the summary. Rejects with an `Error` naming the file that is wrong (weights,
-    /// config.json or tokenizer.json) and why.
+    /// Like [`Playground::load_lazy`], for a Hugging Face checkpoint: the `.safetensors` weights
+    /// (`length` bytes read by `read(offset, length)`, a range at a time) with the `config.json`
+    /// and `tokenizer.json` beside them (as bytes). The header is read first, then each tensor once
+    /// to check it and once to upload it. `name` names the checkpoint in errors and the summary.
+    /// Rejects with an `Error` naming the file that is wrong (weights, config.json or
+    /// tokenizer.json) and why.
     #[wasm_bindgen(js_name = loadSafetensors)]
     pub async fn load_safetensors(
-        weights: Vec<u8>,
+        length: f64,
+        read: js_sys::Function,
         config_json: Vec<u8>,
         tokenizer_json: Vec<u8>,
         name: String,
         progress: js_sys::Function,
         use_gpu: bool,
     ) -> Result<Playground, JsError> {
+        let weights = lazy_file::js_file(length, read).map_err(|e| JsError::new(&format!("{name}: {e}")))?;
         Playground::load_with(&progress, use_gpu, |report| {
             Model::from_safetensors(weights, &config_json, &tokenizer_json, &name, report)
         })
@@ -281,25 +284,35 @@ impl Playground {
     }
 
     /// Like [`Playground::load_safetensors`], for a checkpoint sharded as Hugging Face ships large
-    /// ones: `model.safetensors.index.json` (`index_json`) and the shards it names, `names[i]`
-    /// being the file name of `shards[i]`. Rejects with an `Error` naming a shard the index lists
-    /// and that was not given, or a tensor outside the shard the index says.
+    /// ones: `model.safetensors.index.json` (`index_json`) and the shards it names, shard `i`
+    /// being the file `names[i]` of `lengths[i]` bytes, read by `reads[i](offset, length)`.
+    /// Rejects with an `Error` naming a shard the index lists and that was not given, a shard
+    /// that is bad or cannot be read, or a tensor outside the shard the index says.
     #[wasm_bindgen(js_name = loadSafetensorsShards)]
     #[allow(clippy::too_many_arguments)]
     pub async fn load_safetensors_shards(
         index_json: Vec<u8>,
         names: Vec<String>,
-        shards: Vec<js_sys::Uint8Array>,
+        lengths: Vec<f64>,
+        reads: Vec<js_sys::Function>,
         config_json: Vec<u8>,
         tokenizer_json: Vec<u8>,
         name: String,
         progress: js_sys::Function,
         use_gpu: bool,
     ) -> Result<Playground, JsError> {
-        if names.len() != shards.len() {
-            return Err(JsError::new(&format!("{name}: {} shard names for {} shards", names.len(), shards.len())));
+        if names.len() != lengths.len() || names.len() != reads.len() {
+            let (n, l, r) = (names.len(), lengths.len(), reads.len());
+            return Err(JsError::new(&format!("{name}: {n} shard names, {l} lengths and {r} readers")));
         }
-        let shards: Vec<(String, Vec<u8>)> = names.into_iter().zip(shards.iter().map(|s| s.to_vec())).collect();
+        let shards = names
+            .into_iter()
+            .zip(lengths.into_iter().zip(reads))
+            .map(|(shard, (length, read))| match lazy_file::js_file(length, read) {
+                Ok(file) => Ok((shard, file)),
+                Err(e) => Err(JsError::new(&format!("{name}: {shard}: {e}"))),
+            })
+            .collect::<Result<Vec<(String, ModelBytes)>, JsError>>()?;
         Playground::load_with(&progress, use_gpu, |report| {
             Model::from_safetensors_shards(&index_json, shards, &config_json, &tokenizer_json, &name, report)
         })

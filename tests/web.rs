@@ -720,22 +720,35 @@ async fn the_facade_serves_the_outlier_views() {
 // ---------------------------------------------------------------------------------------------
 // A GGUF the worker reads a range at a time (its Blob through FileReaderSync): the same model.
 
+/// A JS `read(offset, length)` over a copy of `bytes`, as the worker's `blobReader` is; each
+/// length asked for is pushed to `reads`.
+fn js_reader(bytes: &[u8], reads: &js_sys::Array) -> js_sys::Function {
+    let file = js_sys::Uint8Array::from(bytes);
+    let reader = js_sys::Function::new_with_args(
+        "file, reads",
+        "return (offset, length) => { reads.push(length); return file.slice(offset, offset + length); };",
+    );
+    reader.call2(&wasm_bindgen::JsValue::NULL, &file, reads).unwrap().into()
+}
+
+/// The `top` of the facade's `predict` as (id, logit).
+fn top_logits(prediction: &wasm_bindgen::JsValue) -> Vec<(u64, f32)> {
+    let top = String::from(js_sys::JSON::stringify(&field(prediction, &["top"])).unwrap());
+    let top: Vec<serde_json::Value> = serde_json::from_str(&top).unwrap();
+    top.iter().map(|t| (t["id"].as_u64().unwrap(), t["logit"].as_f64().unwrap() as f32)).collect()
+}
+
 #[wasm_bindgen_test]
 async fn a_file_read_a_range_at_a_time_loads_and_predicts_like_one_in_memory() {
     use quantscope::web::Playground;
     use wasm_bindgen::JsValue;
     let noop = js_sys::Function::new_no_args("");
     let bytes = tiny_llama_gguf(0x52);
-    let file = js_sys::Uint8Array::from(&bytes[..]);
     let reads = js_sys::Array::new();
-    let reader = js_sys::Function::new_with_args(
-        "file, reads",
-        "return (offset, length) => { reads.push(length); return file.slice(offset, offset + length); };",
-    );
-    let read: js_sys::Function = reader.call2(&JsValue::NULL, &file, &reads).unwrap().into();
-    let lazy = Playground::load_lazy(bytes.len() as f64, read, "tiny.gguf".into(), noop.clone(), true)
-        .await
-        .expect("load a range at a time");
+    let lazy =
+        Playground::load_lazy(bytes.len() as f64, js_reader(&bytes, &reads), "tiny.gguf".into(), noop.clone(), true)
+            .await
+            .expect("load a range at a time");
     // A file this small is one read (the first chunk holds it all); the native tests count a
     // real model's pieces.
     let read_bytes: f64 = reads.iter().map(|n| n.as_f64().unwrap()).sum();
@@ -754,8 +767,33 @@ async fn a_file_read_a_range_at_a_time_loads_and_predicts_like_one_in_memory() {
     assert!(message.contains("gone.gguf") && message.contains("the file is gone"), "{message}");
 }
 
+/// A file larger than wasm32's 4 GiB address space (as an 8B model's is): the tiny llama with its
+/// tensor data moved 5 GiB on, read a range at a time, predicts what the compact file does. An
+/// offset cut to 32 bits anywhere between the header and the read would read the zeros of the gap.
+#[wasm_bindgen_test]
+async fn a_file_larger_than_wasm_memory_loads_a_range_at_a_time_and_predicts_like_the_compact_one() {
+    use quantscope::web::Playground;
+    use web_support::relocated::relocated_gguf;
+    let noop = js_sys::Function::new_no_args("");
+    let bytes = tiny_llama_gguf(0x53);
+    let far = relocated_gguf(&bytes, 5 << 30);
+    let length = far.len() as f64;
+    assert!(length > 2f64.powi(32) + 2f64.powi(30));
+    let read = gapped_file_reader(far);
+    let lazy =
+        Playground::load_lazy(length, read, "far.gguf".into(), noop.clone(), true).await.expect("load past 4 GiB");
+    let whole = Playground::load(bytes, "tiny.gguf".into(), noop, true).await.expect("load");
+    let top = |v: wasm_bindgen::JsValue| String::from(js_sys::JSON::stringify(&field(&v, &["reference"])).unwrap());
+    let prompt = "abcab cabc";
+    assert_eq!(
+        top(lazy.predict_both(prompt.into(), 5).await.unwrap()),
+        top(whole.predict_both(prompt.into(), 5).await.unwrap())
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
-// A Hugging Face checkpoint sharded with model.safetensors.index.json, through the facade.
+// Hugging Face checkpoints (one file, or shards with model.safetensors.index.json) that the
+// worker reads a range at a time, through the facade.
 
 /// The tiny llama's shapes as a Hugging Face checkpoint with random f32 weights: config.json,
 /// tokenizer.json (the tiny GGUF's vocabulary) and its tensors by HF name, in file order.
@@ -803,50 +841,171 @@ fn safetensors_file(tensors: &[(String, Vec<usize>, Vec<u8>)]) -> Vec<u8> {
     safetensors::serialize(views, None).unwrap()
 }
 
-#[wasm_bindgen_test]
-async fn a_sharded_checkpoint_loads_like_one_file_and_a_missing_shard_is_named() {
-    use quantscope::web::Playground;
-    use wasm_bindgen::JsValue;
-    let noop = js_sys::Function::new_no_args("");
-    let (config, tokenizer, tensors) = tiny_hf_llama(0x5348);
-    let single = Playground::load_safetensors(
-        safetensors_file(&tensors),
-        config.clone().into_bytes(),
-        tokenizer.clone().into_bytes(),
-        "tiny".into(),
-        noop.clone(),
-        true,
-    )
-    .await
-    .expect("one file");
-    // Hugging Face's layout: the embeddings and block 0 in one shard, the rest in the other.
+/// The tiny checkpoint cut as Hugging Face shards it (the embeddings and block 0 in the first
+/// shard, the rest in the second): the shard names, the shards' bytes and the index.
+fn tiny_hf_shards(tensors: &[(String, Vec<usize>, Vec<u8>)]) -> ([&'static str; 2], [Vec<u8>; 2], String) {
     let names = ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"];
     let first = |name: &str| name.contains("embed_tokens") || name.contains("layers.0.");
     let (a, b): (Vec<_>, Vec<_>) = tensors.iter().cloned().partition(|t| first(&t.0));
     let weight_map: serde_json::Map<String, serde_json::Value> =
         tensors.iter().map(|t| (t.0.clone(), names[usize::from(!first(&t.0))].into())).collect();
     let index = serde_json::json!({"metadata": {}, "weight_map": weight_map}).to_string();
-    let shards = [safetensors_file(&a), safetensors_file(&b)].map(|s| js_sys::Uint8Array::from(&s[..]));
-    let load = |given: usize| {
+    (names, [safetensors_file(&a), safetensors_file(&b)], index)
+}
+
+/// A Hugging Face checkpoint the worker reads a range at a time (its Blobs through
+/// FileReaderSync), one file and sharded: on the CPU it predicts exactly what the same bytes
+/// loaded in memory do, and on WebGPU the one file and the shards predict alike.
+#[wasm_bindgen_test]
+async fn a_safetensors_checkpoint_read_a_range_at_a_time_predicts_what_it_does_in_memory() {
+    use quantscope::web::Playground;
+    let noop = js_sys::Function::new_no_args("");
+    let (config, tokenizer, tensors) = tiny_hf_llama(0x5348);
+    let (config, tokenizer) = (config.into_bytes(), tokenizer.into_bytes());
+    let whole = safetensors_file(&tensors);
+    let prompt = "abcab cabc";
+    let in_memory = Model::from_safetensors(whole.clone(), &config, &tokenizer, "tiny", &mut |_| {}).unwrap();
+    let expected: Vec<(u64, f32)> =
+        in_memory.predict(prompt, 5).unwrap().top.iter().map(|t| (t.id as u64, t.logit)).collect();
+
+    let (names, shards, index) = tiny_hf_shards(&tensors);
+    let reads = js_sys::Array::new();
+    let one_file = |use_gpu| {
+        let read = js_reader(&whole, &reads);
+        Playground::load_safetensors(
+            whole.len() as f64,
+            read,
+            config.clone(),
+            tokenizer.clone(),
+            "tiny".into(),
+            noop.clone(),
+            use_gpu,
+        )
+    };
+    let sharded = |use_gpu| {
         Playground::load_safetensors_shards(
             index.clone().into_bytes(),
-            names[..given].iter().map(|n| n.to_string()).collect(),
-            shards[..given].to_vec(),
+            names.iter().map(|n| n.to_string()).collect(),
+            shards.iter().map(|s| s.len() as f64).collect(),
+            shards.iter().map(|s| js_reader(s, &reads)).collect(),
+            config.clone(),
+            tokenizer.clone(),
+            "tiny".into(),
+            noop.clone(),
+            use_gpu,
+        )
+    };
+    let on_cpu = one_file(false).await.expect("one file on the CPU");
+    assert_eq!(top_logits(&on_cpu.predict(prompt.into(), 5).await.unwrap()), expected, "one file");
+    let read_bytes: f64 = reads.iter().map(|n| n.as_f64().unwrap()).sum();
+    assert!(read_bytes >= whole.len() as f64, "{read_bytes} bytes read of {}", whole.len());
+    let on_cpu = sharded(false).await.expect("two shards on the CPU");
+    assert_eq!(top_logits(&on_cpu.predict(prompt.into(), 5).await.unwrap()), expected, "two shards");
+
+    let top = |v: wasm_bindgen::JsValue| String::from(js_sys::JSON::stringify(&field(&v, &["reference"])).unwrap());
+    let (one, two) = (one_file(true).await.expect("one file"), sharded(true).await.expect("two shards"));
+    assert_eq!(
+        top(two.predict_both(prompt.into(), 5).await.unwrap()),
+        top(one.predict_both(prompt.into(), 5).await.unwrap())
+    );
+}
+
+#[wasm_bindgen_test]
+async fn a_safetensors_shard_that_is_missing_or_whose_read_throws_is_named() {
+    use quantscope::web::Playground;
+    use wasm_bindgen::JsValue;
+    let noop = js_sys::Function::new_no_args("");
+    let (config, tokenizer, tensors) = tiny_hf_llama(0x5349);
+    let (names, shards, index) = tiny_hf_shards(&tensors);
+    let reads = js_sys::Array::new();
+    let throwing = js_sys::Function::new_with_args("offset, length", "throw new Error('the shard is gone');");
+    let load = |readers: Vec<js_sys::Function>| {
+        Playground::load_safetensors_shards(
+            index.clone().into_bytes(),
+            names[..readers.len()].iter().map(|n| n.to_string()).collect(),
+            shards[..readers.len()].iter().map(|s| s.len() as f64).collect(),
+            readers,
             config.clone().into_bytes(),
             tokenizer.clone().into_bytes(),
             "tiny".into(),
             noop.clone(),
-            true,
+            false,
         )
     };
-    let sharded = load(2).await.expect("two shards");
-    let top = |v: JsValue| String::from(js_sys::JSON::stringify(&field(&v, &["reference"])).unwrap());
-    let prompt = "abcab cabc";
-    assert_eq!(
-        top(sharded.predict_both(prompt.into(), 5).await.unwrap()),
-        top(single.predict_both(prompt.into(), 5).await.unwrap())
+    let message = |err: wasm_bindgen::JsError| String::from(js_sys::Error::from(JsValue::from(err)).message());
+    let err = load(vec![js_reader(&shards[0], &reads)]).await.err().expect("a missing shard");
+    assert!(message(err).contains(&format!("\"{}\" named by the index was not given", names[1])));
+    let err = load(vec![js_reader(&shards[0], &reads), throwing]).await.err().expect("a shard that cannot be read");
+    let message = message(err);
+    assert!(
+        message.starts_with(&format!("tiny: {}: cannot read file: ", names[1]))
+            && message.contains("the shard is gone"),
+        "{message}"
     );
-    let err = load(1).await.err().expect("a missing shard");
-    let message = String::from(js_sys::Error::from(JsValue::from(err)).message());
-    assert!(message.contains(names[1]) && message.contains("was not given"), "{message}");
+}
+
+/// A shard as large as Hugging Face's 5 GB ones is larger than wasm32's 4 GiB address space: the
+/// tiny checkpoint with its tensor data moved 5 GiB on (tensors the loader skips fill the gap),
+/// read a range at a time, predicts exactly what the compact file does in memory. An offset cut
+/// to 32 bits anywhere between the header and the read would read the zeros of the gap.
+#[wasm_bindgen_test]
+async fn a_safetensors_file_larger_than_wasm_memory_loads_a_range_at_a_time_and_predicts_like_the_compact_one() {
+    use quantscope::web::Playground;
+    use web_support::relocated::relocated_safetensors;
+    let noop = js_sys::Function::new_no_args("");
+    let (config, tokenizer, tensors) = tiny_hf_llama(0x534A);
+    let (config, tokenizer) = (config.into_bytes(), tokenizer.into_bytes());
+    let whole = safetensors_file(&tensors);
+    let far = relocated_safetensors(&whole, 5 << 30);
+    let length = far.len() as f64;
+    assert!(length > 2f64.powi(32) + 2f64.powi(30));
+    let read = gapped_file_reader(far);
+    let lazy = Playground::load_safetensors(length, read, config.clone(), tokenizer.clone(), "far".into(), noop, false)
+        .await
+        .expect("load past 4 GiB");
+    let prompt = "abcab cabc";
+    let compact = Model::from_safetensors(whole, &config, &tokenizer, "tiny", &mut |_| {}).unwrap();
+    let expected: Vec<(u64, f32)> =
+        compact.predict(prompt, 5).unwrap().top.iter().map(|t| (t.id as u64, t.logit)).collect();
+    assert_eq!(top_logits(&lazy.predict(prompt.into(), 5).await.unwrap()), expected);
+}
+
+/// In wasm32 the safetensors crate's usize offsets and sizes stop at 4 GiB: it cannot place a
+/// tensor past 4 GiB in a shard, nor size one over 512 MiB (its size in bits overflows). The
+/// header parsed from a head describes both (a 4.4 GB shard whose first tensor is 2.4 GB of
+/// bf16), and refuses by name a tensor that cannot be in memory here.
+#[wasm_bindgen_test]
+fn a_safetensors_header_in_wasm32_places_tensors_past_4_gib_and_sizes_them_past_512_mib() {
+    use quantscope::formats::safetensors::read_header;
+    let header = |tensors: &[(&str, &str, u64, u64)]| {
+        let mut json = serde_json::Map::new();
+        let mut at = 0u64;
+        for &(name, dtype, elements, size) in tensors {
+            let info =
+                serde_json::json!({"dtype": dtype, "shape": [elements], "data_offsets": [at, at + elements * size]});
+            json.insert(name.to_string(), info);
+            at += elements * size;
+        }
+        let json = serde_json::to_string(&json).unwrap();
+        let mut head = (json.len() as u64).to_le_bytes().to_vec();
+        head.extend_from_slice(json.as_bytes());
+        (head.len() as u64 + at, head)
+    };
+    let tensors = [("big", "BF16", 1_200_000_000, 2), ("mid", "F32", 500_000_000, 4), ("past", "F16", 1000, 2)];
+    let (length, head) = header(&tensors);
+    let table = read_header(&head, length, "shard.safetensors").expect("a 4.4 GB shard");
+    let data = head.len() as u64;
+    let places: Vec<(&str, u64, usize)> = table.iter().map(|t| (t.name.as_str(), t.start, t.len)).collect();
+    assert_eq!(
+        places,
+        [
+            ("big", data, 2_400_000_000),
+            ("mid", data + 2_400_000_000, 2_000_000_000),
+            ("past", data + 4_400_000_000, 2000)
+        ]
+    );
+
+    let (length, head) = header(&[("huge", "F32", 1_100_000_000, 4)]);
+    let err = read_header(&head, length, "shard.safetensors").unwrap_err().to_string();
+    assert!(err.contains("shard.safetensors: tensor \"huge\": 4400000000 bytes do not fit"), "{err}");
 }

@@ -4,23 +4,12 @@
 //! same bytes read a range at a time (as the page reads a file) must load or fail alike.
 #![no_main]
 
+mod ranges;
+
 use libfuzzer_sys::fuzz_target;
 use quantscope::model::reference::{forward, ForwardOptions};
-use quantscope::model::bytes::ByteSource;
 use quantscope::model::{Model, ModelBytes};
-
-/// The fuzz input served a range at a time, as the page's Blob is.
-struct Ranges(Vec<u8>);
-
-impl ByteSource for Ranges {
-    fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    fn read(&self, start: usize, len: usize) -> Result<Vec<u8>, String> {
-        self.0.get(start..start + len).map(<[u8]>::to_vec).ok_or_else(|| "out of range".into())
-    }
-}
+use ranges::Ranges;
 
 /// Skip the forward for models whose arithmetic would make a run slow (the loader accepts
 /// large dims if the file really holds them).

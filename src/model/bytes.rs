@@ -11,9 +11,11 @@ use std::sync::Mutex;
 
 /// A file read a range at a time (the page's `Blob`, through a worker's synchronous reader).
 pub trait ByteSource: Send + Sync {
-    fn len(&self) -> usize;
+    /// The file's length: a u64, since a file the page reads lazily may be larger than wasm32's
+    /// 4 GiB address space (an 8B model's 4.6 GB); only the ranges read must fit in memory.
+    fn len(&self) -> u64;
     /// Exactly the bytes `start..start + len`, or why they could not be read.
-    fn read(&self, start: usize, len: usize) -> Result<Vec<u8>, String>;
+    fn read(&self, start: u64, len: usize) -> Result<Vec<u8>, String>;
 }
 
 /// Reads up to half this long are served from one cached chunk of this size, so walking a
@@ -23,12 +25,12 @@ const LAZY_CHUNK: usize = 4 << 20;
 pub struct LazyBytes {
     source: Box<dyn ByteSource>,
     /// The last chunk read: (its start, its bytes).
-    chunk: Mutex<Option<(usize, Vec<u8>)>>,
+    chunk: Mutex<Option<(u64, Vec<u8>)>>,
 }
 
 impl LazyBytes {
-    fn read(&self, start: usize, len: usize) -> Result<Cow<'_, [u8]>, String> {
-        let end = start.checked_add(len).filter(|&end| end <= self.source.len());
+    fn read(&self, start: u64, len: usize) -> Result<Cow<'_, [u8]>, String> {
+        let end = start.checked_add(len as u64).filter(|&end| end <= self.source.len());
         let Some(end) = end else {
             return Err(format!("bytes {start}..+{len} lie past the end ({} bytes)", self.source.len()));
         };
@@ -36,14 +38,16 @@ impl LazyBytes {
             return self.source.read(start, len).map(Cow::Owned);
         }
         let mut chunk = self.chunk.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let cached = chunk.as_ref().is_some_and(|(at, bytes)| *at <= start && end <= at + bytes.len());
+        let cached = chunk.as_ref().is_some_and(|(at, bytes)| *at <= start && end <= at + bytes.len() as u64);
         if !cached {
             // From `start` on: a walk forward through the file reads each byte once.
-            let until = (start + LAZY_CHUNK).min(self.source.len());
-            *chunk = Some((start, self.source.read(start, until - start)?));
+            let until = (start + LAZY_CHUNK as u64).min(self.source.len());
+            *chunk = Some((start, self.source.read(start, (until - start) as usize)?));
         }
         let (at, bytes) = chunk.as_ref().expect("filled above");
-        Ok(Cow::Owned(bytes[start - at..end - at].to_vec()))
+        // Both ends lie inside the cached chunk, so their distances from its start fit a usize.
+        let from = (start - at) as usize;
+        Ok(Cow::Owned(bytes[from..from + len].to_vec()))
     }
 }
 
@@ -72,10 +76,10 @@ impl ModelBytes {
         ModelBytes::Lazy(LazyBytes { source, chunk: Mutex::new(None) })
     }
 
-    pub fn len(&self) -> usize {
+    pub fn len(&self) -> u64 {
         match self {
             ModelBytes::Lazy(lazy) => lazy.source.len(),
-            _ => self.in_memory().map_or(0, <[u8]>::len),
+            _ => self.in_memory().map_or(0, <[u8]>::len) as u64,
         }
     }
 
@@ -94,14 +98,15 @@ impl ModelBytes {
     }
 
     /// The bytes `start..start + len`: borrowed where they are in memory, read where lazy.
-    pub fn read(&self, start: usize, len: usize) -> Result<Cow<'_, [u8]>, String> {
+    pub fn read(&self, start: u64, len: usize) -> Result<Cow<'_, [u8]>, String> {
         match self {
             ModelBytes::Lazy(lazy) => lazy.read(start, len),
             _ => {
                 let bytes = self.in_memory().unwrap_or(&[]);
-                start
-                    .checked_add(len)
-                    .and_then(|end| bytes.get(start..end))
+                usize::try_from(start)
+                    .ok()
+                    .and_then(|start| Some(start..start.checked_add(len)?))
+                    .and_then(|range| bytes.get(range))
                     .map(Cow::Borrowed)
                     .ok_or_else(|| format!("bytes {start}..+{len} lie past the end ({} bytes)", bytes.len()))
             }
@@ -111,12 +116,13 @@ impl ModelBytes {
     /// Says `range` will not be read for a while. A mapped file's whole pages inside it leave
     /// the resident set at once and are read again from the file if touched; owned bytes and a
     /// lazy file's one cached chunk stay.
-    pub fn release(&self, range: Range<usize>) {
+    pub fn release(&self, range: Range<u64>) {
         #[cfg(all(unix, not(target_arch = "wasm32")))]
         if let ModelBytes::Mapped(map) = self {
-            const PAGE: usize = 4096;
-            let start = range.start.next_multiple_of(PAGE);
-            let end = (range.end.min(map.len()) / PAGE) * PAGE;
+            const PAGE: u64 = 4096;
+            // A mapping lies in the address space, so its offsets fit a usize.
+            let start = range.start.next_multiple_of(PAGE) as usize;
+            let end = ((range.end.min(map.len() as u64) / PAGE) * PAGE) as usize;
             if start < end {
                 // SAFETY: DONTNEED on a read-only shared file mapping only drops page table
                 // entries; the next read faults the same bytes back in from the file, so no
@@ -141,7 +147,7 @@ impl From<Vec<u8>> for ModelBytes {
 pub struct ByteSegments {
     buffers: Vec<ModelBytes>,
     /// Where each buffer starts in the concatenation.
-    starts: Vec<usize>,
+    starts: Vec<u64>,
 }
 
 impl ByteSegments {
@@ -152,14 +158,14 @@ impl ByteSegments {
     }
 
     /// Appends `bytes`; returns the offset at which they start.
-    pub fn push(&mut self, bytes: impl Into<ModelBytes>) -> usize {
+    pub fn push(&mut self, bytes: impl Into<ModelBytes>) -> u64 {
         let start = self.len();
         self.starts.push(start);
         self.buffers.push(bytes.into());
         start
     }
 
-    pub fn len(&self) -> usize {
+    pub fn len(&self) -> u64 {
         match (self.starts.last(), self.buffers.last()) {
             (Some(start), Some(last)) => start + last.len(),
             _ => 0,
@@ -176,19 +182,20 @@ impl ByteSegments {
     }
 
     /// The buffer holding offset `start` and `start` within it.
-    fn locate(&self, start: usize) -> Option<(&ModelBytes, usize)> {
+    fn locate(&self, start: u64) -> Option<(&ModelBytes, u64)> {
         let i = self.starts.partition_point(|&s| s <= start).checked_sub(1)?;
         Some((&self.buffers[i], start - self.starts[i]))
     }
 
     /// Whether `start..start + len` lies inside one buffer.
-    pub fn contains(&self, start: usize, len: usize) -> bool {
-        self.locate(start).is_some_and(|(buffer, local)| local.checked_add(len).is_some_and(|end| end <= buffer.len()))
+    pub fn contains(&self, start: u64, len: usize) -> bool {
+        self.locate(start)
+            .is_some_and(|(buffer, local)| local.checked_add(len as u64).is_some_and(|end| end <= buffer.len()))
     }
 
     /// `len` bytes from `start`; an error where they are out of bounds, cross from one buffer
     /// into the next, or could not be read.
-    pub fn read(&self, start: usize, len: usize) -> Result<Cow<'_, [u8]>, String> {
+    pub fn read(&self, start: u64, len: usize) -> Result<Cow<'_, [u8]>, String> {
         if !self.contains(start, len) {
             return Err(format!("bytes {start}..+{len} are not inside one of the buffers ({} bytes)", self.len()));
         }
@@ -197,9 +204,9 @@ impl ByteSegments {
     }
 
     /// [`ModelBytes::release`] of the bytes `start..start + len`.
-    pub fn release(&self, start: usize, len: usize) {
+    pub fn release(&self, start: u64, len: usize) {
         if let Some((buffer, local)) = self.locate(start) {
-            buffer.release(local..local.saturating_add(len));
+            buffer.release(local..local.saturating_add(len as u64));
         }
     }
 }

@@ -93,7 +93,7 @@ pub fn split_fused(
                 name: name.clone(),
                 dtype: t.dtype,
                 dims: if vector { vec![*n as u64] } else { vec![t.dims[0], *n as u64] },
-                start: t.start + bytes(first_row),
+                start: t.start + bytes(first_row) as u64,
                 len: bytes(*n),
             });
             first_row += n;
@@ -119,7 +119,7 @@ mod tests {
         LlamaConfig::from_hf_json(json.as_bytes(), "config.json").unwrap()
     }
 
-    fn tensor(name: &str, dtype: GgmlType, cols: u64, rows: u64, start: usize) -> WeightTensor {
+    fn tensor(name: &str, dtype: GgmlType, cols: u64, rows: u64, start: u64) -> WeightTensor {
         let len = dtype.bytes_for(cols * rows).unwrap() as usize;
         WeightTensor { name: name.into(), dtype, dims: vec![cols, rows], start, len }
     }
@@ -131,10 +131,10 @@ mod tests {
         assert_eq!((c.q_dim(), c.kv_dim(), c.d_ff), (64, 32, 96));
         let qkv = tensor("blk.0.attn_qkv.weight", GgmlType::Q8_0, 64, 128, 1000);
         let up = tensor("blk.0.ffn_up.weight", GgmlType::F32, 64, 192, 50_000);
-        let row_q8 = 2 * 34;
+        let row_q8: usize = 2 * 34;
         let out = split_fused(&c, vec![qkv, up], "m").unwrap();
         let at = |n: &str| out.iter().find(|t| t.name == n).unwrap();
-        let ranges: Vec<(usize, usize, u64)> = ["attn_q", "attn_k", "attn_v", "ffn_gate", "ffn_up"]
+        let ranges: Vec<(u64, usize, u64)> = ["attn_q", "attn_k", "attn_v", "ffn_gate", "ffn_up"]
             .iter()
             .map(|s| at(&format!("blk.0.{s}.weight")))
             .map(|t| (t.start, t.len, t.dims[1]))
@@ -143,8 +143,8 @@ mod tests {
             ranges,
             [
                 (1000, 64 * row_q8, 64),
-                (1000 + 64 * row_q8, 32 * row_q8, 32),
-                (1000 + 96 * row_q8, 32 * row_q8, 32),
+                (1000 + 64 * row_q8 as u64, 32 * row_q8, 32),
+                (1000 + 96 * row_q8 as u64, 32 * row_q8, 32),
                 (50_000, 96 * 256, 96),
                 (50_000 + 96 * 256, 96 * 256, 96)
             ]

@@ -5,8 +5,8 @@ use serde::Serialize;
 
 use crate::error::{FormatError, ModelError};
 use crate::formats::ggml::{self, GgmlType};
-use crate::formats::gguf::GgufFile;
-use crate::formats::safetensors;
+use crate::formats::gguf::{GgufFile, GgufTensorInfo};
+use crate::formats::safetensors::{self, SafetensorsTensor};
 use crate::formats::tokenizer::TextTokenizer;
 use crate::model::bytes::{ByteSegments, ModelBytes};
 use crate::model::config::{is_gemma, LlamaConfig, MlpKind, NormKind, Positions};
@@ -92,20 +92,23 @@ impl Model {
         let tensors = gguf
             .tensors
             .iter()
-            .map(|t| WeightTensor {
-                name: t.name.clone(),
-                dtype: t.dtype,
-                dims: t.dims.clone(),
-                start: (gguf.data_offset + t.offset) as usize,
-                len: t.n_bytes as usize,
+            .map(|t| {
+                Ok(WeightTensor {
+                    name: t.name.clone(),
+                    dtype: t.dtype,
+                    dims: t.dims.clone(),
+                    start: gguf.data_offset + t.offset,
+                    len: tensor_len(t, source)?,
+                })
             })
-            .collect();
+            .collect::<Result<_, FormatError>>()?;
         let tensors = split_fused(&config, tensors, source)?;
         let weights = Weights::new(bytes, source, tensors)?;
         Model::assemble(source, name, config, weights, tokenizer, progress)
     }
 
-    /// A model from a Hugging Face checkpoint: one `model.safetensors`, its `config.json` and
+    /// A model from a Hugging Face checkpoint: one `model.safetensors` (in memory, mapped, or
+    /// read a range at a time: only its header is read to parse it), its `config.json` and
     /// `tokenizer.json`. Tensor names are mapped onto GGUF's (`model.layers.3.mlp.up_proj.weight`
     /// → `blk.3.ffn_up.weight`) so the rest of the code sees one naming scheme.
     pub fn from_safetensors(
@@ -117,14 +120,15 @@ impl Model {
     ) -> Result<Model, ModelError> {
         let bytes = bytes.into();
         progress(Progress { stage: "parse", done: 0, total: 1 });
-        let tensors = safetensors::read_tensors(in_memory(&bytes, source)?, source)?;
+        let tensors = read_safetensors_header(&bytes, source)?;
         Model::from_safetensors_table(ByteSegments::new(bytes), tensors, config_json, tokenizer_json, source, progress)
     }
 
     /// A Hugging Face checkpoint sharded over several safetensors files, as
     /// `model.safetensors.index.json` (`index_json`) lists them: `shards` are (file name, bytes).
     /// Every shard the index names must be given, and every tensor must sit in the shard the
-    /// index says. The shards stay separate buffers (mapped files natively), seen as one.
+    /// index says. The shards stay separate buffers (mapped files natively, files read a range at
+    /// a time in the page), seen as one; errors name the shard as `{source}: {shard}`.
     pub fn from_safetensors_shards<Shard: Into<ModelBytes>>(
         index_json: &[u8],
         shards: Vec<(String, Shard)>,
@@ -151,7 +155,7 @@ impl Model {
             };
             let file = format!("{source}: {shard}");
             let offset = bytes.len();
-            for mut t in safetensors::read_tensors(in_memory(&shard_bytes, &file)?, &file)? {
+            for mut t in read_safetensors_header(&shard_bytes, &file)? {
                 let misplaced = match index.shard_of(&t.name) {
                     Some(listed) if listed == shard => None,
                     Some(listed) => Some(format!("holds tensor {:?}, which the index puts in {listed:?}", t.name)),
@@ -176,7 +180,7 @@ impl Model {
     /// config.json and tokenizer.json.
     fn from_safetensors_table(
         bytes: ByteSegments,
-        table: Vec<safetensors::SafetensorsTensor>,
+        table: Vec<SafetensorsTensor>,
         config_json: &[u8],
         tokenizer_json: &[u8],
         source: &str,
@@ -367,20 +371,34 @@ pub(crate) fn parse_gguf_head(bytes: &ModelBytes, source: &str) -> Result<GgufFi
     }
     let mut head_len = (1 << 20).min(bytes.len());
     loop {
-        let head = bytes.read(0, head_len).map_err(|message| FormatError::Io { file: source.into(), message })?;
-        match GgufFile::parse_head(&head, bytes.len() as u64, source) {
+        let head = usize::try_from(head_len)
+            .map_err(|_| FormatError::Io { file: source.into(), message: format!("a header of {head_len} bytes") })
+            .and_then(|len| bytes.read(0, len).map_err(|message| FormatError::Io { file: source.into(), message }))?;
+        match GgufFile::parse_head(&head, bytes.len(), source) {
             Err(FormatError::Truncated { .. }) if head_len < bytes.len() => head_len = (head_len * 4).min(bytes.len()),
             parsed => return parsed,
         }
     }
 }
 
-/// Safetensors headers are read from bytes in memory (or mapped); the page reads such a file whole.
-fn in_memory<'a>(bytes: &'a ModelBytes, file: &str) -> Result<&'a [u8], FormatError> {
-    bytes.in_memory().ok_or_else(|| FormatError::Invalid {
-        file: file.into(),
-        message: "a safetensors file is read whole, not a range at a time".into(),
+/// A GGUF tensor's length in bytes, which must fit in memory even where the file does not.
+fn tensor_len(t: &GgufTensorInfo, source: &str) -> Result<usize, FormatError> {
+    usize::try_from(t.n_bytes).map_err(|_| FormatError::BadTensor {
+        file: source.into(),
+        tensor: t.name.clone(),
+        message: format!("{} bytes do not fit in this platform's memory", t.n_bytes),
     })
+}
+
+/// The tensor table of a safetensors file in memory, mapped or read lazily: the header's 8-byte
+/// length, then the header, each read once through [`ModelBytes::read`] (which borrows where the
+/// bytes are in memory), so that both are one code path and no tensor data is read here.
+pub fn read_safetensors_header(bytes: &ModelBytes, file: &str) -> Result<Vec<SafetensorsTensor>, FormatError> {
+    let io = |message| FormatError::Io { file: file.into(), message };
+    let first = bytes.read(0, bytes.len().min(safetensors::HEADER_LEN_BYTES as u64) as usize).map_err(io)?;
+    let header_len = safetensors::header_len(&first, bytes.len(), file)?;
+    let head = bytes.read(0, safetensors::HEADER_LEN_BYTES + header_len).map_err(io)?;
+    safetensors::read_header(&head, bytes.len(), file)
 }
 
 /// Llama 3.1's RoPE frequency divisors, which GGUF stores as the f32 tensor `rope_freqs.weight`
@@ -402,9 +420,8 @@ fn rope_freq_factors(
             expected,
         });
     }
-    let start = (gguf.data_offset + t.offset) as usize;
     let data = bytes
-        .read(start, t.n_bytes as usize)
+        .read(gguf.data_offset + t.offset, tensor_len(t, &gguf.file)?)
         .map_err(|message| FormatError::Io { file: gguf.file.clone(), message })?;
     let factors: Vec<f32> = data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
     if let Some((i, f)) = factors.iter().enumerate().find(|(_, f)| !(f.is_finite() && **f > 0.0)) {
@@ -430,7 +447,7 @@ fn shift_norm_gains(bytes: &mut ByteSegments, tensors: &mut [WeightTensor], sour
         let values = ggml::dequantize(t.dtype, &data, t.n_elements() as usize, source, &t.name)?;
         let start = shifted.len();
         shifted.extend(values.iter().flat_map(|w| (1.0 + w).to_le_bytes()));
-        *t = WeightTensor { dtype: GgmlType::F32, start: base + start, len: shifted.len() - start, ..t.clone() };
+        *t = WeightTensor { dtype: GgmlType::F32, start: base + start as u64, len: shifted.len() - start, ..t.clone() };
     }
     bytes.push(shifted);
     Ok(())
@@ -539,7 +556,7 @@ fn transpose_conv1d(
                 transposed[to..to + size].copy_from_slice(&stored[from..from + size]);
             }
         }
-        let start = base + transposed_all.len();
+        let start = base + transposed_all.len() as u64;
         transposed_all.extend_from_slice(&transposed);
         *t = WeightTensor { dims: vec![n_in as u64, n_out as u64], start, ..t.clone() };
     }

@@ -15,8 +15,9 @@ pub struct WeightTensor {
     pub dtype: GgmlType,
     /// ggml order: dims[0] is the contiguous row length (a linear layer's input width).
     pub dims: Vec<u64>,
-    /// Byte range inside the weights' bytes (all their buffers, one after the other).
-    pub start: usize,
+    /// Byte range inside the weights' bytes (all their buffers, one after the other). The start
+    /// is a u64: a file read lazily may be larger than wasm32's address space; one tensor is not.
+    pub start: u64,
     pub len: usize,
 }
 
@@ -75,9 +76,9 @@ impl Weights {
                 return Err(FormatError::TensorOutOfBounds {
                     file: source.into(),
                     tensor: t.name.clone(),
-                    start: t.start as u64,
-                    end: t.start as u64 + t.len as u64,
-                    file_len: bytes.len() as u64,
+                    start: t.start,
+                    end: t.start + t.len as u64,
+                    file_len: bytes.len(),
                 });
             }
             if by_name.insert(t.name.clone(), i).is_some() {
@@ -130,10 +131,10 @@ impl Weights {
                 message: format!("rows {first}..{} of {}", first + count, t.n_rows()),
             });
         }
-        self.read(t.start + first * row_bytes, count * row_bytes)
+        self.read(t.start + (first * row_bytes) as u64, count * row_bytes)
     }
 
-    fn read(&self, start: usize, len: usize) -> Result<Cow<'_, [u8]>, FormatError> {
+    fn read(&self, start: u64, len: usize) -> Result<Cow<'_, [u8]>, FormatError> {
         self.bytes.read(start, len).map_err(|message| FormatError::Io { file: self.source.clone(), message })
     }
 

@@ -163,7 +163,7 @@ pub fn quantize_model(
             name: t.name.clone(),
             dtype,
             dims: t.dims.clone(),
-            start,
+            start: start as u64,
             len: bytes.len() - start,
         });
         reports.extend(report);
@@ -241,7 +241,7 @@ pub fn replace_tensors(model: &Model, replaced: &HashMap<String, Vec<f32>>) -> R
             name: t.name.clone(),
             dtype,
             dims: t.dims.clone(),
-            start,
+            start: start as u64,
             len: bytes.len() - start,
         });
     }

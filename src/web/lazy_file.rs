@@ -6,10 +6,20 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::JsValue;
 
 use crate::model::bytes::ByteSource;
+use crate::model::ModelBytes;
 
 pub struct JsFileReader {
-    pub len: usize,
-    pub read: js_sys::Function,
+    len: u64,
+    read: js_sys::Function,
+}
+
+/// A file of `length` bytes read through `read`, or why `length` is not a file's length. Offsets
+/// travel to `read` as JS numbers, exact up to 2^53 bytes.
+pub fn js_file(length: f64, read: js_sys::Function) -> Result<ModelBytes, String> {
+    if !(length >= 0.0 && length <= (1u64 << 53) as f64 && length.fract() == 0.0) {
+        return Err(format!("a file length of {length} bytes"));
+    }
+    Ok(ModelBytes::lazy(Box::new(JsFileReader { len: length as u64, read })))
 }
 
 // SAFETY: JS handles are not Send or Sync because a JS value belongs to the thread that made it.
@@ -22,11 +32,11 @@ unsafe impl Send for JsFileReader {}
 unsafe impl Sync for JsFileReader {}
 
 impl ByteSource for JsFileReader {
-    fn len(&self) -> usize {
+    fn len(&self) -> u64 {
         self.len
     }
 
-    fn read(&self, start: usize, len: usize) -> Result<Vec<u8>, String> {
+    fn read(&self, start: u64, len: usize) -> Result<Vec<u8>, String> {
         let (at, n) = (JsValue::from_f64(start as f64), JsValue::from_f64(len as f64));
         let value = self.read.call2(&JsValue::NULL, &at, &n).map_err(|e| {
             let message = e.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message()));

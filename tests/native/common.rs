@@ -4,6 +4,10 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use quantscope::model::bytes::ByteSource;
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -96,4 +100,68 @@ pub fn scratch(name: &str) -> PathBuf {
     let dir = repo().join("target/oracle").join(name);
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// A file in memory served a range at a time (as the page reads a `Blob`), counting what it was
+/// asked for; the counters are shared, so a test keeps them after the source is boxed.
+pub struct CountingSource {
+    pub bytes: Vec<u8>,
+    pub bytes_read: Arc<AtomicUsize>,
+    pub largest_read: Arc<AtomicUsize>,
+}
+
+impl CountingSource {
+    pub fn new(bytes: Vec<u8>) -> CountingSource {
+        CountingSource { bytes, bytes_read: Arc::default(), largest_read: Arc::default() }
+    }
+}
+
+impl ByteSource for CountingSource {
+    fn len(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+
+    fn read(&self, start: u64, len: usize) -> Result<Vec<u8>, String> {
+        self.bytes_read.fetch_add(len, Ordering::Relaxed);
+        self.largest_read.fetch_max(len, Ordering::Relaxed);
+        let start = start as usize;
+        Ok(self.bytes[start..start + len].to_vec())
+    }
+}
+
+/// The names of the two shards [`shard_like_hugging_face`] writes.
+pub const SHARD_NAMES: [&str; 2] = ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"];
+
+/// A one-file safetensors checkpoint cut in two shards as Hugging Face lays them out (the
+/// embeddings and block 0 in the first, the rest in the second), with the
+/// model.safetensors.index.json that lists them.
+pub fn shard_like_hugging_face(whole: &[u8]) -> (String, Vec<(String, Vec<u8>)>) {
+    let file = safetensors::SafeTensors::deserialize(whole).unwrap();
+    let shard_of =
+        |name: &str| SHARD_NAMES[usize::from(!(name.contains("embed_tokens") || name.contains("layers.0.")))];
+    let mut shards = Vec::new();
+    let mut weight_map = serde_json::Map::new();
+    for shard in SHARD_NAMES {
+        let mut part: Vec<(String, safetensors::tensor::TensorView)> =
+            file.tensors().into_iter().filter(|(name, _)| shard_of(name) == shard).collect();
+        part.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, _) in &part {
+            weight_map.insert(name.clone(), shard.into());
+        }
+        shards.push((shard.to_string(), safetensors::serialize(part, None).unwrap()));
+    }
+    (serde_json::json!({"metadata": {}, "weight_map": weight_map}).to_string(), shards)
+}
+
+/// A file of this many bytes that fails every read, as a `Blob` whose file was removed does.
+pub struct RemovedFile(pub u64);
+
+impl ByteSource for RemovedFile {
+    fn len(&self) -> u64 {
+        self.0
+    }
+
+    fn read(&self, _: u64, _: usize) -> Result<Vec<u8>, String> {
+        Err("the file was removed".into())
+    }
 }

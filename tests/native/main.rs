@@ -37,6 +37,7 @@ mod gpu_runtime_quant;
 mod gpu_split_weights;
 mod gpu_topk;
 mod interventions;
+mod lazy_safetensors;
 mod llama3_rope;
 mod mapped_weights;
 mod model_synthetic;

@@ -2,13 +2,14 @@
 //! lazily read model computes exactly what a read one does, the pages of tensors a mapped model
 //! has checked or uploaded leave the process's resident set, and a lazy file is read in pieces no
 //! larger than its largest tensor.
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use crate::common;
 
+use crate::gpu_common::relocated::relocated_gguf;
+use crate::gpu_common::tiny_qwen3_gguf;
 use common::*;
-use quantscope::model::bytes::{ByteSegments, ByteSource};
+use quantscope::model::bytes::ByteSegments;
 use quantscope::model::reference::{forward, ForwardOptions};
 use quantscope::model::{Model, ModelBytes};
 
@@ -66,35 +67,15 @@ fn byte_segments_place_each_buffer_after_the_last_and_refuse_ranges_across_them(
     assert_eq!(read(4, 1), Some(vec![5]));
     assert_eq!(read(2, 2), None, "a range across two buffers");
     assert_eq!(read(4, 2), None, "a range past the end");
-    assert_eq!(read(usize::MAX, 2), None);
+    assert_eq!(read(u64::MAX, 2), None);
     assert_eq!(segments.first().and_then(|b| b.in_memory()), Some(&[1u8, 2, 3][..]));
-}
-
-/// A file in memory served a range at a time, counting what it was asked for.
-struct CountingSource {
-    bytes: Vec<u8>,
-    bytes_read: Arc<AtomicUsize>,
-    largest_read: Arc<AtomicUsize>,
-}
-
-impl ByteSource for CountingSource {
-    fn len(&self) -> usize {
-        self.bytes.len()
-    }
-
-    fn read(&self, start: usize, len: usize) -> Result<Vec<u8>, String> {
-        self.bytes_read.fetch_add(len, Ordering::Relaxed);
-        self.largest_read.fetch_max(len, Ordering::Relaxed);
-        Ok(self.bytes[start..start + len].to_vec())
-    }
 }
 
 #[test]
 fn a_lazily_read_model_reads_each_tensor_once_to_load_and_computes_what_a_read_one_does() {
     let bytes = std::fs::read(default_model_path()).unwrap();
-    let (bytes_read, largest_read) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let source =
-        CountingSource { bytes: bytes.clone(), bytes_read: bytes_read.clone(), largest_read: largest_read.clone() };
+    let source = CountingSource::new(bytes.clone());
+    let (bytes_read, largest_read) = (source.bytes_read.clone(), source.largest_read.clone());
     let model = Model::from_gguf(ModelBytes::lazy(Box::new(source)), "lazy", &mut |_| {}).unwrap();
 
     // The header, then every tensor once for the finite check: about the file, not a multiple.
@@ -113,17 +94,26 @@ fn a_lazily_read_model_reads_each_tensor_once_to_load_and_computes_what_a_read_o
 
 #[test]
 fn a_lazy_file_that_fails_to_read_is_an_error_naming_the_file() {
-    struct Failing(usize);
-    impl ByteSource for Failing {
-        fn len(&self) -> usize {
-            self.0
-        }
-        fn read(&self, _: usize, _: usize) -> Result<Vec<u8>, String> {
-            Err("the file was removed".into())
-        }
-    }
-    let Err(err) = Model::from_gguf(ModelBytes::lazy(Box::new(Failing(1 << 20))), "gone.gguf", &mut |_| {}) else {
+    let Err(err) = Model::from_gguf(ModelBytes::lazy(Box::new(RemovedFile(1 << 20))), "gone.gguf", &mut |_| {}) else {
         panic!("a file that cannot be read loaded");
     };
     assert!(err.to_string().contains("gone.gguf") && err.to_string().contains("the file was removed"), "{err}");
+}
+
+/// The page reads a file as large as an 8B model's (past wasm32's 4 GiB) a range at a time; its
+/// tensors then start past 4 GiB. Here a tiny model's data is moved 5 GiB on (zeros between):
+/// read lazily it computes exactly what the compact file does. tests/web.rs does the same in
+/// wasm32, where a usize offset would wrap.
+#[test]
+fn a_lazily_read_file_with_its_tensors_past_4_gib_computes_what_the_compact_one_does() {
+    let bytes = tiny_qwen3_gguf(0x4A, None);
+    let far = relocated_gguf(&bytes, 5 << 30);
+    assert!(far.len() > 5 << 30);
+    let lazy = Model::from_gguf(ModelBytes::lazy(Box::new(far)), "far.gguf", &mut |_| {}).unwrap();
+    assert!(lazy.weights.tensors().iter().all(|t| t.start >= 5 << 30));
+    let compact = Model::from_gguf(bytes, "compact.gguf", &mut |_| {}).unwrap();
+    let tokens = [1, 5, 9, 3, 7];
+    let ours = forward(&lazy, &tokens, ForwardOptions::default()).unwrap().logits;
+    let theirs = forward(&compact, &tokens, ForwardOptions::default()).unwrap().logits;
+    assert_eq!(ours, theirs, "the relocated file's logits differ from the compact one's");
 }

@@ -118,7 +118,6 @@ fn a_forward_resumed_at_a_block_from_its_own_residual_stream_is_the_whole_forwar
 
 #[test]
 fn a_checkpoint_sharded_with_an_index_loads_like_one_file_and_a_missing_shard_is_named() {
-    use safetensors::SafeTensors;
     let dir = scratch("hf_sharded");
     run_oracle("export_hf.py", &[&default_model_path().display().to_string(), &dir.display().to_string(), "2"], "");
     let whole = std::fs::read(dir.join("model.safetensors")).unwrap();
@@ -126,27 +125,7 @@ fn a_checkpoint_sharded_with_an_index_loads_like_one_file_and_a_missing_shard_is
         (std::fs::read(dir.join("config.json")).unwrap(), std::fs::read(dir.join("tokenizer.json")).unwrap());
     let single = Model::from_safetensors(whole.clone(), &config, &tokenizer, "single", &mut |_| {}).unwrap();
 
-    // Hugging Face's layout: the embeddings and block 0 in one shard, the rest in the other.
-    let file = SafeTensors::deserialize(&whole).unwrap();
-    let shard_of = |name: &str| {
-        if name.contains("embed_tokens") || name.contains("layers.0.") {
-            "model-00001-of-00002.safetensors"
-        } else {
-            "model-00002-of-00002.safetensors"
-        }
-    };
-    let mut shards = Vec::new();
-    let mut weight_map = serde_json::Map::new();
-    for shard in ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"] {
-        let mut part: Vec<(String, safetensors::tensor::TensorView)> =
-            file.tensors().into_iter().filter(|(name, _)| shard_of(name) == shard).collect();
-        part.sort_by(|a, b| a.0.cmp(&b.0));
-        for (name, _) in &part {
-            weight_map.insert(name.clone(), shard.into());
-        }
-        shards.push((shard.to_string(), safetensors::serialize(part, None).unwrap()));
-    }
-    let index = serde_json::json!({"metadata": {}, "weight_map": weight_map}).to_string();
+    let (index, shards) = common::shard_like_hugging_face(&whole);
     let sharded =
         Model::from_safetensors_shards(index.as_bytes(), shards.clone(), &config, &tokenizer, "sharded", &mut |_| {})
             .unwrap();

@@ -148,3 +148,14 @@ pub async fn browser_adapter_info() -> String {
         field("description")
     )
 }
+
+/// `file` as the page hands a model file to the engine: a JS `read(offset, length)` returning a
+/// `Uint8Array`. The engine keeps calling it for CPU work, so it lives as long as the page.
+pub fn gapped_file_reader(file: relocated::GappedFile) -> js_sys::Function {
+    use wasm_bindgen::closure::Closure;
+    use wasm_bindgen::JsCast;
+    let read = Closure::<dyn Fn(f64, f64) -> js_sys::Uint8Array>::new(move |offset: f64, length: f64| {
+        js_sys::Uint8Array::from(&file.read(offset as u64, length as usize)[..])
+    });
+    read.into_js_value().unchecked_into()
+}
