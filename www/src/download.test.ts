@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cacheStamp, readAll, readToBlob } from './download';
+import { cacheStamp, readToBlob } from './download';
 
 function streamOf(chunks: number[][]): ReadableStream<Uint8Array> {
   let i = 0;
@@ -12,43 +12,10 @@ function streamOf(chunks: number[][]): ReadableStream<Uint8Array> {
   });
 }
 
-test('reads a stream of known length into one buffer, reporting progress', async () => {
-  const reports: [number, number][] = [];
-  let clock = 0;
-  const bytes = await readAll(
-    streamOf([[1, 2], [3], [4, 5, 6]]),
-    6,
-    (d, t) => reports.push([d, t]),
-    () => (clock += 100),
-  );
-  assert.deepEqual([...bytes], [1, 2, 3, 4, 5, 6]);
-  assert.deepEqual(reports.at(-1), [6, 6]);
-  assert.ok(reports.length >= 2);
-});
-
-test('more bytes than announced, fewer, or no length: still every byte', async () => {
-  assert.deepEqual(
-    [
-      ...(await readAll(
-        streamOf([
-          [1, 2],
-          [3, 4],
-        ]),
-        3,
-        () => {},
-      )),
-    ],
-    [1, 2, 3, 4],
-  );
-  assert.deepEqual([...(await readAll(streamOf([[1, 2]]), 5, () => {}))], [1, 2]);
-  assert.deepEqual([...(await readAll(streamOf([[9], [8, 7]]), 0, () => {}))], [9, 8, 7]);
-  assert.equal((await readAll(streamOf([]), 0, () => {})).length, 0);
-});
-
 test('progress is throttled', async () => {
   const reports: number[] = [];
   const chunks = Array.from({ length: 100 }, () => [0]);
-  await readAll(
+  await readToBlob(
     streamOf(chunks),
     100,
     (d) => reports.push(d),

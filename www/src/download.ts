@@ -6,46 +6,7 @@ const PROGRESS_INTERVAL_MS = 50;
 /** The Cache API bucket for model files; bump the version when the stored layout changes. */
 export const MODEL_CACHE_NAME = 'quantscope-models-v1';
 
-/**
- * Reads a stream to the end into one Uint8Array, reporting bytes as they come. With a known
- * length the bytes go straight into one buffer (no second copy of a 100 MB file); when more
- * bytes arrive than announced, or none was, chunks are collected and joined at the end.
- */
-export async function readAll(
-  stream: ReadableStream<Uint8Array>,
-  total: number,
-  onProgress: (done: number, total: number) => void,
-  now: () => number = () => performance.now(),
-): Promise<Uint8Array> {
-  const reader = counted(stream, total, onProgress, now).getReader();
-  let buffer: Uint8Array | null = total > 0 ? new Uint8Array(total) : null;
-  const chunks: Uint8Array[] = [];
-  let done = 0;
-  for (;;) {
-    const { done: finished, value } = await reader.read();
-    if (finished) break;
-    if (buffer && done + value.length <= buffer.length) {
-      buffer.set(value, done);
-    } else {
-      if (buffer) {
-        chunks.push(buffer.subarray(0, done));
-        buffer = null;
-      }
-      chunks.push(value);
-    }
-    done += value.length;
-  }
-  if (buffer) return done === buffer.length ? buffer : buffer.subarray(0, done);
-  const out = new Uint8Array(done);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
-}
-
-/** Passes a stream's bytes on unchanged, reporting how many have passed as readAll does. */
+/** Passes a stream's bytes on unchanged, reporting how many have passed (throttled, and once at the end). */
 export function counted(
   stream: ReadableStream<Uint8Array>,
   total: number,

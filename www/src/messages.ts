@@ -420,7 +420,7 @@ export type ModelSource =
   | { kind: 'url'; url: string }
   | { kind: 'gguf-file'; file: File }
   | { kind: 'safetensors-files'; weights: File; config: File; tokenizer: File }
-  /** A sharded checkpoint: model.safetensors.index.json and the shards it names (read whole). */
+  /** A sharded checkpoint: model.safetensors.index.json and the shards it names (each read a range at a time). */
   | { kind: 'safetensors-shards'; index: File; shards: File[]; config: File; tokenizer: File }
   /** A file the user opened before, from this browser's cache (`local:NAME` in a shared link). */
   | { kind: 'cached-local'; name: string };

@@ -9,7 +9,8 @@
 
 import init, * as wasm from '../pkg/quantscope.js';
 import { Playground } from '../pkg/quantscope.js';
-import { readAll, readToBlob, modelCache, cacheStamp, localCacheKey } from './download';
+import { readToBlob, modelCache, cacheStamp, localCacheKey } from './download';
+import { loadParts, partsSize, type ModelParts, type RangeReader } from './model-parts';
 import { capabilities, optionalMethod } from './capabilities';
 import { enginePolicy } from './forward';
 import { isSoftwareAdapter } from './webgpu';
@@ -64,11 +65,6 @@ function requireOptional(name: string, what: string): Optional {
 
 // ---------------------------------------------------------------------------------------------
 // Loading.
-
-/** Bytes of one file, reported as they are read. */
-function readFile(file: File, ctx: CallContext): Promise<Uint8Array> {
-  return readAll(file.stream(), file.size, (done, total) => ctx.progress('read', done, total));
-}
 
 /**
  * A served file, as a Blob (kept by the browser, read by the engine a range at a time). Served files are cached (Cache API) keyed by URL, stamped with the
@@ -129,7 +125,7 @@ async function storeLocal(name: string, part: string, body: Blob | Uint8Array): 
   await cache.put(localCacheKey(name, part), response).catch(() => {});
 }
 
-/** A user's GGUF kept in the cache comes back as a Blob, like a served one. */
+/** A user's file kept in the cache comes back as a Blob, like a served one. */
 async function readLocalBlob(name: string, part: string, ctx: CallContext): Promise<Blob | null> {
   const cache = await modelCache();
   const hit = cache ? await cache.match(localCacheKey(name, part)) : undefined;
@@ -143,26 +139,11 @@ async function readLocal(name: string, part: string, ctx: CallContext): Promise<
   return blob ? new Uint8Array(await blob.arrayBuffer()) : null;
 }
 
-/**
- * The parts of a model: one GGUF (a Blob the engine reads a range at a time, so a model larger
- * than wasm memory loads), or safetensors + config.json + tokenizer.json (read whole).
- */
-type ModelBytes =
-  | { gguf: Blob }
-  | { weights: Uint8Array; config: Uint8Array; tokenizer: Uint8Array }
-  | { index: Uint8Array; shards: { name: string; bytes: Uint8Array }[]; config: Uint8Array; tokenizer: Uint8Array };
-
-function partsSize(parts: ModelBytes): number {
-  if ('gguf' in parts) return parts.gguf.size;
-  const weights = 'shards' in parts ? parts.shards.reduce((n, s) => n + s.bytes.length, 0) : parts.weights.length;
-  return weights + parts.config.length + parts.tokenizer.length;
-}
-
 async function modelBytes(
   name: string,
   source: ModelSource,
   ctx: CallContext,
-): Promise<{ parts: ModelBytes; fromCache: boolean; store: () => Promise<void> }> {
+): Promise<{ parts: ModelParts; fromCache: boolean; store: () => Promise<void> }> {
   switch (source.kind) {
     case 'url': {
       const { blob, fromCache, store } = await download(source.url, ctx);
@@ -173,7 +154,7 @@ async function modelBytes(
       return { parts: { gguf }, fromCache: false, store: () => storeLocal(name, 'gguf', gguf) };
     }
     case 'safetensors-files': {
-      const weights = await readFile(source.weights, ctx);
+      const weights = source.weights;
       const config = new Uint8Array(await source.config.arrayBuffer());
       const tokenizer = new Uint8Array(await source.tokenizer.arrayBuffer());
       const store = async () => {
@@ -185,8 +166,7 @@ async function modelBytes(
     }
     case 'safetensors-shards': {
       // Not kept in the cache: a link to it asks for the files again.
-      const shards = [];
-      for (const file of source.shards) shards.push({ name: file.name, bytes: await readFile(file, ctx) });
+      const shards = source.shards.map((file) => ({ name: file.name, blob: file }));
       const index = new Uint8Array(await source.index.arrayBuffer());
       const config = new Uint8Array(await source.config.arrayBuffer());
       const tokenizer = new Uint8Array(await source.tokenizer.arrayBuffer());
@@ -195,7 +175,7 @@ async function modelBytes(
     case 'cached-local': {
       const gguf = await readLocalBlob(source.name, 'gguf', ctx);
       if (gguf) return { parts: { gguf }, fromCache: true, store: async () => {} };
-      const weights = await readLocal(source.name, 'safetensors', ctx);
+      const weights = await readLocalBlob(source.name, 'safetensors', ctx);
       const config = await readLocal(source.name, 'config.json', ctx);
       const tokenizer = await readLocal(source.name, 'tokenizer.json', ctx);
       if (weights && config && tokenizer)
@@ -211,7 +191,7 @@ async function modelBytes(
 declare const FileReaderSync: { new (): { readAsArrayBuffer(blob: Blob): ArrayBuffer } };
 
 /** Reads `blob` a range at a time, synchronously (the engine's weights are read from inside its calls). */
-function blobReader(blob: Blob): (offset: number, length: number) => Uint8Array {
+function blobReader(blob: Blob): RangeReader {
   const reader = new FileReaderSync();
   return (offset, length) => new Uint8Array(reader.readAsArrayBuffer(blob.slice(offset, offset + length)));
 }
@@ -238,21 +218,7 @@ async function load({ name, source, useGpu, forward }: ArgsOf<'load'>, ctx: Call
   const size = partsSize(parts);
   const downloadMs = performance.now() - t0;
   ctx.progress('parse', 0, 1);
-  const loaded =
-    'gguf' in parts
-      ? await Playground.loadLazy(parts.gguf.size, blobReader(parts.gguf), name, ctx.progress, useGpu)
-      : 'shards' in parts
-        ? await Playground.loadSafetensorsShards(
-            parts.index,
-            parts.shards.map((s) => s.name),
-            parts.shards.map((s) => s.bytes),
-            parts.config,
-            parts.tokenizer,
-            name,
-            ctx.progress,
-            useGpu,
-          )
-        : await Playground.loadSafetensors(parts.weights, parts.config, parts.tokenizer, name, ctx.progress, useGpu);
+  const loaded = await loadParts(Playground, parts, blobReader, name, ctx.progress, useGpu);
   // Only a file that loaded is worth keeping: a bad one would fail again from the cache.
   await store();
   model?.free();
