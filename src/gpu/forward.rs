@@ -558,9 +558,14 @@ impl GpuModel {
         self.matrix_mut(name).map(|w| &*w)
     }
 
-    /// The matrices' names, in forward order.
+    /// The matrices' names, in forward order. GPT-2's position table is one: the CPU's recipes
+    /// quantize every 2-D tensor, so a study that left it as loaded would not be the model the
+    /// CLI quantizes.
     pub fn matrix_names(&self) -> Vec<String> {
         let mut names = vec!["token_embd.weight".to_string()];
+        if self.positions.is_some() {
+            names.push("position_embd.weight".into());
+        }
         if self.output.is_some() {
             names.push("output.weight".into());
         }
@@ -604,6 +609,9 @@ impl GpuModel {
         }
         if name == "output.weight" {
             return self.output.as_mut();
+        }
+        if name == "position_embd.weight" {
+            return self.positions.as_mut();
         }
         let rest = name.strip_prefix("blk.")?;
         let (layer, suffix) = rest.split_once('.')?;

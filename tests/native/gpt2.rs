@@ -263,3 +263,38 @@ fn an_exported_gpt2_is_fused_again_and_predicts_what_the_oracle_reads_from_it() 
     let err = relative_l2_f32(&ours, &oracle_logits(&path, &TOKENS));
     assert!(err <= LOGITS_TOLERANCE, "exported vs oracle: relative L2 {err:.3e}");
 }
+
+/// The study re-quantizes every matrix on the GPU that a recipe quantizes on the CPU: with
+/// GPT-2 that includes its position table, which the CPU's recipes quantize as a 2-D tensor. The
+/// GPU model so re-quantized predicts what the CPU-quantized model does, and the position table
+/// alone moves the logits by far more than the two differ.
+#[test]
+fn the_position_table_is_requantized_on_the_gpu_as_the_cpu_recipe_quantizes_it() {
+    use crate::gpu_common::ctx;
+    use quantscope::gpu::forward::{Capture, GpuModel};
+    use quantscope::quant::apply::quantize_model;
+    use quantscope::quant::{Recipe, Scheme};
+
+    let model = load(tiny_gpt2_gguf(SEED));
+    let scheme: Scheme = "int4-ch-asym".parse().unwrap();
+    let mut gpu = GpuModel::upload(ctx(), &model, &mut |_| {}).unwrap();
+    let names = gpu.matrix_names();
+    assert!(names.iter().any(|n| n == "position_embd.weight"), "{names:?}");
+    let mut encoder = ctx().encoder();
+    for name in &names {
+        gpu.requantize(ctx(), &mut encoder, name, &scheme).unwrap();
+    }
+    ctx().submit(encoder);
+    let mut cache = gpu.new_cache(ctx(), TOKENS.len() as u32).unwrap();
+    let on_gpu = pollster::block_on(gpu.step(ctx(), &mut cache, &TOKENS, &Capture::default())).unwrap().logits;
+    let quantized = |recipe: &Recipe| {
+        let q = quantize_model(&model, recipe, &mut |_| {}).unwrap().model;
+        forward(&q, &TOKENS, ForwardOptions::default()).unwrap().logits
+    };
+    let on_cpu = quantized(&Recipe::uniform(scheme.clone()));
+    let json = r#"{"default": "int4-ch-asym", "rules": [{"tensors": "position_embd.weight", "scheme": "keep"}]}"#;
+    let without_positions = quantized(&Recipe::from_json(json, "test recipe").unwrap());
+    let (err, effect) = (relative_l2_f32(&on_gpu, &on_cpu), relative_l2_f32(&without_positions, &on_cpu));
+    println!("GPU vs CPU {err:.2e}; the position table's own effect {effect:.2e}");
+    assert!(err <= 1e-4 && effect > 1e-3, "GPU vs CPU {err:.2e}, the position table's effect {effect:.2e}");
+}
