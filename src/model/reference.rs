@@ -336,7 +336,17 @@ fn linear(w: &Weights, x: &[f32], weight: &WeightTensor, bias: Option<&WeightTen
         let mut row = vec![0.0f32; n_in];
         for o in first..last {
             w.dequantize_row(weight, o, &mut row)?;
-            for t in 0..n_tokens {
+            // Four tokens per pass over the row: one load of the row feeds four independent
+            // accumulations (one alone waits on its adds), and each is still exactly `dot`.
+            let mut t = 0;
+            while t + 4 <= n_tokens {
+                let tokens: [&[f32]; 4] = std::array::from_fn(|i| &x[(t + i) * n_in..(t + i + 1) * n_in]);
+                for (i, value) in dot4(tokens, &row).into_iter().enumerate() {
+                    part[(t + i) * width + o - first] = value;
+                }
+                t += 4;
+            }
+            for t in t..n_tokens {
                 part[t * width + o - first] = dot(&x[t * n_in..(t + 1) * n_in], &row);
             }
         }
@@ -394,12 +404,39 @@ fn run_parts(
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut partial = [0.0f32; 8];
     let (a_blocks, b_blocks) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = a_blocks.remainder().iter().zip(b_blocks.remainder()).map(|(x, y)| x * y).sum();
     for (ab, bb) in a_blocks.zip(b_blocks) {
         for i in 0..8 {
             partial[i] += ab[i] * bb[i];
         }
     }
+    finish_dot(&partial, a, b)
+}
+
+/// `dot(a[i], b)` for four `a`s of `b`'s length, each summed in exactly `dot`'s order.
+fn dot4(a: [&[f32]; 4], b: &[f32]) -> [f32; 4] {
+    let [mut p0, mut p1, mut p2, mut p3] = [[0.0f32; 8]; 4];
+    let groups = b
+        .chunks_exact(8)
+        .zip(a[0].chunks_exact(8))
+        .zip(a[1].chunks_exact(8))
+        .zip(a[2].chunks_exact(8))
+        .zip(a[3].chunks_exact(8));
+    for ((((bb, a0), a1), a2), a3) in groups {
+        for i in 0..8 {
+            p0[i] += a0[i] * bb[i];
+            p1[i] += a1[i] * bb[i];
+            p2[i] += a2[i] * bb[i];
+            p3[i] += a3[i] * bb[i];
+        }
+    }
+    let partial = [p0, p1, p2, p3];
+    std::array::from_fn(|j| finish_dot(&partial[j], a[j], b))
+}
+
+/// The eight partial sums added in order, then the elements past the last whole group of eight.
+fn finish_dot(partial: &[f32; 8], a: &[f32], b: &[f32]) -> f32 {
+    let whole = a.len().min(b.len()) / 8 * 8;
+    let tail: f32 = a[whole..].iter().zip(&b[whole..]).map(|(x, y)| x * y).sum();
     partial.iter().sum::<f32>() + tail
 }
 
@@ -586,6 +623,27 @@ fn causal_attention(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn four_dot_products_at_once_are_each_bit_for_bit_the_single_one() {
+        // Lengths around the groups of eight, values spanning magnitudes so that the order of
+        // the additions shows in the low bits.
+        let mut state = 0x9e37_79b9u32;
+        let mut value = || {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            (state as f32 / u32::MAX as f32 - 0.5) * 10f32.powi((state % 7) as i32 - 3)
+        };
+        for len in [0, 1, 7, 8, 9, 13, 64, 577, 1003] {
+            let b: Vec<f32> = (0..len).map(|_| value()).collect();
+            let a: Vec<Vec<f32>> = (0..4).map(|_| (0..len).map(|_| value()).collect()).collect();
+            let four = dot4(std::array::from_fn(|i| a[i].as_slice()), &b);
+            for (i, got) in four.into_iter().enumerate() {
+                assert_eq!(got.to_bits(), dot(&a[i], &b).to_bits(), "length {len}, token {i}");
+            }
+        }
+    }
 
     /// Masks key 0 for every later query, as `drop-sink` does.
     struct DropKeyZero;
