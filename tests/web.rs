@@ -28,6 +28,7 @@ use quantscope::gpu::GpuContext;
 use quantscope::model::reference::{forward, ForwardOptions};
 use quantscope::model::{Model, RopeLayout};
 use wasm_bindgen_test::*;
+use web_support::hf_shards::shard_like_hugging_face;
 use web_support::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -841,18 +842,6 @@ fn safetensors_file(tensors: &[(String, Vec<usize>, Vec<u8>)]) -> Vec<u8> {
     safetensors::serialize(views, None).unwrap()
 }
 
-/// The tiny checkpoint cut as Hugging Face shards it (the embeddings and block 0 in the first
-/// shard, the rest in the second): the shard names, the shards' bytes and the index.
-fn tiny_hf_shards(tensors: &[(String, Vec<usize>, Vec<u8>)]) -> ([&'static str; 2], [Vec<u8>; 2], String) {
-    let names = ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"];
-    let first = |name: &str| name.contains("embed_tokens") || name.contains("layers.0.");
-    let (a, b): (Vec<_>, Vec<_>) = tensors.iter().cloned().partition(|t| first(&t.0));
-    let weight_map: serde_json::Map<String, serde_json::Value> =
-        tensors.iter().map(|t| (t.0.clone(), names[usize::from(!first(&t.0))].into())).collect();
-    let index = serde_json::json!({"metadata": {}, "weight_map": weight_map}).to_string();
-    (names, [safetensors_file(&a), safetensors_file(&b)], index)
-}
-
 /// A Hugging Face checkpoint the worker reads a range at a time (its Blobs through
 /// FileReaderSync), one file and sharded: on the CPU it predicts exactly what the same bytes
 /// loaded in memory do, and on WebGPU the one file and the shards predict alike.
@@ -868,7 +857,7 @@ async fn a_safetensors_checkpoint_read_a_range_at_a_time_predicts_what_it_does_i
     let expected: Vec<(u64, f32)> =
         in_memory.predict(prompt, 5).unwrap().top.iter().map(|t| (t.id as u64, t.logit)).collect();
 
-    let (names, shards, index) = tiny_hf_shards(&tensors);
+    let (index, shards) = shard_like_hugging_face(&whole);
     let reads = js_sys::Array::new();
     let one_file = |use_gpu| {
         let read = js_reader(&whole, &reads);
@@ -885,9 +874,9 @@ async fn a_safetensors_checkpoint_read_a_range_at_a_time_predicts_what_it_does_i
     let sharded = |use_gpu| {
         Playground::load_safetensors_shards(
             index.clone().into_bytes(),
-            names.iter().map(|n| n.to_string()).collect(),
-            shards.iter().map(|s| s.len() as f64).collect(),
-            shards.iter().map(|s| js_reader(s, &reads)).collect(),
+            shards.iter().map(|(name, _)| name.clone()).collect(),
+            shards.iter().map(|(_, bytes)| bytes.len() as f64).collect(),
+            shards.iter().map(|(_, bytes)| js_reader(bytes, &reads)).collect(),
             config.clone(),
             tokenizer.clone(),
             "tiny".into(),
@@ -916,14 +905,14 @@ async fn a_safetensors_shard_that_is_missing_or_whose_read_throws_is_named() {
     use wasm_bindgen::JsValue;
     let noop = js_sys::Function::new_no_args("");
     let (config, tokenizer, tensors) = tiny_hf_llama(0x5349);
-    let (names, shards, index) = tiny_hf_shards(&tensors);
+    let (index, shards) = shard_like_hugging_face(&safetensors_file(&tensors));
     let reads = js_sys::Array::new();
     let throwing = js_sys::Function::new_with_args("offset, length", "throw new Error('the shard is gone');");
     let load = |readers: Vec<js_sys::Function>| {
         Playground::load_safetensors_shards(
             index.clone().into_bytes(),
-            names[..readers.len()].iter().map(|n| n.to_string()).collect(),
-            shards[..readers.len()].iter().map(|s| s.len() as f64).collect(),
+            shards[..readers.len()].iter().map(|(name, _)| name.clone()).collect(),
+            shards[..readers.len()].iter().map(|(_, bytes)| bytes.len() as f64).collect(),
             readers,
             config.clone().into_bytes(),
             tokenizer.clone().into_bytes(),
@@ -933,12 +922,12 @@ async fn a_safetensors_shard_that_is_missing_or_whose_read_throws_is_named() {
         )
     };
     let message = |err: wasm_bindgen::JsError| String::from(js_sys::Error::from(JsValue::from(err)).message());
-    let err = load(vec![js_reader(&shards[0], &reads)]).await.err().expect("a missing shard");
-    assert!(message(err).contains(&format!("\"{}\" named by the index was not given", names[1])));
-    let err = load(vec![js_reader(&shards[0], &reads), throwing]).await.err().expect("a shard that cannot be read");
+    let err = load(vec![js_reader(&shards[0].1, &reads)]).await.err().expect("a missing shard");
+    assert!(message(err).contains(&format!("\"{}\" named by the index was not given", shards[1].0)));
+    let err = load(vec![js_reader(&shards[0].1, &reads), throwing]).await.err().expect("a shard that cannot be read");
     let message = message(err);
     assert!(
-        message.starts_with(&format!("tiny: {}: cannot read file: ", names[1]))
+        message.starts_with(&format!("tiny: {}: cannot read file: ", shards[1].0))
             && message.contains("the shard is gone"),
         "{message}"
     );

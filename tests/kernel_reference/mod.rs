@@ -3,10 +3,12 @@
 //! weights in stored formats, comparisons that list the first mismatches, and the CPU formulas
 //! (mirroring `model::reference`); also the GGUF metadata of the tiny synthetic llamas
 //! (tests/native/model_synthetic.rs, tests/web.rs), a tiny Qwen3 and a tiny Phi-3
-//! (tests/native/qwen3.rs, tests/native/phi3.rs, tests/web.rs), and GGUF and safetensors files
-//! moved past 4 GiB (`relocated`). Target-independent and synchronous: nothing here touches a GPU.
+//! (tests/native/qwen3.rs, tests/native/phi3.rs, tests/web.rs), GGUF and safetensors files moved
+//! past 4 GiB (`relocated`) and a checkpoint cut into shards (`hf_shards`). Target-independent
+//! and synchronous: nothing here touches a GPU.
 #![allow(dead_code)]
 
+pub mod hf_shards;
 pub mod relocated;
 
 use half::f16;
